@@ -1,0 +1,14 @@
+DROP TABLE rate_limits;
+DROP TABLE audit_log;
+DROP TABLE mail_outbox;
+DROP TABLE settings;
+DROP TABLE stock_ledger;
+DROP TABLE walk_in_sales;
+DROP TABLE reservations;
+DROP TABLE quota_usage;
+DROP TABLE pickup_windows;
+DROP TABLE store_days;
+DROP TABLE account_tokens;
+DROP TABLE users;
+DROP TABLE people;
+DROP TABLE stores;

@@ -1,0 +1,42 @@
+//! Accounts: who someone is (role, national ID, password) and how they prove it.
+
+pub mod national_id;
+pub mod password;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Citizen,
+    Pharmacist,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Citizen => "citizen",
+            Role::Pharmacist => "pharmacist",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "citizen" => Some(Role::Citizen),
+            "pharmacist" => Some(Role::Pharmacist),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Where a user of this role lands after logging in (SPEC §2).
+    pub fn home_path(self) -> &'static str {
+        match self {
+            Role::Citizen => "/reservations",
+            Role::Pharmacist => "/pharmacy",
+            Role::Admin => "/admin",
+        }
+    }
+}

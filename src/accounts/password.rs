@@ -1,0 +1,105 @@
+//! Passwords: 8–128 characters, hashed with argon2id at OWASP's minimum cost or above.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+pub const MIN_LEN: usize = 8;
+pub const MAX_LEN: usize = 128;
+
+/// m = 19 MiB, t = 2, p = 1: OWASP's recommended floor for argon2id.
+const MEMORY_KIB: u32 = 19 * 1024;
+const ITERATIONS: u32 = 2;
+const PARALLELISM: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRule {
+    #[error("too short")]
+    TooShort,
+    #[error("too long")]
+    TooLong,
+}
+
+/// A password that meets the length rule. Counted in characters, not bytes, so a
+/// Korean passphrase is judged like any other.
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub fn parse(text: &str) -> Result<NewPassword, PasswordRule> {
+        let len = text.chars().count();
+        if len < MIN_LEN {
+            Err(PasswordRule::TooShort)
+        } else if len > MAX_LEN {
+            Err(PasswordRule::TooLong)
+        } else {
+            Ok(NewPassword(text.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn hasher() -> Result<Argon2<'static>, argon2::Error> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hashes a password into a PHC string. CPU-heavy: call it off the async workers.
+pub fn hash(password: &NewPassword) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let phc = hasher()
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?
+        .hash_password(password.as_str().as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    Ok(phc.to_string())
+}
+
+/// Checks a password against a stored PHC string. CPU-heavy: off the async workers.
+pub fn verify(password: &str, phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    // The stored string carries its own parameters; verification follows them.
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+}
+
+/// A hash of a random password, to verify against when an account does not exist,
+/// so "no such e-mail" costs as much time as "wrong password".
+pub fn dummy_hash() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hash(&NewPassword(random))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_is_counted_in_characters() {
+        assert_eq!(NewPassword::parse("short").err(), Some(PasswordRule::TooShort));
+        assert!(NewPassword::parse("12345678").is_ok());
+        assert!(NewPassword::parse("마스크예약비밀번호").is_ok());
+        assert!(NewPassword::parse(&"x".repeat(128)).is_ok());
+        assert_eq!(
+            NewPassword::parse(&"x".repeat(129)).err(),
+            Some(PasswordRule::TooLong)
+        );
+    }
+
+    #[test]
+    fn hashes_are_argon2id_with_at_least_owasp_parameters_and_verify() {
+        let pw = NewPassword::parse("correct horse battery").unwrap();
+        let phc = hash(&pw).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify("correct horse battery", &phc));
+        assert!(!verify("correct horse battery!", &phc));
+        assert!(!verify("anything", "not a hash"));
+        assert_ne!(phc, hash(&pw).unwrap(), "salted");
+    }
+}

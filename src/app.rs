@@ -1,0 +1,239 @@
+//! Builds the HTTP server: state, middleware and routes. Used by `main` and by
+//! the tests, which bind port 0.
+
+use std::net::TcpListener;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::config::{AppEnv, Config};
+use crate::db::{Db, PoolOptions};
+use crate::web::i18n::Catalog;
+use crate::web::{csrf, errors, health, home, language};
+
+/// Shared by every request.
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub catalog: Arc<Catalog>,
+    pub keys: Keys,
+}
+
+/// Keys derived from the one secret, one per purpose, so that no two uses share
+/// key material.
+#[derive(Clone)]
+pub struct Keys {
+    pub cookie: Key,
+    pub national_id: Vec<u8>,
+}
+
+impl Keys {
+    pub fn derive(secret: &[u8]) -> Keys {
+        let derive = |label: &str| -> Vec<u8> {
+            let mut out = Vec::with_capacity(64);
+            for block in [1u8, 2] {
+                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+                    .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+                mac.update(label.as_bytes());
+                mac.update(&[block]);
+                out.extend_from_slice(&mac.finalize().into_bytes());
+            }
+            out
+        };
+        Keys {
+            cookie: Key::from(&derive("mask-reservation cookie key")),
+            national_id: derive("mask-reservation national id hash key"),
+        }
+    }
+}
+
+/// The catalog for the rare request that reaches a page without app state.
+pub fn fallback_catalog() -> Arc<Catalog> {
+    static FALLBACK: LazyLock<Option<Arc<Catalog>>> =
+        LazyLock::new(|| Catalog::load().ok().map(Arc::new));
+    FALLBACK.clone().unwrap_or_else(|| {
+        unreachable!("the locale files are compiled in and checked at start")
+    })
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Binds the listener and builds the server; the database is used lazily, so
+    /// the server starts (and reports 503) even when the database is down.
+    pub fn build(config: Config, db: Db) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(config.bind)?;
+        let port = listener.local_addr()?.port();
+        let catalog = Arc::new(Catalog::load()?);
+        let keys = Keys::derive(config.secret.bytes());
+        let state = web::Data::new(AppState {
+            db,
+            config: Arc::new(config),
+            catalog,
+            keys,
+        });
+        let metrics = metrics()?;
+        let server = server(listener, state.clone(), metrics)?;
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn metrics() -> anyhow::Result<PrometheusMetrics> {
+    // A registry per application, so that several in one process (the tests) do
+    // not collide.
+    PrometheusMetricsBuilder::new("mask_reservation")
+        .registry(prometheus::Registry::new())
+        .endpoint("/metrics")
+        .build()
+        .map_err(|e| anyhow::anyhow!("metrics: {e}"))
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CSP))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((
+            HeaderName::from_static("permissions-policy"),
+            "geolocation=(self), camera=(self), microphone=()",
+        ))
+        .add((HeaderName::from_static("cross-origin-opener-policy"), "same-origin"))
+}
+
+fn server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    metrics: PrometheusMetrics,
+) -> anyhow::Result<Server> {
+    let secure_cookies = state.config.app_env == AppEnv::Production;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(
+            CookieSessionStore::default(),
+            state.keys.cookie.clone(),
+        )
+        .cookie_name("mr_session".to_owned())
+        .cookie_content_security(CookieContentSecurity::Private)
+        .cookie_secure(secure_cookies)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .session_lifecycle(
+            PersistentSession::default().session_ttl(actix_web::cookie::time::Duration::hours(12)),
+        )
+        .build();
+        // The last `wrap` runs first: request id and logging outermost, then
+        // metrics, security headers, the session, error pages, and CSRF innermost
+        // (it needs the session, and its 403 becomes an error page).
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::FormConfig::default().limit(csrf::MAX_FORM_BYTES))
+            .wrap(from_fn(csrf::protect))
+            .wrap(from_fn(errors::error_pages))
+            .wrap(session)
+            .wrap(security_headers())
+            .wrap(metrics.clone())
+            .wrap(from_fn(request_id_header))
+            .wrap(TracingLogger::default())
+            .configure(routes)
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Every route of the application.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home::home))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/language", web::post().to(language::switch))
+        .route("/static/{path:.*}", web::get().to(static_file))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, errors::AppError> {
+    Err(errors::AppError::NotFound)
+}
+
+/// Echoes the request id that the logs carry, so a user's report can be traced.
+async fn request_id_header(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    let mut res = next.call(req).await?;
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}
+
+/// Static files compiled into the binary: one file to deploy.
+const STATIC_FILES: &[(&str, &str, &[u8])] = &[(
+    "css/app.css",
+    "text/css; charset=utf-8",
+    include_bytes!("../static/css/app.css"),
+)];
+
+async fn static_file(path: web::Path<String>) -> Result<HttpResponse, errors::AppError> {
+    let (_, content_type, body) = STATIC_FILES
+        .iter()
+        .find(|(name, _, _)| *name == path.as_str())
+        .ok_or(errors::AppError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(*content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(*body))
+}
+
+/// Opens the database handle the server uses.
+pub fn open_db(config: &Config) -> Db {
+    Db::new(
+        &config.database_url,
+        PoolOptions {
+            max_size: config.db_pool_size,
+            acquire_timeout: Duration::from_secs(5),
+        },
+    )
+}

@@ -1,0 +1,414 @@
+//! One typed configuration, read from the environment and command-line flags.
+//! Nothing else in the program reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono_tz::Tz;
+use clap::Args;
+use rand::RngCore;
+
+use crate::db::{DatabaseUrl, DatabaseUrlError};
+
+/// Flags shared by every subcommand; each falls back to its environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Listen address.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+    /// `sqlite://PATH` or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/mask-reservation.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Cookie and ID-hash key: 64 or more bytes, base64. Generated once into the
+    /// data directory for local runs; required in production.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<String>,
+    /// `smtp://host:port` or `file://DIR`.
+    #[arg(long, env = "MAIL_URL", default_value = "file://./data/mail", global = true)]
+    pub mail_url: String,
+    /// Service time zone (IANA name).
+    #[arg(long, env = "TIMEZONE", default_value = "Asia/Seoul", global = true)]
+    pub timezone: String,
+    /// `1` seeds demo data into an empty database; `0` never does. Default: on for
+    /// a local run, off in production.
+    #[arg(long, env = "DEMO", global = true)]
+    pub demo: Option<String>,
+    /// `production` or `development`. Production refuses to start without an
+    /// explicit SECRET_KEY and never seeds demo data unless DEMO=1.
+    #[arg(long = "env", env = "APP_ENV", default_value = "development", global = true)]
+    pub app_env: String,
+    /// Where local state lives (generated secret, default SQLite file, mail files).
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Database connections per app instance.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+    /// Public base URL used in e-mail links.
+    #[arg(long, env = "BASE_URL", global = true)]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    Smtp { host: String, port: u16 },
+    File(PathBuf),
+}
+
+/// The configuration the program runs with, fully validated.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub secret: SecretKey,
+    pub mail: MailTransport,
+    pub timezone: Tz,
+    pub seed_demo: bool,
+    pub app_env: AppEnv,
+    pub data_dir: PathBuf,
+    pub db_pool_size: u32,
+    pub base_url: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &self.database_url.redacted())
+            .field("mail", &self.mail)
+            .field("timezone", &self.timezone)
+            .field("seed_demo", &self.seed_demo)
+            .field("app_env", &self.app_env)
+            .field("data_dir", &self.data_dir)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// At least 64 bytes of key material: signs and encrypts the session cookie and
+/// keys the national-ID hash.
+#[derive(Clone)]
+pub struct SecretKey(Vec<u8>);
+
+impl SecretKey {
+    pub const MIN_LEN: usize = 64;
+
+    pub fn from_base64(text: &str) -> Result<Self, ConfigError> {
+        let bytes = BASE64
+            .decode(text.trim())
+            .map_err(|_| ConfigError::SecretKeyNotBase64)?;
+        if bytes.len() < Self::MIN_LEN {
+            return Err(ConfigError::SecretKeyTooShort(bytes.len()));
+        }
+        Ok(SecretKey(bytes))
+    }
+
+    pub fn generate() -> Self {
+        let mut bytes = vec![0u8; Self::MIN_LEN];
+        rand::rng().fill_bytes(&mut bytes);
+        SecretKey(bytes)
+    }
+
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(&self.0)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("BIND `{0}` is not an address like 127.0.0.1:8080")]
+    Bind(String),
+    #[error(transparent)]
+    DatabaseUrl(#[from] DatabaseUrlError),
+    #[error("MAIL_URL `{0}` must be smtp://host:port or file://DIR")]
+    MailUrl(String),
+    #[error("TIMEZONE `{0}` is not an IANA time zone such as Asia/Seoul")]
+    Timezone(String),
+    #[error("DEMO must be 0 or 1, not `{0}`")]
+    Demo(String),
+    #[error("APP_ENV must be `development` or `production`, not `{0}`")]
+    AppEnv(String),
+    #[error("SECRET_KEY is not valid base64")]
+    SecretKeyNotBase64,
+    #[error("SECRET_KEY holds {0} bytes; at least 64 are needed")]
+    SecretKeyTooShort(usize),
+    #[error("SECRET_KEY must be set in production (64+ random bytes, base64)")]
+    SecretKeyRequired,
+    #[error("DB_POOL_SIZE must be between 1 and 512")]
+    PoolSize,
+    #[error("cannot read or write the secret key file {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    /// Validates the flags. A local run without SECRET_KEY gets a key generated once
+    /// into the data directory (the only side effect here).
+    pub fn from_args(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let app_env = match args.app_env.trim() {
+            "development" | "dev" | "" => AppEnv::Development,
+            "production" | "prod" => AppEnv::Production,
+            other => return Err(ConfigError::AppEnv(other.into())),
+        };
+        let bind: SocketAddr = args
+            .bind
+            .parse()
+            .map_err(|_| ConfigError::Bind(args.bind.clone()))?;
+        let database_url = DatabaseUrl::parse(&args.database_url)?;
+        let mail = parse_mail_url(&args.mail_url)?;
+        let timezone: Tz = args
+            .timezone
+            .parse()
+            .map_err(|_| ConfigError::Timezone(args.timezone.clone()))?;
+        let seed_demo = match args.demo.as_deref().map(str::trim) {
+            None | Some("") => app_env == AppEnv::Development,
+            Some("1" | "true" | "on") => true,
+            Some("0" | "false" | "off") => false,
+            Some(other) => return Err(ConfigError::Demo(other.into())),
+        };
+        if !(1..=512).contains(&args.db_pool_size) {
+            return Err(ConfigError::PoolSize);
+        }
+        let secret = match args.secret_key.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(text) => SecretKey::from_base64(text)?,
+            None if app_env == AppEnv::Production => return Err(ConfigError::SecretKeyRequired),
+            None => load_or_create_secret(&args.data_dir.join("secret.key"))?,
+        };
+        let base_url = args
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bind}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Config {
+            bind,
+            database_url,
+            secret,
+            mail,
+            timezone,
+            seed_demo,
+            app_env,
+            data_dir: args.data_dir.clone(),
+            db_pool_size: args.db_pool_size,
+            base_url,
+        })
+    }
+}
+
+pub fn parse_mail_url(url: &str) -> Result<MailTransport, ConfigError> {
+    let bad = || ConfigError::MailUrl(url.to_owned());
+    if let Some(dir) = url.strip_prefix("file://") {
+        if dir.is_empty() {
+            return Err(bad());
+        }
+        return Ok(MailTransport::File(PathBuf::from(dir)));
+    }
+    if let Some(rest) = url.strip_prefix("smtp://") {
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
+            None => (rest, 25),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        return Ok(MailTransport::Smtp {
+            host: host.to_owned(),
+            port,
+        });
+    }
+    Err(bad())
+}
+
+fn load_or_create_secret(path: &Path) -> Result<SecretKey, ConfigError> {
+    let io_err = |source| ConfigError::SecretFile {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => SecretKey::from_base64(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io_err)?;
+            }
+            let key = SecretKey::generate();
+            write_private(path, &key.to_base64()).map_err(io_err)?;
+            Ok(key)
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    fn args(extra: &[&str]) -> ConfigArgs {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(extra);
+        TestCli::try_parse_from(argv).unwrap().config
+    }
+
+    fn with_dir(dir: &tempfile::TempDir, extra: &[&str]) -> ConfigArgs {
+        let mut a = args(extra);
+        a.data_dir = dir.path().to_owned();
+        a
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        // Flags are given explicitly so the test does not depend on the environment.
+        let a = with_dir(
+            &dir,
+            &[
+                "--bind",
+                "127.0.0.1:8080",
+                "--database-url",
+                "sqlite://./data/mask-reservation.db",
+                "--mail-url",
+                "file://./data/mail",
+                "--timezone",
+                "Asia/Seoul",
+                "--env",
+                "development",
+            ],
+        );
+        let c = Config::from_args(&a).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            c.database_url,
+            DatabaseUrl::Sqlite(PathBuf::from("./data/mask-reservation.db"))
+        );
+        assert_eq!(c.mail, MailTransport::File(PathBuf::from("./data/mail")));
+        assert_eq!(c.timezone, chrono_tz::Asia::Seoul);
+        assert!(c.seed_demo, "a local run seeds demo data into an empty database");
+        assert_eq!(c.base_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_local_run_generates_the_secret_once_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = with_dir(&dir, &["--env", "development"]);
+        let first = Config::from_args(&a).unwrap().secret.to_base64();
+        let second = Config::from_args(&a).unwrap().secret.to_base64();
+        assert_eq!(first, second);
+        assert!(dir.path().join("secret.key").exists());
+    }
+
+    #[test]
+    fn production_requires_an_explicit_secret_and_does_not_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = with_dir(&dir, &["--env", "production"]);
+        a.secret_key = None;
+        assert!(matches!(
+            Config::from_args(&a),
+            Err(ConfigError::SecretKeyRequired)
+        ));
+        a.secret_key = Some(SecretKey::generate().to_base64());
+        a.demo = None;
+        let c = Config::from_args(&a).unwrap();
+        assert!(!c.seed_demo);
+        assert!(!dir.path().join("secret.key").exists());
+    }
+
+    #[test]
+    fn a_short_or_garbled_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = with_dir(&dir, &[]);
+        a.secret_key = Some(BASE64.encode([7u8; 32]));
+        assert!(matches!(
+            Config::from_args(&a),
+            Err(ConfigError::SecretKeyTooShort(32))
+        ));
+        a.secret_key = Some("not base64!".into());
+        assert!(matches!(
+            Config::from_args(&a),
+            Err(ConfigError::SecretKeyNotBase64)
+        ));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&[&str], &str); 6] = [
+            (&["--bind", "localhost"], "BIND"),
+            (&["--database-url", "mysql://x"], "DATABASE_URL"),
+            (&["--mail-url", "http://x"], "MAIL_URL"),
+            (&["--timezone", "Mars/Olympus"], "TIMEZONE"),
+            (&["--demo", "maybe"], "DEMO"),
+            (&["--env", "staging"], "APP_ENV"),
+        ];
+        for (flags, name) in cases {
+            let err = Config::from_args(&with_dir(&dir, flags)).unwrap_err();
+            assert!(err.to_string().contains(name), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn mail_urls_parse() {
+        assert_eq!(
+            parse_mail_url("smtp://mail.internal:2525").unwrap(),
+            MailTransport::Smtp {
+                host: "mail.internal".into(),
+                port: 2525
+            }
+        );
+        assert_eq!(
+            parse_mail_url("smtp://relay").unwrap(),
+            MailTransport::Smtp {
+                host: "relay".into(),
+                port: 25
+            }
+        );
+        assert!(parse_mail_url("smtp://:25").is_err());
+        assert!(parse_mail_url("file://").is_err());
+    }
+
+    #[test]
+    fn demo_flag_overrides_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_args(&with_dir(&dir, &["--demo", "0"])).unwrap();
+        assert!(!c.seed_demo);
+    }
+}

@@ -1,0 +1,407 @@
+//! The database: one connection type over SQLite and PostgreSQL, the pool,
+//! the embedded migrations, and the one helper every write goes through.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tokio::sync::Semaphore;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Every connection the application holds: the backend is chosen at run time from
+/// `DATABASE_URL`, and the query DSL works through it on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which engine a connection speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A parsed `DATABASE_URL`. Parsed here, not by diesel, so that a mistyped
+/// PostgreSQL URL is an error at start rather than a new SQLite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DatabaseUrlError {
+    #[error("DATABASE_URL is empty")]
+    Empty,
+    #[error("DATABASE_URL `sqlite://` needs a file path, e.g. sqlite://./data/mask-reservation.db")]
+    MissingSqlitePath,
+    #[error(
+        "DATABASE_URL must start with sqlite://, postgres:// or postgresql:// (got `{0}…`)"
+    )]
+    UnknownScheme(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, DatabaseUrlError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(DatabaseUrlError::Empty);
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(DatabaseUrlError::MissingSqlitePath);
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        let scheme: String = url.chars().take(12).collect();
+        Err(DatabaseUrlError::UnknownScheme(scheme))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL with any password replaced, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => redact_password(url),
+        }
+    }
+
+    /// Opens one connection, configured for this application.
+    pub fn connect(&self) -> ConnectionResult<DbConnection> {
+        match self {
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        ConnectionError::BadConnection(format!(
+                            "cannot create {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                let path = path.to_str().ok_or_else(|| {
+                    ConnectionError::InvalidConnectionUrl("SQLite path is not UTF-8".into())
+                })?;
+                let mut conn = SqliteConnection::establish(path)?;
+                // WAL lets readers run beside the one writer; the busy timeout makes
+                // a writer wait for the lock instead of failing at once; foreign keys
+                // are off by default in SQLite.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = FULL;
+                     PRAGMA busy_timeout = 5000;
+                     PRAGMA foreign_keys = ON;",
+                )
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                conn.batch_execute("SET TIME ZONE 'UTC'")
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Postgres(conn))
+            }
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl DbConnection {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+            DbConnection::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies every pending migration of this backend's tree.
+    pub fn run_migrations(&mut self) -> anyhow::Result<usize> {
+        let applied = match self {
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        }
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+        Ok(applied.len())
+    }
+}
+
+/// How many times a write transaction is tried when the database asks for a retry
+/// (a PostgreSQL serialization failure or deadlock, or SQLite still locked after its
+/// busy timeout).
+const WRITE_ATTEMPTS: u32 = 5;
+
+/// Runs `f` in one write transaction, the way each backend needs it: on SQLite as
+/// `BEGIN IMMEDIATE`, so the write lock is taken up front and no reader can turn
+/// into a failed writer halfway; on PostgreSQL as an ordinary transaction. Either
+/// way a transient conflict is retried a bounded number of times. `f` may run more
+/// than once and must not have effects outside the transaction.
+pub fn write_tx<T, E>(
+    conn: &mut DbConnection,
+    mut f: impl FnMut(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError> + AsRetryable,
+{
+    let mut attempt = 1;
+    loop {
+        match try_write_tx(conn, &mut f) {
+            Err(e) if attempt < WRITE_ATTEMPTS && e.is_retryable() => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn try_write_tx<T, E>(
+    conn: &mut DbConnection,
+    f: &mut impl FnMut(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The caller's error is what matters; a failed rollback leaves the
+            // connection marked broken and the pool discards it.
+            if let Err(rollback) =
+                <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Errors that may say "try the transaction again".
+pub trait AsRetryable {
+    fn is_retryable(&self) -> bool;
+}
+
+impl AsRetryable for DieselError {
+    fn is_retryable(&self) -> bool {
+        is_retryable(self)
+    }
+}
+
+pub fn is_retryable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(_, info) => {
+            let msg = info.message();
+            msg.contains("database is locked") || msg.contains("deadlock detected")
+        }
+        _ => false,
+    }
+}
+
+/// r2d2 manager that opens connections with [`DatabaseUrl::connect`].
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        self.url.connect()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// Why a piece of database work did not produce its result.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError<E> {
+    /// No connection could be had in time: the database is down or saturated.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The work itself failed.
+    #[error(transparent)]
+    Work(E),
+}
+
+/// The application's handle on the database: a pool, and a semaphore of the same
+/// size so that waiting for a connection happens on the async side, bounded by
+/// a timeout, and never parks a blocking thread.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    permits: Arc<Semaphore>,
+    acquire_timeout: Duration,
+    backend: Backend,
+}
+
+pub struct PoolOptions {
+    pub max_size: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Db {
+    /// Builds the pool lazily: a database that is down at start does not stop the
+    /// server from answering `/healthz` with 503.
+    pub fn new(url: &DatabaseUrl, options: PoolOptions) -> Self {
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_size)
+            .min_idle(Some(0))
+            .test_on_check_out(false)
+            .connection_timeout(options.acquire_timeout)
+            .build_unchecked(Manager { url: url.clone() });
+        Db {
+            pool,
+            permits: Arc::new(Semaphore::new(options.max_size as usize)),
+            acquire_timeout: options.acquire_timeout,
+            backend: url.backend(),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs blocking database work on the blocking thread pool.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| DbError::Unavailable("timed out waiting for a connection".into()))?
+            .map_err(|_| DbError::Unavailable("pool closed".into()))?;
+        let pool = self.pool.clone();
+        let result = actix_web::web::block(move || {
+            let _permit = permit;
+            let mut conn = pool
+                .get()
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            f(&mut conn).map_err(DbError::Work)
+        })
+        .await;
+        match result {
+            Ok(inner) => inner,
+            Err(e) => Err(DbError::Unavailable(format!("blocking pool: {e}"))),
+        }
+    }
+
+    /// A connection for synchronous callers (the command line, seeding, tests).
+    pub fn get(&self) -> Result<PooledConn, r2d2::Error> {
+        self.pool.get()
+    }
+
+    pub fn pool_state(&self) -> r2d2::State {
+        self.pool.state()
+    }
+}
+
+/// Checks that the database answers and, on SQLite, that it can take the write
+/// lock: an SQLite file that cannot be written serves no reservation.
+pub fn health_check(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => c.batch_execute("BEGIN IMMEDIATE; ROLLBACK;"),
+        DbConnection::Postgres(c) => c.batch_execute("SELECT 1"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_url_gives_its_path() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./data/x.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("./data/x.db")))
+        );
+    }
+
+    #[test]
+    fn both_postgres_schemes_are_accepted() {
+        for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
+            assert_eq!(DatabaseUrl::parse(url), Ok(DatabaseUrl::Postgres(url.into())));
+        }
+    }
+
+    #[test]
+    fn a_mistyped_scheme_is_refused_rather_than_taken_as_a_file() {
+        assert!(matches!(
+            DatabaseUrl::parse("postgress://u@h/db"),
+            Err(DatabaseUrlError::UnknownScheme(_))
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("./data/x.db"),
+            Err(DatabaseUrlError::UnknownScheme(_))
+        ));
+        assert_eq!(DatabaseUrl::parse("sqlite://"), Err(DatabaseUrlError::MissingSqlitePath));
+        assert_eq!(DatabaseUrl::parse("  "), Err(DatabaseUrlError::Empty));
+    }
+
+    #[test]
+    fn passwords_are_redacted_for_logs() {
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db:5432/masks").unwrap();
+        assert_eq!(url.redacted(), "postgres://app:***@db:5432/masks");
+    }
+}

@@ -1,0 +1,190 @@
+//! One error type for every request path, and the middleware that turns any
+//! error status into a page in the visitor's language.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::db::DbError;
+use crate::web::page::PageCtx;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("missing or invalid CSRF token")]
+    Csrf,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn internal(e: impl Into<anyhow::Error>) -> AppError {
+        AppError::Internal(e.into())
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<DbError<E>> for AppError {
+    fn from(e: DbError<E>) -> Self {
+        match e {
+            DbError::Unavailable(why) => AppError::Unavailable(why),
+            DbError::Work(e) => AppError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        match self {
+            AppError::Internal(e) => tracing::error!(error = ?e, "request failed"),
+            AppError::Unavailable(why) => tracing::warn!(%why, "service unavailable"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            AppError::TooManyRequests { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            AppError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        let kind = match self {
+            AppError::Csrf => ErrorKind::Csrf,
+            _ => ErrorKind::Status,
+        };
+        let mut res = res.body(self.status_code().canonical_reason().unwrap_or("error"));
+        res.extensions_mut().insert(kind);
+        res
+    }
+}
+
+/// What an error response means, for the page that replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    Status,
+    Csrf,
+}
+
+/// Marks a response whose body is already final (a page with form errors, JSON),
+/// so the error-page middleware leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct FinalBody;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    page: PageCtx,
+    status: u16,
+    title_key: &'static str,
+    message_key: &'static str,
+}
+
+fn keys_for(status: StatusCode, kind: Option<ErrorKind>) -> (&'static str, &'static str) {
+    match (status.as_u16(), kind) {
+        (403, Some(ErrorKind::Csrf)) => ("error.csrf.title", "error.csrf.message"),
+        (400, _) => ("error.400.title", "error.400.message"),
+        (401 | 403, _) => ("error.403.title", "error.403.message"),
+        (404 | 405, _) => ("error.404.title", "error.404.message"),
+        (413, _) => ("error.413.title", "error.413.message"),
+        (422, _) => ("error.422.title", "error.422.message"),
+        (429, _) => ("error.429.title", "error.429.message"),
+        (503, _) => ("error.503.title", "error.503.message"),
+        (s, _) if s < 500 => ("error.400.title", "error.400.message"),
+        _ => ("error.500.title", "error.500.message"),
+    }
+}
+
+/// Renders the error page for `status` in the request's language.
+pub fn error_page(req: &HttpRequest, status: StatusCode) -> HttpResponse {
+    render_error(req, status, None)
+}
+
+fn render_error(req: &HttpRequest, status: StatusCode, kind: Option<ErrorKind>) -> HttpResponse {
+    let (title_key, message_key) = keys_for(status, kind);
+    let page = ErrorPage {
+        page: PageCtx::from_request(req),
+        status: status.as_u16(),
+        title_key,
+        message_key,
+    };
+    let mut res = match page.render() {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "error page failed to render");
+            HttpResponse::build(status)
+                .content_type("text/plain; charset=utf-8")
+                .body(status.canonical_reason().unwrap_or("error"))
+        }
+    };
+    res.extensions_mut().insert(FinalBody);
+    res
+}
+
+/// Replaces the body of every 4xx/5xx response that is not already final (from
+/// `AppError`, a failed extractor, an unknown route) with the error page.
+pub async fn error_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let http_req = req.request().clone();
+    let res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => ServiceResponse::new(http_req, e.error_response()),
+    };
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || res.response().extensions().get::<FinalBody>().is_some()
+        || is_json(res.response())
+    {
+        return Ok(res);
+    }
+    let kind = res.response().extensions().get::<ErrorKind>().copied();
+    let (req, old) = res.into_parts();
+    let mut page = render_error(&req, status, kind);
+    for name in [header::RETRY_AFTER, header::SET_COOKIE, header::ALLOW] {
+        for value in old.headers().get_all(&name) {
+            page.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(ServiceResponse::new(req, page))
+}
+
+fn is_json(res: &HttpResponse) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}

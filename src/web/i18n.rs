@@ -1,0 +1,265 @@
+//! Languages: Korean by default, English complete. Every user-facing string
+//! lives in `locales/*.toml`; pages look strings up through [`Tr`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::ACCEPT_LANGUAGE;
+
+pub const LANG_COOKIE: &str = "lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lang {
+    Ko,
+    En,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::Ko, Lang::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ko => "ko",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language's name in itself, for the switch.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Lang::Ko => "한국어",
+            Lang::En => "English",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Lang> {
+        let primary = code.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "ko" => Some(Lang::Ko),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// Picks from an `Accept-Language` header by quality; Korean when nothing fits.
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if let Some(lang) = Lang::from_code(tag) {
+                if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, lang));
+                }
+            }
+        }
+        best.map_or(Lang::Ko, |(_, l)| l)
+    }
+
+    /// The language of a request: the visitor's explicit choice (cookie), else
+    /// the browser's preference.
+    pub fn of_request(req: &HttpRequest) -> Lang {
+        if let Some(lang) = req
+            .cookie(LANG_COOKIE)
+            .and_then(|c| Lang::from_code(c.value()))
+        {
+            return lang;
+        }
+        req.headers()
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map_or(Lang::Ko, Lang::from_accept_language)
+    }
+}
+
+/// All strings of all languages, loaded once at start.
+#[derive(Debug)]
+pub struct Catalog {
+    strings: HashMap<Lang, HashMap<String, String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("locale file {lang}.toml: {reason}")]
+pub struct CatalogError {
+    lang: &'static str,
+    reason: String,
+}
+
+const SOURCES: [(Lang, &str); 2] = [
+    (Lang::Ko, include_str!("../../locales/ko.toml")),
+    (Lang::En, include_str!("../../locales/en.toml")),
+];
+
+impl Catalog {
+    pub fn load() -> Result<Catalog, CatalogError> {
+        let mut strings = HashMap::new();
+        for (lang, source) in SOURCES {
+            let err = |reason: String| CatalogError {
+                lang: lang.code(),
+                reason,
+            };
+            let table: toml::Table = source.parse().map_err(|e| err(format!("{e}")))?;
+            let mut flat = HashMap::new();
+            flatten("", &table, &mut flat).map_err(err)?;
+            strings.insert(lang, flat);
+        }
+        Ok(Catalog { strings })
+    }
+
+    pub fn keys(&self, lang: Lang) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .strings
+            .get(&lang)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        keys
+    }
+
+    pub fn get(&self, lang: Lang, key: &str) -> Option<&str> {
+        self.strings.get(&lang)?.get(key).map(String::as_str)
+    }
+}
+
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut HashMap<String, String>,
+) -> Result<(), String> {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::String(s) => {
+                out.insert(key, s.clone());
+            }
+            toml::Value::Table(t) => flatten(&key, t, out)?,
+            _ => return Err(format!("`{key}` must be a string or a table")),
+        }
+    }
+    Ok(())
+}
+
+/// A translator bound to one language: what templates call as `t.get("key")`.
+#[derive(Clone)]
+pub struct Tr {
+    pub lang: Lang,
+    catalog: Arc<Catalog>,
+}
+
+impl Tr {
+    pub fn new(catalog: Arc<Catalog>, lang: Lang) -> Tr {
+        Tr { lang, catalog }
+    }
+
+    /// The string for `key`; a missing key shows as itself (and a test fails).
+    pub fn get<'a>(&'a self, key: &'a str) -> &'a str {
+        self.catalog.get(self.lang, key).unwrap_or(key)
+    }
+
+    /// The string for `key` with `{name}` placeholders filled in.
+    pub fn fmt(&self, key: &str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+        let mut text = self.get(key).to_owned();
+        for (name, value) in args {
+            text = text.replace(&format!("{{{name}}}"), &value.to_string());
+        }
+        text
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.lang.code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_languages_have_exactly_the_same_keys() {
+        let c = Catalog::load().unwrap();
+        let ko = c.keys(Lang::Ko);
+        let en = c.keys(Lang::En);
+        let only_ko: Vec<_> = ko.iter().filter(|k| !en.contains(k)).collect();
+        let only_en: Vec<_> = en.iter().filter(|k| !ko.contains(k)).collect();
+        assert!(only_ko.is_empty(), "missing in en.toml: {only_ko:?}");
+        assert!(only_en.is_empty(), "missing in ko.toml: {only_en:?}");
+    }
+
+    #[test]
+    fn every_key_used_in_templates_and_code_exists() {
+        let c = Catalog::load().unwrap();
+        let mut missing = Vec::new();
+        for dir in ["templates", "src"] {
+            for path in files_under(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)) {
+                if path.ends_with("web/i18n.rs") {
+                    continue; // this file names the markers themselves
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for key in quoted_keys(&text) {
+                    if c.get(Lang::Ko, &key).is_none() {
+                        missing.push(format!("{}: {key}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "keys without a string: {missing:#?}");
+    }
+
+    /// Finds `t.get("key")` and `t.fmt("key"` uses.
+    fn quoted_keys(text: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for marker in ["t.get(\"", "t.fmt(\""] {
+            let mut rest = text;
+            while let Some(i) = rest.find(marker) {
+                rest = &rest[i + marker.len()..];
+                if let Some(end) = rest.find('"') {
+                    keys.push(rest[..end].to_owned());
+                }
+            }
+        }
+        keys
+    }
+
+    fn files_under(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "html" || e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn accept_language_is_followed_by_quality() {
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(Lang::from_accept_language("ko-KR,ko;q=0.9,en;q=0.8"), Lang::Ko);
+        assert_eq!(Lang::from_accept_language("fr;q=1, en;q=0.5, ko;q=0.7"), Lang::Ko);
+        assert_eq!(Lang::from_accept_language("de, fr"), Lang::Ko);
+        assert_eq!(Lang::from_accept_language(""), Lang::Ko);
+        assert_eq!(Lang::from_accept_language("en;q=0"), Lang::Ko);
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        let c = Arc::new(Catalog::load().unwrap());
+        let t = Tr::new(c, Lang::En);
+        let text = t.fmt("home.quota_left", &[("left", &2), ("quota", &2)]);
+        assert!(text.contains('2') && !text.contains('{'), "{text}");
+    }
+}

@@ -1,0 +1,53 @@
+//! The shared web layer: errors → pages, sessions, CSRF, languages, and the few
+//! pages that belong to no feature (home, health, language switch).
+
+pub mod csrf;
+pub mod errors;
+pub mod health;
+pub mod home;
+pub mod i18n;
+pub mod language;
+pub mod page;
+pub mod session;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use askama::Template;
+
+use crate::web::errors::{AppError, FinalBody};
+
+/// Renders a page with a status of its own (a form sent back with errors, say),
+/// marked final so the error-page middleware keeps it.
+pub fn render(template: &impl Template, status: StatusCode) -> Result<HttpResponse, AppError> {
+    let html = template.render()?;
+    let mut res = HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(html);
+    res.extensions_mut().insert(FinalBody);
+    Ok(res)
+}
+
+/// A local path to go back to after an action, or `/` when the given one could
+/// lead off the site.
+pub fn safe_next(next: &str) -> &str {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    if ok { next } else { "/" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_next("/stores?q=a"), "/stores?q=a");
+        assert_eq!(safe_next("//evil.example"), "/");
+        assert_eq!(safe_next("https://evil.example"), "/");
+        assert_eq!(safe_next("/\\evil.example"), "/");
+        assert_eq!(safe_next("/a\r\nSet-Cookie: x"), "/");
+        assert_eq!(safe_next(""), "/");
+    }
+}

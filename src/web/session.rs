@@ -1,0 +1,51 @@
+//! What the signed, encrypted session cookie holds: the CSRF token and, once
+//! logged in, who the user is.
+
+use actix_session::Session;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::Role;
+
+const CSRF_KEY: &str = "csrf";
+const USER_KEY: &str = "user";
+
+/// The logged-in user as the session remembers them. Protected routes re-check
+/// the account (disabled, session epoch) against the database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionUser {
+    pub id: i64,
+    pub role: Role,
+    pub name: String,
+    pub epoch: i64,
+}
+
+/// The session's CSRF token, created on first use.
+pub fn csrf_token(session: &Session) -> String {
+    if let Ok(Some(token)) = session.get::<String>(CSRF_KEY) {
+        return token;
+    }
+    let token = random_token();
+    if let Err(e) = session.insert(CSRF_KEY, &token) {
+        tracing::warn!(error = %e, "could not store the CSRF token in the session");
+    }
+    token
+}
+
+/// The session's CSRF token if it already has one.
+pub fn existing_csrf_token(session: &Session) -> Option<String> {
+    session.get::<String>(CSRF_KEY).ok().flatten()
+}
+
+pub fn current_user(session: &Session) -> Option<SessionUser> {
+    session.get::<SessionUser>(USER_KEY).ok().flatten()
+}
+
+/// 32 random bytes, URL-safe base64.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
