@@ -1,1 +1,200 @@
-fn main() {}
+//! The command line: `serve` (default), `migrate`, `create-admin`, `seed-demo`,
+//! `verify`.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use mask_reservation::accounts::Role;
+use mask_reservation::accounts::password::{self, NewPassword};
+use mask_reservation::accounts::queries::{NewUser, insert_user};
+use mask_reservation::app::{Application, Keys, open_db};
+use mask_reservation::config::{Config, ConfigArgs};
+use mask_reservation::db::{Db, DbConnection, write_tx};
+use mask_reservation::{demo, settings, verify};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "mask-reservation", version, about = "Online reservation of rationed public masks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create an administrator. The password is read from standard input, or from
+    /// ADMIN_PASSWORD; never from the command line.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "ADMIN_PASSWORD", hide = true, hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Seed demo stores, supply and accounts into an empty database.
+    SeedDemo,
+    /// Check the invariants (no oversell, no quota breach, one handover, ledger
+    /// equals counters); exits non-zero on any violation.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::from_args(&cli.config)?;
+    let db = open_db(&config);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, db),
+        Command::Migrate => {
+            let applied = migrate(&db, &config)?;
+            println!("{applied} migration(s) applied to {}", config.database_url.redacted());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CreateAdmin {
+            email,
+            name,
+            admin_password,
+        } => {
+            migrate(&db, &config)?;
+            let password = match admin_password {
+                Some(p) => p,
+                None => read_password_from_stdin()?,
+            };
+            let id = create_admin(&db, &email, &name, &password)?;
+            println!("administrator {} created (id {id})", email.trim().to_lowercase());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SeedDemo => {
+            migrate(&db, &config)?;
+            let mut conn = db.get()?;
+            match demo::seed(&mut conn, &Keys::derive(config.secret.bytes()).national_id)? {
+                Some(creds) => println!("{creds}"),
+                None => println!("the database already has users or stores; nothing seeded"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let mut conn = db.get()?;
+            let findings = verify::run(&mut conn)?;
+            if findings.is_empty() {
+                println!("ok: every invariant holds");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for f in &findings {
+                    println!("VIOLATION {f}");
+                }
+                println!("{} violation(s)", findings.len());
+                Ok(ExitCode::from(2))
+            }
+        }
+    }
+}
+
+fn migrate(db: &Db, config: &Config) -> anyhow::Result<usize> {
+    let mut conn = db
+        .get()
+        .with_context(|| format!("cannot connect to {}", config.database_url.redacted()))?;
+    let applied = conn.run_migrations()?;
+    settings::apply_timezone(&mut conn, config.timezone)?;
+    Ok(applied)
+}
+
+fn read_password_from_stdin() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    Ok(input.lines().next().unwrap_or("").to_owned())
+}
+
+fn create_admin(db: &Db, email: &str, name: &str, password: &str) -> anyhow::Result<i64> {
+    let email = email.trim();
+    if !email.contains('@') || email.len() > 254 {
+        bail!("`{email}` is not an e-mail address");
+    }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        bail!("the name must be 1 to 100 characters");
+    }
+    let password = NewPassword::parse(password).map_err(|e| {
+        anyhow::anyhow!(
+            "password {e}: it must be {}–{} characters",
+            password::MIN_LEN,
+            password::MAX_LEN
+        )
+    })?;
+    let hash = password::hash(&password)?;
+    let mut conn = db.get()?;
+    write_tx(&mut conn, |conn: &mut DbConnection| -> anyhow::Result<i64> {
+        Ok(insert_user(
+            conn,
+            &NewUser {
+                role: Role::Admin,
+                email,
+                name,
+                password_hash: &hash,
+                person_id: None,
+                store_id: None,
+                email_verified: true,
+            },
+        )?)
+    })
+    .map_err(|e| match e.downcast_ref::<diesel::result::Error>() {
+        Some(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => anyhow::anyhow!("an account with e-mail {email} already exists"),
+        _ => e,
+    })
+}
+
+fn serve(config: Config, db: Db) -> anyhow::Result<ExitCode> {
+    migrate(&db, &config)?;
+    if config.seed_demo {
+        let mut conn = db.get()?;
+        if let Some(creds) = demo::seed(&mut conn, &Keys::derive(config.secret.bytes()).national_id)? {
+            println!("{creds}");
+        }
+    }
+    let bind = config.bind;
+    println!(
+        "mask-reservation listening on http://{bind} ({} database)",
+        db.backend().as_str()
+    );
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config, db)?;
+        app.run_until_stopped().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -2,6 +2,7 @@
 
 pub mod national_id;
 pub mod password;
+pub mod queries;
 
 use serde::{Deserialize, Serialize};
 

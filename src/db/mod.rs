@@ -234,6 +234,12 @@ impl AsRetryable for DieselError {
     }
 }
 
+impl AsRetryable for anyhow::Error {
+    fn is_retryable(&self) -> bool {
+        self.downcast_ref::<DieselError>().is_some_and(is_retryable)
+    }
+}
+
 pub fn is_retryable(e: &DieselError) -> bool {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,

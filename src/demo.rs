@@ -1,0 +1,159 @@
+//! Demo data for a first local run: twenty Seoul stores with a week of supply,
+//! a pharmacist for each, an administrator and a citizen. Passwords are random
+//! and printed once.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+
+use crate::accounts::national_id::{NationalId, with_check_digit};
+use crate::accounts::password::{self, NewPassword};
+use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
+use crate::accounts::Role;
+use crate::db::schema::{stores, users};
+use crate::db::{DbConnection, write_tx};
+use crate::policy::Policy;
+use crate::stores::import::{insert_all, parse_csv};
+use crate::supply::allocation::allocate_new_day;
+use crate::web::session::random_token;
+
+pub const STORES_CSV: &str = include_str!("../assets/demo/stores.csv");
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const CITIZEN_EMAIL: &str = "citizen@example.com";
+
+/// The demo citizen's resident registration number (valid, fictitious).
+pub fn citizen_national_id() -> String {
+    with_check_digit("850101123456").unwrap_or_default()
+}
+
+pub fn pharmacist_email(store_code: &str) -> String {
+    format!("pharmacy.{store_code}@example.com")
+}
+
+/// What was created, with the only copy of the passwords.
+pub struct DemoCredentials {
+    pub admin_password: String,
+    pub pharmacist_password: String,
+    pub citizen_password: String,
+    pub first_store_code: String,
+}
+
+impl std::fmt::Display for DemoCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Demo accounts (shown once; passwords are not stored in clear):")?;
+        writeln!(f, "  administrator  {ADMIN_EMAIL:<36} {}", self.admin_password)?;
+        writeln!(f, "  citizen        {CITIZEN_EMAIL:<36} {}", self.citizen_password)?;
+        writeln!(
+            f,
+            "  pharmacists    {:<36} {}",
+            pharmacist_email(&self.first_store_code),
+            self.pharmacist_password
+        )?;
+        write!(
+            f,
+            "                 (one per store: pharmacy.<store code>@example.com, same password)"
+        )
+    }
+}
+
+/// Whether the database has neither users nor stores.
+pub fn is_empty(conn: &mut DbConnection) -> QueryResult<bool> {
+    let users: i64 = users::table.count().get_result(conn)?;
+    let stores: i64 = stores::table.count().get_result(conn)?;
+    Ok(users == 0 && stores == 0)
+}
+
+/// Seeds the demo data in one transaction. Refuses if the database already has
+/// users or stores, so it never mixes with real data.
+pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<DemoCredentials>> {
+    if !is_empty(conn)? {
+        return Ok(None);
+    }
+    let rows = parse_csv(STORES_CSV.as_bytes())
+        .map_err(|e| anyhow::anyhow!("demo stores: {e:?}"))?;
+    let creds = DemoCredentials {
+        admin_password: random_password(),
+        pharmacist_password: random_password(),
+        citizen_password: random_password(),
+        first_store_code: rows.first().map(|r| r.code.clone()).unwrap_or_default(),
+    };
+    let hash = |p: &str| -> anyhow::Result<String> {
+        password::hash(&NewPassword::parse(p).map_err(|e| anyhow::anyhow!("{e}"))?)
+    };
+    let admin_hash = hash(&creds.admin_password)?;
+    let citizen_hash = hash(&creds.citizen_password)?;
+    // One hash per pharmacist: each account has its own salt.
+    let pharmacist_hashes = rows
+        .iter()
+        .map(|_| hash(&creds.pharmacist_password))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let national_id = NationalId::parse(&citizen_national_id())
+        .map_err(|e| anyhow::anyhow!("demo national id: {e}"))?;
+    let policy = Policy::load(conn)?;
+    let today = Utc::now().with_timezone(&policy.timezone).date_naive();
+
+    write_tx(conn, |conn| -> anyhow::Result<()> {
+        let store_ids = insert_all(conn, &rows)?;
+        for (i, (store_id, row)) in store_ids.iter().zip(&rows).enumerate() {
+            for offset in 0..7 {
+                let supply = demo_supply(i, offset);
+                allocate_new_day(conn, &policy, *store_id, today + Duration::days(offset), supply, None)?;
+            }
+            insert_user(
+                conn,
+                &NewUser {
+                    role: Role::Pharmacist,
+                    email: &pharmacist_email(&row.code),
+                    name: &format!("{} 약사", row.name),
+                    password_hash: &pharmacist_hashes[i],
+                    person_id: None,
+                    store_id: Some(*store_id),
+                    email_verified: true,
+                },
+            )?;
+        }
+        insert_user(
+            conn,
+            &NewUser {
+                role: Role::Admin,
+                email: ADMIN_EMAIL,
+                name: "관리자",
+                password_hash: &admin_hash,
+                person_id: None,
+                store_id: None,
+                email_verified: true,
+            },
+        )?;
+        let person = find_or_insert_person(
+            conn,
+            &national_id.keyed_hash(id_key),
+            national_id.birth_date(),
+            &national_id.masked(),
+        )?;
+        insert_user(
+            conn,
+            &NewUser {
+                role: Role::Citizen,
+                email: CITIZEN_EMAIL,
+                name: "홍길동",
+                password_hash: &citizen_hash,
+                person_id: Some(person),
+                store_id: None,
+                email_verified: true,
+            },
+        )?;
+        Ok(())
+    })?;
+    Ok(Some(creds))
+}
+
+/// Varied supply so the demo shows every status: plenty, some, few.
+fn demo_supply(store_index: usize, day_offset: i64) -> i32 {
+    const SUPPLIES: [i32; 8] = [250, 120, 60, 400, 25, 180, 90, 300];
+    let i = (store_index + usize::try_from(day_offset).unwrap_or(0)) % SUPPLIES.len();
+    SUPPLIES[i]
+}
+
+fn random_password() -> String {
+    random_token().chars().filter(char::is_ascii_alphanumeric).take(16).collect()
+}

@@ -1,0 +1,165 @@
+//! `mask-reservation verify`: checks the invariants of SPEC §4 over whatever data
+//! exists, and reports every violation.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::db::DbConnection;
+use crate::policy::Policy;
+
+#[derive(Debug, QueryableByName)]
+struct Violation {
+    #[diesel(sql_type = Text)]
+    what: String,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// One named check: a query returning one row per violation.
+struct Check {
+    name: &'static str,
+    sql: &'static str,
+}
+
+const CHECKS: &[Check] = &[
+    // 1. No oversell.
+    Check {
+        name: "window over capacity",
+        sql: "SELECT 'window' AS what, id FROM pickup_windows
+              WHERE reserved + picked_up > capacity OR reserved < 0 OR picked_up < 0",
+    },
+    Check {
+        name: "store-day over supply",
+        sql: "SELECT 'store_day' AS what, id FROM store_days
+              WHERE reserved + picked_up + walk_in > supply OR window_capacity + walk_in > supply",
+    },
+    Check {
+        name: "window counters differ from reservations",
+        sql: "SELECT 'window' AS what, w.id FROM pickup_windows w
+              LEFT JOIN (SELECT window_id,
+                                SUM(CASE WHEN status = 'active' THEN quantity ELSE 0 END) AS active,
+                                SUM(CASE WHEN status = 'picked_up' THEN quantity ELSE 0 END) AS picked
+                         FROM reservations GROUP BY window_id) r ON r.window_id = w.id
+              WHERE w.reserved <> COALESCE(r.active, 0) OR w.picked_up <> COALESCE(r.picked, 0)",
+    },
+    Check {
+        name: "store-day counters differ from its windows and walk-in sales",
+        sql: "SELECT 'store_day' AS what, d.id FROM store_days d
+              LEFT JOIN (SELECT store_day_id, SUM(capacity) AS capacity, SUM(reserved) AS reserved,
+                                SUM(picked_up) AS picked
+                         FROM pickup_windows GROUP BY store_day_id) w ON w.store_day_id = d.id
+              LEFT JOIN (SELECT store_day_id, SUM(quantity) AS sold
+                         FROM walk_in_sales GROUP BY store_day_id) s ON s.store_day_id = d.id
+              WHERE d.window_capacity <> COALESCE(w.capacity, 0)
+                 OR d.reserved <> COALESCE(w.reserved, 0)
+                 OR d.picked_up <> COALESCE(w.picked, 0)
+                 OR d.walk_in <> COALESCE(s.sold, 0)",
+    },
+    // 2. No quota breach (the quota itself is checked against the policy below).
+    Check {
+        name: "quota usage differs from reservations and walk-in sales",
+        sql: "SELECT 'person' AS what, q.person_id AS id FROM quota_usage q
+              LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM reservations
+                         WHERE status IN ('active', 'picked_up')
+                         GROUP BY person_id, period_start) r
+                ON r.person_id = q.person_id AND r.period_start = q.period_start
+              LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM walk_in_sales
+                         GROUP BY person_id, period_start) s
+                ON s.person_id = q.person_id AND s.period_start = q.period_start
+              WHERE q.used <> COALESCE(r.qty, 0) + COALESCE(s.qty, 0)",
+    },
+    Check {
+        name: "quota usage missing for a reservation or sale",
+        sql: "SELECT 'person' AS what, x.person_id AS id FROM (
+                  SELECT person_id, period_start FROM reservations WHERE status IN ('active', 'picked_up')
+                  UNION SELECT person_id, period_start FROM walk_in_sales) x
+              LEFT JOIN quota_usage q ON q.person_id = x.person_id AND q.period_start = x.period_start
+              WHERE q.person_id IS NULL",
+    },
+    // 3. One handover, by the right store, on the window's date.
+    Check {
+        name: "pickup not by a pharmacist of the reservation's store",
+        sql: "SELECT 'reservation' AS what, r.id FROM reservations r
+              LEFT JOIN users u ON u.id = r.picked_up_by
+              WHERE r.status = 'picked_up'
+                AND (u.id IS NULL OR u.role <> 'pharmacist' OR u.store_id IS NULL OR u.store_id <> r.store_id)",
+    },
+    Check {
+        name: "reservation's store differs from its window's",
+        sql: "SELECT 'reservation' AS what, r.id FROM reservations r
+              JOIN pickup_windows w ON w.id = r.window_id
+              WHERE w.store_id <> r.store_id",
+    },
+    Check {
+        name: "pickup recorded more than once",
+        sql: "SELECT 'reservation' AS what, reservation_id AS id FROM stock_ledger
+              WHERE kind = 'pickup' AND reservation_id IS NOT NULL
+              GROUP BY reservation_id HAVING COUNT(*) > 1",
+    },
+    // 4. Every movement is recorded: counters equal their ledger sums.
+    Check {
+        name: "store-day counters differ from the ledger",
+        sql: "SELECT 'store_day' AS what, d.id FROM store_days d
+              LEFT JOIN (SELECT store_day_id, SUM(supply_delta) AS supply, SUM(capacity_delta) AS capacity,
+                                SUM(reserved_delta) AS reserved, SUM(picked_up_delta) AS picked,
+                                SUM(walk_in_delta) AS walk_in
+                         FROM stock_ledger GROUP BY store_day_id) l ON l.store_day_id = d.id
+              WHERE d.supply <> COALESCE(l.supply, 0)
+                 OR d.window_capacity <> COALESCE(l.capacity, 0)
+                 OR d.reserved <> COALESCE(l.reserved, 0)
+                 OR d.picked_up <> COALESCE(l.picked, 0)
+                 OR d.walk_in <> COALESCE(l.walk_in, 0)",
+    },
+    Check {
+        name: "window counters differ from the ledger",
+        sql: "SELECT 'window' AS what, w.id FROM pickup_windows w
+              LEFT JOIN (SELECT window_id, SUM(capacity_delta) AS capacity,
+                                SUM(reserved_delta) AS reserved, SUM(picked_up_delta) AS picked
+                         FROM stock_ledger WHERE window_id IS NOT NULL GROUP BY window_id) l
+                ON l.window_id = w.id
+              WHERE w.capacity <> COALESCE(l.capacity, 0)
+                 OR w.reserved <> COALESCE(l.reserved, 0)
+                 OR w.picked_up <> COALESCE(l.picked, 0)",
+    },
+];
+
+/// One broken invariant, with the row it was found on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub check: &'static str,
+    pub what: String,
+    pub id: i64,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} {}", self.check, self.what, self.id)
+    }
+}
+
+/// Runs every check in one read transaction, so they all see the same instant.
+pub fn run(conn: &mut DbConnection) -> anyhow::Result<Vec<Finding>> {
+    conn.transaction(|conn| {
+        let mut findings = Vec::new();
+        for check in CHECKS {
+            let rows: Vec<Violation> = diesel::sql_query(check.sql).load(conn)?;
+            findings.extend(rows.into_iter().map(|v| Finding {
+                check: check.name,
+                what: v.what,
+                id: v.id,
+            }));
+        }
+        let quota = i64::from(Policy::load(conn)?.quota_per_period);
+        let over: Vec<Violation> = diesel::sql_query(
+            "SELECT 'person' AS what, person_id AS id FROM quota_usage WHERE used > $1",
+        )
+        .bind::<BigInt, _>(quota)
+        .load(conn)?;
+        findings.extend(over.into_iter().map(|v| Finding {
+            check: "quota exceeded",
+            what: v.what,
+            id: v.id,
+        }));
+        Ok(findings)
+    })
+}
