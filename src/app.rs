@@ -63,9 +63,9 @@ impl Keys {
 pub fn fallback_catalog() -> Arc<Catalog> {
     static FALLBACK: LazyLock<Option<Arc<Catalog>>> =
         LazyLock::new(|| Catalog::load().ok().map(Arc::new));
-    FALLBACK.clone().unwrap_or_else(|| {
-        unreachable!("the locale files are compiled in and checked at start")
-    })
+    FALLBACK
+        .clone()
+        .unwrap_or_else(|| unreachable!("the locale files are compiled in and checked at start"))
 }
 
 pub struct Application {
@@ -101,6 +101,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from outside (tests, signal handling).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }
@@ -134,7 +139,10 @@ fn security_headers() -> DefaultHeaders {
             HeaderName::from_static("permissions-policy"),
             "geolocation=(self), camera=(self), microphone=()",
         ))
-        .add((HeaderName::from_static("cross-origin-opener-policy"), "same-origin"))
+        .add((
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
 }
 
 fn server(
@@ -143,21 +151,20 @@ fn server(
     metrics: PrometheusMetrics,
 ) -> anyhow::Result<Server> {
     let secure_cookies = state.config.app_env == AppEnv::Production;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = state.config.workers;
     let server = HttpServer::new(move || {
-        let session = SessionMiddleware::builder(
-            CookieSessionStore::default(),
-            state.keys.cookie.clone(),
-        )
-        .cookie_name("mr_session".to_owned())
-        .cookie_content_security(CookieContentSecurity::Private)
-        .cookie_secure(secure_cookies)
-        .cookie_http_only(true)
-        .cookie_same_site(SameSite::Lax)
-        .session_lifecycle(
-            PersistentSession::default().session_ttl(actix_web::cookie::time::Duration::hours(12)),
-        )
-        .build();
+        let session =
+            SessionMiddleware::builder(CookieSessionStore::default(), state.keys.cookie.clone())
+                .cookie_name("mr_session".to_owned())
+                .cookie_content_security(CookieContentSecurity::Private)
+                .cookie_secure(secure_cookies)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .session_lifecycle(
+                    PersistentSession::default()
+                        .session_ttl(actix_web::cookie::time::Duration::hours(12)),
+                )
+                .build();
         // The last `wrap` runs first: request id and logging outermost, then
         // metrics, security headers, the session, error pages, and CSRF innermost
         // (it needs the session, and its 403 becomes an error page).

@@ -31,7 +31,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "SECRET_KEY", hide_env_values = true, global = true)]
     pub secret_key: Option<String>,
     /// `smtp://host:port` or `file://DIR`.
-    #[arg(long, env = "MAIL_URL", default_value = "file://./data/mail", global = true)]
+    #[arg(
+        long,
+        env = "MAIL_URL",
+        default_value = "file://./data/mail",
+        global = true
+    )]
     pub mail_url: String,
     /// Service time zone (IANA name).
     #[arg(long, env = "TIMEZONE", default_value = "Asia/Seoul", global = true)]
@@ -42,7 +47,12 @@ pub struct ConfigArgs {
     pub demo: Option<String>,
     /// `production` or `development`. Production refuses to start without an
     /// explicit SECRET_KEY and never seeds demo data unless DEMO=1.
-    #[arg(long = "env", env = "APP_ENV", default_value = "development", global = true)]
+    #[arg(
+        long = "env",
+        env = "APP_ENV",
+        default_value = "development",
+        global = true
+    )]
     pub app_env: String,
     /// Where local state lives (generated secret, default SQLite file, mail files).
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
@@ -50,6 +60,9 @@ pub struct ConfigArgs {
     /// Database connections per app instance.
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "WORKERS", global = true)]
+    pub workers: Option<usize>,
     /// Public base URL used in e-mail links.
     #[arg(long, env = "BASE_URL", global = true)]
     pub base_url: Option<String>,
@@ -79,6 +92,7 @@ pub struct Config {
     pub app_env: AppEnv,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
+    pub workers: usize,
     pub base_url: String,
 }
 
@@ -93,6 +107,7 @@ impl std::fmt::Debug for Config {
             .field("app_env", &self.app_env)
             .field("data_dir", &self.data_dir)
             .field("db_pool_size", &self.db_pool_size)
+            .field("workers", &self.workers)
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
@@ -209,6 +224,10 @@ impl Config {
             app_env,
             data_dir: args.data_dir.clone(),
             db_pool_size: args.db_pool_size,
+            workers: args
+                .workers
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             base_url,
         })
     }
@@ -322,7 +341,10 @@ mod tests {
         );
         assert_eq!(c.mail, MailTransport::File(PathBuf::from("./data/mail")));
         assert_eq!(c.timezone, chrono_tz::Asia::Seoul);
-        assert!(c.seed_demo, "a local run seeds demo data into an empty database");
+        assert!(
+            c.seed_demo,
+            "a local run seeds demo data into an empty database"
+        );
         assert_eq!(c.base_url, "http://127.0.0.1:8080");
     }
 

@@ -5,10 +5,10 @@
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 
+use crate::accounts::Role;
 use crate::accounts::national_id::{NationalId, with_check_digit};
 use crate::accounts::password::{self, NewPassword};
 use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
-use crate::accounts::Role;
 use crate::db::schema::{stores, users};
 use crate::db::{DbConnection, write_tx};
 use crate::policy::Policy;
@@ -40,9 +40,20 @@ pub struct DemoCredentials {
 
 impl std::fmt::Display for DemoCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "Demo accounts (shown once; passwords are not stored in clear):")?;
-        writeln!(f, "  administrator  {ADMIN_EMAIL:<36} {}", self.admin_password)?;
-        writeln!(f, "  citizen        {CITIZEN_EMAIL:<36} {}", self.citizen_password)?;
+        writeln!(
+            f,
+            "Demo accounts (shown once; passwords are not stored in clear):"
+        )?;
+        writeln!(
+            f,
+            "  administrator  {ADMIN_EMAIL:<36} {}",
+            self.admin_password
+        )?;
+        writeln!(
+            f,
+            "  citizen        {CITIZEN_EMAIL:<36} {}",
+            self.citizen_password
+        )?;
         writeln!(
             f,
             "  pharmacists    {:<36} {}",
@@ -69,8 +80,8 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<Dem
     if !is_empty(conn)? {
         return Ok(None);
     }
-    let rows = parse_csv(STORES_CSV.as_bytes())
-        .map_err(|e| anyhow::anyhow!("demo stores: {e:?}"))?;
+    let rows =
+        parse_csv(STORES_CSV.as_bytes()).map_err(|e| anyhow::anyhow!("demo stores: {e:?}"))?;
     let creds = DemoCredentials {
         admin_password: random_password(),
         pharmacist_password: random_password(),
@@ -97,7 +108,14 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<Dem
         for (i, (store_id, row)) in store_ids.iter().zip(&rows).enumerate() {
             for offset in 0..7 {
                 let supply = demo_supply(i, offset);
-                allocate_new_day(conn, &policy, *store_id, today + Duration::days(offset), supply, None)?;
+                allocate_new_day(
+                    conn,
+                    &policy,
+                    *store_id,
+                    today + Duration::days(offset),
+                    supply,
+                    None,
+                )?;
             }
             insert_user(
                 conn,
@@ -155,5 +173,9 @@ fn demo_supply(store_index: usize, day_offset: i64) -> i32 {
 }
 
 fn random_password() -> String {
-    random_token().chars().filter(char::is_ascii_alphanumeric).take(16).collect()
+    random_token()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect()
 }

@@ -16,7 +16,11 @@ use mask_reservation::{demo, settings, verify};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "mask-reservation", version, about = "Online reservation of rationed public masks")]
+#[command(
+    name = "mask-reservation",
+    version,
+    about = "Online reservation of rationed public masks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -62,7 +66,9 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = EnvFilter::try_from_env("LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -77,7 +83,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(config, db),
         Command::Migrate => {
             let applied = migrate(&db, &config)?;
-            println!("{applied} migration(s) applied to {}", config.database_url.redacted());
+            println!(
+                "{applied} migration(s) applied to {}",
+                config.database_url.redacted()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::CreateAdmin {
@@ -91,7 +100,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => read_password_from_stdin()?,
             };
             let id = create_admin(&db, &email, &name, &password)?;
-            println!("administrator {} created (id {id})", email.trim().to_lowercase());
+            println!(
+                "administrator {} created (id {id})",
+                email.trim().to_lowercase()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::SeedDemo => {
@@ -156,20 +168,23 @@ fn create_admin(db: &Db, email: &str, name: &str, password: &str) -> anyhow::Res
     })?;
     let hash = password::hash(&password)?;
     let mut conn = db.get()?;
-    write_tx(&mut conn, |conn: &mut DbConnection| -> anyhow::Result<i64> {
-        Ok(insert_user(
-            conn,
-            &NewUser {
-                role: Role::Admin,
-                email,
-                name,
-                password_hash: &hash,
-                person_id: None,
-                store_id: None,
-                email_verified: true,
-            },
-        )?)
-    })
+    write_tx(
+        &mut conn,
+        |conn: &mut DbConnection| -> anyhow::Result<i64> {
+            Ok(insert_user(
+                conn,
+                &NewUser {
+                    role: Role::Admin,
+                    email,
+                    name,
+                    password_hash: &hash,
+                    person_id: None,
+                    store_id: None,
+                    email_verified: true,
+                },
+            )?)
+        },
+    )
     .map_err(|e| match e.downcast_ref::<diesel::result::Error>() {
         Some(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
@@ -183,7 +198,9 @@ fn serve(config: Config, db: Db) -> anyhow::Result<ExitCode> {
     migrate(&db, &config)?;
     if config.seed_demo {
         let mut conn = db.get()?;
-        if let Some(creds) = demo::seed(&mut conn, &Keys::derive(config.secret.bytes()).national_id)? {
+        if let Some(creds) =
+            demo::seed(&mut conn, &Keys::derive(config.secret.bytes()).national_id)?
+        {
             println!("{creds}");
         }
     }

@@ -240,7 +240,10 @@ mod tests {
         assert_eq!(p.booking_horizon_days, 7);
         assert_eq!(p.cancel_cutoff_minutes, 60);
         assert_eq!(p.pickup_grace_minutes, 30);
-        assert_eq!(p.window_template_text(), "09:00-12:00,12:00-15:00,15:00-18:00");
+        assert_eq!(
+            p.window_template_text(),
+            "09:00-12:00,12:00-15:00,15:00-18:00"
+        );
     }
 
     #[test]
@@ -284,9 +287,15 @@ mod tests {
             assert_eq!(Period::IsoWeek.start_of(date(2020, 3, d)), date(2020, 3, 9));
             assert_eq!(Period::IsoWeek.end_of(date(2020, 3, d)), date(2020, 3, 15));
         }
-        assert_eq!(Period::IsoWeek.start_of(date(2020, 3, 16)), date(2020, 3, 16));
+        assert_eq!(
+            Period::IsoWeek.start_of(date(2020, 3, 16)),
+            date(2020, 3, 16)
+        );
         // Across a year boundary.
-        assert_eq!(Period::IsoWeek.start_of(date(2021, 1, 1)), date(2020, 12, 28));
+        assert_eq!(
+            Period::IsoWeek.start_of(date(2021, 1, 1)),
+            date(2020, 12, 28)
+        );
     }
 
     #[test]

@@ -92,8 +92,8 @@ impl NationalId {
     /// HMAC-SHA256 of the 13 digits under the server's key, hex: unique per
     /// person, useless without the key.
     pub fn keyed_hash(&self, key: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable_hmac_key());
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac_key());
         let ascii: Vec<u8> = self.digits.iter().map(|d| b'0' + d).collect();
         mac.update(&ascii);
         mac.finalize()
@@ -145,7 +145,10 @@ mod tests {
         let dashed = format!("{}-{}", &n[..6], &n[6..]);
         for input in [n.as_str(), dashed.as_str(), &format!("  {dashed} ")] {
             let id = NationalId::parse(input).unwrap();
-            assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1985, 1, 1).unwrap());
+            assert_eq!(
+                id.birth_date(),
+                NaiveDate::from_ymd_opt(1985, 1, 1).unwrap()
+            );
             assert_eq!(id.masked(), "850101-1******");
         }
     }

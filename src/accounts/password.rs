@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn length_is_counted_in_characters() {
-        assert_eq!(NewPassword::parse("short").err(), Some(PasswordRule::TooShort));
+        assert_eq!(
+            NewPassword::parse("short").err(),
+            Some(PasswordRule::TooShort)
+        );
         assert!(NewPassword::parse("12345678").is_ok());
         assert!(NewPassword::parse("마스크예약비밀번호").is_ok());
         assert!(NewPassword::parse(&"x".repeat(128)).is_ok());

@@ -55,9 +55,7 @@ pub enum DatabaseUrlError {
     Empty,
     #[error("DATABASE_URL `sqlite://` needs a file path, e.g. sqlite://./data/mask-reservation.db")]
     MissingSqlitePath,
-    #[error(
-        "DATABASE_URL must start with sqlite://, postgres:// or postgresql:// (got `{0}…`)"
-    )]
+    #[error("DATABASE_URL must start with sqlite://, postgres:// or postgresql:// (got `{0}…`)")]
     UnknownScheme(String),
 }
 
@@ -202,7 +200,9 @@ where
     E: From<DieselError>,
 {
     match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
         DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
     match f(conn) {
@@ -334,10 +334,11 @@ impl Db {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| DbError::Unavailable("timed out waiting for a connection".into()))?
-            .map_err(|_| DbError::Unavailable("pool closed".into()))?;
+        let permit =
+            tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| DbError::Unavailable("timed out waiting for a connection".into()))?
+                .map_err(|_| DbError::Unavailable("pool closed".into()))?;
         let pool = self.pool.clone();
         let result = actix_web::web::block(move || {
             let _permit = permit;
@@ -387,7 +388,10 @@ mod tests {
     #[test]
     fn both_postgres_schemes_are_accepted() {
         for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
-            assert_eq!(DatabaseUrl::parse(url), Ok(DatabaseUrl::Postgres(url.into())));
+            assert_eq!(
+                DatabaseUrl::parse(url),
+                Ok(DatabaseUrl::Postgres(url.into()))
+            );
         }
     }
 
@@ -401,7 +405,10 @@ mod tests {
             DatabaseUrl::parse("./data/x.db"),
             Err(DatabaseUrlError::UnknownScheme(_))
         ));
-        assert_eq!(DatabaseUrl::parse("sqlite://"), Err(DatabaseUrlError::MissingSqlitePath));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://"),
+            Err(DatabaseUrlError::MissingSqlitePath)
+        );
         assert_eq!(DatabaseUrl::parse("  "), Err(DatabaseUrlError::Empty));
     }
 

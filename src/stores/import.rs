@@ -39,7 +39,9 @@ struct RawRow {
 /// Parses and checks every row; either all rows are valid or every problem is
 /// reported, so an import never half-happens.
 pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<StoreRow>, Vec<RowError>> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -57,7 +59,11 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<StoreRow>, Vec<RowErro
             },
         }
     }
-    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
 }
 
 fn check(raw: RawRow) -> Result<StoreRow, String> {

@@ -28,7 +28,10 @@ pub async fn protect(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     let expected = session::existing_csrf_token(&req.get_session());
     let sent = match sent_token(&mut req).await {
@@ -43,7 +46,9 @@ pub async fn protect(
         tracing::info!(path = %req.path(), "refused a request without a valid CSRF token");
         return Ok(refuse(req, AppError::Csrf));
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 fn refuse<B>(req: ServiceRequest, e: AppError) -> ServiceResponse<actix_web::body::EitherBody<B>> {

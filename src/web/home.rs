@@ -46,7 +46,11 @@ pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRespo
             let used = match citizen_id {
                 Some(user_id) => {
                     let today = Utc::now().with_timezone(&policy.timezone).date_naive();
-                    Some(used_this_period(conn, user_id, policy.period.start_of(today))?)
+                    Some(used_this_period(
+                        conn,
+                        user_id,
+                        policy.period.start_of(today),
+                    )?)
                 }
                 None => None,
             };
@@ -118,22 +122,39 @@ fn rules(t: &Tr, p: &Policy) -> Vec<Rule> {
                 Rotation::BirthYear => t.get("home.rules.rotation_birth_year").to_owned(),
             },
         ),
-        rule("window_template", "home.rules.windows", p.window_template_text().replace(',', ", ")),
+        rule(
+            "window_template",
+            "home.rules.windows",
+            p.window_template_text().replace(',', ", "),
+        ),
         rule(
             "booking_horizon_days",
             "home.rules.horizon",
-            t.fmt("home.rules.horizon_value", &[("days", &p.booking_horizon_days)]),
+            t.fmt(
+                "home.rules.horizon_value",
+                &[("days", &p.booking_horizon_days)],
+            ),
         ),
         rule(
             "cancel_cutoff_minutes",
             "home.rules.cancel",
-            t.fmt("home.rules.cancel_value", &[("minutes", &p.cancel_cutoff_minutes)]),
+            t.fmt(
+                "home.rules.cancel_value",
+                &[("minutes", &p.cancel_cutoff_minutes)],
+            ),
         ),
         rule(
             "pickup_grace_minutes",
             "home.rules.grace",
-            t.fmt("home.rules.grace_value", &[("minutes", &p.pickup_grace_minutes)]),
+            t.fmt(
+                "home.rules.grace_value",
+                &[("minutes", &p.pickup_grace_minutes)],
+            ),
         ),
-        rule("timezone", "home.rules.timezone", p.timezone.name().to_owned()),
+        rule(
+            "timezone",
+            "home.rules.timezone",
+            p.timezone.name().to_owned(),
+        ),
     ]
 }

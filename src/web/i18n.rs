@@ -248,8 +248,14 @@ mod tests {
     #[test]
     fn accept_language_is_followed_by_quality() {
         assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
-        assert_eq!(Lang::from_accept_language("ko-KR,ko;q=0.9,en;q=0.8"), Lang::Ko);
-        assert_eq!(Lang::from_accept_language("fr;q=1, en;q=0.5, ko;q=0.7"), Lang::Ko);
+        assert_eq!(
+            Lang::from_accept_language("ko-KR,ko;q=0.9,en;q=0.8"),
+            Lang::Ko
+        );
+        assert_eq!(
+            Lang::from_accept_language("fr;q=1, en;q=0.5, ko;q=0.7"),
+            Lang::Ko
+        );
         assert_eq!(Lang::from_accept_language("de, fr"), Lang::Ko);
         assert_eq!(Lang::from_accept_language(""), Lang::Ko);
         assert_eq!(Lang::from_accept_language("en;q=0"), Lang::Ko);

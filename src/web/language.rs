@@ -19,7 +19,9 @@ pub struct SwitchForm {
 pub async fn switch(form: web::Form<SwitchForm>) -> HttpResponse {
     let next = safe_next(&form.next).to_owned();
     let Some(lang) = Lang::from_code(&form.lang) else {
-        return HttpResponse::SeeOther().insert_header((LOCATION, next)).finish();
+        return HttpResponse::SeeOther()
+            .insert_header((LOCATION, next))
+            .finish();
     };
     let cookie = Cookie::build(LANG_COOKIE, lang.code())
         .path("/")
