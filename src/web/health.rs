@@ -14,7 +14,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let backend = state.db.backend().as_str();
-    let check = state.db.run(|conn| db::health_check(conn));
+    let check = state.db.run(db::health_check);
     let (ok, detail) = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
         Ok(Ok(())) => (true, None),
         Ok(Err(e)) => (false, Some(e.to_string())),

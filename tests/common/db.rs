@@ -212,11 +212,10 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let TestDatabase::Postgres { server, name } = self {
-            if let Ok(mut admin) = PgConnection::establish(server.as_str()) {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
+        if let TestDatabase::Postgres { server, name } = self
+            && let Ok(mut admin) = PgConnection::establish(server.as_str())
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }

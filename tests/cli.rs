@@ -1,0 +1,229 @@
+//! The command line, run as a real process against the test database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use diesel::prelude::*;
+use mask_reservation::db::schema::{pickup_windows, store_days, stores, users};
+
+struct Cli {
+    db: common::TestDatabase,
+    data_dir: tempfile::TempDir,
+    secret: String,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli {
+            db: common::TestDatabase::fresh(),
+            data_dir: tempfile::tempdir().unwrap(),
+            secret: mask_reservation::config::SecretKey::generate().to_base64(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let url = match self.db.url() {
+            mask_reservation::db::DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            mask_reservation::db::DatabaseUrl::Postgres(u) => u,
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mask-reservation"));
+        cmd.args(args)
+            .env_clear()
+            .env("DATABASE_URL", url)
+            .env("DATA_DIR", self.data_dir.path())
+            .env("SECRET_KEY", &self.secret)
+            .env(
+                "MAIL_URL",
+                format!("file://{}/mail", self.data_dir.path().display()),
+            )
+            .env("LOG", "warn");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn seeded_demo_data_passes_verify_and_seeding_twice_changes_nothing() {
+    let cli = Cli::new();
+    let out = cli.run(&["seed-demo"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("admin@example.com"));
+    assert!(printed.contains("citizen@example.com"));
+
+    let mut conn = cli.db.connect();
+    let n_stores: i64 = stores::table.count().get_result(&mut conn).unwrap();
+    let n_pharmacists: i64 = users::table
+        .filter(users::role.eq("pharmacist"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(n_stores, 20);
+    assert_eq!(n_pharmacists, 20);
+    let days: i64 = store_days::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(days, 20 * 7);
+    let windows: i64 = pickup_windows::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(windows, 20 * 7 * 3);
+
+    let out = cli.run(&["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("every invariant holds"));
+
+    let out = cli.run(&["seed-demo"]);
+    assert!(out.status.success());
+    assert!(text(&out).contains("nothing seeded"));
+    let again: i64 = stores::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(again, 20);
+}
+
+#[test]
+fn verify_exits_non_zero_and_names_each_violation() {
+    let cli = Cli::new();
+    assert!(cli.run(&["seed-demo"]).status.success());
+    let mut conn = cli.db.connect();
+    // A counter moved without its ledger row: oversold and unrecorded.
+    let window: i64 = pickup_windows::table
+        .select(pickup_windows::id)
+        .order(pickup_windows::id)
+        .first(&mut conn)
+        .unwrap();
+    // The CHECK constraint refuses an oversell outright...
+    let oversell = diesel::update(pickup_windows::table.find(window))
+        .set(pickup_windows::reserved.eq(pickup_windows::capacity + 1))
+        .execute(&mut conn);
+    assert!(oversell.is_err(), "the database refuses an oversold window");
+    // ...so break the ledger instead: a counter changed without its row.
+    diesel::update(pickup_windows::table.find(window))
+        .set(pickup_windows::reserved.eq(1))
+        .execute(&mut conn)
+        .unwrap();
+    let out = cli.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("window counters differ from reservations"),
+        "{report}"
+    );
+    assert!(
+        report.contains("window counters differ from the ledger"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("window {window}")), "{report}");
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin_and_refuses_duplicates() {
+    let cli = Cli::new();
+    let out = cli.run_with_stdin(
+        &[
+            "create-admin",
+            "--email",
+            "Chief@Example.com",
+            "--name",
+            "Chief",
+        ],
+        "a long enough password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut conn = cli.db.connect();
+    let (role, hash): (String, String) = users::table
+        .filter(users::email.eq("chief@example.com"))
+        .select((users::role, users::password_hash))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(role, "admin");
+    assert!(hash.starts_with("$argon2id$"));
+    assert!(mask_reservation::accounts::password::verify(
+        "a long enough password",
+        &hash
+    ));
+
+    let out = cli.run_with_stdin(
+        &[
+            "create-admin",
+            "--email",
+            "chief@example.com",
+            "--name",
+            "Again",
+        ],
+        "another long password\n",
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+
+    let out = cli.run_with_stdin(
+        &[
+            "create-admin",
+            "--email",
+            "short@example.com",
+            "--name",
+            "Short",
+        ],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("8–128"), "{}", text(&out));
+}
+
+#[test]
+fn a_mistyped_database_url_is_an_error_not_a_new_file() {
+    let cli = Cli::new();
+    let out = cli
+        .command(&["migrate"])
+        .env("DATABASE_URL", "postgress://localhost/db")
+        .current_dir(cli.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("DATABASE_URL"), "{}", text(&out));
+    let files: Vec<_> = std::fs::read_dir(cli.data_dir.path()).unwrap().collect();
+    assert!(files.is_empty(), "nothing was created");
+}
+
+#[test]
+fn production_refuses_to_start_without_a_secret_key() {
+    let cli = Cli::new();
+    let out = cli
+        .command(&["migrate"])
+        .env_remove("SECRET_KEY")
+        .env("APP_ENV", "production")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("SECRET_KEY must be set"),
+        "{}",
+        text(&out)
+    );
+}
