@@ -76,10 +76,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    rate_limits (bucket) {
+    rate_limits (bucket, window_start) {
         bucket -> Text,
-        tokens -> Double,
-        refilled_at -> Timestamp,
+        window_start -> BigInt,
+        hits -> Integer,
     }
 }
 

@@ -203,9 +203,12 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_created ON audit_log (created_at);
 
--- Token buckets shared by every app instance (login, sign-up, reset, walk-in look-up).
+-- Fixed-window request counters shared by every app instance (login, sign-up,
+-- password reset, walk-in look-up): one row per key and window, raised by a
+-- conditional update so that concurrent requests cannot exceed the limit.
 CREATE TABLE rate_limits (
-    bucket TEXT PRIMARY KEY NOT NULL,
-    tokens DOUBLE NOT NULL,
-    refilled_at TIMESTAMP NOT NULL
+    bucket TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    hits INTEGER NOT NULL CHECK (hits >= 0),
+    PRIMARY KEY (bucket, window_start)
 );
