@@ -38,6 +38,14 @@ pub struct ConfigArgs {
         global = true
     )]
     pub mail_url: String,
+    /// Sender address of outgoing mail (`Name <address>` or a bare address).
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "공적 마스크 예약 <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
     /// Service time zone (IANA name).
     #[arg(long, env = "TIMEZONE", default_value = "Asia/Seoul", global = true)]
     pub timezone: String,
@@ -66,6 +74,10 @@ pub struct ConfigArgs {
     /// Public base URL used in e-mail links.
     #[arg(long, env = "BASE_URL", global = true)]
     pub base_url: Option<String>,
+    /// `1` when behind a reverse proxy that sets X-Forwarded-For / Forwarded:
+    /// rate limits then apply to the client address it reports.
+    #[arg(long, env = "TRUST_FORWARDED", global = true)]
+    pub trust_forwarded: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +99,16 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub secret: SecretKey,
     pub mail: MailTransport,
+    pub mail_from: String,
     pub timezone: Tz,
     pub seed_demo: bool,
     pub app_env: AppEnv,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
     pub workers: usize,
-    pub base_url: String,
+    /// Public base URL for links in e-mail; `None` means the bound address.
+    pub base_url: Option<String>,
+    pub trust_forwarded: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -166,6 +181,8 @@ pub enum ConfigError {
     SecretKeyTooShort(usize),
     #[error("SECRET_KEY must be set in production (64+ random bytes, base64)")]
     SecretKeyRequired,
+    #[error("TRUST_FORWARDED must be 0 or 1, not `{0}`")]
+    TrustForwarded(String),
     #[error("DB_POOL_SIZE must be between 1 and 512")]
     PoolSize,
     #[error("cannot read or write the secret key file {path}: {source}")]
@@ -210,15 +227,20 @@ impl Config {
         };
         let base_url = args
             .base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bind}"))
-            .trim_end_matches('/')
-            .to_owned();
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty());
+        let trust_forwarded = match args.trust_forwarded.as_deref().map(str::trim) {
+            None | Some("" | "0" | "false" | "off") => false,
+            Some("1" | "true" | "on") => true,
+            Some(other) => return Err(ConfigError::TrustForwarded(other.into())),
+        };
         Ok(Config {
             bind,
             database_url,
             secret,
             mail,
+            mail_from: args.mail_from.trim().to_owned(),
             timezone,
             seed_demo,
             app_env,
@@ -229,6 +251,7 @@ impl Config {
                 .filter(|n| *n > 0)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             base_url,
+            trust_forwarded,
         })
     }
 }
@@ -345,7 +368,8 @@ mod tests {
             c.seed_demo,
             "a local run seeds demo data into an empty database"
         );
-        assert_eq!(c.base_url, "http://127.0.0.1:8080");
+        assert_eq!(c.base_url, None, "links use the bound address");
+        assert!(!c.trust_forwarded);
     }
 
     #[test]
@@ -410,9 +434,9 @@ mod tests {
     #[test]
     fn mail_urls_parse() {
         assert_eq!(
-            parse_mail_url("smtp://mail.internal:2525").unwrap(),
+            parse_mail_url("smtp://relay.internal:2525").unwrap(),
             MailTransport::Smtp {
-                host: "mail.internal".into(),
+                host: "relay.internal".into(),
                 port: 2525
             }
         );

@@ -1,0 +1,169 @@
+//! The `mail_outbox` table: enqueueing a message inside the caller's transaction,
+//! and the claim and settle statements the sender uses to deliver it exactly once
+//! across several app instances.
+//!
+//! A row is `pending` until it is delivered (`sent`) or given up on (`failed`).
+//! `next_attempt_at` is both the retry schedule and the claim lease: claiming a row
+//! moves it into the future, so no other instance sees it as due while it is being
+//! sent, and a claim left behind by a crashed instance comes due again on its own.
+
+use chrono::{NaiveDateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::mail_outbox;
+
+pub const PENDING: &str = "pending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+
+/// A message to send, as a feature hands it over.
+pub struct OutgoingMail<'a> {
+    pub to: &'a str,
+    /// What the message is about (`verify_email`, `reservation_confirmed`, …), for
+    /// logs and counts; the sender does not interpret it.
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+}
+
+/// Inserts a pending message, due at once. Called inside the caller's write
+/// transaction, so the mail exists if and only if the change it reports does.
+pub fn enqueue(conn: &mut DbConnection, mail: &OutgoingMail<'_>) -> QueryResult<i64> {
+    let now = Utc::now().naive_utc();
+    diesel::insert_into(mail_outbox::table)
+        .values((
+            mail_outbox::recipient.eq(mail.to),
+            mail_outbox::kind.eq(mail.kind),
+            mail_outbox::subject.eq(mail.subject),
+            mail_outbox::body_text.eq(mail.body_text),
+            mail_outbox::status.eq(PENDING),
+            mail_outbox::attempts.eq(0),
+            mail_outbox::next_attempt_at.eq(now),
+            mail_outbox::created_at.eq(now),
+        ))
+        .returning(mail_outbox::id)
+        .get_result(conn)
+}
+
+/// A message this instance has claimed and may now send.
+#[derive(Debug, Queryable)]
+pub(crate) struct Claimed {
+    pub id: i64,
+    pub recipient: String,
+    pub kind: String,
+    pub subject: String,
+    pub body_text: String,
+    /// The attempt count after this claim. It doubles as a fencing token: the
+    /// settle statements only touch the row if no later claim has raised it.
+    pub attempts: i32,
+}
+
+/// Ids of up to `limit` pending messages due at `now`, above `after_id`, oldest first.
+/// Only candidates: another instance may claim any of them first.
+pub(crate) fn due_ids(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    after_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    mail_outbox::table
+        .filter(mail_outbox::status.eq(PENDING))
+        .filter(mail_outbox::next_attempt_at.le(now))
+        .filter(mail_outbox::id.gt(after_id))
+        .order(mail_outbox::id)
+        .limit(limit)
+        .select(mail_outbox::id)
+        .load(conn)
+}
+
+/// Claims one message with a single conditional update: it counts the attempt and
+/// pushes `next_attempt_at` a lease into the future, but only while the row is
+/// still pending and due. Of several instances racing for the row exactly one
+/// update matches (on PostgreSQL the losers wait on the row lock, then re-check
+/// the condition against the committed row); the row coming back through
+/// `RETURNING` is that affected-row count, and `None` means someone else has it.
+pub(crate) fn claim(
+    conn: &mut DbConnection,
+    id: i64,
+    now: NaiveDateTime,
+    lease: TimeDelta,
+) -> QueryResult<Option<Claimed>> {
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq(id))
+            .filter(mail_outbox::status.eq(PENDING))
+            .filter(mail_outbox::next_attempt_at.le(now)),
+    )
+    .set((
+        mail_outbox::attempts.eq(mail_outbox::attempts + 1),
+        mail_outbox::next_attempt_at.eq(now + lease),
+    ))
+    .returning((
+        mail_outbox::id,
+        mail_outbox::recipient,
+        mail_outbox::kind,
+        mail_outbox::subject,
+        mail_outbox::body_text,
+        mail_outbox::attempts,
+    ))
+    .get_result(conn)
+    .optional()
+}
+
+/// Records a delivery. `false` if the claim had been lost (see [`Claimed::attempts`]).
+pub(crate) fn mark_sent(
+    conn: &mut DbConnection,
+    claimed: &Claimed,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(still_ours(claimed.id, claimed.attempts))
+        .set((
+            mail_outbox::status.eq(SENT),
+            mail_outbox::sent_at.eq(now),
+            mail_outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Records a failed attempt to be retried at `retry_at`.
+pub(crate) fn mark_retry(
+    conn: &mut DbConnection,
+    claimed: &Claimed,
+    retry_at: NaiveDateTime,
+    error: &str,
+) -> QueryResult<bool> {
+    let updated = diesel::update(still_ours(claimed.id, claimed.attempts))
+        .set((
+            mail_outbox::next_attempt_at.eq(retry_at),
+            mail_outbox::last_error.eq(error),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Gives up on a message for good.
+pub(crate) fn mark_failed(
+    conn: &mut DbConnection,
+    claimed: &Claimed,
+    error: &str,
+) -> QueryResult<bool> {
+    let updated = diesel::update(still_ours(claimed.id, claimed.attempts))
+        .set((
+            mail_outbox::status.eq(FAILED),
+            mail_outbox::last_error.eq(error),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// The claimed row, as long as no other instance has claimed it since.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn still_ours(id: i64, attempts: i32) -> _ {
+    let pending: &'static str = PENDING;
+    mail_outbox::table
+        .filter(mail_outbox::id.eq(id))
+        .filter(mail_outbox::status.eq(pending))
+        .filter(mail_outbox::attempts.eq(attempts))
+}

@@ -1,0 +1,313 @@
+//! A minimal SMTP server for tests: enough of RFC 5321 for lettre's client (no TLS,
+//! no AUTH), keeping every message it accepts so tests can read what was sent.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// One message as the server received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    /// The envelope sender (`MAIL FROM`).
+    pub from: String,
+    /// The envelope recipients (`RCPT TO`).
+    pub recipients: Vec<String>,
+    /// The message (headers and body) after dot-unstuffing, line endings as sent.
+    pub data: String,
+}
+
+pub struct SmtpSink {
+    pub port: u16,
+    messages: Arc<Mutex<Vec<ReceivedMail>>>,
+    accept: JoinHandle<()>,
+}
+
+impl SmtpSink {
+    /// Listens on a free port of 127.0.0.1.
+    pub async fn start() -> SmtpSink {
+        SmtpSink::start_on(0).await
+    }
+
+    /// Listens on `port` (for a server that "comes back" where one was expected).
+    pub async fn start_on(port: u16) -> SmtpSink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let store = messages.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    // A client that hangs up mid-conversation is not the test's concern.
+                    let _ = serve(stream, store).await;
+                });
+            }
+        });
+        SmtpSink {
+            port,
+            messages,
+            accept,
+        }
+    }
+
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages have arrived, failing after 10 s.
+    pub async fn wait_for(&self, n: usize) -> Vec<ReceivedMail> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} messages; {} arrived",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn serve(stream: TcpStream, store: Arc<Mutex<Vec<ReceivedMail>>>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    write
+        .write_all(b"220 sink.test ESMTP test sink\r\n")
+        .await?;
+    let mut from = String::new();
+    let mut recipients = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if read.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = String::from_utf8_lossy(&line).trim_end().to_owned();
+        let verb = command
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" | "HELO" => b"250 sink.test\r\n",
+            "MAIL" => {
+                from = between_angles(&command);
+                recipients.clear();
+                b"250 OK\r\n"
+            }
+            "RCPT" => {
+                recipients.push(between_angles(&command));
+                b"250 OK\r\n"
+            }
+            "DATA" => {
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
+                let Some(data) = read_data(&mut read).await? else {
+                    return Ok(());
+                };
+                // Stored before the reply, so a client that has its 250 finds
+                // the message already here.
+                store.lock().unwrap().push(ReceivedMail {
+                    from: std::mem::take(&mut from),
+                    recipients: std::mem::take(&mut recipients),
+                    data,
+                });
+                b"250 OK queued\r\n"
+            }
+            "RSET" => {
+                from.clear();
+                recipients.clear();
+                b"250 OK\r\n"
+            }
+            "NOOP" => b"250 OK\r\n",
+            "QUIT" => {
+                write.write_all(b"221 Bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 Command not implemented\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+/// Reads the message after DATA up to the line ".", undoing dot-stuffing.
+/// `None` if the client hung up first.
+async fn read_data(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<Option<String>> {
+    let mut data = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if read.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(None);
+        }
+        if line == b".\r\n" || line == b".\n" {
+            return Ok(Some(String::from_utf8_lossy(&data).into_owned()));
+        }
+        let unstuffed = line.strip_prefix(b".").unwrap_or(&line);
+        data.extend_from_slice(unstuffed);
+    }
+}
+
+fn between_angles(command: &str) -> String {
+    match (command.find('<'), command.rfind('>')) {
+        (Some(start), Some(end)) if start < end => command[start + 1..end].to_owned(),
+        _ => String::new(),
+    }
+}
+
+impl ReceivedMail {
+    /// Reads a message as the file transport writes it (`.eml`): no envelope.
+    pub fn from_eml(data: String) -> ReceivedMail {
+        ReceivedMail {
+            from: String::new(),
+            recipients: Vec::new(),
+            data,
+        }
+    }
+
+    fn split(&self) -> (&str, &str) {
+        for separator in ["\r\n\r\n", "\n\n"] {
+            if let Some(at) = self.data.find(separator) {
+                return (&self.data[..at], &self.data[at + separator.len()..]);
+            }
+        }
+        (&self.data, "")
+    }
+
+    /// A header's value, unfolded, as sent (still encoded).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let (headers, _) = self.split();
+        let mut unfolded: Vec<String> = Vec::new();
+        for line in headers.lines() {
+            match unfolded.last_mut() {
+                Some(last) if line.starts_with([' ', '\t']) => last.push_str(line),
+                _ => unfolded.push(line.to_owned()),
+            }
+        }
+        unfolded.into_iter().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+
+    /// The subject, with RFC 2047 encoded words (`=?utf-8?b?…?=`) decoded.
+    pub fn subject(&self) -> String {
+        decode_encoded_words(&self.header("Subject").unwrap_or_default())
+    }
+
+    /// The body of a single-part message, with its transfer encoding (base64 or
+    /// quoted-printable) undone and line endings as `\n`.
+    pub fn text_body(&self) -> String {
+        let (_, body) = self.split();
+        let encoding = self
+            .header("Content-Transfer-Encoding")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let bytes = match encoding.as_str() {
+            "base64" => decode_base64(body),
+            "quoted-printable" => decode_quoted_printable(body),
+            _ => body.as_bytes().to_vec(),
+        };
+        String::from_utf8(bytes)
+            .expect("the body is UTF-8")
+            .replace("\r\n", "\n")
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .expect("valid base64")
+}
+
+fn decode_quoted_printable(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'=' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let rest = &bytes[i + 1..];
+        if rest.starts_with(b"\r\n") {
+            i += 3; // soft line break
+        } else if rest.starts_with(b"\n") {
+            i += 2;
+        } else if let Some(byte) = rest
+            .get(..2)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(b'=');
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Decodes one `=?charset?B|Q?text?=` word into bytes (the charset is taken to be
+/// UTF-8, which is all lettre writes).
+fn decode_word(word: &str) -> Option<Vec<u8>> {
+    let inner = word.strip_prefix("=?")?.strip_suffix("?=")?;
+    let mut parts = inner.splitn(3, '?');
+    let (_charset, encoding, text) = (parts.next()?, parts.next()?, parts.next()?);
+    match encoding {
+        "B" | "b" => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+        "Q" | "q" => Some(decode_quoted_printable(&text.replace('_', " "))),
+        _ => None,
+    }
+}
+
+/// Decodes a header value; the space between two adjacent encoded words is
+/// folding, not text, and a character may be split across them.
+fn decode_encoded_words(value: &str) -> String {
+    let mut out = String::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut previous_encoded = false;
+    for (i, token) in value.split(' ').enumerate() {
+        match decode_word(token) {
+            Some(bytes) => {
+                if i > 0 && !previous_encoded {
+                    out.push(' ');
+                }
+                pending.extend(bytes);
+                previous_encoded = true;
+            }
+            None => {
+                out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(token);
+                previous_encoded = false;
+            }
+        }
+    }
+    out.push_str(&String::from_utf8_lossy(&pending));
+    out
+}

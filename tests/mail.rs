@@ -1,0 +1,381 @@
+//! The outbox sender: delivery over SMTP and into files, retry after an outage,
+//! permanent failures, and exactly-once delivery with several instances.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDateTime, TimeDelta, Utc};
+use common::TestDatabase;
+use common::smtp::{ReceivedMail, SmtpSink};
+use diesel::prelude::*;
+use mask_reservation::config::MailTransport;
+use mask_reservation::db::schema::mail_outbox;
+use mask_reservation::db::{DatabaseUrl, Db, PoolOptions, write_tx};
+use mask_reservation::mail::outbox::{self, OutgoingMail};
+use mask_reservation::mail::sender::{MAX_ATTEMPTS, Sender};
+use tokio::sync::Notify;
+
+const SUBJECT: &str = "마스크 예약 확인";
+const BODY: &str = "홍길동님, 공적 마스크 예약이 확정되었습니다.\n\
+    수령 코드: 7K3F-92QD\n\
+    확인 링크: http://127.0.0.1/reservations/42?token=a1b2c3\n";
+
+fn open(database: &TestDatabase) -> Db {
+    Db::new(
+        &database.url(),
+        PoolOptions {
+            max_size: 4,
+            acquire_timeout: Duration::from_secs(10),
+        },
+    )
+}
+
+fn smtp(port: u16) -> MailTransport {
+    MailTransport::Smtp {
+        host: "127.0.0.1".into(),
+        port,
+    }
+}
+
+fn sender(db: &Db, transport: MailTransport) -> Sender {
+    Sender::new(
+        db.clone(),
+        transport,
+        "공적 마스크 예약 <noreply@mask.example>".into(),
+        Arc::new(Notify::new()),
+    )
+}
+
+fn enqueue(db: &Db, to: &str) -> i64 {
+    let mut conn = db.get().unwrap();
+    write_tx(&mut conn, |tx| {
+        outbox::enqueue(
+            tx,
+            &OutgoingMail {
+                to,
+                kind: "reservation_confirmed",
+                subject: SUBJECT,
+                body_text: BODY,
+            },
+        )
+    })
+    .unwrap()
+}
+
+#[derive(Debug, Queryable)]
+struct Row {
+    status: String,
+    attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    last_error: Option<String>,
+    sent_at: Option<NaiveDateTime>,
+}
+
+fn row(db: &Db, id: i64) -> Row {
+    mail_outbox::table
+        .find(id)
+        .select((
+            mail_outbox::status,
+            mail_outbox::attempts,
+            mail_outbox::next_attempt_at,
+            mail_outbox::last_error,
+            mail_outbox::sent_at,
+        ))
+        .first(&mut *db.get().unwrap())
+        .unwrap()
+}
+
+fn make_due(db: &Db, id: i64) {
+    diesel::update(mail_outbox::table.find(id))
+        .set(mail_outbox::next_attempt_at.eq(Utc::now().naive_utc() - TimeDelta::seconds(1)))
+        .execute(&mut *db.get().unwrap())
+        .unwrap();
+}
+
+/// A port nothing listens on: bound once by the OS, then released.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_pending_message_is_delivered_with_its_recipient_subject_and_korean_body_and_marked_sent()
+{
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    let id = enqueue(&db, "citizen@example.com");
+
+    let delivered = sender(&db, smtp(sink.port)).deliver_due().await.unwrap();
+
+    assert_eq!(delivered, 1);
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.recipients, ["citizen@example.com"]);
+    assert_eq!(mail.from, "noreply@mask.example");
+    assert_eq!(mail.subject(), SUBJECT);
+    assert!(mail.header("Message-ID").is_some());
+    assert!(
+        mail.header("Content-Type")
+            .unwrap()
+            .to_ascii_lowercase()
+            .starts_with("text/plain; charset=utf-8")
+    );
+    let body = mail.text_body();
+    assert!(
+        body.contains("공적 마스크 예약이 확정되었습니다."),
+        "{body}"
+    );
+    assert!(
+        body.contains("http://127.0.0.1/reservations/42?token=a1b2c3"),
+        "{body}"
+    );
+
+    let row = row(&db, id);
+    assert_eq!(row.status, "sent");
+    assert_eq!(row.attempts, 1);
+    assert!(row.sent_at.is_some());
+    assert_eq!(row.last_error, None);
+}
+
+#[tokio::test]
+async fn a_sent_message_is_not_sent_again() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    enqueue(&db, "citizen@example.com");
+    let sender = sender(&db, smtp(sink.port));
+
+    assert_eq!(sender.deliver_due().await.unwrap(), 1);
+    assert_eq!(sender.deliver_due().await.unwrap(), 0);
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn an_smtp_outage_keeps_the_message_pending_with_back_off_and_it_is_delivered_once_smtp_returns()
+ {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let port = closed_port();
+    let sender = sender(&db, smtp(port));
+    let id = enqueue(&db, "citizen@example.com");
+
+    assert_eq!(sender.deliver_due().await.unwrap(), 0);
+    let waiting = row(&db, id);
+    assert_eq!(waiting.status, "pending");
+    assert_eq!(waiting.attempts, 1);
+    assert!(waiting.last_error.is_some_and(|e| !e.is_empty()));
+    assert!(waiting.next_attempt_at > Utc::now().naive_utc());
+    assert_eq!(waiting.sent_at, None);
+    // Not due yet: a second pass leaves it alone rather than hammering the server.
+    assert_eq!(sender.deliver_due().await.unwrap(), 0);
+    assert_eq!(row(&db, id).attempts, 1);
+
+    let sink = SmtpSink::start_on(port).await;
+    make_due(&db, id);
+    assert_eq!(sender.deliver_due().await.unwrap(), 1);
+
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0].recipients, ["citizen@example.com"]);
+    let sent = row(&db, id);
+    assert_eq!(sent.status, "sent");
+    assert_eq!(sent.attempts, 2);
+    assert_eq!(sent.last_error, None);
+}
+
+#[tokio::test]
+async fn during_an_smtp_outage_a_round_stops_at_the_first_failure_instead_of_spending_every_attempt()
+ {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sender = sender(&db, smtp(closed_port()));
+    let ids: Vec<i64> = (0..3)
+        .map(|i| enqueue(&db, &format!("citizen{i}@example.com")))
+        .collect();
+
+    assert_eq!(sender.deliver_due().await.unwrap(), 0);
+
+    let attempts: Vec<i32> = ids.iter().map(|&id| row(&db, id).attempts).collect();
+    assert_eq!(attempts, [1, 0, 0]);
+    assert!(ids.iter().all(|&id| row(&db, id).status == "pending"));
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_given_up_after_the_last_attempt() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sender = sender(&db, smtp(closed_port()));
+    let id = enqueue(&db, "citizen@example.com");
+    diesel::update(mail_outbox::table.find(id))
+        .set(mail_outbox::attempts.eq(MAX_ATTEMPTS - 1))
+        .execute(&mut *db.get().unwrap())
+        .unwrap();
+
+    assert_eq!(sender.deliver_due().await.unwrap(), 0);
+
+    let given_up = row(&db, id);
+    assert_eq!(given_up.status, "failed");
+    assert_eq!(given_up.attempts, MAX_ATTEMPTS);
+    assert!(given_up.last_error.is_some());
+}
+
+#[tokio::test]
+async fn the_file_transport_writes_one_eml_per_message() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let dir = tempfile::tempdir().unwrap();
+    // Not there yet: the sender creates it.
+    let mail_dir = dir.path().join("mail").join("out");
+    let recipients = ["a@example.com", "b@example.com", "c@example.com"];
+    let ids: Vec<i64> = recipients.iter().map(|to| enqueue(&db, to)).collect();
+
+    let delivered = sender(&db, MailTransport::File(mail_dir.clone()))
+        .deliver_due()
+        .await
+        .unwrap();
+
+    assert_eq!(delivered, 3);
+    let files: Vec<_> = std::fs::read_dir(&mail_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let mut addressed = HashSet::new();
+    for file in &files {
+        assert_eq!(file.extension().unwrap(), "eml");
+        let mail = ReceivedMail::from_eml(std::fs::read_to_string(file).unwrap());
+        addressed.insert(mail.header("To").unwrap());
+        assert_eq!(mail.subject(), SUBJECT);
+        assert!(mail.text_body().contains("수령 코드: 7K3F-92QD"));
+    }
+    assert_eq!(
+        addressed,
+        recipients.iter().map(|r| r.to_string()).collect()
+    );
+    for id in ids {
+        assert_eq!(row(&db, id).status, "sent");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_recipient_fails_at_once_without_holding_up_the_others() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    let first = enqueue(&db, "first@example.com");
+    let invalid = enqueue(&db, "not an address");
+    let last = enqueue(&db, "last@example.com");
+
+    let delivered = sender(&db, smtp(sink.port)).deliver_due().await.unwrap();
+
+    assert_eq!(delivered, 2);
+    let failed = row(&db, invalid);
+    assert_eq!(failed.status, "failed");
+    assert_eq!(failed.attempts, 1);
+    assert!(failed.last_error.is_some());
+    assert_eq!(row(&db, first).status, "sent");
+    assert_eq!(row(&db, last).status, "sent");
+    let recipients: Vec<_> = sink
+        .wait_for(2)
+        .await
+        .into_iter()
+        .flat_map(|m| m.recipients)
+        .collect();
+    assert_eq!(recipients, ["first@example.com", "last@example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sending_at_once_deliver_each_message_exactly_once() {
+    const MESSAGES: usize = 60;
+    let database = TestDatabase::fresh();
+    let sink = SmtpSink::start().await;
+    // Separate pools, as two app processes would have.
+    let (db_a, db_b) = (open(&database), open(&database));
+    for i in 0..MESSAGES {
+        enqueue(&db_a, &format!("citizen{i}@example.com"));
+    }
+    let a = sender(&db_a, smtp(sink.port));
+    let b = sender(&db_b, smtp(sink.port));
+
+    let mut delivered = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (from_a, from_b) = tokio::join!(a.deliver_due(), b.deliver_due());
+        delivered += from_a.unwrap() + from_b.unwrap();
+        let pending: i64 = mail_outbox::table
+            .filter(mail_outbox::status.ne("sent"))
+            .count()
+            .get_result(&mut *db_a.get().unwrap())
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} messages still unsent");
+    }
+
+    assert_eq!(delivered, MESSAGES);
+    let received = sink.wait_for(MESSAGES).await;
+    assert_eq!(received.len(), MESSAGES);
+    let distinct: HashSet<_> = received.iter().flat_map(|m| &m.recipients).collect();
+    assert_eq!(distinct.len(), MESSAGES, "a message went out twice");
+    // Each row was claimed once: no claim was won twice.
+    let attempts: Vec<i32> = mail_outbox::table
+        .select(mail_outbox::attempts)
+        .load(&mut *db_a.get().unwrap())
+        .unwrap();
+    assert!(attempts.iter().all(|&n| n == 1), "{attempts:?}");
+}
+
+#[tokio::test]
+async fn the_running_sender_delivers_mail_enqueued_after_it_started() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    let wake = Arc::new(Notify::new());
+    let sender = Sender::new(
+        db.clone(),
+        smtp(sink.port),
+        "noreply@mask.example".into(),
+        wake.clone(),
+    );
+    let running = tokio::spawn(sender.run());
+
+    let id = enqueue(&db, "citizen@example.com");
+    wake.notify_one();
+
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0].recipients, ["citizen@example.com"]);
+    common::eventually(Duration::from_secs(10), "the row marked sent", || {
+        let status = row(&db, id).status;
+        async move { (status == "sent").then_some(()) }
+    })
+    .await;
+    running.abort();
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_an_error_to_retry_not_a_panic() {
+    let url = DatabaseUrl::Postgres(format!(
+        "postgres://postgres@127.0.0.1:{}/nothing",
+        closed_port()
+    ));
+    let db = Db::new(
+        &url,
+        PoolOptions {
+            max_size: 1,
+            acquire_timeout: Duration::from_millis(500),
+        },
+    );
+
+    let result = sender(&db, smtp(closed_port())).deliver_due().await;
+
+    assert!(result.is_err());
+}
