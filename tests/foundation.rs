@@ -39,6 +39,7 @@ async fn healthz_answers_503_while_the_database_is_unreachable_and_recovers() {
             let app = spawn_app_with(Spawn {
                 database: Some(database),
                 via_proxy: Some(proxy.port),
+                ..Spawn::default()
             })
             .await;
             assert_eq!(app.get("/healthz").await.status(), 200);
@@ -129,7 +130,7 @@ async fn a_token_from_another_session_is_refused() {
     let app = spawn_app().await;
     let other = spawn_app_with(Spawn {
         database: Some(app.database.clone()),
-        via_proxy: None,
+        ..Spawn::default()
     })
     .await;
     let foreign = other.csrf_token().await;

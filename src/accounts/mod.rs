@@ -1,8 +1,12 @@
 //! Accounts: who someone is (role, national ID, password) and how they prove it.
 
+pub mod email;
 pub mod national_id;
 pub mod password;
 pub mod queries;
+pub mod routes;
+pub mod service;
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 

@@ -76,7 +76,7 @@ async fn sent_token(req: &mut ServiceRequest) -> Result<Option<String>, AppError
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
         if body.len() + chunk.len() > MAX_FORM_BYTES {
-            return Err(AppError::BadRequest("form too large".into()));
+            return Err(AppError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);
     }

@@ -22,6 +22,10 @@ pub enum AppError {
     Csrf,
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("authentication required")]
+    LoginRequired { next: String },
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
@@ -57,6 +61,8 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,6 +74,15 @@ impl ResponseError for AppError {
             AppError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             AppError::Unavailable(why) => tracing::warn!(%why, "service unavailable"),
             _ => {}
+        }
+        if let AppError::LoginRequired { next } = self {
+            let target = format!(
+                "/login?next={}",
+                form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            );
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target))
+                .finish();
         }
         let mut res = HttpResponse::build(self.status_code());
         match self {

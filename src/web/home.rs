@@ -8,8 +8,9 @@ use diesel::prelude::*;
 
 use crate::accounts::Role;
 use crate::app::AppState;
-use crate::db::schema::{quota_usage, users};
+use crate::db::schema::users;
 use crate::policy::{Period, Policy, Rotation};
+use crate::reservations::queries::used_in_period;
 use crate::web::errors::AppError;
 use crate::web::i18n::Tr;
 use crate::web::page::PageCtx;
@@ -86,13 +87,10 @@ fn used_this_period(
         .first::<Option<i64>>(conn)
         .optional()?
         .flatten();
-    let Some(person) = person else { return Ok(0) };
-    Ok(quota_usage::table
-        .find((person, period_start))
-        .select(quota_usage::used)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0))
+    match person {
+        Some(person) => used_in_period(conn, person, period_start),
+        None => Ok(0),
+    }
 }
 
 fn rules(t: &Tr, p: &Policy) -> Vec<Rule> {

@@ -1,13 +1,16 @@
 //! The shared web layer: errors → pages, sessions, CSRF, languages, and the few
 //! pages that belong to no feature (home, health, language switch).
 
+pub mod auth;
 pub mod csrf;
 pub mod errors;
+pub mod form;
 pub mod health;
 pub mod home;
 pub mod i18n;
 pub mod language;
 pub mod page;
+pub mod rate_limit;
 pub mod session;
 
 use actix_web::HttpResponse;

@@ -18,6 +18,8 @@ pub struct PageCtx {
     /// Path and query of this page, to come back to after switching language.
     pub here: String,
     pub languages: [Lang; 2],
+    /// A one-time message from the previous action (a locale key).
+    pub flash: Option<String>,
 }
 
 impl PageCtx {
@@ -37,6 +39,7 @@ impl PageCtx {
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
             languages: Lang::ALL,
+            flash: session::take_flash(&session),
         }
     }
 

@@ -11,6 +11,10 @@ use crate::accounts::Role;
 
 const CSRF_KEY: &str = "csrf";
 const USER_KEY: &str = "user";
+const FLASH_KEY: &str = "flash";
+
+/// How long a login lasts, whatever the cookie says.
+pub const MAX_SESSION_AGE_SECS: i64 = 12 * 3600;
 
 /// The logged-in user as the session remembers them. Protected routes re-check
 /// the account (disabled, session epoch) against the database.
@@ -20,6 +24,8 @@ pub struct SessionUser {
     pub role: Role,
     pub name: String,
     pub epoch: i64,
+    /// When the user logged in (Unix seconds).
+    pub issued_at: i64,
 }
 
 /// The session's CSRF token, created on first use.
@@ -41,6 +47,40 @@ pub fn existing_csrf_token(session: &Session) -> Option<String> {
 
 pub fn current_user(session: &Session) -> Option<SessionUser> {
     session.get::<SessionUser>(USER_KEY).ok().flatten()
+}
+
+/// Starts a logged-in session under a new cookie (no session fixation), with a
+/// fresh CSRF token.
+pub fn log_in(
+    session: &Session,
+    user: &SessionUser,
+) -> Result<(), actix_session::SessionInsertError> {
+    session.renew();
+    session.remove(CSRF_KEY);
+    session.insert(USER_KEY, user)
+}
+
+/// Forgets everything in the session and moves it to a new cookie, keeping it
+/// usable for a flash message.
+pub fn reset(session: &Session) {
+    session.clear();
+    session.renew();
+}
+
+/// Ends the session entirely.
+pub fn log_out(session: &Session) {
+    session.purge();
+}
+
+/// A one-time message shown on the next page (a locale key).
+pub fn set_flash(session: &Session, key: &str) {
+    if let Err(e) = session.insert(FLASH_KEY, key) {
+        tracing::warn!(error = %e, "could not store a flash message");
+    }
+}
+
+pub fn take_flash(session: &Session) -> Option<String> {
+    session.remove_as::<String>(FLASH_KEY).and_then(Result::ok)
 }
 
 /// 32 random bytes, URL-safe base64.

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod db;
 pub mod proxy;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,18 +16,30 @@ use std::time::{Duration, Instant};
 use mask_reservation::app::{AppState, Application, open_db};
 use mask_reservation::config::{AppEnv, Config, MailTransport, SecretKey};
 use mask_reservation::db::{Backend, Db};
+use mask_reservation::web::rate_limit::{Limit, RateLimits};
 use reqwest::redirect::Policy;
 
 pub use db::TestDatabase;
+pub use smtp::SmtpSink;
+
+/// One browser-like HTTP client with its own cookies.
+#[derive(Clone)]
+pub struct Visitor {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+}
 
 pub struct TestApp {
     pub address: String,
     pub port: u16,
-    pub client: reqwest::Client,
+    pub visitor: Visitor,
     pub db: Db,
     pub state: actix_web::web::Data<AppState>,
     pub data_dir: tempfile::TempDir,
     pub database: Arc<TestDatabase>,
+    /// The SMTP server the app sends its mail to.
+    pub smtp: SmtpSink,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -38,6 +51,23 @@ pub struct Spawn {
     pub database: Option<Arc<TestDatabase>>,
     /// Route PostgreSQL traffic through this proxy port (to cut the database).
     pub via_proxy: Option<u16>,
+    /// Send mail to this port instead of the test's SMTP sink (e.g. a dead one).
+    pub smtp_port: Option<u16>,
+    /// Request limits; by default high enough never to get in a test's way.
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// Limits that no functional test reaches; rate-limit tests set their own.
+pub fn generous_limits() -> RateLimits {
+    let lots = Limit::per_minutes(10_000, 60);
+    RateLimits {
+        login_per_ip: lots,
+        login_per_account: lots,
+        signup_per_ip: lots,
+        forgot_per_ip: lots,
+        forgot_per_account: lots,
+        resend_per_account: lots,
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -50,46 +80,92 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         None => Arc::new(TestDatabase::fresh()),
     };
     let data_dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpSink::start().await;
     let config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: database.url_via(options.via_proxy),
         secret: SecretKey::generate(),
-        mail: MailTransport::File(data_dir.path().join("mail")),
+        mail: MailTransport::Smtp {
+            host: "127.0.0.1".into(),
+            port: options.smtp_port.unwrap_or(smtp.port),
+        },
+        mail_from: "공적 마스크 예약 <no-reply@example.com>".into(),
         timezone: chrono_tz::Asia::Seoul,
         seed_demo: false,
         app_env: AppEnv::Development,
         data_dir: data_dir.path().to_owned(),
         db_pool_size: 8,
         workers: 2,
-        base_url: "http://127.0.0.1".into(),
+        base_url: None,
+        trust_forwarded: false,
     };
     let db = open_db(&config);
-    let app = Application::build(config, db.clone()).expect("the app builds");
+    let limits = options.rate_limits.unwrap_or_else(generous_limits);
+    let app = Application::build_with(config, db.clone(), limits).expect("the app builds");
     let port = app.port();
     let state = app.state();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .cookie_store(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        visitor: Visitor::new(&address),
+        address,
         port,
-        client,
         db,
         state,
         data_dir,
         database,
+        smtp,
         handle,
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Visitor;
+
+    fn deref(&self) -> &Visitor {
+        &self.visitor
     }
 }
 
 impl TestApp {
     pub fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// Another visitor, with a cookie jar of its own.
+    pub fn new_visitor(&self) -> Visitor {
+        Visitor::new(&self.address)
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+impl Visitor {
+    pub fn new(address: &str) -> Visitor {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        Visitor {
+            address: address.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .cookie_provider(jar.clone())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            jar,
+        }
+    }
+
+    /// The `Cookie` header this visitor would send (to copy a session).
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        let url = self.address.parse().unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -133,8 +209,30 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn stop(&self) {
-        self.handle.stop(false).await;
+    /// Posts a raw body (for malformed input).
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in; returns the response (303 on success).
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_form("/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    pub async fn html(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
     }
 }
 
@@ -163,4 +261,78 @@ where
 
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Test data written straight to the database (fast set-up for HTTP tests).
+pub mod fixtures {
+    use mask_reservation::accounts::Role;
+    use mask_reservation::accounts::national_id::{NationalId, with_check_digit};
+    use mask_reservation::accounts::password::{NewPassword, hash};
+    use mask_reservation::accounts::queries::{NewUser, find_or_insert_person, insert_user};
+    use mask_reservation::db::Db;
+    use mask_reservation::stores::import::{StoreRow, insert_all};
+
+    pub const PASSWORD: &str = "correct horse battery";
+
+    /// A valid resident registration number from its first 12 digits.
+    pub fn national_id(first12: &str) -> String {
+        with_check_digit(first12).unwrap()
+    }
+
+    pub fn store(db: &Db, code: &str, name: &str) -> i64 {
+        let mut conn = db.get().unwrap();
+        insert_all(
+            &mut conn,
+            &[StoreRow {
+                code: code.into(),
+                name: name.into(),
+                addr: format!("서울특별시 중구 세종대로 {}", &code[5..]),
+                store_type: "01".into(),
+                lat: 37.56,
+                lng: 126.97,
+            }],
+        )
+        .unwrap()[0]
+    }
+
+    /// An account with [`PASSWORD`]. Citizens get a person from `first12`.
+    pub fn user(
+        db: &Db,
+        role: Role,
+        email: &str,
+        store_id: Option<i64>,
+        verified: bool,
+        id_key: &[u8],
+    ) -> i64 {
+        let mut conn = db.get().unwrap();
+        let person_id = (role == Role::Citizen).then(|| {
+            let digits = format!(
+                "{:012}",
+                850_101_100_000u64
+                    + email.len() as u64 * 7
+                    + email.bytes().map(u64::from).sum::<u64>()
+            );
+            let n = NationalId::parse(&national_id(&digits)).unwrap();
+            find_or_insert_person(
+                &mut conn,
+                &n.keyed_hash(id_key),
+                n.birth_date(),
+                &n.masked(),
+            )
+            .unwrap()
+        });
+        insert_user(
+            &mut conn,
+            &NewUser {
+                role,
+                email,
+                name: email.split('@').next().unwrap(),
+                password_hash: &hash(&NewPassword::parse(PASSWORD).unwrap()).unwrap(),
+                person_id,
+                store_id,
+                email_verified: verified,
+            },
+        )
+        .unwrap()
+    }
 }

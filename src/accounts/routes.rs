@@ -1,0 +1,613 @@
+//! Account pages: sign-up, e-mail verification, login, logout, password reset.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::accounts::email::{DisplayName, Email};
+use crate::accounts::national_id::NationalId;
+use crate::accounts::password::{self, NewPassword, PasswordRule};
+use crate::accounts::service::{self, AccountError, Signup};
+use crate::accounts::tokens::{self, Purpose, TokenError};
+use crate::app::AppState;
+use crate::web::auth::{Citizen, CurrentUser};
+use crate::web::errors::AppError;
+use crate::web::form::{FieldErrors, FormData, bounded};
+use crate::web::page::PageCtx;
+use crate::web::rate_limit::{self, Decision, Limit};
+use crate::web::session::{self, SessionUser};
+use crate::web::{render, safe_next};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/signup", web::get().to(signup_form))
+        .route("/signup", web::post().to(signup))
+        .route("/verify-email", web::get().to(verify_email))
+        .route("/verify-email/resend", web::post().to(resend_verification))
+        .route("/login", web::get().to(login_form))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/password/forgot", web::get().to(forgot_form))
+        .route("/password/forgot", web::post().to(forgot))
+        .route("/password/reset", web::get().to(reset_form))
+        .route("/password/reset", web::post().to(reset));
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, location.to_owned()))
+        .finish()
+}
+
+/// Counts a hit against a limit; over it, the visitor gets the 429 page.
+async fn limit(state: &AppState, bucket: String, limit: Limit) -> Result<(), AppError> {
+    let decision = state
+        .db
+        .run(move |conn| rate_limit::hit(conn, &bucket, limit))
+        .await?;
+    match decision {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after_secs } => {
+            Err(AppError::TooManyRequests { retry_after_secs })
+        }
+    }
+}
+
+/// Hashing is deliberately slow: it runs on the blocking pool.
+async fn hash_password(pw: NewPassword) -> Result<String, AppError> {
+    web::block(move || password::hash(&pw))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::Internal)
+}
+
+fn password_message(page: &PageCtx, rule: PasswordRule) -> String {
+    match rule {
+        PasswordRule::TooShort => page
+            .t
+            .fmt("form.error.password_short", &[("min", &password::MIN_LEN)]),
+        PasswordRule::TooLong => page
+            .t
+            .fmt("form.error.password_long", &[("max", &password::MAX_LEN)]),
+    }
+}
+
+// ---- sign-up -------------------------------------------------------------
+
+#[derive(Default)]
+pub struct SignupValues {
+    pub national_id: String,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Template)]
+#[template(path = "accounts/signup.html")]
+struct SignupPage {
+    page: PageCtx,
+    values: SignupValues,
+    errors: FieldErrors,
+}
+
+async fn signup_form(page: PageCtx, user: Option<CurrentUser>) -> Result<HttpResponse, AppError> {
+    if let Some(user) = user {
+        return Ok(see_other(user.role.home_path()));
+    }
+    render(
+        &SignupPage {
+            page,
+            values: SignupValues::default(),
+            errors: FieldErrors::default(),
+        },
+        StatusCode::OK,
+    )
+}
+
+async fn signup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let ip = rate_limit::client_ip(&req, state.config.trust_forwarded);
+    limit(
+        &state,
+        format!("signup:ip:{ip}"),
+        state.rate_limits.signup_per_ip,
+    )
+    .await?;
+
+    let t = &page.t;
+    let mut errors = FieldErrors::default();
+    // The national ID is never echoed back in full: a wrong one is shown again so
+    // the user can correct it, but only as typed, in their own browser.
+    let values = SignupValues {
+        national_id: truncate(form.get("national_id"), 20),
+        name: truncate(form.get("name"), 200),
+        email: truncate(form.get("email"), 300),
+    };
+    let national_id = match NationalId::parse(form.get("national_id")) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            errors.add("national_id", t.get(e.message_key()));
+            None
+        }
+    };
+    let name = DisplayName::parse(form.get("name"))
+        .map_err(|key| errors.add("name", t.get(key)))
+        .ok();
+    let email = Email::parse(form.get("email"))
+        .map_err(|e| errors.add("email", t.get(Email::message_key(e))))
+        .ok();
+    let password = match NewPassword::parse(form.get("password")) {
+        Ok(p) => Some(p),
+        Err(rule) => {
+            errors.add("password", password_message(&page, rule));
+            None
+        }
+    };
+    if form.get("password") != form.get("password_confirm") {
+        errors.add("password_confirm", t.get("form.error.password_mismatch"));
+    }
+    let (Some(national_id), Some(name), Some(email), Some(password), true) =
+        (national_id, name, email, password, errors.is_empty())
+    else {
+        return render(
+            &SignupPage {
+                page,
+                values,
+                errors,
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+
+    let password_hash = hash_password(password).await?;
+    let signup = Signup {
+        national_id,
+        name,
+        email,
+        password_hash,
+    };
+    let key = state.keys.national_id.clone();
+    let tr = page.t.clone();
+    let base_url = state.base_url.clone();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let id = service::sign_up(conn, &key, &signup, &tr, &base_url);
+            id.map(|id| (id, signup.name.as_str().to_owned()))
+        })
+        .await;
+    match outcome {
+        Ok((user_id, name)) => {
+            state.mail_wake.notify_one();
+            let user = SessionUser {
+                id: user_id,
+                role: crate::accounts::Role::Citizen,
+                name,
+                epoch: 0,
+                issued_at: Utc::now().timestamp(),
+            };
+            session::log_in(&session, &user).map_err(AppError::internal)?;
+            session::set_flash(&session, "signup.done");
+            Ok(see_other("/reservations"))
+        }
+        Err(crate::db::DbError::Work(AccountError::Duplicate)) => {
+            errors.set_general(t.get("signup.duplicate"));
+            render(
+                &SignupPage {
+                    page,
+                    values,
+                    errors,
+                },
+                StatusCode::CONFLICT,
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn truncate(value: &str, max: usize) -> String {
+    value.chars().take(max).collect()
+}
+
+// ---- e-mail verification -------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "accounts/message.html")]
+struct MessagePage {
+    page: PageCtx,
+    title_key: &'static str,
+    message_key: &'static str,
+    link: &'static str,
+    link_key: &'static str,
+}
+
+fn token_problem(page: PageCtx, e: TokenError) -> Result<HttpResponse, AppError> {
+    let message_key = match e {
+        TokenError::Unknown => "token.unknown",
+        TokenError::Expired => "token.expired",
+        TokenError::Used => "token.used",
+    };
+    render(
+        &MessagePage {
+            page,
+            title_key: "token.title",
+            message_key,
+            link: "/",
+            link_key: "error.back_home",
+        },
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+async fn verify_email(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, AppError> {
+    let token = query.into_inner().token;
+    let result = state
+        .db
+        .run(move |conn| service::verify_email(conn, &token))
+        .await;
+    match result {
+        Ok(_) => render(
+            &MessagePage {
+                page,
+                title_key: "verify.done_title",
+                message_key: "verify.done",
+                link: "/reservations",
+                link_key: "verify.continue",
+            },
+            StatusCode::OK,
+        ),
+        Err(crate::db::DbError::Work(AccountError::Token(e))) => token_problem(page, e),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn resend_verification(
+    state: web::Data<AppState>,
+    session: Session,
+    citizen: Citizen,
+    page: PageCtx,
+) -> Result<HttpResponse, AppError> {
+    if citizen.user.email_verified {
+        session::set_flash(&session, "verify.already");
+        return Ok(see_other("/reservations"));
+    }
+    let user_id = citizen.user.id;
+    limit(
+        &state,
+        format!("resend:user:{user_id}"),
+        state.rate_limits.resend_per_account,
+    )
+    .await?;
+    let tr = page.t.clone();
+    let base_url = state.base_url.clone();
+    state
+        .db
+        .run(move |conn| service::resend_verification(conn, user_id, &tr, &base_url))
+        .await?;
+    state.mail_wake.notify_one();
+    session::set_flash(&session, "verify.resent");
+    Ok(see_other("/reservations"))
+}
+
+// ---- login / logout ------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "accounts/login.html")]
+struct LoginPage {
+    page: PageCtx,
+    email: String,
+    next: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// A visitor who is already logged in is sent on to their own page.
+async fn login_form(
+    page: PageCtx,
+    query: web::Query<NextQuery>,
+    user: Option<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(user) = user {
+        return Ok(see_other(user.role.home_path()));
+    }
+    render(
+        &LoginPage {
+            page,
+            email: String::new(),
+            next: safe_next(&query.next).to_owned(),
+            errors: FieldErrors::default(),
+        },
+        StatusCode::OK,
+    )
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let email = truncate(form.get("email").trim(), 300).to_lowercase();
+    let next = safe_next(form.get("next")).to_owned();
+    let ip = rate_limit::client_ip(&req, state.config.trust_forwarded);
+    limit(
+        &state,
+        format!("login:ip:{ip}"),
+        state.rate_limits.login_per_ip,
+    )
+    .await?;
+    limit(
+        &state,
+        format!("login:account:{email}"),
+        state.rate_limits.login_per_account,
+    )
+    .await?;
+
+    let password = bounded(form.get("password"), password::MAX_LEN)
+        .unwrap_or("")
+        .to_owned();
+    let lookup = email.clone();
+    let candidate = state
+        .db
+        .run(move |conn| service::find_for_login(conn, &lookup))
+        .await?;
+    // The same work and the same answer whether or not the account exists.
+    let dummy = state.dummy_hash.clone();
+    let phc = candidate.as_ref().map(|c| c.password_hash.clone());
+    let password_ok = web::block(move || {
+        let phc = match phc {
+            Some(p) => p,
+            None => dummy
+                .get_or_init(|| password::dummy_hash().unwrap_or_default())
+                .clone(),
+        };
+        password::verify(&password, &phc)
+    })
+    .await
+    .map_err(AppError::internal)?;
+
+    let t = &page.t;
+    let mut errors = FieldErrors::default();
+    let user = match candidate {
+        Some(c) if password_ok && !c.disabled => c,
+        Some(c) if password_ok && c.disabled => {
+            errors.set_general(t.get("login.disabled"));
+            return render(
+                &LoginPage {
+                    page,
+                    email,
+                    next,
+                    errors,
+                },
+                StatusCode::FORBIDDEN,
+            );
+        }
+        _ => {
+            errors.set_general(t.get("login.failed"));
+            return render(
+                &LoginPage {
+                    page,
+                    email,
+                    next,
+                    errors,
+                },
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    let claims = SessionUser {
+        id: user.id,
+        role: user.role,
+        name: user.name.clone(),
+        epoch: user.epoch,
+        issued_at: Utc::now().timestamp(),
+    };
+    session::log_in(&session, &claims).map_err(AppError::internal)?;
+    let target = if next == "/" {
+        user.role.home_path().to_owned()
+    } else {
+        next
+    };
+    Ok(see_other(&target))
+}
+
+/// Ends the session. Cookies carry the session, so a copy of this one would
+/// stay valid; moving the account's session epoch on makes every copy — and
+/// every other session of the account — invalid at its next request.
+async fn logout(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
+    if let Some(user) = session::current_user(&session) {
+        state
+            .db
+            .run(move |conn| service::end_all_sessions(conn, user.id))
+            .await?;
+    }
+    session::log_out(&session);
+    Ok(see_other("/"))
+}
+
+// ---- password reset ------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "accounts/forgot.html")]
+struct ForgotPage {
+    page: PageCtx,
+    email: String,
+    sent: bool,
+    errors: FieldErrors,
+}
+
+async fn forgot_form(page: PageCtx) -> Result<HttpResponse, AppError> {
+    render(
+        &ForgotPage {
+            page,
+            email: String::new(),
+            sent: false,
+            errors: FieldErrors::default(),
+        },
+        StatusCode::OK,
+    )
+}
+
+async fn forgot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let ip = rate_limit::client_ip(&req, state.config.trust_forwarded);
+    limit(
+        &state,
+        format!("forgot:ip:{ip}"),
+        state.rate_limits.forgot_per_ip,
+    )
+    .await?;
+    let email = match Email::parse(form.get("email")) {
+        Ok(e) => e,
+        Err(e) => {
+            let mut errors = FieldErrors::default();
+            errors.add("email", page.t.get(Email::message_key(e)));
+            return render(
+                &ForgotPage {
+                    email: truncate(form.get("email"), 300),
+                    page,
+                    sent: false,
+                    errors,
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    // Over the per-address limit, nothing more is sent, but the answer is the
+    // same: the page must not tell whether the address has an account.
+    let bucket = format!("forgot:account:{}", email.as_str());
+    let per_account = state.rate_limits.forgot_per_account;
+    let allowed = state
+        .db
+        .run(move |conn| rate_limit::hit(conn, &bucket, per_account))
+        .await?
+        == Decision::Allowed;
+    if allowed {
+        let tr = page.t.clone();
+        let base_url = state.base_url.clone();
+        let address = email.as_str().to_owned();
+        let queued = state
+            .db
+            .run(move |conn| service::request_reset(conn, &address, &tr, &base_url))
+            .await?;
+        if queued {
+            state.mail_wake.notify_one();
+        }
+    }
+    render(
+        &ForgotPage {
+            page,
+            email: String::new(),
+            sent: true,
+            errors: FieldErrors::default(),
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "accounts/reset.html")]
+struct ResetPage {
+    page: PageCtx,
+    token: String,
+    errors: FieldErrors,
+}
+
+async fn reset_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, AppError> {
+    let token = query.into_inner().token;
+    let probe = token.clone();
+    let status = state
+        .db
+        .run(move |conn| tokens::peek(conn, &probe, Purpose::PasswordReset))
+        .await?;
+    match status {
+        Ok(_) => render(
+            &ResetPage {
+                page,
+                token,
+                errors: FieldErrors::default(),
+            },
+            StatusCode::OK,
+        ),
+        Err(e) => token_problem(page, e),
+    }
+}
+
+async fn reset(
+    state: web::Data<AppState>,
+    session: Session,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let token = truncate(form.get("token"), 200);
+    let mut errors = FieldErrors::default();
+    let password = match NewPassword::parse(form.get("password")) {
+        Ok(p) => Some(p),
+        Err(rule) => {
+            errors.add("password", password_message(&page, rule));
+            None
+        }
+    };
+    if form.get("password") != form.get("password_confirm") {
+        errors.add(
+            "password_confirm",
+            page.t.get("form.error.password_mismatch"),
+        );
+    }
+    let (Some(password), true) = (password, errors.is_empty()) else {
+        return render(
+            &ResetPage {
+                page,
+                token,
+                errors,
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let hash = hash_password(password).await?;
+    let result = state
+        .db
+        .run(move |conn| service::reset_password(conn, &token, &hash))
+        .await;
+    match result {
+        Ok(_) => {
+            // Whoever was logged in here is logged out with every other session.
+            session::reset(&session);
+            session::set_flash(&session, "reset.done");
+            Ok(see_other("/login"))
+        }
+        Err(crate::db::DbError::Work(AccountError::Token(e))) => token_problem(page, e),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,148 @@
+//! Single-use account tokens (e-mail verification, password reset). The raw
+//! token goes out in a link; only its SHA-256 is stored, so a database leak
+//! yields no usable link.
+
+use chrono::{Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::db::DbConnection;
+use crate::db::schema::account_tokens;
+use crate::web::session::random_token;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    VerifyEmail,
+    PasswordReset,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "verify_email",
+            Purpose::PasswordReset => "password_reset",
+        }
+    }
+
+    pub fn lifetime(self) -> Duration {
+        match self {
+            Purpose::VerifyEmail => Duration::hours(48),
+            Purpose::PasswordReset => Duration::hours(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no such token")]
+    Unknown,
+    #[error("token expired")]
+    Expired,
+    #[error("token already used")]
+    Used,
+}
+
+pub fn hash(raw: &str) -> String {
+    Sha256::digest(raw.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Creates a token and returns the raw value for the link.
+pub fn issue(conn: &mut DbConnection, user_id: i64, purpose: Purpose) -> QueryResult<String> {
+    let raw = random_token();
+    let now = Utc::now().naive_utc();
+    diesel::insert_into(account_tokens::table)
+        .values((
+            account_tokens::user_id.eq(user_id),
+            account_tokens::purpose.eq(purpose.as_str()),
+            account_tokens::token_hash.eq(hash(&raw)),
+            account_tokens::expires_at.eq(now + purpose.lifetime()),
+            account_tokens::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(raw)
+}
+
+/// Checks a token without using it (to show the reset form).
+pub fn peek(
+    conn: &mut DbConnection,
+    raw: &str,
+    purpose: Purpose,
+) -> QueryResult<Result<i64, TokenError>> {
+    let row: Option<(i64, NaiveDateTime, Option<NaiveDateTime>)> = account_tokens::table
+        .filter(account_tokens::token_hash.eq(hash(raw)))
+        .filter(account_tokens::purpose.eq(purpose.as_str()))
+        .select((
+            account_tokens::user_id,
+            account_tokens::expires_at,
+            account_tokens::used_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        None => Err(TokenError::Unknown),
+        Some((_, _, Some(_))) => Err(TokenError::Used),
+        Some((_, expires, None)) if expires <= Utc::now().naive_utc() => Err(TokenError::Expired),
+        Some((user_id, _, None)) => Ok(user_id),
+    })
+}
+
+/// Uses a token once: of two concurrent uses, exactly one succeeds. Run inside
+/// the transaction that does what the token allows.
+pub fn consume(
+    conn: &mut DbConnection,
+    raw: &str,
+    purpose: Purpose,
+) -> QueryResult<Result<i64, TokenError>> {
+    let user_id = match peek(conn, raw, purpose)? {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(e)),
+    };
+    let now = Utc::now().naive_utc();
+    let used = diesel::update(
+        account_tokens::table
+            .filter(account_tokens::token_hash.eq(hash(raw)))
+            .filter(account_tokens::used_at.is_null())
+            .filter(account_tokens::expires_at.gt(now)),
+    )
+    .set(account_tokens::used_at.eq(Some(now)))
+    .execute(conn)?;
+    Ok(if used == 1 {
+        Ok(user_id)
+    } else {
+        Err(TokenError::Used)
+    })
+}
+
+/// Marks every open token of this purpose for the user as used (after a reset,
+/// older reset links must stop working).
+pub fn revoke_all(conn: &mut DbConnection, user_id: i64, purpose: Purpose) -> QueryResult<usize> {
+    diesel::update(
+        account_tokens::table
+            .filter(account_tokens::user_id.eq(user_id))
+            .filter(account_tokens::purpose.eq(purpose.as_str()))
+            .filter(account_tokens::used_at.is_null()),
+    )
+    .set(account_tokens::used_at.eq(Some(Utc::now().naive_utc())))
+    .execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_hash_is_not_the_token() {
+        let raw = random_token();
+        assert_eq!(hash(&raw).len(), 64);
+        assert_ne!(hash(&raw), raw);
+        assert_eq!(hash(&raw), hash(&raw));
+    }
+
+    #[test]
+    fn reset_links_last_an_hour() {
+        assert_eq!(Purpose::PasswordReset.lifetime(), Duration::hours(1));
+    }
+}

@@ -1,0 +1,162 @@
+//! Who is asking: extractors that load the logged-in account and check its role.
+//! Every protected route takes one of them; the session alone is never trusted
+//! for authority (a disabled account or a reset password ends its sessions).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::SessionExt;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use chrono::Utc;
+use diesel::prelude::*;
+
+use crate::accounts::Role;
+use crate::app::AppState;
+use crate::db::schema::users;
+use crate::web::errors::AppError;
+use crate::web::session::{self, MAX_SESSION_AGE_SECS};
+
+/// The logged-in, enabled account, as the database has it now.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub role: Role,
+    pub name: String,
+    pub email: String,
+    pub person_id: Option<i64>,
+    pub store_id: Option<i64>,
+    pub email_verified: bool,
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<chrono::NaiveDateTime>,
+    Option<chrono::NaiveDateTime>,
+    i64,
+);
+
+impl CurrentUser {
+    async fn load(req: HttpRequest) -> Result<CurrentUser, AppError> {
+        let session = req.get_session();
+        let next = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        let login = || AppError::LoginRequired { next: next.clone() };
+        let Some(claims) = session::current_user(&session) else {
+            return Err(login());
+        };
+        if Utc::now().timestamp() - claims.issued_at > MAX_SESSION_AGE_SECS {
+            session::log_out(&session);
+            return Err(login());
+        }
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no app state")))?;
+        let id = claims.id;
+        let row: Option<Row> = state
+            .db
+            .run(move |conn| {
+                users::table
+                    .find(id)
+                    .select((
+                        users::id,
+                        users::role,
+                        users::name,
+                        users::email,
+                        users::person_id,
+                        users::store_id,
+                        users::email_verified_at,
+                        users::disabled_at,
+                        users::session_epoch,
+                    ))
+                    .first::<Row>(conn)
+                    .optional()
+            })
+            .await?;
+        let Some((id, role, name, email, person_id, store_id, verified_at, disabled_at, epoch)) =
+            row
+        else {
+            session::log_out(&session);
+            return Err(login());
+        };
+        let role = Role::parse(&role)
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("user {id} has role {role}")))?;
+        if disabled_at.is_some() || epoch != claims.epoch || role != claims.role {
+            session::log_out(&session);
+            return Err(login());
+        }
+        Ok(CurrentUser {
+            id,
+            role,
+            name,
+            email,
+            person_id,
+            store_id,
+            email_verified: verified_at.is_some(),
+        })
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(CurrentUser::load(req.clone()))
+    }
+}
+
+/// A citizen (verified or not: reserving checks verification itself).
+#[derive(Debug, Clone)]
+pub struct Citizen {
+    pub user: CurrentUser,
+    pub person_id: i64,
+}
+
+/// A pharmacist, with the one store they act for.
+#[derive(Debug, Clone)]
+pub struct Pharmacist {
+    pub user: CurrentUser,
+    pub store_id: i64,
+}
+
+/// An administrator.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub user: CurrentUser,
+}
+
+macro_rules! role_extractor {
+    ($ty:ident, |$u:ident| $build:expr) => {
+        impl FromRequest for $ty {
+            type Error = AppError;
+            type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let req = req.clone();
+                Box::pin(async move {
+                    let $u = CurrentUser::load(req).await?;
+                    $build.ok_or(AppError::Forbidden)
+                })
+            }
+        }
+    };
+}
+
+role_extractor!(Citizen, |u| match (u.role, u.person_id) {
+    (Role::Citizen, Some(person_id)) => Some(Citizen { person_id, user: u }),
+    _ => None,
+});
+role_extractor!(Pharmacist, |u| match (u.role, u.store_id) {
+    (Role::Pharmacist, Some(store_id)) => Some(Pharmacist { store_id, user: u }),
+    _ => None,
+});
+role_extractor!(Admin, |u| (u.role == Role::Admin)
+    .then_some(Admin { user: u }));
