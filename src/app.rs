@@ -2,7 +2,7 @@
 //! the tests, which bind port 0.
 
 use std::net::TcpListener;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
@@ -16,11 +16,14 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::sync::Notify;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::{AppEnv, Config};
 use crate::db::{Db, PoolOptions};
+use crate::mail::sender::Sender;
 use crate::web::i18n::Catalog;
+use crate::web::rate_limit::RateLimits;
 use crate::web::{csrf, errors, health, home, language};
 
 /// Shared by every request.
@@ -29,6 +32,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub keys: Keys,
+    /// Where links in e-mail point.
+    pub base_url: String,
+    pub rate_limits: RateLimits,
+    /// Wakes the mail sender when a transaction has queued mail.
+    pub mail_wake: Arc<Notify>,
+    /// A hash to verify against when a login names no account.
+    pub dummy_hash: Arc<OnceLock<String>>,
 }
 
 /// Keys derived from the one secret, one per purpose, so that no two uses share
@@ -78,15 +88,33 @@ impl Application {
     /// Binds the listener and builds the server; the database is used lazily, so
     /// the server starts (and reports 503) even when the database is down.
     pub fn build(config: Config, db: Db) -> anyhow::Result<Application> {
+        Application::build_with(config, db, RateLimits::default())
+    }
+
+    /// As [`Application::build`], with other request limits (for tests).
+    pub fn build_with(
+        config: Config,
+        db: Db,
+        rate_limits: RateLimits,
+    ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(config.bind)?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let port = local.port();
         let catalog = Arc::new(Catalog::load()?);
         let keys = Keys::derive(config.secret.bytes());
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"));
         let state = web::Data::new(AppState {
             db,
             config: Arc::new(config),
             catalog,
             keys,
+            base_url,
+            rate_limits,
+            mail_wake: Arc::new(Notify::new()),
+            dummy_hash: Arc::new(OnceLock::new()),
         });
         let metrics = metrics()?;
         let server = server(listener, state.clone(), metrics)?;
@@ -110,8 +138,35 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until stopped, with the background work beside it: the mail
+    /// sender and periodic clean-up.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let state = self.state.clone();
+        let sender = Sender::new(
+            state.db.clone(),
+            state.config.mail.clone(),
+            state.config.mail_from.clone(),
+            state.mail_wake.clone(),
+        );
+        let mail = tokio::spawn(sender.run());
+        let upkeep = tokio::spawn(upkeep(state.db.clone()));
+        let result = self.server.await;
+        mail.abort();
+        upkeep.abort();
+        result
+    }
+}
+
+/// Hourly housekeeping: expired rate-limit windows.
+async fn upkeep(db: Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match db.run(crate::web::rate_limit::purge_old).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "old rate-limit windows removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "rate-limit clean-up failed"),
+        }
     }
 }
 
@@ -194,6 +249,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/language", web::post().to(language::switch))
         .route("/static/{path:.*}", web::get().to(static_file))
+        .configure(crate::accounts::routes::routes)
+        .configure(crate::reservations::routes::routes)
+        .configure(crate::pharmacy::routes::routes)
+        .route("/admin", web::get().to(crate::admin::dashboard::dashboard))
+        .configure(crate::admin::users::routes)
         .default_service(web::to(not_found));
 }
 

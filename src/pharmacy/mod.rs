@@ -1,0 +1,3 @@
+//! The pharmacist's side: today's stock at their store.
+
+pub mod routes;

@@ -1,0 +1,110 @@
+//! `GET /reservations`: the citizen's own reservations and what is left of the
+//! quota this period.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+
+use crate::app::AppState;
+use crate::policy::Policy;
+use crate::reservations::queries::{self, ReservationSummary};
+use crate::web::auth::Citizen;
+use crate::web::errors::AppError;
+use crate::web::page::PageCtx;
+use crate::web::render;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/reservations", web::get().to(list));
+}
+
+pub struct Row {
+    pub id: i64,
+    pub store_name: String,
+    pub when: String,
+    pub quantity: i32,
+    pub status_key: &'static str,
+    pub status: String,
+}
+
+#[derive(Template)]
+#[template(path = "reservations/list.html")]
+struct ListPage {
+    page: PageCtx,
+    verified: bool,
+    verify_text: String,
+    quota_text: String,
+    left: i32,
+    rows: Vec<Row>,
+}
+
+fn status_key(status: &str) -> &'static str {
+    match status {
+        "active" => "reservation.status.active",
+        "picked_up" => "reservation.status.picked_up",
+        "cancelled" => "reservation.status.cancelled",
+        _ => "reservation.status.expired",
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    page: PageCtx,
+) -> Result<HttpResponse, AppError> {
+    let (user_id, person_id) = (citizen.user.id, citizen.person_id);
+    let (policy, used, reservations) = state
+        .db
+        .run(
+            move |conn| -> anyhow::Result<(Policy, i32, Vec<ReservationSummary>)> {
+                let policy = Policy::load(conn)?;
+                let today = Utc::now().with_timezone(&policy.timezone).date_naive();
+                let used = queries::used_in_period(conn, person_id, policy.period.start_of(today))?;
+                let list = queries::for_user(conn, user_id, 200)?;
+                Ok((policy, used, list))
+            },
+        )
+        .await?;
+    let left = (policy.quota_per_period - used).max(0);
+    let tz = policy.timezone;
+    let rows = reservations
+        .into_iter()
+        .map(|r| {
+            let start = r.starts_at.and_utc().with_timezone(&tz);
+            let end = r.ends_at.and_utc().with_timezone(&tz);
+            let key = status_key(&r.status);
+            Row {
+                id: r.id,
+                store_name: format!("{} ({})", r.store_name, r.store_code),
+                when: format!(
+                    "{} {}–{}",
+                    start.format("%Y-%m-%d"),
+                    start.format("%H:%M"),
+                    end.format("%H:%M")
+                ),
+                quantity: r.quantity,
+                status_key: key,
+                status: r.status,
+            }
+        })
+        .collect();
+    let quota_text = page.t.fmt(
+        "home.quota_left",
+        &[("left", &left), ("quota", &policy.quota_per_period)],
+    );
+    let verify_text = page.t.fmt(
+        "reservations.verify_first",
+        &[("email", &citizen.user.email)],
+    );
+    render(
+        &ListPage {
+            page,
+            verified: citizen.user.email_verified,
+            verify_text,
+            quota_text,
+            left,
+            rows,
+        },
+        StatusCode::OK,
+    )
+}
