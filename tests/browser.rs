@@ -92,3 +92,110 @@ async fn a_visitor_reads_the_home_page_and_switches_to_english_and_back() {
     wait_for_text(c, "h1", "페이지를 찾을 수 없습니다").await;
     browser.close().await;
 }
+
+/// Waits until an element matching `css` is on the page.
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            return el;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{css}` never appeared on {:?}",
+            c.current_url().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn fill(c: &Client, name: &str, value: &str) {
+    let field = c
+        .find(Locator::Css(&format!("input[name='{name}']")))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn submit(c: &Client, form_action: &str) {
+    c.find(Locator::Css(&format!(
+        "form[action='{form_action}'] button[type='submit']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_citizen_signs_up_verifies_by_mail_logs_out_and_back_in() {
+    let app = spawn_app().await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let national_id = common::fixtures::national_id("900215154321");
+    let password = common::fixtures::PASSWORD;
+
+    c.goto(&app.url("/signup")).await.unwrap();
+    fill(c, "national_id", &national_id).await;
+    fill(c, "name", "김민지").await;
+    fill(c, "email", "minji@example.com").await;
+    fill(c, "password", password).await;
+    fill(c, "password_confirm", "not the same").await;
+    submit(c, "/signup").await;
+    // A mistake brings the form back with the values kept and the error by its field.
+    wait_for(c, "[data-error-for='password_confirm']").await;
+    let kept = c
+        .find(Locator::Css("input[name='email']"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("minji@example.com"));
+
+    fill(c, "national_id", &national_id).await;
+    fill(c, "password", password).await;
+    fill(c, "password_confirm", password).await;
+    submit(c, "/signup").await;
+    wait_for(c, "[data-unverified]").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/reservations");
+
+    // The verification mail went through the SMTP server; its link confirms.
+    let mail = app.smtp.wait_for(1).await.remove(0);
+    let body = mail.text_body();
+    let start = body.find("http://").expect("a link in the mail");
+    let link = body[start..].split_whitespace().next().unwrap().to_owned();
+    c.goto(&link).await.unwrap();
+    wait_for(c, "[data-message='verify.done']").await;
+
+    c.goto(&app.url("/reservations")).await.unwrap();
+    wait_for(c, "[data-quota-left]").await;
+    assert!(
+        c.find(Locator::Css("[data-unverified]")).await.is_err(),
+        "verified now"
+    );
+
+    submit(c, "/logout").await;
+    wait_for(c, "a[href='/login']").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+
+    c.goto(&app.url("/reservations")).await.unwrap();
+    wait_for(c, "form[action='/login']").await;
+    fill(c, "email", "minji@example.com").await;
+    fill(c, "password", password).await;
+    submit(c, "/login").await;
+    wait_for(c, "[data-quota-left]").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/reservations");
+    let who = wait_for(c, "[data-user-role='citizen']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, "김민지");
+
+    submit(c, "/logout").await;
+    wait_for(c, "a[href='/signup']").await;
+    browser.close().await;
+}

@@ -1,0 +1,303 @@
+//! The authorization matrix: every route × every kind of visitor → the answer
+//! it must get. A new route adds a row here; a row that does not match fails
+//! with the whole table of differences, not just the first.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::fixtures::{self, PASSWORD};
+use common::{TestApp, Visitor, spawn_app};
+use mask_reservation::accounts::Role;
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Unverified,
+    Citizen,
+    Pharmacist,
+    Admin,
+}
+
+const EVERYONE: [Who; 5] = [
+    Who::Anonymous,
+    Who::Unverified,
+    Who::Citizen,
+    Who::Pharmacist,
+    Who::Admin,
+];
+
+/// What the answer must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// This status, whatever the body.
+    Status(u16),
+    /// `303` to the login page, carrying where to come back to.
+    Login,
+    /// `303` to exactly this place.
+    Redirect(&'static str),
+}
+
+use Expect::{Login, Redirect, Status};
+
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    /// Answers in the order of [`EVERYONE`].
+    expect: [Expect; 5],
+}
+
+const fn get(path: &'static str, expect: [Expect; 5]) -> Row {
+    Row {
+        method: "GET",
+        path,
+        expect,
+    }
+}
+
+const fn post(path: &'static str, expect: [Expect; 5]) -> Row {
+    Row {
+        method: "POST",
+        path,
+        expect,
+    }
+}
+
+const OK: Expect = Status(200);
+const FORBIDDEN: Expect = Status(403);
+
+/// Posts carry a valid CSRF token and no other field, so a request that gets
+/// past the door fails validation or acts harmlessly: the point is who gets
+/// in, not what the form does.
+fn table() -> Vec<Row> {
+    vec![
+        //                                 anonymous        unverified      citizen         pharmacist      admin
+        get("/", [OK, OK, OK, OK, OK]),
+        get("/healthz", [OK, OK, OK, OK, OK]),
+        get("/metrics", [OK, OK, OK, OK, OK]),
+        get(
+            "/signup",
+            [
+                OK,
+                Redirect("/reservations"),
+                Redirect("/reservations"),
+                Redirect("/pharmacy"),
+                Redirect("/admin"),
+            ],
+        ),
+        post(
+            "/signup",
+            [
+                Status(422),
+                Status(422),
+                Status(422),
+                Status(422),
+                Status(422),
+            ],
+        ),
+        get(
+            "/login",
+            [
+                OK,
+                Redirect("/reservations"),
+                Redirect("/reservations"),
+                Redirect("/pharmacy"),
+                Redirect("/admin"),
+            ],
+        ),
+        // A login that fails answers 401 whatever was wrong with it.
+        post(
+            "/login",
+            [
+                Status(401),
+                Status(401),
+                Status(401),
+                Status(401),
+                Status(401),
+            ],
+        ),
+        get(
+            "/verify-email?token=nonsense",
+            [
+                Status(400),
+                Status(400),
+                Status(400),
+                Status(400),
+                Status(400),
+            ],
+        ),
+        post(
+            "/verify-email/resend",
+            [
+                Login,
+                Redirect("/reservations"),
+                Redirect("/reservations"),
+                FORBIDDEN,
+                FORBIDDEN,
+            ],
+        ),
+        get("/password/forgot", [OK, OK, OK, OK, OK]),
+        post(
+            "/password/forgot",
+            [
+                Status(422),
+                Status(422),
+                Status(422),
+                Status(422),
+                Status(422),
+            ],
+        ),
+        get(
+            "/password/reset?token=nonsense",
+            [
+                Status(400),
+                Status(400),
+                Status(400),
+                Status(400),
+                Status(400),
+            ],
+        ),
+        post(
+            "/password/reset",
+            [
+                Status(422),
+                Status(422),
+                Status(422),
+                Status(422),
+                Status(422),
+            ],
+        ),
+        get("/reservations", [Login, OK, OK, FORBIDDEN, FORBIDDEN]),
+        get("/pharmacy", [Login, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN]),
+        get("/admin", [Login, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        get("/admin/users", [Login, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        post(
+            "/admin/users",
+            [Login, FORBIDDEN, FORBIDDEN, FORBIDDEN, Status(422)],
+        ),
+        post(
+            "/admin/users/999999/disable",
+            [Login, FORBIDDEN, FORBIDDEN, FORBIDDEN, Status(404)],
+        ),
+        post(
+            "/admin/users/999999/enable",
+            [Login, FORBIDDEN, FORBIDDEN, FORBIDDEN, Status(404)],
+        ),
+        get(
+            "/no-such-page",
+            [
+                Status(404),
+                Status(404),
+                Status(404),
+                Status(404),
+                Status(404),
+            ],
+        ),
+        post(
+            "/logout",
+            [
+                Redirect("/"),
+                Redirect("/"),
+                Redirect("/"),
+                Redirect("/"),
+                Redirect("/"),
+            ],
+        ),
+    ]
+}
+
+async fn visitor_for(app: &TestApp, who: Who, store_id: i64) -> Visitor {
+    let key = app.state.keys.national_id.clone();
+    let v = app.new_visitor();
+    let email = match who {
+        Who::Anonymous => return v,
+        Who::Unverified => {
+            fixtures::user(&app.db, Role::Citizen, "new@example.com", None, false, &key);
+            "new@example.com"
+        }
+        Who::Citizen => {
+            fixtures::user(
+                &app.db,
+                Role::Citizen,
+                "citizen@example.com",
+                None,
+                true,
+                &key,
+            );
+            "citizen@example.com"
+        }
+        Who::Pharmacist => {
+            fixtures::user(
+                &app.db,
+                Role::Pharmacist,
+                "pharmacist@example.com",
+                Some(store_id),
+                true,
+                &key,
+            );
+            "pharmacist@example.com"
+        }
+        Who::Admin => {
+            fixtures::user(&app.db, Role::Admin, "admin@example.com", None, true, &key);
+            "admin@example.com"
+        }
+    };
+    let res = v.login(email, PASSWORD).await;
+    assert_eq!(res.status(), 303, "{who:?} logs in");
+    v
+}
+
+async fn answer(v: &Visitor, row: &Row) -> Expect {
+    let res = if row.method == "GET" {
+        v.get(row.path).await
+    } else {
+        v.post_form(row.path, &[]).await
+    };
+    let status = res.status().as_u16();
+    if status != 303 {
+        return Status(status);
+    }
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    if location.starts_with("/login?next=") {
+        return Login;
+    }
+    // Leak the string: the table compares against static expectations.
+    Redirect(Box::leak(location.into_boxed_str()))
+}
+
+#[tokio::test]
+async fn every_route_answers_each_kind_of_visitor_as_the_table_says() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let mut visitors = Vec::new();
+    for who in EVERYONE {
+        visitors.push((who, visitor_for(&app, who, store).await));
+    }
+    let mut wrong = Vec::new();
+    for row in table() {
+        // `/logout` ends the session: run it last for everyone.
+        for (i, (who, v)) in visitors.iter().enumerate() {
+            let got = answer(v, &row).await;
+            if got != row.expect[i] {
+                wrong.push(format!(
+                    "{} {} as {who:?}: expected {:?}, got {got:?}",
+                    row.method, row.path, row.expect[i]
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "authorization table mismatches:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_login_redirect_remembers_the_page_that_was_asked_for() {
+    let app = spawn_app().await;
+    let res = app.get("/admin/users?q=x").await;
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert_eq!(location, "/login?next=%2Fadmin%2Fusers%3Fq%3Dx");
+}
