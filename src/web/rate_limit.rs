@@ -66,7 +66,9 @@ pub fn hit(conn: &mut DbConnection, bucket: &str, limit: Limit) -> QueryResult<D
     let window = limit.window_secs.max(1);
     let start = now - now.rem_euclid(window);
     let retry_after_secs = u64::try_from(start + window - now).unwrap_or(1).max(1);
-    for _ in 0..3 {
+    // Each pass that does not decide saw another request make progress; a
+    // few passes always settle it.
+    for _ in 0..4 {
         let raised = diesel::update(
             rate_limits::table
                 .filter(rate_limits::bucket.eq(bucket))
@@ -78,17 +80,19 @@ pub fn hit(conn: &mut DbConnection, bucket: &str, limit: Limit) -> QueryResult<D
         if raised == 1 {
             return Ok(Decision::Allowed);
         }
-        let exists = rate_limits::table
+        // No room was made: either the window is full, or its row does not
+        // exist yet, or another request created it since the update looked.
+        let hits: Option<i32> = rate_limits::table
             .filter(rate_limits::bucket.eq(bucket))
             .filter(rate_limits::window_start.eq(start))
-            .count()
-            .get_result::<i64>(conn)?
-            > 0;
-        if exists {
-            return Ok(Decision::Limited { retry_after_secs });
-        }
-        if limit.max < 1 {
-            return Ok(Decision::Limited { retry_after_secs });
+            .select(rate_limits::hits)
+            .first(conn)
+            .optional()?;
+        match hits {
+            Some(h) if h >= limit.max => return Ok(Decision::Limited { retry_after_secs }),
+            Some(_) => continue,
+            None if limit.max < 1 => return Ok(Decision::Limited { retry_after_secs }),
+            None => {}
         }
         match diesel::insert_into(rate_limits::table)
             .values((
