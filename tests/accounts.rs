@@ -580,17 +580,21 @@ async fn an_smtp_outage_delays_the_mail_but_never_fails_or_loses_the_sign_up() {
     assert_eq!(mail.recipients, vec!["c@example.com".to_owned()]);
 }
 
+async fn spawn_with_limits(limits: RateLimits) -> TestApp {
+    spawn_app_with(Spawn {
+        rate_limits: Some(limits),
+        ..Spawn::default()
+    })
+    .await
+}
+
 #[tokio::test]
 async fn too_many_login_attempts_get_a_429_page_in_the_visitors_language() {
     let tight = RateLimits {
         login_per_ip: Limit::per_minutes(3, 10),
         ..common::generous_limits()
     };
-    let app = spawn_app_with(Spawn {
-        rate_limits: Some(tight),
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_with_limits(tight).await;
     app.post_form("/language", &[("lang", "en"), ("next", "/")])
         .await;
     for _ in 0..3 {
@@ -611,11 +615,7 @@ async fn too_many_attempts_on_one_account_are_limited_from_any_address() {
         login_per_account: Limit::per_minutes(2, 10),
         ..common::generous_limits()
     };
-    let app = spawn_app_with(Spawn {
-        rate_limits: Some(tight),
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_with_limits(tight).await;
     let key = app.state.keys.national_id.clone();
     fixtures::user(&app.db, Role::Citizen, "c@example.com", None, true, &key);
     app.login("c@example.com", "wrong").await;
@@ -635,11 +635,7 @@ async fn sign_up_and_forgot_password_are_rate_limited_per_address() {
         forgot_per_ip: Limit::per_minutes(1, 60),
         ..common::generous_limits()
     };
-    let app = spawn_app_with(Spawn {
-        rate_limits: Some(tight),
-        ..Spawn::default()
-    })
-    .await;
+    let app = spawn_with_limits(tight).await;
     assert_eq!(sign_up(&app, "bad", "a@example.com").await.status(), 422);
     assert_eq!(
         sign_up(&app, &valid_id(), "a@example.com").await.status(),

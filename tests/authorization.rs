@@ -207,41 +207,21 @@ fn table() -> Vec<Row> {
 }
 
 async fn visitor_for(app: &TestApp, who: Who, store_id: i64) -> Visitor {
-    let key = app.state.keys.national_id.clone();
     let v = app.new_visitor();
-    let email = match who {
+    let (role, email, store, verified) = match who {
         Who::Anonymous => return v,
-        Who::Unverified => {
-            fixtures::user(&app.db, Role::Citizen, "new@example.com", None, false, &key);
-            "new@example.com"
-        }
-        Who::Citizen => {
-            fixtures::user(
-                &app.db,
-                Role::Citizen,
-                "citizen@example.com",
-                None,
-                true,
-                &key,
-            );
-            "citizen@example.com"
-        }
-        Who::Pharmacist => {
-            fixtures::user(
-                &app.db,
-                Role::Pharmacist,
-                "pharmacist@example.com",
-                Some(store_id),
-                true,
-                &key,
-            );
-            "pharmacist@example.com"
-        }
-        Who::Admin => {
-            fixtures::user(&app.db, Role::Admin, "admin@example.com", None, true, &key);
-            "admin@example.com"
-        }
+        Who::Unverified => (Role::Citizen, "new@example.com", None, false),
+        Who::Citizen => (Role::Citizen, "citizen@example.com", None, true),
+        Who::Pharmacist => (
+            Role::Pharmacist,
+            "pharmacist@example.com",
+            Some(store_id),
+            true,
+        ),
+        Who::Admin => (Role::Admin, "admin@example.com", None, true),
     };
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(&app.db, role, email, store, verified, &key);
     let res = v.login(email, PASSWORD).await;
     assert_eq!(res.status(), 303, "{who:?} logs in");
     v

@@ -43,6 +43,17 @@ fn see_other(location: &str) -> HttpResponse {
 }
 
 /// Counts a hit against a limit; over it, the visitor gets the 429 page.
+/// Counts a hit against a limit on the client's address.
+async fn limit_client(
+    state: &AppState,
+    req: &HttpRequest,
+    action: &str,
+    per_ip: Limit,
+) -> Result<(), AppError> {
+    let ip = rate_limit::client_ip(req, state.config.trust_forwarded);
+    limit(state, format!("{action}:ip:{ip}"), per_ip).await
+}
+
 async fn limit(state: &AppState, bucket: String, limit: Limit) -> Result<(), AppError> {
     let decision = state
         .db
@@ -113,13 +124,7 @@ async fn signup(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
-    let ip = rate_limit::client_ip(&req, state.config.trust_forwarded);
-    limit(
-        &state,
-        format!("signup:ip:{ip}"),
-        state.rate_limits.signup_per_ip,
-    )
-    .await?;
+    limit_client(&state, &req, "signup", state.rate_limits.signup_per_ip).await?;
 
     let t = &page.t;
     let mut errors = FieldErrors::default();
@@ -352,13 +357,7 @@ async fn login(
 ) -> Result<HttpResponse, AppError> {
     let email = truncate(form.get("email").trim(), 300).to_lowercase();
     let next = safe_next(form.get("next")).to_owned();
-    let ip = rate_limit::client_ip(&req, state.config.trust_forwarded);
-    limit(
-        &state,
-        format!("login:ip:{ip}"),
-        state.rate_limits.login_per_ip,
-    )
-    .await?;
+    limit_client(&state, &req, "login", state.rate_limits.login_per_ip).await?;
     limit(
         &state,
         format!("login:account:{email}"),
@@ -477,13 +476,7 @@ async fn forgot(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
-    let ip = rate_limit::client_ip(&req, state.config.trust_forwarded);
-    limit(
-        &state,
-        format!("forgot:ip:{ip}"),
-        state.rate_limits.forgot_per_ip,
-    )
-    .await?;
+    limit_client(&state, &req, "forgot", state.rate_limits.forgot_per_ip).await?;
     let email = match Email::parse(form.get("email")) {
         Ok(e) => e,
         Err(e) => {
