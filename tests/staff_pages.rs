@@ -1,0 +1,135 @@
+//! The pharmacist's and the administrator's overview pages, with real stock:
+//! each sees the figures of their own scope and nothing of anyone else's.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::Utc;
+use common::fixtures::{self, PASSWORD};
+use common::{TestApp, spawn_app};
+use mask_reservation::accounts::Role;
+use mask_reservation::db::write_tx;
+use mask_reservation::policy::Policy;
+use mask_reservation::stores::import::{StoreRow, insert_all};
+use mask_reservation::supply::allocation::allocate_new_day;
+
+/// Allocates `supply` to `store_id` for today in the service zone.
+fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
+    let mut conn = app.db.get().unwrap();
+    let policy = Policy::load(&mut conn).unwrap();
+    let today = Utc::now().with_timezone(&policy.timezone).date_naive();
+    write_tx(&mut conn, |tx| {
+        allocate_new_day(tx, &policy, store_id, today, supply, None)
+    })
+    .unwrap();
+}
+
+fn busan_store(app: &TestApp) -> i64 {
+    let mut conn = app.db.get().unwrap();
+    insert_all(
+        &mut conn,
+        &[StoreRow {
+            code: "21000001".into(),
+            name: "해운대약국".into(),
+            addr: "부산광역시 해운대구 해운대로 1".into(),
+            store_type: "01".into(),
+            lat: 35.16,
+            lng: 129.16,
+        }],
+    )
+    .unwrap()[0]
+}
+
+/// Every value of `attr` on the page, in order.
+fn attr_values(html: &str, attr: &str) -> Vec<String> {
+    let marker = format!("{attr}=\"");
+    html.match_indices(&marker)
+        .map(|(i, _)| {
+            let rest = &html[i + marker.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pharmacist_sees_todays_windows_and_walk_in_stock_of_their_own_store_only() {
+    let app = spawn_app().await;
+    let key = app.state.keys.national_id.clone();
+    let mine = fixtures::store(&app.db, "11800001", "중앙약국");
+    let other = busan_store(&app);
+    allocate_today(&app, mine, 301);
+    allocate_today(&app, other, 50);
+    fixtures::user(
+        &app.db,
+        Role::Pharmacist,
+        "p@example.com",
+        Some(mine),
+        true,
+        &key,
+    );
+    app.login("p@example.com", PASSWORD).await;
+
+    let html = app.html("/pharmacy").await;
+    assert!(
+        html.contains("중앙약국") && html.contains("11800001"),
+        "{html}"
+    );
+    assert!(!html.contains("해운대약국"), "another store's name leaked");
+    // The default template has three windows; the remainder goes to the earliest.
+    assert_eq!(attr_values(&html, "data-capacity"), ["101", "100", "100"]);
+    assert_eq!(attr_values(&html, "data-remaining"), ["101", "100", "100"]);
+    assert_eq!(attr_values(&html, "data-reserved"), ["0", "0", "0"]);
+    assert_eq!(attr_values(&html, "data-supply"), ["301"]);
+    assert_eq!(attr_values(&html, "data-walk-in-left"), ["0"]);
+}
+
+#[tokio::test]
+async fn a_pharmacist_whose_store_has_no_supply_today_is_told_so() {
+    let app = spawn_app().await;
+    let key = app.state.keys.national_id.clone();
+    let mine = fixtures::store(&app.db, "11800001", "중앙약국");
+    fixtures::user(
+        &app.db,
+        Role::Pharmacist,
+        "p@example.com",
+        Some(mine),
+        true,
+        &key,
+    );
+    app.login("p@example.com", PASSWORD).await;
+    let html = app.html("/pharmacy").await;
+    assert!(html.contains("data-no-supply"), "{html}");
+    assert!(!html.contains("data-window"));
+}
+
+#[tokio::test]
+async fn the_admin_dashboard_totals_today_by_region_and_nationally() {
+    let app = spawn_app().await;
+    let key = app.state.keys.national_id.clone();
+    let seoul_a = fixtures::store(&app.db, "11800001", "중앙약국");
+    let seoul_b = fixtures::store(&app.db, "11800002", "시청약국");
+    let busan = busan_store(&app);
+    allocate_today(&app, seoul_a, 300);
+    allocate_today(&app, seoul_b, 120);
+    allocate_today(&app, busan, 50);
+    fixtures::user(&app.db, Role::Admin, "a@example.com", None, true, &key);
+    app.login("a@example.com", PASSWORD).await;
+
+    let html = app.html("/admin").await;
+    assert_eq!(
+        attr_values(&html, "data-region"),
+        ["부산광역시", "서울특별시"]
+    );
+    assert_eq!(attr_values(&html, "data-stores"), ["1", "2", "3"]);
+    assert_eq!(attr_values(&html, "data-supply"), ["50", "420", "470"]);
+}
+
+#[tokio::test]
+async fn the_admin_dashboard_without_any_supply_today_says_so() {
+    let app = spawn_app().await;
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(&app.db, Role::Admin, "a@example.com", None, true, &key);
+    app.login("a@example.com", PASSWORD).await;
+    let html = app.html("/admin").await;
+    assert!(html.contains("data-no-supply"), "{html}");
+}
