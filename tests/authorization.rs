@@ -272,12 +272,3 @@ async fn every_route_answers_each_kind_of_visitor_as_the_table_says() {
         wrong.join("\n")
     );
 }
-
-#[tokio::test]
-async fn a_login_redirect_remembers_the_page_that_was_asked_for() {
-    let app = spawn_app().await;
-    let res = app.get("/admin/users?q=x").await;
-    assert_eq!(res.status(), 303);
-    let location = res.headers()["location"].to_str().unwrap();
-    assert_eq!(location, "/login?next=%2Fadmin%2Fusers%3Fq%3Dx");
-}
