@@ -24,7 +24,9 @@ pub enum AccountError {
     Duplicate,
     #[error(transparent)]
     Token(TokenError),
-    #[error(transparent)]
+    /// Not transparent: the database error stays in the cause chain, where a
+    /// lost connection is recognised (see `AppError::from`).
+    #[error("database error")]
     Db(#[from] DieselError),
 }
 

@@ -163,7 +163,7 @@ async fn list(
 enum CreateError {
     #[error("no such store")]
     NoSuchStore,
-    #[error(transparent)]
+    #[error("database error")]
     Db(#[from] DieselError),
 }
 

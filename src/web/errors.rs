@@ -40,13 +40,34 @@ impl AppError {
     }
 }
 
+/// Work that failed because the connection died under it (the database went
+/// away after the connection was taken from the pool) is the database being
+/// unavailable, answered 503 like a connection that could not be had at all.
 impl<E: Into<anyhow::Error>> From<DbError<E>> for AppError {
     fn from(e: DbError<E>) -> Self {
         match e {
             DbError::Unavailable(why) => AppError::Unavailable(why),
-            DbError::Work(e) => AppError::Internal(e.into()),
+            DbError::Work(e) => {
+                let e: anyhow::Error = e.into();
+                if e.chain().any(is_lost_connection) {
+                    AppError::Unavailable(format!("{e:#}"))
+                } else {
+                    AppError::Internal(e)
+                }
+            }
         }
     }
+}
+
+fn is_lost_connection(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    matches!(
+        cause.downcast_ref::<DieselError>(),
+        Some(DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            _
+        ))
+    )
 }
 
 impl From<askama::Error> for AppError {
@@ -200,4 +221,38 @@ fn is_json(res: &HttpResponse) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v: &HeaderValue| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::*;
+    use crate::accounts::service::AccountError;
+
+    fn db_error(kind: DatabaseErrorKind) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new("from the database".to_owned()))
+    }
+
+    #[test]
+    fn a_connection_lost_during_the_work_is_unavailable_not_internal() {
+        let direct: AppError = DbError::Work(db_error(DatabaseErrorKind::ClosedConnection)).into();
+        assert_eq!(direct.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let wrapped: AppError = DbError::Work(AccountError::Db(db_error(
+            DatabaseErrorKind::ClosedConnection,
+        )))
+        .into();
+        assert_eq!(wrapped.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let in_anyhow: AppError = DbError::Work(
+            anyhow::Error::from(db_error(DatabaseErrorKind::ClosedConnection)).context("loading"),
+        )
+        .into();
+        assert_eq!(in_anyhow.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn other_database_failures_stay_internal_errors() {
+        let e: AppError = DbError::Work(db_error(DatabaseErrorKind::CheckViolation)).into();
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }
