@@ -12,10 +12,10 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, ResponseError};
-use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
 
 use crate::web::errors::AppError;
+use crate::web::form::read_form_body;
 use crate::web::session;
 
 pub const FIELD: &str = "csrf_token";
@@ -71,15 +71,7 @@ async fn sent_token(req: &mut ServiceRequest) -> Result<Option<String>, AppError
     if !urlencoded {
         return Ok(None);
     }
-    let mut payload = req.take_payload();
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
-        if body.len() + chunk.len() > MAX_FORM_BYTES {
-            return Err(AppError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_form_body(&mut req.take_payload()).await?;
     let token = find_field(&body);
     req.set_payload(Payload::from(Bytes::from(body)));
     Ok(token)

@@ -38,18 +38,22 @@ impl FromRequest for FormData {
 
     fn from_request(_: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let mut payload = payload.take();
-        Box::pin(async move {
-            let mut body = Vec::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
-                if body.len() + chunk.len() > MAX_FORM_BYTES {
-                    return Err(AppError::PayloadTooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(FormData::from_bytes(&body))
-        })
+        Box::pin(async move { Ok(FormData::from_bytes(&read_form_body(&mut payload).await?)) })
     }
+}
+
+/// Reads a form body whole, refusing one over [`MAX_FORM_BYTES`] as soon as it
+/// grows past it.
+pub async fn read_form_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A field's value with surrounding white space removed, refused when longer than
