@@ -2,7 +2,7 @@
 //! the tests, which bind port 0.
 
 use std::net::TcpListener;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
@@ -37,8 +37,6 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     /// Wakes the mail sender when a transaction has queued mail.
     pub mail_wake: Arc<Notify>,
-    /// A hash to verify against when a login names no account.
-    pub dummy_hash: Arc<OnceLock<String>>,
 }
 
 /// Keys derived from the one secret, one per purpose, so that no two uses share
@@ -114,7 +112,6 @@ impl Application {
             base_url,
             rate_limits,
             mail_wake: Arc::new(Notify::new()),
-            dummy_hash: Arc::new(OnceLock::new()),
         });
         let metrics = metrics()?;
         let server = server(listener, state.clone(), metrics)?;

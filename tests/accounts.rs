@@ -897,3 +897,61 @@ async fn an_admin_cannot_disable_themselves_and_unknown_users_are_404() {
         404
     );
 }
+
+#[tokio::test]
+async fn one_reset_link_used_by_racing_requests_sets_exactly_one_password() {
+    let app = spawn_app().await;
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(&app.db, Role::Citizen, "c@example.com", None, true, &key);
+    app.post_form("/password/forgot", &[("email", "c@example.com")])
+        .await;
+    let mail = app.smtp.wait_for(1).await.remove(0);
+    let reset_path = path_of(&link_in(&mail.text_body()));
+    let token = reset_path.split("token=").nth(1).unwrap().to_owned();
+
+    let visitors: Vec<Visitor> = (0..6).map(|_| app.new_visitor()).collect();
+    let results = futures_util::future::join_all(visitors.iter().enumerate().map(|(i, v)| {
+        let token = token.clone();
+        async move {
+            let password = format!("racing password {i}");
+            let status = v
+                .post_form(
+                    "/password/reset",
+                    &[
+                        ("token", &token),
+                        ("password", &password),
+                        ("password_confirm", &password),
+                    ],
+                )
+                .await
+                .status()
+                .as_u16();
+            (status, password)
+        }
+    }))
+    .await;
+    let winners: Vec<&String> = results
+        .iter()
+        .filter(|(s, _)| *s == 303)
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results.iter().all(|(s, _)| *s == 303 || *s == 400),
+        "{results:?}"
+    );
+    assert_eq!(
+        app.new_visitor()
+            .login("c@example.com", winners[0])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        app.new_visitor()
+            .login("c@example.com", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+}

@@ -96,11 +96,7 @@ impl NationalId {
             <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac_key());
         let ascii: Vec<u8> = self.digits.iter().map(|d| b'0' + d).collect();
         mac.update(&ascii);
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        super::hex(&mac.finalize().into_bytes())
     }
 }
 

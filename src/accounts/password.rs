@@ -1,8 +1,12 @@
 //! Passwords: 8–128 characters, hashed with argon2id at OWASP's minimum cost or above.
 
+use std::sync::LazyLock;
+
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::web::i18n::Tr;
 
 pub const MIN_LEN: usize = 8;
 pub const MAX_LEN: usize = 128;
@@ -18,6 +22,16 @@ pub enum PasswordRule {
     TooShort,
     #[error("too long")]
     TooLong,
+}
+
+impl PasswordRule {
+    /// What the form says next to the password field.
+    pub fn message(self, t: &Tr) -> String {
+        match self {
+            PasswordRule::TooShort => t.fmt("form.error.password_short", &[("min", &MIN_LEN)]),
+            PasswordRule::TooLong => t.fmt("form.error.password_long", &[("max", &MAX_LEN)]),
+        }
+    }
 }
 
 /// A password that meets the length rule. Counted in characters, not bytes, so a
@@ -67,13 +81,27 @@ pub fn verify(password: &str, phc: &str) -> bool {
         .is_ok()
 }
 
-/// A hash of a random password, to verify against when an account does not exist,
-/// so "no such e-mail" costs as much time as "wrong password".
-pub fn dummy_hash() -> anyhow::Result<String> {
+/// A hash of a random password, made once, to verify against when a login names
+/// no account.
+static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
     let mut bytes = [0u8; 24];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    hash(&NewPassword(random))
+    hash(&NewPassword(super::hex(&bytes))).ok()
+});
+
+/// Checks a login's password against the account's hash, or, when there is no
+/// account, spends the same work on a dummy hash and refuses: "no such e-mail"
+/// and "wrong password" must not be told apart by their timing. CPU-heavy: off
+/// the async workers.
+pub fn verify_login(password: &str, account_phc: Option<&str>) -> bool {
+    match (account_phc, DUMMY_HASH.as_deref()) {
+        (Some(phc), _) => verify(password, phc),
+        (None, Some(dummy)) => {
+            verify(password, dummy);
+            false
+        }
+        (None, None) => false,
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +132,14 @@ mod tests {
         assert!(!verify("correct horse battery!", &phc));
         assert!(!verify("anything", "not a hash"));
         assert_ne!(phc, hash(&pw).unwrap(), "salted");
+    }
+
+    #[test]
+    fn a_login_without_an_account_is_refused_whatever_the_password() {
+        let phc = hash(&NewPassword::parse("correct horse battery").unwrap()).unwrap();
+        assert!(verify_login("correct horse battery", Some(&phc)));
+        assert!(!verify_login("wrong", Some(&phc)));
+        assert!(!verify_login("correct horse battery", None));
+        assert!(!verify_login("", None));
     }
 }

@@ -2,25 +2,25 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 use serde::Deserialize;
 
+use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::national_id::NationalId;
-use crate::accounts::password::{self, NewPassword, PasswordRule};
+use crate::accounts::password::{self, NewPassword};
 use crate::accounts::service::{self, AccountError, Signup};
 use crate::accounts::tokens::{self, Purpose, TokenError};
 use crate::app::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData, bounded};
+use crate::web::i18n::Tr;
 use crate::web::page::PageCtx;
 use crate::web::rate_limit::{self, Decision, Limit};
-use crate::web::session::{self, SessionUser};
-use crate::web::{render, safe_next};
+use crate::web::session::{self, NEW_ACCOUNT_EPOCH, SessionUser};
+use crate::web::{render, safe_next, see_other};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/signup", web::get().to(signup_form))
@@ -36,14 +36,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/password/reset", web::post().to(reset));
 }
 
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, location.to_owned()))
-        .finish()
-}
-
-/// Counts a hit against a limit; over it, the visitor gets the 429 page.
-/// Counts a hit against a limit on the client's address.
+/// Counts a hit against a limit on the client's address; over it, the visitor
+/// gets the 429 page.
 async fn limit_client(
     state: &AppState,
     req: &HttpRequest,
@@ -54,17 +48,21 @@ async fn limit_client(
     limit(state, format!("{action}:ip:{ip}"), per_ip).await
 }
 
+/// Counts a hit against a limit; over it, the visitor gets the 429 page.
 async fn limit(state: &AppState, bucket: String, limit: Limit) -> Result<(), AppError> {
-    let decision = state
-        .db
-        .run(move |conn| rate_limit::hit(conn, &bucket, limit))
-        .await?;
-    match decision {
+    match hit(state, bucket, limit).await? {
         Decision::Allowed => Ok(()),
         Decision::Limited { retry_after_secs } => {
             Err(AppError::TooManyRequests { retry_after_secs })
         }
     }
+}
+
+async fn hit(state: &AppState, bucket: String, limit: Limit) -> Result<Decision, AppError> {
+    Ok(state
+        .db
+        .run(move |conn| rate_limit::hit(conn, &bucket, limit))
+        .await?)
 }
 
 /// Hashing is deliberately slow: it runs on the blocking pool.
@@ -75,15 +73,16 @@ async fn hash_password(pw: NewPassword) -> Result<String, AppError> {
         .map_err(AppError::Internal)
 }
 
-fn password_message(page: &PageCtx, rule: PasswordRule) -> String {
-    match rule {
-        PasswordRule::TooShort => page
-            .t
-            .fmt("form.error.password_short", &[("min", &password::MIN_LEN)]),
-        PasswordRule::TooLong => page
-            .t
-            .fmt("form.error.password_long", &[("max", &password::MAX_LEN)]),
+/// The `password` and `password_confirm` fields of a form that sets one; each
+/// mistake is reported next to its field.
+fn new_password(t: &Tr, form: &FormData, errors: &mut FieldErrors) -> Option<NewPassword> {
+    let password = NewPassword::parse(form.get("password"))
+        .map_err(|rule| errors.add("password", rule.message(t)))
+        .ok();
+    if form.get("password") != form.get("password_confirm") {
+        errors.add("password_confirm", t.get("form.error.password_mismatch"));
     }
+    password
 }
 
 // ---- sign-up -------------------------------------------------------------
@@ -148,16 +147,7 @@ async fn signup(
     let email = Email::parse(form.get("email"))
         .map_err(|e| errors.add("email", t.get(Email::message_key(e))))
         .ok();
-    let password = match NewPassword::parse(form.get("password")) {
-        Ok(p) => Some(p),
-        Err(rule) => {
-            errors.add("password", password_message(&page, rule));
-            None
-        }
-    };
-    if form.get("password") != form.get("password_confirm") {
-        errors.add("password_confirm", t.get("form.error.password_mismatch"));
-    }
+    let password = new_password(t, &form, &mut errors);
     let (Some(national_id), Some(name), Some(email), Some(password), true) =
         (national_id, name, email, password, errors.is_empty())
     else {
@@ -191,13 +181,7 @@ async fn signup(
     match outcome {
         Ok((user_id, name)) => {
             state.mail_wake.notify_one();
-            let user = SessionUser {
-                id: user_id,
-                role: crate::accounts::Role::Citizen,
-                name,
-                epoch: 0,
-                issued_at: Utc::now().timestamp(),
-            };
+            let user = SessionUser::new(user_id, Role::Citizen, name, NEW_ACCOUNT_EPOCH);
             session::log_in(&session, &user).map_err(AppError::internal)?;
             session::set_flash(&session, "signup.done");
             Ok(see_other("/reservations"))
@@ -374,19 +358,10 @@ async fn login(
         .run(move |conn| service::find_for_login(conn, &lookup))
         .await?;
     // The same work and the same answer whether or not the account exists.
-    let dummy = state.dummy_hash.clone();
     let phc = candidate.as_ref().map(|c| c.password_hash.clone());
-    let password_ok = web::block(move || {
-        let phc = match phc {
-            Some(p) => p,
-            None => dummy
-                .get_or_init(|| password::dummy_hash().unwrap_or_default())
-                .clone(),
-        };
-        password::verify(&password, &phc)
-    })
-    .await
-    .map_err(AppError::internal)?;
+    let password_ok = web::block(move || password::verify_login(&password, phc.as_deref()))
+        .await
+        .map_err(AppError::internal)?;
 
     let t = &page.t;
     let mut errors = FieldErrors::default();
@@ -417,13 +392,7 @@ async fn login(
             );
         }
     };
-    let claims = SessionUser {
-        id: user.id,
-        role: user.role,
-        name: user.name.clone(),
-        epoch: user.epoch,
-        issued_at: Utc::now().timestamp(),
-    };
+    let claims = SessionUser::new(user.id, user.role, user.name.clone(), user.epoch);
     session::log_in(&session, &claims).map_err(AppError::internal)?;
     let target = if next == "/" {
         user.role.home_path().to_owned()
@@ -497,12 +466,7 @@ async fn forgot(
     // same: the page must not tell whether the address has an account.
     let bucket = format!("forgot:account:{}", email.as_str());
     let per_account = state.rate_limits.forgot_per_account;
-    let allowed = state
-        .db
-        .run(move |conn| rate_limit::hit(conn, &bucket, per_account))
-        .await?
-        == Decision::Allowed;
-    if allowed {
+    if hit(&state, bucket, per_account).await? == Decision::Allowed {
         let tr = page.t.clone();
         let base_url = state.base_url.clone();
         let address = email.as_str().to_owned();
@@ -565,19 +529,7 @@ async fn reset(
 ) -> Result<HttpResponse, AppError> {
     let token = truncate(form.get("token"), 200);
     let mut errors = FieldErrors::default();
-    let password = match NewPassword::parse(form.get("password")) {
-        Ok(p) => Some(p),
-        Err(rule) => {
-            errors.add("password", password_message(&page, rule));
-            None
-        }
-    };
-    if form.get("password") != form.get("password_confirm") {
-        errors.add(
-            "password_confirm",
-            page.t.get("form.error.password_mismatch"),
-        );
-    }
+    let password = new_password(&page.t, &form, &mut errors);
     let (Some(password), true) = (password, errors.is_empty()) else {
         return render(
             &ResetPage {

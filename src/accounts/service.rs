@@ -9,9 +9,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::national_id::NationalId;
-use crate::accounts::queries::{NewUser, insert_user};
+use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use crate::accounts::tokens::{self, Purpose, TokenError};
-use crate::db::schema::{people, users};
+use crate::db::schema::users;
 use crate::db::{AsRetryable, DbConnection, is_retryable, write_tx};
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::web::i18n::Tr;
@@ -55,41 +55,25 @@ pub fn sign_up(
 ) -> Result<i64, AccountError> {
     let id_hash = s.national_id.keyed_hash(id_key);
     let result = write_tx(conn, |conn| {
-        let email_taken: i64 = users::table
-            .filter(users::email.eq(s.email.as_str()))
+        // A person may already exist from a walk-in purchase; one account each.
+        let person_id = find_or_insert_person(
+            conn,
+            &id_hash,
+            s.national_id.birth_date(),
+            &s.national_id.masked(),
+        )?;
+        let taken: i64 = users::table
+            .filter(
+                users::email
+                    .eq(s.email.as_str())
+                    .or(users::person_id.eq(person_id)),
+            )
             .count()
             .get_result(conn)?;
-        // A person may already exist from a walk-in purchase; one account each.
-        let person: Option<i64> = people::table
-            .filter(people::national_id_hash.eq(&id_hash))
-            .select(people::id)
-            .first(conn)
-            .optional()?;
-        let person_has_account = match person {
-            Some(p) => {
-                users::table
-                    .filter(users::person_id.eq(p))
-                    .count()
-                    .get_result::<i64>(conn)?
-                    > 0
-            }
-            None => false,
-        };
-        if email_taken > 0 || person_has_account {
+        if taken > 0 {
+            // Rolls back the person row too, if it was new.
             return Err(AccountError::Duplicate);
         }
-        let person_id = match person {
-            Some(p) => p,
-            None => diesel::insert_into(people::table)
-                .values((
-                    people::national_id_hash.eq(&id_hash),
-                    people::birth_date.eq(s.national_id.birth_date()),
-                    people::national_id_masked.eq(s.national_id.masked()),
-                    people::created_at.eq(Utc::now().naive_utc()),
-                ))
-                .returning(people::id)
-                .get_result(conn)?,
-        };
         let user_id = insert_user(
             conn,
             &NewUser {
@@ -102,9 +86,10 @@ pub fn sign_up(
                 email_verified: false,
             },
         )?;
-        queue_verification(
+        queue_link(
             conn,
             user_id,
+            Purpose::VerifyEmail,
             s.email.as_str(),
             s.name.as_str(),
             t,
@@ -123,24 +108,26 @@ pub fn sign_up(
     }
 }
 
-fn queue_verification(
+/// Issues a token for `purpose` and queues the mail that carries its link.
+fn queue_link(
     conn: &mut DbConnection,
     user_id: i64,
+    purpose: Purpose,
     email: &str,
     name: &str,
     t: &Tr,
     base_url: &str,
 ) -> QueryResult<i64> {
-    let token = tokens::issue(conn, user_id, Purpose::VerifyEmail)?;
-    let link = format!("{base_url}/verify-email?token={token}");
-    let subject = t.get("mail.verify.subject").to_owned();
-    let body = t.fmt("mail.verify.body", &[("name", &name), ("link", &link)]);
+    let token = tokens::issue(conn, user_id, purpose)?;
+    let link = format!("{base_url}{}?token={token}", purpose.link_path());
+    let (subject_key, body_key) = purpose.mail_keys();
+    let body = t.fmt(body_key, &[("name", &name), ("link", &link)]);
     enqueue(
         conn,
         &OutgoingMail {
             to: email,
-            kind: "verify_email",
-            subject: &subject,
+            kind: purpose.as_str(),
+            subject: t.get(subject_key),
             body_text: &body,
         },
     )
@@ -161,7 +148,15 @@ pub fn resend_verification(
             .optional()?;
         match row {
             Some((email, name, None)) => {
-                queue_verification(conn, user_id, &email, &name, t, base_url)?;
+                queue_link(
+                    conn,
+                    user_id,
+                    Purpose::VerifyEmail,
+                    &email,
+                    &name,
+                    t,
+                    base_url,
+                )?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -251,18 +246,14 @@ pub fn request_reset(
         let Some((user_id, name)) = row else {
             return Ok(false);
         };
-        let token = tokens::issue(conn, user_id, Purpose::PasswordReset)?;
-        let link = format!("{base_url}/password/reset?token={token}");
-        let subject = t.get("mail.reset.subject").to_owned();
-        let body = t.fmt("mail.reset.body", &[("name", &name), ("link", &link)]);
-        enqueue(
+        queue_link(
             conn,
-            &OutgoingMail {
-                to: email,
-                kind: "password_reset",
-                subject: &subject,
-                body_text: &body,
-            },
+            user_id,
+            Purpose::PasswordReset,
+            email,
+            &name,
+            t,
+            base_url,
         )?;
         Ok(true)
     })

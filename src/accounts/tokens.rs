@@ -24,6 +24,22 @@ impl Purpose {
         }
     }
 
+    /// The page the mailed link opens.
+    pub fn link_path(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "/verify-email",
+            Purpose::PasswordReset => "/password/reset",
+        }
+    }
+
+    /// The locale keys of the mail's subject and body.
+    pub fn mail_keys(self) -> (&'static str, &'static str) {
+        match self {
+            Purpose::VerifyEmail => ("mail.verify.subject", "mail.verify.body"),
+            Purpose::PasswordReset => ("mail.reset.subject", "mail.reset.body"),
+        }
+    }
+
     pub fn lifetime(self) -> Duration {
         match self {
             Purpose::VerifyEmail => Duration::hours(48),
@@ -43,10 +59,7 @@ pub enum TokenError {
 }
 
 pub fn hash(raw: &str) -> String {
-    Sha256::digest(raw.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&Sha256::digest(raw.as_bytes()))
 }
 
 /// Creates a token and returns the raw value for the link.
@@ -89,30 +102,30 @@ pub fn peek(
     })
 }
 
-/// Uses a token once: of two concurrent uses, exactly one succeeds. Run inside
-/// the transaction that does what the token allows.
+/// Uses a token once: one conditional update, so of two concurrent uses
+/// exactly one succeeds. Run inside the transaction that does what the token
+/// allows.
 pub fn consume(
     conn: &mut DbConnection,
     raw: &str,
     purpose: Purpose,
 ) -> QueryResult<Result<i64, TokenError>> {
-    let user_id = match peek(conn, raw, purpose)? {
-        Ok(id) => id,
-        Err(e) => return Ok(Err(e)),
-    };
     let now = Utc::now().naive_utc();
-    let used = diesel::update(
+    let used: Option<i64> = diesel::update(
         account_tokens::table
             .filter(account_tokens::token_hash.eq(hash(raw)))
+            .filter(account_tokens::purpose.eq(purpose.as_str()))
             .filter(account_tokens::used_at.is_null())
             .filter(account_tokens::expires_at.gt(now)),
     )
     .set(account_tokens::used_at.eq(Some(now)))
-    .execute(conn)?;
-    Ok(if used == 1 {
-        Ok(user_id)
-    } else {
-        Err(TokenError::Used)
+    .returning(account_tokens::user_id)
+    .get_result(conn)
+    .optional()?;
+    Ok(match used {
+        Some(user_id) => Ok(user_id),
+        // Say why; a token still usable here lost a race a moment ago.
+        None => Err(peek(conn, raw, purpose)?.err().unwrap_or(TokenError::Used)),
     })
 }
 

@@ -3,7 +3,6 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{NaiveDateTime, Utc};
@@ -14,17 +13,18 @@ use serde_json::json;
 
 use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
-use crate::accounts::password::{self, NewPassword, PasswordRule};
+use crate::accounts::password::{self, NewPassword};
 use crate::accounts::queries::{NewUser, insert_user};
 use crate::admin::audit::{self, Entry};
 use crate::app::AppState;
 use crate::db::schema::{stores, users};
 use crate::db::{AsRetryable, DbConnection, DbError, is_retryable, write_tx};
+use crate::stores::is_store_code;
 use crate::web::auth::Admin;
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData};
 use crate::web::page::PageCtx;
-use crate::web::{render, session};
+use crate::web::{render, see_other, session};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/users", web::get().to(list))
@@ -194,23 +194,9 @@ async fn create(
     let name = DisplayName::parse(form.get("name"))
         .map_err(|key| errors.add("name", t.get(key)))
         .ok();
-    let pw = match NewPassword::parse(form.get("password")) {
-        Ok(p) => Some(p),
-        Err(PasswordRule::TooShort) => {
-            errors.add(
-                "password",
-                t.fmt("form.error.password_short", &[("min", &password::MIN_LEN)]),
-            );
-            None
-        }
-        Err(PasswordRule::TooLong) => {
-            errors.add(
-                "password",
-                t.fmt("form.error.password_long", &[("max", &password::MAX_LEN)]),
-            );
-            None
-        }
-    };
+    let pw = NewPassword::parse(form.get("password"))
+        .map_err(|rule| errors.add("password", rule.message(t)))
+        .ok();
     let role = match form.get("role") {
         "pharmacist" => Some(Role::Pharmacist),
         "admin" => Some(Role::Admin),
@@ -220,9 +206,7 @@ async fn create(
         }
     };
     let store_code = values.store_code.clone();
-    if role == Some(Role::Pharmacist)
-        && (store_code.len() != 8 || !store_code.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if role == Some(Role::Pharmacist) && !is_store_code(&store_code) {
         errors.add("store_code", t.get("admin.users.error.store_code"));
     }
     let (Some(email), Some(name), Some(pw), Some(role), true) =
@@ -295,9 +279,7 @@ async fn create(
     match result {
         Ok(_) => {
             session::set_flash(&session, "admin.users.created");
-            Ok(HttpResponse::SeeOther()
-                .insert_header((LOCATION, "/admin/users"))
-                .finish())
+            Ok(see_other("/admin/users"))
         }
         Err(DbError::Work(CreateError::NoSuchStore)) => {
             errors.add("store_code", page.t.get("admin.users.error.no_store"));
@@ -361,9 +343,7 @@ async fn set_disabled(
 ) -> Result<HttpResponse, AppError> {
     if user_id == admin.user.id {
         session::set_flash(&session, "admin.users.error.self");
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((LOCATION, "/admin/users"))
-            .finish());
+        return Ok(see_other("/admin/users"));
     }
     let actor = admin.user.id;
     let changed = state
@@ -431,9 +411,7 @@ async fn set_disabled(
                     "admin.users.enabled"
                 },
             );
-            Ok(HttpResponse::SeeOther()
-                .insert_header((LOCATION, "/admin/users"))
-                .finish())
+            Ok(see_other("/admin/users"))
         }
     }
 }

@@ -67,7 +67,7 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<StoreRow>, Vec<RowErro
 }
 
 fn check(raw: RawRow) -> Result<StoreRow, String> {
-    if raw.code.len() != 8 || !raw.code.bytes().all(|b| b.is_ascii_digit()) {
+    if !super::is_store_code(&raw.code) {
         return Err(format!("code `{}` is not 8 digits", raw.code));
     }
     let name_len = raw.name.chars().count();

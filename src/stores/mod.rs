@@ -2,3 +2,22 @@
 //! 8-digit code.
 
 pub mod import;
+
+/// A store code: exactly 8 ASCII digits, as in the 2020 data (`31802095`).
+pub fn is_store_code(code: &str) -> bool {
+    code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_store_code;
+
+    #[test]
+    fn store_codes_are_eight_digits() {
+        assert!(is_store_code("31802095"));
+        assert!(!is_store_code("3180209"));
+        assert!(!is_store_code("318020955"));
+        assert!(!is_store_code("3180209a"));
+        assert!(!is_store_code("３１８０２０９５"));
+    }
+}

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::web::i18n::{LANG_COOKIE, Lang};
-use crate::web::safe_next;
+use crate::web::{safe_next, see_other};
 
 #[derive(Deserialize)]
 pub struct SwitchForm {
@@ -19,9 +19,7 @@ pub struct SwitchForm {
 pub async fn switch(form: web::Form<SwitchForm>) -> HttpResponse {
     let next = safe_next(&form.next).to_owned();
     let Some(lang) = Lang::from_code(&form.lang) else {
-        return HttpResponse::SeeOther()
-            .insert_header((LOCATION, next))
-            .finish();
+        return see_other(&next);
     };
     let cookie = Cookie::build(LANG_COOKIE, lang.code())
         .path("/")

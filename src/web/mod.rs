@@ -30,6 +30,13 @@ pub fn render(template: &impl Template, status: StatusCode) -> Result<HttpRespon
     Ok(res)
 }
 
+/// `303 See Other` to `location`: where every form post goes on success.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location.to_owned()))
+        .finish()
+}
+
 /// A local path to go back to after an action, or `/` when the given one could
 /// lead off the site.
 pub fn safe_next(next: &str) -> &str {

@@ -28,6 +28,23 @@ pub struct SessionUser {
     pub issued_at: i64,
 }
 
+impl SessionUser {
+    /// The claims of a login happening now.
+    pub fn new(id: i64, role: Role, name: String, epoch: i64) -> SessionUser {
+        SessionUser {
+            id,
+            role,
+            name,
+            epoch,
+            issued_at: chrono::Utc::now().timestamp(),
+        }
+    }
+}
+
+/// The `session_epoch` of an account that has never been logged out (the
+/// column's default).
+pub const NEW_ACCOUNT_EPOCH: i64 = 0;
+
 /// The session's CSRF token, created on first use.
 pub fn csrf_token(session: &Session) -> String {
     if let Ok(Some(token)) = session.get::<String>(CSRF_KEY) {
