@@ -955,3 +955,25 @@ async fn one_reset_link_used_by_racing_requests_sets_exactly_one_password() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_dead_reset_link_is_refused_before_the_form_is_judged() {
+    let app = spawn_app().await;
+    let res = app
+        .post_form(
+            "/password/reset",
+            &[
+                ("token", "forged"),
+                ("password", "a fine new password"),
+                ("password_confirm", "a fine new password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("data-message=\"token.unknown\"")
+    );
+}

@@ -528,6 +528,16 @@ async fn reset(
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
     let token = truncate(form.get("token"), 200);
+    // A dead link is refused before the costly hashing: the form cannot
+    // succeed, and this route is open to anyone.
+    let probe = token.clone();
+    if let Err(e) = state
+        .db
+        .run(move |conn| tokens::peek(conn, &probe, Purpose::PasswordReset))
+        .await?
+    {
+        return token_problem(page, e);
+    }
     let mut errors = FieldErrors::default();
     let password = new_password(&page.t, &form, &mut errors);
     let (Some(password), true) = (password, errors.is_empty()) else {
