@@ -2,7 +2,7 @@
 //! a pharmacist for each, an administrator and a citizen. Passwords are random
 //! and printed once.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use diesel::prelude::*;
 
 use crate::accounts::Role;
@@ -101,7 +101,7 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<Dem
     let national_id = NationalId::parse(&citizen_national_id())
         .map_err(|e| anyhow::anyhow!("demo national id: {e}"))?;
     let policy = Policy::load(conn)?;
-    let today = Utc::now().with_timezone(&policy.timezone).date_naive();
+    let today = policy.today();
 
     write_tx(conn, |conn| -> anyhow::Result<()> {
         let store_ids = insert_all(conn, &rows)?;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use chrono::Utc;
 use common::fixtures::{self, PASSWORD};
 use common::{TestApp, spawn_app};
 use mask_reservation::accounts::Role;
@@ -17,7 +16,7 @@ use mask_reservation::supply::allocation::allocate_new_day;
 fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
     let mut conn = app.db.get().unwrap();
     let policy = Policy::load(&mut conn).unwrap();
-    let today = Utc::now().with_timezone(&policy.timezone).date_naive();
+    let today = policy.today();
     write_tx(&mut conn, |tx| {
         allocate_new_day(tx, &policy, store_id, today, supply, None)
     })

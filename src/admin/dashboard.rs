@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Text};
 
@@ -51,7 +50,7 @@ pub async fn dashboard(
         .db
         .run(|conn| -> anyhow::Result<_> {
             let policy = Policy::load(conn)?;
-            let day = Utc::now().with_timezone(&policy.timezone).date_naive();
+            let day = policy.today();
             let rows: Vec<RegionRow> = diesel::sql_query(
                 "SELECT s.region AS region,
                         COUNT(*) AS stores,

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::app::AppState;
@@ -63,7 +63,7 @@ async fn today(
         .db
         .run(move |conn| -> anyhow::Result<Loaded> {
             let policy = Policy::load(conn)?;
-            let day = Utc::now().with_timezone(&policy.timezone).date_naive();
+            let day = policy.today();
             let (name, code): (String, String) = stores::table
                 .find(store_id)
                 .select((stores::name, stores::code))

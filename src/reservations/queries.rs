@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, quota_usage, reservations, stores};
+use crate::policy::Policy;
 
 /// One reservation as its owner sees it in the list.
 #[derive(Debug, Clone)]
@@ -64,6 +65,17 @@ pub fn for_user(
             },
         )
         .collect())
+}
+
+/// Masks this person may still receive in the period that contains `day`.
+pub fn quota_left(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    person_id: i64,
+    day: NaiveDate,
+) -> QueryResult<i32> {
+    let used = used_in_period(conn, person_id, policy.period.start_of(day))?;
+    Ok((policy.quota_per_period - used).max(0))
 }
 
 /// Masks this person has used (reserved, picked up, bought) in the period.

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 
 use crate::app::AppState;
 use crate::policy::Policy;
@@ -53,19 +52,17 @@ async fn list(
     page: PageCtx,
 ) -> Result<HttpResponse, AppError> {
     let (user_id, person_id) = (citizen.user.id, citizen.person_id);
-    let (policy, used, reservations) = state
+    let (policy, left, reservations) = state
         .db
         .run(
             move |conn| -> anyhow::Result<(Policy, i32, Vec<ReservationSummary>)> {
                 let policy = Policy::load(conn)?;
-                let today = Utc::now().with_timezone(&policy.timezone).date_naive();
-                let used = queries::used_in_period(conn, person_id, policy.period.start_of(today))?;
+                let left = queries::quota_left(conn, &policy, person_id, policy.today())?;
                 let list = queries::for_user(conn, user_id, 200)?;
-                Ok((policy, used, list))
+                Ok((policy, left, list))
             },
         )
         .await?;
-    let left = (policy.quota_per_period - used).max(0);
     let tz = policy.timezone;
     let rows = reservations
         .into_iter()

@@ -3,14 +3,13 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::accounts::Role;
 use crate::app::AppState;
 use crate::db::schema::users;
 use crate::policy::{Period, Policy, Rotation};
-use crate::reservations::queries::used_in_period;
+use crate::reservations::queries::quota_left;
 use crate::web::errors::AppError;
 use crate::web::i18n::Tr;
 use crate::web::page::PageCtx;
@@ -40,34 +39,24 @@ pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRespo
         .as_ref()
         .filter(|u| u.role == Role::Citizen)
         .map(|u| u.id);
-    let (policy, used) = state
+    let (policy, left) = state
         .db
         .run(move |conn| -> anyhow::Result<(Policy, Option<i32>)> {
             let policy = Policy::load(conn)?;
-            let used = match citizen_id {
-                Some(user_id) => {
-                    let today = Utc::now().with_timezone(&policy.timezone).date_naive();
-                    Some(used_this_period(
-                        conn,
-                        user_id,
-                        policy.period.start_of(today),
-                    )?)
-                }
+            let left = match citizen_id {
+                Some(user_id) => Some(citizen_quota_left(conn, &policy, user_id)?),
                 None => None,
             };
-            Ok((policy, used))
+            Ok((policy, left))
         })
         .await?;
     let t = &page.t;
-    let quota = used.map(|used| {
-        let left = (policy.quota_per_period - used).max(0);
-        QuotaLeft {
-            left,
-            text: t.fmt(
-                "home.quota_left",
-                &[("left", &left), ("quota", &policy.quota_per_period)],
-            ),
-        }
+    let quota = left.map(|left| QuotaLeft {
+        left,
+        text: t.fmt(
+            "home.quota_left",
+            &[("left", &left), ("quota", &policy.quota_per_period)],
+        ),
     });
     let rules = rules(t, &policy);
     let html = HomePage { page, rules, quota }.render()?;
@@ -76,10 +65,10 @@ pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRespo
         .body(html))
 }
 
-fn used_this_period(
+fn citizen_quota_left(
     conn: &mut crate::db::DbConnection,
+    policy: &Policy,
     user_id: i64,
-    period_start: chrono::NaiveDate,
 ) -> QueryResult<i32> {
     let person: Option<i64> = users::table
         .find(user_id)
@@ -88,8 +77,8 @@ fn used_this_period(
         .optional()?
         .flatten();
     match person {
-        Some(person) => used_in_period(conn, person, period_start),
-        None => Ok(0),
+        Some(person) => quota_left(conn, policy, person, policy.today()),
+        None => Ok(policy.quota_per_period),
     }
 }
 
