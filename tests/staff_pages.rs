@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fixtures::{self, PASSWORD};
+use common::fixtures;
 use common::{TestApp, spawn_app};
 use mask_reservation::accounts::Role;
 use mask_reservation::db::write_tx;
@@ -53,22 +53,15 @@ fn attr_values(html: &str, attr: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_pharmacist_sees_todays_windows_and_walk_in_stock_of_their_own_store_only() {
     let app = spawn_app().await;
-    let key = app.state.keys.national_id.clone();
     let mine = fixtures::store(&app.db, "11800001", "중앙약국");
     let other = busan_store(&app);
     allocate_today(&app, mine, 301);
     allocate_today(&app, other, 50);
-    fixtures::user(
-        &app.db,
-        Role::Pharmacist,
-        "p@example.com",
-        Some(mine),
-        true,
-        &key,
-    );
-    app.login("p@example.com", PASSWORD).await;
+    let pharmacist = app
+        .logged_in_as(Role::Pharmacist, "p@example.com", Some(mine))
+        .await;
 
-    let html = app.html("/pharmacy").await;
+    let html = pharmacist.html("/pharmacy").await;
     assert!(
         html.contains("중앙약국") && html.contains("11800001"),
         "{html}"
@@ -85,18 +78,11 @@ async fn a_pharmacist_sees_todays_windows_and_walk_in_stock_of_their_own_store_o
 #[tokio::test]
 async fn a_pharmacist_whose_store_has_no_supply_today_is_told_so() {
     let app = spawn_app().await;
-    let key = app.state.keys.national_id.clone();
     let mine = fixtures::store(&app.db, "11800001", "중앙약국");
-    fixtures::user(
-        &app.db,
-        Role::Pharmacist,
-        "p@example.com",
-        Some(mine),
-        true,
-        &key,
-    );
-    app.login("p@example.com", PASSWORD).await;
-    let html = app.html("/pharmacy").await;
+    let pharmacist = app
+        .logged_in_as(Role::Pharmacist, "p@example.com", Some(mine))
+        .await;
+    let html = pharmacist.html("/pharmacy").await;
     assert!(html.contains("data-no-supply"), "{html}");
     assert!(!html.contains("data-window"));
 }
@@ -104,17 +90,15 @@ async fn a_pharmacist_whose_store_has_no_supply_today_is_told_so() {
 #[tokio::test]
 async fn the_admin_dashboard_totals_today_by_region_and_nationally() {
     let app = spawn_app().await;
-    let key = app.state.keys.national_id.clone();
     let seoul_a = fixtures::store(&app.db, "11800001", "중앙약국");
     let seoul_b = fixtures::store(&app.db, "11800002", "시청약국");
     let busan = busan_store(&app);
     allocate_today(&app, seoul_a, 300);
     allocate_today(&app, seoul_b, 120);
     allocate_today(&app, busan, 50);
-    fixtures::user(&app.db, Role::Admin, "a@example.com", None, true, &key);
-    app.login("a@example.com", PASSWORD).await;
+    let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
 
-    let html = app.html("/admin").await;
+    let html = admin.html("/admin").await;
     assert_eq!(
         attr_values(&html, "data-region"),
         ["부산광역시", "서울특별시"]
@@ -126,9 +110,7 @@ async fn the_admin_dashboard_totals_today_by_region_and_nationally() {
 #[tokio::test]
 async fn the_admin_dashboard_without_any_supply_today_says_so() {
     let app = spawn_app().await;
-    let key = app.state.keys.national_id.clone();
-    fixtures::user(&app.db, Role::Admin, "a@example.com", None, true, &key);
-    app.login("a@example.com", PASSWORD).await;
-    let html = app.html("/admin").await;
+    let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
+    let html = admin.html("/admin").await;
     assert!(html.contains("data-no-supply"), "{html}");
 }

@@ -15,7 +15,7 @@ use crate::accounts::tokens::{self, Purpose, TokenError};
 use crate::app::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
 use crate::web::errors::AppError;
-use crate::web::form::{FieldErrors, FormData, bounded};
+use crate::web::form::{FieldErrors, FormData, bounded, truncate};
 use crate::web::i18n::Tr;
 use crate::web::page::PageCtx;
 use crate::web::rate_limit::{self, Decision, Limit};
@@ -199,10 +199,6 @@ async fn signup(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-fn truncate(value: &str, max: usize) -> String {
-    value.chars().take(max).collect()
 }
 
 // ---- e-mail verification -------------------------------------------------

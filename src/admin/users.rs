@@ -22,7 +22,7 @@ use crate::db::{AsRetryable, DbConnection, DbError, is_retryable, write_tx};
 use crate::stores::is_store_code;
 use crate::web::auth::Admin;
 use crate::web::errors::AppError;
-use crate::web::form::{FieldErrors, FormData};
+use crate::web::form::{FieldErrors, FormData, truncate};
 use crate::web::page::PageCtx;
 use crate::web::{render, see_other, session};
 
@@ -146,7 +146,7 @@ async fn list(
     page: PageCtx,
     query: web::Query<Search>,
 ) -> Result<HttpResponse, AppError> {
-    let q: String = query.into_inner().q.trim().chars().take(100).collect();
+    let q: String = truncate(query.into_inner().q.trim(), 100);
     page_with(
         &state,
         page,
@@ -183,10 +183,10 @@ async fn create(
     let t = &page.t;
     let mut errors = FieldErrors::default();
     let values = NewUserValues {
-        email: form.get("email").chars().take(300).collect(),
-        name: form.get("name").chars().take(200).collect(),
-        role: form.get("role").chars().take(20).collect(),
-        store_code: form.get("store_code").trim().chars().take(20).collect(),
+        email: truncate(form.get("email"), 300),
+        name: truncate(form.get("name"), 200),
+        role: truncate(form.get("role"), 20),
+        store_code: truncate(form.get("store_code").trim(), 20),
     };
     let email = Email::parse(form.get("email"))
         .map_err(|e| errors.add("email", t.get(Email::message_key(e))))

@@ -70,6 +70,12 @@ pub fn bounded(value: &str, max: usize) -> Result<&str, TooLong> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLong;
 
+/// At most `max` characters of a value, to show it back in a form or use it
+/// as a key without letting a huge input through.
+pub fn truncate(value: &str, max: usize) -> String {
+    value.chars().take(max).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,21 @@ impl TestApp {
         Visitor::new(&self.address)
     }
 
+    /// A new visitor logged in to a new, verified account with [`fixtures::PASSWORD`].
+    pub async fn logged_in_as(
+        &self,
+        role: mask_reservation::accounts::Role,
+        email: &str,
+        store_id: Option<i64>,
+    ) -> Visitor {
+        let key = self.state.keys.national_id.clone();
+        fixtures::user(&self.db, role, email, store_id, true, &key);
+        let v = self.new_visitor();
+        let res = v.login(email, fixtures::PASSWORD).await;
+        assert_eq!(res.status(), 303, "{email} logs in");
+        v
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }
