@@ -493,19 +493,27 @@ struct ResetPage {
     errors: FieldErrors,
 }
 
+/// Whether a reset link is still good, without using it.
+async fn check_reset_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Result<(), TokenError>, AppError> {
+    let token = token.to_owned();
+    let status = state
+        .db
+        .run(move |conn| tokens::peek(conn, &token, Purpose::PasswordReset))
+        .await?;
+    Ok(status.map(drop))
+}
+
 async fn reset_form(
     state: web::Data<AppState>,
     page: PageCtx,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, AppError> {
     let token = query.into_inner().token;
-    let probe = token.clone();
-    let status = state
-        .db
-        .run(move |conn| tokens::peek(conn, &probe, Purpose::PasswordReset))
-        .await?;
-    match status {
-        Ok(_) => render(
+    match check_reset_token(&state, &token).await? {
+        Ok(()) => render(
             &ResetPage {
                 page,
                 token,
@@ -526,12 +534,7 @@ async fn reset(
     let token = truncate(form.get("token"), 200);
     // A dead link is refused before the costly hashing: the form cannot
     // succeed, and this route is open to anyone.
-    let probe = token.clone();
-    if let Err(e) = state
-        .db
-        .run(move |conn| tokens::peek(conn, &probe, Purpose::PasswordReset))
-        .await?
-    {
+    if let Err(e) = check_reset_token(&state, &token).await? {
         return token_problem(page, e);
     }
     let mut errors = FieldErrors::default();
