@@ -1,7 +1,5 @@
 //! The command line, run as a real process against the test database.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -10,7 +8,7 @@ use diesel::prelude::*;
 use mask_reservation::db::schema::{pickup_windows, store_days, stores, users};
 
 struct Cli {
-    db: common::TestDatabase,
+    db: crate::common::TestDatabase,
     data_dir: tempfile::TempDir,
     secret: String,
 }
@@ -18,7 +16,7 @@ struct Cli {
 impl Cli {
     fn new() -> Cli {
         Cli {
-            db: common::TestDatabase::fresh(),
+            db: crate::common::TestDatabase::fresh(),
             data_dir: tempfile::tempdir().unwrap(),
             secret: mask_reservation::config::SecretKey::generate().to_base64(),
         }

@@ -1,16 +1,14 @@
 //! The outbox sender: delivery over SMTP and into files, retry after an outage,
 //! permanent failures, and exactly-once delivery with several instances.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
-use common::TestDatabase;
-use common::smtp::{ReceivedMail, SmtpSink};
+use crate::common::TestDatabase;
+use crate::common::smtp::{ReceivedMail, SmtpSink};
 use diesel::prelude::*;
 use mask_reservation::config::MailTransport;
 use mask_reservation::db::schema::mail_outbox;
@@ -353,7 +351,7 @@ async fn the_running_sender_delivers_mail_enqueued_after_it_started() {
 
     let mails = sink.wait_for(1).await;
     assert_eq!(mails[0].recipients, ["citizen@example.com"]);
-    common::eventually(Duration::from_secs(10), "the row marked sent", || {
+    crate::common::eventually(Duration::from_secs(10), "the row marked sent", || {
         let status = row(&db, id).status;
         async move { (status == "sent").then_some(()) }
     })

@@ -1,12 +1,10 @@
 //! The authorization matrix: every route × every kind of visitor → the answer
 //! it must get. A new route adds a row here; a row that does not match fails
 //! with the whole table of differences, not just the first.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
-use common::fixtures::{self, PASSWORD};
-use common::{TestApp, Visitor, spawn_app};
+use crate::common::fixtures::{self, PASSWORD};
+use crate::common::{TestApp, Visitor, spawn_app};
 use mask_reservation::accounts::Role;
 
 /// Who is asking.

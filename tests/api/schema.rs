@@ -1,8 +1,6 @@
 //! `src/db/schema.rs` is written by hand for both backends; this checks it
 //! against what the migrations really create, on the backend under test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::collections::BTreeMap;
 
@@ -14,7 +12,7 @@ use mask_reservation::db::DbConnection;
 type Columns = BTreeMap<String, BTreeMap<String, (String, bool)>>;
 
 fn declared() -> Columns {
-    let text = std::fs::read_to_string(common::repo_path("src/db/schema.rs")).unwrap();
+    let text = std::fs::read_to_string(crate::common::repo_path("src/db/schema.rs")).unwrap();
     let mut out = Columns::new();
     let mut table: Option<String> = None;
     for line in text.lines().map(str::trim) {
@@ -104,7 +102,7 @@ fn actual(conn: &mut DbConnection) -> Columns {
 
 #[test]
 fn schema_rs_matches_the_migrated_database() {
-    let db = common::TestDatabase::fresh();
+    let db = crate::common::TestDatabase::fresh();
     let mut conn = db.connect();
     let declared = declared();
     let actual = actual(&mut conn);
@@ -121,7 +119,7 @@ fn schema_rs_matches_the_migrated_database() {
 #[test]
 fn both_backends_have_the_same_migrations() {
     let names = |dir: &str| {
-        let mut v: Vec<String> = std::fs::read_dir(common::repo_path(dir))
+        let mut v: Vec<String> = std::fs::read_dir(crate::common::repo_path(dir))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();

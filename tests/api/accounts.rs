@@ -1,14 +1,12 @@
 //! Accounts over HTTP: sign-up with national-ID checks, e-mail verification
 //! through a real SMTP server, login, logout, password reset, disabled accounts,
 //! admin-created accounts, rate limits, and hostile input.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::time::Duration;
 
-use common::fixtures::{self, PASSWORD};
-use common::{Spawn, TestApp, Visitor, spawn_app, spawn_app_with};
+use crate::common::fixtures::{self, PASSWORD};
+use crate::common::{Spawn, TestApp, Visitor, spawn_app, spawn_app_with};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::db::schema::{account_tokens, audit_log, mail_outbox, people, users};
@@ -555,7 +553,7 @@ async fn an_smtp_outage_delays_the_mail_but_never_fails_or_loses_the_sign_up() {
         303,
         "the sign-up succeeds without a mail server"
     );
-    let attempts = common::eventually(Duration::from_secs(20), "a failed attempt", || async {
+    let attempts = crate::common::eventually(Duration::from_secs(20), "a failed attempt", || async {
         let mut conn = app.db.get().unwrap();
         let (status, attempts): (String, i32) = mail_outbox::table
             .select((mail_outbox::status, mail_outbox::attempts))
@@ -567,7 +565,7 @@ async fn an_smtp_outage_delays_the_mail_but_never_fails_or_loses_the_sign_up() {
     assert_eq!(attempts.0, "pending", "kept for retry");
 
     // The server comes back: the mail goes out.
-    let sink = common::SmtpSink::start_on(dead_port).await;
+    let sink = crate::common::SmtpSink::start_on(dead_port).await;
     {
         let mut conn = app.db.get().unwrap();
         diesel::update(mail_outbox::table)
@@ -592,7 +590,7 @@ async fn spawn_with_limits(limits: RateLimits) -> TestApp {
 async fn too_many_login_attempts_get_a_429_page_in_the_visitors_language() {
     let tight = RateLimits {
         login_per_ip: Limit::per_minutes(3, 10),
-        ..common::generous_limits()
+        ..crate::common::generous_limits()
     };
     let app = spawn_with_limits(tight).await;
     app.post_form("/language", &[("lang", "en"), ("next", "/")])
@@ -613,7 +611,7 @@ async fn too_many_login_attempts_get_a_429_page_in_the_visitors_language() {
 async fn too_many_attempts_on_one_account_are_limited_from_any_address() {
     let tight = RateLimits {
         login_per_account: Limit::per_minutes(2, 10),
-        ..common::generous_limits()
+        ..crate::common::generous_limits()
     };
     let app = spawn_with_limits(tight).await;
     let key = app.state.keys.national_id.clone();
@@ -633,7 +631,7 @@ async fn sign_up_and_forgot_password_are_rate_limited_per_address() {
     let tight = RateLimits {
         signup_per_ip: Limit::per_minutes(1, 60),
         forgot_per_ip: Limit::per_minutes(1, 60),
-        ..common::generous_limits()
+        ..crate::common::generous_limits()
     };
     let app = spawn_with_limits(tight).await;
     assert_eq!(sign_up(&app, "bad", "a@example.com").await.status(), 422);

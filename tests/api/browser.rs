@@ -1,12 +1,10 @@
 //! User journeys in a real browser: headless Chromium over WebDriver.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::Browser;
-use common::spawn_app;
+use crate::common::browser::Browser;
+use crate::common::spawn_app;
 use fantoccini::{Client, Locator};
 
 /// Waits until the element's text is `expected`: a click that navigates returns
@@ -134,8 +132,8 @@ async fn a_citizen_signs_up_verifies_by_mail_logs_out_and_back_in() {
     let app = spawn_app().await;
     let browser = Browser::start().await;
     let c = &browser.client;
-    let national_id = common::fixtures::national_id("900215154321");
-    let password = common::fixtures::PASSWORD;
+    let national_id = crate::common::fixtures::national_id("900215154321");
+    let password = crate::common::fixtures::PASSWORD;
 
     c.goto(&app.url("/signup")).await.unwrap();
     fill(c, "national_id", &national_id).await;

@@ -1,13 +1,11 @@
 //! The rate-limit counter under concurrency, on the real database: hits that
 //! race on one key are all counted, none is refused below the limit, and none
 //! passes above it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::sync::{Arc, Barrier};
 
-use common::spawn_app;
+use crate::common::spawn_app;
 use mask_reservation::db::Db;
 use mask_reservation::web::rate_limit::{Decision, Limit, hit};
 

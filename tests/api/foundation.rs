@@ -1,13 +1,11 @@
 //! The ground every feature stands on: health, errors, CSRF, security headers,
 //! languages, metrics, and the home page's rules.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
 use std::time::Duration;
 
-use common::proxy::DbProxy;
-use common::{Spawn, eventually, extract_csrf, spawn_app, spawn_app_with};
+use crate::common::proxy::DbProxy;
+use crate::common::{Spawn, eventually, extract_csrf, spawn_app, spawn_app_with};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use mask_reservation::db::Backend;
@@ -32,9 +30,9 @@ async fn healthz_reports_the_database_up() {
 
 #[tokio::test]
 async fn healthz_answers_503_while_the_database_is_unreachable_and_recovers() {
-    match common::db::postgres_server() {
+    match crate::common::db::postgres_server() {
         Some(_) => {
-            let database = std::sync::Arc::new(common::TestDatabase::fresh());
+            let database = std::sync::Arc::new(crate::common::TestDatabase::fresh());
             let proxy = DbProxy::start(database.postgres_addr().unwrap()).await;
             let app = spawn_app_with(Spawn {
                 database: Some(database),
@@ -338,7 +336,7 @@ async fn the_stylesheet_is_served_and_unknown_assets_are_404() {
 #[tokio::test]
 async fn the_backend_under_test_is_the_one_asked_for() {
     let app = spawn_app().await;
-    let expected = if common::db::postgres_server().is_some() {
+    let expected = if crate::common::db::postgres_server().is_some() {
         Backend::Postgres
     } else {
         Backend::Sqlite

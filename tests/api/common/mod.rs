@@ -2,7 +2,6 @@
 //! migrated template, or a PostgreSQL database cloned from a template database
 //! when `TEST_DATABASE_URL` is set), the app on port 0, and an HTTP client that
 //! keeps cookies and knows the CSRF token.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
 pub mod db;

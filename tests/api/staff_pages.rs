@@ -1,11 +1,9 @@
 //! The pharmacist's and the administrator's overview pages, with real stock:
 //! each sees the figures of their own scope and nothing of anyone else's.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 
-use common::fixtures;
-use common::{TestApp, spawn_app};
+use crate::common::fixtures;
+use crate::common::{TestApp, spawn_app};
 use mask_reservation::accounts::Role;
 use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;

@@ -1,0 +1,20 @@
+//! The integration tests: one binary, a module per feature, over real HTTP
+//! against a fresh database per test (SQLite, or PostgreSQL when
+//! `TEST_DATABASE_URL` is set), and headless Chromium for the browser journeys.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+
+mod common;
+
+mod accounts;
+mod authorization;
+mod browser;
+mod cli;
+mod foundation;
+mod mail;
+mod rate_limit;
+mod schema;
+mod staff_pages;
