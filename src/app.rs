@@ -2,79 +2,30 @@
 //! the tests, which bind port 0.
 
 use std::net::TcpListener;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
-use actix_web::cookie::{Key, SameSite};
+use actix_web::cookie::SameSite;
 use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::Notify;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::clock::Clock;
 use crate::config::{AppEnv, Config};
 use crate::db::{Db, PoolOptions};
+use crate::i18n::Catalog;
 use crate::mail::sender::Sender;
-use crate::web::i18n::Catalog;
-use crate::web::rate_limit::RateLimits;
+use crate::rate_limit::RateLimits;
+use crate::settings::{self, PolicyCache};
+use crate::state::{AppState, Keys};
 use crate::web::{csrf, errors, health, home, language};
-
-/// Shared by every request.
-pub struct AppState {
-    pub db: Db,
-    pub config: Arc<Config>,
-    pub catalog: Arc<Catalog>,
-    pub keys: Keys,
-    /// Where links in e-mail point.
-    pub base_url: String,
-    pub rate_limits: RateLimits,
-    /// Wakes the mail sender when a transaction has queued mail.
-    pub mail_wake: Arc<Notify>,
-}
-
-/// Keys derived from the one secret, one per purpose, so that no two uses share
-/// key material.
-#[derive(Clone)]
-pub struct Keys {
-    pub cookie: Key,
-    pub national_id: Vec<u8>,
-}
-
-impl Keys {
-    pub fn derive(secret: &[u8]) -> Keys {
-        let derive = |label: &str| -> Vec<u8> {
-            let mut out = Vec::with_capacity(64);
-            for block in [1u8, 2] {
-                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-                    .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-                mac.update(label.as_bytes());
-                mac.update(&[block]);
-                out.extend_from_slice(&mac.finalize().into_bytes());
-            }
-            out
-        };
-        Keys {
-            cookie: Key::from(&derive("mask-reservation cookie key")),
-            national_id: derive("mask-reservation national id hash key"),
-        }
-    }
-}
-
-/// The catalog for the rare request that reaches a page without app state.
-pub fn fallback_catalog() -> Arc<Catalog> {
-    static FALLBACK: LazyLock<Option<Arc<Catalog>>> =
-        LazyLock::new(|| Catalog::load().ok().map(Arc::new));
-    FALLBACK
-        .clone()
-        .unwrap_or_else(|| unreachable!("the locale files are compiled in and checked at start"))
-}
 
 pub struct Application {
     port: u16,
@@ -82,19 +33,23 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
+/// What a test may set differently from a real start.
+#[derive(Default)]
+pub struct Overrides {
+    pub rate_limits: Option<RateLimits>,
+    /// The clock request limits are counted by.
+    pub clock: Option<Clock>,
+}
+
 impl Application {
     /// Binds the listener and builds the server; the database is used lazily, so
     /// the server starts (and reports 503) even when the database is down.
     pub fn build(config: Config, db: Db) -> anyhow::Result<Application> {
-        Application::build_with(config, db, RateLimits::default())
+        Application::build_with(config, db, Overrides::default())
     }
 
-    /// As [`Application::build`], with other request limits (for tests).
-    pub fn build_with(
-        config: Config,
-        db: Db,
-        rate_limits: RateLimits,
-    ) -> anyhow::Result<Application> {
+    /// As [`Application::build`], with some parts replaced (for tests).
+    pub fn build_with(config: Config, db: Db, overrides: Overrides) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(config.bind)?;
         let local = listener.local_addr()?;
         let port = local.port();
@@ -110,8 +65,10 @@ impl Application {
             catalog,
             keys,
             base_url,
-            rate_limits,
+            rate_limits: overrides.rate_limits.unwrap_or_default(),
+            clock: overrides.clock.unwrap_or_default(),
             mail_wake: Arc::new(Notify::new()),
+            policy: Arc::new(PolicyCache::default()),
         });
         let metrics = metrics()?;
         let server = server(listener, state.clone(), metrics)?;
@@ -136,7 +93,7 @@ impl Application {
     }
 
     /// Serves until stopped, with the background work beside it: the mail
-    /// sender and periodic clean-up.
+    /// sender, the policy refresh and periodic clean-up.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         let sender = Sender::new(
@@ -146,20 +103,40 @@ impl Application {
             state.mail_wake.clone(),
         );
         let mail = tokio::spawn(sender.run());
-        let upkeep = tokio::spawn(upkeep(state.db.clone()));
+        let upkeep = tokio::spawn(upkeep(state.db.clone(), state.clock.clone()));
+        let policy = tokio::spawn(refresh_policy(state.db.clone(), state.policy.clone()));
         let result = self.server.await;
         mail.abort();
         upkeep.abort();
+        policy.abort();
         result
     }
 }
 
+/// Keeps the policy in memory up to date with the settings table, so that a
+/// change saved on another instance takes effect here within a few seconds.
+async fn refresh_policy(db: Db, cache: Arc<PolicyCache>) {
+    let mut tick = tokio::time::interval(settings::REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cache = cache.clone();
+        if let Err(e) = db.run(move |conn| cache.refresh(conn)).await {
+            tracing::warn!(error = %e, "policy refresh failed; keeping the policy in memory");
+        }
+    }
+}
+
 /// Hourly housekeeping: expired rate-limit windows.
-async fn upkeep(db: Db) {
+async fn upkeep(db: Db, clock: Clock) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        match db.run(crate::web::rate_limit::purge_old).await {
+        let now = clock.now();
+        match db
+            .write(move |tx| crate::rate_limit::purge_old(tx, now))
+            .await
+        {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "old rate-limit windows removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "rate-limit clean-up failed"),

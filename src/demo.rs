@@ -10,11 +10,10 @@ use crate::accounts::national_id::{NationalId, with_check_digit};
 use crate::accounts::password::{self, NewPassword};
 use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use crate::db::schema::{stores, users};
-use crate::db::{DbConnection, write_tx};
+use crate::db::{AsRetryable, DbConnection, is_retryable, write_tx};
 use crate::policy::Policy;
 use crate::stores::import::{insert_all, parse_csv};
 use crate::supply::allocation::allocate_new_day;
-use crate::web::session::random_token;
 
 pub const STORES_CSV: &str = include_str!("../assets/demo/stores.csv");
 
@@ -76,20 +75,41 @@ pub fn is_empty(conn: &mut DbConnection) -> QueryResult<bool> {
 
 /// Seeds the demo data in one transaction. Refuses if the database already has
 /// users or stores, so it never mixes with real data.
-pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<DemoCredentials>> {
+/// Why the demo data could not be seeded.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("demo stores: {0}")]
+    Stores(String),
+    #[error("demo password: {0}")]
+    Password(String),
+    #[error("demo national id: {0}")]
+    NationalId(String),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::LoadError),
+    #[error("database error")]
+    Db(#[from] diesel::result::Error),
+}
+
+impl AsRetryable for SeedError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, SeedError::Db(e) if is_retryable(e))
+    }
+}
+
+pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> Result<Option<DemoCredentials>, SeedError> {
     if !is_empty(conn)? {
         return Ok(None);
     }
-    let rows =
-        parse_csv(STORES_CSV.as_bytes()).map_err(|e| anyhow::anyhow!("demo stores: {e:?}"))?;
+    let rows = parse_csv(STORES_CSV.as_bytes()).map_err(|e| SeedError::Stores(format!("{e:?}")))?;
     let creds = DemoCredentials {
         admin_password: random_password(),
         pharmacist_password: random_password(),
         citizen_password: random_password(),
         first_store_code: rows.first().map(|r| r.code.clone()).unwrap_or_default(),
     };
-    let hash = |p: &str| -> anyhow::Result<String> {
-        password::hash(&NewPassword::parse(p).map_err(|e| anyhow::anyhow!("{e}"))?)
+    let hash = |p: &str| -> Result<String, SeedError> {
+        let password = NewPassword::parse(p).map_err(|e| SeedError::Password(e.to_string()))?;
+        password::hash(&password).map_err(|e| SeedError::Password(e.to_string()))
     };
     let admin_hash = hash(&creds.admin_password)?;
     let citizen_hash = hash(&creds.citizen_password)?;
@@ -97,19 +117,19 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<Dem
     let pharmacist_hashes = rows
         .iter()
         .map(|_| hash(&creds.pharmacist_password))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let national_id = NationalId::parse(&citizen_national_id())
-        .map_err(|e| anyhow::anyhow!("demo national id: {e}"))?;
+        .map_err(|e| SeedError::NationalId(e.to_string()))?;
     let policy = Policy::load(conn)?;
     let today = policy.today();
 
-    write_tx(conn, |conn| -> anyhow::Result<()> {
-        let store_ids = insert_all(conn, &rows)?;
+    write_tx(conn, |tx| -> Result<(), SeedError> {
+        let store_ids = insert_all(tx, &rows)?;
         for (i, (store_id, row)) in store_ids.iter().zip(&rows).enumerate() {
             for offset in 0..7 {
                 let supply = demo_supply(i, offset);
                 allocate_new_day(
-                    conn,
+                    tx,
                     &policy,
                     *store_id,
                     today + Duration::days(offset),
@@ -118,7 +138,7 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<Dem
                 )?;
             }
             insert_user(
-                conn,
+                tx,
                 &NewUser {
                     role: Role::Pharmacist,
                     email: &pharmacist_email(&row.code),
@@ -131,7 +151,7 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<Dem
             )?;
         }
         insert_user(
-            conn,
+            tx,
             &NewUser {
                 role: Role::Admin,
                 email: ADMIN_EMAIL,
@@ -143,13 +163,13 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> anyhow::Result<Option<Dem
             },
         )?;
         let person = find_or_insert_person(
-            conn,
+            tx,
             &national_id.keyed_hash(id_key),
             national_id.birth_date(),
             &national_id.masked(),
         )?;
         insert_user(
-            conn,
+            tx,
             &NewUser {
                 role: Role::Citizen,
                 email: CITIZEN_EMAIL,
@@ -173,7 +193,7 @@ fn demo_supply(store_index: usize, day_offset: i64) -> i32 {
 }
 
 fn random_password() -> String {
-    random_token()
+    crate::random::token()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(16)

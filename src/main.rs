@@ -9,9 +9,10 @@ use clap::{Parser, Subcommand};
 use mask_reservation::accounts::Role;
 use mask_reservation::accounts::password::{self, NewPassword};
 use mask_reservation::accounts::queries::{NewUser, insert_user};
-use mask_reservation::app::{Application, Keys, open_db};
+use mask_reservation::app::{Application, open_db};
 use mask_reservation::config::{Config, ConfigArgs};
-use mask_reservation::db::{Db, DbConnection, write_tx};
+use mask_reservation::db::{Db, write_tx};
+use mask_reservation::state::Keys;
 use mask_reservation::{demo, settings, verify};
 use tracing_subscriber::EnvFilter;
 
@@ -137,7 +138,9 @@ fn migrate(db: &Db, config: &Config) -> anyhow::Result<usize> {
         .get()
         .with_context(|| format!("cannot connect to {}", config.database_url.redacted()))?;
     let applied = conn.run_migrations()?;
-    settings::apply_timezone(&mut conn, config.timezone)?;
+    write_tx(&mut conn, |tx| {
+        settings::apply_timezone(tx, config.timezone)
+    })?;
     Ok(applied)
 }
 
@@ -168,29 +171,21 @@ fn create_admin(db: &Db, email: &str, name: &str, password: &str) -> anyhow::Res
     })?;
     let hash = password::hash(&password)?;
     let mut conn = db.get()?;
-    write_tx(
-        &mut conn,
-        |conn: &mut DbConnection| -> anyhow::Result<i64> {
-            Ok(insert_user(
-                conn,
-                &NewUser {
-                    role: Role::Admin,
-                    email,
-                    name,
-                    password_hash: &hash,
-                    person_id: None,
-                    store_id: None,
-                    email_verified: true,
-                },
-            )?)
-        },
-    )
-    .map_err(|e| match e.downcast_ref::<diesel::result::Error>() {
-        Some(diesel::result::Error::DatabaseError(
+    let new = NewUser {
+        role: Role::Admin,
+        email,
+        name,
+        password_hash: &hash,
+        person_id: None,
+        store_id: None,
+        email_verified: true,
+    };
+    write_tx(&mut conn, |tx| insert_user(tx, &new)).map_err(|e| match e {
+        diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        )) => anyhow::anyhow!("an account with e-mail {email} already exists"),
-        _ => e,
+        ) => anyhow::anyhow!("an account with e-mail {email} already exists"),
+        e => e.into(),
     })
 }
 

@@ -132,6 +132,15 @@ pub struct PolicyError {
     pub reason: &'static str,
 }
 
+/// Why the policy could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("database error")]
+    Db(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Invalid(#[from] PolicyError),
+}
+
 impl Policy {
     /// The date now in the service time zone: the day that windows, supply and
     /// periods are counted in.
@@ -186,8 +195,9 @@ impl Policy {
         Ok(p)
     }
 
-    /// Reads the policy in force.
-    pub fn load(conn: &mut DbConnection) -> anyhow::Result<Policy> {
+    /// Reads the policy in force from the database. Requests take it from
+    /// [`crate::settings::PolicyCache`] instead.
+    pub fn load(conn: &mut DbConnection) -> Result<Policy, LoadError> {
         let rows: Vec<(String, String)> = settings::table
             .select((settings::key, settings::value))
             .load(conn)?;

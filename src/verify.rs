@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::db::DbConnection;
-use crate::policy::Policy;
+use crate::policy::{LoadError, Policy};
 
 #[derive(Debug, QueryableByName)]
 struct Violation {
@@ -137,8 +137,17 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// Why the checks could not be run (not a violation: the checks did not finish).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("database error")]
+    Db(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Policy(#[from] LoadError),
+}
+
 /// Runs every check in one read transaction, so they all see the same instant.
-pub fn run(conn: &mut DbConnection) -> anyhow::Result<Vec<Finding>> {
+pub fn run(conn: &mut DbConnection) -> Result<Vec<Finding>, VerifyError> {
     conn.transaction(|conn| {
         let mut findings = Vec::new();
         for check in CHECKS {

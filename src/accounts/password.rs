@@ -6,7 +6,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::web::i18n::Tr;
+use crate::i18n::Tr;
 
 pub const MIN_LEN: usize = 8;
 pub const MAX_LEN: usize = 128;

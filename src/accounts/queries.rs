@@ -4,7 +4,7 @@ use chrono::{NaiveDate, Utc};
 use diesel::prelude::*;
 
 use crate::accounts::Role;
-use crate::db::DbConnection;
+use crate::db::Tx;
 use crate::db::schema::{people, users};
 
 pub struct NewUser<'a> {
@@ -18,7 +18,7 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts a user; e-mail addresses are stored lower-cased.
-pub fn insert_user(conn: &mut DbConnection, u: &NewUser<'_>) -> QueryResult<i64> {
+pub fn insert_user(tx: &mut Tx<'_>, u: &NewUser<'_>) -> QueryResult<i64> {
     let now = Utc::now().naive_utc();
     diesel::insert_into(users::table)
         .values((
@@ -33,12 +33,12 @@ pub fn insert_user(conn: &mut DbConnection, u: &NewUser<'_>) -> QueryResult<i64>
             users::updated_at.eq(now),
         ))
         .returning(users::id)
-        .get_result(conn)
+        .get_result(tx.conn())
 }
 
 /// The person with this national-ID hash, created if new.
 pub fn find_or_insert_person(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     national_id_hash: &str,
     birth_date: NaiveDate,
     masked: &str,
@@ -46,7 +46,7 @@ pub fn find_or_insert_person(
     if let Some(id) = people::table
         .filter(people::national_id_hash.eq(national_id_hash))
         .select(people::id)
-        .first::<i64>(conn)
+        .first::<i64>(tx.conn())
         .optional()?
     {
         return Ok(id);
@@ -59,5 +59,5 @@ pub fn find_or_insert_person(
             people::created_at.eq(Utc::now().naive_utc()),
         ))
         .returning(people::id)
-        .get_result(conn)
+        .get_result(tx.conn())
 }

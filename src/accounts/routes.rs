@@ -12,13 +12,14 @@ use crate::accounts::national_id::NationalId;
 use crate::accounts::password::{self, NewPassword};
 use crate::accounts::service::{self, AccountError, Signup};
 use crate::accounts::tokens::{self, Purpose, TokenError};
-use crate::app::AppState;
+use crate::i18n::Tr;
+use crate::rate_limit::Decision;
+use crate::state::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData, bounded, truncate};
-use crate::web::i18n::Tr;
+use crate::web::limits;
 use crate::web::page::PageCtx;
-use crate::web::rate_limit::{self, Decision, Limit};
 use crate::web::session::{self, NEW_ACCOUNT_EPOCH, SessionUser};
 use crate::web::{render, safe_next, see_other};
 
@@ -34,35 +35,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/password/forgot", web::post().to(forgot))
         .route("/password/reset", web::get().to(reset_form))
         .route("/password/reset", web::post().to(reset));
-}
-
-/// Counts a hit against a limit on the client's address; over it, the visitor
-/// gets the 429 page.
-async fn limit_client(
-    state: &AppState,
-    req: &HttpRequest,
-    action: &str,
-    per_ip: Limit,
-) -> Result<(), AppError> {
-    let ip = rate_limit::client_ip(req, state.config.trust_forwarded);
-    limit(state, format!("{action}:ip:{ip}"), per_ip).await
-}
-
-/// Counts a hit against a limit; over it, the visitor gets the 429 page.
-async fn limit(state: &AppState, bucket: String, limit: Limit) -> Result<(), AppError> {
-    match hit(state, bucket, limit).await? {
-        Decision::Allowed => Ok(()),
-        Decision::Limited { retry_after_secs } => {
-            Err(AppError::TooManyRequests { retry_after_secs })
-        }
-    }
-}
-
-async fn hit(state: &AppState, bucket: String, limit: Limit) -> Result<Decision, AppError> {
-    Ok(state
-        .db
-        .run(move |conn| rate_limit::hit(conn, &bucket, limit))
-        .await?)
 }
 
 /// Hashing is deliberately slow: it runs on the blocking pool.
@@ -123,7 +95,7 @@ async fn signup(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
-    limit_client(&state, &req, "signup", state.rate_limits.signup_per_ip).await?;
+    limits::check_client(&state, &req, "signup", state.rate_limits.signup_per_ip).await?;
 
     let t = &page.t;
     let mut errors = FieldErrors::default();
@@ -173,8 +145,8 @@ async fn signup(
     let base_url = state.base_url.clone();
     let outcome = state
         .db
-        .run(move |conn| {
-            let id = service::sign_up(conn, &key, &signup, &tr, &base_url);
+        .write(move |tx| {
+            let id = service::sign_up(tx, &key, &signup, &tr, &base_url);
             id.map(|id| (id, signup.name.as_str().to_owned()))
         })
         .await;
@@ -245,7 +217,7 @@ async fn verify_email(
     let token = query.into_inner().token;
     let result = state
         .db
-        .run(move |conn| service::verify_email(conn, &token))
+        .write(move |tx| service::verify_email(tx, &token))
         .await;
     match result {
         Ok(_) => render(
@@ -274,7 +246,7 @@ async fn resend_verification(
         return Ok(see_other("/reservations"));
     }
     let user_id = citizen.user.id;
-    limit(
+    limits::check(
         &state,
         format!("resend:user:{user_id}"),
         state.rate_limits.resend_per_account,
@@ -284,7 +256,7 @@ async fn resend_verification(
     let base_url = state.base_url.clone();
     state
         .db
-        .run(move |conn| service::resend_verification(conn, user_id, &tr, &base_url))
+        .write(move |tx| service::resend_verification(tx, user_id, &tr, &base_url))
         .await?;
     state.mail_wake.notify_one();
     session::set_flash(&session, "verify.resent");
@@ -337,8 +309,8 @@ async fn login(
 ) -> Result<HttpResponse, AppError> {
     let email = truncate(form.get("email").trim(), 300).to_lowercase();
     let next = safe_next(form.get("next")).to_owned();
-    limit_client(&state, &req, "login", state.rate_limits.login_per_ip).await?;
-    limit(
+    limits::check_client(&state, &req, "login", state.rate_limits.login_per_ip).await?;
+    limits::check(
         &state,
         format!("login:account:{email}"),
         state.rate_limits.login_per_account,
@@ -405,7 +377,7 @@ async fn logout(state: web::Data<AppState>, session: Session) -> Result<HttpResp
     if let Some(user) = session::current_user(&session) {
         state
             .db
-            .run(move |conn| service::end_all_sessions(conn, user.id))
+            .write(move |tx| service::end_all_sessions(tx, user.id))
             .await?;
     }
     session::log_out(&session);
@@ -441,7 +413,7 @@ async fn forgot(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
-    limit_client(&state, &req, "forgot", state.rate_limits.forgot_per_ip).await?;
+    limits::check_client(&state, &req, "forgot", state.rate_limits.forgot_per_ip).await?;
     let email = match Email::parse(form.get("email")) {
         Ok(e) => e,
         Err(e) => {
@@ -462,13 +434,13 @@ async fn forgot(
     // same: the page must not tell whether the address has an account.
     let bucket = format!("forgot:account:{}", email.as_str());
     let per_account = state.rate_limits.forgot_per_account;
-    if hit(&state, bucket, per_account).await? == Decision::Allowed {
+    if limits::hit(&state, bucket, per_account).await? == Decision::Allowed {
         let tr = page.t.clone();
         let base_url = state.base_url.clone();
         let address = email.as_str().to_owned();
         let queued = state
             .db
-            .run(move |conn| service::request_reset(conn, &address, &tr, &base_url))
+            .write(move |tx| service::request_reset(tx, &address, &tr, &base_url))
             .await?;
         if queued {
             state.mail_wake.notify_one();
@@ -552,7 +524,7 @@ async fn reset(
     let hash = hash_password(password).await?;
     let result = state
         .db
-        .run(move |conn| service::reset_password(conn, &token, &hash))
+        .write(move |tx| service::reset_password(tx, &token, &hash))
         .await;
     match result {
         Ok(_) => {

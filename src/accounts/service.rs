@@ -12,9 +12,9 @@ use crate::accounts::national_id::NationalId;
 use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use crate::accounts::tokens::{self, Purpose, TokenError};
 use crate::db::schema::users;
-use crate::db::{AsRetryable, DbConnection, is_retryable, write_tx};
+use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
+use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
-use crate::web::i18n::Tr;
 
 /// Why an account action did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -47,70 +47,70 @@ pub struct Signup {
 /// Creates the citizen, unverified, and queues the verification mail. Returns
 /// the new user's id.
 pub fn sign_up(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     id_key: &[u8],
     s: &Signup,
     t: &Tr,
     base_url: &str,
 ) -> Result<i64, AccountError> {
     let id_hash = s.national_id.keyed_hash(id_key);
-    let result = write_tx(conn, |conn| {
-        // A person may already exist from a walk-in purchase; one account each.
-        let person_id = find_or_insert_person(
-            conn,
-            &id_hash,
-            s.national_id.birth_date(),
-            &s.national_id.masked(),
-        )?;
-        let taken: i64 = users::table
-            .filter(
-                users::email
-                    .eq(s.email.as_str())
-                    .or(users::person_id.eq(person_id)),
-            )
-            .count()
-            .get_result(conn)?;
-        if taken > 0 {
-            // Rolls back the person row too, if it was new.
-            return Err(AccountError::Duplicate);
-        }
-        let user_id = insert_user(
-            conn,
-            &NewUser {
-                role: Role::Citizen,
-                email: s.email.as_str(),
-                name: s.name.as_str(),
-                password_hash: &s.password_hash,
-                person_id: Some(person_id),
-                store_id: None,
-                email_verified: false,
-            },
-        )?;
-        queue_link(
-            conn,
-            user_id,
-            Purpose::VerifyEmail,
-            s.email.as_str(),
-            s.name.as_str(),
-            t,
-            base_url,
-        )?;
-        Ok(user_id)
-    });
     // Two sign-ups racing for the same ID or e-mail: the database's UNIQUE
-    // constraints decide, and the loser is told the same as any duplicate.
-    match result {
-        Err(AccountError::Db(DieselError::DatabaseError(
-            DatabaseErrorKind::UniqueViolation,
-            _,
-        ))) => Err(AccountError::Duplicate),
-        other => other,
+    // constraints decide, and the loser is told the same as any duplicate (the
+    // transaction is rolled back by the caller's `write_tx`).
+    let duplicate = |e: DieselError| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            AccountError::Duplicate
+        }
+        other => AccountError::Db(other),
+    };
+    // A person may already exist from a walk-in purchase; one account each.
+    let person_id = find_or_insert_person(
+        tx,
+        &id_hash,
+        s.national_id.birth_date(),
+        &s.national_id.masked(),
+    )
+    .map_err(duplicate)?;
+    let taken: i64 = users::table
+        .filter(
+            users::email
+                .eq(s.email.as_str())
+                .or(users::person_id.eq(person_id)),
+        )
+        .count()
+        .get_result(tx.conn())?;
+    if taken > 0 {
+        // The caller rolls back the person row too, if it was new.
+        return Err(AccountError::Duplicate);
     }
+    let user_id = insert_user(
+        tx,
+        &NewUser {
+            role: Role::Citizen,
+            email: s.email.as_str(),
+            name: s.name.as_str(),
+            password_hash: &s.password_hash,
+            person_id: Some(person_id),
+            store_id: None,
+            email_verified: false,
+        },
+    )
+    .map_err(duplicate)?;
+    queue_link(
+        tx,
+        user_id,
+        Purpose::VerifyEmail,
+        s.email.as_str(),
+        s.name.as_str(),
+        t,
+        base_url,
+    )?;
+    Ok(user_id)
 }
 
 /// Issues a token for `purpose` and queues the mail that carries its link.
 fn queue_link(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     user_id: i64,
     purpose: Purpose,
     email: &str,
@@ -118,12 +118,12 @@ fn queue_link(
     t: &Tr,
     base_url: &str,
 ) -> QueryResult<i64> {
-    let token = tokens::issue(conn, user_id, purpose)?;
+    let token = tokens::issue(tx, user_id, purpose)?;
     let link = format!("{base_url}{}?token={token}", purpose.link_path());
     let (subject_key, body_key) = purpose.mail_keys();
     let body = t.fmt(body_key, &[("name", &name), ("link", &link)]);
     enqueue(
-        conn,
+        tx,
         &OutgoingMail {
             to: email,
             kind: purpose.as_str(),
@@ -135,52 +135,48 @@ fn queue_link(
 
 /// Sends a new verification link to an unverified account.
 pub fn resend_verification(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     user_id: i64,
     t: &Tr,
     base_url: &str,
 ) -> Result<bool, AccountError> {
-    write_tx(conn, |conn| {
-        let row: Option<(String, String, Option<chrono::NaiveDateTime>)> = users::table
-            .find(user_id)
-            .select((users::email, users::name, users::email_verified_at))
-            .first(conn)
-            .optional()?;
-        match row {
-            Some((email, name, None)) => {
-                queue_link(
-                    conn,
-                    user_id,
-                    Purpose::VerifyEmail,
-                    &email,
-                    &name,
-                    t,
-                    base_url,
-                )?;
-                Ok(true)
-            }
-            _ => Ok(false),
+    let row: Option<(String, String, Option<chrono::NaiveDateTime>)> = users::table
+        .find(user_id)
+        .select((users::email, users::name, users::email_verified_at))
+        .first(tx.conn())
+        .optional()?;
+    match row {
+        Some((email, name, None)) => {
+            queue_link(
+                tx,
+                user_id,
+                Purpose::VerifyEmail,
+                &email,
+                &name,
+                t,
+                base_url,
+            )?;
+            Ok(true)
         }
-    })
+        _ => Ok(false),
+    }
 }
 
 /// Confirms the e-mail address the token was sent to.
-pub fn verify_email(conn: &mut DbConnection, raw_token: &str) -> Result<i64, AccountError> {
-    write_tx(conn, |conn| {
-        let user_id =
-            tokens::consume(conn, raw_token, Purpose::VerifyEmail)?.map_err(AccountError::Token)?;
-        diesel::update(
-            users::table
-                .find(user_id)
-                .filter(users::email_verified_at.is_null()),
-        )
-        .set((
-            users::email_verified_at.eq(Some(Utc::now().naive_utc())),
-            users::updated_at.eq(Utc::now().naive_utc()),
-        ))
-        .execute(conn)?;
-        Ok(user_id)
-    })
+pub fn verify_email(tx: &mut Tx<'_>, raw_token: &str) -> Result<i64, AccountError> {
+    let user_id =
+        tokens::consume(tx, raw_token, Purpose::VerifyEmail)?.map_err(AccountError::Token)?;
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::email_verified_at.is_null()),
+    )
+    .set((
+        users::email_verified_at.eq(Some(Utc::now().naive_utc())),
+        users::updated_at.eq(Utc::now().naive_utc()),
+    ))
+    .execute(tx.conn())?;
+    Ok(user_id)
 }
 
 /// What login needs to know about an account.
@@ -231,68 +227,64 @@ pub fn find_for_login(conn: &mut DbConnection, email: &str) -> QueryResult<Optio
 /// Queues a reset link if the address belongs to an enabled account. Says
 /// nothing about whether it did: the page answers the same either way.
 pub fn request_reset(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     email: &str,
     t: &Tr,
     base_url: &str,
 ) -> Result<bool, AccountError> {
-    write_tx(conn, |conn| {
-        let row: Option<(i64, String)> = users::table
-            .filter(users::email.eq(email))
-            .filter(users::disabled_at.is_null())
-            .select((users::id, users::name))
-            .first(conn)
-            .optional()?;
-        let Some((user_id, name)) = row else {
-            return Ok(false);
-        };
-        queue_link(
-            conn,
-            user_id,
-            Purpose::PasswordReset,
-            email,
-            &name,
-            t,
-            base_url,
-        )?;
-        Ok(true)
-    })
+    let row: Option<(i64, String)> = users::table
+        .filter(users::email.eq(email))
+        .filter(users::disabled_at.is_null())
+        .select((users::id, users::name))
+        .first(tx.conn())
+        .optional()?;
+    let Some((user_id, name)) = row else {
+        return Ok(false);
+    };
+    queue_link(
+        tx,
+        user_id,
+        Purpose::PasswordReset,
+        email,
+        &name,
+        t,
+        base_url,
+    )?;
+    Ok(true)
 }
 
 /// Sets a new password with a reset token, and ends every session of the user
 /// (their session epoch moves on) and every other reset link.
 pub fn reset_password(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     raw_token: &str,
     password_hash: &str,
 ) -> Result<i64, AccountError> {
-    write_tx(conn, |conn| {
-        let user_id = tokens::consume(conn, raw_token, Purpose::PasswordReset)?
-            .map_err(AccountError::Token)?;
-        let now = Utc::now().naive_utc();
-        diesel::update(users::table.find(user_id))
-            .set((
-                users::password_hash.eq(password_hash),
-                users::session_epoch.eq(users::session_epoch + 1),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        // Following the link proved the mailbox is theirs.
-        diesel::update(
-            users::table
-                .find(user_id)
-                .filter(users::email_verified_at.is_null()),
-        )
-        .set(users::email_verified_at.eq(Some(now)))
-        .execute(conn)?;
-        tokens::revoke_all(conn, user_id, Purpose::PasswordReset)?;
-        Ok(user_id)
-    })
+    let user_id =
+        tokens::consume(tx, raw_token, Purpose::PasswordReset)?.map_err(AccountError::Token)?;
+    let now = Utc::now().naive_utc();
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::session_epoch.eq(users::session_epoch + 1),
+            users::updated_at.eq(now),
+        ))
+        .execute(tx.conn())?;
+    // Following the link proved the mailbox is theirs.
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::email_verified_at.is_null()),
+    )
+    .set(users::email_verified_at.eq(Some(now)))
+    .execute(tx.conn())?;
+    tokens::revoke_all(tx, user_id, Purpose::PasswordReset)?;
+    Ok(user_id)
 }
 
 /// Invalidates every session of the account (logout, password reset, disable).
-pub fn end_all_sessions(conn: &mut DbConnection, user_id: i64) -> QueryResult<usize> {
+pub fn end_all_sessions(tx: &mut Tx<'_>, user_id: i64) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id))
         .set(users::session_epoch.eq(users::session_epoch + 1))
-        .execute(conn)
+        .execute(tx.conn())
 }

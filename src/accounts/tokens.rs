@@ -6,9 +6,9 @@ use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::db::DbConnection;
 use crate::db::schema::account_tokens;
-use crate::web::session::random_token;
+use crate::db::{DbConnection, Tx};
+use crate::random::token as random_token;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -63,7 +63,7 @@ pub fn hash(raw: &str) -> String {
 }
 
 /// Creates a token and returns the raw value for the link.
-pub fn issue(conn: &mut DbConnection, user_id: i64, purpose: Purpose) -> QueryResult<String> {
+pub fn issue(tx: &mut Tx<'_>, user_id: i64, purpose: Purpose) -> QueryResult<String> {
     let raw = random_token();
     let now = Utc::now().naive_utc();
     diesel::insert_into(account_tokens::table)
@@ -74,7 +74,7 @@ pub fn issue(conn: &mut DbConnection, user_id: i64, purpose: Purpose) -> QueryRe
             account_tokens::expires_at.eq(now + purpose.lifetime()),
             account_tokens::created_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     Ok(raw)
 }
 
@@ -106,7 +106,7 @@ pub fn peek(
 /// exactly one succeeds. Run inside the transaction that does what the token
 /// allows.
 pub fn consume(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     raw: &str,
     purpose: Purpose,
 ) -> QueryResult<Result<i64, TokenError>> {
@@ -120,18 +120,20 @@ pub fn consume(
     )
     .set(account_tokens::used_at.eq(Some(now)))
     .returning(account_tokens::user_id)
-    .get_result(conn)
+    .get_result(tx.conn())
     .optional()?;
     Ok(match used {
         Some(user_id) => Ok(user_id),
         // Say why; a token still usable here lost a race a moment ago.
-        None => Err(peek(conn, raw, purpose)?.err().unwrap_or(TokenError::Used)),
+        None => Err(peek(tx.conn(), raw, purpose)?
+            .err()
+            .unwrap_or(TokenError::Used)),
     })
 }
 
 /// Marks every open token of this purpose for the user as used (after a reset,
 /// older reset links must stop working).
-pub fn revoke_all(conn: &mut DbConnection, user_id: i64, purpose: Purpose) -> QueryResult<usize> {
+pub fn revoke_all(tx: &mut Tx<'_>, user_id: i64, purpose: Purpose) -> QueryResult<usize> {
     diesel::update(
         account_tokens::table
             .filter(account_tokens::user_id.eq(user_id))
@@ -139,7 +141,7 @@ pub fn revoke_all(conn: &mut DbConnection, user_id: i64, purpose: Purpose) -> Qu
             .filter(account_tokens::used_at.is_null()),
     )
     .set(account_tokens::used_at.eq(Some(Utc::now().naive_utc())))
-    .execute(conn)
+    .execute(tx.conn())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
+use crate::db::Tx;
 use crate::db::schema::audit_log;
 
 pub struct Entry<'a> {
@@ -16,7 +16,7 @@ pub struct Entry<'a> {
 }
 
 /// Writes the entry; call it in the transaction that makes the change.
-pub fn record(conn: &mut DbConnection, e: Entry<'_>) -> QueryResult<()> {
+pub fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::actor_user_id.eq(e.actor),
@@ -27,6 +27,6 @@ pub fn record(conn: &mut DbConnection, e: Entry<'_>) -> QueryResult<()> {
             audit_log::after_json.eq(e.after.map(|v| v.to_string())),
             audit_log::created_at.eq(Utc::now().naive_utc()),
         ))
-        .execute(conn)
+        .execute(tx.conn())
         .map(drop)
 }

@@ -1,24 +1,17 @@
 //! `/admin/users`: create pharmacist and administrator accounts; disable and
-//! re-enable accounts. Every change is in the audit log.
+//! re-enable accounts. The work is in [`crate::admin::accounts`].
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{NaiveDateTime, Utc};
-use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::password::{self, NewPassword};
-use crate::accounts::queries::{NewUser, insert_user};
-use crate::admin::audit::{self, Entry};
-use crate::app::AppState;
-use crate::db::schema::{stores, users};
-use crate::db::{AsRetryable, DbConnection, DbError, is_retryable, write_tx};
+use crate::admin::accounts::{self, CreateStaffError, NewStaff, StaffRole, Toggled, UserRow};
+use crate::db::DbError;
+use crate::state::AppState;
 use crate::stores::is_store_code;
 use crate::web::auth::Admin;
 use crate::web::errors::AppError;
@@ -31,16 +24,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::post().to(create))
         .route("/admin/users/{id}/disable", web::post().to(disable))
         .route("/admin/users/{id}/enable", web::post().to(enable));
-}
-
-pub struct UserRow {
-    pub id: i64,
-    pub email: String,
-    pub name: String,
-    pub role: String,
-    pub store_code: String,
-    pub disabled: bool,
-    pub created: String,
 }
 
 #[derive(Default)]
@@ -68,65 +51,21 @@ struct Search {
     q: String,
 }
 
-type Listed = (
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<NaiveDateTime>,
-    NaiveDateTime,
-);
-
-fn load_users(conn: &mut DbConnection, q: &str) -> QueryResult<Vec<UserRow>> {
-    let mut query = users::table
-        .left_join(stores::table)
-        .select((
-            users::id,
-            users::email,
-            users::name,
-            users::role,
-            stores::code.nullable(),
-            users::disabled_at,
-            users::created_at,
-        ))
-        .order(users::id.desc())
-        .limit(200)
-        .into_boxed();
-    if !q.is_empty() {
-        let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
-        query = query.filter(
-            users::email
-                .like(pattern.clone())
-                .or(users::name.like(pattern)),
-        );
-    }
-    let rows: Vec<Listed> = query.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, email, name, role, code, disabled, created)| UserRow {
-            id,
-            email,
-            name,
-            role,
-            store_code: code.unwrap_or_default(),
-            disabled: disabled.is_some(),
-            created: created.format("%Y-%m-%d").to_string(),
-        })
-        .collect())
-}
-
-async fn page_with(
+/// The page with the list searched by `q`, and the creation form as given.
+async fn users_page(
     state: &AppState,
     page: PageCtx,
     admin: &Admin,
     q: String,
-    values: NewUserValues,
-    errors: FieldErrors,
+    (values, errors): (NewUserValues, FieldErrors),
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let search = q.clone();
-    let users = state.db.run(move |conn| load_users(conn, &search)).await?;
+    let users = state
+        .db
+        .run(move |conn| accounts::list(conn, &search))
+        .await?;
+    let me = admin.user.id;
     render(
         &UsersPage {
             page,
@@ -134,7 +73,7 @@ async fn page_with(
             users,
             values,
             errors,
-            me: admin.user.id,
+            me,
         },
         status,
     )
@@ -146,40 +85,18 @@ async fn list(
     page: PageCtx,
     query: web::Query<Search>,
 ) -> Result<HttpResponse, AppError> {
-    let q: String = truncate(query.into_inner().q.trim(), 100);
-    page_with(
-        &state,
-        page,
-        &admin,
-        q,
-        NewUserValues::default(),
-        FieldErrors::default(),
-        StatusCode::OK,
-    )
-    .await
+    let q = truncate(query.into_inner().q.trim(), 100);
+    let form = (NewUserValues::default(), FieldErrors::default());
+    users_page(&state, page, &admin, q, form, StatusCode::OK).await
 }
 
-#[derive(Debug, thiserror::Error)]
-enum CreateError {
-    #[error("no such store")]
-    NoSuchStore,
-    #[error("database error")]
-    Db(#[from] DieselError),
-}
+type ParsedStaff = (Email, DisplayName, NewPassword, StaffRole);
 
-impl AsRetryable for CreateError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, CreateError::Db(e) if is_retryable(e))
-    }
-}
-
-async fn create(
-    state: web::Data<AppState>,
-    admin: Admin,
-    session: Session,
-    page: PageCtx,
-    form: FormData,
-) -> Result<HttpResponse, AppError> {
+/// The creation form parsed; each mistake is reported next to its field.
+fn parse_new_staff(
+    page: &PageCtx,
+    form: &FormData,
+) -> (NewUserValues, FieldErrors, Option<ParsedStaff>) {
     let t = &page.t;
     let mut errors = FieldErrors::default();
     let values = NewUserValues {
@@ -194,124 +111,92 @@ async fn create(
     let name = DisplayName::parse(form.get("name"))
         .map_err(|key| errors.add("name", t.get(key)))
         .ok();
-    let pw = NewPassword::parse(form.get("password"))
+    let password = NewPassword::parse(form.get("password"))
         .map_err(|rule| errors.add("password", rule.message(t)))
         .ok();
     let role = match form.get("role") {
-        "pharmacist" => Some(Role::Pharmacist),
-        "admin" => Some(Role::Admin),
+        "pharmacist" if is_store_code(&values.store_code) => Some(StaffRole::Pharmacist {
+            store_code: values.store_code.clone(),
+        }),
+        "pharmacist" => {
+            errors.add("store_code", t.get("admin.users.error.store_code"));
+            None
+        }
+        "admin" => Some(StaffRole::Admin),
         _ => {
             errors.add("role", t.get("admin.users.error.role"));
             None
         }
     };
-    let store_code = values.store_code.clone();
-    if role == Some(Role::Pharmacist) && !is_store_code(&store_code) {
-        errors.add("store_code", t.get("admin.users.error.store_code"));
-    }
-    let (Some(email), Some(name), Some(pw), Some(role), true) =
-        (email, name, pw, role, errors.is_empty())
-    else {
-        return page_with(
+    let parsed = match (email, name, password, role) {
+        (Some(e), Some(n), Some(p), Some(r)) if errors.is_empty() => Some((e, n, p, r)),
+        _ => None,
+    };
+    (values, errors, parsed)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    admin: Admin,
+    session: Session,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let (values, mut errors, parsed) = parse_new_staff(&page, &form);
+    let Some((email, name, password, role)) = parsed else {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return users_page(
             &state,
             page,
             &admin,
             String::new(),
-            values,
-            errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            (values, errors),
+            status,
         )
         .await;
     };
-    let hash = web::block(move || password::hash(&pw))
+    let password_hash = web::block(move || password::hash(&password))
         .await
         .map_err(AppError::internal)?
         .map_err(AppError::Internal)?;
+    let new = NewStaff {
+        email,
+        name,
+        password_hash,
+        role,
+    };
     let actor = admin.user.id;
     let result = state
         .db
-        .run(move |conn| {
-            write_tx(conn, |conn| -> Result<i64, CreateError> {
-                let store_id = match role {
-                    Role::Pharmacist => Some(
-                        stores::table
-                            .filter(stores::code.eq(&store_code))
-                            .select(stores::id)
-                            .first::<i64>(conn)
-                            .optional()?
-                            .ok_or(CreateError::NoSuchStore)?,
-                    ),
-                    _ => None,
-                };
-                let id = insert_user(
-                    conn,
-                    &NewUser {
-                        role,
-                        email: email.as_str(),
-                        name: name.as_str(),
-                        password_hash: &hash,
-                        person_id: None,
-                        store_id,
-                        email_verified: true,
-                    },
-                )?;
-                audit::record(
-                    conn,
-                    Entry {
-                        actor: Some(actor),
-                        action: "user.create",
-                        entity: "user",
-                        entity_id: id.to_string(),
-                        before: None,
-                        after: Some(json!({
-                            "email": email.as_str(),
-                            "name": name.as_str(),
-                            "role": role.as_str(),
-                            "store_code": (role == Role::Pharmacist).then_some(&store_code),
-                        })),
-                    },
-                )?;
-                Ok(id)
-            })
-        })
+        .write(move |tx| accounts::create_staff(tx, actor, &new))
         .await;
-    let mut errors = FieldErrors::default();
-    match result {
+    let (field, key, status) = match result {
         Ok(_) => {
             session::set_flash(&session, "admin.users.created");
-            Ok(see_other("/admin/users"))
+            return Ok(see_other("/admin/users"));
         }
-        Err(DbError::Work(CreateError::NoSuchStore)) => {
-            errors.add("store_code", page.t.get("admin.users.error.no_store"));
-            page_with(
-                &state,
-                page,
-                &admin,
-                String::new(),
-                values,
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(DbError::Work(CreateError::Db(DieselError::DatabaseError(
-            DatabaseErrorKind::UniqueViolation,
-            _,
-        )))) => {
-            errors.add("email", page.t.get("admin.users.error.email_taken"));
-            page_with(
-                &state,
-                page,
-                &admin,
-                String::new(),
-                values,
-                errors,
-                StatusCode::CONFLICT,
-            )
-            .await
-        }
-        Err(e) => Err(e.into()),
-    }
+        Err(DbError::Work(CreateStaffError::NoSuchStore)) => (
+            "store_code",
+            "admin.users.error.no_store",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(DbError::Work(CreateStaffError::EmailTaken)) => (
+            "email",
+            "admin.users.error.email_taken",
+            StatusCode::CONFLICT,
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    errors.add(field, page.t.get(key));
+    users_page(
+        &state,
+        page,
+        &admin,
+        String::new(),
+        (values, errors),
+        status,
+    )
+    .await
 }
 
 async fn disable(
@@ -320,7 +205,7 @@ async fn disable(
     session: Session,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    set_disabled(state, admin, session, path.into_inner(), true).await
+    set_disabled(&state, &admin, &session, path.into_inner(), true).await
 }
 
 async fn enable(
@@ -329,89 +214,27 @@ async fn enable(
     session: Session,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    set_disabled(state, admin, session, path.into_inner(), false).await
+    set_disabled(&state, &admin, &session, path.into_inner(), false).await
 }
 
-/// Disabling also moves the account's session epoch on, so its live sessions
-/// stop working at their next request.
 async fn set_disabled(
-    state: web::Data<AppState>,
-    admin: Admin,
-    session: Session,
+    state: &AppState,
+    admin: &Admin,
+    session: &Session,
     user_id: i64,
     disable: bool,
 ) -> Result<HttpResponse, AppError> {
-    if user_id == admin.user.id {
-        session::set_flash(&session, "admin.users.error.self");
-        return Ok(see_other("/admin/users"));
-    }
     let actor = admin.user.id;
-    let changed = state
+    let toggled = state
         .db
-        .run(move |conn| {
-            write_tx(conn, |conn| -> Result<Option<bool>, DieselError> {
-                let exists = users::table.find(user_id).count().get_result::<i64>(conn)? > 0;
-                if !exists {
-                    return Ok(None);
-                }
-                let now = Utc::now().naive_utc();
-                let n = if disable {
-                    diesel::update(
-                        users::table
-                            .find(user_id)
-                            .filter(users::disabled_at.is_null()),
-                    )
-                    .set((
-                        users::disabled_at.eq(Some(now)),
-                        users::session_epoch.eq(users::session_epoch + 1),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(conn)?
-                } else {
-                    diesel::update(
-                        users::table
-                            .find(user_id)
-                            .filter(users::disabled_at.is_not_null()),
-                    )
-                    .set((
-                        users::disabled_at.eq(None::<NaiveDateTime>),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(conn)?
-                };
-                if n == 1 {
-                    audit::record(
-                        conn,
-                        Entry {
-                            actor: Some(actor),
-                            action: if disable {
-                                "user.disable"
-                            } else {
-                                "user.enable"
-                            },
-                            entity: "user",
-                            entity_id: user_id.to_string(),
-                            before: Some(json!({ "disabled": !disable })),
-                            after: Some(json!({ "disabled": disable })),
-                        },
-                    )?;
-                }
-                Ok(Some(n == 1))
-            })
-        })
+        .write(move |tx| accounts::set_disabled(tx, actor, user_id, disable))
         .await?;
-    match changed {
-        None => Err(AppError::NotFound),
-        Some(_) => {
-            session::set_flash(
-                &session,
-                if disable {
-                    "admin.users.disabled"
-                } else {
-                    "admin.users.enabled"
-                },
-            );
-            Ok(see_other("/admin/users"))
-        }
-    }
+    let flash = match toggled {
+        Toggled::NoSuchUser => return Err(AppError::NotFound),
+        Toggled::OwnAccount => "admin.users.error.self",
+        Toggled::Changed | Toggled::Unchanged if disable => "admin.users.disabled",
+        Toggled::Changed | Toggled::Unchanged => "admin.users.enabled",
+    };
+    session::set_flash(session, flash);
+    Ok(see_other("/admin/users"))
 }

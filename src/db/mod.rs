@@ -153,20 +153,45 @@ impl DbConnection {
     }
 
     /// Applies every pending migration of this backend's tree.
-    pub fn run_migrations(&mut self) -> anyhow::Result<usize> {
+    pub fn run_migrations(&mut self) -> Result<usize, MigrationError> {
         let applied = match self {
             DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
             DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
         }
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+        .map_err(|e| MigrationError(e.to_string()))?;
         Ok(applied.len())
     }
 }
+
+/// A migration that could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[error("migration failed: {0}")]
+pub struct MigrationError(String);
 
 /// How many times a write transaction is tried when the database asks for a retry
 /// (a PostgreSQL serialization failure or deadlock, or SQLite still locked after its
 /// busy timeout).
 const WRITE_ATTEMPTS: u32 = 5;
+
+/// A write transaction in progress. Only [`write_tx`] makes one, so a function that
+/// takes `&mut Tx` can only be called inside a transaction: every function that
+/// writes takes one, and a write outside a transaction does not compile. This is
+/// the one door of the write path; what stands behind it (a pool of writers
+/// today, one batching writer later) can change without touching the features.
+pub struct Tx<'c> {
+    conn: &'c mut DbConnection,
+}
+
+impl Tx<'_> {
+    /// The connection, for the statements of this transaction.
+    pub fn conn(&mut self) -> &mut DbConnection {
+        self.conn
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.conn.backend()
+    }
+}
 
 /// Runs `f` in one write transaction, the way each backend needs it: on SQLite as
 /// `BEGIN IMMEDIATE`, so the write lock is taken up front and no reader can turn
@@ -175,7 +200,7 @@ const WRITE_ATTEMPTS: u32 = 5;
 /// than once and must not have effects outside the transaction.
 pub fn write_tx<T, E>(
     conn: &mut DbConnection,
-    mut f: impl FnMut(&mut DbConnection) -> Result<T, E>,
+    mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<DieselError> + AsRetryable,
@@ -194,7 +219,7 @@ where
 
 fn try_write_tx<T, E>(
     conn: &mut DbConnection,
-    f: &mut impl FnMut(&mut DbConnection) -> Result<T, E>,
+    f: &mut impl FnMut(&mut Tx<'_>) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<DieselError>,
@@ -205,7 +230,7 @@ where
         }
         DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    match f(conn) {
+    match f(&mut Tx { conn }) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
             Ok(value)
@@ -231,12 +256,6 @@ pub trait AsRetryable {
 impl AsRetryable for DieselError {
     fn is_retryable(&self) -> bool {
         is_retryable(self)
-    }
-}
-
-impl AsRetryable for anyhow::Error {
-    fn is_retryable(&self) -> bool {
-        self.downcast_ref::<DieselError>().is_some_and(is_retryable)
     }
 }
 
@@ -352,6 +371,17 @@ impl Db {
             Ok(inner) => inner,
             Err(e) => Err(DbError::Unavailable(format!("blocking pool: {e}"))),
         }
+    }
+
+    /// Runs `f` as one write transaction ([`write_tx`]) on the blocking thread pool:
+    /// the door every write of a request goes through.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + Send + 'static,
+    {
+        self.run(move |conn| write_tx(conn, f)).await
     }
 
     /// A connection for synchronous callers (the command line, seeding, tests).

@@ -10,8 +10,8 @@
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::mail_outbox;
+use crate::db::{DbConnection, Tx};
 
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";
@@ -29,7 +29,7 @@ pub struct OutgoingMail<'a> {
 
 /// Inserts a pending message, due at once. Called inside the caller's write
 /// transaction, so the mail exists if and only if the change it reports does.
-pub fn enqueue(conn: &mut DbConnection, mail: &OutgoingMail<'_>) -> QueryResult<i64> {
+pub fn enqueue(tx: &mut Tx<'_>, mail: &OutgoingMail<'_>) -> QueryResult<i64> {
     let now = Utc::now().naive_utc();
     diesel::insert_into(mail_outbox::table)
         .values((
@@ -43,7 +43,7 @@ pub fn enqueue(conn: &mut DbConnection, mail: &OutgoingMail<'_>) -> QueryResult<
             mail_outbox::created_at.eq(now),
         ))
         .returning(mail_outbox::id)
-        .get_result(conn)
+        .get_result(tx.conn())
 }
 
 /// A message this instance has claimed and may now send.
@@ -84,7 +84,7 @@ pub(crate) fn due_ids(
 /// the condition against the committed row); the row coming back through
 /// `RETURNING` is that affected-row count, and `None` means someone else has it.
 pub(crate) fn claim(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     id: i64,
     now: NaiveDateTime,
     lease: TimeDelta,
@@ -107,13 +107,13 @@ pub(crate) fn claim(
         mail_outbox::body_text,
         mail_outbox::attempts,
     ))
-    .get_result(conn)
+    .get_result(tx.conn())
     .optional()
 }
 
 /// Records a delivery. `false` if the claim had been lost (see [`Claimed::attempts`]).
 pub(crate) fn mark_sent(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     claimed: &Claimed,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
@@ -123,13 +123,13 @@ pub(crate) fn mark_sent(
             mail_outbox::sent_at.eq(now),
             mail_outbox::last_error.eq(None::<String>),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     Ok(updated == 1)
 }
 
 /// Records a failed attempt to be retried at `retry_at`.
 pub(crate) fn mark_retry(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     claimed: &Claimed,
     retry_at: NaiveDateTime,
     error: &str,
@@ -139,22 +139,18 @@ pub(crate) fn mark_retry(
             mail_outbox::next_attempt_at.eq(retry_at),
             mail_outbox::last_error.eq(error),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     Ok(updated == 1)
 }
 
 /// Gives up on a message for good.
-pub(crate) fn mark_failed(
-    conn: &mut DbConnection,
-    claimed: &Claimed,
-    error: &str,
-) -> QueryResult<bool> {
+pub(crate) fn mark_failed(tx: &mut Tx<'_>, claimed: &Claimed, error: &str) -> QueryResult<bool> {
     let updated = diesel::update(still_ours(claimed.id, claimed.attempts))
         .set((
             mail_outbox::status.eq(FAILED),
             mail_outbox::last_error.eq(error),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     Ok(updated == 1)
 }
 

@@ -4,12 +4,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::NaiveDateTime;
-use diesel::prelude::*;
+use chrono_tz::Tz;
 
-use crate::app::AppState;
-use crate::db::schema::{pickup_windows, store_days, stores};
-use crate::policy::Policy;
+use crate::pharmacy::queries::{self, DayStock};
+use crate::state::AppState;
 use crate::web::auth::Pharmacist;
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -27,11 +25,33 @@ pub struct WindowRow {
     pub remaining: i32,
 }
 
-pub struct DayStock {
+pub struct StockView {
     pub supply: i32,
     pub walk_in_sold: i32,
     pub walk_in_left: i32,
     pub windows: Vec<WindowRow>,
+}
+
+impl StockView {
+    fn new(stock: DayStock, tz: Tz) -> StockView {
+        let local = |t: chrono::NaiveDateTime| t.and_utc().with_timezone(&tz).format("%H:%M");
+        StockView {
+            supply: stock.supply,
+            walk_in_sold: stock.walk_in_sold,
+            walk_in_left: stock.walk_in_left,
+            windows: stock
+                .windows
+                .into_iter()
+                .map(|w| WindowRow {
+                    label: format!("{}–{}", local(w.starts_at), local(w.ends_at)),
+                    remaining: w.remaining(),
+                    capacity: w.capacity,
+                    reserved: w.reserved,
+                    picked_up: w.picked_up,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -41,85 +61,27 @@ struct TodayPage {
     store_name: String,
     store_code: String,
     date: String,
-    stock: Option<DayStock>,
+    stock: Option<StockView>,
 }
-
-type Loaded = (
-    String,
-    String,
-    chrono::NaiveDate,
-    Option<(i32, i32, i32)>,
-    Vec<(NaiveDateTime, NaiveDateTime, i32, i32, i32)>,
-    Policy,
-);
 
 async fn today(
     state: web::Data<AppState>,
     pharmacist: Pharmacist,
     page: PageCtx,
 ) -> Result<HttpResponse, AppError> {
-    let store_id = pharmacist.store_id;
-    let (name, code, day, totals, windows, policy): Loaded = state
+    let policy = state.policy().await?;
+    let (store_id, day) = (pharmacist.store_id, policy.today());
+    let store = state
         .db
-        .run(move |conn| -> anyhow::Result<Loaded> {
-            let policy = Policy::load(conn)?;
-            let day = policy.today();
-            let (name, code): (String, String) = stores::table
-                .find(store_id)
-                .select((stores::name, stores::code))
-                .first(conn)?;
-            let totals: Option<(i32, i32, i32)> = store_days::table
-                .filter(store_days::store_id.eq(store_id))
-                .filter(store_days::day.eq(day))
-                .select((
-                    store_days::supply,
-                    store_days::window_capacity,
-                    store_days::walk_in,
-                ))
-                .first(conn)
-                .optional()?;
-            let windows = pickup_windows::table
-                .filter(pickup_windows::store_id.eq(store_id))
-                .filter(pickup_windows::day.eq(day))
-                .order(pickup_windows::starts_at)
-                .select((
-                    pickup_windows::starts_at,
-                    pickup_windows::ends_at,
-                    pickup_windows::capacity,
-                    pickup_windows::reserved,
-                    pickup_windows::picked_up,
-                ))
-                .load(conn)?;
-            Ok((name, code, day, totals, windows, policy))
-        })
+        .run(move |conn| queries::store_day(conn, store_id, day))
         .await?;
-    let tz = policy.timezone;
-    let stock = totals.map(|(supply, window_capacity, walk_in)| DayStock {
-        supply,
-        walk_in_sold: walk_in,
-        walk_in_left: supply - window_capacity - walk_in,
-        windows: windows
-            .into_iter()
-            .map(|(s, e, capacity, reserved, picked_up)| WindowRow {
-                label: format!(
-                    "{}–{}",
-                    s.and_utc().with_timezone(&tz).format("%H:%M"),
-                    e.and_utc().with_timezone(&tz).format("%H:%M")
-                ),
-                capacity,
-                reserved,
-                picked_up,
-                remaining: capacity - reserved - picked_up,
-            })
-            .collect(),
-    });
     render(
         &TodayPage {
             page,
-            store_name: name,
-            store_code: code,
+            store_name: store.name,
+            store_code: store.code,
             date: day.format("%Y-%m-%d").to_string(),
-            stock,
+            stock: store.stock.map(|s| StockView::new(s, policy.timezone)),
         },
         StatusCode::OK,
     )

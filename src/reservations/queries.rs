@@ -4,7 +4,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{pickup_windows, quota_usage, reservations, stores};
+use crate::db::schema::{pickup_windows, quota_usage, reservations, stores, users};
 use crate::policy::Policy;
 
 /// One reservation as its owner sees it in the list.
@@ -90,4 +90,47 @@ pub fn used_in_period(
         .first(conn)
         .optional()?
         .unwrap_or(0))
+}
+
+/// Masks the account's person may still receive in the period that contains
+/// `day`; the whole quota for an account with no person (staff).
+pub fn quota_left_of_user(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    user_id: i64,
+    day: NaiveDate,
+) -> QueryResult<i32> {
+    let person: Option<i64> = users::table
+        .find(user_id)
+        .select(users::person_id)
+        .first::<Option<i64>>(conn)
+        .optional()?
+        .flatten();
+    match person {
+        Some(person) => quota_left(conn, policy, person, day),
+        None => Ok(policy.quota_per_period),
+    }
+}
+
+/// What the citizen's own page shows: the quota left on `day` and their
+/// reservations, newest first.
+pub struct Overview {
+    pub left: i32,
+    pub reservations: Vec<ReservationSummary>,
+}
+
+/// How many reservations the citizen's page lists at most.
+pub const LIST_LIMIT: i64 = 200;
+
+pub fn overview(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    user_id: i64,
+    person_id: i64,
+    day: NaiveDate,
+) -> QueryResult<Overview> {
+    Ok(Overview {
+        left: quota_left(conn, policy, person_id, day)?,
+        reservations: for_user(conn, user_id, LIST_LIMIT)?,
+    })
 }

@@ -5,9 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use crate::app::AppState;
-use crate::policy::Policy;
-use crate::reservations::queries::{self, ReservationSummary};
+use crate::reservations::queries;
+use crate::state::AppState;
 use crate::web::auth::Citizen;
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -51,17 +50,12 @@ async fn list(
     citizen: Citizen,
     page: PageCtx,
 ) -> Result<HttpResponse, AppError> {
+    let policy = state.policy().await?;
     let (user_id, person_id) = (citizen.user.id, citizen.person_id);
-    let (policy, left, reservations) = state
+    let (for_policy, day) = (policy.clone(), policy.today());
+    let queries::Overview { left, reservations } = state
         .db
-        .run(
-            move |conn| -> anyhow::Result<(Policy, i32, Vec<ReservationSummary>)> {
-                let policy = Policy::load(conn)?;
-                let left = queries::quota_left(conn, &policy, person_id, policy.today())?;
-                let list = queries::for_user(conn, user_id, 200)?;
-                Ok((policy, left, list))
-            },
-        )
+        .run(move |conn| queries::overview(conn, &for_policy, user_id, person_id, day))
         .await?;
     let tz = policy.timezone;
     let rows = reservations

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
+use crate::db::Tx;
 use crate::db::schema::stores;
 
 /// One valid row.
@@ -104,7 +104,7 @@ pub fn region_of(addr: &str) -> String {
 }
 
 /// Inserts new stores; returns their ids in order.
-pub fn insert_all(conn: &mut DbConnection, rows: &[StoreRow]) -> QueryResult<Vec<i64>> {
+pub fn insert_all(tx: &mut Tx<'_>, rows: &[StoreRow]) -> QueryResult<Vec<i64>> {
     let now = Utc::now().naive_utc();
     rows.iter()
         .map(|r| {
@@ -121,7 +121,7 @@ pub fn insert_all(conn: &mut DbConnection, rows: &[StoreRow]) -> QueryResult<Vec
                     stores::updated_at.eq(now),
                 ))
                 .returning(stores::id)
-                .get_result(conn)
+                .get_result(tx.conn())
         })
         .collect()
 }

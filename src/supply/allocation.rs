@@ -5,7 +5,7 @@ use chrono::{NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use crate::db::DbConnection;
+use crate::db::Tx;
 use crate::db::schema::{pickup_windows, stock_ledger, store_days};
 use crate::policy::Policy;
 use crate::supply::rules::{split_supply, window_times};
@@ -19,9 +19,8 @@ pub enum Allocated {
 }
 
 /// Creates `store_id`'s supply for `day` and splits it over the policy's windows.
-/// Run it inside [`crate::db::write_tx`].
 pub fn allocate_new_day(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_>,
     policy: &Policy,
     store_id: i64,
     day: NaiveDate,
@@ -43,7 +42,7 @@ pub fn allocate_new_day(
             store_days::created_at.eq(now),
         ))
         .returning(store_days::id)
-        .get_result::<i64>(conn);
+        .get_result::<i64>(tx.conn());
     let store_day_id = match inserted {
         Ok(id) => id,
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
@@ -59,7 +58,7 @@ pub fn allocate_new_day(
             stock_ledger::actor_user_id.eq(actor),
             stock_ledger::created_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     for (w, capacity) in times.iter().zip(capacities) {
         let window_id = diesel::insert_into(pickup_windows::table)
             .values((
@@ -71,7 +70,7 @@ pub fn allocate_new_day(
                 pickup_windows::capacity.eq(capacity),
             ))
             .returning(pickup_windows::id)
-            .get_result::<i64>(conn)?;
+            .get_result::<i64>(tx.conn())?;
         diesel::insert_into(stock_ledger::table)
             .values((
                 stock_ledger::store_day_id.eq(store_day_id),
@@ -81,7 +80,7 @@ pub fn allocate_new_day(
                 stock_ledger::actor_user_id.eq(actor),
                 stock_ledger::created_at.eq(now),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
     }
     Ok(Allocated::Created { store_day_id })
 }

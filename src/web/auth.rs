@@ -12,8 +12,8 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::accounts::Role;
-use crate::app::AppState;
 use crate::db::schema::users;
+use crate::state::AppState;
 use crate::web::errors::AppError;
 use crate::web::session::{self, MAX_SESSION_AGE_SECS};
 

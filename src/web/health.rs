@@ -6,8 +6,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::db;
+use crate::state::AppState;
 
 /// A health probe must answer quickly even when the database hangs.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -3,15 +3,13 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use diesel::prelude::*;
 
 use crate::accounts::Role;
-use crate::app::AppState;
-use crate::db::schema::users;
+use crate::i18n::Tr;
 use crate::policy::{Period, Policy, Rotation};
-use crate::reservations::queries::quota_left;
+use crate::reservations::queries::quota_left_of_user;
+use crate::state::AppState;
 use crate::web::errors::AppError;
-use crate::web::i18n::Tr;
 use crate::web::page::PageCtx;
 
 pub struct Rule {
@@ -34,22 +32,23 @@ struct HomePage {
 }
 
 pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpResponse, AppError> {
+    let policy = state.policy().await?;
     let citizen_id = page
         .user
         .as_ref()
         .filter(|u| u.role == Role::Citizen)
         .map(|u| u.id);
-    let (policy, left) = state
-        .db
-        .run(move |conn| -> anyhow::Result<(Policy, Option<i32>)> {
-            let policy = Policy::load(conn)?;
-            let left = match citizen_id {
-                Some(user_id) => Some(citizen_quota_left(conn, &policy, user_id)?),
-                None => None,
-            };
-            Ok((policy, left))
-        })
-        .await?;
+    let left = match citizen_id {
+        Some(user_id) => {
+            let (policy, day) = (policy.clone(), policy.today());
+            let left = state
+                .db
+                .run(move |conn| quota_left_of_user(conn, &policy, user_id, day))
+                .await?;
+            Some(left)
+        }
+        None => None,
+    };
     let t = &page.t;
     let quota = left.map(|left| QuotaLeft {
         left,
@@ -63,23 +62,6 @@ pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRespo
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html))
-}
-
-fn citizen_quota_left(
-    conn: &mut crate::db::DbConnection,
-    policy: &Policy,
-    user_id: i64,
-) -> QueryResult<i32> {
-    let person: Option<i64> = users::table
-        .find(user_id)
-        .select(users::person_id)
-        .first::<Option<i64>>(conn)
-        .optional()?
-        .flatten();
-    match person {
-        Some(person) => quota_left(conn, policy, person, policy.today()),
-        None => Ok(policy.quota_per_period),
-    }
 }
 
 fn rules(t: &Tr, p: &Policy) -> Vec<Rule> {

@@ -7,10 +7,9 @@ pub mod errors;
 pub mod form;
 pub mod health;
 pub mod home;
-pub mod i18n;
 pub mod language;
+pub mod limits;
 pub mod page;
-pub mod rate_limit;
 pub mod session;
 
 use actix_web::HttpResponse;

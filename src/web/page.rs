@@ -7,8 +7,8 @@ use actix_session::SessionExt;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 
-use crate::app::AppState;
-use crate::web::i18n::{Lang, Tr};
+use crate::i18n::{Catalog, Lang, Tr};
+use crate::state::AppState;
 use crate::web::session::{self, SessionUser};
 
 pub struct PageCtx {
@@ -25,11 +25,11 @@ pub struct PageCtx {
 impl PageCtx {
     pub fn from_request(req: &HttpRequest) -> PageCtx {
         let session = req.get_session();
-        let lang = Lang::of_request(req);
+        let lang = crate::web::language::of_request(req);
         let catalog = req
             .app_data::<web::Data<AppState>>()
             .map(|s| s.catalog.clone())
-            .unwrap_or_else(crate::app::fallback_catalog);
+            .unwrap_or_else(Catalog::fallback);
         PageCtx {
             t: Tr::new(catalog, lang),
             csrf_token: session::csrf_token(&session),

@@ -2,9 +2,6 @@
 //! logged in, who the user is.
 
 use actix_session::Session;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::Role;
@@ -50,7 +47,7 @@ pub fn csrf_token(session: &Session) -> String {
     if let Ok(Some(token)) = session.get::<String>(CSRF_KEY) {
         return token;
     }
-    let token = random_token();
+    let token = crate::random::token();
     if let Err(e) = session.insert(CSRF_KEY, &token) {
         tracing::warn!(error = %e, "could not store the CSRF token in the session");
     }
@@ -98,11 +95,4 @@ pub fn set_flash(session: &Session, key: &str) {
 
 pub fn take_flash(session: &Session) -> Option<String> {
     session.remove_as::<String>(FLASH_KEY).and_then(Result::ok)
-}
-
-/// 32 random bytes, URL-safe base64.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -2,7 +2,6 @@
 //! through a real SMTP server, login, logout, password reset, disabled accounts,
 //! admin-created accounts, rate limits, and hostile input.
 
-
 use std::time::Duration;
 
 use crate::common::fixtures::{self, PASSWORD};
@@ -10,7 +9,7 @@ use crate::common::{Spawn, TestApp, Visitor, spawn_app, spawn_app_with};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::db::schema::{account_tokens, audit_log, mail_outbox, people, users};
-use mask_reservation::web::rate_limit::{Limit, RateLimits};
+use mask_reservation::rate_limit::{Limit, RateLimits};
 
 const CITIZEN_ID_12: &str = "850101123456";
 
@@ -553,15 +552,16 @@ async fn an_smtp_outage_delays_the_mail_but_never_fails_or_loses_the_sign_up() {
         303,
         "the sign-up succeeds without a mail server"
     );
-    let attempts = crate::common::eventually(Duration::from_secs(20), "a failed attempt", || async {
-        let mut conn = app.db.get().unwrap();
-        let (status, attempts): (String, i32) = mail_outbox::table
-            .select((mail_outbox::status, mail_outbox::attempts))
-            .first(&mut conn)
-            .unwrap();
-        (attempts >= 1).then_some((status, attempts))
-    })
-    .await;
+    let attempts =
+        crate::common::eventually(Duration::from_secs(20), "a failed attempt", || async {
+            let mut conn = app.db.get().unwrap();
+            let (status, attempts): (String, i32) = mail_outbox::table
+                .select((mail_outbox::status, mail_outbox::attempts))
+                .first(&mut conn)
+                .unwrap();
+            (attempts >= 1).then_some((status, attempts))
+        })
+        .await;
     assert_eq!(attempts.0, "pending", "kept for retry");
 
     // The server comes back: the mail goes out.

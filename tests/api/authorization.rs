@@ -2,7 +2,6 @@
 //! it must get. A new route adds a row here; a row that does not match fails
 //! with the whole table of differences, not just the first.
 
-
 use crate::common::fixtures::{self, PASSWORD};
 use crate::common::{TestApp, Visitor, spawn_app};
 use mask_reservation::accounts::Role;

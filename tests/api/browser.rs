@@ -1,6 +1,5 @@
 //! User journeys in a real browser: headless Chromium over WebDriver.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::browser::Browser;

@@ -1,6 +1,5 @@
 //! The command line, run as a real process against the test database.
 
-
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -1,7 +1,6 @@
 //! The ground every feature stands on: health, errors, CSRF, security headers,
 //! languages, metrics, and the home page's rules.
 
-
 use std::time::Duration;
 
 use crate::common::proxy::DbProxy;
@@ -290,17 +289,26 @@ async fn the_home_page_shows_the_policy_in_force() {
     assert!(html.contains("09:00-12:00, 12:00-15:00, 15:00-18:00"));
     assert!(html.contains("Asia/Seoul"));
 
+    // Another instance (or the settings page) changes the policy: this instance
+    // keeps it in memory and notices within a few seconds.
     let mut conn = app.database.connect();
-    diesel::update(settings::table.find("quota_per_period"))
-        .set(settings::value.eq("3"))
-        .execute(&mut conn)
-        .unwrap();
-    diesel::update(settings::table.find("rotation"))
-        .set(settings::value.eq("birth_year"))
-        .execute(&mut conn)
-        .unwrap();
-    let html = app.get_with_lang("/", "en").await.text().await.unwrap();
-    assert!(html.contains("data-rule=\"quota_per_period\">3 masks per period"));
+    let now = chrono::Utc::now().naive_utc();
+    for (key, value) in [("quota_per_period", "3"), ("rotation", "birth_year")] {
+        diesel::update(settings::table.find(key))
+            .set((settings::value.eq(value), settings::updated_at.eq(now)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let html = eventually(
+        Duration::from_secs(15),
+        "the new policy on the home page",
+        || async {
+            let html = app.get_with_lang("/", "en").await.text().await.unwrap();
+            html.contains("data-rule=\"quota_per_period\">3 masks per period")
+                .then_some(html)
+        },
+    )
+    .await;
     assert!(html.contains("Only on the weekday of your birth year"));
 }
 

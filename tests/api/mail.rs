@@ -1,14 +1,13 @@
 //! The outbox sender: delivery over SMTP and into files, retry after an outage,
 //! permanent failures, and exactly-once delivery with several instances.
 
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDateTime, TimeDelta, Utc};
 use crate::common::TestDatabase;
 use crate::common::smtp::{ReceivedMail, SmtpSink};
+use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use mask_reservation::config::MailTransport;
 use mask_reservation::db::schema::mail_outbox;

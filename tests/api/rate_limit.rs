@@ -2,12 +2,23 @@
 //! race on one key are all counted, none is refused below the limit, and none
 //! passes above it.
 
-
 use std::sync::{Arc, Barrier};
 
-use crate::common::spawn_app;
-use mask_reservation::db::Db;
-use mask_reservation::web::rate_limit::{Decision, Limit, hit};
+use chrono::{DateTime, TimeDelta, Utc};
+use mask_reservation::db::{Db, write_tx};
+use mask_reservation::rate_limit::{Decision, Limit, hit};
+
+use crate::common::{assert_invariants, spawn_app};
+
+/// 2020-03-09 09:01:40 UTC: 100 seconds into a ten-minute window.
+fn at_start() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_583_744_500, 0).unwrap()
+}
+
+fn hit_at(db: &Db, bucket: &str, limit: Limit, now: DateTime<Utc>) -> Decision {
+    let mut conn = db.get().unwrap();
+    write_tx(&mut conn, |tx| hit(tx, bucket, limit, now)).unwrap()
+}
 
 /// `threads` hits at once on a fresh key per round; the allowed count per round.
 fn race(db: &Db, rounds: usize, threads: usize, limit: Limit) -> Vec<usize> {
@@ -21,7 +32,8 @@ fn race(db: &Db, rounds: usize, threads: usize, limit: Limit) -> Vec<usize> {
                     std::thread::spawn(move || {
                         let mut conn = db.get().unwrap();
                         barrier.wait();
-                        hit(&mut conn, &format!("race:{round}"), limit).unwrap()
+                        let bucket = format!("race:{round}");
+                        write_tx(&mut conn, |tx| hit(tx, &bucket, limit, at_start())).unwrap()
                     })
                 })
                 .collect();
@@ -43,6 +55,7 @@ async fn racing_hits_below_the_limit_are_all_allowed() {
             .await
             .unwrap();
     assert!(allowed.iter().all(|n| *n == 6), "{allowed:?}");
+    assert_invariants(&app.db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,21 +66,46 @@ async fn racing_hits_above_the_limit_pass_exactly_up_to_it() {
         .await
         .unwrap();
     assert!(allowed.iter().all(|n| *n == 4), "{allowed:?}");
+    assert_invariants(&app.db);
 }
 
 #[tokio::test]
-async fn a_full_window_refuses_and_says_when_to_come_back() {
+async fn a_full_window_refuses_says_when_it_ends_and_the_next_window_starts_afresh() {
     let app = spawn_app().await;
-    let mut conn = app.db.get().unwrap();
+    let db = &app.db;
     let limit = Limit::per_minutes(2, 10);
-    assert_eq!(hit(&mut conn, "k", limit).unwrap(), Decision::Allowed);
-    assert_eq!(hit(&mut conn, "k", limit).unwrap(), Decision::Allowed);
-    match hit(&mut conn, "k", limit).unwrap() {
-        Decision::Limited { retry_after_secs } => {
-            assert!((1..=600).contains(&retry_after_secs), "{retry_after_secs}");
-        }
-        Decision::Allowed => panic!("a third hit in a window of two passed"),
-    }
+    let now = at_start();
+    assert_eq!(hit_at(db, "k", limit, now), Decision::Allowed);
+    assert_eq!(hit_at(db, "k", limit, now), Decision::Allowed);
+    assert_eq!(
+        hit_at(db, "k", limit, now),
+        Decision::Limited {
+            retry_after_secs: 500
+        },
+        "a third hit in a window of two is refused until the window ends"
+    );
     // Another key has its own count.
-    assert_eq!(hit(&mut conn, "other", limit).unwrap(), Decision::Allowed);
+    assert_eq!(hit_at(db, "other", limit, now), Decision::Allowed);
+    // The last second of the window is still in it; the next one is not.
+    let last = now + TimeDelta::seconds(499);
+    assert_eq!(
+        hit_at(db, "k", limit, last),
+        Decision::Limited {
+            retry_after_secs: 1
+        }
+    );
+    assert_eq!(
+        hit_at(db, "k", limit, last + TimeDelta::seconds(1)),
+        Decision::Allowed
+    );
+}
+
+#[tokio::test]
+async fn a_limit_of_zero_refuses_every_hit() {
+    let app = spawn_app().await;
+    let limit = Limit::per_minutes(0, 10);
+    assert!(matches!(
+        hit_at(&app.db, "k", limit, at_start()),
+        Decision::Limited { .. }
+    ));
 }

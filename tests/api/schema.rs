@@ -1,7 +1,6 @@
 //! `src/db/schema.rs` is written by hand for both backends; this checks it
 //! against what the migrations really create, on the backend under test.
 
-
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;

@@ -1,7 +1,6 @@
 //! The pharmacist's and the administrator's overview pages, with real stock:
 //! each sees the figures of their own scope and nothing of anyone else's.
 
-
 use crate::common::fixtures;
 use crate::common::{TestApp, spawn_app};
 use mask_reservation::accounts::Role;
@@ -23,18 +22,15 @@ fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
 
 fn busan_store(app: &TestApp) -> i64 {
     let mut conn = app.db.get().unwrap();
-    insert_all(
-        &mut conn,
-        &[StoreRow {
-            code: "21000001".into(),
-            name: "해운대약국".into(),
-            addr: "부산광역시 해운대구 해운대로 1".into(),
-            store_type: "01".into(),
-            lat: 35.16,
-            lng: 129.16,
-        }],
-    )
-    .unwrap()[0]
+    let row = StoreRow {
+        code: "21000001".into(),
+        name: "해운대약국".into(),
+        addr: "부산광역시 해운대구 해운대로 1".into(),
+        store_type: "01".into(),
+        lat: 35.16,
+        lng: 129.16,
+    };
+    write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
 }
 
 /// Every value of `attr` on the page, in order.

@@ -12,10 +12,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mask_reservation::app::{AppState, Application, open_db};
+use mask_reservation::app::{Application, Overrides, open_db};
+use mask_reservation::clock::Clock;
 use mask_reservation::config::{AppEnv, Config, MailTransport, SecretKey};
 use mask_reservation::db::{Backend, Db};
-use mask_reservation::web::rate_limit::{Limit, RateLimits};
+use mask_reservation::rate_limit::{Limit, RateLimits};
+use mask_reservation::state::AppState;
 use reqwest::redirect::Policy;
 
 pub use db::TestDatabase;
@@ -31,15 +33,14 @@ pub struct Visitor {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub visitor: Visitor,
     pub db: Db,
     pub state: actix_web::web::Data<AppState>,
-    pub data_dir: tempfile::TempDir,
+    /// Kept for the app's lifetime: its data directory.
+    _data_dir: tempfile::TempDir,
     pub database: Arc<TestDatabase>,
     /// The SMTP server the app sends its mail to.
     pub smtp: SmtpSink,
-    handle: actix_web::dev::ServerHandle,
 }
 
 /// Options for [`spawn_app_with`].
@@ -54,6 +55,8 @@ pub struct Spawn {
     pub smtp_port: Option<u16>,
     /// Request limits; by default high enough never to get in a test's way.
     pub rate_limits: Option<RateLimits>,
+    /// The clock request limits count by; by default the system clock.
+    pub clock: Option<Clock>,
 }
 
 /// Limits that no functional test reaches; rate-limit tests set their own.
@@ -99,23 +102,23 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         trust_forwarded: false,
     };
     let db = open_db(&config);
-    let limits = options.rate_limits.unwrap_or_else(generous_limits);
-    let app = Application::build_with(config, db.clone(), limits).expect("the app builds");
+    let overrides = Overrides {
+        rate_limits: Some(options.rate_limits.unwrap_or_else(generous_limits)),
+        clock: options.clock,
+    };
+    let app = Application::build_with(config, db.clone(), overrides).expect("the app builds");
     let port = app.port();
     let state = app.state();
-    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
     TestApp {
         visitor: Visitor::new(&address),
         address,
-        port,
         db,
         state,
-        data_dir,
+        _data_dir: data_dir,
         database,
         smtp,
-        handle,
     }
 }
 
@@ -150,10 +153,6 @@ impl TestApp {
         let res = v.login(email, fixtures::PASSWORD).await;
         assert_eq!(res.status(), 303, "{email} logs in");
         v
-    }
-
-    pub async fn stop(&self) {
-        self.handle.stop(false).await;
     }
 }
 
@@ -273,17 +272,27 @@ where
     }
 }
 
+/// Every invariant of SPEC §4 holds in this database (`mask-reservation
+/// verify`); what every race test ends with.
+pub fn assert_invariants(db: &Db) {
+    let mut conn = db.get().unwrap();
+    let findings = mask_reservation::verify::run(&mut conn).unwrap();
+    assert!(findings.is_empty(), "invariants violated: {findings:?}");
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 /// Test data written straight to the database (fast set-up for HTTP tests).
 pub mod fixtures {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use mask_reservation::accounts::Role;
     use mask_reservation::accounts::national_id::{NationalId, with_check_digit};
     use mask_reservation::accounts::password::{NewPassword, hash};
     use mask_reservation::accounts::queries::{NewUser, find_or_insert_person, insert_user};
-    use mask_reservation::db::Db;
+    use mask_reservation::db::{Db, write_tx};
     use mask_reservation::stores::import::{StoreRow, insert_all};
 
     pub const PASSWORD: &str = "correct horse battery";
@@ -293,23 +302,29 @@ pub mod fixtures {
         with_check_digit(first12).unwrap()
     }
 
-    pub fn store(db: &Db, code: &str, name: &str) -> i64 {
-        let mut conn = db.get().unwrap();
-        insert_all(
-            &mut conn,
-            &[StoreRow {
-                code: code.into(),
-                name: name.into(),
-                addr: format!("서울특별시 중구 세종대로 {}", &code[5..]),
-                store_type: "01".into(),
-                lat: 37.56,
-                lng: 126.97,
-            }],
-        )
-        .unwrap()[0]
+    /// A national ID no other fixture in this process has used: born 1985-01-01,
+    /// the serial from a process-wide counter.
+    pub fn unique_national_id() -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(serial < 100_000, "fixture national IDs ran out");
+        national_id(&format!("8501011{serial:05}"))
     }
 
-    /// An account with [`PASSWORD`]. Citizens get a person from `first12`.
+    pub fn store(db: &Db, code: &str, name: &str) -> i64 {
+        let mut conn = db.get().unwrap();
+        let row = StoreRow {
+            code: code.into(),
+            name: name.into(),
+            addr: format!("서울특별시 중구 세종대로 {}", &code[5..]),
+            store_type: "01".into(),
+            lat: 37.56,
+            lng: 126.97,
+        };
+        write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
+    }
+
+    /// An account with [`PASSWORD`]. Citizens get a person of their own.
     pub fn user(
         db: &Db,
         role: Role,
@@ -319,34 +334,31 @@ pub mod fixtures {
         id_key: &[u8],
     ) -> i64 {
         let mut conn = db.get().unwrap();
-        let person_id = (role == Role::Citizen).then(|| {
-            let digits = format!(
-                "{:012}",
-                850_101_100_000u64
-                    + email.len() as u64 * 7
-                    + email.bytes().map(u64::from).sum::<u64>()
-            );
-            let n = NationalId::parse(&national_id(&digits)).unwrap();
-            find_or_insert_person(
-                &mut conn,
-                &n.keyed_hash(id_key),
-                n.birth_date(),
-                &n.masked(),
+        let password_hash = hash(&NewPassword::parse(PASSWORD).unwrap()).unwrap();
+        let national_id = NationalId::parse(&unique_national_id()).unwrap();
+        write_tx(&mut conn, |tx| {
+            let person_id = match role {
+                Role::Citizen => Some(find_or_insert_person(
+                    tx,
+                    &national_id.keyed_hash(id_key),
+                    national_id.birth_date(),
+                    &national_id.masked(),
+                )?),
+                _ => None,
+            };
+            insert_user(
+                tx,
+                &NewUser {
+                    role,
+                    email,
+                    name: email.split('@').next().unwrap(),
+                    password_hash: &password_hash,
+                    person_id,
+                    store_id,
+                    email_verified: verified,
+                },
             )
-            .unwrap()
-        });
-        insert_user(
-            &mut conn,
-            &NewUser {
-                role,
-                email,
-                name: email.split('@').next().unwrap(),
-                password_hash: &hash(&NewPassword::parse(PASSWORD).unwrap()).unwrap(),
-                person_id,
-                store_id,
-                email_verified: verified,
-            },
-        )
+        })
         .unwrap()
     }
 }

@@ -2,12 +2,7 @@
 //! lives in `locales/*.toml`; pages look strings up through [`Tr`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use actix_web::HttpRequest;
-use actix_web::http::header::ACCEPT_LANGUAGE;
-
-pub const LANG_COOKIE: &str = "lang";
+use std::sync::{Arc, LazyLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lang {
@@ -61,21 +56,6 @@ impl Lang {
         }
         best.map_or(Lang::Ko, |(_, l)| l)
     }
-
-    /// The language of a request: the visitor's explicit choice (cookie), else
-    /// the browser's preference.
-    pub fn of_request(req: &HttpRequest) -> Lang {
-        if let Some(lang) = req
-            .cookie(LANG_COOKIE)
-            .and_then(|c| Lang::from_code(c.value()))
-        {
-            return lang;
-        }
-        req.headers()
-            .get(ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map_or(Lang::Ko, Lang::from_accept_language)
-    }
 }
 
 /// All strings of all languages, loaded once at start.
@@ -92,8 +72,8 @@ pub struct CatalogError {
 }
 
 const SOURCES: [(Lang, &str); 2] = [
-    (Lang::Ko, include_str!("../../locales/ko.toml")),
-    (Lang::En, include_str!("../../locales/en.toml")),
+    (Lang::Ko, include_str!("../locales/ko.toml")),
+    (Lang::En, include_str!("../locales/en.toml")),
 ];
 
 impl Catalog {
@@ -110,6 +90,19 @@ impl Catalog {
             strings.insert(lang, flat);
         }
         Ok(Catalog { strings })
+    }
+
+    /// The catalog for the rare request that reaches a page without app state
+    /// (an error page rendered before routing).
+    pub fn fallback() -> Arc<Catalog> {
+        static FALLBACK: LazyLock<Arc<Catalog>> = LazyLock::new(|| {
+            #[expect(
+                clippy::expect_used,
+                reason = "the locale files are compiled in, and every start and test loads them first"
+            )]
+            Arc::new(Catalog::load().expect("the compiled-in locale files parse"))
+        });
+        FALLBACK.clone()
     }
 
     pub fn keys(&self, lang: Lang) -> Vec<&str> {
