@@ -537,12 +537,9 @@ async fn verification_links_are_single_use_and_expire() {
 
 #[tokio::test]
 async fn an_smtp_outage_delays_the_mail_but_never_fails_or_loses_the_sign_up() {
-    let dead_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let smtp = crate::common::SmtpSink::start_down().await;
     let app = spawn_app_with(Spawn {
-        smtp_port: Some(dead_port),
+        smtp_port: Some(smtp.port),
         ..Spawn::default()
     })
     .await;
@@ -565,7 +562,7 @@ async fn an_smtp_outage_delays_the_mail_but_never_fails_or_loses_the_sign_up() {
     assert_eq!(attempts.0, "pending", "kept for retry");
 
     // The server comes back: the mail goes out.
-    let sink = crate::common::SmtpSink::start_on(dead_port).await;
+    smtp.come_back();
     {
         let mut conn = app.db.get().unwrap();
         diesel::update(mail_outbox::table)
@@ -574,7 +571,7 @@ async fn an_smtp_outage_delays_the_mail_but_never_fails_or_loses_the_sign_up() {
             .unwrap();
     }
     app.state.mail_wake.notify_one();
-    let mail = sink.wait_for(1).await.remove(0);
+    let mail = smtp.wait_for(1).await.remove(0);
     assert_eq!(mail.recipients, vec!["c@example.com".to_owned()]);
 }
 

@@ -93,15 +93,6 @@ fn make_due(db: &Db, id: i64) {
         .unwrap();
 }
 
-/// A port nothing listens on: bound once by the OS, then released.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_pending_message_is_delivered_with_its_recipient_subject_and_korean_body_and_marked_sent()
 {
@@ -161,8 +152,8 @@ async fn an_smtp_outage_keeps_the_message_pending_with_back_off_and_it_is_delive
  {
     let database = TestDatabase::fresh();
     let db = open(&database);
-    let port = closed_port();
-    let sender = sender(&db, smtp(port));
+    let smtp_server = SmtpSink::start_down().await;
+    let sender = sender(&db, smtp(smtp_server.port));
     let id = enqueue(&db, "citizen@example.com");
 
     assert_eq!(sender.deliver_due().await.unwrap(), 0);
@@ -176,11 +167,11 @@ async fn an_smtp_outage_keeps_the_message_pending_with_back_off_and_it_is_delive
     assert_eq!(sender.deliver_due().await.unwrap(), 0);
     assert_eq!(row(&db, id).attempts, 1);
 
-    let sink = SmtpSink::start_on(port).await;
+    smtp_server.come_back();
     make_due(&db, id);
     assert_eq!(sender.deliver_due().await.unwrap(), 1);
 
-    let mails = sink.wait_for(1).await;
+    let mails = smtp_server.wait_for(1).await;
     assert_eq!(mails[0].recipients, ["citizen@example.com"]);
     let sent = row(&db, id);
     assert_eq!(sent.status, "sent");
@@ -193,7 +184,8 @@ async fn during_an_smtp_outage_a_round_stops_at_the_first_failure_instead_of_spe
  {
     let database = TestDatabase::fresh();
     let db = open(&database);
-    let sender = sender(&db, smtp(closed_port()));
+    let down = SmtpSink::start_down().await;
+    let sender = sender(&db, smtp(down.port));
     let ids: Vec<i64> = (0..3)
         .map(|i| enqueue(&db, &format!("citizen{i}@example.com")))
         .collect();
@@ -209,7 +201,8 @@ async fn during_an_smtp_outage_a_round_stops_at_the_first_failure_instead_of_spe
 async fn a_message_that_keeps_failing_is_given_up_after_the_last_attempt() {
     let database = TestDatabase::fresh();
     let db = open(&database);
-    let sender = sender(&db, smtp(closed_port()));
+    let down = SmtpSink::start_down().await;
+    let sender = sender(&db, smtp(down.port));
     let id = enqueue(&db, "citizen@example.com");
     diesel::update(mail_outbox::table.find(id))
         .set(mail_outbox::attempts.eq(MAX_ATTEMPTS - 1))
@@ -360,9 +353,11 @@ async fn the_running_sender_delivers_mail_enqueued_after_it_started() {
 
 #[tokio::test]
 async fn an_unreachable_database_is_an_error_to_retry_not_a_panic() {
+    // A port held by a server that is not PostgreSQL: the connection fails.
+    let down = SmtpSink::start_down().await;
     let url = DatabaseUrl::Postgres(format!(
         "postgres://postgres@127.0.0.1:{}/nothing",
-        closed_port()
+        down.port
     ));
     let db = Db::new(
         &url,
@@ -372,7 +367,7 @@ async fn an_unreachable_database_is_an_error_to_retry_not_a_panic() {
         },
     );
 
-    let result = sender(&db, smtp(closed_port())).deliver_due().await;
+    let result = sender(&db, smtp(down.port)).deliver_due().await;
 
     assert!(result.is_err());
 }

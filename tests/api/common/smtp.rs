@@ -1,6 +1,7 @@
 //! A minimal SMTP server for tests: enough of RFC 5321 for lettre's client (no TLS,
 //! no AUTH), keeping every message it accepts so tests can read what was sent.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,23 +24,42 @@ pub struct ReceivedMail {
 pub struct SmtpSink {
     pub port: u16,
     messages: Arc<Mutex<Vec<ReceivedMail>>>,
+    up: Arc<AtomicBool>,
     accept: JoinHandle<()>,
 }
 
 impl SmtpSink {
     /// Listens on a free port of 127.0.0.1.
     pub async fn start() -> SmtpSink {
-        SmtpSink::start_on(0).await
+        SmtpSink::start_with(true).await
     }
 
-    /// Listens on `port` (for a server that "comes back" where one was expected).
-    pub async fn start_on(port: u16) -> SmtpSink {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    /// A server that is out of service: it keeps its port (so nothing else can
+    /// take it before it comes back) and answers every connection with
+    /// `421 Service not available` until [`SmtpSink::come_back`].
+    pub async fn start_down() -> SmtpSink {
+        SmtpSink::start_with(false).await
+    }
+
+    /// From now on, connections are served.
+    pub fn come_back(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+
+    async fn start_with(up: bool) -> SmtpSink {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let store = messages.clone();
+        let up = Arc::new(AtomicBool::new(up));
+        let (store, serving) = (messages.clone(), up.clone());
         let accept = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                if !serving.load(Ordering::SeqCst) {
+                    let _ = stream
+                        .write_all(b"421 sink.test Service not available\r\n")
+                        .await;
+                    continue;
+                }
                 let store = store.clone();
                 tokio::spawn(async move {
                     // A client that hangs up mid-conversation is not the test's concern.
@@ -50,6 +70,7 @@ impl SmtpSink {
         SmtpSink {
             port,
             messages,
+            up,
             accept,
         }
     }
