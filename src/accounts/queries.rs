@@ -4,8 +4,8 @@ use chrono::{NaiveDate, Utc};
 use diesel::prelude::*;
 
 use crate::accounts::Role;
-use crate::db::Tx;
 use crate::db::schema::{people, users};
+use crate::db::{DbConnection, Tx};
 
 pub struct NewUser<'a> {
     pub role: Role,
@@ -60,4 +60,64 @@ pub fn find_or_insert_person(
         ))
         .returning(people::id)
         .get_result(tx.conn())
+}
+
+/// An account as a request's guard needs it: who, which role, whether it may
+/// still act, and the session epoch its cookies must carry.
+pub struct AccountState {
+    pub id: i64,
+    pub role: String,
+    pub name: String,
+    pub email: String,
+    pub person_id: Option<i64>,
+    pub store_id: Option<i64>,
+    pub email_verified: bool,
+    pub disabled: bool,
+    pub session_epoch: i64,
+}
+
+type AccountRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<chrono::NaiveDateTime>,
+    Option<chrono::NaiveDateTime>,
+    i64,
+);
+
+/// The account with this id, if it exists.
+pub fn account_state(conn: &mut DbConnection, id: i64) -> QueryResult<Option<AccountState>> {
+    let row: Option<AccountRow> = users::table
+        .find(id)
+        .select((
+            users::id,
+            users::role,
+            users::name,
+            users::email,
+            users::person_id,
+            users::store_id,
+            users::email_verified_at,
+            users::disabled_at,
+            users::session_epoch,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(
+        |(id, role, name, email, person_id, store_id, verified_at, disabled_at, session_epoch)| {
+            AccountState {
+                id,
+                role,
+                name,
+                email,
+                person_id,
+                store_id,
+                email_verified: verified_at.is_some(),
+                disabled: disabled_at.is_some(),
+                session_epoch,
+            }
+        },
+    ))
 }

@@ -9,10 +9,8 @@ use actix_session::SessionExt;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use chrono::Utc;
-use diesel::prelude::*;
 
-use crate::accounts::Role;
-use crate::db::schema::users;
+use crate::accounts::{Role, queries};
 use crate::state::AppState;
 use crate::web::errors::AppError;
 use crate::web::session::{self, MAX_SESSION_AGE_SECS};
@@ -28,18 +26,6 @@ pub struct CurrentUser {
     pub store_id: Option<i64>,
     pub email_verified: bool,
 }
-
-type Row = (
-    i64,
-    String,
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<chrono::NaiveDateTime>,
-    Option<chrono::NaiveDateTime>,
-    i64,
-);
 
 impl CurrentUser {
     async fn load(req: HttpRequest) -> Result<CurrentUser, AppError> {
@@ -60,46 +46,29 @@ impl CurrentUser {
             .app_data::<web::Data<AppState>>()
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("no app state")))?;
         let id = claims.id;
-        let row: Option<Row> = state
+        let account = state
             .db
-            .run(move |conn| {
-                users::table
-                    .find(id)
-                    .select((
-                        users::id,
-                        users::role,
-                        users::name,
-                        users::email,
-                        users::person_id,
-                        users::store_id,
-                        users::email_verified_at,
-                        users::disabled_at,
-                        users::session_epoch,
-                    ))
-                    .first::<Row>(conn)
-                    .optional()
-            })
+            .run(move |conn| queries::account_state(conn, id))
             .await?;
-        let Some((id, role, name, email, person_id, store_id, verified_at, disabled_at, epoch)) =
-            row
-        else {
+        let Some(account) = account else {
             session::log_out(&session);
             return Err(login());
         };
-        let role = Role::parse(&role)
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("user {id} has role {role}")))?;
-        if disabled_at.is_some() || epoch != claims.epoch || role != claims.role {
+        let role = Role::parse(&account.role).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("user {id} has role {}", account.role))
+        })?;
+        if account.disabled || account.session_epoch != claims.epoch || role != claims.role {
             session::log_out(&session);
             return Err(login());
         }
         Ok(CurrentUser {
-            id,
+            id: account.id,
             role,
-            name,
-            email,
-            person_id,
-            store_id,
-            email_verified: verified_at.is_some(),
+            name: account.name,
+            email: account.email,
+            person_id: account.person_id,
+            store_id: account.store_id,
+            email_verified: account.email_verified,
         })
     }
 }

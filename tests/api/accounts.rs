@@ -949,6 +949,7 @@ async fn one_reset_link_used_by_racing_requests_sets_exactly_one_password() {
             .status(),
         401
     );
+    crate::common::assert_invariants(&app.db);
 }
 
 #[tokio::test]

@@ -146,7 +146,11 @@ async fn an_oversized_form_is_refused_without_a_500() {
     let res = app
         .post_form_raw("/language", &[("lang", &big), ("csrf_token", &token)])
         .await;
-    assert_eq!(res.status(), 413, "a form over the limit is Payload Too Large");
+    assert_eq!(
+        res.status(),
+        413,
+        "a form over the limit is Payload Too Large"
+    );
 }
 
 #[tokio::test]
