@@ -1,18 +1,19 @@
 //! The policy settings: the rows of the `settings` table, and the policy in
 //! force kept in memory so that no page reads the table.
 //!
-//! Each instance holds the policy it last read. The instance where an
-//! administrator saves the settings replaces it at once; every instance also
-//! re-checks the table every few seconds ([`REFRESH_EVERY`]), so several
-//! instances on one PostgreSQL agree within that time. The check reads one
-//! value (the latest `updated_at`) and re-reads the rows only when it moved.
+//! Each instance holds the policy it last read and re-reads the table every few
+//! seconds ([`REFRESH_EVERY`]), so several instances on one PostgreSQL agree
+//! within that time; code that changes the settings calls [`PolicyCache::refresh`]
+//! after its transaction, so its own instance applies them at once. The
+//! table is a handful of rows: reading all of them is cheaper than anything
+//! cleverer (a `MAX(updated_at)` check would also miss a change written by an
+//! instance whose clock runs behind).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
-use diesel::dsl::max;
 use diesel::prelude::*;
 
 use crate::db::schema::settings;
@@ -39,51 +40,35 @@ pub fn apply_timezone(tx: &mut Tx<'_>, tz: Tz) -> QueryResult<()> {
     .map(drop)
 }
 
-/// The latest change to any setting.
-fn last_change(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
-    settings::table
-        .select(max(settings::updated_at))
-        .first(conn)
-}
-
-struct Loaded {
-    policy: Arc<Policy>,
-    changed_at: Option<NaiveDateTime>,
-}
-
 /// The policy in force, in memory. Empty until first read (the server starts
 /// even while the database is down).
 #[derive(Default)]
 pub struct PolicyCache {
-    loaded: RwLock<Option<Loaded>>,
+    loaded: RwLock<Option<Arc<Policy>>>,
 }
 
 impl PolicyCache {
     /// The policy as last read, if it has been.
     pub fn cached(&self) -> Option<Arc<Policy>> {
-        self.loaded
-            .read()
-            .ok()
-            .and_then(|l| l.as_ref().map(|l| l.policy.clone()))
+        self.loaded.read().ok().and_then(|p| p.clone())
     }
 
-    /// Brings the cache up to date with the table: re-reads the rows only when
-    /// a setting changed since the last read. Returns the policy in force.
+    /// Reads the policy from the table and keeps it. Returns the policy in force.
     pub fn refresh(&self, conn: &mut DbConnection) -> Result<Arc<Policy>, LoadError> {
-        let changed_at = last_change(conn)?;
-        if let Ok(guard) = self.loaded.read()
-            && let Some(l) = guard.as_ref()
-            && l.changed_at == changed_at
-        {
-            return Ok(l.policy.clone());
+        let read = Policy::load(conn)?;
+        let mut guard = match self.loaded.write() {
+            Ok(guard) => guard,
+            // A panic while holding the lock left nothing half-written: the
+            // value is replaced whole.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match guard.as_ref() {
+            Some(current) if **current == read => Ok(current.clone()),
+            _ => {
+                let policy = Arc::new(read);
+                *guard = Some(policy.clone());
+                Ok(policy)
+            }
         }
-        let policy = Arc::new(Policy::load(conn)?);
-        if let Ok(mut guard) = self.loaded.write() {
-            *guard = Some(Loaded {
-                policy: policy.clone(),
-                changed_at,
-            });
-        }
-        Ok(policy)
     }
 }
