@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+use chrono::{Datelike, NaiveDate};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lang {
     Ko,
@@ -171,11 +173,123 @@ impl Tr {
     pub fn code(&self) -> &'static str {
         self.lang.code()
     }
+
+    /// A day as people write it: `11월 26일(목)`, `Thu 26 Nov`.
+    pub fn date(&self, day: NaiveDate) -> String {
+        self.fmt(
+            "date.day",
+            &[
+                ("month", &self.month(day)),
+                ("day", &day.day()),
+                (
+                    "weekday",
+                    &self.get(WEEKDAYS[day.weekday().num_days_from_monday() as usize]),
+                ),
+            ],
+        )
+    }
+
+    /// A span of days, the month said once when both ends share it:
+    /// `11월 23일~29일`, `23–29 Nov`; `11월 30일~12월 6일`, `30 Nov – 6 Dec`.
+    pub fn date_range(&self, first: NaiveDate, last: NaiveDate) -> String {
+        if (first.year(), first.month()) == (last.year(), last.month()) {
+            self.fmt(
+                "date.range_in_month",
+                &[
+                    ("month", &self.month(first)),
+                    ("first", &first.day()),
+                    ("last", &last.day()),
+                ],
+            )
+        } else {
+            let short = |d: NaiveDate| {
+                self.fmt(
+                    "date.short",
+                    &[("month", &self.month(d)), ("day", &d.day())],
+                )
+            };
+            self.fmt(
+                "date.range",
+                &[("first", &short(first)), ("last", &short(last))],
+            )
+        }
+    }
+
+    fn month(&self, day: NaiveDate) -> &str {
+        self.get(MONTHS[day.month0() as usize])
+    }
 }
+
+const WEEKDAYS: [&str; 7] = [
+    "date.weekday.mon",
+    "date.weekday.tue",
+    "date.weekday.wed",
+    "date.weekday.thu",
+    "date.weekday.fri",
+    "date.weekday.sat",
+    "date.weekday.sun",
+];
+
+const MONTHS: [&str; 12] = [
+    "date.month.jan",
+    "date.month.feb",
+    "date.month.mar",
+    "date.month.apr",
+    "date.month.may",
+    "date.month.jun",
+    "date.month.jul",
+    "date.month.aug",
+    "date.month.sep",
+    "date.month.oct",
+    "date.month.nov",
+    "date.month.dec",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tr(lang: Lang) -> Tr {
+        Tr::new(Arc::new(Catalog::load().unwrap()), lang)
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn dates_read_as_people_write_them_in_each_language() {
+        // 2026-11-26 is a Thursday.
+        assert_eq!(tr(Lang::Ko).date(day(2026, 11, 26)), "11월 26일(목)");
+        assert_eq!(tr(Lang::En).date(day(2026, 11, 26)), "Thu 26 Nov");
+        assert_eq!(tr(Lang::Ko).date(day(2027, 1, 3)), "1월 3일(일)");
+        assert_eq!(tr(Lang::En).date(day(2027, 1, 3)), "Sun 3 Jan");
+    }
+
+    #[test]
+    fn a_range_names_its_month_once_unless_it_spans_two() {
+        let (ko, en) = (tr(Lang::Ko), tr(Lang::En));
+        assert_eq!(
+            ko.date_range(day(2026, 11, 23), day(2026, 11, 29)),
+            "11월 23일~29일"
+        );
+        assert_eq!(
+            en.date_range(day(2026, 11, 23), day(2026, 11, 29)),
+            "23–29 Nov"
+        );
+        assert_eq!(
+            ko.date_range(day(2026, 11, 30), day(2026, 12, 6)),
+            "11월 30일~12월 6일"
+        );
+        assert_eq!(
+            en.date_range(day(2026, 11, 30), day(2026, 12, 6)),
+            "30 Nov – 6 Dec"
+        );
+        assert_eq!(
+            en.date_range(day(2026, 12, 28), day(2027, 1, 3)),
+            "28 Dec – 3 Jan"
+        );
+    }
 
     #[test]
     fn both_languages_have_exactly_the_same_keys() {
@@ -272,7 +386,10 @@ mod tests {
     fn placeholders_are_filled() {
         let c = Arc::new(Catalog::load().unwrap());
         let t = Tr::new(c, Lang::En);
-        let text = t.fmt("home.quota_left", &[("left", &2), ("quota", &2)]);
+        let text = t.fmt(
+            "home.quota_left",
+            &[("left", &2), ("quota", &2), ("period", &"this week")],
+        );
         assert!(text.contains('2') && !text.contains('{'), "{text}");
     }
 }

@@ -47,6 +47,15 @@ impl Role {
         }
     }
 
+    /// The title of the page at [`Role::home_path`], which the navigation names too.
+    pub fn home_title_key(self) -> &'static str {
+        match self {
+            Role::Citizen => "reservations.title",
+            Role::Pharmacist => "pharmacy.title",
+            Role::Admin => "admin.title",
+        }
+    }
+
     /// Where a user of this role lands after logging in (SPEC §2).
     pub fn home_path(self) -> &'static str {
         match self {

@@ -38,19 +38,18 @@ type Listed = (
     NaiveDateTime,
 );
 
+/// The account with this id.
+pub fn get(conn: &mut DbConnection, id: i64) -> QueryResult<Option<UserRow>> {
+    Ok(listing()
+        .filter(users::id.eq(id))
+        .first::<Listed>(conn)
+        .optional()?
+        .map(UserRow::from))
+}
+
 /// Accounts whose e-mail or name contains `q` (all when empty), newest first.
 pub fn list(conn: &mut DbConnection, q: &str) -> QueryResult<Vec<UserRow>> {
-    let mut query = users::table
-        .left_join(stores::table)
-        .select((
-            users::id,
-            users::email,
-            users::name,
-            users::role,
-            stores::code.nullable(),
-            users::disabled_at,
-            users::created_at,
-        ))
+    let mut query = listing()
         .order(users::id.desc())
         .limit(LIST_LIMIT)
         .into_boxed();
@@ -63,9 +62,12 @@ pub fn list(conn: &mut DbConnection, q: &str) -> QueryResult<Vec<UserRow>> {
         );
     }
     let rows: Vec<Listed> = query.load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, email, name, role, code, disabled, created)| UserRow {
+    Ok(rows.into_iter().map(UserRow::from).collect())
+}
+
+impl From<Listed> for UserRow {
+    fn from((id, email, name, role, code, disabled, created): Listed) -> UserRow {
+        UserRow {
             id,
             email,
             name,
@@ -73,8 +75,21 @@ pub fn list(conn: &mut DbConnection, q: &str) -> QueryResult<Vec<UserRow>> {
             store_code: code.unwrap_or_default(),
             disabled: disabled.is_some(),
             created,
-        })
-        .collect())
+        }
+    }
+}
+
+#[diesel::dsl::auto_type(no_type_alias)]
+fn listing() -> _ {
+    users::table.left_join(stores::table).select((
+        users::id,
+        users::email,
+        users::name,
+        users::role,
+        stores::code.nullable(),
+        users::disabled_at,
+        users::created_at,
+    ))
 }
 
 /// A staff account to create, parsed and with its password hashed.

@@ -32,10 +32,11 @@ pub async fn dashboard(
         .run(move |conn| overview::regions_on(conn, day))
         .await?;
     let total = overview::total(&regions);
+    let date = page.t.date(day);
     render(
         &DashboardPage {
             page,
-            date: day.format("%Y-%m-%d").to_string(),
+            date,
             regions,
             total,
         },

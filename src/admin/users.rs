@@ -22,6 +22,7 @@ use crate::web::{render, see_other, session};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/users", web::get().to(list))
         .route("/admin/users", web::post().to(create))
+        .route("/admin/users/{id}/disable", web::get().to(confirm_disable))
         .route("/admin/users/{id}/disable", web::post().to(disable))
         .route("/admin/users/{id}/enable", web::post().to(enable));
 }
@@ -197,6 +198,35 @@ async fn create(
         status,
     )
     .await
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm_disable.html")]
+struct ConfirmDisablePage {
+    page: PageCtx,
+    user: UserRow,
+}
+
+/// Disabling ends every session of the account: the list links here, and only
+/// this page's button posts.
+async fn confirm_disable(
+    state: web::Data<AppState>,
+    admin: Admin,
+    session: Session,
+    page: PageCtx,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = path.into_inner();
+    if user_id == admin.user.id {
+        session::set_flash(&session, "admin.users.error.self");
+        return Ok(see_other("/admin/users"));
+    }
+    let user = state
+        .db
+        .run(move |conn| accounts::get(conn, user_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    render(&ConfirmDisablePage { page, user }, StatusCode::OK)
 }
 
 async fn disable(

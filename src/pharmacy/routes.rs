@@ -75,12 +75,13 @@ async fn today(
         .db
         .run(move |conn| queries::store_day(conn, store_id, day))
         .await?;
+    let date = page.t.date(day);
     render(
         &TodayPage {
             page,
             store_name: store.name,
             store_code: store.code,
-            date: day.format("%Y-%m-%d").to_string(),
+            date,
             stock: store.stock.map(|s| StockView::new(s, policy.timezone)),
         },
         StatusCode::OK,

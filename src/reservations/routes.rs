@@ -5,6 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use chrono::NaiveDate;
+
+use crate::i18n::Tr;
+use crate::policy::{Period, Policy};
 use crate::reservations::queries;
 use crate::state::AppState;
 use crate::web::auth::Citizen;
@@ -34,6 +38,22 @@ struct ListPage {
     quota_text: String,
     left: i32,
     rows: Vec<Row>,
+}
+
+/// "You can still reserve 1 of your 2 masks this week (23–29 Nov)."
+pub fn quota_text(t: &Tr, policy: &Policy, left: i32, today: NaiveDate) -> String {
+    let (first, last) = (policy.period.start_of(today), policy.period.end_of(today));
+    let period = match policy.period {
+        Period::IsoWeek => t.fmt("date.this_week", &[("range", &t.date_range(first, last))]),
+    };
+    t.fmt(
+        "home.quota_left",
+        &[
+            ("left", &left),
+            ("quota", &policy.quota_per_period),
+            ("period", &period),
+        ],
+    )
 }
 
 fn status_key(status: &str) -> &'static str {
@@ -69,7 +89,7 @@ async fn list(
                 store_name: format!("{} ({})", r.store_name, r.store_code),
                 when: format!(
                     "{} {}–{}",
-                    start.format("%Y-%m-%d"),
+                    page.t.date(start.date_naive()),
                     start.format("%H:%M"),
                     end.format("%H:%M")
                 ),
@@ -79,10 +99,7 @@ async fn list(
             }
         })
         .collect();
-    let quota_text = page.t.fmt(
-        "home.quota_left",
-        &[("left", &left), ("quota", &policy.quota_per_period)],
-    );
+    let quota_text = quota_text(&page.t, &policy, left, day);
     let verify_text = page.t.fmt(
         "reservations.verify_first",
         &[("email", &citizen.user.email)],

@@ -8,6 +8,7 @@ use crate::accounts::Role;
 use crate::i18n::Tr;
 use crate::policy::{Period, Policy, Rotation};
 use crate::reservations::queries::quota_left_of_user;
+use crate::reservations::routes::quota_text;
 use crate::state::AppState;
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -52,10 +53,7 @@ pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRespo
     let t = &page.t;
     let quota = left.map(|left| QuotaLeft {
         left,
-        text: t.fmt(
-            "home.quota_left",
-            &[("left", &left), ("quota", &policy.quota_per_period)],
-        ),
+        text: quota_text(t, &policy, left, policy.today()),
     });
     let rules = rules(t, &policy);
     let html = HomePage { page, rules, quota }.render()?;
@@ -123,7 +121,11 @@ fn rules(t: &Tr, p: &Policy) -> Vec<Rule> {
         rule(
             "timezone",
             "home.rules.timezone",
-            p.timezone.name().to_owned(),
+            if p.timezone == chrono_tz::Asia::Seoul {
+                t.get("home.rules.timezone_seoul").to_owned()
+            } else {
+                p.timezone.name().to_owned()
+            },
         ),
     ]
 }

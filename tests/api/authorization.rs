@@ -91,6 +91,7 @@ fn table() -> Vec<Row> {
         get("/admin",                         [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         get("/admin/users",                   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         post("/admin/users",                  [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
+        get("/admin/users/999999/disable",    [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),
         post("/admin/users/999999/disable",   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),
         post("/admin/users/999999/enable",    [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),
         get("/no-such-page",                  [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),

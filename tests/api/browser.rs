@@ -1,29 +1,9 @@
 //! User journeys in a real browser: headless Chromium over WebDriver.
 
-use std::time::{Duration, Instant};
+use fantoccini::Locator;
 
-use crate::common::browser::Browser;
+use crate::common::browser::{Browser, fill, submit, wait_for, wait_for_text};
 use crate::common::spawn_app;
-use fantoccini::{Client, Locator};
-
-/// Waits until the element's text is `expected`: a click that navigates returns
-/// before the next page is there.
-async fn wait_for_text(c: &Client, css: &str, expected: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(el) = c.find(Locator::Css(css)).await
-            && let Ok(text) = el.text().await
-        {
-            if text == expected {
-                return;
-            }
-            last = text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("`{css}` never read `{expected}`; last `{last}`");
-}
 
 #[tokio::test]
 async fn a_visitor_reads_the_home_page_and_switches_to_english_and_back() {
@@ -88,42 +68,6 @@ async fn a_visitor_reads_the_home_page_and_switches_to_english_and_back() {
         .unwrap();
     wait_for_text(c, "h1", "페이지를 찾을 수 없습니다").await;
     browser.close().await;
-}
-
-/// Waits until an element matching `css` is on the page.
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(el) = c.find(Locator::Css(css)).await {
-            return el;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{css}` never appeared on {:?}",
-            c.current_url().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn fill(c: &Client, name: &str, value: &str) {
-    let field = c
-        .find(Locator::Css(&format!("input[name='{name}']")))
-        .await
-        .unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
-}
-
-async fn submit(c: &Client, form_action: &str) {
-    c.find(Locator::Css(&format!(
-        "form[action='{form_action}'] button[type='submit']"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod foundation;
 mod mail;
+mod pages;
 mod rate_limit;
 mod schema;
 mod staff_pages;

@@ -108,3 +108,56 @@ async fn the_admin_dashboard_without_any_supply_today_says_so() {
     let html = admin.html("/admin").await;
     assert!(html.contains("data-no-supply"), "{html}");
 }
+
+#[tokio::test]
+async fn disabling_an_account_goes_through_a_confirmation_page_that_names_it() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let key = app.state.keys.national_id.clone();
+    let pharmacist = fixtures::user(
+        &app.db,
+        Role::Pharmacist,
+        "yaksa@example.com",
+        Some(store),
+        true,
+        &key,
+    );
+    let admin = app
+        .logged_in_as(Role::Admin, "admin@example.com", None)
+        .await;
+
+    // The list shows roles and states in words, and links to the confirmation
+    // instead of disabling in one click.
+    let list = admin.html("/admin/users").await;
+    assert!(list.contains("data-role=\"pharmacist\">약사<"), "{list}");
+    assert!(list.contains(&format!("href=\"/admin/users/{pharmacist}/disable\"")));
+    assert!(!list.contains(&format!("action=\"/admin/users/{pharmacist}/disable\"")));
+    assert!(list.contains("정상"));
+
+    let confirm = admin
+        .html(&format!("/admin/users/{pharmacist}/disable"))
+        .await;
+    assert!(confirm.contains("yaksa@example.com"), "{confirm}");
+    assert!(confirm.contains(&format!("action=\"/admin/users/{pharmacist}/disable\"")));
+    assert_eq!(
+        admin
+            .get(&format!("/admin/users/{pharmacist}/disable"))
+            .await
+            .status(),
+        200,
+        "looking at the confirmation changes nothing"
+    );
+    assert!(
+        admin
+            .html("/admin/users")
+            .await
+            .contains("data-disabled=\"false\"")
+    );
+
+    let res = admin
+        .post_form(&format!("/admin/users/{pharmacist}/disable"), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    let list = admin.html("/admin/users").await;
+    assert!(list.contains("중지됨"), "{list}");
+}

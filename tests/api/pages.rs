@@ -1,0 +1,127 @@
+//! Every page there is, seen in a Korean-language browser at desktop and phone
+//! width: each passes axe-core's serious and critical rules, fits the phone's
+//! width, and leaves a screenshot under `target/screenshots/` for review.
+
+use mask_reservation::accounts::Role;
+
+use crate::common::browser::{Browser, fill, submit, wait_for};
+use crate::common::{TestApp, fixtures, spawn_app};
+
+/// Logs the browser in through the login form.
+async fn log_in(app: &TestApp, browser: &Browser, email: &str) {
+    let c = &browser.client;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", email).await;
+    fill(c, "password", fixtures::PASSWORD).await;
+    submit(c, "/login").await;
+    wait_for(c, "form[action='/logout']").await;
+}
+
+async fn log_out(browser: &Browser) {
+    let c = &browser.client;
+    submit(c, "/logout").await;
+    wait_for(c, "a[href='/login']").await;
+}
+
+/// Opens `path` and checks it once `ready` is on the page.
+async fn check(app: &TestApp, browser: &Browser, name: &str, path: &str, ready: &str) {
+    browser.client.goto(&app.url(path)).await.unwrap();
+    wait_for(&browser.client, ready).await;
+    browser.check_page(name).await;
+}
+
+#[tokio::test]
+async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(
+        &app.db,
+        Role::Citizen,
+        "citizen@example.com",
+        None,
+        true,
+        &key,
+    );
+    fixtures::user(
+        &app.db,
+        Role::Pharmacist,
+        "pharmacist@example.com",
+        Some(store),
+        true,
+        &key,
+    );
+    fixtures::user(&app.db, Role::Admin, "admin@example.com", None, true, &key);
+    let browser = Browser::start_in("ko-KR").await;
+    let c = &browser.client;
+
+    // Anyone.
+    check(&app, &browser, "home", "/", "h1").await;
+    check(
+        &app,
+        &browser,
+        "signup",
+        "/signup",
+        "form[action='/signup']",
+    )
+    .await;
+    check(&app, &browser, "login", "/login", "form[action='/login']").await;
+    check(
+        &app,
+        &browser,
+        "forgot",
+        "/password/forgot",
+        "form[action='/password/forgot']",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        "token-unknown",
+        "/verify-email?token=nothing",
+        "h1",
+    )
+    .await;
+    check(&app, &browser, "not-found", "/no-such-page", "h1").await;
+
+    // Forms sent back with mistakes.
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", "citizen@example.com").await;
+    fill(c, "password", "not the password").await;
+    submit(c, "/login").await;
+    wait_for(c, ".form-error, [role='alert']").await;
+    browser.check_page("login-failed").await;
+
+    c.goto(&app.url("/signup")).await.unwrap();
+    fill(c, "national_id", "850101-1234567").await;
+    fill(c, "email", "not an address").await;
+    submit(c, "/signup").await;
+    wait_for(c, "[data-error-for='national_id']").await;
+    browser.check_page("signup-errors").await;
+
+    // A citizen.
+    log_in(&app, &browser, "citizen@example.com").await;
+    check(
+        &app,
+        &browser,
+        "reservations",
+        "/reservations",
+        "[data-quota-left]",
+    )
+    .await;
+    check(&app, &browser, "home-citizen", "/", "h1").await;
+    log_out(&browser).await;
+
+    // A pharmacist.
+    log_in(&app, &browser, "pharmacist@example.com").await;
+    check(&app, &browser, "pharmacy", "/pharmacy", "h1").await;
+    log_out(&browser).await;
+
+    // An administrator.
+    log_in(&app, &browser, "admin@example.com").await;
+    check(&app, &browser, "admin", "/admin", "h1").await;
+    check(&app, &browser, "admin-users", "/admin/users", "table").await;
+    log_out(&browser).await;
+
+    browser.close().await;
+}
