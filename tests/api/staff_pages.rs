@@ -1,5 +1,7 @@
-//! The pharmacist's and the administrator's overview pages, with real stock:
-//! each sees the figures of their own scope and nothing of anyone else's.
+//! What the overview pages say: the pharmacist's and the administrator's, with
+//! real stock (each sees the figures of their own scope and nothing of anyone
+//! else's), the administrator's account list, and the home page for a visitor
+//! and for a citizen.
 
 use crate::common::fixtures;
 use crate::common::{TestApp, spawn_app};
@@ -160,4 +162,29 @@ async fn disabling_an_account_goes_through_a_confirmation_page_that_names_it() {
     assert_eq!(res.status(), 303);
     let list = admin.html("/admin/users").await;
     assert!(list.contains("중지됨"), "{list}");
+}
+
+#[tokio::test]
+async fn the_home_page_asks_a_visitor_to_sign_up_and_a_citizen_sees_the_week_and_quota_instead() {
+    let app = spawn_app().await;
+    let anonymous = app.html("/").await;
+    assert_eq!(
+        anonymous.matches("data-cta").count(),
+        1,
+        "one call to action"
+    );
+    assert!(anonymous.contains("href=\"/signup\" data-cta"));
+
+    let citizen = app.logged_in_as(Role::Citizen, "c@example.com", None).await;
+    let html = citizen.html("/").await;
+    assert!(!html.contains("data-cta"));
+    assert!(html.contains("data-quota-left=\"2\""), "{html}");
+    assert!(
+        html.contains("이번 주("),
+        "the period is named as this week: {html}"
+    );
+    assert!(
+        html.contains("href=\"/reservations\">내 예약</a>"),
+        "the navigation names the page"
+    );
 }
