@@ -64,6 +64,17 @@ pub fn hash(raw: &str) -> String {
 
 /// Creates a token and returns the raw value for the link.
 pub fn issue(tx: &mut Tx<'_>, user_id: i64, purpose: Purpose) -> QueryResult<String> {
+    issue_valid_for(tx, user_id, purpose, purpose.lifetime())
+}
+
+/// As [`issue`], valid for `lifetime` instead of the purpose's usual one (an
+/// invitation to set a first password lasts longer than a reset link).
+pub fn issue_valid_for(
+    tx: &mut Tx<'_>,
+    user_id: i64,
+    purpose: Purpose,
+    lifetime: Duration,
+) -> QueryResult<String> {
     let raw = random_token();
     let now = Utc::now().naive_utc();
     diesel::insert_into(account_tokens::table)
@@ -71,7 +82,7 @@ pub fn issue(tx: &mut Tx<'_>, user_id: i64, purpose: Purpose) -> QueryResult<Str
             account_tokens::user_id.eq(user_id),
             account_tokens::purpose.eq(purpose.as_str()),
             account_tokens::token_hash.eq(hash(&raw)),
-            account_tokens::expires_at.eq(now + purpose.lifetime()),
+            account_tokens::expires_at.eq(now + lifetime),
             account_tokens::created_at.eq(now),
         ))
         .execute(tx.conn())?;

@@ -1,8 +1,12 @@
 //! Staff accounts as an administrator manages them: creating pharmacists and
 //! administrators, disabling and re-enabling any account, and the list to
 //! search. Each change is one transaction with its audit entry.
+//!
+//! An administrator never chooses or hands over a password: a new account gets
+//! a mail with a link to set its own (a password-reset token that lasts
+//! [`INVITATION_HOURS`]), written to the outbox in the creating transaction.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
@@ -10,9 +14,12 @@ use serde_json::json;
 use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::queries::{NewUser, insert_user};
+use crate::accounts::tokens::{self, Purpose};
 use crate::admin::audit::{self, Entry};
 use crate::db::schema::{stores, users};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
+use crate::i18n::Tr;
+use crate::mail::outbox::{OutgoingMail, enqueue};
 
 /// One account in the administrator's list.
 pub struct UserRow {
@@ -92,11 +99,17 @@ fn listing() -> _ {
     ))
 }
 
-/// A staff account to create, parsed and with its password hashed.
+/// How long the link in the invitation mail works.
+pub const INVITATION_HOURS: i64 = 72;
+
+/// A staff account to create, parsed.
 pub struct NewStaff {
     pub email: Email,
     pub name: DisplayName,
-    pub password_hash: String,
+    /// The hash of a random password nobody knows, so that the account has a
+    /// real hash (a login attempt costs the same as for any account) until its
+    /// owner sets a password through the invitation link.
+    pub placeholder_hash: String,
     pub role: StaffRole,
 }
 
@@ -123,8 +136,15 @@ impl AsRetryable for CreateStaffError {
 }
 
 /// Creates the account, already verified (the administrator vouches for the
-/// address), and records who created it.
-pub fn create_staff(tx: &mut Tx<'_>, actor: i64, new: &NewStaff) -> Result<i64, CreateStaffError> {
+/// address), queues the invitation mail in `t`'s language with links under
+/// `base_url`, and records who created it.
+pub fn create_staff(
+    tx: &mut Tx<'_>,
+    actor: i64,
+    new: &NewStaff,
+    t: &Tr,
+    base_url: &str,
+) -> Result<i64, CreateStaffError> {
     let (role, store_id, store_code) = match &new.role {
         StaffRole::Pharmacist { store_code } => {
             let store_id = stores::table
@@ -143,7 +163,7 @@ pub fn create_staff(tx: &mut Tx<'_>, actor: i64, new: &NewStaff) -> Result<i64, 
             role,
             email: new.email.as_str(),
             name: new.name.as_str(),
-            password_hash: &new.password_hash,
+            password_hash: &new.placeholder_hash,
             person_id: None,
             store_id,
             email_verified: true,
@@ -155,6 +175,37 @@ pub fn create_staff(tx: &mut Tx<'_>, actor: i64, new: &NewStaff) -> Result<i64, 
         }
         other => CreateStaffError::Db(other),
     })?;
+    let token = tokens::issue_valid_for(
+        tx,
+        id,
+        Purpose::PasswordReset,
+        TimeDelta::hours(INVITATION_HOURS),
+    )?;
+    let link = format!(
+        "{base_url}{}?token={token}",
+        Purpose::PasswordReset.link_path()
+    );
+    let role_name = t.get(match role {
+        Role::Admin => "role.admin",
+        _ => "role.pharmacist",
+    });
+    enqueue(
+        tx,
+        &OutgoingMail {
+            to: new.email.as_str(),
+            kind: "invitation",
+            subject: &t.fmt("mail.invitation.subject", &[("role", &role_name)]),
+            body_text: &t.fmt(
+                "mail.invitation.body",
+                &[
+                    ("name", &new.name.as_str()),
+                    ("role", &role_name),
+                    ("link", &link),
+                    ("hours", &INVITATION_HOURS),
+                ],
+            ),
+        },
+    )?;
     audit::record(
         tx,
         Entry {

@@ -91,7 +91,7 @@ async fn list(
     users_page(&state, page, &admin, q, form, StatusCode::OK).await
 }
 
-type ParsedStaff = (Email, DisplayName, NewPassword, StaffRole);
+type ParsedStaff = (Email, DisplayName, StaffRole);
 
 /// The creation form parsed; each mistake is reported next to its field.
 fn parse_new_staff(
@@ -112,9 +112,6 @@ fn parse_new_staff(
     let name = DisplayName::parse(form.get("name"))
         .map_err(|key| errors.add("name", t.get(key)))
         .ok();
-    let password = NewPassword::parse(form.get("password"))
-        .map_err(|rule| errors.add("password", rule.message(t)))
-        .ok();
     let role = match form.get("role") {
         "pharmacist" if is_store_code(&values.store_code) => Some(StaffRole::Pharmacist {
             store_code: values.store_code.clone(),
@@ -129,8 +126,8 @@ fn parse_new_staff(
             None
         }
     };
-    let parsed = match (email, name, password, role) {
-        (Some(e), Some(n), Some(p), Some(r)) if errors.is_empty() => Some((e, n, p, r)),
+    let parsed = match (email, name, role) {
+        (Some(e), Some(n), Some(r)) if errors.is_empty() => Some((e, n, r)),
         _ => None,
     };
     (values, errors, parsed)
@@ -144,7 +141,7 @@ async fn create(
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
     let (values, mut errors, parsed) = parse_new_staff(&page, &form);
-    let Some((email, name, password, role)) = parsed else {
+    let Some((email, name, role)) = parsed else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return users_page(
             &state,
@@ -156,23 +153,26 @@ async fn create(
         )
         .await;
     };
-    let password_hash = web::block(move || password::hash(&password))
+    let unknown = NewPassword::parse(&crate::random::token()).map_err(AppError::internal)?;
+    let placeholder_hash = web::block(move || password::hash(&unknown))
         .await
         .map_err(AppError::internal)?
         .map_err(AppError::Internal)?;
     let new = NewStaff {
         email,
         name,
-        password_hash,
+        placeholder_hash,
         role,
     };
     let actor = admin.user.id;
+    let (t, base_url) = (page.t.clone(), state.base_url.clone());
     let result = state
         .db
-        .write(move |tx| accounts::create_staff(tx, actor, &new))
+        .write(move |tx| accounts::create_staff(tx, actor, &new, &t, &base_url))
         .await;
     let (field, key, status) = match result {
         Ok(_) => {
+            state.mail_wake.notify_one();
             session::set_flash(&session, "admin.users.created");
             return Ok(see_other("/admin/users"));
         }

@@ -810,7 +810,6 @@ async fn admins_create_pharmacist_and_admin_accounts_with_checked_input() {
                 &[
                     ("email", email),
                     ("name", "새 약사"),
-                    ("password", PASSWORD),
                     ("role", role),
                     ("store_code", code),
                 ],
@@ -853,7 +852,32 @@ async fn admins_create_pharmacist_and_admin_accounts_with_checked_input() {
     let html = app.html("/admin/users").await;
     assert!(html.contains("data-user-email=\"p@example.com\""));
 
+    // Nobody knows the new account's password until its owner sets one
+    // through the link the invitation mail carries.
     let v = app.new_visitor();
+    assert_eq!(v.login("p@example.com", PASSWORD).await.status(), 401);
+    let mails = app.smtp.wait_for(2).await;
+    let invitation = mails
+        .iter()
+        .find(|m| m.recipients == ["p@example.com"])
+        .expect("an invitation to the pharmacist");
+    let body = invitation.text_body();
+    assert!(body.contains("약사 계정"), "{body}");
+    assert!(body.contains("72시간"), "{body}");
+    let link = path_of(&link_in(&body));
+    assert_eq!(v.get(&link).await.status(), 200);
+    let token = link.split("token=").nth(1).unwrap();
+    let res = v
+        .post_form(
+            "/password/reset",
+            &[
+                ("token", token),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
     let res = v.login("p@example.com", PASSWORD).await;
     assert_eq!(res.headers()["location"], "/pharmacy");
     let html = v.html("/pharmacy").await;
