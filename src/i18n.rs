@@ -292,6 +292,22 @@ mod tests {
     }
 
     #[test]
+    fn the_national_id_example_in_the_hint_passes_every_check() {
+        for lang in Lang::ALL {
+            let hint = tr(lang).get("signup.national_id_hint").to_owned();
+            let example: String = hint
+                .split_whitespace()
+                .find(|w| w.len() == 14 && w.as_bytes()[6] == b'-')
+                .unwrap_or_else(|| panic!("no YYMMDD-SNNNNNC example in {hint}"))
+                .to_owned();
+            assert!(
+                crate::accounts::national_id::NationalId::parse(&example).is_ok(),
+                "{example} in the {lang:?} hint is not a valid number"
+            );
+        }
+    }
+
+    #[test]
     fn both_languages_have_exactly_the_same_keys() {
         let c = Catalog::load().unwrap();
         let ko = c.keys(Lang::Ko);
