@@ -1,0 +1,86 @@
+//! Input an attacker or a broken client sends: form fields that are not UTF-8.
+//! Each gets a specific 4xx, and nothing of it is written or echoed.
+
+use diesel::prelude::*;
+use mask_reservation::db::schema::{mail_outbox, people, users};
+
+use crate::common::fixtures::{self, PASSWORD};
+use crate::common::{TestApp, spawn_app};
+
+fn count_rows(app: &TestApp) -> (i64, i64, i64) {
+    let mut conn = app.db.get().unwrap();
+    (
+        users::table.count().get_result(&mut conn).unwrap(),
+        people::table.count().get_result(&mut conn).unwrap(),
+        mail_outbox::table.count().get_result(&mut conn).unwrap(),
+    )
+}
+
+fn signup_fields<'a>(
+    national_id: &'a str,
+    name: &'a str,
+    email: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("national_id", national_id),
+        ("name", name),
+        ("email", email),
+        ("password", PASSWORD),
+        ("password_confirm", PASSWORD),
+    ]
+}
+
+// ---- form fields that are not UTF-8 ------------------------------------------
+
+#[tokio::test]
+async fn a_form_field_that_is_not_utf8_is_a_400_page_saying_so_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let national_id = fixtures::unique_national_id();
+    for (lang, says) in [
+        ("ko", "양식을 읽을 수 없습니다"),
+        ("en", "We could not read the form"),
+    ] {
+        let token = app.csrf_token().await;
+        for body in [
+            format!(
+                "national_id={national_id}&name=%FF&email=a%40example.com\
+                 &password=correct+horse+battery&password_confirm=correct+horse+battery\
+                 &csrf_token={token}"
+            ),
+            format!(
+                "national_id={national_id}&name=%ED%99%8D&email=a%40example.com%C3%28\
+                 &password=correct+horse+battery&password_confirm=correct+horse+battery\
+                 &csrf_token={token}"
+            ),
+        ] {
+            let res = app
+                .client
+                .post(app.url("/signup"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header("Accept-Language", lang)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 400);
+            let html = res.text().await.unwrap();
+            assert!(html.contains(says), "{lang}: {html}");
+            assert!(!html.contains('\u{fffd}'));
+        }
+    }
+    let token = app.csrf_token().await;
+    let res = app
+        .post_bytes(
+            "/password/forgot",
+            "application/x-www-form-urlencoded",
+            format!("email=%FF%40example.com&csrf_token={token}").into_bytes(),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(count_rows(&app), (0, 0, 0), "nothing was written");
+
+    // The same form, readable, goes through.
+    let fields = signup_fields(&national_id, "홍길동", "a@example.com");
+    assert_eq!(app.post_form("/signup", &fields).await.status(), 303);
+    assert_eq!(count_rows(&app).0, 1);
+}
