@@ -14,6 +14,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
 
+use crate::accounts::email::is_unsafe_in_text;
 use crate::web::csrf::MAX_FORM_BYTES;
 use crate::web::errors::AppError;
 
@@ -116,10 +117,16 @@ pub fn bounded(value: &str, max: usize) -> Result<&str, TooLong> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLong;
 
-/// At most `max` characters of a value, to show it back in a form or use it
-/// as a key without letting a huge input through.
+/// At most `max` characters of a value, without the characters that are
+/// [unsafe in text](is_unsafe_in_text), to show it back in a form or use it as a
+/// key without letting a huge input (or a terminal escape, or a bidi override
+/// that reorders the page around it) through.
 pub fn truncate(value: &str, max: usize) -> String {
-    value.chars().take(max).collect()
+    value
+        .chars()
+        .filter(|&c| !is_unsafe_in_text(c))
+        .take(max)
+        .collect()
 }
 
 #[cfg(test)]
@@ -169,6 +176,25 @@ mod tests {
         ] {
             assert_eq!(FormData::from_bytes(body).err(), Some(NotUtf8), "{body:?}");
         }
+    }
+
+    #[test]
+    fn values_kept_for_a_form_lose_control_and_bidi_override_characters() {
+        assert_eq!(
+            truncate(
+                "\u{202e}홍길\u{0}동\u{1b}[2J\u{7f}\u{85}\u{2066}\r\n\t",
+                100
+            ),
+            "홍길동[2J"
+        );
+        assert_eq!(truncate("a\u{200f}b\u{a0}c", 100), "a\u{200f}b\u{a0}c");
+    }
+
+    #[test]
+    fn truncate_counts_characters_after_cleaning() {
+        assert_eq!(truncate("가나다라", 2), "가나");
+        assert_eq!(truncate("\u{0}\u{0}가나다", 2), "가나");
+        assert_eq!(truncate("", 5), "");
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Input an attacker or a broken client sends: form fields that are not UTF-8.
-//! Each gets a specific 4xx, and nothing of it is written or echoed.
+//! Input an attacker or a broken client sends: form fields that are not UTF-8,
+//! and control and bidi-override characters. Each gets a specific 4xx, and
+//! nothing of it is written or echoed.
 
 use diesel::prelude::*;
+use mask_reservation::accounts::Role;
 use mask_reservation::db::schema::{mail_outbox, people, users};
 
 use crate::common::fixtures::{self, PASSWORD};
@@ -83,4 +85,61 @@ async fn a_form_field_that_is_not_utf8_is_a_400_page_saying_so_and_nothing_is_wr
     let fields = signup_fields(&national_id, "홍길동", "a@example.com");
     assert_eq!(app.post_form("/signup", &fields).await.status(), 303);
     assert_eq!(count_rows(&app).0, 1);
+}
+
+// ---- control and bidi characters ---------------------------------------------
+
+const UNSAFE: [char; 8] = [
+    '\u{0}', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{202e}', '\u{2066}', '\u{2069}',
+];
+
+#[tokio::test]
+async fn names_with_control_or_bidi_characters_are_refused_and_no_such_character_is_echoed() {
+    let app = spawn_app().await;
+    for c in UNSAFE {
+        let name = format!("홍{c}길동");
+        let national_id = format!("{c}{}", fixtures::unique_national_id());
+        let email = format!("kim{c}@example.com");
+        let res = app
+            .post_form("/signup", &signup_fields(&national_id, &name, &email))
+            .await;
+        assert_eq!(res.status(), 422, "{c:?}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("data-error-for=\"name\""), "{c:?}");
+        assert!(html.contains("사용할 수 없는 문자"), "{c:?}");
+        assert!(!html.contains(c), "{c:?} echoed back");
+        // What is left of the value is kept for the user to correct.
+        assert!(html.contains("value=\"홍길동\""), "{c:?}");
+        assert!(html.contains("value=\"kim@example.com\""), "{c:?}");
+    }
+    assert_eq!(count_rows(&app), (0, 0, 0));
+
+    // An ordinary name in another script is not caught by the rule.
+    let national_id = fixtures::unique_national_id();
+    let fields = signup_fields(&national_id, "محمد علي", "ali@example.com");
+    assert_eq!(app.post_form("/signup", &fields).await.status(), 303);
+}
+
+#[tokio::test]
+async fn an_administrator_cannot_create_an_account_whose_name_reorders_the_page() {
+    let app = spawn_app().await;
+    let admin = app
+        .logged_in_as(Role::Admin, "admin@example.com", None)
+        .await;
+    let res = admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("email", "staff@example.com"),
+                ("name", "\u{202e}nimda"),
+                ("password", PASSWORD),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-for=\"name\""), "{html}");
+    assert!(!html.contains('\u{202e}'));
+    assert_eq!(count_rows(&app).0, 1, "only the administrator");
 }
