@@ -1,7 +1,8 @@
 //! Input an attacker or a broken client sends: form fields that are not UTF-8,
-//! and control and bidi-override characters. Each gets a specific 4xx, and
-//! nothing of it is written or echoed.
+//! control and bidi-override characters, and birth dates in the future. Each
+//! gets a specific 4xx, and nothing of it is written or echoed.
 
+use chrono::{Datelike, TimeDelta, Utc};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::db::schema::{mail_outbox, people, users};
@@ -142,4 +143,49 @@ async fn an_administrator_cannot_create_an_account_whose_name_reorders_the_page(
     assert!(html.contains("data-error-for=\"name\""), "{html}");
     assert!(!html.contains('\u{202e}'));
     assert_eq!(count_rows(&app).0, 1, "only the administrator");
+}
+
+// ---- birth dates in the future -----------------------------------------------
+
+/// A valid number for someone born `days` from today in Seoul (the service zone).
+fn born_in(days: i64) -> String {
+    let date = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Seoul)
+        .date_naive()
+        + TimeDelta::days(days);
+    let century = if date.year() >= 2000 { 3 } else { 1 };
+    fixtures::national_id(&format!(
+        "{:02}{:02}{:02}{century}23456",
+        date.year() % 100,
+        date.month(),
+        date.day()
+    ))
+}
+
+#[tokio::test]
+async fn a_birth_date_after_today_is_refused_at_sign_up_with_its_own_message() {
+    let app = spawn_app().await;
+    // Far enough ahead that the date cannot become today while the test runs.
+    let future = born_in(30);
+    let res = app
+        .post_form(
+            "/signup",
+            &signup_fields(&future, "홍길동", "kim@example.com"),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-for=\"national_id\""));
+    assert!(html.contains("오늘보다 뒤입니다"), "{html}");
+    assert_eq!(count_rows(&app), (0, 0, 0));
+
+    // Someone born a week ago may sign up.
+    let baby = born_in(-7);
+    let res = app
+        .post_form(
+            "/signup",
+            &signup_fields(&baby, "홍아기", "baby@example.com"),
+        )
+        .await;
+    assert_eq!(res.status(), 303);
 }
