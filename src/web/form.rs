@@ -92,10 +92,15 @@ impl FromRequest for FormData {
 /// Reads a form body whole, refusing one over [`MAX_FORM_BYTES`] as soon as it
 /// grows past it.
 pub async fn read_form_body(payload: &mut Payload) -> Result<Vec<u8>, AppError> {
+    read_body(payload, MAX_FORM_BYTES).await
+}
+
+/// Reads a body whole, refusing it as soon as it grows past `limit` bytes.
+pub async fn read_body(payload: &mut Payload, limit: usize) -> Result<Vec<u8>, AppError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
-        if body.len() + chunk.len() > MAX_FORM_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(AppError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);
