@@ -118,10 +118,10 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> Result<Option<DemoCredent
         .iter()
         .map(|_| hash(&creds.pharmacist_password))
         .collect::<Result<Vec<_>, _>>()?;
-    let national_id = NationalId::parse(&citizen_national_id())
-        .map_err(|e| SeedError::NationalId(e.to_string()))?;
     let policy = Policy::load(conn)?;
     let today = policy.today();
+    let national_id = NationalId::parse(&citizen_national_id(), today)
+        .map_err(|e| SeedError::NationalId(e.to_string()))?;
 
     write_tx(conn, |tx| -> Result<(), SeedError> {
         let store_ids = insert_all(tx, &rows)?;

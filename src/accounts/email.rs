@@ -28,7 +28,7 @@ impl Email {
         let ok_chars = |s: &str| {
             !s.chars().any(|c| {
                 c.is_whitespace()
-                    || c.is_control()
+                    || is_unsafe_in_text(c)
                     || matches!(c, '<' | '>' | '"' | ',' | ';' | '\\' | '@')
             })
         };
@@ -59,7 +59,17 @@ impl Email {
     }
 }
 
-/// A person's name as shown on pages: 1–100 characters, no control characters.
+/// Characters that must never reach a page from user input: control characters
+/// (C0, DEL, C1), which corrupt what a page or a log shows, and the bidi
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make
+/// text display in another order than it is stored, so a name can pass for
+/// another or spill its direction into the text around it.
+pub fn is_unsafe_in_text(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A person's name as shown on pages: 1–100 characters, none of them
+/// [unsafe in text](is_unsafe_in_text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -72,7 +82,7 @@ impl DisplayName {
         if text.chars().count() > 100 {
             return Err("form.error.too_long");
         }
-        if text.chars().any(char::is_control) {
+        if text.chars().any(is_unsafe_in_text) {
             return Err("form.error.invalid_characters");
         }
         Ok(DisplayName(text.to_owned()))
@@ -112,6 +122,8 @@ mod tests {
             "a@example.com.",
             "<a>@example.com",
             "a@b@c.com",
+            "a\u{202e}moc@example.com",
+            "a\u{1b}@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
@@ -135,5 +147,52 @@ mod tests {
             DisplayName::parse("<script>alert(1)</script>").is_ok(),
             "escaped on output, not refused"
         );
+    }
+
+    #[test]
+    fn names_with_control_or_bidi_override_characters_are_refused() {
+        for bad in [
+            "홍\u{0}길동",
+            "홍\t길동",
+            "홍\n길동",
+            "홍\r길동",
+            "홍\u{1b}[31m길동",
+            "홍\u{7f}길동",
+            "홍\u{80}길동",
+            "홍\u{9f}길동",
+            "\u{202a}홍길동",
+            "\u{202b}홍길동",
+            "\u{202c}홍길동",
+            "\u{202d}홍길동",
+            "홍길동\u{202e}",
+            "홍\u{2066}길동",
+            "홍\u{2067}길동",
+            "홍\u{2068}길동",
+            "홍\u{2069}길동",
+        ] {
+            assert_eq!(
+                DisplayName::parse(bad),
+                Err("form.error.invalid_characters"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_in_any_script_with_ordinary_marks_are_accepted() {
+        for good in [
+            "홍길동",
+            "Kim Min-jun",
+            "O'Brien",
+            "محمد",
+            "José Müller",
+            "田中 太郎",
+            // Boundaries of the refused ranges.
+            "a\u{a0}b",
+            "a\u{2029}b",
+            "a\u{206a}b",
+        ] {
+            assert!(DisplayName::parse(good).is_ok(), "{good:?}");
+        }
     }
 }

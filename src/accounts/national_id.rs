@@ -15,6 +15,8 @@ pub enum NationalIdError {
     Format,
     #[error("the birth date is not a real date")]
     BirthDate,
+    #[error("the birth date is in the future")]
+    FutureBirthDate,
     #[error("the 7th digit must be 1 to 8")]
     CenturyDigit,
     #[error("the check digit does not match")]
@@ -27,6 +29,7 @@ impl NationalIdError {
         match self {
             NationalIdError::Format => "national_id.error.format",
             NationalIdError::BirthDate => "national_id.error.birth_date",
+            NationalIdError::FutureBirthDate => "national_id.error.future_birth_date",
             NationalIdError::CenturyDigit => "national_id.error.century",
             NationalIdError::CheckDigit => "national_id.error.check_digit",
         }
@@ -42,8 +45,10 @@ pub struct NationalId {
 
 impl NationalId {
     /// Accepts `YYMMDD-SNNNNNC` or the 13 digits without the dash, with
-    /// surrounding spaces ignored.
-    pub fn parse(input: &str) -> Result<NationalId, NationalIdError> {
+    /// surrounding spaces ignored. `today` is the date in the service time zone:
+    /// nobody is born after it, so a later birth date is a mistyped century digit
+    /// or a made-up number. Someone born today is accepted.
+    pub fn parse(input: &str, today: NaiveDate) -> Result<NationalId, NationalIdError> {
         let text = input.trim();
         let compact: String = match text.len() {
             14 if text.as_bytes()[6] == b'-' => format!("{}{}", &text[..6], &text[7..]),
@@ -66,6 +71,9 @@ impl NationalId {
         let year = century + i32::try_from(two(0)).map_err(|_| NationalIdError::Format)?;
         let birth_date =
             NaiveDate::from_ymd_opt(year, two(2), two(4)).ok_or(NationalIdError::BirthDate)?;
+        if birth_date > today {
+            return Err(NationalIdError::FutureBirthDate);
+        }
         if check_digit(&digits) != digits[12] {
             return Err(NationalIdError::CheckDigit);
         }
@@ -133,12 +141,21 @@ mod tests {
         with_check_digit(first12).unwrap()
     }
 
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    /// A `today` late enough for every number these tests use.
+    fn parse(input: &str) -> Result<NationalId, NationalIdError> {
+        NationalId::parse(input, date(2100, 1, 1))
+    }
+
     #[test]
     fn a_valid_number_parses_with_or_without_dash() {
         let n = valid("850101123456");
         let dashed = format!("{}-{}", &n[..6], &n[6..]);
         for input in [n.as_str(), dashed.as_str(), &format!("  {dashed} ")] {
-            let id = NationalId::parse(input).unwrap();
+            let id = parse(input).unwrap();
             assert_eq!(
                 id.birth_date(),
                 NaiveDate::from_ymd_opt(1985, 1, 1).unwrap()
@@ -159,7 +176,7 @@ mod tests {
             ('7', 2099),
             ('8', 2099),
         ] {
-            let id = NationalId::parse(&valid(&format!("991231{s}23456"))).unwrap();
+            let id = parse(&valid(&format!("991231{s}23456"))).unwrap();
             assert_eq!(id.birth_year(), year, "7th digit {s}");
         }
     }
@@ -168,7 +185,7 @@ mod tests {
     fn the_check_digit_follows_the_weights() {
         // 9·2 + 0·3 + 0·4 + 1·5 + 0·6 + 1·7 + 1·8 = 38; 38 mod 11 = 5; (11 − 5) mod 10 = 6.
         assert_eq!(valid("900101100000"), "9001011000006");
-        assert!(NationalId::parse("900101-1000006").is_ok());
+        assert!(parse("900101-1000006").is_ok());
     }
 
     #[test]
@@ -190,22 +207,54 @@ mod tests {
             (wrong_check, NationalIdError::CheckDigit),
         ];
         for (input, expected) in cases {
-            assert_eq!(NationalId::parse(&input).err(), Some(expected), "{input:?}");
+            assert_eq!(parse(&input).err(), Some(expected), "{input:?}");
         }
     }
 
     #[test]
-    fn leap_days_are_real_dates_only_in_leap_years() {
-        assert!(NationalId::parse(&valid("000229323456")).is_ok());
+    fn a_birth_date_after_today_is_refused_and_today_itself_is_accepted() {
+        let today = date(2020, 3, 12);
+        let born_today = valid("200312323456");
+        let born_tomorrow = valid("200313323456");
+        let born_yesterday = valid("200311423456");
         assert_eq!(
-            NationalId::parse(&valid("010229323456")).err(),
+            NationalId::parse(&born_today, today).unwrap().birth_date(),
+            today
+        );
+        assert!(NationalId::parse(&born_yesterday, today).is_ok());
+        assert_eq!(
+            NationalId::parse(&born_tomorrow, today).err(),
+            Some(NationalIdError::FutureBirthDate)
+        );
+        // A century digit for the 2000s on a 1990s birth year: the far future.
+        assert_eq!(
+            NationalId::parse(&valid("991231323456"), today).err(),
+            Some(NationalIdError::FutureBirthDate)
+        );
+        assert!(NationalId::parse(&valid("991231123456"), today).is_ok());
+    }
+
+    #[test]
+    fn the_date_is_checked_before_it_is_compared_with_today() {
+        let today = date(2020, 3, 12);
+        assert_eq!(
+            NationalId::parse(&valid("201301323456"), today).err(),
+            Some(NationalIdError::BirthDate)
+        );
+    }
+
+    #[test]
+    fn leap_days_are_real_dates_only_in_leap_years() {
+        assert!(parse(&valid("000229323456")).is_ok());
+        assert_eq!(
+            parse(&valid("010229323456")).err(),
             Some(NationalIdError::BirthDate)
         );
     }
 
     #[test]
     fn the_hash_is_keyed_and_stable() {
-        let id = NationalId::parse(&valid("850101123456")).unwrap();
+        let id = parse(&valid("850101123456")).unwrap();
         let a = id.keyed_hash(b"key one");
         assert_eq!(a.len(), 64);
         assert_eq!(a, id.keyed_hash(b"key one"));

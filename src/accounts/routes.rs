@@ -106,7 +106,8 @@ async fn signup(
         name: truncate(form.get("name"), 200),
         email: truncate(form.get("email"), 300),
     };
-    let national_id = match NationalId::parse(form.get("national_id")) {
+    let today = state.policy().await?.today();
+    let national_id = match NationalId::parse(form.get("national_id"), today) {
         Ok(id) => Some(id),
         Err(e) => {
             errors.add("national_id", t.get(e.message_key()));

@@ -6,6 +6,15 @@
 //! `next_attempt_at` is both the retry schedule and the claim lease: claiming a row
 //! moves it into the future, so no other instance sees it as due while it is being
 //! sent, and a claim left behind by a crashed instance comes due again on its own.
+//!
+//! A message's subject and body (verification and reset links, pickup codes,
+//! names) are kept only while it is pending: the statement that marks it `sent`
+//! or `failed` also erases them, so a later read of the table (a backup, a
+//! leaked dump, an operator's query) finds no link that still works. What stays
+//! is what an operator needs: recipient, kind, status, attempts, timestamps and
+//! the last error. A pending message does hold its link in clear, for as long as
+//! delivery takes (seconds, or the length of an SMTP outage); the link's own
+//! expiry bounds that further.
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -16,6 +25,8 @@ use crate::db::{DbConnection, Tx};
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";
 pub const FAILED: &str = "failed";
+/// What a settled message's subject and body become (the columns are `NOT NULL`).
+pub const ERASED: &str = "";
 
 /// A message to send, as a feature hands it over.
 pub struct OutgoingMail<'a> {
@@ -122,6 +133,9 @@ pub(crate) fn mark_sent(
             mail_outbox::status.eq(SENT),
             mail_outbox::sent_at.eq(now),
             mail_outbox::last_error.eq(None::<String>),
+            mail_outbox::subject.eq(ERASED),
+            mail_outbox::body_text.eq(ERASED),
+            mail_outbox::body_html.eq(None::<String>),
         ))
         .execute(tx.conn())?;
     Ok(updated == 1)
@@ -149,6 +163,9 @@ pub(crate) fn mark_failed(tx: &mut Tx<'_>, claimed: &Claimed, error: &str) -> Qu
         .set((
             mail_outbox::status.eq(FAILED),
             mail_outbox::last_error.eq(error),
+            mail_outbox::subject.eq(ERASED),
+            mail_outbox::body_text.eq(ERASED),
+            mail_outbox::body_html.eq(None::<String>),
         ))
         .execute(tx.conn())?;
     Ok(updated == 1)

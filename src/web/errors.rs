@@ -22,6 +22,10 @@ pub enum AppError {
     Csrf,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A form whose fields are not text (invalid UTF-8): no field can be trusted,
+    /// so there is no form to show back, only a page that says so.
+    #[error("a form field is not valid UTF-8")]
+    UnreadableForm,
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("authentication required")]
@@ -81,7 +85,7 @@ impl ResponseError for AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::UnreadableForm => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -117,6 +121,7 @@ impl ResponseError for AppError {
         }
         let kind = match self {
             AppError::Csrf => ErrorKind::Csrf,
+            AppError::UnreadableForm => ErrorKind::UnreadableForm,
             _ => ErrorKind::Status,
         };
         let mut res = res.body(self.status_code().canonical_reason().unwrap_or("error"));
@@ -130,6 +135,7 @@ impl ResponseError for AppError {
 enum ErrorKind {
     Status,
     Csrf,
+    UnreadableForm,
 }
 
 /// Marks a response whose body is already final (a page with form errors, JSON),
@@ -149,6 +155,10 @@ struct ErrorPage {
 fn keys_for(status: StatusCode, kind: Option<ErrorKind>) -> (&'static str, &'static str) {
     match (status.as_u16(), kind) {
         (403, Some(ErrorKind::Csrf)) => ("error.csrf.title", "error.csrf.message"),
+        (400, Some(ErrorKind::UnreadableForm)) => (
+            "error.unreadable_form.title",
+            "error.unreadable_form.message",
+        ),
         (400, _) => ("error.400.title", "error.400.message"),
         (401 | 403, _) => ("error.403.title", "error.403.message"),
         (404 | 405, _) => ("error.404.title", "error.404.message"),

@@ -1,12 +1,14 @@
 //! The outbox sender: delivery over SMTP and into files, retry after an outage,
-//! permanent failures, and exactly-once delivery with several instances.
+//! permanent failures, exactly-once delivery with several instances, and the
+//! subject and body erased once a message is settled.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::TestDatabase;
+use crate::common::fixtures;
 use crate::common::smtp::{ReceivedMail, SmtpSink};
+use crate::common::{TestDatabase, spawn_app};
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use mask_reservation::config::MailTransport;
@@ -86,6 +88,27 @@ fn row(db: &Db, id: i64) -> Row {
         .unwrap()
 }
 
+/// The stored subject and body of a message.
+fn content(db: &Db, id: i64) -> (String, String, Option<String>) {
+    mail_outbox::table
+        .find(id)
+        .select((
+            mail_outbox::subject,
+            mail_outbox::body_text,
+            mail_outbox::body_html,
+        ))
+        .first(&mut *db.get().unwrap())
+        .unwrap()
+}
+
+fn assert_erased(db: &Db, id: i64) {
+    assert_eq!(
+        content(db, id),
+        (String::new(), String::new(), None),
+        "message {id} keeps its subject or body"
+    );
+}
+
 fn make_due(db: &Db, id: i64) {
     diesel::update(mail_outbox::table.find(id))
         .set(mail_outbox::next_attempt_at.eq(Utc::now().naive_utc() - TimeDelta::seconds(1)))
@@ -132,6 +155,7 @@ async fn a_pending_message_is_delivered_with_its_recipient_subject_and_korean_bo
     assert_eq!(row.attempts, 1);
     assert!(row.sent_at.is_some());
     assert_eq!(row.last_error, None);
+    assert_erased(&db, id);
 }
 
 #[tokio::test]
@@ -163,6 +187,11 @@ async fn an_smtp_outage_keeps_the_message_pending_with_back_off_and_it_is_delive
     assert!(waiting.last_error.is_some_and(|e| !e.is_empty()));
     assert!(waiting.next_attempt_at > Utc::now().naive_utc());
     assert_eq!(waiting.sent_at, None);
+    // Kept for the retry.
+    assert_eq!(
+        content(&db, id),
+        (SUBJECT.to_owned(), BODY.to_owned(), None)
+    );
     // Not due yet: a second pass leaves it alone rather than hammering the server.
     assert_eq!(sender.deliver_due().await.unwrap(), 0);
     assert_eq!(row(&db, id).attempts, 1);
@@ -177,6 +206,8 @@ async fn an_smtp_outage_keeps_the_message_pending_with_back_off_and_it_is_delive
     assert_eq!(sent.status, "sent");
     assert_eq!(sent.attempts, 2);
     assert_eq!(sent.last_error, None);
+    assert!(mails[0].text_body().contains("수령 코드: 7K3F-92QD"));
+    assert_erased(&db, id);
 }
 
 #[tokio::test]
@@ -215,6 +246,7 @@ async fn a_message_that_keeps_failing_is_given_up_after_the_last_attempt() {
     assert_eq!(given_up.status, "failed");
     assert_eq!(given_up.attempts, MAX_ATTEMPTS);
     assert!(given_up.last_error.is_some());
+    assert_erased(&db, id);
 }
 
 #[tokio::test]
@@ -252,6 +284,7 @@ async fn the_file_transport_writes_one_eml_per_message() {
     );
     for id in ids {
         assert_eq!(row(&db, id).status, "sent");
+        assert_erased(&db, id);
     }
 }
 
@@ -271,6 +304,7 @@ async fn an_invalid_recipient_fails_at_once_without_holding_up_the_others() {
     assert_eq!(failed.status, "failed");
     assert_eq!(failed.attempts, 1);
     assert!(failed.last_error.is_some());
+    assert_erased(&db, invalid);
     assert_eq!(row(&db, first).status, "sent");
     assert_eq!(row(&db, last).status, "sent");
     let recipients: Vec<_> = sink
@@ -370,4 +404,134 @@ async fn an_unreachable_database_is_an_error_to_retry_not_a_panic() {
     let result = sender(&db, smtp(down.port)).deliver_due().await;
 
     assert!(result.is_err());
+}
+
+/// The first http link in a mail body, as a path with its query.
+fn link_path(body: &str) -> String {
+    let start = body.find("http://").expect("a link in the mail");
+    let link = body[start..].split_whitespace().next().unwrap();
+    let url = url::Url::parse(link).unwrap();
+    format!("{}?{}", url.path(), url.query().unwrap_or(""))
+}
+
+/// Every subject and body the outbox holds, as one text to search.
+fn outbox_text(db: &Db) -> String {
+    let rows: Vec<(String, String, String)> = mail_outbox::table
+        .select((
+            mail_outbox::status,
+            mail_outbox::subject,
+            mail_outbox::body_text,
+        ))
+        .load(&mut *db.get().unwrap())
+        .unwrap();
+    rows.into_iter()
+        .map(|(status, subject, body)| format!("{status}\n{subject}\n{body}\n"))
+        .collect()
+}
+
+async fn wait_until_settled(db: &Db, count: i64) {
+    crate::common::eventually(Duration::from_secs(10), "mail marked sent", || {
+        let sent: i64 = mail_outbox::table
+            .filter(mail_outbox::status.eq("sent"))
+            .count()
+            .get_result(&mut *db.get().unwrap())
+            .unwrap();
+        async move { (sent >= count).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn once_delivered_verification_and_reset_links_are_gone_from_the_outbox_and_still_work() {
+    let app = spawn_app().await;
+    let res = app
+        .post_form(
+            "/signup",
+            &[
+                ("national_id", &fixtures::unique_national_id()),
+                ("name", "홍길동"),
+                ("email", "hong@example.com"),
+                ("password", fixtures::PASSWORD),
+                ("password_confirm", fixtures::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let verify = link_path(&app.smtp.wait_for(1).await[0].text_body());
+    let res = app
+        .post_form("/password/forgot", &[("email", "hong@example.com")])
+        .await;
+    assert_eq!(res.status(), 200);
+    let reset = link_path(&app.smtp.wait_for(2).await[1].text_body());
+    wait_until_settled(&app.db, 2).await;
+
+    let stored = outbox_text(&app.db);
+    for path in [&verify, &reset] {
+        let token = path.split("token=").nth(1).unwrap();
+        assert!(token.len() >= 16, "{path}");
+        assert!(!stored.contains(token), "a link is still stored: {stored}");
+    }
+    assert!(!stored.contains("홍길동"), "{stored}");
+
+    // The links in the delivered mail still work.
+    let res = app.get(&verify).await;
+    assert_eq!(res.status(), 200);
+    let token = reset.split("token=").nth(1).unwrap();
+    let res = app
+        .post_form(
+            "/password/reset",
+            &[
+                ("token", token),
+                ("password", "a brand new password"),
+                ("password_confirm", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let v = app.new_visitor();
+    assert_eq!(
+        v.login("hong@example.com", "a brand new password")
+            .await
+            .status(),
+        303
+    );
+}
+
+/// Rows settled before messages were erased on settling lose their subject and
+/// body when the database is migrated; pending rows keep theirs.
+#[tokio::test]
+async fn migrating_erases_what_earlier_settled_messages_kept() {
+    use diesel::connection::SimpleConnection;
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let pending = enqueue(&db, "pending@example.com");
+    let sent = enqueue(&db, "sent@example.com");
+    let failed = enqueue(&db, "failed@example.com");
+    let mut conn = db.get().unwrap();
+    for (id, status) in [(sent, "sent"), (failed, "failed")] {
+        diesel::update(mail_outbox::table.find(id))
+            .set((
+                mail_outbox::status.eq(status),
+                mail_outbox::body_html.eq(Some("<a href=\"http://x/?token=t\">")),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+
+    let up = match db.backend() {
+        mask_reservation::db::Backend::Sqlite => include_str!(
+            "../../migrations/sqlite/2026-11-26-131500_erase_settled_mail_bodies/up.sql"
+        ),
+        mask_reservation::db::Backend::Postgres => include_str!(
+            "../../migrations/postgres/2026-11-26-131500_erase_settled_mail_bodies/up.sql"
+        ),
+    };
+    conn.batch_execute(up).unwrap();
+
+    assert_erased(&db, sent);
+    assert_erased(&db, failed);
+    assert_eq!(
+        content(&db, pending),
+        (SUBJECT.to_owned(), BODY.to_owned(), None)
+    );
 }

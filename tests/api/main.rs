@@ -14,6 +14,7 @@ mod authorization;
 mod browser;
 mod cli;
 mod foundation;
+mod hostile_input;
 mod mail;
 mod pages;
 mod rate_limit;

@@ -335,7 +335,8 @@ pub mod fixtures {
     ) -> i64 {
         let mut conn = db.get().unwrap();
         let password_hash = hash(&NewPassword::parse(PASSWORD).unwrap()).unwrap();
-        let national_id = NationalId::parse(&unique_national_id()).unwrap();
+        let today = chrono::Utc::now().date_naive();
+        let national_id = NationalId::parse(&unique_national_id(), today).unwrap();
         write_tx(&mut conn, |tx| {
             let person_id = match role {
                 Role::Citizen => Some(find_or_insert_person(
