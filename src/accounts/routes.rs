@@ -6,26 +6,28 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::national_id::NationalId;
 use crate::accounts::password::{self, NewPassword};
-use crate::accounts::service::{self, AccountError, Signup};
+use crate::accounts::service::{self, AccountError, Signup, SignupOutcome};
 use crate::accounts::tokens::{self, Purpose, TokenError};
+use crate::config::AppEnv;
 use crate::i18n::Tr;
-use crate::rate_limit::Decision;
+use crate::rate_limit::{self, Decision};
 use crate::state::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
+use crate::web::device::Device;
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData, bounded, truncate};
 use crate::web::limits;
 use crate::web::page::PageCtx;
-use crate::web::session::{self, NEW_ACCOUNT_EPOCH, SessionUser};
+use crate::web::session::{self, SessionUser};
 use crate::web::{render, safe_next, see_other};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/signup", web::get().to(signup_form))
         .route("/signup", web::post().to(signup))
+        .route(SIGNUP_SENT, web::get().to(signup_sent))
         .route("/verify-email", web::get().to(verify_email))
         .route("/verify-email/resend", web::post().to(resend_verification))
         .route("/login", web::get().to(login_form))
@@ -134,6 +136,7 @@ async fn signup(
     };
 
     let password_hash = hash_password(password).await?;
+    let address = email.as_str().to_owned();
     let signup = Signup {
         national_id,
         name,
@@ -145,32 +148,42 @@ async fn signup(
     let base_url = state.base_url.clone();
     let outcome = state
         .db
-        .write(move |tx| {
-            let id = service::sign_up(tx, &key, &signup, &tr, &base_url);
-            id.map(|id| (id, signup.name.as_str().to_owned()))
-        })
-        .await;
-    match outcome {
-        Ok((user_id, name)) => {
-            state.mail_wake.notify_one();
-            let user = SessionUser::new(user_id, Role::Citizen, name, NEW_ACCOUNT_EPOCH);
-            session::log_in(&session, &user).map_err(AppError::internal)?;
-            session::set_flash(&session, "signup.done");
-            Ok(see_other("/reservations"))
-        }
-        Err(crate::db::DbError::Work(AccountError::Duplicate)) => {
-            errors.set_general(t.get("signup.duplicate"));
-            render(
-                &SignupPage {
-                    page,
-                    values,
-                    errors,
-                },
-                StatusCode::CONFLICT,
-            )
-        }
-        Err(e) => Err(e.into()),
+        .write(move |tx| service::sign_up(tx, &key, &signup, &tr, &base_url))
+        .await?;
+    if outcome == SignupOutcome::Taken {
+        tracing::info!("sign-up for a registered e-mail or national ID; the owner is told by mail");
     }
+    // Whatever happened, the same answer: a mail is on its way to the address.
+    state.mail_wake.notify_one();
+    session::set_signup_address(&session, &address).map_err(AppError::internal)?;
+    Ok(see_other(SIGNUP_SENT))
+}
+
+/// Where every sign-up lands.
+const SIGNUP_SENT: &str = "/signup/sent";
+
+#[derive(Template)]
+#[template(path = "accounts/signup_sent.html")]
+struct SignupSentPage {
+    page: PageCtx,
+    /// Names the address the mail went to.
+    message: String,
+}
+
+/// "Check your e-mail": where the mail went and what to do next.
+async fn signup_sent(
+    page: PageCtx,
+    session: Session,
+    user: Option<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(user) = user {
+        return Ok(see_other(user.role.home_path()));
+    }
+    let Some(email) = session::signup_address(&session) else {
+        return Ok(see_other("/signup"));
+    };
+    let message = page.t.fmt("signup.sent", &[("email", &email)]);
+    render(&SignupSentPage { page, message }, StatusCode::OK)
 }
 
 // ---- e-mail verification -------------------------------------------------
@@ -309,14 +322,6 @@ async fn login(
 ) -> Result<HttpResponse, AppError> {
     let email = truncate(form.get("email").trim(), 300).to_lowercase();
     let next = safe_next(form.get("next")).to_owned();
-    limits::check_client(&state, &req, "login", state.rate_limits.login_per_ip).await?;
-    limits::check(
-        &state,
-        format!("login:account:{email}"),
-        state.rate_limits.login_per_account,
-    )
-    .await?;
-
     let password = bounded(form.get("password"), password::MAX_LEN)
         .unwrap_or("")
         .to_owned();
@@ -325,11 +330,39 @@ async fn login(
         .db
         .run(move |conn| service::find_for_login(conn, &lookup))
         .await?;
+
+    let now = state.clock.now();
+    let device = candidate
+        .as_ref()
+        .and_then(|c| Device::of_request(&req, &state.keys.device, c.id, now));
+    let ip = limits::client_ip(&req, state.config.trust_forwarded);
+    let buckets = service::login_buckets(
+        &state.rate_limits,
+        &email,
+        &ip,
+        device.as_ref().map(|d| d.device_id.as_str()),
+    );
+    let charged = buckets.clone();
+    let decision = state
+        .db
+        .write(move |tx| rate_limit::hit_all(tx, &charged, now))
+        .await?;
+    if let Decision::Limited { retry_after_secs } = decision {
+        return Err(AppError::TooManyRequests { retry_after_secs });
+    }
+
     // The same work and the same answer whether or not the account exists.
     let phc = candidate.as_ref().map(|c| c.password_hash.clone());
     let password_ok = web::block(move || password::verify_login(&password, phc.as_deref()))
         .await
         .map_err(AppError::internal)?;
+    if password_ok {
+        // Only failures count against the limits.
+        state
+            .db
+            .write(move |tx| rate_limit::release_all(tx, &buckets, now))
+            .await?;
+    }
 
     let t = &page.t;
     let mut errors = FieldErrors::default();
@@ -367,7 +400,14 @@ async fn login(
     } else {
         next
     };
-    Ok(see_other(&target))
+    // This browser is now one the account has used: remember it, or remember
+    // it for longer.
+    let device = device.map_or_else(|| Device::new(user.id, now), |d| d.renewed(now));
+    let secure = state.config.app_env == AppEnv::Production;
+    let mut res = see_other(&target);
+    res.add_cookie(&device.cookie(&state.keys.device, secure))
+        .map_err(AppError::internal)?;
+    Ok(res)
 }
 
 /// Ends the session. Cookies carry the session, so a copy of this one would
