@@ -6,14 +6,20 @@
 //! has many, and a visitor can connect from any of them.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
+use mask_reservation::accounts::email::{DisplayName, Email};
+use mask_reservation::accounts::national_id::NationalId;
+use mask_reservation::accounts::password::{self, NewPassword};
+use mask_reservation::accounts::service::{self, Signup, SignupOutcome};
 use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{account_tokens, mail_outbox, people, users};
+use mask_reservation::db::write_tx;
+use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::rate_limit::{Limit, RateLimits};
 use reqwest::redirect::Policy;
 
@@ -352,6 +358,76 @@ async fn racing_sign_ups_for_one_email_make_one_account_and_tell_its_owner() {
         7,
         "{kinds:?}"
     );
+}
+
+/// Sign-up transactions that really overlap: each thread holds a connection
+/// and waits at a barrier, then all begin at once. On PostgreSQL the losers
+/// meet the UNIQUE constraints inside their transactions, are tried again,
+/// and end as notices; on SQLite the write lock puts them in a row.
+fn overlapping_sign_ups(app: &TestApp, shared_id: bool) -> Vec<SignupOutcome> {
+    const RACERS: usize = 6;
+    let hash = password::hash(&NewPassword::parse(PASSWORD).unwrap()).unwrap();
+    let catalog = Arc::new(Catalog::load().unwrap());
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let (db, barrier) = (app.db.clone(), barrier.clone());
+            let key = app.state.keys.national_id.clone();
+            let tr = Tr::new(catalog.clone(), Lang::Ko);
+            let (id, email) = if shared_id {
+                (FIRST_ID_12.to_owned(), format!("racer{i}@example.com"))
+            } else {
+                (format!("9001012234{i:02}"), "racer@example.com".to_owned())
+            };
+            let signup = Signup {
+                national_id: NationalId::parse(&fixtures::national_id(&id)).unwrap(),
+                name: DisplayName::parse("홍길동").unwrap(),
+                email: Email::parse(&email).unwrap(),
+                password_hash: hash.clone(),
+            };
+            std::thread::spawn(move || {
+                let mut conn = db.get().unwrap();
+                barrier.wait();
+                write_tx(&mut conn, |tx| {
+                    service::sign_up(tx, &key, &signup, &tr, "http://localhost")
+                })
+                .unwrap()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_sign_up_transactions_make_one_account_and_notices_for_the_rest() {
+    for shared_id in [true, false] {
+        let app = spawn_app().await;
+        let outcomes = {
+            let app = &app;
+            tokio::task::block_in_place(|| overlapping_sign_ups(app, shared_id))
+        };
+        let created = outcomes
+            .iter()
+            .filter(|o| matches!(o, SignupOutcome::Created { .. }))
+            .count();
+        assert_eq!(created, 1, "shared ID {shared_id}: {outcomes:?}");
+        assert_eq!(count_users(&app), 1);
+        let mut conn = app.db.get().unwrap();
+        let persons: i64 = people::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(persons, 1, "shared ID {shared_id}");
+        let notice = if shared_id {
+            "signup_national_id_taken"
+        } else {
+            "signup_email_taken"
+        };
+        let kinds: Vec<String> = outbox(&app).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == notice).count(),
+            5,
+            "{kinds:?}"
+        );
+        assert_invariants(&app.db);
+    }
 }
 
 // ---- login failures --------------------------------------------------------
