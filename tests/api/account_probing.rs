@@ -530,6 +530,37 @@ async fn a_guesser_is_stopped_with_retry_after_until_the_window_ends() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_failures_pass_exactly_up_to_the_limit() {
+    let Login { app, .. } = login_app(limits(1000, 4, 2)).await;
+    let guesser = browser_at(&app, "127.0.0.9");
+    guesser.csrf_token().await;
+    let statuses = futures_util::future::join_all(
+        (0..12).map(|_| status_of_login(&guesser, "owner@example.com", "guess")),
+    )
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        8,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        status_of_login(
+            &browser_at(&app, "127.0.0.10"),
+            "owner@example.com",
+            PASSWORD
+        )
+        .await,
+        303
+    );
+    assert_invariants(&app.db);
+}
+
 #[tokio::test]
 async fn failures_from_one_address_do_not_block_the_right_password_from_another() {
     let Login { app, .. } = login_app(limits(1000, 3, 2)).await;
