@@ -4,6 +4,7 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::accounts::email::{DisplayName, Email};
@@ -13,7 +14,7 @@ use crate::accounts::service::{self, AccountError, Signup, SignupOutcome};
 use crate::accounts::tokens::{self, Purpose, TokenError};
 use crate::config::AppEnv;
 use crate::i18n::Tr;
-use crate::rate_limit::{self, Decision};
+use crate::rate_limit::{self, Decision, Limit};
 use crate::state::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
 use crate::web::device::Device;
@@ -331,37 +332,16 @@ async fn login(
         .run(move |conn| service::find_for_login(conn, &lookup))
         .await?;
 
-    let now = state.clock.now();
-    let device = candidate
-        .as_ref()
-        .and_then(|c| Device::of_request(&req, &state.keys.device, c.id, now));
-    let ip = limits::client_ip(&req, state.config.trust_forwarded);
-    let buckets = service::login_buckets(
-        &state.rate_limits,
-        &email,
-        &ip,
-        device.as_ref().map(|d| d.device_id.as_str()),
-    );
-    let charged = buckets.clone();
-    let decision = state
-        .db
-        .write(move |tx| rate_limit::hit_all(tx, &charged, now))
-        .await?;
-    if let Decision::Limited { retry_after_secs } = decision {
-        return Err(AppError::TooManyRequests { retry_after_secs });
-    }
+    let charged = charge_login(&state, &req, &email, candidate.as_ref().map(|c| c.id)).await?;
 
     // The same work and the same answer whether or not the account exists.
     let phc = candidate.as_ref().map(|c| c.password_hash.clone());
     let password_ok = web::block(move || password::verify_login(&password, phc.as_deref()))
         .await
         .map_err(AppError::internal)?;
+    let (device, now) = (charged.device.clone(), charged.at);
     if password_ok {
-        // Only failures count against the limits.
-        state
-            .db
-            .write(move |tx| rate_limit::release_all(tx, &buckets, now))
-            .await?;
+        charged.refund(&state).await?;
     }
 
     let t = &page.t;
@@ -408,6 +388,56 @@ async fn login(
     res.add_cookie(&device.cookie(&state.keys.device, secure))
         .map_err(AppError::internal)?;
     Ok(res)
+}
+
+/// A login attempt's place in the failure limits, taken before its password
+/// is checked, so that attempts in flight count too.
+struct Charged {
+    /// The browser's device cookie, when it names the account.
+    device: Option<Device>,
+    buckets: Vec<(String, Limit)>,
+    at: DateTime<Utc>,
+}
+
+/// Counts the attempt on every limit it is charged to; over one, the 429.
+async fn charge_login(
+    state: &AppState,
+    req: &HttpRequest,
+    email: &str,
+    account: Option<i64>,
+) -> Result<Charged, AppError> {
+    let at = state.clock.now();
+    let device = account.and_then(|id| Device::of_request(req, &state.keys.device, id, at));
+    let ip = limits::client_ip(req, state.config.trust_forwarded);
+    let device_id = device.as_ref().map(|d| d.device_id.as_str());
+    let buckets = service::login_buckets(&state.rate_limits, email, &ip, device_id);
+    let counted = buckets.clone();
+    match state
+        .db
+        .write(move |tx| rate_limit::hit_all(tx, &counted, at))
+        .await?
+    {
+        Decision::Allowed => Ok(Charged {
+            device,
+            buckets,
+            at,
+        }),
+        Decision::Limited { retry_after_secs } => {
+            Err(AppError::TooManyRequests { retry_after_secs })
+        }
+    }
+}
+
+impl Charged {
+    /// Gives the place back: only failures count against the limits.
+    async fn refund(self, state: &AppState) -> Result<(), AppError> {
+        let (buckets, at) = (self.buckets, self.at);
+        state
+            .db
+            .write(move |tx| rate_limit::release_all(tx, &buckets, at))
+            .await?;
+        Ok(())
+    }
 }
 
 /// Ends the session. Cookies carry the session, so a copy of this one would
