@@ -230,6 +230,14 @@ async fn the_holder_of_a_taken_national_id_is_told_at_their_own_address() {
         body.contains("118"),
         "what to do if it was not them: {body}"
     );
+    assert!(
+        body.contains("holder@example.com"),
+        "where to log in: {body}"
+    );
+    assert!(
+        body.contains(&format!("{}/password/forgot", app.address)),
+        "{body}"
+    );
     assert!(!body.contains("intruder@example.com"));
     assert_eq!(
         outbox(&app),
