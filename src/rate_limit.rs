@@ -31,8 +31,16 @@ impl Limit {
 /// The limits the application applies; tests may loosen or tighten them.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
+    /// Failed logins from one address, whatever the account: high, because a
+    /// carrier's NAT puts many people behind one address.
     pub login_per_ip: Limit,
-    pub login_per_account: Limit,
+    /// Failed logins on one account from one address. Keyed by both, so that a
+    /// stranger's failures elsewhere never lock the owner out.
+    pub login_per_account_ip: Limit,
+    /// Failed logins from a browser whose device cookie names the account: it
+    /// replaces the two limits above, and is small, so that a stolen cookie is
+    /// no unlimited oracle.
+    pub login_per_device: Limit,
     pub signup_per_ip: Limit,
     pub forgot_per_ip: Limit,
     pub forgot_per_account: Limit,
@@ -42,8 +50,9 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            login_per_ip: Limit::per_minutes(30, 5),
-            login_per_account: Limit::per_minutes(10, 15),
+            login_per_ip: Limit::per_minutes(200, 15),
+            login_per_account_ip: Limit::per_minutes(10, 15),
+            login_per_device: Limit::per_minutes(5, 15),
             signup_per_ip: Limit::per_minutes(10, 60),
             forgot_per_ip: Limit::per_minutes(10, 60),
             forgot_per_account: Limit::per_minutes(3, 60),
@@ -78,7 +87,7 @@ pub fn hit(
 ) -> QueryResult<Decision> {
     let now = now.timestamp();
     let window = limit.window_secs.max(1);
-    let start = now - now.rem_euclid(window);
+    let start = window_start(limit, now);
     let retry_after_secs = u64::try_from(start + window - now).unwrap_or(1).max(1);
     if limit.max < 1 {
         return Ok(Decision::Limited { retry_after_secs });
@@ -100,6 +109,50 @@ pub fn hit(
     } else {
         Decision::Allowed
     })
+}
+
+/// The start (Unix seconds) of the window of `limit` that holds `now`.
+fn window_start(limit: Limit, now: i64) -> i64 {
+    now - now.rem_euclid(limit.window_secs.max(1))
+}
+
+/// Counts one hit on every bucket, or on none: when one is full, the hits
+/// already counted here are taken back and the answer is that bucket's wait.
+/// Run in one transaction, so no other request sees the half-counted state.
+pub fn hit_all(
+    tx: &mut Tx<'_>,
+    buckets: &[(String, Limit)],
+    now: DateTime<Utc>,
+) -> QueryResult<Decision> {
+    for (i, (bucket, limit)) in buckets.iter().enumerate() {
+        if let limited @ Decision::Limited { .. } = hit(tx, bucket, *limit, now)? {
+            release_all(tx, &buckets[..i], now)?;
+            return Ok(limited);
+        }
+    }
+    Ok(Decision::Allowed)
+}
+
+/// Takes back one hit counted at `at` on every bucket: for an attempt that
+/// turned out not to count (a login that succeeded). Counting first and taking
+/// back later, rather than counting afterwards, keeps the limit exact under
+/// concurrency: attempts in flight hold their place in the window.
+pub fn release_all(
+    tx: &mut Tx<'_>,
+    buckets: &[(String, Limit)],
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
+    for (bucket, limit) in buckets {
+        diesel::update(
+            rate_limits::table
+                .filter(rate_limits::bucket.eq(bucket))
+                .filter(rate_limits::window_start.eq(window_start(*limit, at.timestamp())))
+                .filter(rate_limits::hits.gt(0)),
+        )
+        .set(rate_limits::hits.eq(rate_limits::hits - 1))
+        .execute(tx.conn())?;
+    }
+    Ok(())
 }
 
 /// Removes windows that ended more than a day before `now`.

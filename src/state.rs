@@ -52,6 +52,8 @@ impl AppState {
 pub struct Keys {
     pub cookie: Key,
     pub national_id: Vec<u8>,
+    /// Signs the device cookie (`web::device`).
+    pub device: Vec<u8>,
 }
 
 impl Keys {
@@ -70,6 +72,7 @@ impl Keys {
         Keys {
             cookie: Key::from(&derive("cookie")),
             national_id: derive("national id hash").to_vec(),
+            device: derive("device cookie").to_vec(),
         }
     }
 }
@@ -87,6 +90,10 @@ mod tests {
         assert_eq!(a.cookie.master(), b.cookie.master());
         assert_ne!(a.national_id, other.national_id);
         assert_ne!(&a.national_id[..], a.cookie.master());
+        assert_eq!(a.device, b.device);
+        assert_ne!(a.device, other.device);
+        assert_ne!(a.device, a.national_id);
+        assert_ne!(&a.device[..], a.cookie.master());
         assert_eq!(a.national_id.len(), 64);
     }
 }

@@ -4,28 +4,31 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::national_id::NationalId;
 use crate::accounts::password::{self, NewPassword};
-use crate::accounts::service::{self, AccountError, Signup};
+use crate::accounts::service::{self, AccountError, Signup, SignupOutcome};
 use crate::accounts::tokens::{self, Purpose, TokenError};
+use crate::config::AppEnv;
 use crate::i18n::Tr;
-use crate::rate_limit::Decision;
+use crate::rate_limit::{self, Decision, Limit};
 use crate::state::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
+use crate::web::device::Device;
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData, bounded, truncate};
 use crate::web::limits;
 use crate::web::page::PageCtx;
-use crate::web::session::{self, NEW_ACCOUNT_EPOCH, SessionUser};
+use crate::web::session::{self, SessionUser};
 use crate::web::{render, safe_next, see_other};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/signup", web::get().to(signup_form))
         .route("/signup", web::post().to(signup))
+        .route(SIGNUP_SENT, web::get().to(signup_sent))
         .route("/verify-email", web::get().to(verify_email))
         .route("/verify-email/resend", web::post().to(resend_verification))
         .route("/login", web::get().to(login_form))
@@ -135,6 +138,7 @@ async fn signup(
     };
 
     let password_hash = hash_password(password).await?;
+    let address = email.as_str().to_owned();
     let signup = Signup {
         national_id,
         name,
@@ -146,32 +150,42 @@ async fn signup(
     let base_url = state.base_url.clone();
     let outcome = state
         .db
-        .write(move |tx| {
-            let id = service::sign_up(tx, &key, &signup, &tr, &base_url);
-            id.map(|id| (id, signup.name.as_str().to_owned()))
-        })
-        .await;
-    match outcome {
-        Ok((user_id, name)) => {
-            state.mail_wake.notify_one();
-            let user = SessionUser::new(user_id, Role::Citizen, name, NEW_ACCOUNT_EPOCH);
-            session::log_in(&session, &user).map_err(AppError::internal)?;
-            session::set_flash(&session, "signup.done");
-            Ok(see_other("/reservations"))
-        }
-        Err(crate::db::DbError::Work(AccountError::Duplicate)) => {
-            errors.set_general(t.get("signup.duplicate"));
-            render(
-                &SignupPage {
-                    page,
-                    values,
-                    errors,
-                },
-                StatusCode::CONFLICT,
-            )
-        }
-        Err(e) => Err(e.into()),
+        .write(move |tx| service::sign_up(tx, &key, &signup, &tr, &base_url))
+        .await?;
+    if outcome == SignupOutcome::Taken {
+        tracing::info!("sign-up for a registered e-mail or national ID; the owner is told by mail");
     }
+    // Whatever happened, the same answer: a mail is on its way to the address.
+    state.mail_wake.notify_one();
+    session::set_signup_address(&session, &address).map_err(AppError::internal)?;
+    Ok(see_other(SIGNUP_SENT))
+}
+
+/// Where every sign-up lands.
+const SIGNUP_SENT: &str = "/signup/sent";
+
+#[derive(Template)]
+#[template(path = "accounts/signup_sent.html")]
+struct SignupSentPage {
+    page: PageCtx,
+    /// Names the address the mail went to.
+    message: String,
+}
+
+/// "Check your e-mail": where the mail went and what to do next.
+async fn signup_sent(
+    page: PageCtx,
+    session: Session,
+    user: Option<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(user) = user {
+        return Ok(see_other(user.role.home_path()));
+    }
+    let Some(email) = session::signup_address(&session) else {
+        return Ok(see_other("/signup"));
+    };
+    let message = page.t.fmt("signup.sent", &[("email", &email)]);
+    render(&SignupSentPage { page, message }, StatusCode::OK)
 }
 
 // ---- e-mail verification -------------------------------------------------
@@ -310,14 +324,6 @@ async fn login(
 ) -> Result<HttpResponse, AppError> {
     let email = truncate(form.get("email").trim(), 300).to_lowercase();
     let next = safe_next(form.get("next")).to_owned();
-    limits::check_client(&state, &req, "login", state.rate_limits.login_per_ip).await?;
-    limits::check(
-        &state,
-        format!("login:account:{email}"),
-        state.rate_limits.login_per_account,
-    )
-    .await?;
-
     let password = bounded(form.get("password"), password::MAX_LEN)
         .unwrap_or("")
         .to_owned();
@@ -326,11 +332,18 @@ async fn login(
         .db
         .run(move |conn| service::find_for_login(conn, &lookup))
         .await?;
+
+    let charged = charge_login(&state, &req, &email, candidate.as_ref().map(|c| c.id)).await?;
+
     // The same work and the same answer whether or not the account exists.
     let phc = candidate.as_ref().map(|c| c.password_hash.clone());
     let password_ok = web::block(move || password::verify_login(&password, phc.as_deref()))
         .await
         .map_err(AppError::internal)?;
+    let (device, now) = (charged.device.clone(), charged.at);
+    if password_ok {
+        charged.refund(&state).await?;
+    }
 
     let t = &page.t;
     let mut errors = FieldErrors::default();
@@ -368,7 +381,64 @@ async fn login(
     } else {
         next
     };
-    Ok(see_other(&target))
+    // This browser is now one the account has used: remember it, or remember
+    // it for longer.
+    let device = device.map_or_else(|| Device::new(user.id, now), |d| d.renewed(now));
+    let secure = state.config.app_env == AppEnv::Production;
+    let mut res = see_other(&target);
+    res.add_cookie(&device.cookie(&state.keys.device, secure))
+        .map_err(AppError::internal)?;
+    Ok(res)
+}
+
+/// A login attempt's place in the failure limits, taken before its password
+/// is checked, so that attempts in flight count too.
+struct Charged {
+    /// The browser's device cookie, when it names the account.
+    device: Option<Device>,
+    buckets: Vec<(String, Limit)>,
+    at: DateTime<Utc>,
+}
+
+/// Counts the attempt on every limit it is charged to; over one, the 429.
+async fn charge_login(
+    state: &AppState,
+    req: &HttpRequest,
+    email: &str,
+    account: Option<i64>,
+) -> Result<Charged, AppError> {
+    let at = state.clock.now();
+    let device = account.and_then(|id| Device::of_request(req, &state.keys.device, id, at));
+    let ip = limits::client_ip(req, state.config.trust_forwarded);
+    let device_id = device.as_ref().map(|d| d.device_id.as_str());
+    let buckets = service::login_buckets(&state.rate_limits, email, &ip, device_id);
+    let counted = buckets.clone();
+    match state
+        .db
+        .write(move |tx| rate_limit::hit_all(tx, &counted, at))
+        .await?
+    {
+        Decision::Allowed => Ok(Charged {
+            device,
+            buckets,
+            at,
+        }),
+        Decision::Limited { retry_after_secs } => {
+            Err(AppError::TooManyRequests { retry_after_secs })
+        }
+    }
+}
+
+impl Charged {
+    /// Gives the place back: only failures count against the limits.
+    async fn refund(self, state: &AppState) -> Result<(), AppError> {
+        let (buckets, at) = (self.buckets, self.at);
+        state
+            .db
+            .write(move |tx| rate_limit::release_all(tx, &buckets, at))
+            .await?;
+        Ok(())
+    }
 }
 
 /// Ends the session. Cookies carry the session, so a copy of this one would

@@ -11,17 +11,20 @@ use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::national_id::NationalId;
 use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use crate::accounts::tokens::{self, Purpose, TokenError};
-use crate::db::schema::users;
+use crate::db::schema::{people, users};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
+use crate::rate_limit::{Limit, RateLimits};
 
 /// Why an account action did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    /// The national ID or e-mail already has an account.
-    #[error("an account already exists")]
-    Duplicate,
+    /// Another transaction took the national ID or e-mail between this one's
+    /// look-up and its insert. Retried by `write_tx`: the retry sees the
+    /// winner's account and answers as for any taken one.
+    #[error("lost a race for a unique national ID or e-mail")]
+    Raced,
     #[error(transparent)]
     Token(TokenError),
     /// Not transparent: the database error stays in the cause chain, where a
@@ -32,7 +35,11 @@ pub enum AccountError {
 
 impl AsRetryable for AccountError {
     fn is_retryable(&self) -> bool {
-        matches!(self, AccountError::Db(e) if is_retryable(e))
+        match self {
+            AccountError::Raced => true,
+            AccountError::Db(e) => is_retryable(e),
+            AccountError::Token(_) => false,
+        }
     }
 }
 
@@ -44,23 +51,62 @@ pub struct Signup {
     pub password_hash: String,
 }
 
-/// Creates the citizen, unverified, and queues the verification mail. Returns
-/// the new user's id.
+/// What a sign-up did. The visitor is answered the same either way: the page
+/// must not tell whether an address or a national ID is registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// A new, unverified account; its verification mail is queued.
+    Created { user_id: i64 },
+    /// The e-mail or the national ID already has an account: nothing was
+    /// created, and the owner of each is told by mail that someone tried.
+    Taken,
+}
+
+/// An account that stands in a new sign-up's way, and where its owner reads mail.
+struct Holder {
+    id: i64,
+    email: String,
+    name: String,
+}
+
+/// Creates the citizen, unverified, and queues the verification mail; or, when
+/// the e-mail or the national ID already has an account, queues a notice to the
+/// owner of each instead.
 pub fn sign_up(
     tx: &mut Tx<'_>,
     id_key: &[u8],
     s: &Signup,
     t: &Tr,
     base_url: &str,
-) -> Result<i64, AccountError> {
+) -> Result<SignupOutcome, AccountError> {
     let id_hash = s.national_id.keyed_hash(id_key);
-    // Two sign-ups racing for the same ID or e-mail: the database's UNIQUE
-    // constraints decide, and the loser is told the same as any duplicate (the
-    // transaction is rolled back by the caller's `write_tx`).
-    let duplicate = |e: DieselError| match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            AccountError::Duplicate
+    let by_email: Option<Holder> = users::table
+        .filter(users::email.eq(s.email.as_str()))
+        .select((users::id, users::email, users::name))
+        .first::<(i64, String, String)>(tx.conn())
+        .optional()?
+        .map(|(id, email, name)| Holder { id, email, name });
+    let by_id: Option<Holder> = users::table
+        .inner_join(people::table)
+        .filter(people::national_id_hash.eq(&id_hash))
+        .select((users::id, users::email, users::name))
+        .first::<(i64, String, String)>(tx.conn())
+        .optional()?
+        .map(|(id, email, name)| Holder { id, email, name });
+    if by_email.is_some() || by_id.is_some() {
+        if let Some(h) = &by_email {
+            queue_notice(tx, Notice::EmailTaken, h, s, t, base_url)?;
         }
+        // Someone typing their own details again needs one mail, not two.
+        if let Some(h) = by_id.filter(|h| by_email.as_ref().is_none_or(|e| e.id != h.id)) {
+            queue_notice(tx, Notice::NationalIdTaken, &h, s, t, base_url)?;
+        }
+        return Ok(SignupOutcome::Taken);
+    }
+    // A concurrent sign-up may insert the same ID or e-mail after the look-ups
+    // above: the UNIQUE constraints decide, and the loser tries again.
+    let raced = |e: DieselError| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AccountError::Raced,
         other => AccountError::Db(other),
     };
     // A person may already exist from a walk-in purchase; one account each.
@@ -70,19 +116,7 @@ pub fn sign_up(
         s.national_id.birth_date(),
         &s.national_id.masked(),
     )
-    .map_err(duplicate)?;
-    let taken: i64 = users::table
-        .filter(
-            users::email
-                .eq(s.email.as_str())
-                .or(users::person_id.eq(person_id)),
-        )
-        .count()
-        .get_result(tx.conn())?;
-    if taken > 0 {
-        // The caller rolls back the person row too, if it was new.
-        return Err(AccountError::Duplicate);
-    }
+    .map_err(raced)?;
     let user_id = insert_user(
         tx,
         &NewUser {
@@ -95,7 +129,7 @@ pub fn sign_up(
             email_verified: false,
         },
     )
-    .map_err(duplicate)?;
+    .map_err(raced)?;
     queue_link(
         tx,
         user_id,
@@ -105,7 +139,70 @@ pub fn sign_up(
         t,
         base_url,
     )?;
-    Ok(user_id)
+    Ok(SignupOutcome::Created { user_id })
+}
+
+/// What a sign-up that created nothing tells an existing account's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// Someone signed up with the owner's e-mail address.
+    EmailTaken,
+    /// Someone signed up with the owner's national ID (and another address).
+    NationalIdTaken,
+}
+
+impl Notice {
+    fn kind(self) -> &'static str {
+        match self {
+            Notice::EmailTaken => "signup_email_taken",
+            Notice::NationalIdTaken => "signup_national_id_taken",
+        }
+    }
+
+    fn mail_keys(self) -> (&'static str, &'static str) {
+        match self {
+            Notice::EmailTaken => (
+                "mail.signup_email_taken.subject",
+                "mail.signup_email_taken.body",
+            ),
+            Notice::NationalIdTaken => (
+                "mail.signup_national_id_taken.subject",
+                "mail.signup_national_id_taken.body",
+            ),
+        }
+    }
+}
+
+/// Queues the notice to the holder of what a sign-up asked for, in the
+/// visitor's language (the only one known here).
+fn queue_notice(
+    tx: &mut Tx<'_>,
+    notice: Notice,
+    holder: &Holder,
+    s: &Signup,
+    t: &Tr,
+    base_url: &str,
+) -> QueryResult<i64> {
+    let (subject_key, body_key) = notice.mail_keys();
+    let body = t.fmt(
+        body_key,
+        &[
+            ("name", &holder.name),
+            ("email", &holder.email),
+            ("masked_id", &s.national_id.masked()),
+            ("login_link", &format!("{base_url}/login")),
+            ("reset_link", &format!("{base_url}/password/forgot")),
+        ],
+    );
+    enqueue(
+        tx,
+        &OutgoingMail {
+            to: &holder.email,
+            kind: notice.kind(),
+            subject: t.get(subject_key),
+            body_text: &body,
+        },
+    )
 }
 
 /// Issues a token for `purpose` and queues the mail that carries its link.
@@ -224,6 +321,31 @@ pub fn find_for_login(conn: &mut DbConnection, email: &str) -> QueryResult<Optio
     )
 }
 
+/// The request counters a login attempt is charged to, each with its limit.
+/// Only failures stay counted (the caller takes a success back). A browser
+/// whose device cookie names the account is charged to its own small counter
+/// alone; any other attempt to its address and to the account from that
+/// address, never to the account as a whole, so that failures from elsewhere
+/// cannot lock the owner out.
+pub fn login_buckets(
+    limits: &RateLimits,
+    email: &str,
+    ip: &str,
+    device_id: Option<&str>,
+) -> Vec<(String, Limit)> {
+    match device_id {
+        Some(device) => vec![(format!("login:device:{device}"), limits.login_per_device)],
+        // The address first: it holds no space, so the pair reads back one way.
+        None => vec![
+            (format!("login:ip:{ip}"), limits.login_per_ip),
+            (
+                format!("login:account-ip:{ip} {email}"),
+                limits.login_per_account_ip,
+            ),
+        ],
+    }
+}
+
 /// Queues a reset link if the address belongs to an enabled account. Says
 /// nothing about whether it did: the page answers the same either way.
 pub fn request_reset(
@@ -287,4 +409,42 @@ pub fn end_all_sessions(tx: &mut Tx<'_>, user_id: i64) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id))
         .set(users::session_epoch.eq(users::session_epoch + 1))
         .execute(tx.conn())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_is_counted_by_address_and_by_account_from_that_address() {
+        let limits = RateLimits::default();
+        let buckets = login_buckets(&limits, "c@example.com", "203.0.113.9", None);
+        assert_eq!(
+            buckets,
+            vec![
+                ("login:ip:203.0.113.9".to_owned(), limits.login_per_ip),
+                (
+                    "login:account-ip:203.0.113.9 c@example.com".to_owned(),
+                    limits.login_per_account_ip
+                ),
+            ]
+        );
+        let elsewhere = login_buckets(&limits, "c@example.com", "198.51.100.1", None);
+        assert!(
+            buckets.iter().all(|b| !elsewhere.contains(b)),
+            "nothing is shared with another address"
+        );
+    }
+
+    #[test]
+    fn a_remembered_browser_is_counted_on_its_own_small_limit() {
+        let limits = RateLimits::default();
+        let buckets = login_buckets(&limits, "c@example.com", "203.0.113.9", Some("dev1"));
+        assert_eq!(
+            buckets,
+            vec![("login:device:dev1".to_owned(), limits.login_per_device)]
+        );
+        assert!(limits.login_per_device.max <= limits.login_per_account_ip.max);
+        assert!(limits.login_per_ip.max > 10 * limits.login_per_account_ip.max);
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod csrf;
+pub mod device;
 pub mod errors;
 pub mod form;
 pub mod health;

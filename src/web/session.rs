@@ -1,5 +1,5 @@
-//! What the signed, encrypted session cookie holds: the CSRF token and, once
-//! logged in, who the user is.
+//! What the signed, encrypted session cookie holds: the CSRF token, once
+//! logged in who the user is, and after a sign-up the address it was for.
 
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use crate::accounts::Role;
 const CSRF_KEY: &str = "csrf";
 const USER_KEY: &str = "user";
 const FLASH_KEY: &str = "flash";
+const SIGNUP_KEY: &str = "signup_email";
 
 /// How long a login lasts, whatever the cookie says.
 pub const MAX_SESSION_AGE_SECS: i64 = 12 * 3600;
@@ -37,10 +38,6 @@ impl SessionUser {
         }
     }
 }
-
-/// The `session_epoch` of an account that has never been logged out (the
-/// column's default).
-pub const NEW_ACCOUNT_EPOCH: i64 = 0;
 
 /// The session's CSRF token, created on first use.
 pub fn csrf_token(session: &Session) -> String {
@@ -71,6 +68,7 @@ pub fn log_in(
 ) -> Result<(), actix_session::SessionInsertError> {
     session.renew();
     session.remove(CSRF_KEY);
+    session.remove(SIGNUP_KEY);
     session.insert(USER_KEY, user)
 }
 
@@ -95,4 +93,18 @@ pub fn set_flash(session: &Session, key: &str) {
 
 pub fn take_flash(session: &Session) -> Option<String> {
     session.remove_as::<String>(FLASH_KEY).and_then(Result::ok)
+}
+
+/// Remembers the address of a sign-up, for the page that says where the mail
+/// went. Written the same way whatever the sign-up turned out to be, so the
+/// cookie that comes back tells nothing either.
+pub fn set_signup_address(
+    session: &Session,
+    email: &str,
+) -> Result<(), actix_session::SessionInsertError> {
+    session.insert(SIGNUP_KEY, email)
+}
+
+pub fn signup_address(session: &Session) -> Option<String> {
+    session.get::<String>(SIGNUP_KEY).ok().flatten()
 }

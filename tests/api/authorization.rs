@@ -76,6 +76,7 @@ fn table() -> Vec<Row> {
         get("/metrics",                       [OK,         OK,           OK,           OK,                     OK]),
         get("/signup",                        [OK,         IN,           IN,           Redirect("/pharmacy"),  Redirect("/admin")]),
         post("/signup",                       [Status(422), Status(422), Status(422),  Status(422),            Status(422)]),
+        get("/signup/sent",                   [Redirect("/signup"), IN,  IN,           Redirect("/pharmacy"),  Redirect("/admin")]),
         get("/login",                         [OK,         IN,           IN,           Redirect("/pharmacy"),  Redirect("/admin")]),
         // A login that fails answers 401 whatever was wrong with it.
         post("/login",                        [Status(401), Status(401), Status(401),  Status(401),            Status(401)]),

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod account_probing;
 mod accounts;
 mod authorization;
 mod browser;

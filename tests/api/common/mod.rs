@@ -64,7 +64,8 @@ pub fn generous_limits() -> RateLimits {
     let lots = Limit::per_minutes(10_000, 60);
     RateLimits {
         login_per_ip: lots,
-        login_per_account: lots,
+        login_per_account_ip: lots,
+        login_per_device: lots,
         signup_per_ip: lots,
         forgot_per_ip: lots,
         forgot_per_account: lots,
