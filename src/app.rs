@@ -19,6 +19,7 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::accounts::hashing::{HashPool, PoolSize};
 use crate::config::{AppEnv, Config};
 use crate::db::{Db, PoolOptions};
 use crate::mail::sender::Sender;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     /// Wakes the mail sender when a transaction has queued mail.
     pub mail_wake: Arc<Notify>,
+    /// Where every password is hashed and checked, off the shared blocking pool.
+    pub hashing: HashPool,
 }
 
 /// Keys derived from the one secret, one per purpose, so that no two uses share
@@ -112,6 +115,7 @@ impl Application {
             base_url,
             rate_limits,
             mail_wake: Arc::new(Notify::new()),
+            hashing: HashPool::start(PoolSize::for_this_machine())?,
         });
         let metrics = metrics()?;
         let server = server(listener, state.clone(), metrics)?;
