@@ -2,7 +2,7 @@
 //! re-enable accounts. Every change is in the audit log.
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{NaiveDateTime, Utc};
@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
-use crate::accounts::password::{self, NewPassword};
+use crate::accounts::hashing::HashError;
+use crate::accounts::password::NewPassword;
 use crate::accounts::queries::{NewUser, insert_user};
 use crate::admin::audit::{self, Entry};
 use crate::app::AppState;
@@ -223,10 +224,22 @@ async fn create(
         )
         .await;
     };
-    let hash = web::block(move || password::hash(&pw))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::Internal)?;
+    let hash = match state.hashing.hash(pw).await {
+        Ok(phc) => phc,
+        Err(HashError::Busy(busy)) => {
+            let mut errors = FieldErrors::default();
+            errors.set_general(busy.message(&page.t));
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            let mut res =
+                page_with(&state, page, &admin, String::new(), values, errors, status).await?;
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(busy.retry_after_secs),
+            );
+            return Ok(res);
+        }
+        Err(e) => return Err(AppError::internal(e)),
+    };
     let actor = admin.user.id;
     let result = state
         .db

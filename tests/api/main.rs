@@ -14,6 +14,7 @@ mod authorization;
 mod browser;
 mod cli;
 mod foundation;
+mod hashing;
 mod mail;
 mod rate_limit;
 mod schema;
