@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod foundation;
 mod hashing;
+mod health;
 mod mail;
 mod rate_limit;
 mod schema;
