@@ -1,5 +1,5 @@
 //! The password-hashing pool: every argon2 hash and verification runs here, on a
-//! few dedicated threads sized to the cores, behind a bounded number of slots.
+//! few dedicated threads (half the cores), behind a bounded number of slots.
 //!
 //! Each hash costs about 19 MiB and tens of milliseconds of CPU. Run on the
 //! shared blocking pool, a login storm would queue hundreds of them in front of
@@ -38,12 +38,17 @@ pub struct PoolSize {
 }
 
 impl PoolSize {
-    /// One worker per core, and [`QUEUE_PER_WORKER`] waiting jobs per worker.
+    /// Half the cores (at least one), and [`QUEUE_PER_WORKER`] waiting jobs per
+    /// worker. Hashing never has more than half the CPU, so pages keep the
+    /// rest through a login storm: on 2 cores, one worker kept `/reservations`
+    /// at about two thirds of its rate, where two workers let it fall to a
+    /// third (docs/benchmarks.md).
     pub fn for_this_machine() -> PoolSize {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = (cores / 2).max(1);
         PoolSize {
-            workers: cores,
-            queue: cores * QUEUE_PER_WORKER,
+            workers,
+            queue: workers * QUEUE_PER_WORKER,
         }
     }
 
@@ -357,8 +362,10 @@ mod tests {
 
     #[test]
     fn the_default_size_follows_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let size = PoolSize::for_this_machine();
         assert!(size.workers >= 1);
+        assert!(size.workers == 1 || size.workers * 2 <= cores, "{size:?}");
         assert_eq!(size.queue, size.workers * QUEUE_PER_WORKER);
     }
 }
