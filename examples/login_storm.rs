@@ -165,15 +165,19 @@ async fn read_loop(
     merge(&tally, local).await;
 }
 
+/// Logins answered (the password checked) and logins sent to the waiting page
+/// are tallied apart: their latencies have nothing in common.
 async fn login_loop(
     id: usize,
     base: String,
     budget: Arc<Budget>,
     tally: Arc<Mutex<Tally>>,
+    waiting: Arc<Mutex<Tally>>,
 ) -> anyhow::Result<()> {
     let c = client()?;
     let mut token = csrf_token(&c, &base).await?;
     let mut local = Tally::default();
+    let mut refused = Tally::default();
     let mut n = 0usize;
     while budget.take() {
         n += 1;
@@ -199,8 +203,13 @@ async fn login_loop(
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
                 let _ = res.bytes().await;
-                local.latencies.push(started.elapsed());
-                *local.statuses.entry(status).or_default() += 1;
+                let into = if status == 503 {
+                    &mut refused
+                } else {
+                    &mut local
+                };
+                into.latencies.push(started.elapsed());
+                *into.statuses.entry(status).or_default() += 1;
                 if status == 403 {
                     token = csrf_token(&c, &base).await?;
                 }
@@ -216,6 +225,7 @@ async fn login_loop(
         }
     }
     merge(&tally, local).await;
+    merge(&waiting, refused).await;
     Ok(())
 }
 
@@ -236,6 +246,7 @@ async fn phase(args: &Args, readers: &[reqwest::Client], logins: usize) -> anyho
     });
     let pages = Arc::new(Mutex::new(Tally::default()));
     let login_tally = Arc::new(Mutex::new(Tally::default()));
+    let waiting = Arc::new(Mutex::new(Tally::default()));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in readers {
@@ -253,6 +264,7 @@ async fn phase(args: &Args, readers: &[reqwest::Client], logins: usize) -> anyho
             args.base.clone(),
             budget.clone(),
             login_tally.clone(),
+            waiting.clone(),
         )));
     }
     for t in tasks {
@@ -265,6 +277,7 @@ async fn phase(args: &Args, readers: &[reqwest::Client], logins: usize) -> anyho
     pages.lock().await.report("/reservations", elapsed);
     if logins > 0 {
         login_tally.lock().await.report("POST /login", elapsed);
+        waiting.lock().await.report("  waiting page", elapsed);
     }
     Ok(())
 }
