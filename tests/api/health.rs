@@ -2,6 +2,9 @@
 //! lock: a database that is writing hard, or an instance whose connections are
 //! all in use, still answers 200.
 
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -46,19 +49,44 @@ async fn healthz_is_busy_but_200_while_every_pooled_connection_is_in_use() {
     let (status, body) = health(&app).await;
     assert_eq!((status, &body["database"]["state"]), (200, &"up".into()));
 
+    // Requests hold every connection, as in a rush: each waits on a gate.
     let size = app.state.config.db_pool_size;
-    let held: Vec<_> = (0..size).map(|_| app.db.get().unwrap()).collect();
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let running = Arc::new(AtomicU32::new(0));
+    let held: Vec<_> = (0..size)
+        .map(|_| {
+            let (db, gate, running) = (app.db.clone(), gate.clone(), running.clone());
+            tokio::spawn(async move {
+                db.run(move |_conn| {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let _ = gate.lock().unwrap().recv();
+                    Ok::<(), Infallible>(())
+                })
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    eventually(
+        Duration::from_secs(20),
+        "every connection taken",
+        || async { (running.load(Ordering::SeqCst) == size).then_some(()) },
+    )
+    .await;
+
     let (status, body) = health(&app).await;
     assert_eq!(status, 200, "the instance still serves: {body}");
     assert_eq!(body["status"], "busy");
     assert_eq!(body["database"]["state"], "busy");
+    assert_eq!(body["database"]["backend"], app.backend().as_str());
     assert_eq!(body["database"]["connections"], size);
     assert_eq!(body["database"]["idle"], 0);
 
-    drop(held);
-    eventually(Duration::from_secs(20), "up again", || async {
-        let (status, body) = health(&app).await;
-        (status == 200 && body["database"]["state"] == "up").then_some(())
-    })
-    .await;
+    drop(open);
+    for h in held {
+        h.await.unwrap();
+    }
+    let (status, body) = health(&app).await;
+    assert_eq!((status, &body["database"]["state"]), (200, &"up".into()));
 }
