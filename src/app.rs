@@ -17,6 +17,7 @@ use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use tokio::sync::Notify;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::accounts::hashing::{HashPool, PoolSize};
 use crate::clock::Clock;
 use crate::config::{AppEnv, Config};
 use crate::db::{Db, PoolOptions};
@@ -69,6 +70,7 @@ impl Application {
             clock: overrides.clock.unwrap_or_default(),
             mail_wake: Arc::new(Notify::new()),
             policy: Arc::new(PolicyCache::default()),
+            hashing: HashPool::start(PoolSize::for_this_machine())?,
         });
         let metrics = metrics()?;
         let server = server(listener, state.clone(), metrics)?;

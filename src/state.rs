@@ -9,6 +9,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use tokio::sync::Notify;
 
+use crate::accounts::hashing::HashPool;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbError};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub mail_wake: Arc<Notify>,
     /// The rationing policy in force, kept in memory.
     pub policy: Arc<PolicyCache>,
+    /// Where every password is hashed and checked, off the shared blocking pool.
+    pub hashing: HashPool,
 }
 
 impl AppState {

@@ -1,6 +1,7 @@
 //! Accounts: who someone is (role, national ID, password) and how they prove it.
 
 pub mod email;
+pub mod hashing;
 pub mod national_id;
 pub mod password;
 pub mod queries;

@@ -1,13 +1,14 @@
 //! Account pages: sign-up, e-mail verification, login, logout, password reset.
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::accounts::email::{DisplayName, Email};
+use crate::accounts::hashing::{Busy, HashError};
 use crate::accounts::national_id::NationalId;
 use crate::accounts::password::{self, NewPassword};
 use crate::accounts::service::{self, AccountError, Signup, SignupOutcome};
@@ -40,12 +41,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/password/reset", web::post().to(reset));
 }
 
-/// Hashing is deliberately slow: it runs on the blocking pool.
-async fn hash_password(pw: NewPassword) -> Result<String, AppError> {
-    web::block(move || password::hash(&pw))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::Internal)
+/// Hashing is deliberately slow: it runs on the hashing pool, which refuses at
+/// once when it is full.
+async fn hash_password(
+    state: &AppState,
+    pw: NewPassword,
+) -> Result<Result<String, Busy>, AppError> {
+    match state.hashing.hash(pw).await {
+        Ok(phc) => Ok(Ok(phc)),
+        Err(HashError::Busy(busy)) => Ok(Err(busy)),
+        Err(e) => Err(AppError::internal(e)),
+    }
+}
+
+/// A form page sent back because hashing is saturated: 503, and when to retry.
+fn waiting(page: Result<HttpResponse, AppError>, busy: Busy) -> Result<HttpResponse, AppError> {
+    let mut page = page?;
+    page.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(busy.retry_after_secs),
+    );
+    Ok(page)
 }
 
 /// The `password` and `password_confirm` fields of a form that sets one; each
@@ -137,7 +153,18 @@ async fn signup(
         );
     };
 
-    let password_hash = hash_password(password).await?;
+    let password_hash = match hash_password(&state, password).await? {
+        Ok(phc) => phc,
+        Err(busy) => {
+            errors.set_general(busy.message(t));
+            let page = SignupPage {
+                page,
+                values,
+                errors,
+            };
+            return waiting(render(&page, StatusCode::SERVICE_UNAVAILABLE), busy);
+        }
+    };
     let address = email.as_str().to_owned();
     let signup = Signup {
         national_id,
@@ -324,6 +351,22 @@ async fn login(
 ) -> Result<HttpResponse, AppError> {
     let email = truncate(form.get("email").trim(), 300).to_lowercase();
     let next = safe_next(form.get("next")).to_owned();
+    // The hashing slot comes first: when there is none, the visitor is told at
+    // once to come back, and the refusal costs no database work.
+    let slot = match state.hashing.try_reserve() {
+        Ok(slot) => slot,
+        Err(busy) => {
+            let mut errors = FieldErrors::default();
+            errors.set_general(busy.message(&page.t));
+            let page = LoginPage {
+                page,
+                email,
+                next,
+                errors,
+            };
+            return waiting(render(&page, StatusCode::SERVICE_UNAVAILABLE), busy);
+        }
+    };
     let password = bounded(form.get("password"), password::MAX_LEN)
         .unwrap_or("")
         .to_owned();
@@ -337,7 +380,8 @@ async fn login(
 
     // The same work and the same answer whether or not the account exists.
     let phc = candidate.as_ref().map(|c| c.password_hash.clone());
-    let password_ok = web::block(move || password::verify_login(&password, phc.as_deref()))
+    let password_ok = slot
+        .verify_login(password, phc)
         .await
         .map_err(AppError::internal)?;
     let (device, now) = (charged.device.clone(), charged.at);
@@ -592,7 +636,18 @@ async fn reset(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
-    let hash = hash_password(password).await?;
+    let hash = match hash_password(&state, password).await? {
+        Ok(phc) => phc,
+        Err(busy) => {
+            errors.set_general(busy.message(&page.t));
+            let page = ResetPage {
+                page,
+                token,
+                errors,
+            };
+            return waiting(render(&page, StatusCode::SERVICE_UNAVAILABLE), busy);
+        }
+    };
     let result = state
         .db
         .write(move |tx| service::reset_password(tx, &token, &hash))

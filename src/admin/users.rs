@@ -2,13 +2,14 @@
 //! re-enable accounts. The work is in [`crate::admin::accounts`].
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::email::{DisplayName, Email};
-use crate::accounts::password::{self, NewPassword};
+use crate::accounts::hashing::HashError;
+use crate::accounts::password::NewPassword;
 use crate::admin::accounts::{self, CreateStaffError, NewStaff, StaffRole, Toggled, UserRow};
 use crate::db::DbError;
 use crate::state::AppState;
@@ -154,10 +155,21 @@ async fn create(
         .await;
     };
     let unknown = NewPassword::parse(&crate::random::token()).map_err(AppError::internal)?;
-    let placeholder_hash = web::block(move || password::hash(&unknown))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::Internal)?;
+    let placeholder_hash = match state.hashing.hash(unknown).await {
+        Ok(phc) => phc,
+        Err(HashError::Busy(busy)) => {
+            errors.set_general(busy.message(&page.t));
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            let form = (values, errors);
+            let mut res = users_page(&state, page, &admin, String::new(), form, status).await?;
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(busy.retry_after_secs),
+            );
+            return Ok(res);
+        }
+        Err(e) => return Err(AppError::internal(e)),
+    };
     let new = NewStaff {
         email,
         name,

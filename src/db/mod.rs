@@ -394,13 +394,20 @@ impl Db {
     }
 }
 
-/// Checks that the database answers and, on SQLite, that it can take the write
-/// lock: an SQLite file that cannot be written serves no reservation.
+/// Checks that the database answers a read of the application's own data. Only
+/// a read: on SQLite under WAL it never waits for the writer, so a long write
+/// (or a rush of them) is not mistaken for a database that is down.
 pub fn health_check(conn: &mut DbConnection) -> QueryResult<()> {
-    match conn {
-        DbConnection::Sqlite(c) => c.batch_execute("BEGIN IMMEDIATE; ROLLBACK;"),
-        DbConnection::Postgres(c) => c.batch_execute("SELECT 1"),
-    }
+    conn.batch_execute("SELECT 1 FROM settings LIMIT 1")
+}
+
+/// [`health_check`] on a connection of its own, outside the pool: tells a
+/// database that answers but whose pool is all in use from one that is gone.
+pub fn health_check_fresh(
+    url: &DatabaseUrl,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut conn = url.connect()?;
+    Ok(health_check(&mut conn)?)
 }
 
 #[cfg(test)]

@@ -1,45 +1,124 @@
-//! `GET /healthz`: is this instance able to serve? 200 with the database's state,
-//! or 503 when the database does not answer in time.
+//! `GET /healthz`: can this instance serve, and in what state is its database?
+//!
+//! `database.state` is one of:
+//!
+//! - `up` (200): a pooled connection was free within [`POOL_WAIT`] and the
+//!   database answered a read on it.
+//! - `busy` (200): no pooled connection came free within [`POOL_WAIT`] (every
+//!   one was in use by requests), yet the database answered a read on a fresh
+//!   connection of the probe's own within [`FRESH_WAIT`]. The instance serves,
+//!   slowly: requests are queueing for connections. It stays in rotation, since
+//!   taking it out would only move its load onto the others. What to do: add
+//!   instances or connections (`DB_POOL_SIZE`, within what the database allows),
+//!   or find what holds connections long (slow queries; on SQLite, a long write
+//!   transaction). Restarting does not help.
+//! - `down` (503, `Retry-After`): the database did not answer a read, neither
+//!   through the pool nor on a fresh connection (an error, or no answer within
+//!   the probe time). Take the instance out of rotation; look at the database
+//!   and the network to it.
+//!
+//! The probe only reads, so on SQLite it neither takes nor waits for the write
+//! lock: under WAL a reader never waits for the writer, and a write lock held
+//! through a rush is neither `busy` nor `down`. The whole probe answers within
+//! `POOL_WAIT + FRESH_WAIT`.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
-use crate::db;
+use crate::db::{self, DbError};
 use crate::state::AppState;
 
-/// A health probe must answer quickly even when the database hangs.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the probe waits for a pooled connection and its read.
+pub const POOL_WAIT: Duration = Duration::from_secs(1);
+
+/// How long the probe gives a fresh connection to open and answer.
+pub const FRESH_WAIT: Duration = Duration::from_secs(2);
+
+/// `/healthz` is public: however many probes arrive while the pool is
+/// saturated, only this many fresh connections are opened at once, so the
+/// probe cannot use up the database's connection limit.
+static FRESH_PROBES: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbState {
+    Up,
+    Busy,
+    Down,
+}
+
+impl DbState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbState::Up => "up",
+            DbState::Busy => "busy",
+            DbState::Down => "down",
+        }
+    }
+}
+
+/// Probes the database as described in the module documentation.
+pub async fn probe(state: &AppState) -> DbState {
+    let pooled = tokio::time::timeout(POOL_WAIT, state.db.run(db::health_check)).await;
+    let pool_was_full = match pooled {
+        Ok(Ok(())) => return DbState::Up,
+        // The connection failed under the read: a fresh one tells whether the
+        // database is gone or only that connection was.
+        Ok(Err(DbError::Work(e))) => {
+            tracing::warn!(error = %e, "health probe: the read on a pooled connection failed");
+            false
+        }
+        Ok(Err(DbError::Unavailable(why))) => {
+            tracing::warn!(%why, "health probe: no pooled connection");
+            true
+        }
+        Err(_) => true,
+    };
+    let fresh = async {
+        let _permit = FRESH_PROBES.acquire().await;
+        let url = state.config.database_url.clone();
+        web::block(move || db::health_check_fresh(&url)).await
+    };
+    match tokio::time::timeout(FRESH_WAIT, fresh).await {
+        Ok(Ok(Ok(()))) if pool_was_full => DbState::Busy,
+        Ok(Ok(Ok(()))) => DbState::Up,
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "health probe: a fresh connection failed");
+            DbState::Down
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health probe: blocking pool");
+            DbState::Down
+        }
+        Err(_) => {
+            tracing::warn!("health probe: no answer from a fresh connection in time");
+            DbState::Down
+        }
+    }
+}
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let backend = state.db.backend().as_str();
-    let check = state.db.run(db::health_check);
-    let (ok, detail) = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
-        Ok(Ok(())) => (true, None),
-        Ok(Err(e)) => (false, Some(e.to_string())),
-        Err(_) => (false, Some("timed out".to_owned())),
-    };
+    let db_state = probe(&state).await;
     let pool = state.db.pool_state();
-    if ok {
-        HttpResponse::Ok().json(json!({
-            "status": "ok",
+    let body = |status: &str| {
+        json!({
+            "status": status,
             "database": {
-                "backend": backend,
-                "state": "up",
+                "backend": state.db.backend().as_str(),
+                "state": db_state.as_str(),
                 "connections": pool.connections,
                 "idle": pool.idle_connections,
             },
-        }))
-    } else {
-        if let Some(detail) = &detail {
-            tracing::warn!(%detail, "health check failed");
-        }
-        HttpResponse::ServiceUnavailable()
+        })
+    };
+    match db_state {
+        DbState::Up => HttpResponse::Ok().json(body("ok")),
+        DbState::Busy => HttpResponse::Ok().json(body("busy")),
+        DbState::Down => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
-            .json(json!({
-                "status": "unavailable",
-                "database": { "backend": backend, "state": "down" },
-            }))
+            .json(body("unavailable")),
     }
 }

@@ -388,7 +388,11 @@ fn overlapping_sign_ups(app: &TestApp, shared_id: bool) -> Vec<SignupOutcome> {
                 (format!("9001012234{i:02}"), "racer@example.com".to_owned())
             };
             let signup = Signup {
-                national_id: NationalId::parse(&fixtures::national_id(&id)).unwrap(),
+                national_id: NationalId::parse(
+                    &fixtures::national_id(&id),
+                    chrono::Utc::now().date_naive(),
+                )
+                .unwrap(),
                 name: DisplayName::parse("홍길동").unwrap(),
                 email: Email::parse(&email).unwrap(),
                 password_hash: hash.clone(),

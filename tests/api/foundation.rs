@@ -77,19 +77,15 @@ async fn healthz_answers_503_while_the_database_is_unreachable_and_recovers() {
         None => {
             let app = spawn_app().await;
             assert_eq!(app.get("/healthz").await.status(), 200);
-            // Another process holds SQLite's write lock: no reservation could be
-            // written, so the instance is not healthy.
+            // Another process holds SQLite's write lock: writes wait their turn,
+            // but the database is there, and a rush of writes is not an outage.
             let mut other = app.database.connect();
             other.batch_execute("BEGIN IMMEDIATE").unwrap();
             let res = app.get("/healthz").await;
-            assert_eq!(res.status(), 503);
+            assert_eq!(res.status(), 200);
             let body: serde_json::Value = res.json().await.unwrap();
-            assert_eq!(body["database"]["state"], "down");
+            assert_eq!(body["database"]["state"], "up");
             other.batch_execute("ROLLBACK").unwrap();
-            eventually(Duration::from_secs(20), "recovery", || async {
-                (app.get("/healthz").await.status() == 200).then_some(())
-            })
-            .await;
         }
     }
 }

@@ -15,6 +15,8 @@ mod authorization;
 mod browser;
 mod cli;
 mod foundation;
+mod hashing;
+mod health;
 mod hostile_input;
 mod mail;
 mod pages;
