@@ -234,6 +234,11 @@ impl FieldErrors {
             .map(|(_, m)| m.as_str())
     }
 
+    /// Each field's message, in the order they were found (the form's order).
+    pub fn fields(&self) -> &[(&'static str, String)] {
+        &self.fields
+    }
+
     pub fn general(&self) -> Option<&str> {
         self.general.as_deref()
     }

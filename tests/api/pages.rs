@@ -2,10 +2,23 @@
 //! width: each passes axe-core's serious and critical rules, fits the phone's
 //! width, and leaves a screenshot under `target/screenshots/` for review.
 
+use fantoccini::Locator;
 use mask_reservation::accounts::Role;
 
 use crate::common::browser::{Browser, fill, submit, wait_for};
 use crate::common::{TestApp, fixtures, spawn_app};
+
+async fn focused_on_error_summary(c: &fantoccini::Client) -> bool {
+    c.execute(
+        "return document.activeElement !== null
+            && document.activeElement.hasAttribute('data-error-summary');",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_bool()
+    .unwrap()
+}
 
 /// Logs the browser in through the login form.
 async fn log_in(app: &TestApp, browser: &Browser, email: &str) {
@@ -89,7 +102,11 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     fill(c, "email", "citizen@example.com").await;
     fill(c, "password", "not the password").await;
     submit(c, "/login").await;
-    wait_for(c, ".form-error, [role='alert']").await;
+    wait_for(c, "[data-error-summary]").await;
+    assert!(
+        focused_on_error_summary(c).await,
+        "after a failed post the focus is on the error summary"
+    );
     browser.check_page("login-failed").await;
 
     c.goto(&app.url("/signup")).await.unwrap();
@@ -97,6 +114,38 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     fill(c, "email", "not an address").await;
     submit(c, "/signup").await;
     wait_for(c, "[data-error-for='national_id']").await;
+    assert!(focused_on_error_summary(c).await);
+    // The summary links to each field with a message, and the field says which
+    // message describes it.
+    let links = c
+        .execute(
+            "return [...document.querySelectorAll('[data-error-summary] a')]
+                .map(a => a.getAttribute('href'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let links: Vec<&str> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for field in ["national_id", "email"] {
+        assert!(links.contains(&format!("#f-{field}").as_str()), "{links:?}");
+        let described = c
+            .find(Locator::Css(&format!("#f-{field}")))
+            .await
+            .unwrap()
+            .attr("aria-describedby")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(
+            described.contains(&format!("err-{field}")),
+            "{field}: {described}"
+        );
+    }
     browser.check_page("signup-errors").await;
 
     // A citizen.
