@@ -1,6 +1,7 @@
 //! The shared web layer: errors → pages, sessions, CSRF, languages, and the few
 //! pages that belong to no feature (home, health, language switch).
 
+pub mod access_log;
 pub mod auth;
 pub mod csrf;
 pub mod errors;
@@ -9,6 +10,7 @@ pub mod health;
 pub mod home;
 pub mod i18n;
 pub mod language;
+pub mod metrics;
 pub mod page;
 pub mod rate_limit;
 pub mod session;

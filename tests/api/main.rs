@@ -18,3 +18,4 @@ mod mail;
 mod rate_limit;
 mod schema;
 mod staff_pages;
+mod web_stack;
