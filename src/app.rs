@@ -10,12 +10,10 @@ use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::SameSite;
 use actix_web::dev::Server;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use tokio::sync::Notify;
-use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::accounts::hashing::{HashPool, PoolSize};
 use crate::clock::Clock;
@@ -26,6 +24,8 @@ use crate::mail::sender::Sender;
 use crate::rate_limit::RateLimits;
 use crate::settings::{self, PolicyCache};
 use crate::state::{AppState, Keys};
+use crate::web::access_log::{self, RequestLog};
+use crate::web::metrics::{self, Metrics};
 use crate::web::{csrf, errors, health, home, language};
 
 pub struct Application {
@@ -72,7 +72,7 @@ impl Application {
             policy: Arc::new(PolicyCache::default()),
             hashing: HashPool::start(PoolSize::for_this_machine())?,
         });
-        let metrics = metrics()?;
+        let metrics = Arc::new(Metrics::new()?);
         let server = server(listener, state.clone(), metrics)?;
         Ok(Application {
             port,
@@ -146,22 +146,18 @@ async fn upkeep(db: Db, clock: Clock) {
     }
 }
 
-fn metrics() -> anyhow::Result<PrometheusMetrics> {
-    // A registry per application, so that several in one process (the tests) do
-    // not collide.
-    PrometheusMetricsBuilder::new("mask_reservation")
-        .registry(prometheus::Registry::new())
-        .endpoint("/metrics")
-        .build()
-        .map_err(|e| anyhow::anyhow!("metrics: {e}"))
-}
-
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// Headers every response carries unless its handler set its own. Responses are
+/// not to be stored by default: pages carry a per-session CSRF token or a
+/// logged-in user's data, and so do their redirects and error pages; what may be
+/// cached (static files) says so itself. HSTS only in production, where the app
+/// is served over HTTPS.
+fn security_headers(production: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add((header::CACHE_CONTROL, "no-store"))
         .add((header::CONTENT_SECURITY_POLICY, CSP))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
@@ -173,22 +169,31 @@ fn security_headers() -> DefaultHeaders {
         .add((
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
+        ));
+    if production {
+        headers.add((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
         ))
+    } else {
+        headers
+    }
 }
 
 fn server(
     listener: TcpListener,
     state: web::Data<AppState>,
-    metrics: PrometheusMetrics,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Server> {
-    let secure_cookies = state.config.app_env == AppEnv::Production;
+    let production = state.config.app_env == AppEnv::Production;
     let workers = state.config.workers;
+    let metrics_access = web::Data::new(metrics::Access::from_config(&state.config));
     let server = HttpServer::new(move || {
         let session =
             SessionMiddleware::builder(CookieSessionStore::default(), state.keys.cookie.clone())
                 .cookie_name("mr_session".to_owned())
                 .cookie_content_security(CookieContentSecurity::Private)
-                .cookie_secure(secure_cookies)
+                .cookie_secure(production)
                 .cookie_http_only(true)
                 .cookie_same_site(SameSite::Lax)
                 .session_lifecycle(
@@ -196,20 +201,31 @@ fn server(
                         .session_ttl(actix_web::cookie::time::Duration::hours(12)),
                 )
                 .build();
-        // The last `wrap` runs first: request id and logging outermost, then
-        // metrics, security headers, the session, error pages, and CSRF innermost
-        // (it needs the session, and its 403 becomes an error page).
+        // Two stacks. Every request gets the request log (id, metrics, access
+        // line) and the security headers. Static files and the health probe stop
+        // there: they need no session, CSRF check or error page, and a browser
+        // sends its session cookie with each of them, which the session layer
+        // would decrypt for nothing. Everything else is in the scope below,
+        // where the last `wrap` runs first: the request span, the session, error
+        // pages, and CSRF innermost (it needs the session, and its 403 becomes
+        // an error page).
         App::new()
             .app_data(state.clone())
+            .app_data(web::Data::from(metrics.clone()))
+            .app_data(metrics_access.clone())
             .app_data(web::FormConfig::default().limit(csrf::MAX_FORM_BYTES))
-            .wrap(from_fn(csrf::protect))
-            .wrap(from_fn(errors::error_pages))
-            .wrap(session)
-            .wrap(security_headers())
-            .wrap(metrics.clone())
-            .wrap(from_fn(request_id_header))
-            .wrap(TracingLogger::default())
-            .configure(routes)
+            .wrap(security_headers(production))
+            .wrap(RequestLog::new(metrics.clone()))
+            .configure(public_routes)
+            .service(
+                web::scope("")
+                    .wrap(from_fn(csrf::protect))
+                    .wrap(from_fn(errors::error_pages))
+                    .wrap(session)
+                    .wrap(from_fn(access_log::request_span))
+                    .route("/metrics", web::get().to(metrics::serve))
+                    .configure(routes),
+            )
     })
     .workers(workers)
     .shutdown_timeout(10)
@@ -219,12 +235,23 @@ fn server(
     Ok(server)
 }
 
+/// Routes served without session, CSRF or error pages (see [`server`]): the
+/// exact static files and the health probe. A path under `/static/` that is
+/// not a file falls through to the pages and gets the usual 404 page.
+fn public_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz));
+    for file in STATIC_FILES {
+        cfg.route(
+            &format!("/static/{}", file.0),
+            web::get().to(move || static_file(file)),
+        );
+    }
+}
+
 /// Every route of the application.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::home))
-        .route("/healthz", web::get().to(health::healthz))
         .route("/language", web::post().to(language::switch))
-        .route("/static/{path:.*}", web::get().to(static_file))
         .configure(crate::accounts::routes::routes)
         .configure(crate::reservations::routes::routes)
         .configure(crate::pharmacy::routes::routes)
@@ -237,21 +264,6 @@ async fn not_found() -> Result<HttpResponse, errors::AppError> {
     Err(errors::AppError::NotFound)
 }
 
-/// Echoes the request id that the logs carry, so a user's report can be traced.
-async fn request_id_header(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    use actix_web::HttpMessage;
-    let id = req.extensions().get::<RequestId>().map(ToString::to_string);
-    let mut res = next.call(req).await?;
-    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), value);
-    }
-    Ok(res)
-}
-
 /// Static files compiled into the binary: one file to deploy.
 const STATIC_FILES: &[(&str, &str, &[u8])] = &[(
     "css/app.css",
@@ -259,15 +271,12 @@ const STATIC_FILES: &[(&str, &str, &[u8])] = &[(
     include_bytes!("../static/css/app.css"),
 )];
 
-async fn static_file(path: web::Path<String>) -> Result<HttpResponse, errors::AppError> {
-    let (_, content_type, body) = STATIC_FILES
-        .iter()
-        .find(|(name, _, _)| *name == path.as_str())
-        .ok_or(errors::AppError::NotFound)?;
-    Ok(HttpResponse::Ok()
-        .content_type(*content_type)
+async fn static_file(file: &'static (&'static str, &'static str, &'static [u8])) -> HttpResponse {
+    let (_, content_type, body) = *file;
+    HttpResponse::Ok()
+        .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(*body))
+        .body(body)
 }
 
 /// Opens the database handle the server uses.

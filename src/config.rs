@@ -1,14 +1,16 @@
 //! One typed configuration, read from the environment and command-line flags.
 //! Nothing else in the program reads the environment.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Component, Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono_tz::Tz;
 use clap::Args;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::db::{DatabaseUrl, DatabaseUrlError};
 
@@ -78,6 +80,18 @@ pub struct ConfigArgs {
     /// rate limits then apply to the client address it reports.
     #[arg(long, env = "TRUST_FORWARDED", global = true)]
     pub trust_forwarded: Option<String>,
+    /// Client addresses that may read `/metrics` without a token, comma-separated
+    /// (empty: none).
+    #[arg(
+        long,
+        env = "METRICS_ALLOW",
+        default_value = "127.0.0.1,::1",
+        global = true
+    )]
+    pub metrics_allow: String,
+    /// Bearer token that opens `/metrics` from any address (16+ characters).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +123,10 @@ pub struct Config {
     /// Public base URL for links in e-mail; `None` means the bound address.
     pub base_url: Option<String>,
     pub trust_forwarded: bool,
+    /// Client addresses that may read `/metrics` without a token.
+    pub metrics_allow: Vec<IpAddr>,
+    /// The bearer token that opens `/metrics` from anywhere.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl std::fmt::Debug for Config {
@@ -124,6 +142,7 @@ impl std::fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("workers", &self.workers)
             .field("base_url", &self.base_url)
+            .field("metrics_allow", &self.metrics_allow)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +180,49 @@ impl SecretKey {
     }
 }
 
+/// The operator's token for `/metrics`. Kept as a digest, so that checking a
+/// presented token takes the same time whatever its length or content.
+#[derive(Clone)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    pub const MIN_LEN: usize = 16;
+
+    pub fn parse(text: &str) -> Result<MetricsToken, ConfigError> {
+        let text = text.trim();
+        if text.chars().count() < Self::MIN_LEN {
+            return Err(ConfigError::MetricsToken);
+        }
+        Ok(MetricsToken(Sha256::digest(text.as_bytes()).into()))
+    }
+
+    /// Whether `presented` is the token, compared in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(self.0.ct_eq(&digest))
+    }
+}
+
+/// The addresses of `METRICS_ALLOW`: exact IPv4 or IPv6 addresses, comma-separated.
+pub fn parse_metrics_allow(text: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<IpAddr>()
+                .map_err(|_| ConfigError::MetricsAllow(a.to_owned()))
+        })
+        .collect()
+}
+
+/// Loopback only: what `METRICS_ALLOW` means when not set.
+pub fn loopback() -> Vec<IpAddr> {
+    vec![
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ]
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("BIND `{0}` is not an address like 127.0.0.1:8080")]
@@ -183,6 +245,10 @@ pub enum ConfigError {
     SecretKeyRequired,
     #[error("TRUST_FORWARDED must be 0 or 1, not `{0}`")]
     TrustForwarded(String),
+    #[error("METRICS_ALLOW: `{0}` is not an IP address (list exact addresses, comma-separated)")]
+    MetricsAllow(String),
+    #[error("METRICS_TOKEN must be at least 16 characters")]
+    MetricsToken,
     #[error("DB_POOL_SIZE must be between 1 and 512")]
     PoolSize,
     #[error("cannot read or write the secret key file {path}: {source}")]
@@ -223,7 +289,7 @@ impl Config {
         let secret = match args.secret_key.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(text) => SecretKey::from_base64(text)?,
             None if app_env == AppEnv::Production => return Err(ConfigError::SecretKeyRequired),
-            None => load_or_create_secret(&args.data_dir.join("secret.key"))?,
+            None => load_or_create_secret(&args.data_dir.join(SECRET_FILE))?,
         };
         let base_url = args
             .base_url
@@ -235,6 +301,13 @@ impl Config {
             Some("1" | "true" | "on") => true,
             Some(other) => return Err(ConfigError::TrustForwarded(other.into())),
         };
+        let metrics_allow = parse_metrics_allow(&args.metrics_allow)?;
+        let metrics_token = args
+            .metrics_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(MetricsToken::parse)
+            .transpose()?;
         Ok(Config {
             bind,
             database_url,
@@ -252,8 +325,70 @@ impl Config {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             base_url,
             trust_forwarded,
+            metrics_allow,
+            metrics_token,
         })
     }
+
+    /// Where a local run keeps its generated secret.
+    pub fn secret_file(&self) -> PathBuf {
+        self.data_dir.join(SECRET_FILE)
+    }
+
+    /// A warning for production when a secret key file lies in the same directory
+    /// as the SQLite database: whoever copies that directory has both the
+    /// national-ID hashes and the key, and the ID space is small enough (a birth
+    /// date and 7 digits) to hash every candidate and read the numbers back.
+    pub fn secret_beside_database_warning(&self) -> Option<String> {
+        let key_file = self.secret_file();
+        if !key_file.exists() {
+            return None;
+        }
+        let DatabaseUrl::Sqlite(db_file) = &self.database_url else {
+            return None;
+        };
+        // Links and `..` resolved where the directories exist.
+        let resolved = |file: &Path| {
+            let dir = parent_dir(file);
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            dir.join(file.file_name().unwrap_or_default())
+        };
+        let beside = key_beside_database(self.app_env, &resolved(&key_file), &resolved(db_file));
+        beside.then(|| {
+            format!(
+                "the secret key file {} lies beside the SQLite database {}: a copy of \
+                 that directory lets anyone recover national IDs from their hashes. \
+                 Keep SECRET_KEY only in the environment (or a secret store) and \
+                 remove the file, or move the database elsewhere",
+                key_file.display(),
+                db_file.display()
+            )
+        })
+    }
+}
+
+const SECRET_FILE: &str = "secret.key";
+
+/// The directory a file lies in (`.` for a bare file name).
+fn parent_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether production keeps the key file in the database's directory. Compares
+/// the paths as given, ignoring `.` components and trailing slashes (the caller
+/// resolves links and `..`).
+pub fn key_beside_database(app_env: AppEnv, key_file: &Path, db_file: &Path) -> bool {
+    app_env == AppEnv::Production && same_directory(&parent_dir(key_file), &parent_dir(db_file))
+}
+
+fn same_directory(a: &Path, b: &Path) -> bool {
+    fn normal(p: &Path) -> impl Iterator<Item = Component<'_>> {
+        p.components().filter(|c| !matches!(c, Component::CurDir))
+    }
+    normal(a).eq(normal(b))
 }
 
 pub fn parse_mail_url(url: &str) -> Result<MailTransport, ConfigError> {
@@ -449,6 +584,85 @@ mod tests {
         );
         assert!(parse_mail_url("smtp://:25").is_err());
         assert!(parse_mail_url("file://").is_err());
+    }
+
+    #[test]
+    fn production_warns_when_the_key_file_lies_beside_the_database() {
+        let prod = AppEnv::Production;
+        let cases: [(&str, &str, bool); 7] = [
+            ("./data/secret.key", "./data/mask-reservation.db", true),
+            ("data/secret.key", "./data/mask-reservation.db", true),
+            ("/srv/data/secret.key", "/srv/data/./mask.db", true),
+            ("/srv/data/secret.key", "/srv/data//mask.db", true),
+            ("secret.key", "mask.db", true),
+            ("/srv/keys/secret.key", "/srv/data/mask.db", false),
+            ("/srv/data/secret.key", "/srv/data/db/mask.db", false),
+        ];
+        for (key, db, warn) in cases {
+            assert_eq!(
+                key_beside_database(prod, Path::new(key), Path::new(db)),
+                warn,
+                "{key} / {db}"
+            );
+            assert!(
+                !key_beside_database(AppEnv::Development, Path::new(key), Path::new(db)),
+                "a local run keeps both in ./data by design"
+            );
+        }
+    }
+
+    #[test]
+    fn the_warning_needs_an_existing_key_file_and_an_sqlite_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("mask.db");
+        let mut a = with_dir(&dir, &["--env", "production"]);
+        a.secret_key = Some(SecretKey::generate().to_base64());
+        a.database_url = format!("sqlite://{}", db.display());
+        let c = Config::from_args(&a).unwrap();
+        assert_eq!(c.secret_beside_database_warning(), None, "no key file");
+
+        std::fs::write(c.secret_file(), SecretKey::generate().to_base64()).unwrap();
+        let warning = c.secret_beside_database_warning().unwrap();
+        assert!(warning.contains("secret.key"), "{warning}");
+
+        a.database_url = "postgres://db.internal/mask".into();
+        let c = Config::from_args(&a).unwrap();
+        assert_eq!(c.secret_beside_database_warning(), None, "no SQLite file");
+    }
+
+    #[test]
+    fn metrics_access_settings_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_args(&with_dir(&dir, &["--metrics-allow", "127.0.0.1,::1"])).unwrap();
+        assert_eq!(c.metrics_allow, loopback());
+        assert!(c.metrics_token.is_none());
+
+        let c = Config::from_args(&with_dir(
+            &dir,
+            &[
+                "--metrics-allow",
+                " 10.0.0.7 , ",
+                "--metrics-token",
+                "s3cret-scraper-token",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(c.metrics_allow, vec!["10.0.0.7".parse::<IpAddr>().unwrap()]);
+        let token = c.metrics_token.unwrap();
+        assert!(token.matches("s3cret-scraper-token"));
+        assert!(!token.matches("s3cret-scraper-toke"));
+        assert!(!token.matches(""));
+
+        let c = Config::from_args(&with_dir(&dir, &["--metrics-allow", ""])).unwrap();
+        assert!(c.metrics_allow.is_empty(), "empty: no address is trusted");
+
+        for (flags, name) in [
+            (&["--metrics-allow", "10.0.0.0/8"][..], "METRICS_ALLOW"),
+            (&["--metrics-token", "short"][..], "METRICS_TOKEN"),
+        ] {
+            let err = Config::from_args(&with_dir(&dir, flags)).unwrap_err();
+            assert!(err.to_string().contains(name), "{flags:?}: {err}");
+        }
     }
 
     #[test]

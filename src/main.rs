@@ -1,7 +1,7 @@
 //! The command line: `serve` (default), `migrate`, `create-admin`, `seed-demo`,
 //! `verify`.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -14,6 +14,7 @@ use mask_reservation::config::{Config, ConfigArgs};
 use mask_reservation::db::{Db, write_tx};
 use mask_reservation::state::Keys;
 use mask_reservation::{demo, settings, verify};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -53,7 +54,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
+    // Held to the end, so that the lines still queued are written out.
+    let _log_writer = init_tracing();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -64,17 +66,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs go to standard error through a thread of their own that writes them in
+/// batches: with one access line per request, a system call per line would cost
+/// more than serving a static file. Nothing is dropped; a full queue makes the
+/// logging thread wait.
+fn init_tracing() -> WorkerGuard {
     let filter = EnvFilter::try_from_env("LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -190,6 +202,9 @@ fn create_admin(db: &Db, email: &str, name: &str, password: &str) -> anyhow::Res
 }
 
 fn serve(config: Config, db: Db) -> anyhow::Result<ExitCode> {
+    if let Some(warning) = config.secret_beside_database_warning() {
+        tracing::warn!("{warning}");
+    }
     migrate(&db, &config)?;
     if config.seed_demo {
         let mut conn = db.get()?;

@@ -1,6 +1,7 @@
 //! The shared web layer: errors → pages, sessions, CSRF, languages, and the few
 //! pages that belong to no feature (home, health, language switch).
 
+pub mod access_log;
 pub mod auth;
 pub mod csrf;
 pub mod device;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod home;
 pub mod language;
 pub mod limits;
+pub mod metrics;
 pub mod page;
 pub mod session;
 

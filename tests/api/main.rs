@@ -23,3 +23,4 @@ mod pages;
 mod rate_limit;
 mod schema;
 mod staff_pages;
+mod web_stack;

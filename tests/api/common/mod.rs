@@ -57,7 +57,11 @@ pub struct Spawn {
     pub rate_limits: Option<RateLimits>,
     /// The clock request limits count by; by default the system clock.
     pub clock: Option<Clock>,
+    /// Changes to the configuration the app starts with.
+    pub configure: Option<ConfigChange>,
 }
+
+pub type ConfigChange = Box<dyn FnOnce(&mut Config)>;
 
 /// Limits that no functional test reaches; rate-limit tests set their own.
 pub fn generous_limits() -> RateLimits {
@@ -84,7 +88,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
     };
     let data_dir = tempfile::tempdir().unwrap();
     let smtp = SmtpSink::start().await;
-    let config = Config {
+    let mut config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: database.url_via(options.via_proxy),
         secret: SecretKey::generate(),
@@ -101,7 +105,12 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         workers: 2,
         base_url: None,
         trust_forwarded: false,
+        metrics_allow: mask_reservation::config::loopback(),
+        metrics_token: None,
     };
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
     let db = open_db(&config);
     let overrides = Overrides {
         rate_limits: Some(options.rate_limits.unwrap_or_else(generous_limits)),

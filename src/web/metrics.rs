@@ -1,0 +1,312 @@
+//! Request metrics in Prometheus text format, and who may read them.
+//!
+//! Requests are counted by the route pattern they matched (`/admin/users/{id}/disable`),
+//! never by the raw path, and all unmatched paths share one label, so the
+//! number of series is bounded by the route table however many odd paths are
+//! asked for. `/metrics` answers only the configured addresses or a bearer of
+//! `METRICS_TOKEN`; anyone else gets the ordinary 404 page, as for a page that
+//! does not exist, so a scan learns nothing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use crate::config::{Config, MetricsToken};
+use crate::web::errors::AppError;
+
+/// The label of every request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+const NAMESPACE: &str = "mask_reservation";
+
+/// The request counters of one application (a registry of its own, so that
+/// several applications in one process, as in the tests, do not collide).
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    durations: HistogramVec,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, MetricsError> {
+        let registry = Registry::new();
+        let labels = ["endpoint", "method", "status"];
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered").namespace(NAMESPACE),
+            &labels,
+        )?;
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "http_requests_duration_seconds",
+                "Time from request to response head",
+            )
+            .namespace(NAMESPACE)
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &labels,
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(durations.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            durations,
+        })
+    }
+
+    /// Counts one answered request. `route` is the matched pattern, if any.
+    pub fn observe(
+        &self,
+        method: &Method,
+        route: Option<&str>,
+        status: StatusCode,
+        took: Duration,
+    ) {
+        let labels = [
+            route.unwrap_or(UNMATCHED),
+            method_label(method),
+            status.as_str(),
+        ];
+        self.requests.with_label_values(&labels).inc();
+        self.durations
+            .with_label_values(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// Methods outside the standard set share a label: a client may send any token
+/// as a method, and each would otherwise become a series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Who may read `/metrics`: the part of the configuration that says so.
+pub struct Access {
+    allow: Vec<IpAddr>,
+    token: Option<MetricsToken>,
+    trust_forwarded: bool,
+}
+
+impl Access {
+    pub fn from_config(config: &Config) -> Access {
+        Access {
+            allow: config.metrics_allow.clone(),
+            token: config.metrics_token.clone(),
+            trust_forwarded: config.trust_forwarded,
+        }
+    }
+}
+
+/// Who asks for `/metrics`, as far as the access rule cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asker<'a> {
+    /// The client's address: the peer, or the one a trusted proxy reports.
+    pub address: Option<IpAddr>,
+    /// The request passed through a proxy that the app was not told to trust
+    /// (it carries `Forwarded` / `X-Forwarded-For` and `TRUST_FORWARDED` is off):
+    /// the peer is then the proxy, whose address says nothing of the client.
+    pub relayed_untrusted: bool,
+    /// The bearer token sent in `Authorization`, if any.
+    pub bearer: Option<&'a str>,
+}
+
+/// Whether `asker` may read the metrics: a matching bearer token from anywhere,
+/// or no token needed from an allowed address reached directly.
+pub fn may_read(asker: &Asker<'_>, allow: &[IpAddr], token: Option<&MetricsToken>) -> bool {
+    if let (Some(token), Some(bearer)) = (token, asker.bearer) {
+        return token.matches(bearer);
+    }
+    !asker.relayed_untrusted && asker.address.is_some_and(|a| allow.contains(&canonical(a)))
+}
+
+/// An IPv4 client seen through an IPv6 socket (`::ffff:127.0.0.1`) is that IPv4
+/// address.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The client's address: the peer's, or the one a trusted proxy reports.
+fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<IpAddr> {
+    if !trust_forwarded {
+        return req.peer_addr().map(|a| a.ip());
+    }
+    let info = req.connection_info();
+    let reported = info.realip_remote_addr()?;
+    reported
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| reported.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// `GET /metrics`.
+pub async fn serve(
+    req: HttpRequest,
+    access: web::Data<Access>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, AppError> {
+    let headers = req.headers();
+    let relayed =
+        headers.contains_key(header::FORWARDED) || headers.contains_key("x-forwarded-for");
+    let asker = Asker {
+        address: client_address(&req, access.trust_forwarded),
+        relayed_untrusted: relayed && !access.trust_forwarded,
+        bearer: bearer(headers),
+    };
+    if !may_read(&asker, &access.allow, access.token.as_ref()) {
+        tracing::info!(
+            address = %asker.address.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+            token_sent = asker.bearer.is_some(),
+            "refused /metrics"
+        );
+        return Err(AppError::NotFound);
+    }
+    let text = metrics.render().map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> MetricsToken {
+        MetricsToken::parse("a-long-enough-token").unwrap()
+    }
+
+    fn ip(a: &str) -> Option<IpAddr> {
+        Some(a.parse().unwrap())
+    }
+
+    #[test]
+    fn an_allowed_address_reached_directly_needs_no_token() {
+        let allow = crate::config::loopback();
+        let direct = |address| Asker {
+            address,
+            relayed_untrusted: false,
+            bearer: None,
+        };
+        assert!(may_read(&direct(ip("127.0.0.1")), &allow, None));
+        assert!(may_read(&direct(ip("::1")), &allow, None));
+        assert!(may_read(&direct(ip("::ffff:127.0.0.1")), &allow, None));
+        assert!(!may_read(&direct(ip("10.1.2.3")), &allow, None));
+        assert!(!may_read(&direct(None), &allow, None));
+        assert!(!may_read(&direct(ip("127.0.0.1")), &[], None));
+    }
+
+    #[test]
+    fn a_request_relayed_by_an_untrusted_proxy_is_not_admitted_by_address() {
+        let asker = Asker {
+            address: ip("127.0.0.1"),
+            relayed_untrusted: true,
+            bearer: None,
+        };
+        assert!(!may_read(&asker, &crate::config::loopback(), None));
+    }
+
+    #[test]
+    fn the_token_opens_from_anywhere_and_a_wrong_one_closes_even_an_allowed_address() {
+        let allow = crate::config::loopback();
+        let with = |bearer| Asker {
+            address: ip("203.0.113.9"),
+            relayed_untrusted: true,
+            bearer,
+        };
+        assert!(may_read(
+            &with(Some("a-long-enough-token")),
+            &allow,
+            Some(&token())
+        ));
+        assert!(!may_read(
+            &with(Some("a-long-enough-tokeN")),
+            &allow,
+            Some(&token())
+        ));
+        assert!(!may_read(&with(None), &allow, Some(&token())));
+        let wrong_from_loopback = Asker {
+            address: ip("127.0.0.1"),
+            relayed_untrusted: false,
+            bearer: Some("guess"),
+        };
+        assert!(!may_read(&wrong_from_loopback, &allow, Some(&token())));
+    }
+
+    #[test]
+    fn the_bearer_token_is_read_from_the_authorization_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer abc def".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc def"));
+        headers.insert(header::AUTHORIZATION, "bearer  xyz ".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("xyz"));
+        headers.insert(header::AUTHORIZATION, "Basic eHl6".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn odd_methods_and_unmatched_paths_share_one_label_each() {
+        let m = Metrics::new().unwrap();
+        for method in ["FOO", "BAR", "BAZ"] {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            m.observe(
+                &method,
+                None,
+                StatusCode::NOT_FOUND,
+                Duration::from_millis(1),
+            );
+        }
+        m.observe(
+            &Method::GET,
+            Some("/admin/users/{id}/disable"),
+            StatusCode::OK,
+            Duration::from_millis(1),
+        );
+        let text = m.render().unwrap();
+        assert!(
+            text.contains(
+                "mask_reservation_http_requests_total{endpoint=\"unmatched\",method=\"other\",status=\"404\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("endpoint=\"/admin/users/{id}/disable\""),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! The layers around every request: bounded metrics and who may read them,
+//! caching and transport headers, request ids, and the light path of static
+//! files and the health probe (no session work).
+
+use mask_reservation::accounts::Role;
+use mask_reservation::config::{AppEnv, MetricsToken};
+
+use crate::common::{Spawn, spawn_app, spawn_app_with};
+
+const TOKEN: &str = "scraper-token-for-tests-0123";
+
+async fn metrics_text(app: &crate::common::TestApp) -> String {
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn random_unknown_paths_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    app.get("/no-such-page-warm-up").await;
+    let before = metrics_text(&app).await;
+    let paths: Vec<String> = (0..300)
+        .map(|i| format!("/probe/{i}/{:x}?q={i}", i * 7919))
+        .collect();
+    let requests = paths.iter().map(|p| app.get(p));
+    for res in futures_util::future::join_all(requests).await {
+        assert_eq!(res.status(), 404);
+    }
+    let after = metrics_text(&app).await;
+    let grown = after.lines().count() as i64 - before.lines().count() as i64;
+    // The first scrape itself adds the `/metrics` series; nothing per path.
+    assert!(grown <= 20, "the metrics grew by {grown} lines:\n{after}");
+    assert!(after.contains("endpoint=\"unmatched\""), "{after}");
+    assert!(!after.contains("/probe/"), "{after}");
+}
+
+#[tokio::test]
+async fn metrics_are_labelled_by_route_pattern_not_by_path() {
+    let app = spawn_app().await;
+    let admin = app
+        .logged_in_as(Role::Admin, "admin@example.com", None)
+        .await;
+    for id in [11, 12, 13] {
+        admin
+            .post_form(&format!("/admin/users/{id}/disable"), &[])
+            .await;
+    }
+    app.get("/static/css/app.css").await;
+    let text = metrics_text(&app).await;
+    assert!(
+        text.contains("endpoint=\"/admin/users/{id}/disable\""),
+        "{text}"
+    );
+    assert!(text.contains("endpoint=\"/static/css/app.css\""), "{text}");
+    assert!(!text.contains("/admin/users/11"), "{text}");
+}
+
+fn token_only(config: &mut mask_reservation::config::Config) {
+    config.metrics_allow = Vec::new();
+    config.metrics_token = Some(MetricsToken::parse(TOKEN).unwrap());
+}
+
+#[tokio::test]
+async fn metrics_from_an_address_not_allowed_need_the_token() {
+    let app = spawn_app_with(Spawn {
+        configure: Some(Box::new(token_only)),
+        ..Spawn::default()
+    })
+    .await;
+    let unknown = app.get_with_lang("/no-such-page", "en").await;
+    let unknown_headers = unknown.headers().clone();
+    let unknown_page = unknown.text().await.unwrap();
+
+    let refused = app.get_with_lang("/metrics", "en").await;
+    assert_eq!(
+        refused.status(),
+        404,
+        "refused like a page that does not exist"
+    );
+    assert_eq!(
+        refused.headers()["content-type"],
+        unknown_headers["content-type"]
+    );
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("Page not found"), "{page}");
+    assert!(!page.contains("mask_reservation_http"), "{page}");
+    assert_eq!(
+        page.replace("/metrics", "/no-such-page").len(),
+        unknown_page.len(),
+        "the same page as for an unknown path"
+    );
+
+    for wrong in ["Bearer not-the-token", "Basic c2NyYXBlcjp4", "Bearer"] {
+        let res = app
+            .client
+            .get(app.url("/metrics"))
+            .header("Authorization", wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{wrong}");
+    }
+
+    let res = app
+        .client
+        .get(app.url("/metrics"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE mask_reservation_http_requests_total counter"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_relayed_by_a_proxy_is_judged_by_the_client_behind_it() {
+    // Loopback is allowed by default, but a request that a proxy on loopback
+    // relays comes from elsewhere.
+    let app = spawn_app().await;
+    let relayed = |xff: &'static str| {
+        app.client
+            .get(app.url("/metrics"))
+            .header("X-Forwarded-For", xff)
+            .send()
+    };
+    assert_eq!(relayed("203.0.113.5").await.unwrap().status(), 404);
+    assert_eq!(relayed("127.0.0.1").await.unwrap().status(), 404);
+    assert_eq!(app.get("/metrics").await.status(), 200, "direct");
+
+    let behind_proxy = spawn_app_with(Spawn {
+        configure: Some(Box::new(|c| c.trust_forwarded = true)),
+        ..Spawn::default()
+    })
+    .await;
+    let relayed = |xff: &'static str| {
+        behind_proxy
+            .client
+            .get(behind_proxy.url("/metrics"))
+            .header("X-Forwarded-For", xff)
+            .send()
+    };
+    assert_eq!(relayed("203.0.113.5").await.unwrap().status(), 404);
+    assert_eq!(relayed("127.0.0.1").await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn pages_redirects_and_errors_are_not_stored_while_static_files_are_cached() {
+    let app = spawn_app().await;
+    let anonymous = app.new_visitor();
+    let citizen = app
+        .logged_in_as(Role::Citizen, "citizen@example.com", None)
+        .await;
+    let cases = [
+        (&anonymous, "/", 200),
+        (&anonymous, "/login", 200),
+        (&anonymous, "/reservations", 303),
+        (&anonymous, "/no-such-page", 404),
+        (&anonymous, "/static/css/missing.css", 404),
+        (&anonymous, "/healthz", 200),
+        (&citizen, "/reservations", 200),
+        (&citizen, "/admin", 403),
+    ];
+    for (visitor, path, status) in cases {
+        let res = visitor.get(path).await;
+        assert_eq!(res.status(), status, "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+    }
+    let refused = anonymous
+        .post_form_raw("/language", &[("lang", "en")])
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["cache-control"], "no-store");
+
+    let res = citizen.get("/static/css/app.css").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+}
+
+#[tokio::test]
+async fn hsts_is_sent_only_in_production() {
+    let dev = spawn_app().await;
+    for path in ["/", "/static/css/app.css", "/no-such-page"] {
+        let res = dev.get(path).await;
+        assert!(
+            !res.headers().contains_key("strict-transport-security"),
+            "{path}"
+        );
+    }
+
+    let prod = spawn_app_with(Spawn {
+        configure: Some(Box::new(|c| c.app_env = AppEnv::Production)),
+        ..Spawn::default()
+    })
+    .await;
+    for path in ["/", "/static/css/app.css", "/no-such-page", "/healthz"] {
+        let res = prod.get(path).await;
+        assert_eq!(
+            res.headers()["strict-transport-security"],
+            "max-age=31536000; includeSubDomains",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_response_has_its_own_request_id() {
+    let app = spawn_app().await;
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/", "/", "/static/css/app.css", "/healthz", "/no-such-page"] {
+        let res = app.get(path).await;
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 16, "{path}: {id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{path}: {id}");
+        assert!(seen.insert(id), "{path}: a fresh id");
+    }
+}
+
+#[tokio::test]
+async fn static_files_and_the_health_probe_leave_the_session_alone() {
+    let app = spawn_app().await;
+    let citizen = app
+        .logged_in_as(Role::Citizen, "citizen@example.com", None)
+        .await;
+    for path in ["/static/css/app.css", "/healthz"] {
+        let res = citizen.get(path).await;
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(
+            !res.headers().contains_key("set-cookie"),
+            "{path}: no session cookie is read or written"
+        );
+        // A cookie that does not decrypt is no concern of these routes either.
+        let res = app
+            .client
+            .get(app.url(path))
+            .header("Cookie", "mr_session=garbage")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    // Pages still have their session.
+    assert_eq!(citizen.get("/reservations").await.status(), 200);
+    // And a path under /static that is no file gets the 404 page in the
+    // visitor's language, like any unknown page.
+    let res = app.get_with_lang("/static/css/missing.css", "en").await;
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("Page not found"));
+}
