@@ -11,6 +11,8 @@ const WEIGHTS: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5];
 /// Why a number is not a valid resident registration number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NationalIdError {
+    #[error("nothing was entered")]
+    Missing,
     #[error("format: 13 digits as YYMMDD-SNNNNNC")]
     Format,
     #[error("the birth date is not a real date")]
@@ -27,6 +29,7 @@ impl NationalIdError {
     /// Locale key of the message shown next to the field.
     pub fn message_key(self) -> &'static str {
         match self {
+            NationalIdError::Missing => "form.error.required",
             NationalIdError::Format => "national_id.error.format",
             NationalIdError::BirthDate => "national_id.error.birth_date",
             NationalIdError::FutureBirthDate => "national_id.error.future_birth_date",
@@ -50,6 +53,9 @@ impl NationalId {
     /// or a made-up number. Someone born today is accepted.
     pub fn parse(input: &str, today: NaiveDate) -> Result<NationalId, NationalIdError> {
         let text = input.trim();
+        if text.is_empty() {
+            return Err(NationalIdError::Missing);
+        }
         let compact: String = match text.len() {
             14 if text.as_bytes()[6] == b'-' => format!("{}{}", &text[..6], &text[7..]),
             13 => text.to_owned(),
@@ -148,6 +154,21 @@ mod tests {
     /// A `today` late enough for every number these tests use.
     fn parse(input: &str) -> Result<NationalId, NationalIdError> {
         NationalId::parse(input, date(2100, 1, 1))
+    }
+
+    #[test]
+    fn an_empty_field_is_missing_not_malformed() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        for empty in ["", "   "] {
+            assert_eq!(
+                NationalId::parse(empty, today).err(),
+                Some(NationalIdError::Missing)
+            );
+        }
+        assert_eq!(
+            NationalIdError::Missing.message_key(),
+            "form.error.required"
+        );
     }
 
     #[test]

@@ -85,6 +85,22 @@ pub struct SignupValues {
     pub email: String,
 }
 
+impl SignupValues {
+    /// The typed national ID split for the page's two fields: up to six
+    /// characters before the dash, up to seven after.
+    pub fn national_id_parts(&self) -> (String, String) {
+        let compact: String = self
+            .national_id
+            .chars()
+            .filter(|c| *c != '-' && !c.is_whitespace())
+            .collect();
+        (
+            compact.chars().take(6).collect(),
+            compact.chars().skip(6).take(7).collect(),
+        )
+    }
+}
+
 #[derive(Template)]
 #[template(path = "accounts/signup.html")]
 struct SignupPage {
@@ -107,6 +123,24 @@ async fn signup_form(page: PageCtx, user: Option<CurrentUser>) -> Result<HttpRes
     )
 }
 
+/// The national ID as sent: the `national_id` field, or the page's two fields
+/// (the six birth-date digits, then the seven masked ones) joined with a dash.
+fn national_id_field(form: &FormData) -> String {
+    let whole = form.get("national_id").trim();
+    if !whole.is_empty() {
+        return whole.to_owned();
+    }
+    let (front, back) = (
+        form.get("national_id_front").trim(),
+        form.get("national_id_back").trim(),
+    );
+    if front.is_empty() && back.is_empty() {
+        String::new()
+    } else {
+        format!("{front}-{back}")
+    }
+}
+
 async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -119,14 +153,16 @@ async fn signup(
     let t = &page.t;
     let mut errors = FieldErrors::default();
     // The national ID is never echoed back in full: a wrong one is shown again so
-    // the user can correct it, but only as typed, in their own browser.
+    // the user can correct it, but only as typed, in their own browser (the back
+    // part in a masked field).
+    let typed_id = national_id_field(&form);
     let values = SignupValues {
-        national_id: truncate(form.get("national_id"), 20),
+        national_id: truncate(&typed_id, 20),
         name: truncate(form.get("name"), 200),
         email: truncate(form.get("email"), 300),
     };
     let today = state.policy().await?.today();
-    let national_id = match NationalId::parse(form.get("national_id"), today) {
+    let national_id = match NationalId::parse(&typed_id, today) {
         Ok(id) => Some(id),
         Err(e) => {
             errors.add("national_id", t.get(e.message_key()));

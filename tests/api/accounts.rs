@@ -974,3 +974,73 @@ async fn a_dead_reset_link_is_refused_before_the_form_is_judged() {
             .contains("data-message=\"token.unknown\"")
     );
 }
+
+#[tokio::test]
+async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_is_required() {
+    let app = spawn_app().await;
+    let html = app.html("/signup").await;
+    assert!(html.contains("name=\"national_id_front\""));
+    assert!(html.contains("name=\"national_id_back\" type=\"password\" inputmode=\"numeric\""));
+
+    // Nothing typed: the message says the field is required, not how it is shaped.
+    let res = app
+        .post_form(
+            "/signup",
+            &[
+                ("national_id_front", ""),
+                ("national_id_back", ""),
+                ("name", "홍길동"),
+                ("email", "c@example.com"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("필수 입력 항목입니다"), "{html}");
+
+    // A mistyped back part comes back in its (masked) field to be corrected.
+    let id = valid_id();
+    let (front, back) = id.split_at(6);
+    let wrong_back = format!("{}{}", &back[..back.len() - 1], "0");
+    let wrong_back = if wrong_back == back {
+        format!("{}{}", &back[..back.len() - 1], "1")
+    } else {
+        wrong_back
+    };
+    let res = app
+        .post_form(
+            "/signup",
+            &[
+                ("national_id_front", front),
+                ("national_id_back", &wrong_back),
+                ("name", "홍길동"),
+                ("email", "c@example.com"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains(&format!("value=\"{front}\"")));
+    assert!(html.contains(&format!("value=\"{wrong_back}\"")));
+
+    // The two fields together sign up as the one field does.
+    let res = app
+        .post_form(
+            "/signup",
+            &[
+                ("national_id_front", front),
+                ("national_id_back", back),
+                ("name", "홍길동"),
+                ("email", "c@example.com"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(count_users(&app), 1);
+}

@@ -2,7 +2,7 @@
 
 use fantoccini::Locator;
 
-use crate::common::browser::{Browser, fill, submit, wait_for, wait_for_text};
+use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for, wait_for_text};
 use crate::common::spawn_app;
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn a_citizen_signs_up_verifies_by_mail_and_logs_in() {
     let password = crate::common::fixtures::PASSWORD;
 
     c.goto(&app.url("/signup")).await.unwrap();
-    fill(c, "national_id", &national_id).await;
+    fill_national_id(c, &national_id).await;
     fill(c, "name", "김민지").await;
     fill(c, "email", "minji@example.com").await;
     fill(c, "password", password).await;
@@ -96,7 +96,7 @@ async fn a_citizen_signs_up_verifies_by_mail_and_logs_in() {
         .unwrap();
     assert_eq!(kept.as_deref(), Some("minji@example.com"));
 
-    fill(c, "national_id", &national_id).await;
+    fill_national_id(c, &national_id).await;
     fill(c, "password", password).await;
     fill(c, "password_confirm", password).await;
     submit(c, "/signup").await;

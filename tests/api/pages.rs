@@ -5,7 +5,7 @@
 use fantoccini::Locator;
 use mask_reservation::accounts::Role;
 
-use crate::common::browser::{Browser, fill, submit, wait_for};
+use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for};
 use crate::common::{TestApp, fixtures, spawn_app};
 
 async fn focused_on_error_summary(c: &fantoccini::Client) -> bool {
@@ -110,7 +110,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     browser.check_page("login-failed").await;
 
     c.goto(&app.url("/signup")).await.unwrap();
-    fill(c, "national_id", "850101-1234567").await;
+    fill_national_id(c, "850101-1234567").await;
     fill(c, "email", "not an address").await;
     submit(c, "/signup").await;
     wait_for(c, "[data-error-for='national_id']").await;

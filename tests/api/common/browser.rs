@@ -249,6 +249,15 @@ pub async fn fill(c: &Client, name: &str, value: &str) {
     field.send_keys(value).await.unwrap();
 }
 
+/// Types a national ID into the sign-up form's two fields, as a person does:
+/// the six birth-date digits, then the seven others.
+pub async fn fill_national_id(c: &Client, national_id: &str) {
+    let digits: String = national_id.chars().filter(char::is_ascii_digit).collect();
+    let (front, back) = digits.split_at(digits.len().min(6));
+    fill(c, "national_id_front", front).await;
+    fill(c, "national_id_back", back).await;
+}
+
 /// Presses the submit button of the form posting to `form_action`.
 pub async fn submit(c: &Client, form_action: &str) {
     c.find(Locator::Css(&format!(
