@@ -251,6 +251,7 @@ fn public_routes(cfg: &mut web::ServiceConfig) {
 /// Every route of the application.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::home))
+        .route("/status", web::get().to(health::status))
         .route("/language", web::post().to(language::switch))
         .configure(crate::accounts::routes::routes)
         .configure(crate::reservations::routes::routes)

@@ -1,4 +1,5 @@
 //! `GET /healthz`: can this instance serve, and in what state is its database?
+//! `GET /status` says the same to people, as a page in their language.
 //!
 //! `database.state` is one of:
 //!
@@ -25,12 +26,17 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use askama::Template;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::db::{self, DbError};
 use crate::state::AppState;
+use crate::web::errors::AppError;
+use crate::web::page::PageCtx;
+use crate::web::render;
 
 /// How long the probe waits for a pooled connection and its read.
 pub const POOL_WAIT: Duration = Duration::from_secs(1);
@@ -98,6 +104,55 @@ pub async fn probe(state: &AppState) -> DbState {
             DbState::Down
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage {
+    page: PageCtx,
+    state: &'static str,
+    checked_at: String,
+}
+
+/// `GET /status`: the probe's answer for people. Down is a 503 page, so that
+/// a monitor pointed at it sees the same as one pointed at `/healthz`.
+pub async fn status(state: web::Data<AppState>, page: PageCtx) -> Result<HttpResponse, AppError> {
+    let db_state = probe(&state).await;
+    let now = state.clock.now();
+    let checked_at = match state.policy.cached() {
+        Some(policy) => {
+            let local = now.with_timezone(&policy.timezone);
+            format!(
+                "{} {}",
+                page.t.date(local.date_naive()),
+                local.format("%H:%M:%S")
+            )
+        }
+        None => format!(
+            "{} {} UTC",
+            page.t.date(now.date_naive()),
+            now.format("%H:%M:%S")
+        ),
+    };
+    let code = match db_state {
+        DbState::Up | DbState::Busy => StatusCode::OK,
+        DbState::Down => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut res = render(
+        &StatusPage {
+            page,
+            state: db_state.as_str(),
+            checked_at,
+        },
+        code,
+    )?;
+    if db_state == DbState::Down {
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("5"),
+        );
+    }
+    Ok(res)
 }
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {

@@ -73,6 +73,7 @@ fn table() -> Vec<Row> {
         //                                  anonymous    unverified    citizen       pharmacist              admin
         get("/",                              [OK,         OK,           OK,           OK,                     OK]),
         get("/healthz",                       [OK,         OK,           OK,           OK,                     OK]),
+        get("/status",                        [OK,         OK,           OK,           OK,                     OK]),
         get("/metrics",                       [OK,         OK,           OK,           OK,                     OK]),
         get("/signup",                        [OK,         IN,           IN,           Redirect("/pharmacy"),  Redirect("/admin")]),
         post("/signup",                       [Status(422), Status(422), Status(422),  Status(422),            Status(422)]),

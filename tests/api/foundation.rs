@@ -60,6 +60,15 @@ async fn healthz_answers_503_while_the_database_is_unreachable_and_recovers() {
             // Pages that need the database say so too, in a page, not a hang;
             // the home page and its rules are served from memory meanwhile.
             assert_eq!(app.get("/").await.status(), 200);
+            let status = app.get("/status").await;
+            assert_eq!(status.status(), 503);
+            assert!(
+                status
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("data-status=\"down\"")
+            );
             let page = citizen.get("/reservations").await;
             assert_eq!(page.status(), 503);
             assert!(
@@ -362,4 +371,28 @@ async fn the_backend_under_test_is_the_one_asked_for() {
         Backend::Sqlite
     };
     assert_eq!(app.backend(), expected);
+}
+
+#[tokio::test]
+async fn the_status_page_tells_people_in_their_language_and_the_footer_links_to_it() {
+    let app = spawn_app().await;
+    let res = app.get("/status").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-status=\"up\""), "{html}");
+    assert!(html.contains("서비스 상태"));
+    let english = app
+        .get_with_lang("/status", "en")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(english.contains("Service status"));
+    assert!(app.html("/").await.contains("href=\"/status\""));
 }
