@@ -308,6 +308,18 @@ async fn verify_email(
             },
             StatusCode::OK,
         ),
+        // Only verifying uses a verification link up, so the address is
+        // confirmed: say so, and point to logging in rather than to an error.
+        Err(crate::db::DbError::Work(AccountError::Token(TokenError::Used))) => render(
+            &MessagePage {
+                page,
+                title_key: "verify.already_title",
+                message_key: "verify.already_log_in",
+                link: "/login",
+                link_key: "nav.login",
+            },
+            StatusCode::OK,
+        ),
         Err(crate::db::DbError::Work(AccountError::Token(e))) => token_problem(page, e),
         Err(e) => Err(e.into()),
     }
@@ -531,7 +543,9 @@ async fn logout(state: web::Data<AppState>, session: Session) -> Result<HttpResp
             .write(move |tx| service::end_all_sessions(tx, user.id))
             .await?;
     }
-    session::log_out(&session);
+    // A new, empty session rather than none, to carry the message.
+    session::reset(&session);
+    session::set_flash(&session, "logout.done");
     Ok(see_other("/"))
 }
 
