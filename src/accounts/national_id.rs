@@ -214,7 +214,7 @@ mod tests {
         let ok = valid("850101123456");
         let wrong_check = format!("{}{}", &ok[..12], (ok.as_bytes()[12] - b'0' + 1) % 10);
         let cases: Vec<(String, NationalIdError)> = vec![
-            (String::new(), NationalIdError::Format),
+            (String::new(), NationalIdError::Missing),
             ("85010-11234567".into(), NationalIdError::Format),
             ("8501011234".into(), NationalIdError::Format),
             ("85010112345678".into(), NationalIdError::Format),

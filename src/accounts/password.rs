@@ -22,6 +22,9 @@ pub enum PasswordRule {
     TooShort,
     #[error("too long")]
     TooLong,
+    /// Among the most common passwords, or as easy to guess as one.
+    #[error("too easy to guess")]
+    TooGuessable,
 }
 
 impl PasswordRule {
@@ -30,12 +33,14 @@ impl PasswordRule {
         match self {
             PasswordRule::TooShort => t.fmt("form.error.password_short", &[("min", &MIN_LEN)]),
             PasswordRule::TooLong => t.fmt("form.error.password_long", &[("max", &MAX_LEN)]),
+            PasswordRule::TooGuessable => t.get("form.error.password_guessable").to_owned(),
         }
     }
 }
 
-/// A password that meets the length rule. Counted in characters, not bytes, so a
-/// Korean passphrase is judged like any other.
+/// A password that meets the length rule and is not among the easiest to guess.
+/// Length is counted in characters, not bytes, so a Korean passphrase is judged
+/// like any other.
 pub struct NewPassword(String);
 
 impl NewPassword {
@@ -45,6 +50,8 @@ impl NewPassword {
             Err(PasswordRule::TooShort)
         } else if len > MAX_LEN {
             Err(PasswordRule::TooLong)
+        } else if too_guessable(text) {
+            Err(PasswordRule::TooGuessable)
         } else {
             Ok(NewPassword(text.to_owned()))
         }
@@ -53,6 +60,17 @@ impl NewPassword {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// zxcvbn's estimate: its dictionaries hold the most common passwords (and
+/// words, names, keyboard runs, dates, repeats and sequences), and a score below
+/// 2 means fewer than about a million guesses — `password1`, `qwerty123`,
+/// `11111111`, `abcd1234`. Only the first 64 characters are judged: the
+/// estimate grows costly with length, and a longer password is not guessable
+/// through its tail alone.
+fn too_guessable(text: &str) -> bool {
+    let head: String = text.chars().take(64).collect();
+    zxcvbn::zxcvbn(&head, &[]).score() < zxcvbn::Score::Two
 }
 
 fn hasher() -> Result<Argon2<'static>, argon2::Error> {
@@ -114,13 +132,48 @@ mod tests {
             NewPassword::parse("short").err(),
             Some(PasswordRule::TooShort)
         );
-        assert!(NewPassword::parse("12345678").is_ok());
         assert!(NewPassword::parse("마스크예약비밀번호").is_ok());
-        assert!(NewPassword::parse(&"x".repeat(128)).is_ok());
+        assert!(NewPassword::parse("7tQ#mzp2").is_ok());
+        let long: String = "correct horse battery staple "
+            .chars()
+            .cycle()
+            .take(128)
+            .collect();
+        assert!(NewPassword::parse(&long).is_ok());
+        let longer = format!("{long}x");
         assert_eq!(
-            NewPassword::parse(&"x".repeat(129)).err(),
+            NewPassword::parse(&longer).err(),
             Some(PasswordRule::TooLong)
         );
+    }
+
+    #[test]
+    fn the_most_common_passwords_are_refused() {
+        for common in [
+            "password",
+            "password1",
+            "12345678",
+            "123456789",
+            "qwerty123",
+            "11111111",
+            "abcd1234",
+            "iloveyou",
+            "1q2w3e4r",
+            "qwertyuiop",
+        ] {
+            assert_eq!(
+                NewPassword::parse(common).err(),
+                Some(PasswordRule::TooGuessable),
+                "{common}"
+            );
+        }
+        for fine in [
+            "correct horse battery",
+            "a new secret passphrase",
+            "마스크는 약국에서 받아요",
+        ] {
+            assert!(NewPassword::parse(fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]

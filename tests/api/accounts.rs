@@ -1048,3 +1048,27 @@ async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_i
     assert_eq!(res.status(), 303);
     assert_eq!(count_users(&app), 1);
 }
+
+#[tokio::test]
+async fn a_common_password_is_refused_at_sign_up_with_the_other_values_kept() {
+    let app = spawn_app().await;
+    let res = app
+        .post_form(
+            "/signup",
+            &[
+                ("national_id", &valid_id()),
+                ("name", "홍길동"),
+                ("email", "c@example.com"),
+                ("password", "qwerty123"),
+                ("password_confirm", "qwerty123"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-for=\"password\""), "{html}");
+    assert!(html.contains("추측하기 쉬운 비밀번호"), "{html}");
+    assert!(html.contains("value=\"c@example.com\""));
+    assert!(!html.contains("qwerty123"), "a password is never echoed");
+    assert_eq!(count_users(&app), 0);
+}
