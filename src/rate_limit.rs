@@ -41,7 +41,12 @@ pub struct RateLimits {
     /// replaces the two limits above, and is small, so that a stolen cookie is
     /// no unlimited oracle.
     pub login_per_device: Limit,
+    /// Well-formed sign-ups from one address: high, for the same reason.
     pub signup_per_ip: Limit,
+    /// Sign-ups naming one e-mail address: low, since each sends that address
+    /// a mail (a verification, or a notice that someone tried).
+    pub signup_per_email: Limit,
+    /// Reset requests from one address: high, for the same reason.
     pub forgot_per_ip: Limit,
     pub forgot_per_account: Limit,
     pub resend_per_account: Limit,
@@ -53,8 +58,9 @@ impl Default for RateLimits {
             login_per_ip: Limit::per_minutes(200, 15),
             login_per_account_ip: Limit::per_minutes(10, 15),
             login_per_device: Limit::per_minutes(5, 15),
-            signup_per_ip: Limit::per_minutes(10, 60),
-            forgot_per_ip: Limit::per_minutes(10, 60),
+            signup_per_ip: Limit::per_minutes(300, 60),
+            signup_per_email: Limit::per_minutes(3, 60),
+            forgot_per_ip: Limit::per_minutes(100, 60),
             forgot_per_account: Limit::per_minutes(3, 60),
             resend_per_account: Limit::per_minutes(3, 60),
         }

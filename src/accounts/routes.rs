@@ -1,7 +1,7 @@
 //! Account pages: sign-up, e-mail verification, login, logout, password reset.
 
 use actix_session::Session;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
@@ -56,12 +56,7 @@ async fn hash_password(
 
 /// A form page sent back because hashing is saturated: 503, and when to retry.
 fn waiting(page: Result<HttpResponse, AppError>, busy: Busy) -> Result<HttpResponse, AppError> {
-    let mut page = page?;
-    page.headers_mut().insert(
-        header::RETRY_AFTER,
-        header::HeaderValue::from(busy.retry_after_secs),
-    );
-    Ok(page)
+    limits::with_retry_after(page, busy.retry_after_secs)
 }
 
 /// The `password` and `password_confirm` fields of a form that sets one; each
@@ -148,8 +143,6 @@ async fn signup(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
-    limits::check_client(&state, &req, "signup", state.rate_limits.signup_per_ip).await?;
-
     let t = &page.t;
     let mut errors = FieldErrors::default();
     // The national ID is never echoed back in full: a wrong one is shown again so
@@ -188,6 +181,31 @@ async fn signup(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
+
+    // Only a well-formed sign-up counts: it costs a hash and sends a mail. Per
+    // address the limit is high (a mobile carrier puts many people behind one);
+    // per e-mail it is low, so nobody's mailbox can be flooded with notices.
+    // The same for a new and a taken address, so the limit tells nothing.
+    let ip = limits::client_ip(&req, state.config.trust_forwarded);
+    let buckets = vec![
+        (format!("signup:ip:{ip}"), state.rate_limits.signup_per_ip),
+        (
+            format!("signup:email:{}", email.as_str()),
+            state.rate_limits.signup_per_email,
+        ),
+    ];
+    if let Decision::Limited { retry_after_secs } = limits::hit_all(&state, buckets).await? {
+        errors.set_general(limits::wait_message(t, retry_after_secs));
+        let page = SignupPage {
+            page,
+            values,
+            errors,
+        };
+        return limits::with_retry_after(
+            render(&page, StatusCode::TOO_MANY_REQUESTS),
+            retry_after_secs,
+        );
+    }
 
     let password_hash = match hash_password(&state, password).await? {
         Ok(phc) => phc,
@@ -424,7 +442,25 @@ async fn login(
         .run(move |conn| service::find_for_login(conn, &lookup))
         .await?;
 
-    let charged = charge_login(&state, &req, &email, candidate.as_ref().map(|c| c.id)).await?;
+    let account = candidate.as_ref().map(|c| c.id);
+    let charged = match charge_login(&state, &req, &email, account).await {
+        Ok(charged) => charged,
+        Err(AppError::TooManyRequests { retry_after_secs }) => {
+            let mut errors = FieldErrors::default();
+            errors.set_general(limits::wait_message(&page.t, retry_after_secs));
+            let page = LoginPage {
+                page,
+                email,
+                next,
+                errors,
+            };
+            return limits::with_retry_after(
+                render(&page, StatusCode::TOO_MANY_REQUESTS),
+                retry_after_secs,
+            );
+        }
+        Err(e) => return Err(e),
+    };
 
     // The same work and the same answer whether or not the account exists.
     let phc = candidate.as_ref().map(|c| c.password_hash.clone());
@@ -578,7 +614,6 @@ async fn forgot(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
-    limits::check_client(&state, &req, "forgot", state.rate_limits.forgot_per_ip).await?;
     let email = match Email::parse(form.get("email")) {
         Ok(e) => e,
         Err(e) => {
@@ -595,7 +630,25 @@ async fn forgot(
             );
         }
     };
-    // Over the per-address limit, nothing more is sent, but the answer is the
+    let ip = limits::client_ip(&req, state.config.trust_forwarded);
+    let per_ip = state.rate_limits.forgot_per_ip;
+    if let Decision::Limited { retry_after_secs } =
+        limits::hit(&state, format!("forgot:ip:{ip}"), per_ip).await?
+    {
+        let mut errors = FieldErrors::default();
+        errors.set_general(limits::wait_message(&page.t, retry_after_secs));
+        let page = ForgotPage {
+            email: email.as_str().to_owned(),
+            page,
+            sent: false,
+            errors,
+        };
+        return limits::with_retry_after(
+            render(&page, StatusCode::TOO_MANY_REQUESTS),
+            retry_after_secs,
+        );
+    }
+    // Over the per-account limit, nothing more is sent, but the answer is the
     // same: the page must not tell whether the address has an account.
     let bucket = format!("forgot:account:{}", email.as_str());
     let per_account = state.rate_limits.forgot_per_account;

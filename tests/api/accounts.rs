@@ -593,10 +593,24 @@ async fn too_many_login_attempts_get_a_429_page_in_the_visitors_language() {
             401
         );
     }
+    // The login form comes back with the address kept and the wait in minutes.
     let res = app.login("x@example.com", "wrong password").await;
     assert_eq!(res.status(), 429);
-    assert!(res.headers().contains_key("retry-after"));
-    assert!(res.text().await.unwrap().contains("Too many requests"));
+    let secs: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let html = res.text().await.unwrap();
+    let minutes = secs.div_ceil(60);
+    let wait = if minutes == 1 {
+        "try again in 1 minute".to_owned()
+    } else {
+        format!("try again in {minutes} minutes")
+    };
+    assert!(html.contains(&wait), "{html}");
+    assert!(html.contains("value=\"x@example.com\""));
+    assert!(!html.contains("wrong password"));
 }
 
 #[tokio::test]
@@ -607,24 +621,65 @@ async fn sign_up_and_forgot_password_are_rate_limited_per_address() {
         ..crate::common::generous_limits()
     };
     let app = spawn_with_limits(tight).await;
+    // A malformed sign-up costs nothing and is not counted.
     assert_eq!(sign_up(&app, "bad", "a@example.com").await.status(), 422);
     assert_eq!(
         sign_up(&app, &valid_id(), "a@example.com").await.status(),
-        429
+        303
     );
-    assert_eq!(count_users(&app), 0);
+    // Over the limit, the form comes back with what was typed and when to retry.
+    let res = sign_up(
+        &app,
+        &fixtures::national_id("900101223456"),
+        "b@example.com",
+    )
+    .await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("value=\"b@example.com\""), "{html}");
+    assert!(html.contains("분 뒤에 다시 시도해 주세요"), "{html}");
+    assert_eq!(count_users(&app), 1);
     assert_eq!(
         app.post_form("/password/forgot", &[("email", "a@example.com")])
             .await
             .status(),
         200
     );
-    assert_eq!(
-        app.post_form("/password/forgot", &[("email", "a@example.com")])
+    let res = app
+        .post_form("/password/forgot", &[("email", "a@example.com")])
+        .await;
+    assert_eq!(res.status(), 429);
+    assert!(
+        res.text()
             .await
-            .status(),
-        429
+            .unwrap()
+            .contains("value=\"a@example.com\"")
     );
+}
+
+#[tokio::test]
+async fn many_sign_ups_from_one_shared_address_pass_but_one_mailbox_gets_few_mails() {
+    let tight = RateLimits {
+        signup_per_email: Limit::per_minutes(2, 60),
+        ..crate::common::generous_limits()
+    };
+    let app = spawn_with_limits(tight).await;
+    // Strangers behind one carrier address: each signs up.
+    for i in 0..12 {
+        let id = fixtures::national_id(&format!("9001012234{i:02}"));
+        let res = sign_up(&app, &id, &format!("person{i}@example.com")).await;
+        assert_eq!(res.status(), 303, "sign-up {i}");
+    }
+    assert_eq!(count_users(&app), 12);
+    // One address named again and again: after two, no more mail goes to it.
+    let victim = "victim@example.com";
+    for i in 0..2 {
+        let id = fixtures::national_id(&format!("8001012234{i:02}"));
+        assert_eq!(sign_up(&app, &id, victim).await.status(), 303);
+    }
+    let id = fixtures::national_id("800101223499");
+    assert_eq!(sign_up(&app, &id, victim).await.status(), 429);
 }
 
 #[tokio::test]

@@ -71,6 +71,7 @@ pub fn generous_limits() -> RateLimits {
         login_per_account_ip: lots,
         login_per_device: lots,
         signup_per_ip: lots,
+        signup_per_email: lots,
         forgot_per_ip: lots,
         forgot_per_account: lots,
         resend_per_account: lots,
