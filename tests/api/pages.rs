@@ -56,7 +56,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         true,
         &key,
     );
-    fixtures::user(
+    let pharmacist = fixtures::user(
         &app.db,
         Role::Pharmacist,
         "pharmacist@example.com",
@@ -149,6 +149,40 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     }
     browser.check_page("signup-errors").await;
 
+    // The same form put right: "check your e-mail".
+    fill_national_id(c, &fixtures::national_id("900215154321")).await;
+    fill(c, "name", "김민지").await;
+    fill(c, "email", "minji@example.com").await;
+    fill(c, "password", fixtures::PASSWORD).await;
+    fill(c, "password_confirm", fixtures::PASSWORD).await;
+    submit(c, "/signup").await;
+    wait_for(c, "h1").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/signup/sent");
+    browser.check_page("signup-sent").await;
+
+    // A forgotten password: the request, then the form the mailed link opens.
+    c.goto(&app.url("/password/forgot")).await.unwrap();
+    fill(c, "email", "citizen@example.com").await;
+    submit(c, "/password/forgot").await;
+    wait_for(c, "[data-forgot-sent]").await;
+    browser.check_page("forgot-sent").await;
+    let mail = app
+        .smtp
+        .wait_for(2)
+        .await
+        .into_iter()
+        .find(|m| m.recipients == ["citizen@example.com"])
+        .unwrap();
+    let body = mail.text_body();
+    let link = body[body.find("http://").unwrap()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    c.goto(&link).await.unwrap();
+    wait_for(c, "form[action='/password/reset']").await;
+    browser.check_page("reset").await;
+
     // A citizen.
     log_in(&app, &browser, "citizen@example.com").await;
     check(
@@ -171,6 +205,15 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     log_in(&app, &browser, "admin@example.com").await;
     check(&app, &browser, "admin", "/admin", "h1").await;
     check(&app, &browser, "admin-users", "/admin/users", "table").await;
+    let confirm = format!("/admin/users/{pharmacist}/disable");
+    check(
+        &app,
+        &browser,
+        "admin-confirm-disable",
+        &confirm,
+        "[data-confirm-disable]",
+    )
+    .await;
     log_out(&browser).await;
 
     browser.close().await;
