@@ -38,6 +38,12 @@ impl PasswordRule {
     }
 }
 
+/// argon2 could not hash (it refuses only parameters or outputs out of its
+/// range, so this is a bug or a broken build, never the user's input).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("argon2: {0}")]
+pub struct HashFailed(String);
+
 /// A password that meets the length rule and is not among the easiest to guess.
 /// Length is counted in characters, not bytes, so a Korean passphrase is judged
 /// like any other.
@@ -79,12 +85,12 @@ fn hasher() -> Result<Argon2<'static>, argon2::Error> {
 }
 
 /// Hashes a password into a PHC string. CPU-heavy: call it off the async workers.
-pub fn hash(password: &NewPassword) -> anyhow::Result<String> {
+pub fn hash(password: &NewPassword) -> Result<String, HashFailed> {
     let salt = SaltString::generate(&mut OsRng);
     let phc = hasher()
-        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?
+        .map_err(|e| HashFailed(format!("parameters: {e}")))?
         .hash_password(password.as_str().as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+        .map_err(|e| HashFailed(e.to_string()))?;
     Ok(phc.to_string())
 }
 
