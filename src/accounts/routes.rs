@@ -201,10 +201,7 @@ async fn signup(
             values,
             errors,
         };
-        return limits::with_retry_after(
-            render(&page, StatusCode::TOO_MANY_REQUESTS),
-            retry_after_secs,
-        );
+        return limits::form_over_limit(&page, retry_after_secs);
     }
 
     let password_hash = match hash_password(&state, password).await? {
@@ -454,10 +451,7 @@ async fn login(
                 next,
                 errors,
             };
-            return limits::with_retry_after(
-                render(&page, StatusCode::TOO_MANY_REQUESTS),
-                retry_after_secs,
-            );
+            return limits::form_over_limit(&page, retry_after_secs);
         }
         Err(e) => return Err(e),
     };
@@ -643,10 +637,7 @@ async fn forgot(
             sent: false,
             errors,
         };
-        return limits::with_retry_after(
-            render(&page, StatusCode::TOO_MANY_REQUESTS),
-            retry_after_secs,
-        );
+        return limits::form_over_limit(&page, retry_after_secs);
     }
     // Over the per-account limit, nothing more is sent, but the answer is the
     // same: the page must not tell whether the address has an account.

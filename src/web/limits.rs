@@ -1,14 +1,16 @@
 //! Request limits as handlers use them: who the client is, and a hit counted
 //! through the database's write door that answers the 429 page when over.
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
 
 use crate::i18n::Tr;
 
 use crate::rate_limit::{self, Decision, Limit};
 use crate::state::AppState;
 use crate::web::errors::AppError;
+use crate::web::render;
 
 /// The client address to limit by: the peer, or the left-most forwarded address
 /// when the app is configured to sit behind a trusted proxy.
@@ -73,6 +75,17 @@ pub fn with_retry_after(
         header::HeaderValue::from(retry_after_secs),
     );
     Ok(page)
+}
+
+/// A form sent back because its sender is over a limit: 429 and `Retry-After`.
+pub fn form_over_limit(
+    page: &impl Template,
+    retry_after_secs: u64,
+) -> Result<HttpResponse, AppError> {
+    with_retry_after(
+        render(page, StatusCode::TOO_MANY_REQUESTS),
+        retry_after_secs,
+    )
 }
 
 /// Counts one hit against a limit on the client's address (`ACTION:ip:ADDRESS`).

@@ -17,7 +17,7 @@ use mask_reservation::accounts::national_id::NationalId;
 use mask_reservation::accounts::password::{self, NewPassword};
 use mask_reservation::accounts::service::{self, Signup, SignupOutcome};
 use mask_reservation::clock::Clock;
-use mask_reservation::db::schema::{account_tokens, mail_outbox, people, users};
+use mask_reservation::db::schema::{account_tokens, mail_outbox, people};
 use mask_reservation::db::write_tx;
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::rate_limit::{Limit, RateLimits};
@@ -28,27 +28,9 @@ use crate::common::{
     Spawn, TestApp, Visitor, assert_invariants, extract_csrf, generous_limits, spawn_app,
     spawn_app_with,
 };
+use crate::common::{count_users, sign_up};
 
 const FIRST_ID_12: &str = "850101123456";
-
-async fn sign_up(v: &Visitor, national_id: &str, email: &str) -> reqwest::Response {
-    v.post_form(
-        "/signup",
-        &[
-            ("national_id", national_id),
-            ("name", "홍길동"),
-            ("email", email),
-            ("password", PASSWORD),
-            ("password_confirm", PASSWORD),
-        ],
-    )
-    .await
-}
-
-fn count_users(app: &TestApp) -> i64 {
-    let mut conn = app.db.get().unwrap();
-    users::table.count().get_result(&mut conn).unwrap()
-}
 
 /// (kind, recipient) of every queued mail, oldest first.
 fn outbox(app: &TestApp) -> Vec<(String, String)> {

@@ -6,34 +6,16 @@ use std::time::Duration;
 
 use crate::common::fixtures::{self, PASSWORD};
 use crate::common::{Spawn, TestApp, Visitor, spawn_app, spawn_app_with};
+use crate::common::{count_users, sign_up};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
-use mask_reservation::db::schema::{account_tokens, audit_log, mail_outbox, people, users};
+use mask_reservation::db::schema::{account_tokens, audit_log, mail_outbox, people};
 use mask_reservation::rate_limit::{Limit, RateLimits};
 
 const CITIZEN_ID_12: &str = "850101123456";
 
 fn valid_id() -> String {
     fixtures::national_id(CITIZEN_ID_12)
-}
-
-async fn sign_up(v: &Visitor, national_id: &str, email: &str) -> reqwest::Response {
-    v.post_form(
-        "/signup",
-        &[
-            ("national_id", national_id),
-            ("name", "홍길동"),
-            ("email", email),
-            ("password", PASSWORD),
-            ("password_confirm", PASSWORD),
-        ],
-    )
-    .await
-}
-
-fn count_users(app: &TestApp) -> i64 {
-    let mut conn = app.db.get().unwrap();
-    users::table.count().get_result(&mut conn).unwrap()
 }
 
 /// The first http link in a mail body.

@@ -283,6 +283,29 @@ where
     }
 }
 
+/// Signs up through the form with [`fixtures::PASSWORD`] and the name 홍길동.
+pub async fn sign_up(v: &Visitor, national_id: &str, email: &str) -> reqwest::Response {
+    v.post_form(
+        "/signup",
+        &[
+            ("national_id", national_id),
+            ("name", "홍길동"),
+            ("email", email),
+            ("password", fixtures::PASSWORD),
+            ("password_confirm", fixtures::PASSWORD),
+        ],
+    )
+    .await
+}
+
+/// How many accounts the database holds.
+pub fn count_users(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use mask_reservation::db::schema::users;
+    let mut conn = app.db.get().unwrap();
+    users::table.count().get_result(&mut conn).unwrap()
+}
+
 /// Every invariant of SPEC §4 holds in this database (`mask-reservation
 /// verify`); what every race test ends with.
 pub fn assert_invariants(db: &Db) {
