@@ -256,7 +256,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::accounts::routes::routes)
         .configure(crate::reservations::routes::routes)
         .configure(crate::pharmacy::routes::routes)
-        .route("/admin", web::get().to(crate::admin::dashboard::dashboard))
+        .configure(crate::admin::dashboard::routes)
         .configure(crate::admin::users::routes)
         .default_service(web::to(not_found));
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod charts;
 pub mod dashboard;
 pub mod overview;
 pub mod users;
