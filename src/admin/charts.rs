@@ -37,8 +37,24 @@ const COLOURS: [&str; 3] = ["#1f4e79", "#a34700", "#2d6a2f"];
 const INK: &str = "#1a1a1a";
 const GRID: &str = "#767676";
 
-const WIDTH: f64 = 720.0;
-const FONT: f64 = 16.0;
+/// Sizes in viewBox units. The chart scales to its column, so these are chosen
+/// for a phone (≈ 340 px wide) to show text at 10–11 px and a desktop column
+/// (40 rem) at about 20 px: the column chart needs 24 groups, the bar chart
+/// only its regions, hence different widths.
+#[derive(Clone, Copy)]
+struct Frame {
+    width: f64,
+    font: f64,
+}
+
+const COLUMNS: Frame = Frame {
+    width: 720.0,
+    font: 22.0,
+};
+const BARS: Frame = Frame {
+    width: 480.0,
+    font: 16.0,
+};
 
 /// Vertical columns, grouped by category (e.g. the hours of a day); the
 /// category labels are shown every `label_every` categories.
@@ -48,24 +64,26 @@ pub fn columns(
     series: &[Series],
     label_every: usize,
 ) -> String {
+    let f = COLUMNS;
     let max = max_value(series);
-    let height = 320.0;
-    let mut svg = open(labels, height);
     if max == 0 {
-        return no_data(svg, labels, height);
+        return no_data(open(labels, f, 120.0), labels, f, 120.0);
     }
+    let height = 360.0;
+    let mut svg = open(labels, f, height);
     patterns(&mut svg, labels, series.len());
-    let (left, right, top, bottom) = (56.0, 12.0, 12.0, height - 76.0);
+    let (left, right, top, bottom) = (84.0, 12.0, 28.0, height - 96.0);
     let plot_h = bottom - top;
     axis_lines(
         &mut svg,
         max,
         |v| bottom - plot_h * v as f64 / max as f64,
         left,
-        WIDTH - right,
+        f.width - right,
+        f.font,
     );
     let n = categories.len().max(1) as f64;
-    let group = (WIDTH - left - right) / n;
+    let group = (f.width - left - right) / n;
     let bar = (group * 0.8) / series.len().max(1) as f64;
     for (c, name) in categories.iter().enumerate() {
         let x0 = left + group * c as f64 + group * 0.1;
@@ -88,33 +106,35 @@ pub fn columns(
         if label_every > 0 && c % label_every == 0 {
             let _ = write!(
                 svg,
-                r#"<text x="{:.1}" y="{:.1}" font-size="{FONT}" text-anchor="middle" fill="{INK}">{}</text>"#,
+                r#"<text x="{:.1}" y="{:.1}" font-size="{}" text-anchor="middle" fill="{INK}">{}</text>"#,
                 x0 + group * 0.4,
-                bottom + 20.0,
+                bottom + f.font + 4.0,
+                f.font,
                 escape(name)
             );
         }
     }
-    legend(&mut svg, labels, series, height - 28.0);
+    legend(&mut svg, labels, series, f, height - 24.0);
     close(svg)
 }
 
 /// Horizontal bars, grouped by category (e.g. regions), each bar labelled with
 /// its value at its end so no number depends on reading a colour.
 pub fn bars(labels: &Labels, categories: &[String], series: &[Series]) -> String {
+    let f = BARS;
     let max = max_value(series);
     let per_bar = 20.0;
     let group = per_bar * series.len().max(1) as f64 + 16.0;
     let top = 8.0;
     let plot_h = group * categories.len() as f64;
     let height = if max == 0 { 120.0 } else { top + plot_h + 48.0 };
-    let mut svg = open(labels, height);
+    let mut svg = open(labels, f, height);
     if max == 0 {
-        return no_data(svg, labels, height);
+        return no_data(svg, labels, f, height);
     }
     patterns(&mut svg, labels, series.len());
-    let (left, right) = (170.0, 70.0);
-    let plot_w = WIDTH - left - right;
+    let (left, right) = (130.0, 56.0);
+    let plot_w = f.width - left - right;
     let _ = write!(
         svg,
         r#"<line x1="{left}" y1="{top}" x2="{left}" y2="{:.1}" stroke="{GRID}" stroke-width="1"/>"#,
@@ -124,9 +144,10 @@ pub fn bars(labels: &Labels, categories: &[String], series: &[Series]) -> String
         let y0 = top + group * c as f64 + 8.0;
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="{FONT}" text-anchor="end" fill="{INK}">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" font-size="{}" text-anchor="end" fill="{INK}">{}</text>"#,
             left - 8.0,
             y0 + per_bar * series.len() as f64 / 2.0 + 5.0,
+            f.font,
             escape(name)
         );
         for (s, ser) in series.iter().enumerate() {
@@ -150,11 +171,11 @@ pub fn bars(labels: &Labels, categories: &[String], series: &[Series]) -> String
                 r#"<text x="{:.1}" y="{:.1}" font-size="{:.0}" fill="{INK}">{v}</text>"#,
                 left + w + 6.0,
                 y + per_bar - 6.0,
-                FONT - 2.0
+                f.font - 2.0
             );
         }
     }
-    legend(&mut svg, labels, series, top + plot_h + 24.0);
+    legend(&mut svg, labels, series, f, top + plot_h + 24.0);
     close(svg)
 }
 
@@ -167,10 +188,11 @@ fn max_value(series: &[Series]) -> i64 {
         .max(0)
 }
 
-fn open(labels: &Labels, height: f64) -> String {
+fn open(labels: &Labels, f: Frame, height: f64) -> String {
     let id = escape(&labels.id);
+    let width = f.width;
     format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {height:.0}" width="100%" role="img" aria-labelledby="{id}-title {id}-desc" data-chart="{id}"><title id="{id}-title">{}</title><desc id="{id}-desc">{}</desc>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height:.0}" width="100%" role="img" aria-labelledby="{id}-title {id}-desc" data-chart="{id}"><title id="{id}-title">{}</title><desc id="{id}-desc">{}</desc>"#,
         escape(&labels.title),
         escape(&labels.desc)
     )
@@ -181,14 +203,15 @@ fn close(mut svg: String) -> String {
     svg
 }
 
-fn no_data(mut svg: String, labels: &Labels, height: f64) -> String {
+fn no_data(mut svg: String, labels: &Labels, f: Frame, height: f64) -> String {
     let _ = write!(
         svg,
-        r#"<rect x="1" y="1" width="{:.0}" height="{:.0}" fill="none" stroke="{GRID}" stroke-width="1"/><text x="{:.0}" y="{:.0}" font-size="{FONT}" text-anchor="middle" fill="{INK}" data-no-data="">{}</text>"#,
-        WIDTH - 2.0,
+        r#"<rect x="1" y="1" width="{:.0}" height="{:.0}" fill="none" stroke="{GRID}" stroke-width="1"/><text x="{:.0}" y="{:.0}" font-size="{}" text-anchor="middle" fill="{INK}" data-no-data="">{}</text>"#,
+        f.width - 2.0,
         height - 2.0,
-        WIDTH / 2.0,
+        f.width / 2.0,
         height / 2.0 + 5.0,
+        f.font,
         escape(&labels.no_data)
     );
     close(svg)
@@ -249,34 +272,43 @@ fn bar_rect(
 }
 
 /// Horizontal grid lines at 0, ½ and the maximum, each labelled.
-fn axis_lines(svg: &mut String, max: i64, y_of: impl Fn(i64) -> f64, x1: f64, x2: f64) {
+fn axis_lines(svg: &mut String, max: i64, y_of: impl Fn(i64) -> f64, x1: f64, x2: f64, font: f64) {
     let mut ticks = vec![0, max / 2, max];
     ticks.dedup();
     for v in ticks {
         let y = y_of(v);
         let _ = write!(
             svg,
-            r#"<line x1="{x1}" y1="{y:.1}" x2="{x2}" y2="{y:.1}" stroke="{GRID}" stroke-width="1"/><text x="{:.1}" y="{:.1}" font-size="{FONT}" text-anchor="end" fill="{INK}">{v}</text>"#,
+            r#"<line x1="{x1}" y1="{y:.1}" x2="{x2}" y2="{y:.1}" stroke="{GRID}" stroke-width="1"/><text x="{:.1}" y="{:.1}" font-size="{font}" text-anchor="end" fill="{INK}">{v}</text>"#,
             x1 - 6.0,
-            y + 5.0
+            y + font / 3.0
         );
     }
 }
 
-fn legend(svg: &mut String, labels: &Labels, series: &[Series], y: f64) {
+/// One row of swatch + label per series; a label's width is estimated (full
+/// width for Hangul, about half for Latin) since the browser's font is unknown.
+fn legend(svg: &mut String, labels: &Labels, series: &[Series], f: Frame, y: f64) {
     let mut x = 12.0;
+    let swatch = f.font;
     for (s, ser) in series.iter().enumerate() {
         let _ = write!(
             svg,
-            r#"<rect x="{x:.1}" y="{:.1}" width="18" height="18" fill="{}" stroke="{}" stroke-width="1"/><text x="{:.1}" y="{:.1}" font-size="{FONT}" fill="{INK}">{}</text>"#,
-            y - 14.0,
+            r#"<rect x="{x:.1}" y="{:.1}" width="{swatch}" height="{swatch}" fill="{}" stroke="{}" stroke-width="1"/><text x="{:.1}" y="{:.1}" font-size="{}" fill="{INK}">{}</text>"#,
+            y - swatch * 0.85,
             fill(labels, s),
             COLOURS[s % COLOURS.len()],
-            x + 24.0,
+            x + swatch * 1.4,
             y,
+            f.font,
             escape(&ser.label)
         );
-        x += 24.0 + 16.0 * ser.label.chars().count() as f64 + 24.0;
+        let text: f64 = ser
+            .label
+            .chars()
+            .map(|c| if c.is_ascii() { 0.6 } else { 1.0 })
+            .sum();
+        x += swatch * 1.4 + f.font * text + f.font * 1.5;
     }
 }
 

@@ -135,6 +135,13 @@ fn region_svg(page: &PageCtx, regions: &[RegionRow]) -> String {
     )
 }
 
+/// `YYYY-MM-DD` exactly: chrono alone would read `26-11-26` as the year 26.
+fn parse_day(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|d| d.format("%Y-%m-%d").to_string() == text)
+}
+
 #[derive(Deserialize)]
 pub struct ExportQuery {
     date: Option<String>,
@@ -147,8 +154,8 @@ pub async fn export_csv(
 ) -> Result<HttpResponse, AppError> {
     let day = match query.into_inner().date.filter(|d| !d.is_empty()) {
         None => state.policy().await?.today(),
-        Some(text) => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-            .map_err(|_| AppError::BadRequest(format!("not a date (YYYY-MM-DD): {text}")))?,
+        Some(text) => parse_day(&text)
+            .ok_or_else(|| AppError::BadRequest(format!("not a date (YYYY-MM-DD): {text}")))?,
     };
     let rows = state
         .db

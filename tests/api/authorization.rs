@@ -91,6 +91,7 @@ fn table() -> Vec<Row> {
         get("/reservations",                  [Login,      OK,           OK,           FORBIDDEN,              FORBIDDEN]),
         get("/pharmacy",                      [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
         get("/admin",                         [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        get("/admin/export.csv",              [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         get("/admin/users",                   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         post("/admin/users",                  [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
         get("/admin/users/999999/disable",    [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),

@@ -11,6 +11,7 @@ mod common;
 
 mod account_probing;
 mod accounts;
+mod admin_dashboard;
 mod authorization;
 mod browser;
 mod cli;

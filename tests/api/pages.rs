@@ -4,6 +4,9 @@
 
 use fantoccini::Locator;
 use mask_reservation::accounts::Role;
+use mask_reservation::db::write_tx;
+use mask_reservation::policy::Policy;
+use mask_reservation::supply::allocation::allocate_new_day;
 
 use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for};
 use crate::common::{TestApp, fixtures, spawn_app};
@@ -201,9 +204,18 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(&app, &browser, "pharmacy", "/pharmacy", "h1").await;
     log_out(&browser).await;
 
-    // An administrator.
+    // An administrator; the dashboard with supply today draws its region chart.
+    {
+        let mut conn = app.db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        let today = policy.today();
+        write_tx(&mut conn, |tx| {
+            allocate_new_day(tx, &policy, store, today, 120, None)
+        })
+        .unwrap();
+    }
     log_in(&app, &browser, "admin@example.com").await;
-    check(&app, &browser, "admin", "/admin", "h1").await;
+    check(&app, &browser, "admin", "/admin", "[data-region-chart] svg").await;
     check(&app, &browser, "admin-users", "/admin/users", "table").await;
     let confirm = format!("/admin/users/{pharmacist}/disable");
     check(
