@@ -191,9 +191,9 @@ pub fn store_csv(rows: &[StoreDayRow]) -> Result<Vec<u8>, csv::Error> {
     ])?;
     for r in rows {
         out.write_record([
-            r.code.clone(),
-            r.name.clone(),
-            r.region.clone(),
+            inert(&r.code),
+            inert(&r.name),
+            inert(&r.region),
             r.supply.to_string(),
             r.window_capacity.to_string(),
             r.reserved.to_string(),
@@ -205,6 +205,17 @@ pub fn store_csv(rows: &[StoreDayRow]) -> Result<Vec<u8>, csv::Error> {
     }
     // Flushing into a `Vec` cannot fail, but the error is typed all the same.
     out.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// Text a spreadsheet would not run as a formula: a cell starting with `=`,
+/// `+`, `-`, `@` (or a tab or carriage return) gets a leading `'`, which
+/// spreadsheets show as text. Store names come from imported files, so a name
+/// like `=HYPERLINK(…)` must not become a live link in an administrator's Excel.
+fn inert(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +242,14 @@ mod tests {
             text.ends_with("11800001,\"중앙약국, 본점\",서울특별시,100,90,20,30,1,5,45\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_store_name_that_looks_like_a_formula_is_exported_as_text() {
+        assert_eq!(inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(inert("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(inert("-1+2"), "'-1+2");
+        assert_eq!(inert("중앙약국"), "중앙약국");
+        assert_eq!(inert(""), "");
     }
 }
