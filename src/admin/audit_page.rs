@@ -14,7 +14,10 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use chrono_tz::Tz;
+
 use crate::admin::audit::{self, Actor, Filter, PAGE_SIZE};
+use crate::i18n::Tr;
 use crate::state::AppState;
 use crate::web::auth::Admin;
 use crate::web::errors::AppError;
@@ -91,13 +94,9 @@ fn page_link(entity: &str, actor: &str, n: i64) -> String {
     format!("/admin/audit?{}", q.finish())
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    _: Admin,
-    page: PageCtx,
-    query: web::Query<Query>,
-) -> Result<HttpResponse, AppError> {
-    let query = query.into_inner();
+/// The query as the list reads it: the page number, the entity and actor as
+/// typed (for the form and the links), and the filter they make.
+fn parse_query(query: Query) -> Result<(i64, String, String, Filter), AppError> {
     let number = parse_page(query.page.as_deref())?;
     let entity = query.entity.trim().to_owned();
     if !is_entity_name(&entity) {
@@ -112,48 +111,56 @@ async fn list(
             Err(_) => Some(Actor::EmailContains(actor.clone())),
         },
     };
+    Ok((number, entity, actor, filter))
+}
+
+/// An entry as people read it: the actor by name and e-mail, the time in the
+/// service zone, the values as `key: value` lines.
+fn view(e: audit::Listed, t: &Tr, tz: Tz) -> EntryView {
+    let local = e.created_at.and_utc().with_timezone(&tz);
+    EntryView {
+        id: e.id,
+        actor: match (e.actor_name, e.actor_email, e.actor_id) {
+            (Some(name), Some(email), _) => format!("{name} ({email})"),
+            (_, _, Some(id)) => format!("#{id}"),
+            _ => String::new(),
+        },
+        when: format!("{} {}", t.date(local.date_naive()), local.format("%H:%M")),
+        before: audit::readable(e.before_json.as_deref()),
+        after: audit::readable(e.after_json.as_deref()),
+        action: e.action,
+        entity: e.entity,
+        entity_id: e.entity_id,
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    _: Admin,
+    page: PageCtx,
+    query: web::Query<Query>,
+) -> Result<HttpResponse, AppError> {
+    let (number, entity, actor, filter) = parse_query(query.into_inner())?;
     let (found, entities) = state
         .db
         .run(move |conn| {
-            Ok::<_, diesel::result::Error>((
-                audit::list(conn, &filter, number)?,
-                audit::entities(conn)?,
-            ))
+            let found = audit::list(conn, &filter, number)?;
+            Ok::<_, diesel::result::Error>((found, audit::entities(conn)?))
         })
         .await?;
     let tz = state.policy().await?.timezone;
     let entries = found
         .entries
         .into_iter()
-        .map(|e| {
-            let local = e.created_at.and_utc().with_timezone(&tz);
-            EntryView {
-                id: e.id,
-                actor: match (e.actor_name, e.actor_email, e.actor_id) {
-                    (Some(name), Some(email), _) => format!("{name} <{email}>"),
-                    (_, _, Some(id)) => format!("#{id}"),
-                    _ => String::new(),
-                },
-                when: format!(
-                    "{} {}",
-                    page.t.date(local.date_naive()),
-                    local.format("%H:%M")
-                ),
-                before: audit::readable(e.before_json.as_deref()),
-                after: audit::readable(e.after_json.as_deref()),
-                action: e.action,
-                entity: e.entity,
-                entity_id: e.entity_id,
-            }
-        })
+        .map(|e| view(e, &page.t, tz))
         .collect();
-    let pages = (found.total + PAGE_SIZE - 1) / PAGE_SIZE;
+    let (total, pages) = (found.total, (found.total + PAGE_SIZE - 1) / PAGE_SIZE);
     let newer = (number > 1).then(|| page_link(&entity, &actor, number - 1));
     let older = (number < pages).then(|| page_link(&entity, &actor, number + 1));
     let heading = page.t.fmt(
         "admin.audit.count",
         &[
-            ("total", &found.total),
+            ("total", &total),
             ("page", &number),
             ("pages", &pages.max(1)),
         ],
@@ -166,7 +173,7 @@ async fn list(
         entity,
         actor,
         number,
-        total: found.total,
+        total,
         newer,
         older,
     };

@@ -9,7 +9,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::admin::policy_changes::{self, Change, KEYS, Saved, ValidPolicy};
-use crate::db::DbError;
 use crate::settings;
 use crate::state::AppState;
 use crate::web::auth::Admin;
@@ -74,21 +73,54 @@ async fn stored(state: &AppState) -> Result<(SettingValues, String), AppError> {
     Ok((SettingValues(values), snapshot.version))
 }
 
-async fn show(
-    state: web::Data<AppState>,
-    _: Admin,
+/// The page, with the form as given.
+fn settings_page(
     page: PageCtx,
+    (values, version): (SettingValues, String),
+    errors: FieldErrors,
+    confirm: Option<TimezoneChange>,
+    status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let (values, version) = stored(&state).await?;
-    let errors = FieldErrors::default();
     let p = SettingsPage {
         page,
         values,
         version,
         errors,
-        confirm: None,
+        confirm,
     };
-    render(&p, StatusCode::OK)
+    render(&p, status)
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    _: Admin,
+    page: PageCtx,
+) -> Result<HttpResponse, AppError> {
+    let form = stored(&state).await?;
+    settings_page(page, form, FieldErrors::default(), None, StatusCode::OK)
+}
+
+/// The form's values as typed, its version, and the valid policy they make,
+/// or a message next to each invalid field.
+fn parse_form(
+    page: &PageCtx,
+    form: &FormData,
+) -> (SettingValues, String, Result<ValidPolicy, FieldErrors>) {
+    let values: HashMap<&'static str, String> = KEYS
+        .iter()
+        .map(|k| (*k, truncate(form.get(k).trim(), 200)))
+        .collect();
+    let version = truncate(form.get("version"), 64);
+    let parsed = ValidPolicy::parse(&values).map_err(|invalid| {
+        let mut errors = FieldErrors::default();
+        for e in invalid {
+            if let Some(key) = KEYS.iter().find(|k| **k == e.key) {
+                errors.add(key, page.t.get(error_key(key)));
+            }
+        }
+        errors
+    });
+    (SettingValues(values), version, parsed)
 }
 
 async fn save(
@@ -98,29 +130,12 @@ async fn save(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
-    let values = SettingValues(
-        KEYS.iter()
-            .map(|k| (*k, truncate(form.get(k).trim(), 200)))
-            .collect(),
-    );
-    let version = truncate(form.get("version"), 64);
-    let policy = match ValidPolicy::parse(&values.0) {
+    let (values, version, parsed) = parse_form(&page, &form);
+    let policy = match parsed {
         Ok(policy) => policy,
-        Err(invalid) => {
-            let mut errors = FieldErrors::default();
-            for e in invalid {
-                if let Some(key) = KEYS.iter().find(|k| **k == e.key) {
-                    errors.add(key, page.t.get(error_key(key)));
-                }
-            }
-            let p = SettingsPage {
-                page,
-                values,
-                version,
-                errors,
-                confirm: None,
-            };
-            return render(&p, StatusCode::UNPROCESSABLE_ENTITY);
+        Err(errors) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return settings_page(page, (values, version), errors, None, status);
         }
     };
     let change = Change {
@@ -136,11 +151,7 @@ async fn save(
     match saved {
         Saved::Changed(keys) => {
             let cache = state.policy.clone();
-            state
-                .db
-                .run(move |conn| cache.refresh(conn))
-                .await
-                .map_err(|e: DbError<_>| AppError::from(e))?;
+            state.db.run(move |conn| cache.refresh(conn)).await?;
             let flash = if keys.is_empty() {
                 "admin.settings.unchanged"
             } else {
@@ -155,28 +166,14 @@ async fn save(
                 &[("from", &from), ("to", &to)],
             );
             let confirm = Some(TimezoneChange { from, to, message });
-            let errors = FieldErrors::default();
-            let p = SettingsPage {
-                page,
-                values,
-                version,
-                errors,
-                confirm,
-            };
-            render(&p, StatusCode::OK)
+            let form = (values, version);
+            settings_page(page, form, FieldErrors::default(), confirm, StatusCode::OK)
         }
         Saved::Stale => {
-            let (values, version) = stored(&state).await?;
             let mut errors = FieldErrors::default();
             errors.set_general(page.t.get("admin.settings.stale"));
-            let p = SettingsPage {
-                page,
-                values,
-                version,
-                errors,
-                confirm: None,
-            };
-            render(&p, StatusCode::CONFLICT)
+            let current = stored(&state).await?;
+            settings_page(page, current, errors, None, StatusCode::CONFLICT)
         }
     }
 }
