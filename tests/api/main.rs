@@ -11,6 +11,8 @@ mod common;
 
 mod account_probing;
 mod accounts;
+mod admin_audit;
+mod admin_settings;
 mod authorization;
 mod browser;
 mod cli;
