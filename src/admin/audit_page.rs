@@ -141,13 +141,17 @@ async fn list(
     query: web::Query<Query>,
 ) -> Result<HttpResponse, AppError> {
     let (number, entity, actor, filter) = parse_query(query.into_inner())?;
-    let (found, entities) = state
+    let (found, mut entities) = state
         .db
         .run(move |conn| {
             let found = audit::list(conn, &filter, number)?;
             Ok::<_, diesel::result::Error>((found, audit::entities(conn)?))
         })
         .await?;
+    // A filter by an entity with no entries yet still shows as chosen.
+    if !entity.is_empty() && !entities.contains(&entity) {
+        entities.push(entity.clone());
+    }
     let tz = state.policy().await?.timezone;
     let entries = found
         .entries

@@ -167,7 +167,10 @@ async fn the_list_filters_by_entity_and_by_actor_id_or_email() {
         ),
         0
     );
-    assert_eq!(rows(&admin.html("/admin/audit?entity=user").await), 0);
+    let none = admin.html("/admin/audit?entity=user").await;
+    assert_eq!(rows(&none), 0);
+    assert!(none.contains("data-audit-empty"));
+    assert!(none.contains("<option value=\"user\" selected"));
     // An entry no account made says so.
     let window = admin.html("/admin/audit?entity=window").await;
     assert!(window.contains("data-actor"));
