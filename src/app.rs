@@ -258,6 +258,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::pharmacy::routes::routes)
         .configure(crate::admin::dashboard::routes)
         .configure(crate::admin::users::routes)
+        .configure(crate::admin::settings::routes)
+        .configure(crate::admin::audit_page::routes)
         .default_service(web::to(not_found));
 }
 

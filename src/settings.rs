@@ -72,3 +72,59 @@ impl PolicyCache {
         }
     }
 }
+
+/// The settings rows as stored, with a version that changes whenever any row
+/// does: the settings page carries it, so a save made from a page rendered
+/// before someone else's save is noticed instead of silently undoing it.
+pub struct Snapshot {
+    pub values: std::collections::HashMap<String, String>,
+    pub version: String,
+}
+
+/// Reads every settings row and its version.
+pub fn snapshot(conn: &mut DbConnection) -> QueryResult<Snapshot> {
+    use sha2::{Digest, Sha256};
+    let mut rows: Vec<(String, String, chrono::NaiveDateTime, Option<i64>)> = settings::table
+        .select((
+            settings::key,
+            settings::value,
+            settings::updated_at,
+            settings::updated_by,
+        ))
+        .load(conn)?;
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hash = Sha256::new();
+    for (key, value, at, by) in &rows {
+        hash.update(format!("{key}\u{0}{value}\u{0}{at:?}\u{0}{by:?}\n").as_bytes());
+    }
+    let version = hash
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let values = rows.into_iter().map(|(k, v, _, _)| (k, v)).collect();
+    Ok(Snapshot { values, version })
+}
+
+/// Takes the write lock on every settings row before they are read for a
+/// change. On PostgreSQL the no-op update locks the rows, so a concurrent save
+/// waits for this one and then sees what it wrote; on SQLite the transaction
+/// already holds the database's write lock and this changes nothing.
+pub fn lock_all(tx: &mut Tx<'_>) -> QueryResult<()> {
+    diesel::update(settings::table)
+        .set(settings::updated_at.eq(settings::updated_at))
+        .execute(tx.conn())
+        .map(drop)
+}
+
+/// Writes one setting's new value, stamped with who changed it.
+pub fn write_value(tx: &mut Tx<'_>, key: &str, value: &str, actor: i64) -> QueryResult<usize> {
+    diesel::update(settings::table.filter(settings::key.eq(key)))
+        .set((
+            settings::value.eq(value),
+            settings::updated_at.eq(Utc::now().naive_utc()),
+            settings::updated_by.eq(Some(actor)),
+        ))
+        .execute(tx.conn())
+}

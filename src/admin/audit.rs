@@ -1,10 +1,12 @@
-//! Who changed what, when, with the values before and after.
+//! Who changed what, when, with the values before and after: the entries
+//! every administrative change writes in its own transaction, and the list the
+//! audit page reads.
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::Tx;
-use crate::db::schema::audit_log;
+use crate::db::schema::{audit_log, users};
+use crate::db::{DbConnection, Tx};
 
 pub struct Entry<'a> {
     pub actor: Option<i64>,
@@ -29,4 +31,185 @@ pub fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> QueryResult<()> {
         ))
         .execute(tx.conn())
         .map(drop)
+}
+
+/// Entries per page of the list.
+pub const PAGE_SIZE: i64 = 50;
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only entries about this kind of thing (`user`, `setting`, …).
+    pub entity: Option<String>,
+    pub actor: Option<Actor>,
+}
+
+/// Who made the change.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Id(i64),
+    /// Accounts whose e-mail contains this text.
+    EmailContains(String),
+}
+
+/// One entry as the list shows it, with the actor's account when it exists
+/// (an entry written by the command line has none).
+pub struct Listed {
+    pub id: i64,
+    pub actor_id: Option<i64>,
+    pub actor_name: Option<String>,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub before_json: Option<String>,
+    pub after_json: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+type Row = (
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    NaiveDateTime,
+);
+
+/// One page of the list.
+pub struct Page {
+    pub entries: Vec<Listed>,
+    /// How many entries match the filter, on every page.
+    pub total: i64,
+}
+
+#[diesel::dsl::auto_type(no_type_alias)]
+fn with_actor() -> _ {
+    let on: diesel::dsl::Eq<audit_log::actor_user_id, diesel::dsl::Nullable<users::id>> =
+        audit_log::actor_user_id.eq(users::id.nullable());
+    audit_log::table.left_join(users::table.on(on))
+}
+
+/// Entries matching `filter`, newest first, page `page` (from 1) of
+/// [`PAGE_SIZE`]; a page past the end is empty.
+pub fn list(conn: &mut DbConnection, filter: &Filter, page: i64) -> QueryResult<Page> {
+    let filtered = || {
+        let mut q = with_actor().into_boxed();
+        if let Some(entity) = &filter.entity {
+            q = q.filter(audit_log::entity.eq(entity.clone()));
+        }
+        match &filter.actor {
+            Some(Actor::Id(id)) => q = q.filter(audit_log::actor_user_id.eq(*id)),
+            Some(Actor::EmailContains(text)) => {
+                let pattern = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
+                q = q.filter(users::email.like(pattern));
+            }
+            None => {}
+        }
+        q
+    };
+    let total = filtered().count().get_result::<i64>(conn)?;
+    let rows: Vec<Row> = filtered()
+        .select((
+            audit_log::id,
+            audit_log::actor_user_id,
+            users::name.nullable(),
+            users::email.nullable(),
+            audit_log::action,
+            audit_log::entity,
+            audit_log::entity_id,
+            audit_log::before_json,
+            audit_log::after_json,
+            audit_log::created_at,
+        ))
+        .order((audit_log::created_at.desc(), audit_log::id.desc()))
+        .limit(PAGE_SIZE)
+        .offset(page.saturating_sub(1).saturating_mul(PAGE_SIZE))
+        .load(conn)?;
+    let entries = rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                actor_id,
+                actor_name,
+                actor_email,
+                action,
+                entity,
+                entity_id,
+                before_json,
+                after_json,
+                created_at,
+            )| Listed {
+                id,
+                actor_id,
+                actor_name,
+                actor_email,
+                action,
+                entity,
+                entity_id,
+                before_json,
+                after_json,
+                created_at,
+            },
+        )
+        .collect();
+    Ok(Page { entries, total })
+}
+
+/// The kinds of things the log has entries about, for the filter.
+pub fn entities(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    audit_log::table
+        .select(audit_log::entity)
+        .distinct()
+        .order(audit_log::entity)
+        .load(conn)
+}
+
+/// A JSON value of an entry as `key: value` lines to read: an object's members
+/// (by name), anything else as one line with an empty key.
+pub fn readable(json_text: Option<&str>) -> Vec<(String, String)> {
+    let Some(text) = json_text else {
+        return Vec::new();
+    };
+    let plain = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "—".to_owned(),
+        other => other.to_string(),
+    };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => {
+            map.iter().map(|(k, v)| (k.clone(), plain(v))).collect()
+        }
+        Ok(other) => vec![(String::new(), plain(&other))],
+        Err(_) => vec![(String::new(), text.to_owned())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn json_values_read_as_key_value_lines() {
+        assert_eq!(
+            readable(Some(
+                r#"{"quota_per_period":"2","store_code":null,"disabled":true}"#
+            )),
+            [
+                ("disabled".to_owned(), "true".to_owned()),
+                ("quota_per_period".to_owned(), "2".to_owned()),
+                ("store_code".to_owned(), "—".to_owned()),
+            ]
+        );
+        assert_eq!(readable(None), []);
+        assert_eq!(
+            readable(Some("not json")),
+            [(String::new(), "not json".to_owned())]
+        );
+    }
 }

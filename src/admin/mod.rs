@@ -1,8 +1,12 @@
-//! Administration: the national dashboard, user accounts, and the audit log.
+//! Administration: the national dashboard, user accounts, the policy settings,
+//! and the audit log.
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_page;
 pub mod charts;
 pub mod dashboard;
 pub mod overview;
+pub mod policy_changes;
+pub mod settings;
 pub mod users;

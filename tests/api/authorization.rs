@@ -97,6 +97,10 @@ fn table() -> Vec<Row> {
         get("/admin/users/999999/disable",    [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),
         post("/admin/users/999999/disable",   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),
         post("/admin/users/999999/enable",    [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),
+        get("/admin/settings",                [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        // No field: every setting is invalid, nothing is saved.
+        post("/admin/settings",               [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
+        get("/admin/audit",                   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         get("/no-such-page",                  [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
         // Last: it ends every session.
         post("/logout",                       [Redirect("/"), Redirect("/"), Redirect("/"), Redirect("/"),     Redirect("/")]),

@@ -11,7 +11,9 @@ mod common;
 
 mod account_probing;
 mod accounts;
+mod admin_audit;
 mod admin_dashboard;
+mod admin_settings;
 mod authorization;
 mod browser;
 mod cli;

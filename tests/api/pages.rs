@@ -217,6 +217,39 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     log_in(&app, &browser, "admin@example.com").await;
     check(&app, &browser, "admin", "/admin", "[data-region-chart] svg").await;
     check(&app, &browser, "admin-users", "/admin/users", "table").await;
+    check(
+        &app,
+        &browser,
+        "admin-settings",
+        "/admin/settings",
+        "[data-settings-form]",
+    )
+    .await;
+    fill(c, "quota_per_period", "0").await;
+    submit(c, "/admin/settings").await;
+    wait_for(c, "[data-error-for='quota_per_period']").await;
+    assert!(focused_on_error_summary(c).await);
+    browser.check_page("admin-settings-errors").await;
+    fill(c, "quota_per_period", "3").await;
+    fill(c, "timezone", "Asia/Tokyo").await;
+    submit(c, "/admin/settings").await;
+    wait_for(c, "[data-confirm-timezone]").await;
+    browser.check_page("admin-settings-confirm-timezone").await;
+    submit(c, "/admin/settings").await;
+    wait_for(
+        c,
+        "[data-settings-form]:not(:has([data-confirm-timezone-button]))",
+    )
+    .await;
+    // The two changes just saved are in the log.
+    check(
+        &app,
+        &browser,
+        "admin-audit",
+        "/admin/audit",
+        "table[data-audit]",
+    )
+    .await;
     let confirm = format!("/admin/users/{pharmacist}/disable");
     check(
         &app,

@@ -1,0 +1,209 @@
+//! `/admin/audit`: who changed what, when, before and after, newest first,
+//! filtered by the kind of thing changed and by who changed it. The query is
+//! [`crate::admin::audit::list`].
+//!
+//! The query string is read strictly where a wrong value would show the wrong
+//! entries: a `page` that is not a whole number from 1 up, or an `entity` that
+//! cannot be an entity name, answers 400 rather than quietly showing the first
+//! page of everything. A page past the end, or an entity with no entries,
+//! is simply an empty list. `actor` is an account id (digits) or part of an
+//! e-mail address.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use chrono_tz::Tz;
+
+use crate::admin::audit::{self, Actor, Filter, PAGE_SIZE};
+use crate::i18n::Tr;
+use crate::state::AppState;
+use crate::web::auth::Admin;
+use crate::web::errors::AppError;
+use crate::web::form::truncate;
+use crate::web::page::PageCtx;
+use crate::web::render;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/audit", web::get().to(list));
+}
+
+#[derive(Deserialize)]
+struct Query {
+    #[serde(default)]
+    page: Option<String>,
+    #[serde(default)]
+    entity: String,
+    #[serde(default)]
+    actor: String,
+}
+
+/// One entry as the page shows it.
+pub struct EntryView {
+    pub id: i64,
+    /// The actor's name and e-mail, or empty when no account made the change.
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub when: String,
+    pub before: Vec<(String, String)>,
+    pub after: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    page: PageCtx,
+    entries: Vec<EntryView>,
+    entities: Vec<String>,
+    entity: String,
+    actor: String,
+    number: i64,
+    total: i64,
+    /// How many entries match, and which page this is.
+    heading: String,
+    newer: Option<String>,
+    older: Option<String>,
+}
+
+fn parse_page(page: Option<&str>) -> Result<i64, AppError> {
+    match page.map(str::trim) {
+        None | Some("") => Ok(1),
+        Some(p) => p.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            AppError::BadRequest(format!("page must be a whole number from 1, not {p:?}"))
+        }),
+    }
+}
+
+fn is_entity_name(s: &str) -> bool {
+    s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// The link to page `n` with the same filters.
+fn page_link(entity: &str, actor: &str, n: i64) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if !entity.is_empty() {
+        q.append_pair("entity", entity);
+    }
+    if !actor.is_empty() {
+        q.append_pair("actor", actor);
+    }
+    q.append_pair("page", &n.to_string());
+    format!("/admin/audit?{}", q.finish())
+}
+
+/// The query as the list reads it: the page number, the entity and actor as
+/// typed (for the form and the links), and the filter they make.
+fn parse_query(query: Query) -> Result<(i64, String, String, Filter), AppError> {
+    let number = parse_page(query.page.as_deref())?;
+    let entity = query.entity.trim().to_owned();
+    if !is_entity_name(&entity) {
+        return Err(AppError::BadRequest("unknown entity".into()));
+    }
+    let actor = truncate(query.actor.trim(), 100);
+    let filter = Filter {
+        entity: (!entity.is_empty()).then(|| entity.clone()),
+        actor: match actor.parse::<i64>() {
+            _ if actor.is_empty() => None,
+            Ok(id) => Some(Actor::Id(id)),
+            Err(_) => Some(Actor::EmailContains(actor.clone())),
+        },
+    };
+    Ok((number, entity, actor, filter))
+}
+
+/// An entry as people read it: the actor by name and e-mail, the time in the
+/// service zone, the values as `key: value` lines.
+fn view(e: audit::Listed, t: &Tr, tz: Tz) -> EntryView {
+    let local = e.created_at.and_utc().with_timezone(&tz);
+    EntryView {
+        id: e.id,
+        actor: match (e.actor_name, e.actor_email, e.actor_id) {
+            (Some(name), Some(email), _) => format!("{name} ({email})"),
+            (_, _, Some(id)) => format!("#{id}"),
+            _ => String::new(),
+        },
+        when: format!("{} {}", t.date(local.date_naive()), local.format("%H:%M")),
+        before: audit::readable(e.before_json.as_deref()),
+        after: audit::readable(e.after_json.as_deref()),
+        action: e.action,
+        entity: e.entity,
+        entity_id: e.entity_id,
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    _: Admin,
+    page: PageCtx,
+    query: web::Query<Query>,
+) -> Result<HttpResponse, AppError> {
+    let (number, entity, actor, filter) = parse_query(query.into_inner())?;
+    let (found, mut entities) = state
+        .db
+        .run(move |conn| {
+            let found = audit::list(conn, &filter, number)?;
+            Ok::<_, diesel::result::Error>((found, audit::entities(conn)?))
+        })
+        .await?;
+    // A filter by an entity with no entries yet still shows as chosen.
+    if !entity.is_empty() && !entities.contains(&entity) {
+        entities.push(entity.clone());
+    }
+    let tz = state.policy().await?.timezone;
+    let entries = found
+        .entries
+        .into_iter()
+        .map(|e| view(e, &page.t, tz))
+        .collect();
+    let (total, pages) = (found.total, (found.total + PAGE_SIZE - 1) / PAGE_SIZE);
+    let newer = (number > 1).then(|| page_link(&entity, &actor, number - 1));
+    let older = (number < pages).then(|| page_link(&entity, &actor, number + 1));
+    let heading = page.t.fmt(
+        "admin.audit.count",
+        &[
+            ("total", &total),
+            ("page", &number),
+            ("pages", &pages.max(1)),
+        ],
+    );
+    let p = AuditPage {
+        heading,
+        page,
+        entries,
+        entities,
+        entity,
+        actor,
+        number,
+        total,
+        newer,
+        older,
+    };
+    render(&p, StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_a_whole_number_from_one() {
+        assert_eq!(parse_page(None).ok(), Some(1));
+        assert_eq!(parse_page(Some("")).ok(), Some(1));
+        assert_eq!(parse_page(Some("3")).ok(), Some(3));
+        for bad in ["0", "-1", "abc", "1.5", "99999999999999999999"] {
+            assert!(parse_page(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_links_keep_the_filters() {
+        assert_eq!(page_link("", "", 2), "/admin/audit?page=2");
+        assert_eq!(
+            page_link("setting", "a@b.kr", 3),
+            "/admin/audit?entity=setting&actor=a%40b.kr&page=3"
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! `/admin/settings`: the form shows the policy in force; a valid change is
+//! saved with one audit entry per changed setting and applies at once; an
+//! invalid one changes nothing; a new time zone needs a confirmation; a form
+//! rendered before someone else's save is refused with 409.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use mask_reservation::accounts::Role;
+use mask_reservation::db::schema::{audit_log, settings, users};
+
+use crate::common::{TestApp, Visitor, spawn_app};
+
+/// The value of the input named `name` on the page.
+pub fn input_value(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name}"));
+    let rest = &html[at..];
+    let start = rest.find("value=\"").unwrap() + "value=\"".len();
+    let end = rest[start..].find('"').unwrap();
+    rest[start..start + end].to_owned()
+}
+
+/// The settings form as the page renders it, ready to post back.
+async fn form_of(admin: &Visitor) -> Vec<(&'static str, String)> {
+    let html = admin.html("/admin/settings").await;
+    let mut fields: Vec<(&'static str, String)> = [
+        "quota_per_period",
+        "timezone",
+        "booking_horizon_days",
+        "cancel_cutoff_minutes",
+        "pickup_grace_minutes",
+        "window_template",
+        "version",
+    ]
+    .into_iter()
+    .map(|k| (k, input_value(&html, k)))
+    .collect();
+    fields.push(("period", "iso_week".into()));
+    let rotation = if html.contains("value=\"birth_year\" selected") {
+        "birth_year"
+    } else {
+        "off"
+    };
+    fields.push(("rotation", rotation.into()));
+    fields
+}
+
+fn with(
+    mut form: Vec<(&'static str, String)>,
+    changes: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    for (k, v) in changes {
+        match form.iter_mut().find(|(name, _)| name == k) {
+            Some(field) => field.1 = (*v).to_owned(),
+            None => form.push((k, (*v).to_owned())),
+        }
+    }
+    form
+}
+
+async fn post(admin: &Visitor, form: &[(&'static str, String)]) -> reqwest::Response {
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    admin.post_form("/admin/settings", &fields).await
+}
+
+fn stored(app: &TestApp) -> HashMap<String, String> {
+    let mut conn = app.db.get().unwrap();
+    settings::table
+        .select((settings::key, settings::value))
+        .load::<(String, String)>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+type AuditRow = (Option<i64>, String, String, Option<String>, Option<String>);
+
+fn setting_entries(app: &TestApp) -> Vec<AuditRow> {
+    let mut conn = app.db.get().unwrap();
+    audit_log::table
+        .filter(audit_log::entity.eq("setting"))
+        .select((
+            audit_log::actor_user_id,
+            audit_log::action,
+            audit_log::entity_id,
+            audit_log::before_json,
+            audit_log::after_json,
+        ))
+        .order(audit_log::entity_id)
+        .load(&mut conn)
+        .unwrap()
+}
+
+pub fn user_id(app: &TestApp, email: &str) -> i64 {
+    let mut conn = app.db.get().unwrap();
+    users::table
+        .filter(users::email.eq(email))
+        .select(users::id)
+        .first(&mut conn)
+        .unwrap()
+}
+
+async fn admin(app: &TestApp) -> Visitor {
+    app.logged_in_as(Role::Admin, "a@example.com", None).await
+}
+
+#[tokio::test]
+async fn the_form_shows_the_values_in_force() {
+    let app = spawn_app().await;
+    let admin = admin(&app).await;
+    let res = admin.get("/admin/settings").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert_eq!(input_value(&html, "quota_per_period"), "2");
+    assert_eq!(input_value(&html, "timezone"), "Asia/Seoul");
+    assert_eq!(input_value(&html, "booking_horizon_days"), "7");
+    assert_eq!(input_value(&html, "cancel_cutoff_minutes"), "60");
+    assert_eq!(input_value(&html, "pickup_grace_minutes"), "30");
+    assert_eq!(
+        input_value(&html, "window_template"),
+        "09:00-12:00,12:00-15:00,15:00-18:00"
+    );
+    assert!(html.contains("value=\"off\" selected"));
+    assert!(html.contains("value=\"iso_week\" selected"));
+    assert!(html.contains("data-settings-help"));
+    assert!(!input_value(&html, "version").is_empty());
+}
+
+#[tokio::test]
+async fn a_valid_change_is_saved_audited_per_key_and_applies_on_the_home_page_at_once() {
+    let app = spawn_app().await;
+    let admin = admin(&app).await;
+    let admin_id = user_id(&app, "a@example.com");
+    let form = with(
+        form_of(&admin).await,
+        &[
+            ("quota_per_period", "3"),
+            ("rotation", "birth_year"),
+            ("window_template", "09:00–12:00, 13:00-16:00"),
+        ],
+    );
+    let res = post(&admin, &form).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/admin/settings");
+
+    let now = stored(&app);
+    assert_eq!(now["quota_per_period"], "3");
+    assert_eq!(now["rotation"], "birth_year");
+    assert_eq!(now["window_template"], "09:00-12:00,13:00-16:00");
+    assert_eq!(now["pickup_grace_minutes"], "30");
+
+    let mut conn = app.db.get().unwrap();
+    let stamped: Vec<(String, Option<i64>)> = settings::table
+        .filter(settings::updated_by.is_not_null())
+        .select((settings::key, settings::updated_by))
+        .order(settings::key)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        stamped,
+        [
+            ("quota_per_period".to_owned(), Some(admin_id)),
+            ("rotation".to_owned(), Some(admin_id)),
+            ("window_template".to_owned(), Some(admin_id)),
+        ]
+    );
+    let entries = setting_entries(&app);
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    let (actor, action, key, before, after) = &entries[0];
+    assert_eq!(
+        (*actor, action.as_str(), key.as_str()),
+        (Some(admin_id), "setting.update", "quota_per_period")
+    );
+    assert_eq!(before.as_deref(), Some(r#"{"quota_per_period":"2"}"#));
+    assert_eq!(after.as_deref(), Some(r#"{"quota_per_period":"3"}"#));
+
+    // The saved page says so, and the home page lists the new rules now.
+    let page = admin.html("/admin/settings").await;
+    assert_eq!(input_value(&page, "quota_per_period"), "3");
+    let home = app
+        .new_visitor()
+        .get_with_lang("/", "en")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let at = home.find("data-rule=\"quota_per_period\"").unwrap();
+    assert!(home[at..at + 80].contains('3'), "{}", &home[at..at + 80]);
+
+    // Saving the same values again writes nothing.
+    let again = form_of(&admin).await;
+    assert_eq!(post(&admin, &again).await.status(), 303);
+    assert_eq!(setting_entries(&app).len(), 3);
+}
+
+#[tokio::test]
+async fn each_invalid_field_gets_its_message_and_nothing_changes() {
+    let app = spawn_app().await;
+    let admin = admin(&app).await;
+    let before = stored(&app);
+    let form = with(
+        form_of(&admin).await,
+        &[
+            ("quota_per_period", "0"),
+            ("timezone", "Mars/Olympus"),
+            ("rotation", "odd_even"),
+            ("booking_horizon_days", "61"),
+            ("cancel_cutoff_minutes", "abc"),
+            ("pickup_grace_minutes", "-5"),
+            ("window_template", "12:00-09:00"),
+            ("period", "month"),
+        ],
+    );
+    let res = post(&admin, &form).await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    for key in [
+        "quota_per_period",
+        "period",
+        "timezone",
+        "rotation",
+        "booking_horizon_days",
+        "cancel_cutoff_minutes",
+        "pickup_grace_minutes",
+        "window_template",
+    ] {
+        assert!(html.contains(&format!("data-error-for=\"{key}\"")), "{key}");
+    }
+    assert_eq!(input_value(&html, "booking_horizon_days"), "61");
+    assert_eq!(input_value(&html, "window_template"), "12:00-09:00");
+    assert_eq!(stored(&app), before);
+    assert!(setting_entries(&app).is_empty());
+
+    // One bad field among good changes: still nothing is saved.
+    let form = with(
+        form_of(&admin).await,
+        &[
+            ("quota_per_period", "5"),
+            ("window_template", "09:00-12:00,11:00-13:00"),
+        ],
+    );
+    let res = post(&admin, &form).await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-for=\"window_template\""));
+    assert!(!html.contains("data-error-for=\"quota_per_period\""));
+    assert_eq!(input_value(&html, "quota_per_period"), "5");
+    assert_eq!(stored(&app), before);
+}
+
+#[tokio::test]
+async fn a_new_time_zone_is_saved_only_once_confirmed() {
+    let app = spawn_app().await;
+    let admin = admin(&app).await;
+    let form = with(
+        form_of(&admin).await,
+        &[("timezone", "Europe/London"), ("quota_per_period", "4")],
+    );
+    let res = post(&admin, &form).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-confirm-timezone"));
+    assert!(html.contains("name=\"confirm_timezone\" value=\"1\""));
+    assert_eq!(input_value(&html, "timezone"), "Europe/London");
+    assert_eq!(input_value(&html, "quota_per_period"), "4");
+    assert_eq!(stored(&app)["timezone"], "Asia/Seoul");
+    assert_eq!(stored(&app)["quota_per_period"], "2");
+
+    let confirmed = with(form, &[("confirm_timezone", "1")]);
+    assert_eq!(post(&admin, &confirmed).await.status(), 303);
+    assert_eq!(stored(&app)["timezone"], "Europe/London");
+    assert_eq!(stored(&app)["quota_per_period"], "4");
+    let entries = setting_entries(&app);
+    assert!(
+        entries
+            .iter()
+            .any(|(_, _, key, before, after)| key == "timezone"
+                && before.as_deref() == Some(r#"{"timezone":"Asia/Seoul"}"#)
+                && after.as_deref() == Some(r#"{"timezone":"Europe/London"}"#))
+    );
+}
+
+#[tokio::test]
+async fn a_form_rendered_before_another_save_is_refused_with_the_values_in_force() {
+    let app = spawn_app().await;
+    let first = admin(&app).await;
+    let second = app.logged_in_as(Role::Admin, "b@example.com", None).await;
+    let first_form = form_of(&first).await;
+    let second_form = form_of(&second).await;
+
+    let res = post(&first, &with(first_form, &[("quota_per_period", "3")])).await;
+    assert_eq!(res.status(), 303);
+    // The second administrator only meant to change the grace period, but the
+    // form still says quota 2: saving it must not put quota back to 2.
+    let res = post(
+        &second,
+        &with(second_form, &[("pickup_grace_minutes", "45")]),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-summary"));
+    assert_eq!(input_value(&html, "quota_per_period"), "3");
+    assert_eq!(input_value(&html, "pickup_grace_minutes"), "30");
+    assert_eq!(stored(&app)["quota_per_period"], "3");
+    assert_eq!(stored(&app)["pickup_grace_minutes"], "30");
+
+    // The page it answered with carries the new version: saving from it works.
+    let fresh = with(form_of(&second).await, &[("pickup_grace_minutes", "45")]);
+    assert_eq!(post(&second, &fresh).await.status(), 303);
+    assert_eq!(stored(&app)["quota_per_period"], "3");
+    assert_eq!(stored(&app)["pickup_grace_minutes"], "45");
+}
+
+#[tokio::test]
+async fn two_saves_at_once_from_the_same_version_are_one_success_and_one_conflict() {
+    let app = spawn_app().await;
+    let first = admin(&app).await;
+    let second = app.logged_in_as(Role::Admin, "b@example.com", None).await;
+    let a = with(form_of(&first).await, &[("quota_per_period", "3")]);
+    let b = with(form_of(&second).await, &[("booking_horizon_days", "14")]);
+    let (ra, rb) = tokio::join!(post(&first, &a), post(&second, &b));
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 409]);
+    let now = stored(&app);
+    let applied = [
+        now["quota_per_period"] == "3",
+        now["booking_horizon_days"] == "14",
+    ];
+    assert_eq!(applied.iter().filter(|x| **x).count(), 1, "{now:?}");
+    assert_eq!(setting_entries(&app).len(), 1);
+}
