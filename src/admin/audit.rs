@@ -53,7 +53,9 @@ pub enum Actor {
 }
 
 /// One entry as the list shows it, with the actor's account when it exists
-/// (an entry written by the command line has none).
+/// (an entry written by the command line has none). Fields in the order the
+/// list query selects them.
+#[derive(Queryable)]
 pub struct Listed {
     pub id: i64,
     pub actor_id: Option<i64>,
@@ -66,19 +68,6 @@ pub struct Listed {
     pub after_json: Option<String>,
     pub created_at: NaiveDateTime,
 }
-
-type Row = (
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    NaiveDateTime,
-);
 
 /// One page of the list.
 pub struct Page {
@@ -113,7 +102,7 @@ pub fn list(conn: &mut DbConnection, filter: &Filter, page: i64) -> QueryResult<
         q
     };
     let total = filtered().count().get_result::<i64>(conn)?;
-    let rows: Vec<Row> = filtered()
+    let entries: Vec<Listed> = filtered()
         .select((
             audit_log::id,
             audit_log::actor_user_id,
@@ -130,34 +119,6 @@ pub fn list(conn: &mut DbConnection, filter: &Filter, page: i64) -> QueryResult<
         .limit(PAGE_SIZE)
         .offset(page.saturating_sub(1).saturating_mul(PAGE_SIZE))
         .load(conn)?;
-    let entries = rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                actor_id,
-                actor_name,
-                actor_email,
-                action,
-                entity,
-                entity_id,
-                before_json,
-                after_json,
-                created_at,
-            )| Listed {
-                id,
-                actor_id,
-                actor_name,
-                actor_email,
-                action,
-                entity,
-                entity_id,
-                before_json,
-                after_json,
-                created_at,
-            },
-        )
-        .collect();
     Ok(Page { entries, total })
 }
 

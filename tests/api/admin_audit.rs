@@ -8,7 +8,7 @@ use mask_reservation::db::schema::users;
 use mask_reservation::db::write_tx;
 use serde_json::json;
 
-use crate::admin_settings::{input_value, user_id};
+use crate::admin_settings::{form_of, user_id, with};
 use crate::common::{TestApp, fixtures, spawn_app};
 
 /// Writes `n` entries about `entity` by `actor`, numbered from 1.
@@ -59,22 +59,7 @@ async fn user_and_setting_changes_appear_with_their_actor_and_values() {
         .post_form(&format!("/admin/users/{pharmacist}/disable"), &[])
         .await;
     assert_eq!(res.status(), 303);
-    let html = admin.html("/admin/settings").await;
-    let mut form: Vec<(&str, String)> = [
-        "quota_per_period",
-        "timezone",
-        "booking_horizon_days",
-        "cancel_cutoff_minutes",
-        "pickup_grace_minutes",
-        "window_template",
-        "version",
-    ]
-    .into_iter()
-    .map(|k| (k, input_value(&html, k)))
-    .collect();
-    form.push(("period", "iso_week".into()));
-    form.push(("rotation", "off".into()));
-    form[0].1 = "3".into();
+    let form = with(form_of(&admin).await, &[("quota_per_period", "3")]);
     let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(
         admin.post_form("/admin/settings", &fields).await.status(),

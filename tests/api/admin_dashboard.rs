@@ -10,7 +10,6 @@ use mask_reservation::db::schema::{
 };
 use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
-use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::allocate_new_day;
 
 use crate::common::{TestApp, assert_invariants, fixtures, spawn_app};
@@ -48,19 +47,6 @@ impl Day {
         })
         .unwrap();
     }
-}
-
-fn busan_store(app: &TestApp) -> i64 {
-    let mut conn = app.db.get().unwrap();
-    let row = StoreRow {
-        code: "21000001".into(),
-        name: "해운대약국".into(),
-        addr: "부산광역시 해운대구 해운대로 1".into(),
-        store_type: "01".into(),
-        lat: 35.16,
-        lng: 129.16,
-    };
-    write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
 }
 
 /// A reservation of `quantity` at `store`'s first window today, made at
@@ -202,7 +188,7 @@ async fn scene() -> Scene {
     let day = Day::load(&app);
     let seoul_a = fixtures::store(&app.db, "11800001", "중앙약국");
     let seoul_b = fixtures::store(&app.db, "11800002", "시청약국");
-    let busan = busan_store(&app);
+    let busan = fixtures::busan_store(&app.db);
     day.allocate(&app, seoul_a, 300);
     day.allocate(&app, seoul_b, 120);
     day.allocate(&app, busan, 50);

@@ -23,7 +23,7 @@ pub fn input_value(html: &str, name: &str) -> String {
 }
 
 /// The settings form as the page renders it, ready to post back.
-async fn form_of(admin: &Visitor) -> Vec<(&'static str, String)> {
+pub async fn form_of(admin: &Visitor) -> Vec<(&'static str, String)> {
     let html = admin.html("/admin/settings").await;
     let mut fields: Vec<(&'static str, String)> = [
         "quota_per_period",
@@ -47,7 +47,7 @@ async fn form_of(admin: &Visitor) -> Vec<(&'static str, String)> {
     fields
 }
 
-fn with(
+pub fn with(
     mut form: Vec<(&'static str, String)>,
     changes: &[(&'static str, &str)],
 ) -> Vec<(&'static str, String)> {

@@ -8,7 +8,6 @@ use crate::common::{TestApp, spawn_app};
 use mask_reservation::accounts::Role;
 use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
-use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::allocate_new_day;
 
 /// Allocates `supply` to `store_id` for today in the service zone.
@@ -20,19 +19,6 @@ fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
         allocate_new_day(tx, &policy, store_id, today, supply, None)
     })
     .unwrap();
-}
-
-fn busan_store(app: &TestApp) -> i64 {
-    let mut conn = app.db.get().unwrap();
-    let row = StoreRow {
-        code: "21000001".into(),
-        name: "해운대약국".into(),
-        addr: "부산광역시 해운대구 해운대로 1".into(),
-        store_type: "01".into(),
-        lat: 35.16,
-        lng: 129.16,
-    };
-    write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
 }
 
 /// Every value of `attr` on the page, in order.
@@ -50,7 +36,7 @@ fn attr_values(html: &str, attr: &str) -> Vec<String> {
 async fn a_pharmacist_sees_todays_windows_and_walk_in_stock_of_their_own_store_only() {
     let app = spawn_app().await;
     let mine = fixtures::store(&app.db, "11800001", "중앙약국");
-    let other = busan_store(&app);
+    let other = fixtures::busan_store(&app.db);
     allocate_today(&app, mine, 301);
     allocate_today(&app, other, 50);
     let pharmacist = app
@@ -88,7 +74,7 @@ async fn the_admin_dashboard_totals_today_by_region_and_nationally() {
     let app = spawn_app().await;
     let seoul_a = fixtures::store(&app.db, "11800001", "중앙약국");
     let seoul_b = fixtures::store(&app.db, "11800002", "시청약국");
-    let busan = busan_store(&app);
+    let busan = fixtures::busan_store(&app.db);
     allocate_today(&app, seoul_a, 300);
     allocate_today(&app, seoul_b, 120);
     allocate_today(&app, busan, 50);

@@ -358,6 +358,20 @@ pub mod fixtures {
         write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
     }
 
+    /// A pharmacy in Busan (region 부산광역시), for figures split by region.
+    pub fn busan_store(db: &Db) -> i64 {
+        let mut conn = db.get().unwrap();
+        let row = StoreRow {
+            code: "21000001".into(),
+            name: "해운대약국".into(),
+            addr: "부산광역시 해운대구 해운대로 1".into(),
+            store_type: "01".into(),
+            lat: 35.16,
+            lng: 129.16,
+        };
+        write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
+    }
+
     /// An account with [`PASSWORD`]. Citizens get a person of their own.
     pub fn user(
         db: &Db,
