@@ -28,6 +28,15 @@ impl FormData {
         self.0.get(name).map_or("", String::as_str)
     }
 
+    /// The fields given as pairs (the first value of a repeated name wins).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> FormData {
+        let mut map = HashMap::new();
+        for (name, value) in pairs {
+            map.entry(name).or_insert(value);
+        }
+        FormData(map)
+    }
+
     /// Decodes an urlencoded body; `Err` if any name or value is not UTF-8
     /// once percent-decoded.
     pub fn from_bytes(body: &[u8]) -> Result<FormData, NotUtf8> {

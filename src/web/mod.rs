@@ -13,7 +13,9 @@ pub mod language;
 pub mod limits;
 pub mod metrics;
 pub mod page;
+pub mod paging;
 pub mod session;
+pub mod upload;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

@@ -233,6 +233,32 @@ impl Visitor {
             .unwrap()
     }
 
+    /// Posts a `multipart/form-data` form with a file in the part `file` (as
+    /// an import page's form does), plus `fields` and the session's CSRF token.
+    pub async fn post_file(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file_name: &str,
+        content: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().text("csrf_token", self.csrf_token().await);
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        let part = reqwest::multipart::Part::bytes(content)
+            .file_name(file_name.to_owned())
+            .mime_str("text/csv")
+            .unwrap();
+        form = form.part("file", part);
+        self.client
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Posts a raw body (for malformed input).
     pub async fn post_bytes(
         &self,
