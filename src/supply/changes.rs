@@ -349,7 +349,11 @@ pub fn set_window_capacity(
     let (store_day_id, code, day): (i64, String, NaiveDate) = pickup_windows::table
         .inner_join(stores::table)
         .filter(pickup_windows::id.eq(window_id))
-        .select((pickup_windows::store_day_id, stores::code, pickup_windows::day))
+        .select((
+            pickup_windows::store_day_id,
+            stores::code,
+            pickup_windows::day,
+        ))
         .first(tx.conn())
         .optional()?
         .ok_or(ChangeError::NoSuchWindow)?;
@@ -369,11 +373,9 @@ pub fn set_window_capacity(
     check_capacity(&stock, index, capacity)?;
     let delta = capacity - before;
     set_window_row(tx, window_id, capacity)?;
-    let fits = diesel::update(
-        store_days::table.find(store_day_id).filter(
-            (store_days::window_capacity + delta + store_days::walk_in).le(store_days::supply),
-        ),
-    )
+    let fits = diesel::update(store_days::table.find(store_day_id).filter(
+        (store_days::window_capacity + delta + store_days::walk_in).le(store_days::supply),
+    ))
     .set(store_days::window_capacity.eq(store_days::window_capacity + delta))
     .execute(tx.conn())?;
     if fits == 0 {

@@ -146,33 +146,35 @@ pub fn parse_csv(bytes: &[u8]) -> (Vec<SupplyRow>, Vec<LineError>) {
         let field = |n: usize| record.get(index[n]).unwrap_or("").to_owned();
         match check(field(0), field(1), field(2)) {
             Err(problem) => errors.push(LineError { line, problem }),
-            Ok((store_code, day, quantity)) => {
-                match seen.get(&(store_code.clone(), day)) {
-                    Some(first) => errors.push(LineError {
+            Ok((store_code, day, quantity)) => match seen.get(&(store_code.clone(), day)) {
+                Some(first) => errors.push(LineError {
+                    line,
+                    problem: Problem::Duplicate {
+                        store_code,
+                        date: day,
+                        first_line: *first,
+                    },
+                }),
+                None => {
+                    seen.insert((store_code.clone(), day), line);
+                    rows.push(SupplyRow {
                         line,
-                        problem: Problem::Duplicate {
-                            store_code,
-                            date: day,
-                            first_line: *first,
-                        },
-                    }),
-                    None => {
-                        seen.insert((store_code.clone(), day), line);
-                        rows.push(SupplyRow {
-                            line,
-                            store_code,
-                            day,
-                            quantity,
-                        });
-                    }
+                        store_code,
+                        day,
+                        quantity,
+                    });
                 }
-            }
+            },
         }
     }
     (rows, errors)
 }
 
-fn check(code: String, date: String, quantity: String) -> Result<(String, NaiveDate, i32), Problem> {
+fn check(
+    code: String,
+    date: String,
+    quantity: String,
+) -> Result<(String, NaiveDate, i32), Problem> {
     if !is_store_code(&code) {
         return Err(Problem::StoreCode(code));
     }
@@ -357,7 +359,8 @@ mod tests {
 
     #[test]
     fn a_good_file_in_any_column_order_with_a_bom_parses() {
-        let csv = "\u{feff}date,quantity,store_code\n2026-12-01,100,31802095\n2026-12-02, 0 ,31802095\n";
+        let csv =
+            "\u{feff}date,quantity,store_code\n2026-12-01,100,31802095\n2026-12-02, 0 ,31802095\n";
         let (rows, errors) = parse_csv(csv.as_bytes());
         assert!(errors.is_empty(), "{errors:?}");
         let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
@@ -435,7 +438,11 @@ mod tests {
         for bad in ["26-12-01", "2026-1-1", "2026/12/01", "2026-12-01T00:00"] {
             let csv = format!("store_code,date,quantity\n31802095,{bad},1\n");
             let (_, errors) = parse_csv(csv.as_bytes());
-            assert_eq!(lines(&errors), vec![(2, Problem::Date(bad.into()))], "{bad}");
+            assert_eq!(
+                lines(&errors),
+                vec![(2, Problem::Date(bad.into()))],
+                "{bad}"
+            );
         }
     }
 }

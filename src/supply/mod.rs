@@ -4,4 +4,5 @@
 pub mod allocation;
 pub mod changes;
 pub mod import;
+pub mod queries;
 pub mod rules;

@@ -278,11 +278,7 @@ mod tests {
         for supply in [0, 1, 7, 50, 100] {
             for walk_in in [0, 1, 5] {
                 for quantity in 0..120 {
-                    let d = day(
-                        supply.max(walk_in),
-                        walk_in,
-                        &[(0, 0, false), (0, 0, true)],
-                    );
+                    let d = day(supply.max(walk_in), walk_in, &[(0, 0, false), (0, 0, true)]);
                     if let Ok(caps) = resplit_supply(&d, quantity) {
                         assert!(caps.iter().sum::<i32>() + walk_in <= quantity);
                     }
