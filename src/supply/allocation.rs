@@ -12,7 +12,7 @@ use diesel::sql_types::{BigInt, Date, Integer, Nullable, Timestamp};
 
 use crate::db::{DbConnection, Tx};
 use crate::policy::Policy;
-use crate::supply::rules::{WindowTimes, split_supply, window_times};
+use crate::supply::rules::{WindowTimes, window_times};
 
 type Backend = <DbConnection as Connection>::Backend;
 
@@ -134,32 +134,48 @@ pub fn allocate_days(
         )?;
     }
 
-    let windows: Vec<(i64, NewDay, WindowTimes, i32)> = created
-        .iter()
-        .flat_map(|(id, d)| {
-            let ts = times.get(&d.day).cloned().unwrap_or_default();
-            let caps = split_supply(d.supply, ts.len());
-            ts.into_iter()
-                .zip(caps)
-                .map(move |(t, cap)| (*id, *d, t, cap))
-        })
-        .collect();
-    for chunk in windows.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO pickup_windows (store_day_id, store_id, day, starts_at, ends_at, capacity) VALUES {}",
-            placeholders(chunk.len(), 6)
-        );
-        let mut q = diesel::sql_query(sql).into_boxed::<Backend>();
-        for (id, d, t, cap) in chunk {
-            q = q
-                .bind::<BigInt, _>(*id)
-                .bind::<BigInt, _>(d.store_id)
-                .bind::<Date, _>(d.day)
-                .bind::<Timestamp, _>(t.starts_at)
-                .bind::<Timestamp, _>(t.ends_at)
-                .bind::<Integer, _>(*cap);
+    // The windows come from the store-days just inserted joined to the
+    // template's windows of each date, the supply split in SQL the way
+    // `split_supply` splits it: `supply / n`, plus one for the first
+    // `supply % n` windows. Far fewer bound values than a row each.
+    let mut by_day: HashMap<NaiveDate, Vec<i64>> = HashMap::new();
+    for (id, d) in &created {
+        by_day.entry(d.day).or_default().push(*id);
+    }
+    for (day, ids) in &by_day {
+        let ts = times.get(day).map_or(&[][..], Vec::as_slice);
+        if ts.is_empty() {
+            continue;
         }
-        q.execute(tx.conn())?;
+        let n = i32::try_from(ts.len()).unwrap_or(i32::MAX);
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let first_id = ts.len() * 5 + 1;
+            let list: Vec<String> = (0..chunk.len())
+                .map(|i| format!("${}", first_id + i))
+                .collect();
+            let sql = format!(
+                "INSERT INTO pickup_windows (store_day_id, store_id, day, starts_at, ends_at, capacity)
+                 SELECT d.id, d.store_id, d.day, t.column4, t.column5,
+                        d.supply / t.column3 + CASE WHEN t.column2 < d.supply % t.column3 THEN 1 ELSE 0 END
+                 FROM store_days d JOIN (VALUES {}) t ON t.column1 = d.day
+                 WHERE d.id IN ({})",
+                placeholders(ts.len(), 5),
+                list.join(", ")
+            );
+            let mut q = diesel::sql_query(sql).into_boxed::<Backend>();
+            for (t, k) in ts.iter().zip(0..) {
+                q = q
+                    .bind::<Date, _>(*day)
+                    .bind::<Integer, _>(k)
+                    .bind::<Integer, _>(n)
+                    .bind::<Timestamp, _>(t.starts_at)
+                    .bind::<Timestamp, _>(t.ends_at);
+            }
+            for id in chunk {
+                q = q.bind::<BigInt, _>(*id);
+            }
+            q.execute(tx.conn())?;
+        }
     }
     for chunk in created.chunks(ROWS_PER_STATEMENT) {
         let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
