@@ -260,6 +260,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::admin::users::routes)
         .configure(crate::admin::settings::routes)
         .configure(crate::admin::audit_page::routes)
+        .configure(crate::admin::supply::routes)
+        .configure(crate::admin::windows::routes)
         .default_service(web::to(not_found));
 }
 

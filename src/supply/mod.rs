@@ -2,4 +2,7 @@
 //! windows citizens reserve from, and what is left for walk-in sales.
 
 pub mod allocation;
+pub mod changes;
+pub mod import;
+pub mod queries;
 pub mod rules;

@@ -1,4 +1,5 @@
-//! Pure rules of allocation.
+//! Pure rules of allocation: how a supply is split over windows, how a
+//! changed supply is split again, and when a change is refused.
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -53,10 +54,265 @@ fn to_utc(local: NaiveDateTime, tz: Tz) -> Option<NaiveDateTime> {
     None
 }
 
+/// One pickup window of a store-day as the supply rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowStock {
+    pub capacity: i32,
+    /// Reserved (active) plus picked up: what the window's capacity must keep.
+    pub taken: i32,
+    /// The window's end has passed: nobody can reserve in it any more.
+    pub ended: bool,
+}
+
+/// A store-day's figures that a change of supply or capacity depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayStock {
+    pub supply: i32,
+    /// Sold to walk-in buyers.
+    pub walk_in: i32,
+    /// In the order the windows start.
+    pub windows: Vec<WindowStock>,
+}
+
+impl DayStock {
+    pub fn capacity(&self) -> i32 {
+        self.windows.iter().map(|w| w.capacity).sum()
+    }
+
+    pub fn taken_by_windows(&self) -> i32 {
+        self.windows.iter().map(|w| w.taken).sum()
+    }
+
+    /// Reserved, picked up and sold: what no change may take away.
+    pub fn taken(&self) -> i32 {
+        self.taken_by_windows() + self.walk_in
+    }
+}
+
+/// Why a supply or capacity change is refused; each carries the numbers the
+/// message names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The supply would be below what is reserved, picked up and sold.
+    SupplyBelowTaken { taken: i32, quantity: i32 },
+    /// The window's capacity would be below what it has reserved or handed over.
+    CapacityBelowReserved { taken: i32, capacity: i32 },
+    /// The windows together would hold more than the supply less walk-in sales.
+    CapacityAboveSupply {
+        total: i32,
+        supply: i32,
+        walk_in: i32,
+    },
+}
+
+/// The window capacities after the store-day's supply changes to `quantity`,
+/// in the order of `day.windows`.
+///
+/// The rule: with `margin = supply − Σcapacity` (what the administrator kept
+/// for walk-in buyers), the windows together get
+/// `C′ = clamp(quantity − margin, Σtaken, quantity − walk_in)`, so the walk-in
+/// margin is kept when the new supply allows it, shrinks only as far as the
+/// windows' reservations force it to, and the windows never hold stock that
+/// is already sold to walk-in buyers. Every window keeps what it has taken;
+/// only the unreserved rest `C′ − Σtaken` moves: it is split evenly (the
+/// remainder to the earliest) over the windows that have not ended, or over
+/// all of them when every window has ended. A store-day without windows keeps
+/// everything as walk-in stock.
+pub fn resplit_supply(day: &DayStock, quantity: i32) -> Result<Vec<i32>, Refusal> {
+    let taken = day.taken();
+    if quantity < taken {
+        return Err(Refusal::SupplyBelowTaken { taken, quantity });
+    }
+    if day.windows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let margin = (day.supply - day.capacity()).max(0);
+    let reserved = day.taken_by_windows();
+    let total = (quantity - margin).clamp(reserved, quantity - day.walk_in);
+    let open: Vec<usize> = match day
+        .windows
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| !w.ended)
+        .map(|(i, _)| i)
+        .collect::<Vec<_>>()
+    {
+        open if open.is_empty() => (0..day.windows.len()).collect(),
+        open => open,
+    };
+    let shares = split_supply(total - reserved, open.len());
+    let mut capacities: Vec<i32> = day.windows.iter().map(|w| w.taken).collect();
+    for (i, share) in open.into_iter().zip(shares) {
+        capacities[i] += share;
+    }
+    Ok(capacities)
+}
+
+/// Whether one window's capacity may become `capacity`: not below what the
+/// window has taken, and the windows together not above the supply less what
+/// walk-in buyers have bought (SPEC §6).
+pub fn check_capacity(day: &DayStock, window: usize, capacity: i32) -> Result<(), Refusal> {
+    let Some(w) = day.windows.get(window) else {
+        return Ok(());
+    };
+    if capacity < w.taken {
+        return Err(Refusal::CapacityBelowReserved {
+            taken: w.taken,
+            capacity,
+        });
+    }
+    let total = day.capacity() - w.capacity + capacity;
+    if total > day.supply - day.walk_in {
+        return Err(Refusal::CapacityAboveSupply {
+            total,
+            supply: day.supply,
+            walk_in: day.walk_in,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::Policy;
+
+    fn window(capacity: i32, taken: i32, ended: bool) -> WindowStock {
+        WindowStock {
+            capacity,
+            taken,
+            ended,
+        }
+    }
+
+    fn day(supply: i32, walk_in: i32, windows: &[(i32, i32, bool)]) -> DayStock {
+        DayStock {
+            supply,
+            walk_in,
+            windows: windows.iter().map(|&(c, t, e)| window(c, t, e)).collect(),
+        }
+    }
+
+    #[test]
+    fn raising_supply_keeps_the_walk_in_margin_and_splits_the_rest() {
+        // 100 supply, 90 in windows: a margin of 10 kept for walk-in buyers.
+        let d = day(100, 0, &[(30, 0, false), (30, 0, false), (30, 0, false)]);
+        assert_eq!(resplit_supply(&d, 130), Ok(vec![40, 40, 40]));
+        assert_eq!(resplit_supply(&d, 101), Ok(vec![31, 30, 30]));
+    }
+
+    #[test]
+    fn only_unreserved_capacity_moves() {
+        let d = day(120, 0, &[(40, 25, false), (40, 3, false), (40, 0, false)]);
+        // 28 reserved; 60 − 28 = 32 free, split 11/11/10 over the three.
+        assert_eq!(resplit_supply(&d, 60), Ok(vec![36, 14, 10]));
+        assert_eq!(resplit_supply(&d, 28), Ok(vec![25, 3, 0]));
+        assert_eq!(
+            resplit_supply(&d, 27),
+            Err(Refusal::SupplyBelowTaken {
+                taken: 28,
+                quantity: 27
+            })
+        );
+    }
+
+    #[test]
+    fn walk_in_sales_count_against_a_lower_supply() {
+        // 12 sold at the counter, 10 in a window reserved: nothing below 22.
+        let d = day(100, 12, &[(50, 10, false), (38, 0, false)]);
+        assert_eq!(
+            resplit_supply(&d, 21),
+            Err(Refusal::SupplyBelowTaken {
+                taken: 22,
+                quantity: 21
+            })
+        );
+        // At 22 the windows keep only what they hold; the sold 12 stay outside.
+        assert_eq!(resplit_supply(&d, 22), Ok(vec![10, 0]));
+        // The margin (12) is kept when there is room: 40 − 12 = 28 in windows.
+        assert_eq!(resplit_supply(&d, 40), Ok(vec![19, 9]));
+    }
+
+    #[test]
+    fn the_margin_gives_way_to_reservations() {
+        // Margin 30, but 50 reserved: at supply 60 the windows need 50.
+        let d = day(100, 0, &[(35, 25, false), (35, 25, false)]);
+        assert_eq!(resplit_supply(&d, 60), Ok(vec![25, 25]));
+        assert_eq!(resplit_supply(&d, 50), Ok(vec![25, 25]));
+    }
+
+    #[test]
+    fn supply_zero_with_nothing_reserved_empties_every_window() {
+        let d = day(90, 0, &[(30, 0, false), (30, 0, false), (30, 0, true)]);
+        assert_eq!(resplit_supply(&d, 0), Ok(vec![0, 0, 0]));
+    }
+
+    #[test]
+    fn ended_windows_keep_what_they_hold_and_give_the_rest_to_open_ones() {
+        let d = day(90, 0, &[(30, 20, true), (30, 5, false), (30, 0, false)]);
+        // 120 − 25 taken = 95 free over the two open windows.
+        assert_eq!(resplit_supply(&d, 120), Ok(vec![20, 53, 47]));
+    }
+
+    #[test]
+    fn when_every_window_has_ended_the_free_stock_goes_over_all() {
+        let d = day(90, 0, &[(30, 20, true), (30, 5, true), (30, 0, true)]);
+        assert_eq!(resplit_supply(&d, 100), Ok(vec![45, 30, 25]));
+    }
+
+    #[test]
+    fn a_day_without_windows_keeps_its_supply_for_walk_ins() {
+        let d = day(10, 4, &[]);
+        assert_eq!(resplit_supply(&d, 20), Ok(vec![]));
+        assert_eq!(
+            resplit_supply(&d, 3),
+            Err(Refusal::SupplyBelowTaken {
+                taken: 4,
+                quantity: 3
+            })
+        );
+    }
+
+    #[test]
+    fn resplit_capacity_never_exceeds_supply_less_walk_in() {
+        for supply in [0, 1, 7, 50, 100] {
+            for walk_in in [0, 1, 5] {
+                for quantity in 0..120 {
+                    let d = day(supply.max(walk_in), walk_in, &[(0, 0, false), (0, 0, true)]);
+                    if let Ok(caps) = resplit_supply(&d, quantity) {
+                        assert!(caps.iter().sum::<i32>() + walk_in <= quantity);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_capacity_may_not_fall_below_what_the_window_has_taken() {
+        let d = day(150, 0, &[(50, 41, false), (50, 0, false)]);
+        assert_eq!(
+            check_capacity(&d, 0, 40),
+            Err(Refusal::CapacityBelowReserved {
+                taken: 41,
+                capacity: 40
+            })
+        );
+        assert_eq!(check_capacity(&d, 0, 41), Ok(()));
+    }
+
+    #[test]
+    fn capacities_may_not_exceed_supply_less_walk_in_sales() {
+        let d = day(150, 5, &[(50, 0, false), (50, 0, false)]);
+        assert_eq!(check_capacity(&d, 1, 95), Ok(()));
+        assert_eq!(
+            check_capacity(&d, 1, 96),
+            Err(Refusal::CapacityAboveSupply {
+                total: 146,
+                supply: 150,
+                walk_in: 5
+            })
+        );
+    }
 
     #[test]
     fn supply_is_split_with_the_remainder_to_the_earliest_windows() {

@@ -101,6 +101,15 @@ fn table() -> Vec<Row> {
         // No field: every setting is invalid, nothing is saved.
         post("/admin/settings",               [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
         get("/admin/audit",                   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        get("/admin/supply",                  [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        // No store code: nothing to set.
+        post("/admin/supply",                 [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
+        // No date: the form's hidden field is missing.
+        post("/admin/supply/copy",            [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(400)]),
+        // Not multipart: no file to read.
+        post("/admin/supply/import",          [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(400)]),
+        get("/admin/stores/11800001/windows/999999",  [Login, FORBIDDEN, FORBIDDEN,    FORBIDDEN,              Status(404)]),
+        post("/admin/stores/11800001/windows/999999", [Login, FORBIDDEN, FORBIDDEN,    FORBIDDEN,              Status(404)]),
         get("/no-such-page",                  [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
         // Last: it ends every session.
         post("/logout",                       [Redirect("/"), Redirect("/"), Redirect("/"), Redirect("/"),     Redirect("/")]),

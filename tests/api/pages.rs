@@ -220,6 +220,48 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
+        "admin-supply",
+        "/admin/supply",
+        "table[data-supply]",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("supply.csv");
+    std::fs::write(
+        &file,
+        "store_code,date,quantity\n1180001,2026-02-30,-1\n99999999,2026-12-01,5\n",
+    )
+    .unwrap();
+    c.find(Locator::Css("input[name='file']"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    submit(c, "/admin/supply/import").await;
+    wait_for(c, "[data-import-errors]").await;
+    browser.check_page("admin-supply-import-errors").await;
+    let window: i64 = {
+        use diesel::prelude::*;
+        use mask_reservation::db::schema::pickup_windows;
+        let mut conn = app.db.get().unwrap();
+        pickup_windows::table
+            .filter(pickup_windows::store_id.eq(store))
+            .select(pickup_windows::id)
+            .first(&mut conn)
+            .unwrap()
+    };
+    check(
+        &app,
+        &browser,
+        "admin-window",
+        &format!("/admin/stores/11800001/windows/{window}"),
+        "[data-window-form]",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
         "admin-settings",
         "/admin/settings",
         "[data-settings-form]",

@@ -1,0 +1,448 @@
+//! `/admin/supply`: each store's supply on a date, edited in place; copying the
+//! previous day; importing a CSV file. The work is in [`crate::supply`].
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::db::DbError;
+use crate::i18n::Tr;
+use crate::state::AppState;
+use crate::stores::is_store_code;
+use crate::supply::changes::{self, ChangeError, Copied};
+use crate::supply::import::{self, ImportError, Imported, MAX_QUANTITY};
+use crate::supply::queries::{self, StoreSupply, Totals};
+use crate::supply::rules::Refusal;
+use crate::web::auth::Admin;
+use crate::web::errors::AppError;
+use crate::web::form::{FormData, truncate};
+use crate::web::page::PageCtx;
+use crate::web::paging::{PER_PAGE, Pages, link, parse_page};
+use crate::web::upload::Upload;
+use crate::web::{render, see_other, session};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/supply", web::get().to(list))
+        .route("/admin/supply", web::post().to(set))
+        .route("/admin/supply/copy", web::post().to(copy))
+        .route("/admin/supply/import", web::post().to(import_file));
+}
+
+/// A refused or invalid quantity, shown next to its store's field.
+pub struct RowError {
+    pub code: String,
+    pub value: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/supply.html")]
+struct SupplyPage {
+    page: PageCtx,
+    iso_date: String,
+    date: String,
+    previous: String,
+    next: String,
+    q: String,
+    page_number: String,
+    totals: Totals,
+    rows: Vec<StoreSupply>,
+    pages: Pages,
+    row_error: Option<RowError>,
+    /// A message for the page as a whole (a store code that does not exist).
+    general_error: Option<String>,
+}
+
+impl SupplyPage {
+    fn totals_heading(&self) -> String {
+        self.page
+            .t
+            .fmt("admin.supply.totals", &[("date", &self.date)])
+    }
+
+    fn quantity_label(&self, name: &str) -> String {
+        self.page
+            .t
+            .fmt("admin.supply.quantity_for", &[("name", &name)])
+    }
+}
+
+/// Where the list stands: the date, the search, the page.
+struct ListAt {
+    day: NaiveDate,
+    q: String,
+    page: i64,
+}
+
+impl ListAt {
+    fn link(&self) -> String {
+        link(
+            "/admin/supply",
+            &[
+                ("date", &self.day.to_string()),
+                ("q", &self.q),
+                ("page", &self.page.to_string()),
+            ],
+        )
+    }
+}
+
+/// `YYYY-MM-DD` exactly: chrono alone would read `26-11-26` as the year 26.
+pub fn parse_day(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|d| d.format("%Y-%m-%d").to_string() == text)
+}
+
+/// The list's place from its parameters: no date means tomorrow in the
+/// service zone (supply is allocated the day before); a malformed one is a 400.
+async fn list_at(
+    state: &AppState,
+    date: &str,
+    q: &str,
+    page: Option<&str>,
+) -> Result<ListAt, AppError> {
+    let day = match date.trim() {
+        "" => {
+            let today = state.policy().await?.today();
+            today.succ_opt().unwrap_or(today)
+        }
+        text => parse_day(text)
+            .ok_or_else(|| AppError::BadRequest(format!("not a date (YYYY-MM-DD): {text}")))?,
+    };
+    Ok(ListAt {
+        day,
+        q: truncate(q.trim(), 100),
+        page: parse_page(page)?,
+    })
+}
+
+async fn supply_page(
+    state: &AppState,
+    page: PageCtx,
+    at: ListAt,
+    (row_error, general_error): (Option<RowError>, Option<String>),
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let (day, q, number) = (at.day, at.q.clone(), at.page);
+    let ((rows, total), totals) = state
+        .db
+        .run(move |conn| {
+            Ok::<_, diesel::result::Error>((
+                queries::stores_on(conn, day, &q, number, PER_PAGE)?,
+                queries::totals_on(conn, day)?,
+            ))
+        })
+        .await?;
+    let pages = Pages::new(number, total, PER_PAGE, |n| {
+        ListAt {
+            day,
+            q: at.q.clone(),
+            page: n,
+        }
+        .link()
+    });
+    let around = |d: Option<NaiveDate>| d.unwrap_or(day).to_string();
+    render(
+        &SupplyPage {
+            iso_date: day.to_string(),
+            date: page.t.date(day),
+            previous: around(day.pred_opt()),
+            next: around(day.succ_opt()),
+            page_number: number.to_string(),
+            q: at.q,
+            page,
+            totals,
+            rows,
+            pages,
+            row_error,
+            general_error,
+        },
+        status,
+    )
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    q: String,
+    page: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    page: PageCtx,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let at = list_at(&state, &query.date, &query.q, query.page.as_deref()).await?;
+    supply_page(&state, page, at, (None, None), StatusCode::OK).await
+}
+
+/// A quantity as typed: a whole number from 0 to [`MAX_QUANTITY`].
+pub fn parse_quantity(text: &str) -> Option<i32> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i32>().ok().filter(|n| *n <= MAX_QUANTITY)
+}
+
+/// A refusal in the reader's language, with its numbers; `window` is the
+/// window's time when the refusal is about one window.
+pub fn refusal_message(t: &Tr, refusal: &Refusal, window: &str) -> String {
+    match refusal {
+        Refusal::SupplyBelowTaken { taken, quantity } => t.fmt(
+            "admin.supply.error.below_taken",
+            &[("taken", taken), ("quantity", quantity)],
+        ),
+        Refusal::CapacityBelowReserved { taken, capacity } => t.fmt(
+            "admin.windows.error.below_reserved",
+            &[
+                ("window", &window),
+                ("taken", taken),
+                ("capacity", capacity),
+            ],
+        ),
+        Refusal::CapacityAboveSupply {
+            total,
+            supply,
+            walk_in,
+        } => t.fmt(
+            "admin.windows.error.above_supply",
+            &[
+                ("total", total),
+                ("supply", supply),
+                ("walk_in", walk_in),
+                ("limit", &(supply - walk_in)),
+            ],
+        ),
+    }
+}
+
+async fn set(
+    state: web::Data<AppState>,
+    admin: Admin,
+    session: Session,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let at = list_at(
+        &state,
+        form.get("date"),
+        form.get("q"),
+        Some(form.get("page")),
+    )
+    .await?;
+    let code = truncate(form.get("store_code").trim(), 20);
+    let value = truncate(form.get("quantity"), 20);
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let row_error = |message: String| RowError {
+        code: code.clone(),
+        value: value.clone(),
+        message,
+    };
+    let lookup = code.clone();
+    let store_id = match is_store_code(&code) {
+        true => {
+            state
+                .db
+                .run(move |conn| queries::store_id_by_code(conn, &lookup))
+                .await?
+        }
+        false => None,
+    };
+    let Some(store_id) = store_id else {
+        let message = page
+            .t
+            .fmt("admin.supply.error.no_store", &[("code", &code)]);
+        return supply_page(&state, page, at, (None, Some(message)), unprocessable).await;
+    };
+    let Some(quantity) = parse_quantity(&value) else {
+        let message = page
+            .t
+            .fmt("admin.supply.error.quantity", &[("max", &MAX_QUANTITY)]);
+        return supply_page(
+            &state,
+            page,
+            at,
+            (Some(row_error(message)), None),
+            unprocessable,
+        )
+        .await;
+    };
+    let policy = state.policy().await?;
+    let (actor, now, day) = (admin.user.id, state.clock.now().naive_utc(), at.day);
+    let result = state
+        .db
+        .write(move |tx| {
+            changes::set_supply(tx, &policy, store_id, day, quantity, Some(actor), now)
+        })
+        .await;
+    match result {
+        Ok(_) => {
+            session::set_flash(&session, "admin.supply.saved");
+            Ok(see_other(&at.link()))
+        }
+        Err(DbError::Work(ChangeError::Refused(refusal))) => {
+            let message = refusal_message(&page.t, &refusal, "");
+            let errors = (Some(row_error(message)), None);
+            supply_page(&state, page, at, errors, StatusCode::CONFLICT).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn copy(
+    state: web::Data<AppState>,
+    admin: Admin,
+    session: Session,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let text = form.get("date").trim();
+    let day = parse_day(text)
+        .ok_or_else(|| AppError::BadRequest(format!("not a date (YYYY-MM-DD): {text}")))?;
+    let policy = state.policy().await?;
+    let (actor, now) = (admin.user.id, state.clock.now().naive_utc());
+    let copied: Copied = state
+        .db
+        .write(move |tx| changes::copy_previous_day(tx, &policy, day, Some(actor), now))
+        .await?;
+    let flash = if copied.copied > 0 {
+        "admin.supply.copied"
+    } else {
+        "admin.supply.copied_none"
+    };
+    session::set_flash(&session, flash);
+    Ok(see_other(&link(
+        "/admin/supply",
+        &[("date", &day.to_string())],
+    )))
+}
+
+#[derive(Template)]
+#[template(path = "admin/supply_import.html")]
+struct ImportPage {
+    page: PageCtx,
+    file_name: String,
+    /// Messages about bad lines, at most [`SHOWN_ERRORS`].
+    errors: Vec<String>,
+    /// Bad lines not shown.
+    more: usize,
+    result: Option<Imported>,
+}
+
+impl ImportPage {
+    fn file_label(&self) -> String {
+        let name: &str = &self.file_name;
+        self.page
+            .t
+            .fmt("admin.supply.import.file_name", &[("name", &name)])
+    }
+
+    fn done_text(&self, done: &Imported) -> String {
+        self.page.t.fmt(
+            "admin.supply.import.done",
+            &[
+                ("created", &done.created),
+                ("changed", &done.changed),
+                ("unchanged", &done.unchanged),
+            ],
+        )
+    }
+
+    fn more_text(&self) -> String {
+        self.page
+            .t
+            .fmt("admin.supply.import.more", &[("count", &self.more)])
+    }
+}
+
+/// Bad lines listed on the answer page; the rest are counted.
+const SHOWN_ERRORS: usize = 50;
+
+async fn import_file(
+    state: web::Data<AppState>,
+    admin: Admin,
+    page: PageCtx,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    // Read only once the role is known: as an argument the upload would be
+    // read (and a malformed one refused) before the role was checked.
+    let upload = Upload::from_request(&req, &mut payload.into_inner()).await?;
+    let file_name = truncate(&upload.file_name, 200);
+    let answer = |page: PageCtx, errors: Vec<String>, result, status| {
+        let more = errors.len().saturating_sub(SHOWN_ERRORS);
+        let errors = errors.into_iter().take(SHOWN_ERRORS).collect();
+        render(
+            &ImportPage {
+                page,
+                file_name: file_name.clone(),
+                errors,
+                more,
+                result,
+            },
+            status,
+        )
+    };
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    if upload.file.is_empty() {
+        let message = page.t.get("admin.supply.import.error.no_file").to_owned();
+        return answer(page, vec![message], None, unprocessable);
+    }
+    let (rows, problems) = import::parse_csv(&upload.file);
+    let policy = state.policy().await?;
+    let (actor, now) = (admin.user.id, state.clock.now().naive_utc());
+    let result = state
+        .db
+        .write(move |tx| import::apply(tx, &policy, &rows, &problems, Some(actor), now))
+        .await;
+    match result {
+        Ok(done) => answer(page, Vec::new(), Some(done), StatusCode::OK),
+        Err(DbError::Work(ImportError::Invalid(errors))) => {
+            let messages = errors.iter().map(|e| e.message(&page.t)).collect();
+            answer(page, messages, None, unprocessable)
+        }
+        Err(DbError::Work(ImportError::Refused {
+            line,
+            store_code,
+            day,
+            refusal,
+        })) => {
+            let why = refusal_message(&page.t, &refusal, "");
+            let message = page.t.fmt(
+                "admin.supply.import.error.refused",
+                &[
+                    ("line", &line),
+                    ("code", &store_code),
+                    ("date", &day),
+                    ("why", &why),
+                ],
+            );
+            answer(page, vec![message], None, StatusCode::CONFLICT)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_whole_numbers_up_to_a_million() {
+        assert_eq!(parse_quantity("0"), Some(0));
+        assert_eq!(parse_quantity(" 120 "), Some(120));
+        assert_eq!(parse_quantity("1000000"), Some(1_000_000));
+        for bad in ["", "-1", "1.5", "1e3", "1000001", "99999999999", "+3"] {
+            assert_eq!(parse_quantity(bad), None, "{bad}");
+        }
+    }
+}
