@@ -1,6 +1,7 @@
 //! Stores: pharmacies, post offices and Nonghyup marts, each known by its
 //! 8-digit code.
 
+pub mod admin;
 pub mod import;
 
 /// A store code: exactly 8 ASCII digits, as in the 2020 data (`31802095`).
