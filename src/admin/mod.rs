@@ -1,5 +1,5 @@
-//! Administration: the national dashboard, user accounts, the policy settings,
-//! and the audit log.
+//! Administration: the national dashboard, stores, user accounts, the policy
+//! settings, and the audit log.
 
 pub mod accounts;
 pub mod audit;
@@ -9,4 +9,5 @@ pub mod dashboard;
 pub mod overview;
 pub mod policy_changes;
 pub mod settings;
+pub mod stores;
 pub mod users;

@@ -9,6 +9,16 @@ pub fn is_store_code(code: &str) -> bool {
     code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The locale key of a store type's name (`01` pharmacy, `02` post office,
+/// `03` Nonghyup mart).
+pub fn type_key(store_type: &str) -> &'static str {
+    match store_type {
+        "01" => "admin.store.type_01",
+        "02" => "admin.store.type_02",
+        _ => "admin.store.type_03",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_store_code;
