@@ -325,7 +325,8 @@ impl ImportPage {
             String::new()
         } else {
             let name = truncate(file_name, 200);
-            page.t.fmt("admin.store.import.file_name", &[("name", &name)])
+            page.t
+                .fmt("admin.store.import.file_name", &[("name", &name)])
         };
         ImportPage {
             page,
