@@ -383,11 +383,14 @@ async fn import_file(
     state: web::Data<AppState>,
     admin: Admin,
     page: PageCtx,
-    upload: Upload,
+    // Taken as a `Result` and opened only here: actix polls every extractor of
+    // a handler together and answers with the first error, so a body that is
+    // no upload would otherwise win the race against the role check.
+    upload: Result<Upload, AppError>,
 ) -> Result<HttpResponse, AppError> {
     let Upload {
         file, file_name, ..
-    } = upload;
+    } = upload?;
     let mut answer = ImportPage::new(page, &file_name);
     if file.is_empty() {
         let message = answer.page.t.get("admin.store.import.no_file").to_owned();

@@ -569,7 +569,11 @@ pub fn upsert_all_reporting(
             entity_id: if source.is_empty() {
                 "csv".to_owned()
             } else {
-                source.chars().take(200).collect()
+                source
+                    .chars()
+                    .filter(|&c| !is_unsafe_in_text(c))
+                    .take(200)
+                    .collect()
             },
             before: None,
             after: Some(json!(counts)),
