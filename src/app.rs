@@ -257,6 +257,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::reservations::routes::routes)
         .configure(crate::pharmacy::routes::routes)
         .configure(crate::admin::dashboard::routes)
+        .configure(crate::admin::stores::routes)
         .configure(crate::admin::users::routes)
         .configure(crate::admin::settings::routes)
         .configure(crate::admin::audit_page::routes)

@@ -1,18 +1,23 @@
-//! The command line: `serve` (default), `migrate`, `create-admin`, `seed-demo`,
-//! `verify`.
+//! The command line: `serve` (default), `migrate`, `create-admin`,
+//! `import-stores`, `seed-demo`, `verify`.
 
 use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use mask_reservation::accounts::Role;
 use mask_reservation::accounts::password::{self, NewPassword};
 use mask_reservation::accounts::queries::{NewUser, insert_user};
 use mask_reservation::app::{Application, open_db};
 use mask_reservation::config::{Config, ConfigArgs};
 use mask_reservation::db::{Db, write_tx};
+use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::state::Keys;
+use mask_reservation::stores::import::{parse_csv_reporting, upsert_all_reporting};
 use mask_reservation::{demo, settings, verify};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
@@ -45,6 +50,14 @@ enum Command {
         name: String,
         #[arg(long, env = "ADMIN_PASSWORD", hide = true, hide_env_values = true)]
         admin_password: Option<String>,
+    },
+    /// Import stores from a CSV file with the header code,name,addr,type,lat,lng
+    /// (and optionally phone, region): new codes are added, known ones
+    /// updated. A file with any bad line imports nothing; every bad line is
+    /// printed.
+    ImportStores {
+        /// The CSV file (UTF-8).
+        file: PathBuf,
     },
     /// Seed demo stores, supply and accounts into an empty database.
     SeedDemo,
@@ -118,6 +131,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 email.trim().to_lowercase()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportStores { file } => {
+            migrate(&db, &config)?;
+            import_stores(&db, &file)
         }
         Command::SeedDemo => {
             migrate(&db, &config)?;
@@ -199,6 +216,66 @@ fn create_admin(db: &Db, email: &str, name: &str, password: &str) -> anyhow::Res
         ) => anyhow::anyhow!("an account with e-mail {email} already exists"),
         e => e.into(),
     })
+}
+
+/// How many bad lines of a file are printed; the count of the rest follows.
+const BAD_LINES_SHOWN: usize = 50;
+
+/// Checks the whole file, then writes it in one transaction, with a progress
+/// bar on a terminal (none when standard error is not one).
+fn import_stores(db: &Db, path: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let t = Tr::new(Arc::new(Catalog::load()?), Lang::En);
+    let bar = ProgressBar::new(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+    bar.set_style(
+        ProgressStyle::with_template("{msg:9} [{bar:40}] {percent:>3}% {elapsed}")?
+            .progress_chars("=> "),
+    );
+    bar.set_message("checking");
+    let rows = match parse_csv_reporting(&bytes, &mut |read| bar.set_position(read)) {
+        Ok(rows) => rows,
+        Err(errors) => {
+            bar.finish_and_clear();
+            for e in errors.iter().take(BAD_LINES_SHOWN) {
+                eprintln!("{}", e.message(&t));
+            }
+            let more = errors.len().saturating_sub(BAD_LINES_SHOWN);
+            if more > 0 {
+                eprintln!("{}", t.fmt("admin.store.import.more", &[("count", &more)]));
+            }
+            eprintln!(
+                "{}",
+                t.fmt("admin.store.import.rejected", &[("count", &errors.len())])
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    bar.set_length(u64::try_from(rows.len()).unwrap_or(u64::MAX));
+    bar.set_position(0);
+    bar.set_message("writing");
+    let source = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut conn = db.get()?;
+    let counts = write_tx(&mut conn, |tx| {
+        upsert_all_reporting(tx, &rows, None, &source, &mut |done| {
+            bar.set_position(u64::try_from(done).unwrap_or(u64::MAX));
+        })
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{}",
+        t.fmt(
+            "admin.store.import.done",
+            &[
+                ("created", &counts.created),
+                ("updated", &counts.updated),
+                ("unchanged", &counts.unchanged),
+            ],
+        )
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(config: Config, db: Db) -> anyhow::Result<ExitCode> {

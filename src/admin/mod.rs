@@ -1,5 +1,5 @@
-//! Administration: the national dashboard, user accounts, daily supply and
-//! window capacities, the policy settings, and the audit log.
+//! Administration: the national dashboard, stores, daily supply and window
+//! capacities, user accounts, the policy settings, and the audit log.
 
 pub mod accounts;
 pub mod audit;
@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod overview;
 pub mod policy_changes;
 pub mod settings;
+pub mod stores;
 pub mod supply;
 pub mod users;
 pub mod windows;

@@ -3,7 +3,7 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -371,12 +371,9 @@ async fn import_file(
     state: web::Data<AppState>,
     admin: Admin,
     page: PageCtx,
-    req: HttpRequest,
-    payload: web::Payload,
+    upload: Upload,
 ) -> Result<HttpResponse, AppError> {
-    // Read only once the role is known: as an argument the upload would be
-    // read (and a malformed one refused) before the role was checked.
-    let upload = Upload::from_request(&req, &mut payload.into_inner()).await?;
+    let upload = upload.read().await?;
     let file_name = truncate(&upload.file_name, 200);
     let answer = |page: PageCtx, errors: Vec<String>, result, status| {
         let more = errors.len().saturating_sub(SHOWN_ERRORS);

@@ -25,6 +25,25 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs one diesel statement on the concrete connection of each backend, for
+/// the few statements the multi-backend connection cannot build: a multi-row
+/// `INSERT` on SQLite, and `INSERT … ON CONFLICT` on either. The statement is
+/// written once, in the DSL; each arm compiles it for its own backend, so a
+/// feature stays free of backend-specific SQL.
+///
+/// ```ignore
+/// let n = on_each_backend!(tx.conn(), |c| diesel::insert_into(t).values(&rows).execute(c))?;
+/// ```
+#[macro_export]
+macro_rules! on_each_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 /// Which engine a connection speaks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -159,6 +159,7 @@ diesel::table! {
         suspended -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        phone -> Nullable<Text>,
     }
 }
 

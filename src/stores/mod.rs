@@ -1,11 +1,22 @@
 //! Stores: pharmacies, post offices and Nonghyup marts, each known by its
 //! 8-digit code.
 
+pub mod admin;
 pub mod import;
 
 /// A store code: exactly 8 ASCII digits, as in the 2020 data (`31802095`).
 pub fn is_store_code(code: &str) -> bool {
     code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The locale key of a store type's name (`01` pharmacy, `02` post office,
+/// `03` Nonghyup mart).
+pub fn type_key(store_type: &str) -> &'static str {
+    match store_type {
+        "01" => "admin.store.type_01",
+        "02" => "admin.store.type_02",
+        _ => "admin.store.type_03",
+    }
 }
 
 #[cfg(test)]

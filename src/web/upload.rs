@@ -1,9 +1,14 @@
 //! A `multipart/form-data` form with one uploaded file (the CSV imports): the
 //! file's bytes and the form's text fields, read whole and bounded by
 //! [`MAX_MULTIPART_BYTES`], the limit the CSRF check already applied.
+//!
+//! The extractor reads nothing: the handler calls [`Upload::read`] once the
+//! other extractors (the role check above all) have passed. actix polls a
+//! handler's extractors together and answers with the first error, so a body
+//! read and refused by the extractor itself could answer a visitor without the
+//! role with 400 instead of 403.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Ready, ready};
 
 use actix_multipart::Multipart;
 use actix_web::dev::Payload;
@@ -17,10 +22,21 @@ use crate::web::form::FormData;
 /// The form field every import page names its file input.
 pub const FILE_FIELD: &str = "file";
 
-/// An upload: the bytes of the part named [`FILE_FIELD`] (empty when the form
-/// was sent without a file) and the other parts as text fields.
+/// A multipart body not read yet.
+pub struct Upload(Multipart);
+
+impl Upload {
+    /// Reads the whole form; 400 when it is not `multipart/form-data` or is
+    /// malformed, 413 past [`MAX_MULTIPART_BYTES`].
+    pub async fn read(self) -> Result<Uploaded, AppError> {
+        read(self.0).await
+    }
+}
+
+/// An upload read: the bytes of the part named [`FILE_FIELD`] (empty when the
+/// form was sent without a file) and the other parts as text fields.
 #[derive(Debug, Default)]
-pub struct Upload {
+pub struct Uploaded {
     pub file: Vec<u8>,
     /// The name the browser gave the file, for the answer page only.
     pub file_name: String,
@@ -29,17 +45,16 @@ pub struct Upload {
 
 impl FromRequest for Upload {
     type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Upload, AppError>>>>;
+    type Future = Ready<Result<Upload, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let multipart = Multipart::new(req.headers(), payload.take());
-        Box::pin(read(multipart))
+        ready(Ok(Upload(Multipart::new(req.headers(), payload.take()))))
     }
 }
 
-async fn read(mut multipart: Multipart) -> Result<Upload, AppError> {
+async fn read(mut multipart: Multipart) -> Result<Uploaded, AppError> {
     let bad = |e: actix_multipart::MultipartError| AppError::BadRequest(e.to_string());
-    let mut upload = Upload::default();
+    let mut upload = Uploaded::default();
     let mut fields = Vec::new();
     let mut total = 0usize;
     while let Some(part) = multipart.next().await {

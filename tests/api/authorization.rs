@@ -92,6 +92,16 @@ fn table() -> Vec<Row> {
         get("/pharmacy",                      [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
         get("/admin",                         [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         get("/admin/export.csv",              [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        get("/admin/stores",                  [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        get("/admin/stores?q=x&page=2",       [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        // No field: every value is invalid, nothing is saved.
+        post("/admin/stores",                 [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
+        get("/admin/stores/11800001",         [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        post("/admin/stores/11800001",        [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
+        get("/admin/stores/99999999",         [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),
+        post("/admin/stores/99999999",        [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
+        // Not a multipart form: unreadable as an upload.
+        post("/admin/stores/import",          [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(400)]),
         get("/admin/users",                   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         post("/admin/users",                  [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
         get("/admin/users/999999/disable",    [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(404)]),

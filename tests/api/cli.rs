@@ -224,3 +224,71 @@ fn production_refuses_to_start_without_a_secret_key() {
         text(&out)
     );
 }
+
+#[test]
+fn import_stores_writes_a_good_file_and_counts_what_it_did() {
+    let cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stores.csv");
+    std::fs::write(
+        &file,
+        "code,name,addr,type,lat,lng,phone\n\
+         31802095,중앙약국,서울특별시 중구 세종대로 1,01,37.56,126.97,02-123-4567\n\
+         31802096,광화문우체국,서울특별시 종로구 세종대로 2,02,37.57,126.97,\n",
+    )
+    .unwrap();
+    let out = cli.run(&["import-stores", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 created"), "{}", text(&out));
+    let mut conn = cli.db.connect();
+    let n: i64 = stores::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(n, 2);
+
+    // Again with one store renamed: one updated, one unchanged.
+    std::fs::write(
+        &file,
+        "code,name,addr,type,lat,lng\n\
+         31802095,중앙약국,서울특별시 중구 세종대로 1,01,37.56,126.97\n",
+    )
+    .unwrap();
+    let out = cli.run(&["import-stores", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("0 created, 1 updated, 0 unchanged"),
+        "the phone went away: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn import_stores_prints_every_bad_line_and_imports_nothing() {
+    let cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stores.csv");
+    let mut csv = String::from("code,name,addr,type,lat,lng\n");
+    csv.push_str("31802095,중앙약국,서울특별시 중구 1,01,37.56,126.97\n");
+    for i in 0..60 {
+        csv.push_str(&format!(
+            "3190{i:04},약국,서울특별시 중구 1,09,37.56,126.97\n"
+        ));
+    }
+    std::fs::write(&file, csv).unwrap();
+    let out = cli.run(&["import-stores", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let report = text(&out);
+    assert!(report.contains("line 3: type “09”"), "{report}");
+    assert!(report.contains("line 52:"), "{report}");
+    assert!(
+        !report.contains("line 53:"),
+        "only 50 are printed: {report}"
+    );
+    assert!(report.contains("10 more"), "{report}");
+    assert!(report.contains("60 lines"), "{report}");
+    let mut conn = cli.db.connect();
+    let n: i64 = stores::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(n, 0);
+
+    let out = cli.run(&["import-stores", "/no/such/file.csv"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("cannot read"), "{}", text(&out));
+}

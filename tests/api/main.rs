@@ -14,6 +14,7 @@ mod accounts;
 mod admin_audit;
 mod admin_dashboard;
 mod admin_settings;
+mod admin_stores;
 mod admin_supply;
 mod authorization;
 mod browser;

@@ -220,6 +220,51 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
+        "admin-stores",
+        "/admin/stores",
+        "table[data-stores]",
+    )
+    .await;
+    // The search form posts to the same path: press the creation form's button.
+    c.find(Locator::Css("form[data-store-form] button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "[data-error-for='code']").await;
+    assert!(focused_on_error_summary(c).await);
+    browser.check_page("admin-stores-errors").await;
+    check(
+        &app,
+        &browser,
+        "admin-store",
+        "/admin/stores/11800001",
+        "[data-store-form]",
+    )
+    .await;
+    // An import with mistakes: the answer lists the lines.
+    let csv_dir = tempfile::tempdir().unwrap();
+    let csv = csv_dir.path().join("stores.csv");
+    std::fs::write(
+        &csv,
+        "code,name,addr,type,lat,lng\n1180000,약국,서울특별시 중구,01,37.5,127\n11800003,약국,서울특별시 중구,04,95,127\n",
+    )
+    .unwrap();
+    c.goto(&app.url("/admin/stores")).await.unwrap();
+    c.find(Locator::Css("input[type='file'][name='file']"))
+        .await
+        .unwrap()
+        .send_keys(csv.to_str().unwrap())
+        .await
+        .unwrap();
+    submit(c, "/admin/stores/import").await;
+    wait_for(c, "[data-import-errors]").await;
+    assert!(focused_on_error_summary(c).await);
+    browser.check_page("admin-stores-import-errors").await;
+    check(
+        &app,
+        &browser,
         "admin-supply",
         "/admin/supply",
         "table[data-supply]",

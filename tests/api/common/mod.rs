@@ -380,6 +380,8 @@ pub mod fixtures {
             store_type: "01".into(),
             lat: 37.56,
             lng: 126.97,
+            phone: None,
+            region: "서울특별시".into(),
         };
         write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
     }
@@ -394,6 +396,8 @@ pub mod fixtures {
             store_type: "01".into(),
             lat: 35.16,
             lng: 129.16,
+            phone: Some("051-123-4567".into()),
+            region: "부산광역시".into(),
         };
         write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
     }
