@@ -159,7 +159,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     fill(c, "password", fixtures::PASSWORD).await;
     fill(c, "password_confirm", fixtures::PASSWORD).await;
     submit(c, "/signup").await;
-    wait_for(c, "h1").await;
+    wait_for(c, "[data-signup-sent]").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/signup/sent");
     browser.check_page("signup-sent").await;
 
