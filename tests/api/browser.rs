@@ -3,7 +3,7 @@
 use fantoccini::Locator;
 
 use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for, wait_for_text};
-use crate::common::spawn_app;
+use crate::common::{fixtures, spawn_app};
 
 #[tokio::test]
 async fn a_visitor_reads_the_home_page_and_switches_to_english_and_back() {
@@ -134,4 +134,131 @@ async fn a_citizen_signs_up_verifies_by_mail_and_logs_in() {
     submit(c, "/logout").await;
     wait_for(c, "a[href='/signup']").await;
     browser.close().await;
+}
+
+/// An administrator's day: import the store list, allocate today's and
+/// tomorrow's supply from a file, give one window less, and read the
+/// dashboard's chart of today by region.
+#[tokio::test]
+async fn an_administrator_imports_stores_allocates_supply_by_file_edits_a_window_and_sees_the_chart()
+ {
+    use diesel::prelude::*;
+    use mask_reservation::accounts::Role;
+    use mask_reservation::db::schema::{pickup_windows, store_days, stores};
+    use mask_reservation::policy::Policy;
+
+    let app = spawn_app().await;
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(&app.db, Role::Admin, "admin@example.com", None, true, &key);
+    let today = Policy::load(&mut app.db.get().unwrap()).unwrap().today();
+    let tomorrow = today + chrono::Days::new(1);
+    let files = tempfile::tempdir().unwrap();
+    let stores_csv = files.path().join("stores.csv");
+    std::fs::write(
+        &stores_csv,
+        "\u{feff}code,name,addr,type,lat,lng,phone\n\
+         31802095,온누리약국,서울특별시 중구 세종대로 1,01,37.5665,126.9780,02-123-4567\n\
+         31802096,해운대약국,부산광역시 해운대구 해운대로 1,01,35.1631,129.1635,\n\
+         31802097,광화문우체국,서울특별시 종로구 세종대로 152,02,37.5700,126.9769,\n",
+    )
+    .unwrap();
+    let supply_csv = files.path().join("supply.csv");
+    let mut supply = "store_code,date,quantity\n".to_owned();
+    for (code, quantity) in [("31802095", 120), ("31802096", 90), ("31802097", 60)] {
+        supply.push_str(&format!(
+            "{code},{today},{quantity}\n{code},{tomorrow},{quantity}\n"
+        ));
+    }
+    std::fs::write(&supply_csv, supply).unwrap();
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", "admin@example.com").await;
+    fill(c, "password", fixtures::PASSWORD).await;
+    submit(c, "/login").await;
+    wait_for(c, "[data-dashboard], [data-no-supply]").await;
+
+    // The store list, from a file.
+    c.goto(&app.url("/admin/stores")).await.unwrap();
+    upload(c, "/admin/stores/import", &stores_csv).await;
+    let done = wait_for(c, "[data-import-done]").await;
+    assert_eq!(
+        done.attr("data-created").await.unwrap().as_deref(),
+        Some("3")
+    );
+    let store_count: i64 = stores::table
+        .count()
+        .get_result(&mut app.db.get().unwrap())
+        .unwrap();
+    assert_eq!(store_count, 3);
+
+    // Today's and tomorrow's supply, from a file: windows for every store-day.
+    c.goto(&app.url(&format!("/admin/supply?date={tomorrow}")))
+        .await
+        .unwrap();
+    upload(c, "/admin/supply/import", &supply_csv).await;
+    let done = wait_for(c, "[data-import-result]").await;
+    assert_eq!(
+        done.attr("data-created").await.unwrap().as_deref(),
+        Some("6")
+    );
+    let windows: Vec<(i64, i32)> = pickup_windows::table
+        .inner_join(stores::table)
+        .filter(stores::code.eq("31802095"))
+        .filter(pickup_windows::day.eq(tomorrow))
+        .order(pickup_windows::starts_at)
+        .select((pickup_windows::id, pickup_windows::capacity))
+        .load(&mut app.db.get().unwrap())
+        .unwrap();
+    assert_eq!(
+        windows.iter().map(|w| w.1).collect::<Vec<_>>(),
+        [40, 40, 40]
+    );
+
+    // One window gets less; the rest of the supply becomes walk-in stock.
+    c.goto(&app.url("/admin/stores/31802095")).await.unwrap();
+    let first = windows[0].0;
+    let input = wait_for(c, &format!("#cap-{first}")).await;
+    input.clear().await.unwrap();
+    input.send_keys("25").await.unwrap();
+    submit(c, &format!("/admin/stores/31802095/windows/{first}")).await;
+    wait_for(c, "[data-flash='admin.windows.saved']").await;
+    let (capacity, window_capacity): (i32, i32) = pickup_windows::table
+        .inner_join(store_days::table)
+        .filter(pickup_windows::id.eq(first))
+        .select((pickup_windows::capacity, store_days::window_capacity))
+        .first(&mut app.db.get().unwrap())
+        .unwrap();
+    assert_eq!((capacity, window_capacity), (25, 105));
+
+    // Today's supply by region, as a chart and as a table.
+    c.goto(&app.url("/admin")).await.unwrap();
+    let chart = wait_for(c, "[data-region-chart] svg").await;
+    let text = chart.text().await.unwrap();
+    assert!(
+        text.contains("서울특별시") && text.contains("부산광역시"),
+        "{text}"
+    );
+    let seoul = wait_for(c, "tr[data-region='서울특별시']")
+        .await
+        .attr("data-supply")
+        .await
+        .unwrap();
+    assert_eq!(seoul.as_deref(), Some("180"));
+    browser.close().await;
+}
+
+/// Chooses `file` in the page's file input and sends the form posting to
+/// `action`.
+async fn upload(c: &fantoccini::Client, action: &str, file: &std::path::Path) {
+    c.find(Locator::Css(&format!(
+        "form[action='{action}'] input[type='file']"
+    )))
+    .await
+    .unwrap()
+    .send_keys(file.to_str().unwrap())
+    .await
+    .unwrap();
+    submit(c, action).await;
 }
