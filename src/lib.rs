@@ -11,6 +11,7 @@ pub mod i18n;
 pub mod mail;
 pub mod pharmacy;
 pub mod policy;
+pub mod quota;
 pub mod random;
 pub mod rate_limit;
 pub mod reservations;

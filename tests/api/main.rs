@@ -25,6 +25,7 @@ mod health;
 mod hostile_input;
 mod mail;
 mod pages;
+mod quota;
 mod rate_limit;
 mod schema;
 mod staff_pages;

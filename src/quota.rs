@@ -1,0 +1,78 @@
+//! The per-person quota counter (SPEC §3, invariant 2): masks a person has
+//! reserved, picked up or bought in one period, raised and lowered only by the
+//! statements here, each a single conditional write whose affected-row count is
+//! the answer. Booking, cancelling, expiry and walk-in sales all go through it,
+//! in their own transactions.
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Date, Integer};
+
+use crate::db::Tx;
+use crate::db::schema::quota_usage;
+
+/// Taking more than the quota allows; `left` is what the person may still take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    pub left: i32,
+}
+
+/// Adds `quantity` to the person's usage in the period starting `period_start`
+/// if it stays within `quota`; otherwise changes nothing and says how much is
+/// left. One statement: an insert of the first use, or an update of the row
+/// under the condition — on PostgreSQL a concurrent take of the same row waits
+/// for this transaction and then sees its result, on SQLite writers are
+/// serialised, so two takes can never both pass the check.
+pub fn take(
+    tx: &mut Tx<'_>,
+    person_id: i64,
+    period_start: NaiveDate,
+    quantity: i32,
+    quota: i32,
+) -> QueryResult<Result<(), QuotaExceeded>> {
+    if quantity <= quota {
+        let written = diesel::sql_query(
+            "INSERT INTO quota_usage (person_id, period_start, used) VALUES ($1, $2, $3)
+             ON CONFLICT (person_id, period_start)
+             DO UPDATE SET used = quota_usage.used + excluded.used
+             WHERE quota_usage.used + excluded.used <= $4",
+        )
+        .bind::<BigInt, _>(person_id)
+        .bind::<Date, _>(period_start)
+        .bind::<Integer, _>(quantity)
+        .bind::<Integer, _>(quota)
+        .execute(tx.conn())?;
+        if written == 1 {
+            return Ok(Ok(()));
+        }
+    }
+    let used = used(tx, person_id, period_start)?;
+    Ok(Err(QuotaExceeded {
+        left: (quota - used).max(0),
+    }))
+}
+
+/// Gives `quantity` back (a cancelled or expired reservation, an undone sale).
+/// Answers whether the usage held that much: `false` means the counters were
+/// already wrong, and the caller's transaction should not go on.
+pub fn give_back(
+    tx: &mut Tx<'_>,
+    person_id: i64,
+    period_start: NaiveDate,
+    quantity: i32,
+) -> QueryResult<bool> {
+    let changed = diesel::update(quota_usage::table.find((person_id, period_start)))
+        .filter(quota_usage::used.ge(quantity))
+        .set(quota_usage::used.eq(quota_usage::used - quantity))
+        .execute(tx.conn())?;
+    Ok(changed == 1)
+}
+
+fn used(tx: &mut Tx<'_>, person_id: i64, period_start: NaiveDate) -> QueryResult<i32> {
+    Ok(quota_usage::table
+        .find((person_id, period_start))
+        .select(quota_usage::used)
+        .first(tx.conn())
+        .optional()?
+        .unwrap_or(0))
+}
