@@ -22,6 +22,7 @@ use crate::db::{Db, PoolOptions};
 use crate::i18n::Catalog;
 use crate::mail::sender::Sender;
 use crate::rate_limit::RateLimits;
+use crate::reservations::{expiry, reminders};
 use crate::settings::{self, PolicyCache};
 use crate::state::{AppState, Keys};
 use crate::web::access_log::{self, RequestLog};
@@ -32,6 +33,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    jobs_every: Option<Duration>,
 }
 
 /// What a test may set differently from a real start.
@@ -40,6 +42,8 @@ pub struct Overrides {
     pub rate_limits: Option<RateLimits>,
     /// The clock request limits are counted by.
     pub clock: Option<Clock>,
+    /// How often no-show expiry and reminders run (each a minute by default).
+    pub jobs_every: Option<Duration>,
 }
 
 impl Application {
@@ -78,6 +82,7 @@ impl Application {
             port,
             server,
             state,
+            jobs_every: overrides.jobs_every,
         })
     }
 
@@ -95,7 +100,8 @@ impl Application {
     }
 
     /// Serves until stopped, with the background work beside it: the mail
-    /// sender, the policy refresh and periodic clean-up.
+    /// sender, the policy refresh, no-show expiry, pickup reminders and
+    /// periodic clean-up.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         let sender = Sender::new(
@@ -107,10 +113,30 @@ impl Application {
         let mail = tokio::spawn(sender.run());
         let upkeep = tokio::spawn(upkeep(state.db.clone(), state.clock.clone()));
         let policy = tokio::spawn(refresh_policy(state.db.clone(), state.policy.clone()));
+        let every = self.jobs_every;
+        let expiry = tokio::spawn(expiry::run_every(
+            every.unwrap_or(expiry::EVERY),
+            state.db.clone(),
+            state.clock.clone(),
+            state.policy.clone(),
+        ));
+        let reminders = tokio::spawn(reminders::run_every(
+            every.unwrap_or(reminders::EVERY),
+            reminders::Job {
+                db: state.db.clone(),
+                clock: state.clock.clone(),
+                policy: state.policy.clone(),
+                catalog: state.catalog.clone(),
+                base_url: state.base_url.clone(),
+                mail_wake: state.mail_wake.clone(),
+            },
+        ));
         let result = self.server.await;
         mail.abort();
         upkeep.abort();
         policy.abort();
+        expiry.abort();
+        reminders.abort();
         result
     }
 }
@@ -271,11 +297,13 @@ async fn not_found() -> Result<HttpResponse, errors::AppError> {
 }
 
 /// Static files compiled into the binary: one file to deploy.
-const STATIC_FILES: &[(&str, &str, &[u8])] = &[(
-    "css/app.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../static/css/app.css"),
-)];
+const STATIC_FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "css/app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/css/app.css"),
+    ),
+];
 
 async fn static_file(file: &'static (&'static str, &'static str, &'static [u8])) -> HttpResponse {
     let (_, content_type, body) = *file;

@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `create-admin`,
-//! `import-stores`, `seed-demo`, `verify`.
+//! `import-stores`, `seed-demo`, `verify`, `expire`.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use chrono::Utc;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mask_reservation::accounts::Role;
@@ -16,6 +17,8 @@ use mask_reservation::app::{Application, open_db};
 use mask_reservation::config::{Config, ConfigArgs};
 use mask_reservation::db::{Db, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
+use mask_reservation::policy::Policy;
+use mask_reservation::reservations::expiry;
 use mask_reservation::state::Keys;
 use mask_reservation::stores::import::{parse_csv_reporting, upsert_all_reporting};
 use mask_reservation::{demo, settings, verify};
@@ -64,6 +67,10 @@ enum Command {
     /// Check the invariants (no oversell, no quota breach, one handover, ledger
     /// equals counters); exits non-zero on any violation.
     Verify,
+    /// Expire now every reservation not picked up by the end of its window
+    /// plus the pickup grace (what each server instance does every minute),
+    /// and print how many expired.
+    Expire,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +152,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Expire => {
+            migrate(&db, &config)?;
+            expire(&db)
+        }
         Command::Verify => {
             let mut conn = db.get()?;
             let findings = verify::run(&mut conn)?;
@@ -160,6 +171,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Runs the no-show expiry once with the policy in force.
+fn expire(db: &Db) -> anyhow::Result<ExitCode> {
+    let grace = Policy::load(&mut *db.get()?)?.pickup_grace_minutes;
+    let db = db.clone();
+    let expired = actix_web::rt::System::new()
+        .block_on(async move { expiry::expire_all(&db, Utc::now(), grace).await })?;
+    println!("{expired} reservation(s) expired");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn migrate(db: &Db, config: &Config) -> anyhow::Result<usize> {

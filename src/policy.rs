@@ -95,6 +95,9 @@ pub struct Policy {
     pub cancel_cutoff_minutes: i32,
     pub pickup_grace_minutes: i32,
     pub window_template: Vec<WindowSpec>,
+    /// How long before a window starts its citizens get a reminder by e-mail;
+    /// 0 sends none.
+    pub reminder_lead_minutes: i32,
 }
 
 impl Default for Policy {
@@ -108,6 +111,7 @@ impl Default for Policy {
             cancel_cutoff_minutes: 60,
             pickup_grace_minutes: 30,
             window_template: default_windows(),
+            reminder_lead_minutes: 60,
         }
     }
 }
@@ -185,6 +189,9 @@ impl Policy {
                 "pickup_grace_minutes" => {
                     p.pickup_grace_minutes = int_in(v, 0, 1440).ok_or(err("0–1440"))?
                 }
+                "reminder_lead_minutes" => {
+                    p.reminder_lead_minutes = int_in(v, 0, 1440).ok_or(err("0–1440"))?
+                }
                 "window_template" => {
                     p.window_template =
                         parse_window_template(v).ok_or(err("HH:MM-HH:MM, comma-separated"))?
@@ -258,6 +265,7 @@ mod tests {
         assert_eq!(p.booking_horizon_days, 7);
         assert_eq!(p.cancel_cutoff_minutes, 60);
         assert_eq!(p.pickup_grace_minutes, 30);
+        assert_eq!(p.reminder_lead_minutes, 60);
         assert_eq!(
             p.window_template_text(),
             "09:00-12:00,12:00-15:00,15:00-18:00"
@@ -275,6 +283,7 @@ mod tests {
             ("cancel_cutoff_minutes", "60"),
             ("pickup_grace_minutes", "30"),
             ("window_template", "09:00-12:00,12:00-15:00,15:00-18:00"),
+            ("reminder_lead_minutes", "60"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -291,6 +300,8 @@ mod tests {
             ("timezone", "Seoul"),
             ("window_template", "12:00-09:00"),
             ("window_template", "09:00-12:00,11:00-13:00"),
+            ("reminder_lead_minutes", "-1"),
+            ("reminder_lead_minutes", "1441"),
         ] {
             let pairs = HashMap::from([(k.to_owned(), v.to_owned())]);
             let e = Policy::from_pairs(&pairs).unwrap_err();

@@ -20,7 +20,7 @@ use crate::policy::{Policy, PolicyError, format_window_template};
 use crate::settings;
 
 /// The settings an administrator edits, in the form's order.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 9] = [
     "quota_per_period",
     "period",
     "timezone",
@@ -29,6 +29,7 @@ pub const KEYS: [&str; 8] = [
     "cancel_cutoff_minutes",
     "pickup_grace_minutes",
     "window_template",
+    "reminder_lead_minutes",
 ];
 
 /// A complete set of valid values, in their stored form.
@@ -85,6 +86,7 @@ fn stored_form(p: &Policy) -> Vec<(&'static str, String)> {
             "window_template",
             format_window_template(&p.window_template),
         ),
+        ("reminder_lead_minutes", p.reminder_lead_minutes.to_string()),
     ]
 }
 

@@ -59,6 +59,7 @@ fn error_key(key: &str) -> &'static str {
         "booking_horizon_days" => "admin.settings.error.booking_horizon_days",
         "cancel_cutoff_minutes" => "admin.settings.error.cancel_cutoff_minutes",
         "pickup_grace_minutes" => "admin.settings.error.pickup_grace_minutes",
+        "reminder_lead_minutes" => "admin.settings.error.reminder_lead_minutes",
         _ => "admin.settings.error.window_template",
     }
 }

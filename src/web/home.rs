@@ -1,5 +1,5 @@
-//! `GET /`: what the service is, the rules in force, and the visitor's remaining
-//! quota when logged in as a citizen.
+//! `GET /`: what the service is, a store search, the rules in force, and the
+//! visitor's remaining quota when logged in as a citizen.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -117,6 +117,14 @@ fn rules(t: &Tr, p: &Policy) -> Vec<Rule> {
                 "home.rules.grace_value",
                 &[("minutes", &p.pickup_grace_minutes)],
             ),
+        ),
+        rule(
+            "reminder_lead_minutes",
+            "home.rules.reminder",
+            match p.reminder_lead_minutes {
+                0 => t.get("home.rules.reminder_off").to_owned(),
+                minutes => t.fmt("home.rules.reminder_value", &[("minutes", &minutes)]),
+            },
         ),
         rule(
             "timezone",

@@ -32,6 +32,7 @@ pub async fn form_of(admin: &Visitor) -> Vec<(&'static str, String)> {
         "cancel_cutoff_minutes",
         "pickup_grace_minutes",
         "window_template",
+        "reminder_lead_minutes",
         "version",
     ]
     .into_iter()

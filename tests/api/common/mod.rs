@@ -59,6 +59,10 @@ pub struct Spawn {
     pub clock: Option<Clock>,
     /// Changes to the configuration the app starts with.
     pub configure: Option<ConfigChange>,
+    /// How often the app's no-show expiry and reminder jobs run. By default
+    /// once a day, i.e. never within a test: a test that wants them runs
+    /// them itself, or sets a short period here and polls.
+    pub jobs_every: Option<Duration>,
 }
 
 pub type ConfigChange = Box<dyn FnOnce(&mut Config)>;
@@ -116,6 +120,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
     let overrides = Overrides {
         rate_limits: Some(options.rate_limits.unwrap_or_else(generous_limits)),
         clock: options.clock,
+        jobs_every: Some(options.jobs_every.unwrap_or(Duration::from_secs(24 * 3600))),
     };
     let app = Application::build_with(config, db.clone(), overrides).expect("the app builds");
     let port = app.port();
@@ -348,11 +353,17 @@ pub fn repo_path(rel: &str) -> PathBuf {
 pub mod fixtures {
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    use diesel::prelude::*;
     use mask_reservation::accounts::Role;
     use mask_reservation::accounts::national_id::{NationalId, with_check_digit};
     use mask_reservation::accounts::password::{NewPassword, hash};
     use mask_reservation::accounts::queries::{NewUser, find_or_insert_person, insert_user};
+    use mask_reservation::db::schema::{
+        pickup_windows, reservations, stock_ledger, store_days, users,
+    };
     use mask_reservation::db::{Db, write_tx};
+    use mask_reservation::policy::Policy;
+    use mask_reservation::quota;
     use mask_reservation::stores::import::{StoreRow, insert_all};
 
     pub const PASSWORD: &str = "correct horse battery";
@@ -387,6 +398,90 @@ pub mod fixtures {
     }
 
     /// A pharmacy in Busan (region 부산광역시), for figures split by region.
+    /// An active reservation of `quantity` in window `window_id` for the
+    /// citizen `user_id`, as booking writes it: the window's and store-day's
+    /// `reserved` raised, a ledger row `reservation`, the quota taken
+    /// ([`quota::take`], which must allow it) and a unique 8-character pickup
+    /// code. Answers the reservation's id.
+    pub fn reservation(db: &Db, window_id: i64, user_id: i64, quantity: i32) -> i64 {
+        static CODE: AtomicU32 = AtomicU32::new(0);
+        let mut conn = db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        let person: i64 = users::table
+            .find(user_id)
+            .select(users::person_id)
+            .first::<Option<i64>>(&mut conn)
+            .unwrap()
+            .expect("a citizen has a person");
+        let (store_day, store, day): (i64, i64, chrono::NaiveDate) = pickup_windows::table
+            .find(window_id)
+            .select((
+                pickup_windows::store_day_id,
+                pickup_windows::store_id,
+                pickup_windows::day,
+            ))
+            .first(&mut conn)
+            .unwrap();
+        let period_start = policy.period.start_of(day);
+        let now = chrono::Utc::now().naive_utc();
+        // Process id and a counter: unique across test binaries sharing a
+        // PostgreSQL server too, each test having its own database anyway.
+        let code = format!(
+            "F{:03}{:04}",
+            std::process::id() % 1000,
+            CODE.fetch_add(1, Ordering::Relaxed)
+        );
+        write_tx(&mut conn, |tx| {
+            quota::take(tx, person, period_start, quantity, policy.quota_per_period)?
+                .expect("the fixture's quota allows the reservation");
+            let id: i64 = diesel::insert_into(reservations::table)
+                .values((
+                    reservations::user_id.eq(user_id),
+                    reservations::person_id.eq(person),
+                    reservations::window_id.eq(window_id),
+                    reservations::store_id.eq(store),
+                    reservations::quantity.eq(quantity),
+                    reservations::period_start.eq(period_start),
+                    reservations::status.eq("active"),
+                    reservations::pickup_code.eq(&code),
+                    reservations::created_at.eq(now),
+                    reservations::updated_at.eq(now),
+                ))
+                .returning(reservations::id)
+                .get_result(tx.conn())?;
+            let raised = diesel::update(
+                pickup_windows::table.find(window_id).filter(
+                    (pickup_windows::reserved + pickup_windows::picked_up + quantity)
+                        .le(pickup_windows::capacity),
+                ),
+            )
+            .set(pickup_windows::reserved.eq(pickup_windows::reserved + quantity))
+            .execute(tx.conn())?;
+            assert_eq!(
+                raised, 1,
+                "the window has room for the fixture's reservation"
+            );
+            diesel::update(store_days::table.find(store_day))
+                .set((
+                    store_days::reserved.eq(store_days::reserved + quantity),
+                    store_days::stock_changed_at.eq(now),
+                ))
+                .execute(tx.conn())?;
+            diesel::insert_into(stock_ledger::table)
+                .values((
+                    stock_ledger::store_day_id.eq(store_day),
+                    stock_ledger::window_id.eq(window_id),
+                    stock_ledger::reservation_id.eq(id),
+                    stock_ledger::kind.eq("reservation"),
+                    stock_ledger::reserved_delta.eq(quantity),
+                    stock_ledger::created_at.eq(now),
+                ))
+                .execute(tx.conn())?;
+            Ok::<_, diesel::result::Error>(id)
+        })
+        .unwrap()
+    }
+
     pub fn busan_store(db: &Db) -> i64 {
         let mut conn = db.get().unwrap();
         let row = StoreRow {

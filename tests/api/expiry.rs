@@ -1,0 +1,291 @@
+//! No-show expiry: a reservation not picked up by its window's end plus the
+//! grace expires, once, and gives its masks to the store-day's walk-in stock
+//! and its quota back to its person — from the job, the command line, or
+//! several instances at once.
+
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use diesel::prelude::*;
+use mask_reservation::accounts::Role;
+use mask_reservation::db::schema::{
+    pickup_windows, quota_usage, reservations, stock_ledger, store_days,
+};
+use mask_reservation::db::{DatabaseUrl, write_tx};
+use mask_reservation::policy::Policy;
+use mask_reservation::reservations::expiry::{expire_all, expire_due};
+use mask_reservation::supply::allocation::allocate_new_day;
+
+use crate::common::{
+    Spawn, TestApp, assert_invariants, eventually, fixtures, spawn_app, spawn_app_with,
+};
+
+/// Supply `supply` for `store` on `day`; answers its windows' ids, earliest first.
+pub fn supply(app: &TestApp, store: i64, day: NaiveDate, supply: i32) -> Vec<i64> {
+    let mut conn = app.db.get().unwrap();
+    let policy = Policy::load(&mut conn).unwrap();
+    write_tx(&mut conn, |tx| {
+        allocate_new_day(tx, &policy, store, day, supply, None)
+    })
+    .unwrap();
+    pickup_windows::table
+        .filter(pickup_windows::store_id.eq(store))
+        .filter(pickup_windows::day.eq(day))
+        .order(pickup_windows::starts_at)
+        .select(pickup_windows::id)
+        .load(&mut conn)
+        .unwrap()
+}
+
+/// A new verified citizen.
+pub fn citizen(app: &TestApp, email: &str) -> i64 {
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(&app.db, Role::Citizen, email, None, true, &key)
+}
+
+fn today(app: &TestApp) -> NaiveDate {
+    Policy::load(&mut app.db.get().unwrap()).unwrap().today()
+}
+
+fn window_end(app: &TestApp, window: i64) -> DateTime<Utc> {
+    let end: chrono::NaiveDateTime = pickup_windows::table
+        .find(window)
+        .select(pickup_windows::ends_at)
+        .first(&mut app.db.get().unwrap())
+        .unwrap();
+    end.and_utc()
+}
+
+fn status(app: &TestApp, reservation: i64) -> String {
+    reservations::table
+        .find(reservation)
+        .select(reservations::status)
+        .first(&mut app.db.get().unwrap())
+        .unwrap()
+}
+
+/// (capacity, reserved) of a window.
+fn window(app: &TestApp, id: i64) -> (i32, i32) {
+    pickup_windows::table
+        .find(id)
+        .select((pickup_windows::capacity, pickup_windows::reserved))
+        .first(&mut app.db.get().unwrap())
+        .unwrap()
+}
+
+/// (window_capacity, reserved, no_show) of a window's store-day.
+fn store_day_of(app: &TestApp, window: i64) -> (i32, i32, i32) {
+    let mut conn = app.db.get().unwrap();
+    let day: i64 = pickup_windows::table
+        .find(window)
+        .select(pickup_windows::store_day_id)
+        .first(&mut conn)
+        .unwrap();
+    store_days::table
+        .find(day)
+        .select((
+            store_days::window_capacity,
+            store_days::reserved,
+            store_days::no_show,
+        ))
+        .first(&mut conn)
+        .unwrap()
+}
+
+fn quota_used(app: &TestApp) -> i64 {
+    let used: Vec<i32> = quota_usage::table
+        .select(quota_usage::used)
+        .load(&mut app.db.get().unwrap())
+        .unwrap();
+    used.into_iter().map(i64::from).sum()
+}
+
+async fn expire(app: &TestApp, now: DateTime<Utc>, grace: i32) -> usize {
+    app.db
+        .write(move |tx| expire_due(tx, now, grace))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_no_show_expires_after_the_grace_and_gives_back_its_stock_and_quota() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let day = today(&app) - TimeDelta::days(1);
+    let windows = supply(&app, store, day, 100);
+    let (first, second) = (windows[0], windows[1]);
+    let user = citizen(&app, "late@example.com");
+    let late = fixtures::reservation(&app.db, first, user, 2);
+    let (capacity, _) = window(&app, first);
+    let end = window_end(&app, first);
+
+    // Until the grace is over the reservation stands: pickup is still accepted.
+    assert_eq!(expire(&app, end, 30).await, 0);
+    assert_eq!(expire(&app, end + TimeDelta::minutes(30), 30).await, 0);
+    assert_eq!(status(&app, late), "active");
+
+    let now = end + TimeDelta::minutes(31);
+    assert_eq!(expire(&app, now, 30).await, 1);
+    assert_eq!(status(&app, late), "expired");
+    let expired_at: Option<chrono::NaiveDateTime> = reservations::table
+        .find(late)
+        .select(reservations::expired_at)
+        .first(&mut app.db.get().unwrap())
+        .unwrap();
+    assert!(expired_at.is_some());
+    // The masks leave the window for the store-day's walk-in stock.
+    assert_eq!(window(&app, first), (capacity - 2, 0));
+    assert_eq!(store_day_of(&app, first), (100 - 2, 0, 2));
+    assert_eq!(quota_used(&app), 0, "the quota comes back");
+    let ledger: Vec<(String, i32, i32, Option<i64>)> = stock_ledger::table
+        .filter(stock_ledger::kind.eq("expiry"))
+        .select((
+            stock_ledger::kind,
+            stock_ledger::reserved_delta,
+            stock_ledger::capacity_delta,
+            stock_ledger::reservation_id,
+        ))
+        .load(&mut app.db.get().unwrap())
+        .unwrap();
+    assert_eq!(ledger, [("expiry".to_owned(), -2, -2, Some(late))]);
+    assert_invariants(&app.db);
+
+    // A second run has nothing left to do.
+    assert_eq!(expire(&app, now + TimeDelta::hours(1), 30).await, 0);
+    assert_eq!(store_day_of(&app, first), (98, 0, 2));
+    assert_eq!(window(&app, second).1, 0);
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn only_active_reservations_whose_grace_is_over_expire() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let day = today(&app) - TimeDelta::days(1);
+    let windows = supply(&app, store, day, 90);
+    let early = fixtures::reservation(&app.db, windows[0], citizen(&app, "a@example.com"), 1);
+    let later = fixtures::reservation(&app.db, windows[2], citizen(&app, "b@example.com"), 1);
+    // Just after the first window's grace, the last window has not even ended.
+    let now = window_end(&app, windows[0]) + TimeDelta::minutes(31);
+    assert_eq!(expire(&app, now, 30).await, 1);
+    assert_eq!(status(&app, early), "expired");
+    assert_eq!(status(&app, later), "active");
+    // A longer grace from the policy keeps the same reservation longer.
+    let now = window_end(&app, windows[2]) + TimeDelta::minutes(31);
+    assert_eq!(expire(&app, now, 45).await, 0);
+    assert_eq!(expire(&app, now, 30).await, 1);
+    assert_invariants(&app.db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_instances_expiring_at_once_expire_each_reservation_once() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let other = fixtures::busan_store(&app.db);
+    let day = today(&app) - TimeDelta::days(2);
+    let mut ids = Vec::new();
+    for (s, store) in [store, other].into_iter().enumerate() {
+        let windows = supply(&app, store, day, 300);
+        for n in 0..12 {
+            let user = citizen(&app, &format!("c{s}-{n}@example.com"));
+            ids.push(fixtures::reservation(
+                &app.db,
+                windows[n % 3],
+                user,
+                1 + (n % 2) as i32,
+            ));
+        }
+    }
+    let now = Utc::now();
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let db = app.db.clone();
+            tokio::spawn(async move { expire_all(&db, now, 30).await.unwrap() })
+        })
+        .collect();
+    let mut total = 0;
+    for run in runs {
+        total += run.await.unwrap();
+    }
+    assert_eq!(
+        total,
+        ids.len(),
+        "each reservation counted by exactly one run"
+    );
+    for id in &ids {
+        assert_eq!(status(&app, *id), "expired");
+        let rows: i64 = stock_ledger::table
+            .filter(stock_ledger::reservation_id.eq(*id))
+            .filter(stock_ledger::kind.eq("expiry"))
+            .count()
+            .get_result(&mut app.db.get().unwrap())
+            .unwrap();
+        assert_eq!(rows, 1, "reservation {id} expired once");
+    }
+    assert_eq!(quota_used(&app), 0);
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn the_server_expires_no_shows_in_the_background() {
+    let app = spawn_app_with(Spawn {
+        jobs_every: Some(Duration::from_millis(100)),
+        ..Spawn::default()
+    })
+    .await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let windows = supply(&app, store, today(&app) - TimeDelta::days(1), 30);
+    let id = fixtures::reservation(&app.db, windows[0], citizen(&app, "x@example.com"), 2);
+    eventually(Duration::from_secs(10), "the background expiry", || async {
+        (status(&app, id) == "expired").then_some(())
+    })
+    .await;
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn the_expire_command_expires_what_is_due_and_says_how_many() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let past = supply(&app, store, today(&app) - TimeDelta::days(1), 30);
+    let future = supply(&app, store, today(&app) + TimeDelta::days(1), 30);
+    let due = fixtures::reservation(&app.db, past[1], citizen(&app, "a@example.com"), 1);
+    let also_due = fixtures::reservation(&app.db, past[2], citizen(&app, "b@example.com"), 2);
+    let not_yet = fixtures::reservation(&app.db, future[0], citizen(&app, "c@example.com"), 1);
+
+    let run = || {
+        let url = match app.database.url() {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => u,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Command::new(env!("CARGO_BIN_EXE_mask-reservation"))
+            .arg("expire")
+            .env_clear()
+            .env("DATABASE_URL", url)
+            .env("DATA_DIR", dir.path())
+            .env(
+                "SECRET_KEY",
+                mask_reservation::config::SecretKey::generate().to_base64(),
+            )
+            .env("MAIL_URL", format!("file://{}/mail", dir.path().display()))
+            .env("LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 reservation(s) expired"), "{stdout}");
+    assert_eq!(status(&app, due), "expired");
+    assert_eq!(status(&app, also_due), "expired");
+    assert_eq!(status(&app, not_yet), "active");
+    let again = run();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 reservation(s) expired"));
+    assert_invariants(&app.db);
+}
