@@ -281,6 +281,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/language", web::post().to(language::switch))
         .configure(crate::accounts::routes::routes)
         .configure(crate::reservations::routes::routes)
+        .configure(crate::stores::search::routes)
         .configure(crate::pharmacy::routes::routes)
         .configure(crate::admin::dashboard::routes)
         .configure(crate::admin::stores::routes)
@@ -302,6 +303,11 @@ const STATIC_FILES: &[(&str, &str, &[u8])] = &[
         "css/app.css",
         "text/css; charset=utf-8",
         include_bytes!("../static/css/app.css"),
+    ),
+    (
+        "js/near-me.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/js/near-me.js"),
     ),
 ];
 

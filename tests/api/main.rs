@@ -31,4 +31,5 @@ mod rate_limit;
 mod reminders;
 mod schema;
 mod staff_pages;
+mod store_search;
 mod web_stack;

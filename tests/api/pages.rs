@@ -72,7 +72,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     let c = &browser.client;
 
     // Anyone.
-    check(&app, &browser, "home", "/", "h1").await;
+    check(&app, &browser, "home", "/", "form[data-store-search]").await;
     check(
         &app,
         &browser,
@@ -214,6 +214,33 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         })
         .unwrap();
     }
+    // The store search, with today's stock now allocated; the "near me"
+    // button is added by its script.
+    check(
+        &app,
+        &browser,
+        "stores-search",
+        "/stores?q=%EC%A4%91%EC%95%99",
+        "[data-search-results] [data-remain-stat='plenty']",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        "stores-near",
+        "/stores?lat=37.5600&lng=126.9700",
+        "[data-search-results] [data-distance]",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        "stores-prompt",
+        "/stores",
+        "[data-search-prompt]",
+    )
+    .await;
+    wait_for(c, "button[data-near-me]").await;
     log_in(&app, &browser, "admin@example.com").await;
     check(&app, &browser, "admin", "/admin", "[data-region-chart] svg").await;
     check(&app, &browser, "admin-users", "/admin/users", "table").await;
