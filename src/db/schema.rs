@@ -100,6 +100,7 @@ diesel::table! {
         expired_at -> Nullable<Timestamp>,
         picked_up_at -> Nullable<Timestamp>,
         picked_up_by -> Nullable<BigInt>,
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod import;
+pub mod page;
 pub mod status;
 
 /// A store code: exactly 8 ASCII digits, as in the 2020 data (`31802095`).
