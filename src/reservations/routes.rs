@@ -84,7 +84,7 @@ async fn list(
 ) -> Result<HttpResponse, AppError> {
     let policy = state.policy().await?;
     let (user_id, person_id) = (citizen.user.id, citizen.person_id);
-    let (for_policy, day) = (policy.clone(), policy.today());
+    let (for_policy, day) = (policy.clone(), rules::today(&policy, state.clock.now()));
     let queries::Overview { left, reservations } = state
         .db
         .run(move |conn| queries::overview(conn, &for_policy, user_id, person_id, day))

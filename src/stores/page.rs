@@ -205,6 +205,7 @@ struct StorePage {
     days: Vec<DayView>,
     /// `anonymous`, `staff`, `unverified` or `citizen`.
     viewer: &'static str,
+    unlisted_error: Option<(String, &'static str)>,
     login_href: String,
 }
 
@@ -253,6 +254,8 @@ struct Built {
     remaining_text: String,
     days: Vec<DayView>,
     viewer: &'static str,
+    /// A refusal for a window the page does not list (beyond the horizon).
+    unlisted_error: Option<(String, &'static str)>,
 }
 
 impl Built {
@@ -275,6 +278,7 @@ impl Built {
             remaining_text: self.remaining_text,
             days: self.days,
             viewer: self.viewer,
+            unlisted_error: self.unlisted_error,
             login_href,
         }
     }
@@ -308,6 +312,11 @@ fn build(
         Viewer::Citizen { .. } => "citizen",
     };
     let mut days: Vec<DayView> = Vec::new();
+    let listed = |id| loaded.windows.iter().any(|w: &WindowRow| w.id == id);
+    let unlisted_error = retry
+        .as_ref()
+        .filter(|r| !listed(r.window_id))
+        .map(|r| (r.message.clone(), r.kind));
     for w in loaded.windows {
         let left = (w.capacity - w.reserved - w.picked_up).max(0);
         let time = rules::time_range(tz, w.starts_at, w.ends_at);
@@ -387,5 +396,6 @@ fn build(
         remaining_text,
         days,
         viewer,
+        unlisted_error,
     }
 }

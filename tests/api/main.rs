@@ -27,6 +27,7 @@ mod mail;
 mod pages;
 mod quota;
 mod rate_limit;
+mod reservations;
 mod schema;
 mod staff_pages;
 mod web_stack;
