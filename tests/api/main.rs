@@ -17,6 +17,7 @@ mod admin_settings;
 mod admin_stores;
 mod admin_supply;
 mod authorization;
+mod booking_races;
 mod browser;
 mod cli;
 mod foundation;
