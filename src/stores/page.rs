@@ -143,8 +143,8 @@ fn load(
     if let Viewer::Citizen { person_id } = viewer {
         for w in &windows {
             let period = rules::period_of(policy, w.day);
-            if !used.contains_key(&period) {
-                used.insert(period, used_in_period(conn, person_id, period)?);
+            if let std::collections::hash_map::Entry::Vacant(e) = used.entry(period) {
+                e.insert(used_in_period(conn, person_id, period)?);
             }
         }
     }
