@@ -280,6 +280,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/status", web::get().to(health::status))
         .route("/language", web::post().to(language::switch))
         .configure(crate::accounts::routes::routes)
+        .configure(crate::stores::page::routes)
         .configure(crate::reservations::routes::routes)
         .configure(crate::stores::search::routes)
         .configure(crate::pharmacy::routes::routes)

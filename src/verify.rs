@@ -1,8 +1,9 @@
 //! `mask-reservation verify`: checks the invariants of SPEC §4 over whatever data
 //! exists, and reports every violation.
 
+use chrono::NaiveDate;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Date, Text};
 
 use crate::db::DbConnection;
 use crate::policy::{LoadError, Policy};
@@ -146,6 +147,46 @@ pub enum VerifyError {
     Policy(#[from] LoadError),
 }
 
+#[derive(Debug, QueryableByName)]
+struct PeriodPair {
+    #[diesel(sql_type = Date)]
+    period_start: NaiveDate,
+    #[diesel(sql_type = Date)]
+    day: NaiveDate,
+}
+
+/// Reservations counted against another period than the one containing their
+/// window's date (SPEC §3). The period's arithmetic is the policy's, in Rust:
+/// the distinct (period, date) pairs are few, and only the wrong ones are
+/// looked up by reservation.
+fn wrong_periods(conn: &mut DbConnection, policy: &Policy) -> QueryResult<Vec<Finding>> {
+    let pairs: Vec<PeriodPair> = diesel::sql_query(
+        "SELECT DISTINCT r.period_start, w.day FROM reservations r
+         JOIN pickup_windows w ON w.id = r.window_id",
+    )
+    .load(conn)?;
+    let mut findings = Vec::new();
+    for pair in pairs {
+        if policy.period.start_of(pair.day) == pair.period_start {
+            continue;
+        }
+        let rows: Vec<Violation> = diesel::sql_query(
+            "SELECT 'reservation' AS what, r.id FROM reservations r
+             JOIN pickup_windows w ON w.id = r.window_id
+             WHERE r.period_start = $1 AND w.day = $2",
+        )
+        .bind::<Date, _>(pair.period_start)
+        .bind::<Date, _>(pair.day)
+        .load(conn)?;
+        findings.extend(rows.into_iter().map(|v| Finding {
+            check: "reservation counted in another period than its window's date",
+            what: v.what,
+            id: v.id,
+        }));
+    }
+    Ok(findings)
+}
+
 /// Runs every check in one read transaction, so they all see the same instant.
 pub fn run(conn: &mut DbConnection) -> Result<Vec<Finding>, VerifyError> {
     conn.transaction(|conn| {
@@ -158,7 +199,8 @@ pub fn run(conn: &mut DbConnection) -> Result<Vec<Finding>, VerifyError> {
                 id: v.id,
             }));
         }
-        let quota = i64::from(Policy::load(conn)?.quota_per_period);
+        let policy = Policy::load(conn)?;
+        let quota = i64::from(policy.quota_per_period);
         let over: Vec<Violation> = diesel::sql_query(
             "SELECT 'person' AS what, person_id AS id FROM quota_usage WHERE used > $1",
         )
@@ -169,6 +211,7 @@ pub fn run(conn: &mut DbConnection) -> Result<Vec<Finding>, VerifyError> {
             what: v.what,
             id: v.id,
         }));
+        findings.extend(wrong_periods(conn, &policy)?);
         Ok(findings)
     })
 }

@@ -101,6 +101,7 @@ diesel::table! {
         picked_up_at -> Nullable<Timestamp>,
         picked_up_by -> Nullable<BigInt>,
         reminded_at -> Nullable<Timestamp>,
+        request_id -> Nullable<Text>,
     }
 }
 

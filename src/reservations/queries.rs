@@ -134,3 +134,98 @@ pub fn overview(
         reservations: for_user(conn, user_id, LIST_LIMIT)?,
     })
 }
+
+/// One reservation as its page shows it.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub id: i64,
+    pub store_code: String,
+    pub store_name: String,
+    pub store_addr: String,
+    pub store_phone: Option<String>,
+    pub day: NaiveDate,
+    pub starts_at: NaiveDateTime,
+    pub ends_at: NaiveDateTime,
+    pub quantity: i32,
+    pub status: String,
+    pub pickup_code: String,
+}
+
+type DetailRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    NaiveDate,
+    NaiveDateTime,
+    NaiveDateTime,
+    i32,
+    String,
+    String,
+);
+
+/// Reservation `id` if it belongs to `user_id`: another's is as absent as one
+/// that does not exist.
+pub fn detail(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Option<Detail>> {
+    let row: Option<DetailRow> = reservations::table
+        .inner_join(pickup_windows::table)
+        .inner_join(stores::table)
+        .filter(reservations::id.eq(id))
+        .filter(reservations::user_id.eq(user_id))
+        .select((
+            reservations::id,
+            stores::code,
+            stores::name,
+            stores::addr,
+            stores::phone,
+            pickup_windows::day,
+            pickup_windows::starts_at,
+            pickup_windows::ends_at,
+            reservations::quantity,
+            reservations::status,
+            reservations::pickup_code,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(
+        |(
+            id,
+            store_code,
+            store_name,
+            store_addr,
+            store_phone,
+            day,
+            starts_at,
+            ends_at,
+            quantity,
+            status,
+            pickup_code,
+        )| Detail {
+            id,
+            store_code,
+            store_name,
+            store_addr,
+            store_phone,
+            day,
+            starts_at,
+            ends_at,
+            quantity,
+            status,
+            pickup_code,
+        },
+    ))
+}
+
+/// The code of the store that window `window_id` belongs to.
+pub fn store_code_of_window(
+    conn: &mut DbConnection,
+    window_id: i64,
+) -> QueryResult<Option<String>> {
+    pickup_windows::table
+        .inner_join(stores::table)
+        .filter(pickup_windows::id.eq(window_id))
+        .select(stores::code)
+        .first(conn)
+        .optional()
+}

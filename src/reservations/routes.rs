@@ -1,23 +1,35 @@
-//! `GET /reservations`: the citizen's own reservations and what is left of the
-//! quota this period.
+//! The citizen's reservation pages: `GET /reservations` (their own, newest
+//! first, and what is left of the quota), `POST /reservations` (book),
+//! `GET /reservations/{id}` (the pickup code and its QR code) and
+//! `POST /reservations/{id}/cancel`. The work is in [`booking`] and [`cancel`].
 
+use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use chrono::NaiveDate;
 
+use crate::db::DbError;
 use crate::i18n::Tr;
 use crate::policy::{Period, Policy};
-use crate::reservations::queries;
+use crate::reservations::booking::{self, BookError, Request};
+use crate::reservations::cancel::{self, CancelError};
+use crate::reservations::rules::{self, Refusal};
+use crate::reservations::{code, qr, queries};
 use crate::state::AppState;
+use crate::stores::page::{Retry, store_page};
 use crate::web::auth::Citizen;
 use crate::web::errors::AppError;
+use crate::web::form::{FormData, truncate};
 use crate::web::page::PageCtx;
-use crate::web::render;
+use crate::web::{render, see_other, session};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reservations", web::get().to(list));
+    cfg.route("/reservations", web::get().to(list))
+        .route("/reservations", web::post().to(create))
+        .route("/reservations/{id}", web::get().to(show))
+        .route("/reservations/{id}/cancel", web::post().to(cancel_one));
 }
 
 pub struct Row {
@@ -72,7 +84,7 @@ async fn list(
 ) -> Result<HttpResponse, AppError> {
     let policy = state.policy().await?;
     let (user_id, person_id) = (citizen.user.id, citizen.person_id);
-    let (for_policy, day) = (policy.clone(), policy.today());
+    let (for_policy, day) = (policy.clone(), rules::today(&policy, state.clock.now()));
     let queries::Overview { left, reservations } = state
         .db
         .run(move |conn| queries::overview(conn, &for_policy, user_id, person_id, day))
@@ -115,4 +127,250 @@ async fn list(
         },
         StatusCode::OK,
     )
+}
+
+/// The longest request id a form may carry (the page's are 43 characters).
+const MAX_REQUEST_ID: usize = 64;
+
+/// A refusal's status and its `data-refusal` name.
+fn refusal_status(r: &Refusal) -> (StatusCode, &'static str) {
+    match r {
+        Refusal::Unverified => (StatusCode::FORBIDDEN, "unverified"),
+        Refusal::AccountDisabled => (StatusCode::FORBIDDEN, "disabled"),
+        Refusal::NotCitizen => (StatusCode::FORBIDDEN, "not_citizen"),
+        Refusal::UnknownWindow => (StatusCode::NOT_FOUND, "unknown_window"),
+        Refusal::StoreSuspended => (StatusCode::CONFLICT, "suspended"),
+        Refusal::WindowStarted => (StatusCode::CONFLICT, "started"),
+        Refusal::BeyondHorizon { .. } => (StatusCode::CONFLICT, "horizon"),
+        Refusal::Rotation { .. } => (StatusCode::CONFLICT, "rotation"),
+        Refusal::BadQuantity { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "quantity"),
+        Refusal::QuotaExceeded { .. } => (StatusCode::CONFLICT, "quota"),
+        Refusal::WindowFull { .. } => (StatusCode::CONFLICT, "full"),
+        Refusal::SoldOut => (StatusCode::CONFLICT, "sold_out"),
+    }
+}
+
+/// `POST /reservations`: books through [`booking::book`]; a refusal shows the
+/// store page again with the message next to the form and the quantity kept.
+async fn create(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    session: Session,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    // The window is a hidden field of the page's form: a post without a
+    // number there is not the page's form at all.
+    let window_id: i64 = form
+        .get("window_id")
+        .trim()
+        .parse()
+        .map_err(|_| AppError::BadRequest("window_id is not a window".into()))?;
+    let typed = truncate(form.get("quantity").trim(), 20);
+    let request_id = match form.get("request_id").trim() {
+        "" => None,
+        id if id.len() <= MAX_REQUEST_ID => Some(id.to_owned()),
+        _ => return Err(AppError::BadRequest("request_id is too long".into())),
+    };
+    let policy = state.policy().await?;
+    let refusal = match typed.parse::<i32>() {
+        Err(_) => Refusal::BadQuantity {
+            max: rules::MAX_QUANTITY,
+        },
+        Ok(quantity) => {
+            let req = Request {
+                user_id: citizen.user.id,
+                window_id,
+                quantity,
+                request_id,
+                now: state.clock.now(),
+            };
+            let (t, base_url, policy) = (page.t.clone(), state.base_url.clone(), policy.clone());
+            match state
+                .db
+                .write(move |tx| booking::book(tx, &req, &policy, &t, &base_url))
+                .await
+            {
+                Ok(booked) => {
+                    state.mail_wake.notify_one();
+                    let flash = if booked.replayed {
+                        "reservation.flash.already_booked"
+                    } else {
+                        "reservation.flash.booked"
+                    };
+                    session::set_flash(&session, flash);
+                    return Ok(see_other(&format!(
+                        "/reservations/{}",
+                        booked.reservation_id
+                    )));
+                }
+                Err(DbError::Work(BookError::Refused(r))) => r,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if refusal == Refusal::UnknownWindow {
+        return Err(AppError::NotFound);
+    }
+    let (status, kind) = refusal_status(&refusal);
+    let store_code = state
+        .db
+        .run(move |conn| queries::store_code_of_window(conn, window_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let retry = Retry {
+        window_id,
+        quantity: typed,
+        message: refusal.message(&page.t, policy.timezone),
+        kind,
+    };
+    store_page(&state, page, store_code, Some(retry), status).await
+}
+
+#[derive(Template)]
+#[template(path = "reservations/show.html")]
+struct ShowPage {
+    page: PageCtx,
+    id: i64,
+    store_code: String,
+    store_name: String,
+    store_addr: String,
+    store_phone: Option<String>,
+    when: String,
+    quantity: i32,
+    status: String,
+    status_key: &'static str,
+    code: String,
+    code_display: String,
+    qr: String,
+    /// The cancel button's deadline text, when it can still be cancelled.
+    cancel_until: Option<String>,
+    /// Why a cancel just failed.
+    error: Option<String>,
+}
+
+/// A reservation id from the path: anything but a number is no reservation.
+fn reservation_id(path: &str) -> Result<i64, AppError> {
+    path.parse().map_err(|_| AppError::NotFound)
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    page: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = reservation_id(&path)?;
+    reservation_page(&state, &citizen, page, id, None, StatusCode::OK).await
+}
+
+async fn reservation_page(
+    state: &AppState,
+    citizen: &Citizen,
+    page: PageCtx,
+    id: i64,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let policy = state.policy().await?;
+    let user_id = citizen.user.id;
+    let r = state
+        .db
+        .run(move |conn| queries::detail(conn, user_id, id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let t = &page.t;
+    let tz = policy.timezone;
+    let now = state.clock.now();
+    let code_display = code::display(&r.pickup_code);
+    let qr = qr::svg(
+        &r.pickup_code,
+        &t.fmt("reservation.qr_label", &[("code", &code_display)]),
+    )
+    .ok_or_else(|| AppError::internal(anyhow::anyhow!("pickup code does not fit a QR code")))?;
+    let cancel_until = (r.status == "active" && rules::cancellable(&policy, now, r.starts_at))
+        .then(|| {
+            let deadline = rules::local(tz, rules::cancel_deadline(&policy, r.starts_at));
+            t.fmt(
+                "reservation.cancel_until",
+                &[
+                    ("date", &t.date(deadline.date_naive())),
+                    ("time", &deadline.format("%H:%M")),
+                ],
+            )
+        });
+    let when = format!(
+        "{} {}",
+        t.date(r.day),
+        rules::time_range(tz, r.starts_at, r.ends_at)
+    );
+    render(
+        &ShowPage {
+            id: r.id,
+            store_code: r.store_code,
+            store_name: r.store_name,
+            store_addr: r.store_addr,
+            store_phone: r.store_phone,
+            when,
+            quantity: r.quantity,
+            status_key: status_key(&r.status),
+            status: r.status,
+            code: r.pickup_code,
+            code_display,
+            qr,
+            cancel_until,
+            error,
+            page,
+        },
+        status,
+    )
+}
+
+async fn cancel_one(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    session: Session,
+    page: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = reservation_id(&path)?;
+    let policy = state.policy().await?;
+    let (user_id, now) = (citizen.user.id, state.clock.now());
+    let (t, base_url, for_tx) = (page.t.clone(), state.base_url.clone(), policy.clone());
+    let result = state
+        .db
+        .write(move |tx| cancel::cancel(tx, user_id, id, now, &for_tx, &t, &base_url))
+        .await;
+    let message = match result {
+        Ok(()) => {
+            state.mail_wake.notify_one();
+            session::set_flash(&session, "reservation.flash.cancelled");
+            return Ok(see_other(&format!("/reservations/{id}")));
+        }
+        Err(DbError::Work(CancelError::NotFound)) => return Err(AppError::NotFound),
+        Err(DbError::Work(CancelError::NotActive { status })) => page.t.fmt(
+            "reservation.cancel_refused.not_active",
+            &[("status", &page.t.get(status_key(&status)))],
+        ),
+        Err(DbError::Work(CancelError::TooLate { deadline })) => {
+            let deadline = rules::local(policy.timezone, deadline);
+            page.t.fmt(
+                "reservation.cancel_refused.too_late",
+                &[
+                    ("date", &page.t.date(deadline.date_naive())),
+                    ("time", &deadline.format("%H:%M")),
+                ],
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    reservation_page(
+        &state,
+        &citizen,
+        page,
+        id,
+        Some(message),
+        StatusCode::CONFLICT,
+    )
+    .await
 }

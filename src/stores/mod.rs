@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod import;
+pub mod page;
 pub mod search;
 pub mod status;
 

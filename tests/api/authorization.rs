@@ -95,6 +95,14 @@ fn table() -> Vec<Row> {
         // No token: refused as a dead link before the form is judged.
         post("/password/reset",               [Status(400), Status(400), Status(400),  Status(400),            Status(400)]),
         get("/reservations",                  [Login,      OK,           OK,           FORBIDDEN,              FORBIDDEN]),
+        // No window: the post is not the store page's form.
+        post("/reservations",                 [Login,      Status(400),  Status(400),  FORBIDDEN,              FORBIDDEN]),
+        get("/reservations/999999",           [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        get("/reservations/abc",              [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        post("/reservations/999999/cancel",   [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        get("/stores/11800001",               [OK,         OK,           OK,           OK,                     OK]),
+        get("/stores/99999999",               [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
+        get("/stores/abc",                    [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
         get("/pharmacy",                      [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
         get("/admin",                         [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         get("/admin/export.csv",              [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),

@@ -100,6 +100,24 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     .await;
     check(&app, &browser, "not-found", "/no-such-page", "h1").await;
     check(&app, &browser, "status", "/status", "[data-status]").await;
+    // Supply tomorrow, so that its windows can be reserved whatever the time.
+    {
+        let mut conn = app.db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        let tomorrow = policy.today() + chrono::Duration::days(1);
+        write_tx(&mut conn, |tx| {
+            allocate_new_day(tx, &policy, store, tomorrow, 120, None)
+        })
+        .unwrap();
+    }
+    check(
+        &app,
+        &browser,
+        "store-anonymous",
+        "/stores/11800001",
+        "[data-login-to-reserve]",
+    )
+    .await;
 
     // Forms sent back with mistakes.
     c.goto(&app.url("/login")).await.unwrap();
@@ -197,6 +215,30 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     )
     .await;
     check(&app, &browser, "home-citizen", "/", "h1").await;
+    check(
+        &app,
+        &browser,
+        "store-citizen",
+        "/stores/11800001",
+        "form[data-reserve-form]",
+    )
+    .await;
+    // A refused reservation: the browser's own check is switched off, as an
+    // old browser would not have it, to see the server's answer.
+    c.execute(
+        "document.querySelector('form[data-reserve-form]').noValidate = true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    fill(c, "quantity", "0").await;
+    submit(c, "/reservations").await;
+    wait_for(c, "[data-refusal='quantity']").await;
+    browser.check_page("store-refused").await;
+    fill(c, "quantity", "1").await;
+    submit(c, "/reservations").await;
+    wait_for(c, "[data-pickup-code]").await;
+    browser.check_page("reservation").await;
     log_out(&browser).await;
 
     // A pharmacist.

@@ -1,0 +1,252 @@
+//! The booking transaction alone, without HTTP: `--stores` stores with supply
+//! tomorrow (three windows each), `--citizens` verified citizens, and every
+//! citizen booking one mask through `reservations::booking::book` in its own
+//! write transaction, from `--threads` threads each with a connection of its
+//! own. Prints reservations per second and latency percentiles, then runs the
+//! invariant check.
+//!
+//! On SQLite it uses a fresh file in a temporary directory. With
+//! `--database-url postgres://…` it creates a scratch database next to the one
+//! named (`booking_bench_<pid>`), and drops it at the end.
+//!
+//! ```text
+//! cargo run --release --example booking_bench
+//! cargo run --release --example booking_bench -- \
+//!     --database-url postgres://postgres@127.0.0.1:5432/postgres
+//! ```
+//! See `docs/benchmarks.md` for recorded figures.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{NaiveDate, Utc};
+use clap::Parser;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use mask_reservation::accounts::Role;
+use mask_reservation::accounts::queries::{NewUser, insert_user};
+use mask_reservation::db::schema::{people, pickup_windows};
+use mask_reservation::db::{DatabaseUrl, DbConnection, write_tx};
+use mask_reservation::i18n::{Catalog, Lang, Tr};
+use mask_reservation::policy::Policy;
+use mask_reservation::reservations::booking::{BookError, Request, book};
+use mask_reservation::stores::import::{StoreRow, insert_all};
+use mask_reservation::supply::allocation::{NewDay, allocate_days};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// A PostgreSQL server to run on (a scratch database is created there);
+    /// a fresh SQLite file when absent.
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    stores: usize,
+    #[arg(long, default_value_t = 10_000)]
+    citizens: usize,
+    /// Threads booking at once, each with its own connection.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let (url, scratch) = match &args.database_url {
+        None => (
+            DatabaseUrl::Sqlite(dir.path().join("bench.db")),
+            None::<(DatabaseUrl, String)>,
+        ),
+        Some(server) => {
+            let admin = DatabaseUrl::parse(server)?;
+            let DatabaseUrl::Postgres(base) = &admin else {
+                bail!("--database-url must be a postgres:// URL");
+            };
+            let name = format!("booking_bench_{}", std::process::id());
+            admin
+                .connect()?
+                .batch_execute(&format!("CREATE DATABASE {name}"))?;
+            let (prefix, _) = base.rsplit_once('/').context("URL without a database")?;
+            (
+                DatabaseUrl::Postgres(format!("{prefix}/{name}")),
+                Some((admin, name)),
+            )
+        }
+    };
+    let result = run(&args, &url);
+    if let Some((admin, name)) = scratch {
+        admin
+            .connect()?
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    }
+    result
+}
+
+fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {
+    let mut conn = url.connect()?;
+    conn.run_migrations()?;
+    let policy = Policy::load(&mut conn)?;
+    let day = policy.today() + chrono::Duration::days(1);
+    let windows = set_up(&mut conn, &policy, args, day)?;
+    let users = citizens(&mut conn, args.citizens)?;
+    println!(
+        "{}: {} stores, {} windows, {} citizens, {} threads",
+        url.backend().as_str(),
+        args.stores,
+        windows.len(),
+        users.len(),
+        args.threads
+    );
+
+    let tr = Tr::new(Arc::new(Catalog::load()?), Lang::Ko);
+    let (windows, users, policy) = (Arc::new(windows), Arc::new(users), Arc::new(policy));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..args.threads)
+        .map(|t| {
+            let (url, tr) = (url.clone(), tr.clone());
+            let (windows, users, policy) = (windows.clone(), users.clone(), policy.clone());
+            let threads = args.threads;
+            std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, usize)> {
+                let mut conn = url.connect()?;
+                let mut latencies = Vec::new();
+                let mut refused = 0;
+                for (i, user_id) in users.iter().enumerate().skip(t).step_by(threads) {
+                    let req = Request {
+                        user_id: *user_id,
+                        window_id: windows[i % windows.len()],
+                        quantity: 1,
+                        request_id: Some(format!("bench-{i}")),
+                        now: Utc::now(),
+                    };
+                    let one = Instant::now();
+                    match write_tx(&mut conn, |tx| {
+                        book(tx, &req, &policy, &tr, "http://127.0.0.1:8080")
+                    }) {
+                        Ok(_) => {}
+                        Err(BookError::Refused(_)) => refused += 1,
+                        Err(e) => return Err(e.into()),
+                    }
+                    latencies.push(one.elapsed());
+                }
+                Ok((latencies, refused))
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut refused = 0;
+    for h in handles {
+        let (lat, r) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a booking thread panicked"))??;
+        all.extend(lat);
+        refused += r;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pct = |p: f64| {
+        let i = ((all.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        all.get(i).copied().unwrap_or_default()
+    };
+    println!(
+        "{} bookings ({} refused) in {:.2} s: {:.0} reservations/s",
+        all.len(),
+        refused,
+        elapsed.as_secs_f64(),
+        all.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(all.last().copied().unwrap_or_default())
+    );
+    let findings = mask_reservation::verify::run(&mut conn)?;
+    println!("verify: {} violations", findings.len());
+    if !findings.is_empty() {
+        bail!("invariants violated: {findings:?}");
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The stores, each with enough supply tomorrow for its share of citizens;
+/// the windows' ids.
+fn set_up(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    args: &Args,
+    day: NaiveDate,
+) -> anyhow::Result<Vec<i64>> {
+    let rows: Vec<StoreRow> = (0..args.stores)
+        .map(|i| StoreRow {
+            code: format!("{:08}", 10_000_000 + i),
+            name: format!("벤치약국 {i}"),
+            addr: format!("서울특별시 중구 세종대로 {i}"),
+            store_type: "01".into(),
+            lat: 37.56,
+            lng: 126.97,
+            phone: None,
+            region: "서울특별시".into(),
+        })
+        .collect();
+    let per_store = (args.citizens / args.stores.max(1) + 3) as i32;
+    write_tx(conn, |tx| {
+        let ids = insert_all(tx, &rows)?;
+        let days: Vec<NewDay> = ids
+            .iter()
+            .map(|&store_id| NewDay {
+                store_id,
+                day,
+                supply: per_store,
+            })
+            .collect();
+        allocate_days(tx, policy, &days, None, Utc::now().naive_utc())?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(pickup_windows::table
+        .filter(pickup_windows::day.eq(day))
+        .order(pickup_windows::id)
+        .select(pickup_windows::id)
+        .load(conn)?)
+}
+
+/// `n` verified citizens (no real password: nobody logs in); their user ids.
+fn citizens(conn: &mut DbConnection, n: usize) -> anyhow::Result<Vec<i64>> {
+    let birth = NaiveDate::from_ymd_opt(1985, 1, 1).context("date")?;
+    let mut ids = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let batch = write_tx(conn, |tx| {
+            let mut out = Vec::new();
+            for &i in chunk {
+                let person: i64 = diesel::insert_into(people::table)
+                    .values((
+                        people::national_id_hash.eq(format!("{i:064x}")),
+                        people::birth_date.eq(birth),
+                        people::national_id_masked.eq("850101-1******"),
+                        people::created_at.eq(Utc::now().naive_utc()),
+                    ))
+                    .returning(people::id)
+                    .get_result(tx.conn())?;
+                out.push(insert_user(
+                    tx,
+                    &NewUser {
+                        role: Role::Citizen,
+                        email: &format!("bench{i}@example.com"),
+                        name: "시민",
+                        password_hash: "not-a-hash",
+                        person_id: Some(person),
+                        store_id: None,
+                        email_verified: true,
+                    },
+                )?);
+            }
+            Ok::<_, diesel::result::Error>(out)
+        })?;
+        ids.extend(batch);
+    }
+    Ok(ids)
+}

@@ -1,0 +1,2 @@
+DROP INDEX reservations_user_request;
+ALTER TABLE reservations DROP COLUMN request_id;

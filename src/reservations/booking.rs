@@ -1,0 +1,359 @@
+//! The one booking transaction (SPEC §3, §4 invariants 1, 2 and 4): every
+//! reservation — from the store page, a command, a benchmark, a batching
+//! writer later — is made by [`book`], and nothing else raises a window's or a
+//! store-day's `reserved`.
+//!
+//! It is a plain synchronous function over the caller's transaction, with no
+//! I/O but the database, so that it can run in a transaction of its own
+//! (`Db::write`) or in a savepoint of a batch. Each limit is decided by a
+//! conditional write whose affected-row count is the answer — the quota
+//! counter, then the window, then the store-day — never by a read followed by
+//! a write; a refusal after any write returns `Err`, which rolls the whole
+//! transaction back.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+
+use crate::db::schema::{
+    people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
+};
+use crate::db::{AsRetryable, Tx, is_retryable};
+use crate::i18n::Tr;
+use crate::mail::outbox::{OutgoingMail, enqueue};
+use crate::policy::Policy;
+use crate::quota;
+use crate::reservations::code;
+use crate::reservations::rules::{self, OpenWindow, Refusal, WindowFacts};
+
+/// A reservation asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub user_id: i64,
+    pub window_id: i64,
+    pub quantity: i32,
+    /// The form's random id: a second request with the same (user, id) answers
+    /// the first reservation and books nothing.
+    pub request_id: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// A reservation that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booked {
+    pub reservation_id: i64,
+    pub pickup_code: String,
+    /// `true` when the request id had already booked this reservation.
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error("reservation refused: {0:?}")]
+    Refused(Refusal),
+    /// A concurrent request with the same request id committed first. Retried
+    /// by `write_tx`: the retry finds that reservation and answers it.
+    #[error("lost a race for the same request id")]
+    Raced,
+    /// Every fresh pickup code tried was taken: practically impossible (40
+    /// random bits each), an error rather than a loop.
+    #[error("no free pickup code")]
+    NoFreeCode,
+    /// Not transparent: the database error stays in the cause chain, where a
+    /// lost connection is recognised.
+    #[error("database error")]
+    Db(#[from] DieselError),
+}
+
+impl From<Refusal> for BookError {
+    fn from(r: Refusal) -> Self {
+        BookError::Refused(r)
+    }
+}
+
+impl AsRetryable for BookError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            BookError::Raced => true,
+            BookError::Db(e) => is_retryable(e),
+            BookError::Refused(_) | BookError::NoFreeCode => false,
+        }
+    }
+}
+
+/// How many fresh pickup codes are tried when one is already taken (about one
+/// chance in 10^12 per existing reservation).
+const CODE_ATTEMPTS: usize = 5;
+
+type Account = (
+    String,
+    String,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    Option<i64>,
+    Option<NaiveDate>,
+);
+
+#[derive(Debug, Clone, Queryable)]
+struct Window {
+    store_day_id: i64,
+    store_id: i64,
+    day: NaiveDate,
+    starts_at: NaiveDateTime,
+    ends_at: NaiveDateTime,
+    suspended: bool,
+    store_name: String,
+    store_addr: String,
+}
+
+/// Makes the reservation `req` asks for, or says why not. `policy` is the
+/// policy in force, `t` the language of the confirmation mail, `base_url` where
+/// its link points.
+pub fn book(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    policy: &Policy,
+    t: &Tr,
+    base_url: &str,
+) -> Result<Booked, BookError> {
+    if let Some(existing) = replay(tx, req)? {
+        return Ok(existing);
+    }
+
+    let account: Option<Account> = users::table
+        .left_join(people::table)
+        .filter(users::id.eq(req.user_id))
+        .select((
+            users::email,
+            users::name,
+            users::email_verified_at,
+            users::disabled_at,
+            users::person_id,
+            people::birth_date.nullable(),
+        ))
+        .first(tx.conn())
+        .optional()?;
+    let Some((email, name, verified_at, disabled_at, person_id, birth_date)) = account else {
+        return Err(Refusal::NotCitizen.into());
+    };
+    let (Some(person_id), Some(birth_date)) = (person_id, birth_date) else {
+        return Err(Refusal::NotCitizen.into());
+    };
+    if disabled_at.is_some() {
+        return Err(Refusal::AccountDisabled.into());
+    }
+    if verified_at.is_none() {
+        return Err(Refusal::Unverified.into());
+    }
+
+    let window: Window = pickup_windows::table
+        .inner_join(stores::table)
+        .filter(pickup_windows::id.eq(req.window_id))
+        .select((
+            pickup_windows::store_day_id,
+            pickup_windows::store_id,
+            pickup_windows::day,
+            pickup_windows::starts_at,
+            pickup_windows::ends_at,
+            stores::suspended,
+            stores::name,
+            stores::addr,
+        ))
+        .first(tx.conn())
+        .optional()?
+        .ok_or(Refusal::UnknownWindow)?;
+    let facts = WindowFacts {
+        day: window.day,
+        starts_at: window.starts_at,
+        store_suspended: window.suspended,
+    };
+    rules::check(
+        policy,
+        req.now,
+        rules::birth_year(birth_date),
+        &facts,
+        req.quantity,
+    )?;
+
+    let q = req.quantity;
+    let period_start = rules::period_of(policy, window.day);
+    if let Err(e) = quota::take(tx, person_id, period_start, q, policy.quota_per_period)? {
+        return Err(Refusal::QuotaExceeded { left: e.left }.into());
+    }
+
+    let window_taken = diesel::update(
+        pickup_windows::table
+            .filter(pickup_windows::id.eq(req.window_id))
+            .filter(
+                (pickup_windows::reserved + pickup_windows::picked_up + q)
+                    .le(pickup_windows::capacity),
+            ),
+    )
+    .set(pickup_windows::reserved.eq(pickup_windows::reserved + q))
+    .execute(tx.conn())?;
+    if window_taken != 1 {
+        let open = open_windows(tx, &window, req)?;
+        return Err(Refusal::WindowFull { open }.into());
+    }
+
+    let now = req.now.naive_utc();
+    let day_taken = diesel::update(
+        store_days::table
+            .filter(store_days::id.eq(window.store_day_id))
+            .filter(
+                (store_days::reserved + store_days::picked_up + store_days::walk_in + q)
+                    .le(store_days::supply),
+            ),
+    )
+    .set((
+        store_days::reserved.eq(store_days::reserved + q),
+        store_days::stock_changed_at.eq(now),
+    ))
+    .execute(tx.conn())?;
+    if day_taken != 1 {
+        return Err(Refusal::SoldOut.into());
+    }
+
+    let (reservation_id, pickup_code) =
+        insert_reservation(tx, req, person_id, &window, period_start)?;
+
+    diesel::insert_into(stock_ledger::table)
+        .values((
+            stock_ledger::store_day_id.eq(window.store_day_id),
+            stock_ledger::window_id.eq(req.window_id),
+            stock_ledger::reservation_id.eq(reservation_id),
+            stock_ledger::kind.eq("reservation"),
+            stock_ledger::reserved_delta.eq(q),
+            stock_ledger::actor_user_id.eq(req.user_id),
+            stock_ledger::created_at.eq(now),
+        ))
+        .execute(tx.conn())?;
+
+    let tz = policy.timezone;
+    let body = t.fmt(
+        "mail.reservation_confirmed.body",
+        &[
+            ("name", &name),
+            ("store", &window.store_name),
+            ("addr", &window.store_addr),
+            ("date", &t.date(window.day)),
+            (
+                "time",
+                &rules::time_range(tz, window.starts_at, window.ends_at),
+            ),
+            ("quantity", &q),
+            ("code", &code::display(&pickup_code)),
+            ("link", &format!("{base_url}/reservations/{reservation_id}")),
+            ("cutoff", &policy.cancel_cutoff_minutes),
+        ],
+    );
+    enqueue(
+        tx,
+        &OutgoingMail {
+            to: &email,
+            kind: "reservation_confirmed",
+            subject: &t.fmt(
+                "mail.reservation_confirmed.subject",
+                &[("date", &t.date(window.day)), ("store", &window.store_name)],
+            ),
+            body_text: &body,
+        },
+    )?;
+
+    Ok(Booked {
+        reservation_id,
+        pickup_code,
+        replayed: false,
+    })
+}
+
+/// The reservation this request id already made, if any.
+fn replay(tx: &mut Tx<'_>, req: &Request) -> QueryResult<Option<Booked>> {
+    let Some(request_id) = &req.request_id else {
+        return Ok(None);
+    };
+    let found: Option<(i64, String)> = reservations::table
+        .filter(reservations::user_id.eq(req.user_id))
+        .filter(reservations::request_id.eq(request_id))
+        .select((reservations::id, reservations::pickup_code))
+        .first(tx.conn())
+        .optional()?;
+    Ok(found.map(|(reservation_id, pickup_code)| Booked {
+        reservation_id,
+        pickup_code,
+        replayed: true,
+    }))
+}
+
+/// Inserts the reservation with a fresh pickup code. `ON CONFLICT DO NOTHING`
+/// covers both unique keys without an error (which on PostgreSQL would abort
+/// the transaction): no row back means either the code was taken — try
+/// another — or a concurrent request with the same request id committed
+/// first, which [`BookError::Raced`] hands to `write_tx` to retry.
+fn insert_reservation(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    person_id: i64,
+    window: &Window,
+    period_start: NaiveDate,
+) -> Result<(i64, String), BookError> {
+    let now = req.now.naive_utc();
+    for _ in 0..CODE_ATTEMPTS {
+        let pickup_code = code::generate();
+        let row = (
+            reservations::user_id.eq(req.user_id),
+            reservations::person_id.eq(person_id),
+            reservations::window_id.eq(req.window_id),
+            reservations::store_id.eq(window.store_id),
+            reservations::quantity.eq(req.quantity),
+            reservations::period_start.eq(period_start),
+            reservations::status.eq("active"),
+            reservations::pickup_code.eq(&pickup_code),
+            reservations::created_at.eq(now),
+            reservations::updated_at.eq(now),
+            reservations::request_id.eq(req.request_id.as_deref()),
+        );
+        let inserted: Option<i64> = crate::on_each_backend!(tx.conn(), |c| {
+            diesel::insert_into(reservations::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .returning(reservations::id)
+                .get_result(c)
+                .optional()
+        })?;
+        if let Some(id) = inserted {
+            return Ok((id, pickup_code));
+        }
+        if replay(tx, req)?.is_some() {
+            return Err(BookError::Raced);
+        }
+    }
+    Err(BookError::NoFreeCode)
+}
+
+/// Windows of the same store-day, other than the one asked for, that have not
+/// started and still have room.
+fn open_windows(tx: &mut Tx<'_>, window: &Window, req: &Request) -> QueryResult<Vec<OpenWindow>> {
+    let rows: Vec<(i64, NaiveDateTime, NaiveDateTime, i32)> = pickup_windows::table
+        .filter(pickup_windows::store_day_id.eq(window.store_day_id))
+        .filter(pickup_windows::id.ne(req.window_id))
+        .filter(pickup_windows::starts_at.gt(req.now.naive_utc()))
+        .filter((pickup_windows::reserved + pickup_windows::picked_up).lt(pickup_windows::capacity))
+        .order(pickup_windows::starts_at)
+        .select((
+            pickup_windows::id,
+            pickup_windows::starts_at,
+            pickup_windows::ends_at,
+            pickup_windows::capacity - pickup_windows::reserved - pickup_windows::picked_up,
+        ))
+        .load(tx.conn())?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, starts_at, ends_at, remaining)| OpenWindow {
+            id,
+            starts_at,
+            ends_at,
+            remaining,
+        })
+        .collect())
+}

@@ -1,0 +1,374 @@
+//! The rules of reserving and cancelling that need no database (SPEC §3): which
+//! windows can be booked at a given moment, the rotation rule by the window's
+//! date, the quantity's bounds, the period a reservation counts against, the
+//! cancel cut-off; and every reason a reservation is refused, with its words.
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+
+use crate::i18n::Tr;
+use crate::policy::{Policy, rotation_weekday};
+
+/// The most masks one form may ask for, whatever the quota: a bound on input,
+/// not a rule (the quota setting goes up to 100).
+pub const MAX_QUANTITY: i32 = 100;
+
+/// A window as the rules need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowFacts {
+    /// The window's date in the service time zone.
+    pub day: NaiveDate,
+    /// Its start, UTC.
+    pub starts_at: NaiveDateTime,
+    pub store_suspended: bool,
+}
+
+/// Another window of the same store-day that still has room, suggested when
+/// the one asked for is full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenWindow {
+    pub id: i64,
+    pub starts_at: NaiveDateTime,
+    pub ends_at: NaiveDateTime,
+    pub remaining: i32,
+}
+
+/// Why a reservation was not made, with what it takes to explain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The account's e-mail address is not confirmed yet.
+    Unverified,
+    AccountDisabled,
+    /// Only citizens reserve.
+    NotCitizen,
+    UnknownWindow,
+    /// An administrator stopped sales at the store.
+    StoreSuspended,
+    WindowStarted,
+    /// The window's date is after `last_day`, the last one bookable now.
+    BeyondHorizon {
+        last_day: NaiveDate,
+    },
+    /// The rotation rule is on and the window's date is not this person's day.
+    Rotation {
+        weekday: Weekday,
+    },
+    /// Not a quantity between 1 and `max`.
+    BadQuantity {
+        max: i32,
+    },
+    /// More than the person may still take in the window's period.
+    QuotaExceeded {
+        left: i32,
+    },
+    /// The window has no room for the quantity; `open` are the windows of the
+    /// same store-day that still have room and have not started.
+    WindowFull {
+        open: Vec<OpenWindow>,
+    },
+    /// The store-day's supply is used up (walk-in sales took what was left).
+    SoldOut,
+}
+
+impl Refusal {
+    /// What the citizen reads next to the form, in `t`'s language, times in `tz`.
+    pub fn message(&self, t: &Tr, tz: Tz) -> String {
+        match self {
+            Refusal::Unverified => t.get("reservation.refusal.unverified").to_owned(),
+            Refusal::AccountDisabled => t.get("reservation.refusal.disabled").to_owned(),
+            Refusal::NotCitizen => t.get("reservation.refusal.not_citizen").to_owned(),
+            Refusal::UnknownWindow => t.get("reservation.refusal.unknown_window").to_owned(),
+            Refusal::StoreSuspended => t.get("reservation.refusal.suspended").to_owned(),
+            Refusal::WindowStarted => t.get("reservation.refusal.started").to_owned(),
+            Refusal::BeyondHorizon { last_day } => t.fmt(
+                "reservation.refusal.horizon",
+                &[("date", &t.date(*last_day))],
+            ),
+            Refusal::Rotation { weekday } => t.fmt(
+                "reservation.refusal.rotation",
+                &[("weekday", &t.get(weekday_key(*weekday)))],
+            ),
+            Refusal::BadQuantity { max } => t.fmt("reservation.refusal.quantity", &[("max", max)]),
+            Refusal::QuotaExceeded { left: 0 } => {
+                t.get("reservation.refusal.quota_none").to_owned()
+            }
+            Refusal::QuotaExceeded { left } => {
+                t.fmt("reservation.refusal.quota", &[("left", left)])
+            }
+            Refusal::WindowFull { open } if open.is_empty() => {
+                t.get("reservation.refusal.full").to_owned()
+            }
+            Refusal::WindowFull { open } => {
+                let list = open
+                    .iter()
+                    .map(|w| {
+                        t.fmt(
+                            "reservation.refusal.open_window",
+                            &[
+                                ("time", &time_range(tz, w.starts_at, w.ends_at)),
+                                ("left", &w.remaining),
+                            ],
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                t.fmt("reservation.refusal.full_open", &[("open", &list)])
+            }
+            Refusal::SoldOut => t.get("reservation.refusal.sold_out").to_owned(),
+        }
+    }
+}
+
+/// The locale key of a weekday's full name.
+pub fn weekday_key(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "reservation.weekday.mon",
+        Weekday::Tue => "reservation.weekday.tue",
+        Weekday::Wed => "reservation.weekday.wed",
+        Weekday::Thu => "reservation.weekday.thu",
+        Weekday::Fri => "reservation.weekday.fri",
+        Weekday::Sat => "reservation.weekday.sat",
+        Weekday::Sun => "reservation.weekday.sun",
+    }
+}
+
+/// A UTC time stored in the database, in the service zone.
+pub fn local(tz: Tz, at: NaiveDateTime) -> DateTime<Tz> {
+    Utc.from_utc_datetime(&at).with_timezone(&tz)
+}
+
+/// `12:00–15:00` in the service zone.
+pub fn time_range(tz: Tz, starts_at: NaiveDateTime, ends_at: NaiveDateTime) -> String {
+    format!(
+        "{}–{}",
+        local(tz, starts_at).format("%H:%M"),
+        local(tz, ends_at).format("%H:%M")
+    )
+}
+
+/// The date at `now` in the service time zone.
+pub fn today(policy: &Policy, now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&policy.timezone).date_naive()
+}
+
+/// The last date whose windows can be reserved at `now`.
+pub fn last_bookable_day(policy: &Policy, now: DateTime<Utc>) -> NaiveDate {
+    today(policy, now) + TimeDelta::days(i64::from(policy.booking_horizon_days))
+}
+
+/// The first day of the period a reservation for a window on `day` counts
+/// against: the window's date decides, not the day the reservation is made.
+pub fn period_of(policy: &Policy, day: NaiveDate) -> NaiveDate {
+    policy.period.start_of(day)
+}
+
+/// Whether the window can be reserved at `now`, whoever asks: the store sells,
+/// the window has not started, and its date is within the booking horizon.
+pub fn check_window(policy: &Policy, now: DateTime<Utc>, w: &WindowFacts) -> Result<(), Refusal> {
+    if w.store_suspended {
+        return Err(Refusal::StoreSuspended);
+    }
+    if now.naive_utc() >= w.starts_at {
+        return Err(Refusal::WindowStarted);
+    }
+    let last_day = last_bookable_day(policy, now);
+    if w.day > last_day {
+        return Err(Refusal::BeyondHorizon { last_day });
+    }
+    Ok(())
+}
+
+/// The rotation rule for someone born in `birth_year` and a window on `day`.
+pub fn check_rotation(policy: &Policy, birth_year: i32, day: NaiveDate) -> Result<(), Refusal> {
+    if policy.rotation.allows(birth_year, day) {
+        Ok(())
+    } else {
+        Err(Refusal::Rotation {
+            weekday: rotation_weekday(birth_year),
+        })
+    }
+}
+
+/// A quantity a form may ask for: 1 to [`MAX_QUANTITY`]. More than the quota
+/// is refused by the quota counter, which knows what is left.
+pub fn check_quantity(quantity: i32) -> Result<(), Refusal> {
+    if (1..=MAX_QUANTITY).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(Refusal::BadQuantity { max: MAX_QUANTITY })
+    }
+}
+
+/// Every rule that needs no counter, in the order a citizen is best told.
+pub fn check(
+    policy: &Policy,
+    now: DateTime<Utc>,
+    birth_year: i32,
+    w: &WindowFacts,
+    quantity: i32,
+) -> Result<(), Refusal> {
+    check_window(policy, now, w)?;
+    check_rotation(policy, birth_year, w.day)?;
+    check_quantity(quantity)
+}
+
+/// The last moment a reservation for a window starting at `starts_at` can be
+/// cancelled (exclusive).
+pub fn cancel_deadline(policy: &Policy, starts_at: NaiveDateTime) -> NaiveDateTime {
+    starts_at - TimeDelta::minutes(i64::from(policy.cancel_cutoff_minutes))
+}
+
+/// Whether a reservation for a window starting at `starts_at` can still be
+/// cancelled at `now`.
+pub fn cancellable(policy: &Policy, now: DateTime<Utc>, starts_at: NaiveDateTime) -> bool {
+    now.naive_utc() < cancel_deadline(policy, starts_at)
+}
+
+/// The year of a birth date, for the rotation rule.
+pub fn birth_year(birth_date: NaiveDate) -> i32 {
+    birth_date.year()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Rotation;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    /// `h:m` Seoul time on `day`, as UTC.
+    fn seoul(day: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
+        chrono_tz::Asia::Seoul
+            .from_local_datetime(&day.and_hms_opt(h, m, 0).unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn window(day: NaiveDate, h: u32) -> WindowFacts {
+        WindowFacts {
+            day,
+            starts_at: seoul(day, h, 0).naive_utc(),
+            store_suspended: false,
+        }
+    }
+
+    #[test]
+    fn a_window_is_bookable_until_it_starts() {
+        let p = Policy::default();
+        let day = date(2026, 11, 26);
+        let w = window(day, 12);
+        assert_eq!(check_window(&p, seoul(day, 11, 59), &w), Ok(()));
+        assert_eq!(
+            check_window(&p, seoul(day, 12, 0), &w),
+            Err(Refusal::WindowStarted)
+        );
+        assert_eq!(
+            check_window(&p, seoul(day, 13, 0), &w),
+            Err(Refusal::WindowStarted)
+        );
+    }
+
+    #[test]
+    fn the_horizon_counts_days_in_the_service_zone() {
+        let p = Policy::default();
+        // 2026-11-26 00:30 in Seoul is still the 25th in UTC: today is the 26th.
+        let now = seoul(date(2026, 11, 26), 0, 30);
+        assert_eq!(today(&p, now), date(2026, 11, 26));
+        assert_eq!(last_bookable_day(&p, now), date(2026, 12, 3));
+        assert_eq!(
+            check_window(&p, now, &window(date(2026, 12, 3), 15)),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(&p, now, &window(date(2026, 12, 4), 9)),
+            Err(Refusal::BeyondHorizon {
+                last_day: date(2026, 12, 3)
+            })
+        );
+    }
+
+    #[test]
+    fn a_suspended_store_sells_nothing() {
+        let p = Policy::default();
+        let day = date(2026, 11, 26);
+        let mut w = window(day, 15);
+        w.store_suspended = true;
+        assert_eq!(
+            check_window(&p, seoul(day, 9, 0), &w),
+            Err(Refusal::StoreSuspended)
+        );
+    }
+
+    #[test]
+    fn rotation_is_judged_by_the_windows_date_not_today() {
+        let p = Policy {
+            rotation: Rotation::BirthYear,
+            ..Policy::default()
+        };
+        // Born 1983: Wednesday. 2026-11-25 is a Wednesday, the 26th a Thursday.
+        let now = seoul(date(2026, 11, 23), 9, 0);
+        let wed = window(date(2026, 11, 25), 12);
+        let thu = window(date(2026, 11, 26), 12);
+        let sat = window(date(2026, 11, 28), 12);
+        assert_eq!(check(&p, now, 1983, &wed, 1), Ok(()));
+        assert_eq!(
+            check(&p, now, 1983, &thu, 1),
+            Err(Refusal::Rotation {
+                weekday: Weekday::Wed
+            })
+        );
+        assert_eq!(check(&p, now, 1983, &sat, 1), Ok(()));
+        // Off: any day.
+        assert_eq!(check(&Policy::default(), now, 1983, &thu, 1), Ok(()));
+    }
+
+    #[test]
+    fn quantities_are_one_to_the_bound() {
+        assert_eq!(check_quantity(1), Ok(()));
+        assert_eq!(check_quantity(MAX_QUANTITY), Ok(()));
+        for q in [0, -1, MAX_QUANTITY + 1, i32::MAX, i32::MIN] {
+            assert_eq!(
+                check_quantity(q),
+                Err(Refusal::BadQuantity { max: MAX_QUANTITY })
+            );
+        }
+    }
+
+    #[test]
+    fn the_period_is_that_of_the_windows_date_across_weeks_and_years() {
+        let p = Policy::default();
+        // Sunday 2026-11-29 and Monday 2026-11-30 are in different weeks.
+        assert_eq!(period_of(&p, date(2026, 11, 29)), date(2026, 11, 23));
+        assert_eq!(period_of(&p, date(2026, 11, 30)), date(2026, 11, 30));
+        // Friday 2027-01-01 belongs to the week that began Monday 2026-12-28.
+        assert_eq!(period_of(&p, date(2027, 1, 1)), date(2026, 12, 28));
+        assert_eq!(period_of(&p, date(2026, 12, 31)), date(2026, 12, 28));
+        // Booked on a Sunday evening in Seoul (still Sunday in UTC too) for
+        // Monday: the Monday's week counts, not the week of booking.
+        let now = seoul(date(2026, 11, 29), 20, 0);
+        let monday = date(2026, 11, 30);
+        assert_ne!(period_of(&p, today(&p, now)), period_of(&p, monday));
+        // Monday 00:30 in Seoul is Sunday 15:30 UTC: the service zone decides.
+        let early = seoul(monday, 0, 30);
+        assert_eq!(early.date_naive(), date(2026, 11, 29));
+        assert_eq!(period_of(&p, today(&p, early)), monday);
+    }
+
+    #[test]
+    fn cancelling_closes_the_cutoff_before_the_start() {
+        let p = Policy::default();
+        let day = date(2026, 11, 26);
+        let start = seoul(day, 12, 0).naive_utc();
+        assert!(cancellable(&p, seoul(day, 10, 59), start));
+        assert!(!cancellable(&p, seoul(day, 11, 0), start));
+        assert!(!cancellable(&p, seoul(day, 12, 30), start));
+        let none = Policy {
+            cancel_cutoff_minutes: 0,
+            ..Policy::default()
+        };
+        assert!(cancellable(&none, seoul(day, 11, 59), start));
+        assert!(!cancellable(&none, seoul(day, 12, 0), start));
+    }
+}

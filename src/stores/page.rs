@@ -1,0 +1,401 @@
+//! `GET /stores/{code}`: one store for anyone — its stock today and its pickup
+//! windows for the booking horizon — with a reserve form per bookable window
+//! for a citizen who may reserve. `POST /reservations` shows this page again,
+//! with the refusal next to the form that was sent.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::accounts::Role;
+use crate::accounts::queries::account_state;
+use crate::db::DbConnection;
+use crate::db::schema::{pickup_windows, store_days, stores};
+use crate::policy::Policy;
+use crate::reservations::queries::used_in_period;
+use crate::reservations::rules::{self, MAX_QUANTITY, Refusal, WindowFacts};
+use crate::state::AppState;
+use crate::stores::status::{NO_DATA_KEY, RemainStat, remaining};
+use crate::stores::{is_store_code, type_key};
+use crate::web::errors::AppError;
+use crate::web::page::PageCtx;
+use crate::web::render;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/stores/{code}", web::get().to(show));
+}
+
+/// A reserve form sent back: which window, what was typed, and why it was
+/// refused.
+pub struct Retry {
+    pub window_id: i64,
+    pub quantity: String,
+    pub message: String,
+    /// `data-refusal` on the message, for tests and styling.
+    pub kind: &'static str,
+}
+
+/// Who is looking, as far as reserving goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Viewer {
+    Anonymous,
+    Staff,
+    Unverified,
+    Citizen { person_id: i64 },
+}
+
+#[derive(Debug, Clone, Queryable)]
+struct StoreRow {
+    id: i64,
+    name: String,
+    addr: String,
+    store_type: String,
+    phone: Option<String>,
+    suspended: bool,
+}
+
+#[derive(Debug, Clone, Queryable)]
+struct WindowRow {
+    id: i64,
+    day: NaiveDate,
+    starts_at: NaiveDateTime,
+    ends_at: NaiveDateTime,
+    capacity: i32,
+    reserved: i32,
+    picked_up: i32,
+}
+
+struct Loaded {
+    store: StoreRow,
+    /// Today's supply, reserved, picked up, walk-in; `None` without supply today.
+    today: Option<(i32, i32, i32, i32)>,
+    windows: Vec<WindowRow>,
+    viewer: Viewer,
+    /// Masks used per period start, for a citizen.
+    used: HashMap<NaiveDate, i32>,
+}
+
+fn load(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    code: &str,
+    now: DateTime<Utc>,
+    user_id: Option<i64>,
+) -> QueryResult<Option<Loaded>> {
+    let store: Option<StoreRow> = stores::table
+        .filter(stores::code.eq(code))
+        .select((
+            stores::id,
+            stores::name,
+            stores::addr,
+            stores::store_type,
+            stores::phone,
+            stores::suspended,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some(store) = store else {
+        return Ok(None);
+    };
+    let today = rules::today(policy, now);
+    let day_row = store_days::table
+        .filter(store_days::store_id.eq(store.id))
+        .filter(store_days::day.eq(today))
+        .select((
+            store_days::supply,
+            store_days::reserved,
+            store_days::picked_up,
+            store_days::walk_in,
+        ))
+        .first(conn)
+        .optional()?;
+    let windows: Vec<WindowRow> = pickup_windows::table
+        .filter(pickup_windows::store_id.eq(store.id))
+        .filter(pickup_windows::day.between(today, rules::last_bookable_day(policy, now)))
+        .order((pickup_windows::day, pickup_windows::starts_at))
+        .select((
+            pickup_windows::id,
+            pickup_windows::day,
+            pickup_windows::starts_at,
+            pickup_windows::ends_at,
+            pickup_windows::capacity,
+            pickup_windows::reserved,
+            pickup_windows::picked_up,
+        ))
+        .load(conn)?;
+    let viewer = match user_id {
+        None => Viewer::Anonymous,
+        Some(id) => match account_state(conn, id)? {
+            Some(a) if a.disabled => Viewer::Anonymous,
+            Some(a) => match (Role::parse(&a.role), a.person_id) {
+                (Some(Role::Citizen), Some(_)) if !a.email_verified => Viewer::Unverified,
+                (Some(Role::Citizen), Some(person_id)) => Viewer::Citizen { person_id },
+                _ => Viewer::Staff,
+            },
+            None => Viewer::Anonymous,
+        },
+    };
+    let mut used = HashMap::new();
+    if let Viewer::Citizen { person_id } = viewer {
+        for w in &windows {
+            let period = rules::period_of(policy, w.day);
+            if let std::collections::hash_map::Entry::Vacant(e) = used.entry(period) {
+                e.insert(used_in_period(conn, person_id, period)?);
+            }
+        }
+    }
+    Ok(Some(Loaded {
+        store,
+        today: day_row,
+        windows,
+        viewer,
+        used,
+    }))
+}
+
+/// One pickup window on the page.
+pub struct WindowView {
+    pub id: i64,
+    pub time: String,
+    pub capacity: i32,
+    pub remaining: i32,
+    /// "14 of 40 left".
+    pub left_text: String,
+    /// Why it cannot be reserved (empty when it can).
+    pub reason: String,
+    pub reason_key: &'static str,
+    /// The reserve form, for a citizen who may reserve here.
+    pub form: Option<FormView>,
+    /// A refusal of the form sent for this window.
+    pub error: Option<(String, &'static str)>,
+}
+
+pub struct FormView {
+    /// The most this citizen may ask for here (0: the quota is used up).
+    pub max: i32,
+    pub quantity: String,
+    pub label: String,
+    pub request_id: String,
+    pub quota_note: String,
+}
+
+pub struct DayView {
+    pub date: String,
+    pub iso: String,
+    pub windows: Vec<WindowView>,
+}
+
+#[derive(Template)]
+#[template(path = "stores/store.html")]
+struct StorePage {
+    page: PageCtx,
+    code: String,
+    name: String,
+    addr: String,
+    type_name: String,
+    phone: Option<String>,
+    suspended: bool,
+    remain_stat: Option<&'static str>,
+    status_text: String,
+    remaining_text: String,
+    days: Vec<DayView>,
+    /// `anonymous`, `staff`, `unverified` or `citizen`.
+    viewer: &'static str,
+    unlisted_error: Option<(String, &'static str)>,
+    login_href: String,
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    store_page(&state, page, path.into_inner(), None, StatusCode::OK).await
+}
+
+/// The store page for `code` (404 when no store has it), with `retry` shown
+/// next to its window's form.
+pub async fn store_page(
+    state: &AppState,
+    page: PageCtx,
+    code: String,
+    retry: Option<Retry>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    if !is_store_code(&code) {
+        return Err(AppError::NotFound);
+    }
+    let policy = state.policy().await?;
+    let now = state.clock.now();
+    let user_id = page.user.as_ref().map(|u| u.id);
+    let (for_load, lookup) = (policy.clone(), code.clone());
+    let loaded = state
+        .db
+        .run(move |conn| load(conn, &for_load, &lookup, now, user_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let view = build(&page, &policy, now, loaded, retry);
+    render(&view.into_page(page, code), status)
+}
+
+/// Everything but the page context, built from what was read.
+struct Built {
+    name: String,
+    addr: String,
+    type_name: String,
+    phone: Option<String>,
+    suspended: bool,
+    remain_stat: Option<&'static str>,
+    status_text: String,
+    remaining_text: String,
+    days: Vec<DayView>,
+    viewer: &'static str,
+    /// A refusal for a window the page does not list (beyond the horizon).
+    unlisted_error: Option<(String, &'static str)>,
+}
+
+impl Built {
+    fn into_page(self, page: PageCtx, code: String) -> StorePage {
+        let here = format!("/stores/{code}");
+        let login_href = format!(
+            "/login?next={}",
+            form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+        );
+        StorePage {
+            page,
+            code,
+            name: self.name,
+            addr: self.addr,
+            type_name: self.type_name,
+            phone: self.phone,
+            suspended: self.suspended,
+            remain_stat: self.remain_stat,
+            status_text: self.status_text,
+            remaining_text: self.remaining_text,
+            days: self.days,
+            viewer: self.viewer,
+            unlisted_error: self.unlisted_error,
+            login_href,
+        }
+    }
+}
+
+fn build(
+    page: &PageCtx,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    loaded: Loaded,
+    retry: Option<Retry>,
+) -> Built {
+    let t = &page.t;
+    let tz = policy.timezone;
+    let store = loaded.store;
+    let left_today = loaded
+        .today
+        .map(|(supply, reserved, picked, walk_in)| remaining(supply, reserved, picked, walk_in));
+    let stat = RemainStat::of_day(left_today, store.suspended);
+    let status_text = t
+        .get(stat.map_or(NO_DATA_KEY, RemainStat::label_key))
+        .to_owned();
+    let remaining_text = match left_today {
+        Some(n) => t.fmt("store_page.remaining_today", &[("count", &n)]),
+        None => String::new(),
+    };
+    let viewer = match loaded.viewer {
+        Viewer::Anonymous => "anonymous",
+        Viewer::Staff => "staff",
+        Viewer::Unverified => "unverified",
+        Viewer::Citizen { .. } => "citizen",
+    };
+    let mut days: Vec<DayView> = Vec::new();
+    let listed = |id| loaded.windows.iter().any(|w: &WindowRow| w.id == id);
+    let unlisted_error = retry
+        .as_ref()
+        .filter(|r| !listed(r.window_id))
+        .map(|r| (r.message.clone(), r.kind));
+    for w in loaded.windows {
+        let left = (w.capacity - w.reserved - w.picked_up).max(0);
+        let time = rules::time_range(tz, w.starts_at, w.ends_at);
+        let facts = WindowFacts {
+            day: w.day,
+            starts_at: w.starts_at,
+            store_suspended: store.suspended,
+        };
+        let (reason_key, reason) = match rules::check_window(policy, now, &facts) {
+            Err(Refusal::StoreSuspended) => ("suspended", t.get("store_page.reason.suspended")),
+            Err(Refusal::WindowStarted) => ("started", t.get("store_page.reason.started")),
+            Err(_) => ("horizon", t.get("store_page.reason.horizon")),
+            Ok(()) if left == 0 => ("full", t.get("store_page.reason.full")),
+            Ok(()) => ("", ""),
+        };
+        let retried = retry.as_ref().filter(|r| r.window_id == w.id);
+        let form = match loaded.viewer {
+            Viewer::Citizen { .. } if reason_key.is_empty() => {
+                let period = rules::period_of(policy, w.day);
+                let used = loaded.used.get(&period).copied().unwrap_or(0);
+                let quota_left = (policy.quota_per_period - used).max(0);
+                let period_text = t.fmt(
+                    "store_page.period",
+                    &[("range", &t.date_range(period, policy.period.end_of(w.day)))],
+                );
+                Some(FormView {
+                    max: quota_left.min(left).min(MAX_QUANTITY),
+                    quantity: retried.map_or_else(|| "1".to_owned(), |r| r.quantity.clone()),
+                    label: t.fmt(
+                        "store_page.quantity_for",
+                        &[("date", &t.date(w.day)), ("time", &time)],
+                    ),
+                    request_id: crate::random::token(),
+                    quota_note: if quota_left == 0 {
+                        t.fmt("store_page.no_quota", &[("period", &period_text)])
+                    } else {
+                        t.fmt(
+                            "store_page.quota_left",
+                            &[("left", &quota_left), ("period", &period_text)],
+                        )
+                    },
+                })
+            }
+            _ => None,
+        };
+        let view = WindowView {
+            id: w.id,
+            time,
+            capacity: w.capacity,
+            remaining: left,
+            left_text: t.fmt(
+                "store_page.window_left",
+                &[("left", &left), ("capacity", &w.capacity)],
+            ),
+            reason: reason.to_owned(),
+            reason_key,
+            form,
+            error: retried.map(|r| (r.message.clone(), r.kind)),
+        };
+        match days.last_mut() {
+            Some(d) if d.iso == w.day.to_string() => d.windows.push(view),
+            _ => days.push(DayView {
+                date: t.date(w.day),
+                iso: w.day.to_string(),
+                windows: vec![view],
+            }),
+        }
+    }
+    Built {
+        name: store.name,
+        addr: store.addr,
+        type_name: t.get(type_key(&store.store_type)).to_owned(),
+        phone: store.phone,
+        suspended: store.suspended,
+        remain_stat: stat.map(RemainStat::as_str),
+        status_text,
+        remaining_text,
+        days,
+        viewer,
+        unlisted_error,
+    }
+}
