@@ -100,6 +100,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     .await;
     check(&app, &browser, "not-found", "/no-such-page", "h1").await;
     check(&app, &browser, "status", "/status", "[data-status]").await;
+    check(&app, &browser, "map", "/map", "[data-markers]").await;
 
     // Forms sent back with mistakes.
     c.goto(&app.url("/login")).await.unwrap();
