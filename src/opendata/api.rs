@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde_json::json;
 
@@ -131,28 +130,21 @@ async fn stores_by_geo(req: HttpRequest, cache: web::Data<StockCache>) -> HttpRe
     let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
         return unavailable();
     };
-    let etag = snapshot.etag_of(&("geo", geo.key()));
-    if not_modified(&req, &etag) {
-        return unchanged(&etag);
-    }
-    let near = snapshot.near(geo.lat, geo.lng, geo.m);
-    let mut out = String::with_capacity(64 + near.len() * 400);
-    let _ = write!(out, "{{\"count\":{},\"stores\":[", near.len());
-    for (i, (e, _)) in near.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    let (lat, lng, m) = geo.key();
+    let answer = snapshot.answer(AnswerKey::Geo(lat, lng, m), |s| {
+        let near = s.near(geo.lat, geo.lng, geo.m);
+        let mut out = String::with_capacity(64 + near.len() * 400);
+        let _ = write!(out, "{{\"count\":{},\"stores\":[", near.len());
+        for (i, (e, _)) in near.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            s.write_store(&mut out, e);
         }
-        snapshot.write_store(&mut out, e);
-    }
-    out.push_str("]}");
-    respond(
-        &req,
-        Answer {
-            body: Bytes::from(out),
-            etag,
-        },
-        JSON,
-    )
+        out.push_str("]}");
+        out
+    });
+    respond(&req, answer, JSON)
 }
 
 /// `GET storesByAddr/json?address=`: stores whose address contains it, by code.

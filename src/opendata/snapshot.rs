@@ -184,9 +184,17 @@ pub fn distance_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
 /// Which answer a cached body is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AnswerKey {
-    Stores { page: u32, per_page: u32 },
-    Sales { page: u32, per_page: u32 },
+    Stores {
+        page: u32,
+        per_page: u32,
+    },
+    Sales {
+        page: u32,
+        per_page: u32,
+    },
     Addr(String),
+    /// Latitude, longitude and radius, as bits.
+    Geo(u64, u64, u64),
     Csv,
 }
 
