@@ -21,6 +21,7 @@ use crate::config::{AppEnv, Config};
 use crate::db::{Db, PoolOptions};
 use crate::i18n::Catalog;
 use crate::mail::sender::Sender;
+use crate::opendata::snapshot::{self as stock, StockCache};
 use crate::rate_limit::RateLimits;
 use crate::reservations::{expiry, reminders};
 use crate::settings::{self, PolicyCache};
@@ -34,6 +35,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     jobs_every: Option<Duration>,
+    stock: Arc<StockCache>,
+    metrics: Arc<Metrics>,
 }
 
 /// What a test may set differently from a real start.
@@ -77,12 +80,15 @@ impl Application {
             hashing: HashPool::start(PoolSize::for_this_machine())?,
         });
         let metrics = Arc::new(Metrics::new()?);
-        let server = server(listener, state.clone(), metrics)?;
+        let stock = Arc::new(StockCache::default());
+        let server = server(listener, state.clone(), metrics.clone(), stock.clone())?;
         Ok(Application {
             port,
             server,
             state,
             jobs_every: overrides.jobs_every,
+            stock,
+            metrics,
         })
     }
 
@@ -131,12 +137,27 @@ impl Application {
                 mail_wake: state.mail_wake.clone(),
             },
         ));
+        let freshness = match self.metrics.stock_freshness() {
+            Ok(gauges) => Some(gauges),
+            Err(e) => {
+                tracing::warn!(error = %e, "stock snapshot gauges not registered");
+                None
+            }
+        };
+        let stock = tokio::spawn(stock::refresh_loop(
+            state.db.clone(),
+            self.stock.clone(),
+            state.policy.clone(),
+            state.clock.clone(),
+            freshness,
+        ));
         let result = self.server.await;
         mail.abort();
         upkeep.abort();
         policy.abort();
         expiry.abort();
         reminders.abort();
+        stock.abort();
         result
     }
 }
@@ -172,19 +193,28 @@ async fn upkeep(db: Db, clock: Clock) {
     }
 }
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The content security policy: everything from this origin only, except the
+/// map's tiles, which come from the host of `MAP_TILE_URL`.
+fn csp(tile_url: &str) -> String {
+    let tiles = crate::config::tile_origin(tile_url)
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' data:{tiles}; connect-src 'self'; font-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
 /// Headers every response carries unless its handler set its own. Responses are
 /// not to be stored by default: pages carry a per-session CSRF token or a
 /// logged-in user's data, and so do their redirects and error pages; what may be
 /// cached (static files) says so itself. HSTS only in production, where the app
 /// is served over HTTPS.
-fn security_headers(production: bool) -> DefaultHeaders {
+fn security_headers(production: bool, csp: &str) -> DefaultHeaders {
     let headers = DefaultHeaders::new()
         .add((header::CACHE_CONTROL, "no-store"))
-        .add((header::CONTENT_SECURITY_POLICY, CSP))
+        .add((header::CONTENT_SECURITY_POLICY, csp.to_owned()))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "same-origin"))
@@ -210,8 +240,11 @@ fn server(
     listener: TcpListener,
     state: web::Data<AppState>,
     metrics: Arc<Metrics>,
+    stock: Arc<StockCache>,
 ) -> anyhow::Result<Server> {
     let production = state.config.app_env == AppEnv::Production;
+    let csp = csp(&state.config.map_tile_url);
+    let stock = web::Data::from(stock);
     let workers = state.config.workers;
     let metrics_access = web::Data::new(metrics::Access::from_config(&state.config));
     let server = HttpServer::new(move || {
@@ -239,8 +272,9 @@ fn server(
             .app_data(state.clone())
             .app_data(web::Data::from(metrics.clone()))
             .app_data(metrics_access.clone())
+            .app_data(stock.clone())
             .app_data(web::FormConfig::default().limit(csrf::MAX_FORM_BYTES))
-            .wrap(security_headers(production))
+            .wrap(security_headers(production, &csp))
             .wrap(RequestLog::new(metrics.clone()))
             .configure(public_routes)
             .service(
@@ -262,10 +296,12 @@ fn server(
 }
 
 /// Routes served without session, CSRF or error pages (see [`server`]): the
-/// exact static files and the health probe. A path under `/static/` that is
-/// not a file falls through to the pages and gets the usual 404 page.
+/// exact static files, the health probe and the open data, whose answers are
+/// JSON or CSV as written. A path under `/static/` that is not a file falls
+/// through to the pages and gets the usual 404 page.
 fn public_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz));
+    cfg.configure(crate::opendata::api::routes);
     for file in STATIC_FILES {
         cfg.route(
             &format!("/static/{}", file.0),
@@ -291,6 +327,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::admin::audit_page::routes)
         .configure(crate::admin::supply::routes)
         .configure(crate::admin::windows::routes)
+        .configure(crate::opendata::map::routes)
         .default_service(web::to(not_found));
 }
 
@@ -309,6 +346,46 @@ const STATIC_FILES: &[(&str, &str, &[u8])] = &[
         "js/near-me.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/js/near-me.js"),
+    ),
+    (
+        "js/map.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/js/map.js"),
+    ),
+    (
+        "vendor/leaflet/leaflet.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/vendor/leaflet/leaflet.js"),
+    ),
+    (
+        "vendor/leaflet/leaflet.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/vendor/leaflet/leaflet.css"),
+    ),
+    (
+        "vendor/leaflet/images/layers.png",
+        "image/png",
+        include_bytes!("../static/vendor/leaflet/images/layers.png"),
+    ),
+    (
+        "vendor/leaflet/images/layers-2x.png",
+        "image/png",
+        include_bytes!("../static/vendor/leaflet/images/layers-2x.png"),
+    ),
+    (
+        "vendor/leaflet/images/marker-icon.png",
+        "image/png",
+        include_bytes!("../static/vendor/leaflet/images/marker-icon.png"),
+    ),
+    (
+        "vendor/leaflet/images/marker-icon-2x.png",
+        "image/png",
+        include_bytes!("../static/vendor/leaflet/images/marker-icon-2x.png"),
+    ),
+    (
+        "vendor/leaflet/images/marker-shadow.png",
+        "image/png",
+        include_bytes!("../static/vendor/leaflet/images/marker-shadow.png"),
     ),
 ];
 

@@ -92,7 +92,19 @@ pub struct ConfigArgs {
     /// Bearer token that opens `/metrics` from any address (16+ characters).
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
     pub metrics_token: Option<String>,
+    /// Map tiles of `/map`: an `https://` (or `http://`) URL template with `{z}`,
+    /// `{x}` and `{y}`. Its host is allowed for images by the CSP.
+    #[arg(
+        long,
+        env = "MAP_TILE_URL",
+        default_value = DEFAULT_MAP_TILE_URL,
+        global = true
+    )]
+    pub map_tile_url: String,
 }
+
+/// OpenStreetMap's standard tiles.
+pub const DEFAULT_MAP_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnv {
@@ -127,6 +139,8 @@ pub struct Config {
     pub metrics_allow: Vec<IpAddr>,
     /// The bearer token that opens `/metrics` from anywhere.
     pub metrics_token: Option<MetricsToken>,
+    /// The tile URL template of `/map` ([`parse_tile_url`]).
+    pub map_tile_url: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -249,6 +263,8 @@ pub enum ConfigError {
     MetricsAllow(String),
     #[error("METRICS_TOKEN must be at least 16 characters")]
     MetricsToken,
+    #[error("MAP_TILE_URL `{0}` must be an http(s):// URL with {{z}}, {{x}} and {{y}}")]
+    MapTileUrl(String),
     #[error("DB_POOL_SIZE must be between 1 and 512")]
     PoolSize,
     #[error("cannot read or write the secret key file {path}: {source}")]
@@ -327,6 +343,7 @@ impl Config {
             trust_forwarded,
             metrics_allow,
             metrics_token,
+            map_tile_url: parse_tile_url(&args.map_tile_url)?,
         })
     }
 
@@ -389,6 +406,37 @@ fn same_directory(a: &Path, b: &Path) -> bool {
         p.components().filter(|c| !matches!(c, Component::CurDir))
     }
     normal(a).eq(normal(b))
+}
+
+/// A tile URL template: `http(s)://host[:port]/…{z}…{x}…{y}…`, nothing that
+/// could break out of the CSP header or an HTML attribute.
+pub fn parse_tile_url(url: &str) -> Result<String, ConfigError> {
+    let url = url.trim();
+    let ok = tile_origin(url).is_some()
+        && ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p))
+        && url
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | ';' | ','));
+    if ok {
+        Ok(url.to_owned())
+    } else {
+        Err(ConfigError::MapTileUrl(url.to_owned()))
+    }
+}
+
+/// The origin (`https://tile.openstreetmap.org`) of a tile URL template, for
+/// the CSP's `img-src`. Leaflet's `{s}` subdomains become a wildcard.
+pub fn tile_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let host = rest.split('/').next().filter(|h| !h.is_empty())?;
+    let host = host.replace("{s}", "*");
+    let valid = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*'));
+    valid.then(|| format!("{scheme}://{host}"))
 }
 
 pub fn parse_mail_url(url: &str) -> Result<MailTransport, ConfigError> {

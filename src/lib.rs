@@ -9,6 +9,7 @@ pub mod db;
 pub mod demo;
 pub mod i18n;
 pub mod mail;
+pub mod opendata;
 pub mod pharmacy;
 pub mod policy;
 pub mod quota;

@@ -84,6 +84,27 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// The gauges of the open-data snapshot's freshness: when it was last
+    /// checked against the database and when its data was read (Unix seconds;
+    /// its age is `time() - …`).
+    pub fn stock_freshness(&self) -> Result<crate::opendata::snapshot::Freshness, MetricsError> {
+        let gauge = |name: &str, help: &str| -> Result<prometheus::Gauge, MetricsError> {
+            let g = prometheus::Gauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            self.registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        Ok(crate::opendata::snapshot::Freshness {
+            checked: gauge(
+                "opendata_snapshot_checked_timestamp_seconds",
+                "When the open-data snapshot was last checked against the database",
+            )?,
+            taken: gauge(
+                "opendata_snapshot_taken_timestamp_seconds",
+                "When the data of the open-data snapshot in force was read",
+            )?,
+        })
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> Result<String, MetricsError> {
         let mut out = Vec::with_capacity(16 * 1024);

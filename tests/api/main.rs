@@ -26,6 +26,7 @@ mod hashing;
 mod health;
 mod hostile_input;
 mod mail;
+mod opendata;
 mod pages;
 mod quota;
 mod rate_limit;

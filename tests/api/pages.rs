@@ -118,6 +118,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         "[data-login-to-reserve]",
     )
     .await;
+    check(&app, &browser, "map", "/map", "[data-markers]").await;
 
     // Forms sent back with mistakes.
     c.goto(&app.url("/login")).await.unwrap();

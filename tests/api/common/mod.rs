@@ -112,6 +112,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         trust_forwarded: false,
         metrics_allow: mask_reservation::config::loopback(),
         metrics_token: None,
+        map_tile_url: mask_reservation::config::DEFAULT_MAP_TILE_URL.to_owned(),
     };
     if let Some(configure) = options.configure {
         configure(&mut config);

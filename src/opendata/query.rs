@@ -1,0 +1,233 @@
+//! The questions the open-data API accepts, parsed from the query string: a
+//! value that is out of range is refused here with the message the client
+//! gets, or clamped where SPEC §8 says so (`perPage`, `m`).
+
+use std::collections::HashMap;
+
+/// `perPage` when none is given.
+pub const DEFAULT_PER_PAGE: u32 = 500;
+/// The largest `perPage`; a larger one is answered as this.
+pub const MAX_PER_PAGE: u32 = 5000;
+/// `m` (metres) when none is given.
+pub const DEFAULT_RADIUS_M: f64 = 500.0;
+/// The largest `m`; a larger one is answered as this.
+pub const MAX_RADIUS_M: f64 = 5000.0;
+/// The longest query string read; anything longer is refused whole.
+pub const MAX_QUERY_BYTES: usize = 2048;
+/// The longest `address` searched for, in characters.
+pub const MAX_ADDRESS_CHARS: usize = 100;
+
+/// Why a question was refused: the `message` of the 400 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadQuery(pub String);
+
+fn bad(message: impl Into<String>) -> BadQuery {
+    BadQuery(message.into())
+}
+
+/// The query string's parameters; the first of a repeated name counts.
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(query: &str) -> Result<Params, BadQuery> {
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(bad(format!(
+                "the query string is longer than {MAX_QUERY_BYTES} bytes"
+            )));
+        }
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+        Ok(Params(map))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim())
+    }
+}
+
+/// A page of a paged endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageQuery {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl PageQuery {
+    pub fn parse(p: &Params) -> Result<PageQuery, BadQuery> {
+        let page = match p.get("page") {
+            None | Some("") => 1,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(bad("page must be a whole number from 1")),
+            },
+        };
+        let per_page = match p.get("perPage") {
+            None | Some("") => DEFAULT_PER_PAGE,
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if n >= 1 => {
+                    u32::try_from(n.min(u64::from(MAX_PER_PAGE))).unwrap_or(MAX_PER_PAGE)
+                }
+                Ok(_) => return Err(bad("perPage must be a whole number from 1")),
+                // A number too long for u64 is still a number: clamp it.
+                Err(_) if is_digits(text) => MAX_PER_PAGE,
+                Err(_) => return Err(bad("perPage must be a whole number from 1")),
+            },
+        };
+        Ok(PageQuery { page, per_page })
+    }
+
+    /// The positions of this page's items among `total`, empty past the end.
+    pub fn range(self, total: usize) -> std::ops::Range<usize> {
+        let per = self.per_page as usize;
+        let start = (self.page as usize - 1).saturating_mul(per).min(total);
+        start..start.saturating_add(per).min(total)
+    }
+
+    /// Pages needed for `total` items (0 for none).
+    pub fn total_pages(self, total: usize) -> usize {
+        total.div_ceil(self.per_page as usize)
+    }
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A point and a radius.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeoQuery {
+    pub lat: f64,
+    pub lng: f64,
+    /// Metres, clamped to [`MAX_RADIUS_M`].
+    pub m: f64,
+}
+
+impl GeoQuery {
+    pub fn parse(p: &Params) -> Result<GeoQuery, BadQuery> {
+        let lat = coordinate(p.get("lat"), "lat", 90.0)?;
+        let lng = coordinate(p.get("lng"), "lng", 180.0)?;
+        let m = match p.get("m") {
+            None | Some("") => DEFAULT_RADIUS_M,
+            Some(text) => match text.parse::<f64>() {
+                Ok(m) if m >= 0.0 && !m.is_nan() => m.min(MAX_RADIUS_M),
+                _ => return Err(bad("m must be a distance in metres, 0 or more")),
+            },
+        };
+        Ok(GeoQuery { lat, lng, m })
+    }
+
+    /// What makes two questions the same answer (for its `ETag`).
+    pub fn key(&self) -> (u64, u64, u64) {
+        (self.lat.to_bits(), self.lng.to_bits(), self.m.to_bits())
+    }
+}
+
+fn coordinate(text: Option<&str>, name: &str, limit: f64) -> Result<f64, BadQuery> {
+    let text = match text {
+        None | Some("") => return Err(bad(format!("{name} is required"))),
+        Some(t) => t,
+    };
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.abs() <= limit => Ok(x),
+        _ => Err(bad(format!(
+            "{name} must be a number from -{limit} to {limit}"
+        ))),
+    }
+}
+
+/// An address, or the start of one.
+pub fn address(p: &Params) -> Result<String, BadQuery> {
+    let text = p.get("address").unwrap_or("");
+    if text.is_empty() {
+        return Err(bad("address is required"));
+    }
+    if text.chars().count() > MAX_ADDRESS_CHARS || text.chars().any(char::is_control) {
+        return Err(bad(format!(
+            "address must be at most {MAX_ADDRESS_CHARS} characters of text"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &str) -> Params {
+        Params::parse(q).unwrap()
+    }
+
+    #[test]
+    fn pages_default_to_the_first_of_500_and_clamp_at_5000() {
+        let p = PageQuery::parse(&params("")).unwrap();
+        assert_eq!((p.page, p.per_page), (1, 500));
+        let p = PageQuery::parse(&params("page=3&perPage=99999")).unwrap();
+        assert_eq!((p.page, p.per_page), (3, 5000));
+        let p = PageQuery::parse(&params("perPage=99999999999999999999999")).unwrap();
+        assert_eq!(p.per_page, 5000);
+        for q in [
+            "page=0",
+            "page=-1",
+            "page=abc",
+            "perPage=abc",
+            "perPage=0",
+            "perPage=-5",
+        ] {
+            assert!(PageQuery::parse(&params(q)).is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_page_past_the_end_is_empty() {
+        let p = PageQuery {
+            page: 3,
+            per_page: 10,
+        };
+        assert_eq!(p.range(25), 20..25);
+        assert_eq!(p.range(20), 20..20);
+        assert_eq!(p.total_pages(25), 3);
+        let far = PageQuery {
+            page: u32::MAX,
+            per_page: 5000,
+        };
+        assert!(far.range(25_000).is_empty());
+    }
+
+    #[test]
+    fn coordinates_must_be_numbers_on_the_earth_and_the_radius_is_clamped() {
+        let g = GeoQuery::parse(&params("lat=37.5&lng=127&m=99999")).unwrap();
+        assert_eq!((g.lat, g.lng, g.m), (37.5, 127.0, 5000.0));
+        assert_eq!(
+            GeoQuery::parse(&params("lat=37.5&lng=127")).unwrap().m,
+            500.0
+        );
+        for q in [
+            "lng=127",
+            "lat=37.5",
+            "lat=abc&lng=127",
+            "lat=200&lng=127",
+            "lat=37&lng=181",
+            "lat=NaN&lng=127",
+            "lat=inf&lng=127",
+            "lat=37&lng=127&m=-5",
+            "lat=37&lng=127&m=x",
+        ] {
+            assert!(GeoQuery::parse(&params(q)).is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn an_address_is_required_and_bounded() {
+        assert_eq!(
+            address(&params("address=%EC%84%9C%EC%9A%B8")).unwrap(),
+            "서울"
+        );
+        assert!(address(&params("address=")).is_err());
+        assert!(address(&params("address=%20%20")).is_err());
+        assert!(address(&params("")).is_err());
+        assert!(Params::parse(&"a".repeat(10_000)).is_err());
+    }
+}

@@ -1,0 +1,980 @@
+//! Open data: the 2020 public-mask API (against the recorded launch-day
+//! answer, key by key), the status thresholds, freshness within a second,
+//! geo and paging edges, bad input, CSV, OpenAPI, CORS and ETags, and the map.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use mask_reservation::db::schema::{stock_ledger, store_days, stores};
+use mask_reservation::db::{Db, write_tx};
+use mask_reservation::policy::Policy;
+use mask_reservation::stores::import::{StoreRow, insert_all};
+use mask_reservation::supply::allocation::allocate_new_day;
+use serde_json::Value;
+
+use crate::common::browser::{Browser, wait_for};
+use crate::common::{TestApp, eventually, repo_path, spawn_app};
+
+const API: &str = "/corona19-masks/v1";
+
+/// How long a test waits for the snapshot to show a change (it is refreshed
+/// every second).
+const FRESH: Duration = Duration::from_secs(10);
+
+fn sample() -> Value {
+    let path =
+        repo_path("tests/api/fixtures/opendata/storesByAddr-2020-03-11-seongnam-seohyeon.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn store_row(code: &str, name: &str, addr: &str, lat: f64, lng: f64) -> StoreRow {
+    StoreRow {
+        code: code.into(),
+        name: name.into(),
+        addr: addr.into(),
+        store_type: "01".into(),
+        lat,
+        lng,
+        phone: None,
+        region: addr.split(' ').next().unwrap_or("").into(),
+    }
+}
+
+fn add_stores(db: &Db, rows: &[StoreRow]) -> Vec<i64> {
+    let mut conn = db.get().unwrap();
+    write_tx(&mut conn, |tx| insert_all(tx, rows)).unwrap()
+}
+
+fn add_store(db: &Db, code: &str, addr: &str, lat: f64, lng: f64) -> i64 {
+    add_stores(
+        db,
+        &[store_row(code, &format!("약국 {code}"), addr, lat, lng)],
+    )[0]
+}
+
+fn today() -> chrono::NaiveDate {
+    Utc::now()
+        .with_timezone(&chrono_tz::Asia::Seoul)
+        .date_naive()
+}
+
+/// Today's supply for a store, split over the default windows.
+fn supply(db: &Db, store_id: i64, quantity: i32) {
+    let mut conn = db.get().unwrap();
+    write_tx(&mut conn, |tx| {
+        allocate_new_day(tx, &Policy::default(), store_id, today(), quantity, None)
+    })
+    .unwrap();
+}
+
+fn suspend(db: &Db, store_id: i64) {
+    let mut conn = db.get().unwrap();
+    diesel::update(stores::table.find(store_id))
+        .set((
+            stores::suspended.eq(true),
+            stores::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+}
+
+/// Moves today's counters of a store as a booking or a pickup would, stamped
+/// `at`, with its ledger row.
+fn move_stock(
+    db: &Db,
+    store_id: i64,
+    kind: &str,
+    reserved: i32,
+    picked_up: i32,
+    at: NaiveDateTime,
+) {
+    let mut conn = db.get().unwrap();
+    write_tx(&mut conn, |tx| {
+        let day_id: i64 = store_days::table
+            .filter(store_days::store_id.eq(store_id))
+            .filter(store_days::day.eq(today()))
+            .select(store_days::id)
+            .first(tx.conn())?;
+        diesel::update(store_days::table.find(day_id))
+            .set((
+                store_days::reserved.eq(store_days::reserved + reserved),
+                store_days::picked_up.eq(store_days::picked_up + picked_up),
+                store_days::stock_changed_at.eq(at),
+            ))
+            .execute(tx.conn())?;
+        diesel::insert_into(stock_ledger::table)
+            .values((
+                stock_ledger::store_day_id.eq(day_id),
+                stock_ledger::kind.eq(kind),
+                stock_ledger::reserved_delta.eq(reserved),
+                stock_ledger::picked_up_delta.eq(picked_up),
+                stock_ledger::created_at.eq(at),
+            ))
+            .execute(tx.conn())
+    })
+    .unwrap();
+}
+
+async fn get_json(app: &TestApp, path: &str) -> (reqwest::StatusCode, Value) {
+    let res = app.get(path).await;
+    let status = res.status();
+    let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(ct, "application/json; charset=utf-8", "{path}");
+    (status, res.json().await.unwrap())
+}
+
+async fn ok_json(app: &TestApp, path: &str) -> Value {
+    let (status, body) = get_json(app, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// The answer once the snapshot has `n` stores (right after they were
+/// written, the next refresh may not have run yet).
+async fn when_stores(app: &TestApp, n: u64) {
+    eventually(FRESH, "the snapshot to hold the stores", || async {
+        let v = ok_json(app, &format!("{API}/stores/json?perPage=1")).await;
+        (v["totalCount"] == n).then_some(())
+    })
+    .await;
+}
+
+fn by_code<'a>(stores: &'a Value, code: &str) -> &'a Value {
+    stores
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["code"] == code)
+        .unwrap_or_else(|| panic!("{code} not in {stores}"))
+}
+
+#[tokio::test]
+async fn answers_have_the_keys_and_types_of_the_recorded_2020_answer() {
+    let app = spawn_app().await;
+    let addr = "경기도 성남시 분당구 서현로 184 (서현동)";
+    let with = add_store(&app.db, "31811931", addr, 37.3883743, 127.1237889);
+    add_store(&app.db, "41805801", addr, 37.3884, 127.1238);
+    supply(&app.db, with, 250);
+    when_stores(&app, 2).await;
+
+    let recorded = sample();
+    let (status, ours) = get_json(
+        &app,
+        &format!(
+            "{API}/storesByAddr/json?address={}",
+            form_urlencoded::byte_serialize("경기도 성남시 분당구 서현동".as_bytes())
+                .collect::<String>()
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(ours["count"], 0, "a substring that is not in any address");
+    let answer = ok_json(
+        &app,
+        &format!("{API}/storesByAddr/json?address=%EA%B2%BD%EA%B8%B0%EB%8F%84%20%EC%84%B1%EB%82%A8%EC%8B%9C"),
+    )
+    .await;
+    assert_eq!(keys(&answer), keys(&recorded), "top-level keys");
+    for k in keys(&recorded) {
+        assert_eq!(kind(&answer[&k]), kind(&recorded[&k]), "type of {k}");
+    }
+    assert_eq!(answer["address"], "경기도 성남시");
+    assert_eq!(answer["count"], answer["stores"].as_array().unwrap().len());
+    assert_eq!(answer["count"], 2);
+
+    // Every store object: the recorded keys, plus `remain`; each of the types
+    // recorded — or null where the recorded answer has null for a store
+    // without data.
+    let recorded_store = &recorded["stores"][0];
+    let mut expected_keys = keys(recorded_store);
+    expected_keys.insert("remain".into());
+    let geo = ok_json(
+        &app,
+        &format!("{API}/storesByGeo/json?lat=37.3883743&lng=127.1237889"),
+    )
+    .await;
+    assert_eq!(keys(&geo), ["count", "stores"].map(String::from).into());
+    for list in [&answer["stores"], &geo["stores"]] {
+        for store in list.as_array().unwrap() {
+            assert_eq!(keys(store), expected_keys);
+            for k in keys(recorded_store) {
+                let nullable = ["created_at", "remain_stat", "stock_at"].contains(&k.as_str());
+                let t = kind(&store[&k]);
+                assert!(
+                    t == kind(&recorded_store[&k]) || (nullable && t == "null"),
+                    "{k} is {t} in {store}"
+                );
+            }
+        }
+    }
+    let supplied = by_code(&answer["stores"], "31811931");
+    assert_eq!(supplied["remain_stat"], "plenty");
+    assert_eq!(supplied["remain"], 250);
+    assert_eq!(supplied["type"], "01");
+    assert_eq!(supplied["lat"], 37.3883743);
+    let time =
+        |v: &Value| NaiveDateTime::parse_from_str(v.as_str().unwrap(), "%Y/%m/%d %H:%M:%S").is_ok();
+    assert!(
+        time(&supplied["created_at"]) && time(&supplied["stock_at"]),
+        "{supplied}"
+    );
+    // As the recorded 41805801: every key kept, the stock ones null.
+    let bare = by_code(&answer["stores"], "41805801");
+    for k in ["created_at", "remain_stat", "stock_at", "remain"] {
+        assert!(bare[k].is_null(), "{k} in {bare}");
+    }
+
+    let stores = ok_json(&app, &format!("{API}/stores/json")).await;
+    assert_eq!(
+        keys(&stores),
+        ["count", "page", "storeInfos", "totalCount", "totalPages"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(stores["page"], "1");
+    assert!(stores["totalCount"].is_u64() && stores["totalPages"].is_u64());
+    assert_eq!(
+        keys(&stores["storeInfos"][0]),
+        ["addr", "code", "lat", "lng", "name", "type"]
+            .map(String::from)
+            .into()
+    );
+    let sales = ok_json(&app, &format!("{API}/sales/json")).await;
+    assert_eq!(
+        keys(&sales),
+        ["count", "page", "sales", "totalCount", "totalPages"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(
+        keys(&sales["sales"][0]),
+        ["code", "created_at", "remain", "remain_stat", "stock_at"]
+            .map(String::from)
+            .into()
+    );
+}
+
+#[tokio::test]
+async fn remain_stat_follows_the_thresholds_of_spec_section_6() {
+    let app = spawn_app().await;
+    let cases: &[(&str, Option<i32>, bool, Option<&str>)] = &[
+        ("10000000", Some(0), false, Some("empty")),
+        ("10000001", Some(1), false, Some("empty")),
+        ("10000002", Some(2), false, Some("few")),
+        ("10000029", Some(29), false, Some("few")),
+        ("10000030", Some(30), false, Some("some")),
+        ("10000099", Some(99), false, Some("some")),
+        ("10000100", Some(100), false, Some("plenty")),
+        ("20000100", Some(100), true, Some("break")),
+        ("30000000", None, false, None),
+        ("30000001", None, true, Some("break")),
+    ];
+    for (code, quantity, suspended, _) in cases {
+        let id = add_store(&app.db, code, "서울특별시 중구 세종대로 1", 37.56, 126.97);
+        if let Some(q) = quantity {
+            supply(&app.db, id, *q);
+        }
+        if *suspended {
+            suspend(&app.db, id);
+        }
+    }
+    when_stores(&app, cases.len() as u64).await;
+    let sales = eventually(FRESH, "the suspensions", || async {
+        let v = ok_json(&app, &format!("{API}/sales/json")).await;
+        (by_code(&v["sales"], "30000001")["remain_stat"] == "break").then_some(v)
+    })
+    .await;
+    let html = app.html("/map?address=%EC%84%9C%EC%9A%B8").await;
+    for (code, quantity, _, stat) in cases {
+        let sale = by_code(&sales["sales"], code);
+        assert_eq!(sale["remain_stat"].as_str(), *stat, "{code}");
+        assert_eq!(sale["remain"].as_i64(), quantity.map(i64::from), "{code}");
+        assert_eq!(sale["stock_at"].is_null(), quantity.is_none(), "{code}");
+        let shown = stat.unwrap_or("");
+        assert!(
+            html.contains(&format!(
+                "data-store-code=\"{code}\" data-remain-stat=\"{shown}\""
+            )),
+            "{code} as {shown} on the map page"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reservation_and_a_pickup_show_in_the_next_answers_within_a_second() {
+    let app = spawn_app().await;
+    let id = add_store(
+        &app.db,
+        "11800001",
+        "서울특별시 중구 세종대로 1",
+        37.56,
+        126.97,
+    );
+    supply(&app.db, id, 100);
+    let path = format!("{API}/storesByGeo/json?lat=37.56&lng=126.97&m=100");
+    eventually(FRESH, "the supply", || async {
+        let v = ok_json(&app, &path).await;
+        (v["stores"][0]["remain"] == 100).then_some(())
+    })
+    .await;
+
+    let booked_at = Utc::now().naive_utc();
+    move_stock(&app.db, id, "reservation", 71, 0, booked_at);
+    let v = eventually(FRESH, "the reservation", || async {
+        let v = ok_json(&app, &path).await;
+        (v["stores"][0]["remain"] == 29).then_some(v)
+    })
+    .await;
+    assert_eq!(v["stores"][0]["remain_stat"], "few");
+    let seoul = |at: NaiveDateTime| {
+        at.and_utc()
+            .with_timezone(&chrono_tz::Asia::Seoul)
+            .format("%Y/%m/%d %H:%M:%S")
+            .to_string()
+    };
+    assert_eq!(v["stores"][0]["stock_at"], seoul(booked_at));
+
+    // A pickup leaves the count as it is and moves `stock_at`.
+    let picked_at = booked_at + chrono::TimeDelta::seconds(3);
+    move_stock(&app.db, id, "pickup", -1, 1, picked_at);
+    eventually(FRESH, "the pickup", || async {
+        let v = ok_json(&app, &path).await;
+        (v["stores"][0]["stock_at"] == seoul(picked_at)).then_some(())
+    })
+    .await;
+    let csv = app.get("/opendata/stock.csv").await.text().await.unwrap();
+    assert!(
+        csv.contains(&format!(",29,few,{}", seoul(picked_at))),
+        "{csv}"
+    );
+}
+
+#[tokio::test]
+async fn stores_by_geo_answers_within_the_radius_nearest_first() {
+    let app = spawn_app().await;
+    // Metres north of the centre: about 111 m per 0.001° of latitude.
+    let (lat, lng) = (37.5, 127.0);
+    for (code, north) in [
+        ("10000300", 0.0027), // ~300 m
+        ("10000100", 0.0009), // ~100 m
+        ("10000700", 0.0063), // ~700 m
+        ("10004900", 0.0440), // ~4.9 km
+        ("10006000", 0.0540), // ~6 km
+    ] {
+        add_store(
+            &app.db,
+            code,
+            "서울특별시 중구 세종대로 1",
+            lat + north,
+            lng,
+        );
+    }
+    when_stores(&app, 5).await;
+    let codes = |v: Value| -> Vec<String> {
+        assert_eq!(v["count"], v["stores"].as_array().unwrap().len());
+        v["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let at = |q: &str| format!("{API}/storesByGeo/json?lat={lat}&lng={lng}{q}");
+    assert_eq!(
+        codes(ok_json(&app, &at("")).await),
+        ["10000100", "10000300"]
+    );
+    assert_eq!(
+        codes(ok_json(&app, &at("&m=1000")).await),
+        ["10000100", "10000300", "10000700"]
+    );
+    assert_eq!(
+        codes(ok_json(&app, &at("&m=50")).await),
+        Vec::<String>::new()
+    );
+    // Clamped to 5,000 m, not refused.
+    assert_eq!(
+        codes(ok_json(&app, &at("&m=100000")).await),
+        ["10000100", "10000300", "10000700", "10004900"]
+    );
+}
+
+#[tokio::test]
+async fn pages_cover_every_store_once_and_past_the_end_is_empty() {
+    let app = spawn_app().await;
+    let rows: Vec<StoreRow> = (0..7)
+        .map(|i| {
+            store_row(
+                &format!("1000000{i}"),
+                "약국",
+                "서울특별시 중구 1",
+                37.5,
+                127.0,
+            )
+        })
+        .collect();
+    add_stores(&app.db, &rows);
+    when_stores(&app, 7).await;
+    let mut seen = Vec::new();
+    for (page, count) in [(1, 3), (2, 3), (3, 1), (4, 0), (4_000_000_000u64, 0)] {
+        for kind in ["stores", "sales"] {
+            let v = ok_json(&app, &format!("{API}/{kind}/json?page={page}&perPage=3")).await;
+            let array = if kind == "stores" {
+                "storeInfos"
+            } else {
+                "sales"
+            };
+            assert_eq!(v["page"], page.to_string());
+            assert_eq!(v["count"], count, "{kind} page {page}");
+            assert_eq!(v[array].as_array().unwrap().len(), count);
+            assert_eq!(v["totalCount"], 7);
+            assert_eq!(v["totalPages"], 3);
+            if kind == "stores" {
+                seen.extend(
+                    v[array]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s["code"].as_str().unwrap().to_owned()),
+                );
+            }
+        }
+    }
+    let mut expected: Vec<String> = rows.iter().map(|r| r.code.clone()).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every store once, by code");
+}
+
+#[tokio::test]
+async fn per_page_defaults_to_500_and_is_capped_at_5000() {
+    let app = spawn_app().await;
+    let rows: Vec<StoreRow> = (0..5001)
+        .map(|i| {
+            store_row(
+                &format!("{:08}", 10_000_000 + i),
+                "약국",
+                "서울특별시 중구 1",
+                37.5,
+                127.0,
+            )
+        })
+        .collect();
+    add_stores(&app.db, &rows);
+    when_stores(&app, 5001).await;
+    let v = ok_json(&app, &format!("{API}/sales/json")).await;
+    assert_eq!(
+        (v["count"].as_u64(), v["totalPages"].as_u64()),
+        (Some(500), Some(11))
+    );
+    let v = ok_json(&app, &format!("{API}/stores/json?perPage=9999")).await;
+    assert_eq!(
+        (v["count"].as_u64(), v["totalPages"].as_u64()),
+        (Some(5000), Some(2))
+    );
+    let v = ok_json(&app, &format!("{API}/stores/json?perPage=9999&page=2")).await;
+    assert_eq!(v["count"], 1);
+    assert_eq!(v["storeInfos"][0]["code"], "10005000");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_with_a_json_message_and_unknown_paths_a_json_404() {
+    let app = spawn_app().await;
+    add_store(
+        &app.db,
+        "11800001",
+        "서울특별시 중구 세종대로 1",
+        37.56,
+        126.97,
+    );
+    let long = format!("{API}/stores/json?page=1&x={}", "a".repeat(10 * 1024));
+    let cases = [
+        format!("{API}/storesByGeo/json"),
+        format!("{API}/storesByGeo/json?lng=127"),
+        format!("{API}/storesByGeo/json?lat=37.5"),
+        format!("{API}/storesByGeo/json?lat=abc&lng=127"),
+        format!("{API}/storesByGeo/json?lat=37.5&lng=x"),
+        format!("{API}/storesByGeo/json?lat=200&lng=127"),
+        format!("{API}/storesByGeo/json?lat=37.5&lng=127&m=-5"),
+        format!("{API}/stores/json?page=0"),
+        format!("{API}/sales/json?page=-1"),
+        format!("{API}/stores/json?perPage=abc"),
+        format!("{API}/sales/json?perPage=0"),
+        format!("{API}/storesByAddr/json?address="),
+        format!("{API}/storesByAddr/json?address=%20"),
+        format!("{API}/storesByAddr/json"),
+        long,
+    ];
+    for path in &cases {
+        let (status, body) = get_json(&app, path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+    for path in [
+        format!("{API}/nothing"),
+        format!("{API}/stores/xml"),
+        "/opendata/nothing".into(),
+    ] {
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(body["message"].is_string());
+    }
+    let res = app
+        .client
+        .post(app.url(&format!("{API}/stores/json")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
+
+#[tokio::test]
+async fn stores_by_addr_matches_the_start_or_any_part_of_the_address() {
+    let app = spawn_app().await;
+    add_store(
+        &app.db,
+        "11800001",
+        "서울특별시 중구 세종대로 110",
+        37.56,
+        126.97,
+    );
+    add_store(
+        &app.db,
+        "11800002",
+        "서울특별시 종로구 종로 6",
+        37.57,
+        126.98,
+    );
+    add_store(
+        &app.db,
+        "31800001",
+        "경기도 성남시 분당구 서현로 184",
+        37.38,
+        127.12,
+    );
+    when_stores(&app, 3).await;
+    let codes = |v: &Value| -> Vec<String> {
+        v["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ask = |a: &str| {
+        format!(
+            "{API}/storesByAddr/json?address={}",
+            form_urlencoded::byte_serialize(a.as_bytes()).collect::<String>()
+        )
+    };
+    let v = ok_json(&app, &ask("서울특별시")).await;
+    assert_eq!(codes(&v), ["11800001", "11800002"]);
+    let v = ok_json(&app, &ask("서울특별시 중구")).await;
+    assert_eq!(
+        (v["address"].as_str(), codes(&v)),
+        (Some("서울특별시 중구"), vec!["11800001".to_owned()])
+    );
+    let v = ok_json(&app, &ask("분당구")).await;
+    assert_eq!(codes(&v), ["31800001"]);
+    let v = ok_json(&app, &ask("부산광역시")).await;
+    assert_eq!((v["count"].as_u64(), codes(&v).len()), (Some(0), 0));
+}
+
+#[tokio::test]
+async fn stock_csv_has_every_store_and_keeps_formulas_inert() {
+    let app = spawn_app().await;
+    let ids = add_stores(
+        &app.db,
+        &[
+            store_row(
+                "11800001",
+                "=HYPERLINK(\"http://x\")",
+                "서울특별시 중구 1, 1층",
+                37.56,
+                126.97,
+            ),
+            store_row("11800002", "약국", "@서울특별시 중구 2", 37.57, 126.98),
+        ],
+    );
+    supply(&app.db, ids[0], 42);
+    when_stores(&app, 2).await;
+    let res = app.get("/opendata/stock.csv").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    let text = res.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "code",
+            "name",
+            "addr",
+            "type",
+            "lat",
+            "lng",
+            "remain",
+            "remain_stat",
+            "stock_at"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[0][0], "11800001");
+    assert_eq!(&rows[0][1], "'=HYPERLINK(\"http://x\")");
+    assert_eq!(&rows[0][6], "42");
+    assert_eq!(&rows[0][7], "some");
+    assert_eq!(&rows[1][2], "'@서울특별시 중구 2");
+    assert_eq!((&rows[1][6], &rows[1][7], &rows[1][8]), ("", "", ""));
+}
+
+/// The JSON type name an OpenAPI schema says.
+fn schema_type(s: &openapiv3::Schema) -> (&'static str, bool) {
+    use openapiv3::{SchemaKind, Type};
+    let t = match &s.schema_kind {
+        SchemaKind::Type(Type::String(_)) => "string",
+        SchemaKind::Type(Type::Number(_)) => "number",
+        SchemaKind::Type(Type::Integer(_)) => "integer",
+        SchemaKind::Type(Type::Object(_)) => "object",
+        SchemaKind::Type(Type::Array(_)) => "array",
+        SchemaKind::Type(Type::Boolean(_)) => "bool",
+        other => panic!("unexpected schema {other:?}"),
+    };
+    (t, s.schema_data.nullable)
+}
+
+fn resolve<'a>(
+    doc: &'a openapiv3::OpenAPI,
+    r: &'a openapiv3::ReferenceOr<openapiv3::Schema>,
+) -> &'a openapiv3::Schema {
+    match r {
+        openapiv3::ReferenceOr::Item(s) => s,
+        openapiv3::ReferenceOr::Reference { reference } => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            resolve(doc, &doc.components.as_ref().unwrap().schemas[name])
+        }
+    }
+}
+
+fn resolve_boxed<'a>(
+    doc: &'a openapiv3::OpenAPI,
+    r: &'a openapiv3::ReferenceOr<Box<openapiv3::Schema>>,
+) -> &'a openapiv3::Schema {
+    match r {
+        openapiv3::ReferenceOr::Item(s) => s,
+        openapiv3::ReferenceOr::Reference { reference } => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            resolve(doc, &doc.components.as_ref().unwrap().schemas[name])
+        }
+    }
+}
+
+/// Checks a live value against its schema: type, nullability, required and
+/// documented properties, array items.
+fn conforms(doc: &openapiv3::OpenAPI, schema: &openapiv3::Schema, value: &Value, at: &str) {
+    use openapiv3::{SchemaKind, Type};
+    let (t, nullable) = schema_type(schema);
+    if value.is_null() {
+        assert!(nullable, "{at} is null but not nullable");
+        return;
+    }
+    let matches = match t {
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        _ => value.is_boolean(),
+    };
+    assert!(matches, "{at}: {value} is not {t}");
+    match &schema.schema_kind {
+        SchemaKind::Type(Type::Object(o)) => {
+            let obj = value.as_object().unwrap();
+            for r in &o.required {
+                assert!(obj.contains_key(r), "{at}: {r} missing");
+            }
+            for key in obj.keys() {
+                let prop = o
+                    .properties
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{at}.{key} is not documented"));
+                conforms(
+                    doc,
+                    resolve_boxed(doc, prop),
+                    &obj[key],
+                    &format!("{at}.{key}"),
+                );
+            }
+        }
+        SchemaKind::Type(Type::Array(a)) => {
+            let items = resolve_boxed(doc, a.items.as_ref().unwrap());
+            for (i, item) in value.as_array().unwrap().iter().enumerate() {
+                conforms(doc, items, item, &format!("{at}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_description_covers_every_endpoint_and_fits_live_answers() {
+    let app = spawn_app().await;
+    let id = add_store(
+        &app.db,
+        "11800001",
+        "서울특별시 중구 세종대로 1",
+        37.56,
+        126.97,
+    );
+    add_store(
+        &app.db,
+        "11800002",
+        "서울특별시 중구 세종대로 2",
+        37.5601,
+        126.97,
+    );
+    supply(&app.db, id, 120);
+    when_stores(&app, 2).await;
+    let res = app.get("/opendata/openapi.json").await;
+    assert_eq!(res.status(), 200);
+    let doc: openapiv3::OpenAPI = res.json().await.unwrap();
+    assert!(doc.openapi.starts_with("3.0"));
+    let questions = [
+        ("/corona19-masks/v1/stores/json", "?page=1&perPage=10"),
+        ("/corona19-masks/v1/sales/json", ""),
+        (
+            "/corona19-masks/v1/storesByGeo/json",
+            "?lat=37.56&lng=126.97&m=1000",
+        ),
+        (
+            "/corona19-masks/v1/storesByAddr/json",
+            "?address=%EC%84%9C%EC%9A%B8",
+        ),
+        ("/opendata/stock.csv", ""),
+        ("/opendata/openapi.json", ""),
+    ];
+    let documented: BTreeSet<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+    assert_eq!(documented, questions.iter().map(|q| q.0).collect());
+    for (path, query) in questions {
+        let item = doc.paths.paths[path].as_item().unwrap();
+        let op = item.get.as_ref().unwrap_or_else(|| panic!("GET {path}"));
+        let res = app.get(&format!("{path}{query}")).await;
+        assert_eq!(res.status(), 200, "{path}");
+        let ok = op.responses.responses[&openapiv3::StatusCode::Code(200)]
+            .as_item()
+            .unwrap();
+        let Some(media) = ok.content.get("application/json") else {
+            assert!(ok.content.contains_key("text/csv"), "{path}");
+            continue;
+        };
+        if path.ends_with("openapi.json") {
+            continue;
+        }
+        let live: Value = res.json().await.unwrap();
+        let schema = resolve(&doc, media.schema.as_ref().unwrap());
+        conforms(&doc, schema, &live, path);
+        assert!(
+            op.responses
+                .responses
+                .contains_key(&openapiv3::StatusCode::Code(400))
+        );
+    }
+}
+
+#[tokio::test]
+async fn answers_are_open_to_any_origin_and_tagged_for_revalidation() {
+    let app = spawn_app().await;
+    let id = add_store(
+        &app.db,
+        "11800001",
+        "서울특별시 중구 세종대로 1",
+        37.56,
+        126.97,
+    );
+    supply(&app.db, id, 100);
+    when_stores(&app, 1).await;
+    let path = format!("{API}/storesByGeo/json?lat=37.56&lng=126.97");
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url(&path))
+        .header("Origin", "https://maps.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "if-none-match")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET")
+    );
+    assert_eq!(h["access-control-allow-headers"], "if-none-match");
+
+    let first = app
+        .client
+        .get(app.url(&path))
+        .header("Origin", "https://maps.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["access-control-allow-origin"], "*");
+    assert_eq!(first.headers()["cache-control"], "max-age=1");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let again = app
+        .client
+        .get(app.url(&path))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.bytes().await.unwrap().is_empty());
+    for paged in [
+        format!("{API}/sales/json"),
+        format!("{API}/storesByAddr/json?address=%EC%84%9C"),
+    ] {
+        let a = app.get(&paged).await;
+        let tag = a.headers()["etag"].to_str().unwrap().to_owned();
+        let b = app
+            .client
+            .get(app.url(&paged))
+            .header("If-None-Match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(b.status(), 304, "{paged}");
+    }
+
+    move_stock(&app.db, id, "reservation", 1, 0, Utc::now().naive_utc());
+    eventually(FRESH, "a new tag after the stock moved", || async {
+        let res = app
+            .client
+            .get(app.url(&path))
+            .header("If-None-Match", &etag)
+            .send()
+            .await
+            .unwrap();
+        (res.status() == 200 && res.headers()["etag"] != etag.as_str()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_map_page_lists_the_stores_without_javascript() {
+    let app = spawn_app().await;
+    let id = add_store(
+        &app.db,
+        "11800001",
+        "서울특별시 중구 세종대로 1",
+        37.5665,
+        126.978,
+    );
+    add_store(
+        &app.db,
+        "11800002",
+        "서울특별시 중구 세종대로 2",
+        37.5666,
+        126.978,
+    );
+    add_store(&app.db, "21000001", "부산광역시 해운대구 1", 35.16, 129.16);
+    supply(&app.db, id, 50);
+    when_stores(&app, 3).await;
+    let res = app.get("/map").await;
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("img-src 'self' data: https://tile.openstreetmap.org"),
+        "{csp}"
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-store-list"));
+    assert!(html.contains("data-store-code=\"11800001\" data-remain-stat=\"some\""));
+    assert!(html.contains("data-store-code=\"11800002\" data-remain-stat=\"\""));
+    assert!(
+        !html.contains("data-store-code=\"21000001\""),
+        "Busan is not near"
+    );
+    assert!(html.contains("src=\"/static/js/map.js\""));
+    assert!(!html.contains("<script>"), "no inline script");
+
+    let html = app.html("/map?address=%EB%B6%80%EC%82%B0").await;
+    assert!(html.contains("data-store-code=\"21000001\""));
+    let res = app.get("/map?lat=200&lng=x").await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("map-point-error"));
+
+    for file in [
+        "/static/js/map.js",
+        "/static/vendor/leaflet/leaflet.js",
+        "/static/vendor/leaflet/leaflet.css",
+        "/static/vendor/leaflet/images/marker-icon.png",
+    ] {
+        assert_eq!(app.get(file).await.status(), 200, "{file}");
+    }
+    let home = app.html("/").await;
+    assert!(home.contains("href=\"/map\""), "the site links to the map");
+}
+
+#[tokio::test]
+async fn the_map_draws_a_marker_per_demo_store() {
+    let app = spawn_app().await;
+    {
+        let mut conn = app.db.get().unwrap();
+        let key = app.state.keys.national_id.clone();
+        mask_reservation::demo::seed(&mut conn, &key)
+            .unwrap()
+            .unwrap();
+    }
+    let demo_stores = mask_reservation::demo::STORES_CSV.lines().count() - 1;
+    when_stores(&app, demo_stores as u64).await;
+    let browser = Browser::start_in("ko-KR").await;
+    let c = &browser.client;
+    c.goto(&app.url("/map?address=%EC%84%9C%EC%9A%B8%ED%8A%B9%EB%B3%84%EC%8B%9C"))
+        .await
+        .unwrap();
+    wait_for(c, "[data-markers]").await;
+    let drawn = c
+        .execute(
+            "return [document.querySelectorAll('[data-marker]').length,
+                     document.querySelector('[data-map]').getAttribute('data-map-error'),
+                     document.querySelectorAll('tr[data-remain-stat]').length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(drawn[0], demo_stores, "a marker per store: {drawn}");
+    assert!(drawn[1].is_null(), "no error drawing the map: {drawn}");
+    assert_eq!(drawn[2], demo_stores, "and the list beside it");
+    browser.close().await;
+}
