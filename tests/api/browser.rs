@@ -262,3 +262,121 @@ async fn upload(c: &fantoccini::Client, action: &str, file: &std::path::Path) {
     .unwrap();
     submit(c, action).await;
 }
+
+/// A citizen's week: find a pharmacy by a word of its address, reserve a
+/// window, show the pickup code and its QR code, then cancel and get the
+/// quota back.
+#[tokio::test]
+async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
+    use diesel::prelude::*;
+    use mask_reservation::accounts::Role;
+    use mask_reservation::db::schema::reservations;
+    use mask_reservation::db::write_tx;
+    use mask_reservation::policy::Policy;
+    use mask_reservation::supply::allocation::allocate_new_day;
+
+    let app = spawn_app().await;
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(
+        &app.db,
+        Role::Citizen,
+        "minji@example.com",
+        None,
+        true,
+        &key,
+    );
+    let store = fixtures::store(&app.db, "11800001", "세종로약국");
+    fixtures::store(&app.db, "11800002", "광화문약국");
+    {
+        // Tomorrow, so that every window can still be reserved whatever the time.
+        let mut conn = app.db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        let tomorrow = policy.today() + chrono::Days::new(1);
+        write_tx(&mut conn, |tx| {
+            allocate_new_day(tx, &policy, store, tomorrow, 90, None)
+        })
+        .unwrap();
+    }
+
+    let browser = Browser::start_in("ko-KR").await;
+    let c = &browser.client;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", "minji@example.com").await;
+    fill(c, "password", fixtures::PASSWORD).await;
+    submit(c, "/login").await;
+    let left = wait_for(c, "[data-quota-left]").await;
+    assert_eq!(
+        left.attr("data-quota-left").await.unwrap().as_deref(),
+        Some("2")
+    );
+
+    // The search form on the home page finds the store by its name.
+    c.goto(&app.url("/")).await.unwrap();
+    fill(c, "q", "세종로").await;
+    submit(c, "/stores").await;
+    let results = wait_for(c, "[data-search-results]").await;
+    let rows = results
+        .find_all(Locator::Css("tr[data-store-code]"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "only the matching store");
+    c.find(Locator::Css("tr[data-store-code='11800001'] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The first window of tomorrow: reserve one mask.
+    let form = wait_for(c, "form[data-reserve-form]").await;
+    let quantity = form
+        .find(Locator::Css("input[name='quantity']"))
+        .await
+        .unwrap();
+    quantity.clear().await.unwrap();
+    quantity.send_keys("1").await.unwrap();
+    form.find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The reservation page: the code, large and grouped, with its QR code.
+    let code = wait_for(c, "[data-pickup-code]").await;
+    let plain = code.attr("data-pickup-code").await.unwrap().unwrap();
+    assert_eq!(plain.len(), 8);
+    let shown = code.text().await.unwrap();
+    assert_eq!(shown, format!("{}-{}", &plain[..4], &plain[4..]));
+    wait_for(c, ".qr-box svg[role='img']").await;
+    let stored: String = reservations::table
+        .select(reservations::pickup_code)
+        .first(&mut app.db.get().unwrap())
+        .unwrap();
+    assert_eq!(stored, plain);
+    c.goto(&app.url("/reservations")).await.unwrap();
+    let left = wait_for(c, "[data-quota-left]").await;
+    assert_eq!(
+        left.attr("data-quota-left").await.unwrap().as_deref(),
+        Some("1")
+    );
+
+    // Cancelled: the quota comes back.
+    c.back().await.unwrap();
+    wait_for(c, "[data-cancel-form]").await;
+    c.find(Locator::Css("[data-cancel-form] button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "[data-status='cancelled']").await;
+    c.goto(&app.url("/reservations")).await.unwrap();
+    let left = wait_for(c, "[data-quota-left]").await;
+    assert_eq!(
+        left.attr("data-quota-left").await.unwrap().as_deref(),
+        Some("2")
+    );
+    crate::common::assert_invariants(&app.db);
+    browser.close().await;
+}

@@ -289,3 +289,67 @@ async fn the_expire_command_expires_what_is_due_and_says_how_many() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 reservation(s) expired"));
     assert_invariants(&app.db);
 }
+
+/// A citizen cancelling while the expiry job settles the same reservations:
+/// the clocks are set so that both would be allowed on their own, and each
+/// reservation ends either cancelled or expired — one ledger row, its stock
+/// and quota given back once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_racing_the_expiry_of_the_same_reservation_settles_it_once() {
+    use mask_reservation::i18n::{Catalog, Lang, Tr};
+    use mask_reservation::reservations::cancel::cancel;
+
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let tomorrow = today(&app) + TimeDelta::days(1);
+    let windows = supply(&app, store, tomorrow, 300);
+    let mut booked = Vec::new();
+    for n in 0..16 {
+        let user = citizen(&app, &format!("c{n}@example.com"));
+        booked.push((user, fixtures::reservation(&app.db, windows[0], user, 1)));
+    }
+    // Cancelling is judged now, well before the cut-off; expiry an hour after
+    // the window's end, well past the grace.
+    let expiry_now = window_end(&app, windows[0]) + TimeDelta::hours(1);
+    let policy = Policy::load(&mut app.db.get().unwrap()).unwrap();
+    let t = Tr::new(Catalog::fallback(), Lang::Ko);
+    let mut tasks = Vec::new();
+    for (user, id) in booked.clone() {
+        let (db, policy, t) = (app.db.clone(), policy.clone(), t.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().unwrap();
+            let cancelled = write_tx(&mut conn, |tx| {
+                cancel(tx, user, id, Utc::now(), &policy, &t, "http://localhost")
+            });
+            usize::from(cancelled.is_ok())
+        }));
+        let db = app.db.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().unwrap();
+            write_tx(&mut conn, |tx| expire_due(tx, expiry_now, 30)).unwrap()
+        }));
+    }
+    let mut settled = 0;
+    for task in tasks {
+        settled += task.await.unwrap();
+    }
+    assert_eq!(
+        settled,
+        booked.len(),
+        "each reservation settled exactly once"
+    );
+    for (_, id) in &booked {
+        let state = status(&app, *id);
+        assert!(state == "cancelled" || state == "expired", "{id}: {state}");
+        let rows: i64 = stock_ledger::table
+            .filter(stock_ledger::reservation_id.eq(*id))
+            .filter(stock_ledger::kind.eq_any(["cancel", "expiry"]))
+            .count()
+            .get_result(&mut app.db.get().unwrap())
+            .unwrap();
+        assert_eq!(rows, 1, "reservation {id} has one settling ledger row");
+    }
+    assert_eq!(quota_used(&app), 0);
+    assert_eq!(window(&app, windows[0]).1, 0, "nothing reserved any more");
+    assert_invariants(&app.db);
+}
