@@ -6,10 +6,8 @@ use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::db::schema::{
-    audit_log, pickup_windows, quota_usage, reservations, settings, stock_ledger, store_days,
-    stores, users,
+    audit_log, pickup_windows, settings, stock_ledger, store_days, stores,
 };
-use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
 
 use crate::common::{TestApp, Visitor, assert_invariants, fixtures, spawn_app};
@@ -102,67 +100,7 @@ fn reserve(app: &TestApp, window: i64, quantity: i32) {
     let key = app.state.keys.national_id.clone();
     let email = format!("reserver{n}@example.com");
     let user = fixtures::user(&app.db, Role::Citizen, &email, None, true, &key);
-    let mut conn = app.db.get().unwrap();
-    let policy = Policy::load(&mut conn).unwrap();
-    let person: i64 = users::table
-        .find(user)
-        .select(users::person_id)
-        .first::<Option<i64>>(&mut conn)
-        .unwrap()
-        .unwrap();
-    let (store, store_day, day): (i64, i64, NaiveDate) = pickup_windows::table
-        .find(window)
-        .select((
-            pickup_windows::store_id,
-            pickup_windows::store_day_id,
-            pickup_windows::day,
-        ))
-        .first(&mut conn)
-        .unwrap();
-    let period_start = policy.period.start_of(day);
-    let now = chrono::Utc::now().naive_utc();
-    write_tx(&mut conn, |tx| {
-        let id: i64 = diesel::insert_into(reservations::table)
-            .values((
-                reservations::user_id.eq(user),
-                reservations::person_id.eq(person),
-                reservations::window_id.eq(window),
-                reservations::store_id.eq(store),
-                reservations::quantity.eq(quantity),
-                reservations::period_start.eq(period_start),
-                reservations::status.eq("active"),
-                reservations::pickup_code.eq(format!("S{n:07}")),
-                reservations::created_at.eq(now),
-                reservations::updated_at.eq(now),
-            ))
-            .returning(reservations::id)
-            .get_result(tx.conn())?;
-        diesel::update(pickup_windows::table.find(window))
-            .set(pickup_windows::reserved.eq(pickup_windows::reserved + quantity))
-            .execute(tx.conn())?;
-        diesel::update(store_days::table.find(store_day))
-            .set(store_days::reserved.eq(store_days::reserved + quantity))
-            .execute(tx.conn())?;
-        diesel::insert_into(stock_ledger::table)
-            .values((
-                stock_ledger::store_day_id.eq(store_day),
-                stock_ledger::window_id.eq(window),
-                stock_ledger::reservation_id.eq(id),
-                stock_ledger::kind.eq("reservation"),
-                stock_ledger::reserved_delta.eq(quantity),
-                stock_ledger::created_at.eq(now),
-            ))
-            .execute(tx.conn())?;
-        diesel::insert_into(quota_usage::table)
-            .values((
-                quota_usage::person_id.eq(person),
-                quota_usage::period_start.eq(period_start),
-                quota_usage::used.eq(quantity),
-            ))
-            .execute(tx.conn())?;
-        Ok::<_, diesel::result::Error>(())
-    })
-    .unwrap();
+    fixtures::reservation(&app.db, window, user, quantity);
 }
 
 fn location(res: &reqwest::Response) -> String {
