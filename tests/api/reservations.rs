@@ -525,3 +525,56 @@ async fn the_store_page_is_public_and_unknown_codes_are_not_found() {
     assert_eq!(anon.get("/stores/99999999").await.status(), 404);
     assert_eq!(anon.get("/stores/abc").await.status(), 404);
 }
+
+/// `verify` names a reservation counted against another week than its
+/// window's date, with its quota.
+#[tokio::test]
+async fn verify_names_a_reservation_counted_in_another_period() {
+    let app = crate::common::spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let day = tuesday();
+    let window = {
+        let mut conn = app.db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        write_tx(&mut conn, |tx| {
+            allocate_new_day(tx, &policy, store, day, 30, None)
+        })
+        .unwrap();
+        pickup_windows::table
+            .filter(pickup_windows::store_id.eq(store))
+            .select(pickup_windows::id)
+            .first::<i64>(&mut conn)
+            .unwrap()
+    };
+    let key = app.state.keys.national_id.clone();
+    let user = fixtures::user(&app.db, Role::Citizen, "c@example.com", None, true, &key);
+    let id = fixtures::reservation(&app.db, window, user, 1);
+    assert_invariants(&app.db);
+
+    // Moved, with its quota row, to the week before: every sum still agrees,
+    // only the period is wrong.
+    let mut conn = app.db.get().unwrap();
+    let week_before = day - chrono::Days::new(7);
+    let monday = Policy::load(&mut conn)
+        .unwrap()
+        .period
+        .start_of(week_before);
+    diesel::update(reservations::table.find(id))
+        .set(reservations::period_start.eq(monday))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::update(quota_usage::table)
+        .set(quota_usage::period_start.eq(monday))
+        .execute(&mut conn)
+        .unwrap();
+    let findings = mask_reservation::verify::run(&mut conn).unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        findings[0].check,
+        "reservation counted in another period than its window's date"
+    );
+    assert_eq!(
+        (findings[0].what.as_str(), findings[0].id),
+        ("reservation", id)
+    );
+}
