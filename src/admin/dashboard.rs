@@ -211,7 +211,7 @@ pub fn store_csv(rows: &[StoreDayRow]) -> Result<Vec<u8>, csv::Error> {
 /// `+`, `-`, `@` (or a tab or carriage return) gets a leading `'`, which
 /// spreadsheets show as text. Store names come from imported files, so a name
 /// like `=HYPERLINK(…)` must not become a live link in an administrator's Excel.
-fn inert(text: &str) -> String {
+pub fn inert(text: &str) -> String {
     match text.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
         _ => text.to_owned(),
