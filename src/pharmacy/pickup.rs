@@ -89,12 +89,7 @@ impl Refusal {
 /// store's reservation is refused before anything about it is said; then its
 /// state; then its date and time (SPEC §3: any time on the window's date up to
 /// its end plus `pickup_grace_minutes`).
-pub fn judge(
-    r: &Facts,
-    store_id: i64,
-    now: DateTime<Utc>,
-    policy: &Policy,
-) -> Result<(), Refusal> {
+pub fn judge(r: &Facts, store_id: i64, now: DateTime<Utc>, policy: &Policy) -> Result<(), Refusal> {
     if r.store_id != store_id {
         return Err(Refusal::OtherStore {
             store: r.store_name.clone(),

@@ -108,7 +108,10 @@ fn refusal(r: &Refusal, typed: &str, page: &PageCtx, tz: Tz) -> (StatusCode, Ref
         }
         Refusal::OtherDay { day } => (
             StatusCode::CONFLICT,
-            t.fmt("pharmacy.pickup.refusal.other_day", &[("date", &t.date(*day))]),
+            t.fmt(
+                "pharmacy.pickup.refusal.other_day",
+                &[("date", &t.date(*day))],
+            ),
         ),
         Refusal::TooLate { closed_at } => (
             StatusCode::CONFLICT,

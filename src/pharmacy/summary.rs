@@ -91,7 +91,11 @@ pub fn tally(
 }
 
 /// The store's figures on `day`, or `None` when it had no supply that day.
-pub fn day(conn: &mut DbConnection, store_id: i64, day: NaiveDate) -> QueryResult<Option<DayFigures>> {
+pub fn day(
+    conn: &mut DbConnection,
+    store_id: i64,
+    day: NaiveDate,
+) -> QueryResult<Option<DayFigures>> {
     let Some((store_day_id, supply)) = store_days::table
         .filter(store_days::store_id.eq(store_id))
         .filter(store_days::day.eq(day))
@@ -161,7 +165,11 @@ mod tests {
             walk_in_sales: 2,
         };
         assert_eq!(
-            (day.windows[0].handed_over, day.windows[0].no_show, day.windows[0].remaining),
+            (
+                day.windows[0].handed_over,
+                day.windows[0].no_show,
+                day.windows[0].remaining
+            ),
             (3, 2, 7)
         );
         assert_eq!(

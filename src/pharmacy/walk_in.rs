@@ -38,10 +38,16 @@ pub enum Refusal {
     /// An administrator stopped sales at the store.
     StoreSuspended,
     /// The rotation rule is on and today is not this person's day.
-    Rotation { weekday: Weekday },
-    QuotaExceeded { left: i32 },
+    Rotation {
+        weekday: Weekday,
+    },
+    QuotaExceeded {
+        left: i32,
+    },
     /// The walk-in stock has only `left`.
-    OutOfStock { left: i32 },
+    OutOfStock {
+        left: i32,
+    },
 }
 
 impl Refusal {
@@ -111,9 +117,7 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     let taken = diesel::update(
         store_days::table
             .filter(store_days::id.eq(store_day_id))
-            .filter(
-                (store_days::window_capacity + store_days::walk_in + q).le(store_days::supply),
-            ),
+            .filter((store_days::window_capacity + store_days::walk_in + q).le(store_days::supply)),
     )
     .set((
         store_days::walk_in.eq(store_days::walk_in + q),
@@ -254,7 +258,15 @@ impl AsRetryable for UndoError {
     }
 }
 
-type SaleRow = (i64, i64, i32, NaiveDate, i64, NaiveDateTime, Option<NaiveDateTime>);
+type SaleRow = (
+    i64,
+    i64,
+    i32,
+    NaiveDate,
+    i64,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
 
 /// Undoes sale `sale_id` of the store `store_id` for the pharmacist `by`: the
 /// sale marked undone by a conditional update (its seller, not undone, within
@@ -382,16 +394,14 @@ pub fn sales_on(
     Ok(rows
         .into_iter()
         .map(
-            |(id, national_id_masked, quantity, sold_by, seller, created_at, undone_at)| {
-                SaleLine {
-                    id,
-                    national_id_masked,
-                    quantity,
-                    sold_by,
-                    seller,
-                    created_at,
-                    undone: undone_at.is_some(),
-                }
+            |(id, national_id_masked, quantity, sold_by, seller, created_at, undone_at)| SaleLine {
+                id,
+                national_id_masked,
+                quantity,
+                sold_by,
+                seller,
+                created_at,
+                undone: undone_at.is_some(),
             },
         )
         .collect())

@@ -114,15 +114,15 @@ async fn walk_in_page(
             walk_in_sold,
             quantity,
             errors: back.errors,
-            masked: back.masked.map(|id| {
-                page.t
-                    .fmt("pharmacy.walk_in.for_masked", &[("id", &id)])
-            }),
+            masked: back
+                .masked
+                .map(|id| page.t.fmt("pharmacy.walk_in.for_masked", &[("id", &id)])),
             refusal: back.refusal,
             sales,
-            undo_hint: page
-                .t
-                .fmt("pharmacy.walk_in.undo_hint", &[("minutes", &walk_in::UNDO_MINUTES)]),
+            undo_hint: page.t.fmt(
+                "pharmacy.walk_in.undo_hint",
+                &[("minutes", &walk_in::UNDO_MINUTES)],
+            ),
             page,
         },
         status,
@@ -155,7 +155,13 @@ pub async fn sell(
     if let Decision::Limited { retry_after_secs } = limits::hit(&state, bucket, limit).await? {
         back.errors
             .set_general(wait_message(&page.t, retry_after_secs));
-        let page = walk_in_page(&state, &pharmacist, page, back, StatusCode::TOO_MANY_REQUESTS);
+        let page = walk_in_page(
+            &state,
+            &pharmacist,
+            page,
+            back,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
         return limits::with_retry_after(page.await, retry_after_secs);
     }
     let policy = state.policy().await?;
@@ -217,9 +223,7 @@ pub async fn sell(
         Refusal::QuotaExceeded { left } => {
             t.fmt("pharmacy.walk_in.refusal.quota", &[("left", left)])
         }
-        Refusal::OutOfStock { left } => {
-            t.fmt("pharmacy.walk_in.refusal.stock", &[("left", left)])
-        }
+        Refusal::OutOfStock { left } => t.fmt("pharmacy.walk_in.refusal.stock", &[("left", left)]),
     };
     back.errors.set_general(message);
     back.masked = Some(masked);
@@ -262,10 +266,8 @@ pub async fn undo(
         ),
     };
     let mut back = Back::default();
-    back.errors.set_general(
-        page.t
-            .fmt(key, &[("minutes", &walk_in::UNDO_MINUTES)]),
-    );
+    back.errors
+        .set_general(page.t.fmt(key, &[("minutes", &walk_in::UNDO_MINUTES)]));
     back.refusal = Some(refusal.kind());
     walk_in_page(&state, &pharmacist, page, back, status).await
 }

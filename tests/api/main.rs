@@ -27,6 +27,8 @@ mod health;
 mod hostile_input;
 mod mail;
 mod pages;
+mod pharmacy_pickup;
+mod pharmacy_walk_in;
 mod quota;
 mod rate_limit;
 mod reminders;
