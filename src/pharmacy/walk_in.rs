@@ -360,21 +360,23 @@ pub struct SaleLine {
     pub undone: bool,
 }
 
+type LineRow = (
+    i64,
+    String,
+    i32,
+    i64,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
+
 /// The store's walk-in sales on `day`, newest first.
 pub fn sales_on(
     conn: &mut DbConnection,
     store_id: i64,
     day: NaiveDate,
 ) -> QueryResult<Vec<SaleLine>> {
-    let rows: Vec<(
-        i64,
-        String,
-        i32,
-        i64,
-        String,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-    )> = walk_in_sales::table
+    let rows: Vec<LineRow> = walk_in_sales::table
         .inner_join(store_days::table)
         .inner_join(people::table)
         .inner_join(users::table.on(users::id.eq(walk_in_sales::sold_by)))

@@ -195,7 +195,6 @@ pub async fn sell(
         quantity,
         now,
     };
-    drop(id);
     let masked = sale.national_id_masked.clone();
     let result = state
         .db
