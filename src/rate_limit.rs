@@ -50,6 +50,9 @@ pub struct RateLimits {
     pub forgot_per_ip: Limit,
     pub forgot_per_account: Limit,
     pub resend_per_account: Limit,
+    /// Walk-in look-ups (a national ID typed at the counter) by one pharmacist
+    /// account: enough for a busy counter, too few to probe numbers with.
+    pub walk_in_per_account: Limit,
 }
 
 impl Default for RateLimits {
@@ -63,6 +66,7 @@ impl Default for RateLimits {
             forgot_per_ip: Limit::per_minutes(100, 60),
             forgot_per_account: Limit::per_minutes(3, 60),
             resend_per_account: Limit::per_minutes(3, 60),
+            walk_in_per_account: Limit::per_minutes(60, 10),
         }
     }
 }

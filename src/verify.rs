@@ -1,5 +1,6 @@
 //! `mask-reservation verify`: checks the invariants of SPEC §4 over whatever data
-//! exists, and reports every violation.
+//! exists, and reports every violation. A walk-in sale that was undone
+//! (`undone_at` set) counts nowhere: not in the store-day, not in the quota.
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -50,7 +51,8 @@ const CHECKS: &[Check] = &[
                                 SUM(picked_up) AS picked
                          FROM pickup_windows GROUP BY store_day_id) w ON w.store_day_id = d.id
               LEFT JOIN (SELECT store_day_id, SUM(quantity) AS sold
-                         FROM walk_in_sales GROUP BY store_day_id) s ON s.store_day_id = d.id
+                         FROM walk_in_sales WHERE undone_at IS NULL
+                         GROUP BY store_day_id) s ON s.store_day_id = d.id
               WHERE d.window_capacity <> COALESCE(w.capacity, 0)
                  OR d.reserved <> COALESCE(w.reserved, 0)
                  OR d.picked_up <> COALESCE(w.picked, 0)
@@ -65,7 +67,7 @@ const CHECKS: &[Check] = &[
                          GROUP BY person_id, period_start) r
                 ON r.person_id = q.person_id AND r.period_start = q.period_start
               LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM walk_in_sales
-                         GROUP BY person_id, period_start) s
+                         WHERE undone_at IS NULL GROUP BY person_id, period_start) s
                 ON s.person_id = q.person_id AND s.period_start = q.period_start
               WHERE q.used <> COALESCE(r.qty, 0) + COALESCE(s.qty, 0)",
     },
@@ -73,7 +75,7 @@ const CHECKS: &[Check] = &[
         name: "quota usage missing for a reservation or sale",
         sql: "SELECT 'person' AS what, x.person_id AS id FROM (
                   SELECT person_id, period_start FROM reservations WHERE status IN ('active', 'picked_up')
-                  UNION SELECT person_id, period_start FROM walk_in_sales) x
+                  UNION SELECT person_id, period_start FROM walk_in_sales WHERE undone_at IS NULL) x
               LEFT JOIN quota_usage q ON q.person_id = x.person_id AND q.period_start = x.period_start
               WHERE q.person_id IS NULL",
     },

@@ -179,6 +179,7 @@ diesel::table! {
         session_epoch -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        confirm_on_scan -> Bool,
     }
 }
 
@@ -192,6 +193,7 @@ diesel::table! {
         period_start -> Date,
         sold_by -> BigInt,
         created_at -> Timestamp,
+        undone_at -> Nullable<Timestamp>,
     }
 }
 

@@ -1,5 +1,6 @@
-//! `GET /pharmacy`: today at the pharmacist's store — each window's capacity,
-//! reserved, picked up and remaining, and the walk-in stock.
+//! The pharmacist's routes. `GET /pharmacy`: today at the pharmacist's store —
+//! each window's capacity, reserved, picked up and remaining, the walk-in
+//! stock, and the way to the counter's pages: pickup, walk-in, summary.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -7,6 +8,8 @@ use askama::Template;
 use chrono_tz::Tz;
 
 use crate::pharmacy::queries::{self, DayStock};
+use crate::pharmacy::{pickup_page, summary_page, walk_in_page};
+use crate::reservations::rules;
 use crate::state::AppState;
 use crate::web::auth::Pharmacist;
 use crate::web::errors::AppError;
@@ -14,7 +17,21 @@ use crate::web::page::PageCtx;
 use crate::web::render;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/pharmacy", web::get().to(today));
+    cfg.route("/pharmacy", web::get().to(today))
+        .route("/pharmacy/pickup", web::get().to(pickup_page::show))
+        .route("/pharmacy/pickup", web::post().to(pickup_page::post))
+        .route(
+            "/pharmacy/pickup/preferences",
+            web::post().to(pickup_page::preferences),
+        )
+        .route("/pharmacy/walk-in", web::get().to(walk_in_page::show))
+        .route("/pharmacy/walk-in", web::post().to(walk_in_page::sell))
+        .route(
+            "/pharmacy/walk-in/{id}/undo",
+            web::post().to(walk_in_page::undo),
+        )
+        .route("/pharmacy/summary", web::get().to(summary_page::show))
+        .route("/pharmacy/summary.csv", web::get().to(summary_page::csv));
 }
 
 pub struct WindowRow {
@@ -70,7 +87,10 @@ async fn today(
     page: PageCtx,
 ) -> Result<HttpResponse, AppError> {
     let policy = state.policy().await?;
-    let (store_id, day) = (pharmacist.store_id, policy.today());
+    let (store_id, day) = (
+        pharmacist.store_id,
+        rules::today(&policy, state.clock.now()),
+    );
     let store = state
         .db
         .run(move |conn| queries::store_day(conn, store_id, day))

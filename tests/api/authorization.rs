@@ -111,6 +111,18 @@ fn table() -> Vec<Row> {
         get("/stores/99999999",               [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
         get("/stores/abc",                    [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
         get("/pharmacy",                      [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
+        get("/pharmacy/pickup",               [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
+        // No code: the field is required.
+        post("/pharmacy/pickup",              [Login,      FORBIDDEN,    FORBIDDEN,    Status(422),            FORBIDDEN]),
+        post("/pharmacy/pickup/preferences",  [Login,      FORBIDDEN,    FORBIDDEN,    Redirect("/pharmacy/pickup"), FORBIDDEN]),
+        get("/pharmacy/walk-in",              [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
+        // No national ID, no quantity: both fields refused.
+        post("/pharmacy/walk-in",             [Login,      FORBIDDEN,    FORBIDDEN,    Status(422),            FORBIDDEN]),
+        post("/pharmacy/walk-in/999999/undo", [Login,      FORBIDDEN,    FORBIDDEN,    Status(404),            FORBIDDEN]),
+        post("/pharmacy/walk-in/abc/undo",    [Login,      FORBIDDEN,    FORBIDDEN,    Status(404),            FORBIDDEN]),
+        get("/pharmacy/summary",              [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
+        get("/pharmacy/summary?date=2026-13-01", [Login,   FORBIDDEN,    FORBIDDEN,    Status(400),            FORBIDDEN]),
+        get("/pharmacy/summary.csv",          [Login,      FORBIDDEN,    FORBIDDEN,    OK,                     FORBIDDEN]),
         get("/admin",                         [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         get("/admin/export.csv",              [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
         get("/admin/stores",                  [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),

@@ -380,3 +380,91 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
     crate::common::assert_invariants(&app.db);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_pharmacist_scans_a_code_hands_it_over_and_sells_to_a_walk_in_customer() {
+    use mask_reservation::accounts::Role;
+    use mask_reservation::clock::Clock;
+
+    use crate::common::{Spawn, spawn_app_with};
+    use crate::reservations::{allocate, seoul, tuesday};
+
+    let app = spawn_app_with(Spawn {
+        clock: Some(Clock::manual(seoul(tuesday(), 10, 0))),
+        ..Spawn::default()
+    })
+    .await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let windows = allocate(&app.db, store, tuesday(), 30);
+    crate::pharmacy_pickup::lower_capacity(&app.db, windows[2], 5);
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(
+        &app.db,
+        Role::Pharmacist,
+        "p@example.com",
+        Some(store),
+        true,
+        &key,
+    );
+    let buyer = fixtures::user(&app.db, Role::Citizen, "kim@example.com", None, true, &key);
+    let reservation = fixtures::reservation(&app.db, windows[0], buyer, 2);
+    let code: String = {
+        use diesel::prelude::*;
+        use mask_reservation::db::schema::reservations;
+        reservations::table
+            .find(reservation)
+            .select(reservations::pickup_code)
+            .first(&mut app.db.get().unwrap())
+            .unwrap()
+    };
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", "p@example.com").await;
+    fill(c, "password", fixtures::PASSWORD).await;
+    submit(c, "/login").await;
+    wait_for(c, "form[action='/logout']").await;
+    c.goto(&app.url("/pharmacy/pickup")).await.unwrap();
+
+    // A scanner types into the focused field and ends with Enter.
+    let field = wait_for(c, "input[name='code'][autofocus]").await;
+    let typed = format!("{}-{}\u{E007}", &code[..4], &code[4..]).to_lowercase();
+    field.send_keys(&typed).await.unwrap();
+    wait_for(c, "[data-found][data-quantity='2']").await;
+    c.find(Locator::Css("button[data-confirm]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "[data-handed][data-quantity='2']").await;
+    let focused: bool = c
+        .execute(
+            "return document.activeElement && document.activeElement.name === 'code'
+                && document.activeElement.value === '';",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    assert!(focused, "the empty code field waits for the next scan");
+
+    // A walk-in sale.
+    c.find(Locator::Css("a[data-nav-walk-in]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "[data-walk-in-left='5']").await;
+    fill(c, "national_id", &fixtures::national_id("850101123456")).await;
+    fill(c, "quantity", "2").await;
+    submit(c, "/pharmacy/walk-in").await;
+    wait_for(c, "[data-flash='pharmacy.walk_in.flash.sold']").await;
+    wait_for(c, "[data-walk-in-left='3']").await;
+    wait_for(c, "tr[data-sale-id] button[data-undo]").await;
+    crate::common::assert_invariants(&app.db);
+    browser.close().await;
+}

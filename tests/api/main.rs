@@ -28,6 +28,8 @@ mod hostile_input;
 mod mail;
 mod opendata;
 mod pages;
+mod pharmacy_pickup;
+mod pharmacy_walk_in;
 mod quota;
 mod rate_limit;
 mod reminders;

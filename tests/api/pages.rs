@@ -245,6 +245,127 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     // A pharmacist.
     log_in(&app, &browser, "pharmacist@example.com").await;
     check(&app, &browser, "pharmacy", "/pharmacy", "h1").await;
+    check(
+        &app,
+        &browser,
+        "pharmacy-walk-in",
+        "/pharmacy/walk-in",
+        "form[data-walk-in-form]",
+    )
+    .await;
+    c.execute(
+        "document.querySelector('form[data-walk-in-form]').noValidate = true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    fill(c, "national_id", "850101-1234567").await;
+    fill(c, "quantity", "0").await;
+    submit(c, "/pharmacy/walk-in").await;
+    wait_for(c, "[data-error-for='national_id']").await;
+    browser.check_page("pharmacy-walk-in-refused").await;
+    check(
+        &app,
+        &browser,
+        "pharmacy-summary-none",
+        "/pharmacy/summary",
+        "[data-no-supply]",
+    )
+    .await;
+    log_out(&browser).await;
+
+    // A pharmacy with a window open all day today, and a reservation in it:
+    // the pickup page empty, with a reservation looked up, handed over, and
+    // refused.
+    {
+        let mut conn = app.db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        let all_day = Policy {
+            window_template: mask_reservation::policy::parse_window_template("00:00-23:59")
+                .unwrap(),
+            ..policy.clone()
+        };
+        let counter = fixtures::store(&app.db, "11800009", "남산약국");
+        fixtures::user(
+            &app.db,
+            Role::Pharmacist,
+            "counter@example.com",
+            Some(counter),
+            true,
+            &key,
+        );
+        let buyer = fixtures::user(
+            &app.db,
+            Role::Citizen,
+            "buyer@example.com",
+            None,
+            true,
+            &key,
+        );
+        write_tx(&mut conn, |tx| {
+            allocate_new_day(tx, &all_day, counter, policy.today(), 50, None)
+        })
+        .unwrap();
+        use diesel::prelude::*;
+        use mask_reservation::db::schema::pickup_windows;
+        let window: i64 = pickup_windows::table
+            .filter(pickup_windows::store_id.eq(counter))
+            .select(pickup_windows::id)
+            .first(&mut conn)
+            .unwrap();
+        fixtures::reservation(&app.db, window, buyer, 2);
+    }
+    let code: String = {
+        use diesel::prelude::*;
+        use mask_reservation::db::schema::reservations;
+        reservations::table
+            .order(reservations::id.desc())
+            .select(reservations::pickup_code)
+            .first(&mut app.db.get().unwrap())
+            .unwrap()
+    };
+    log_in(&app, &browser, "counter@example.com").await;
+    check(
+        &app,
+        &browser,
+        "pickup",
+        "/pharmacy/pickup",
+        "form[data-scan-form]",
+    )
+    .await;
+    fill(c, "code", "AB").await;
+    submit(c, "/pharmacy/pickup").await;
+    wait_for(c, "[data-error-for='code']").await;
+    browser.check_page("pickup-invalid").await;
+    fill(c, "code", &code).await;
+    submit(c, "/pharmacy/pickup").await;
+    wait_for(c, "[data-found]").await;
+    browser.check_page("pickup-found").await;
+    c.find(Locator::Css("button[data-confirm]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "[data-handed]").await;
+    browser.check_page("pickup-handed").await;
+    fill(c, "code", &code).await;
+    c.find(Locator::Css("form[data-scan-form] button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "[data-refusal='picked_up']").await;
+    browser.check_page("pickup-refused").await;
+    check(
+        &app,
+        &browser,
+        "pharmacy-summary",
+        "/pharmacy/summary",
+        "[data-summary]",
+    )
+    .await;
     log_out(&browser).await;
 
     // An administrator; the dashboard with supply today draws its region chart.

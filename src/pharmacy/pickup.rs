@@ -1,0 +1,452 @@
+//! Handing over a reserved mask (SPEC §3, §4 invariant 3): looking a
+//! reservation up by its pickup code, the rules of whether this pharmacist may
+//! hand it over now ([`judge`], pure), and the one transaction that does it
+//! ([`confirm`]) — decided by a conditional update of the reservation, so that
+//! two scans of one code hand over once, on any number of app instances.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+
+use crate::db::schema::{
+    people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
+};
+use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
+use crate::policy::Policy;
+use crate::reservations::rules;
+
+/// A reservation as the pickup counter sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub id: i64,
+    pub code: String,
+    pub store_id: i64,
+    pub store_name: String,
+    pub status: String,
+    pub quantity: i32,
+    pub window_id: i64,
+    pub store_day_id: i64,
+    /// The window's date in the service zone, its start and end (UTC).
+    pub day: NaiveDate,
+    pub starts_at: NaiveDateTime,
+    pub ends_at: NaiveDateTime,
+    /// The citizen's account name (shown masked) and masked national ID.
+    pub citizen_name: String,
+    pub national_id_masked: String,
+    pub picked_up_at: Option<NaiveDateTime>,
+    /// The name of the account that handed it over, if it was.
+    pub picked_up_by: Option<String>,
+}
+
+impl Facts {
+    /// Whether the citizen came before the window's start (served all the
+    /// same: the stock is already theirs).
+    pub fn came_early(&self, now: DateTime<Utc>) -> bool {
+        now.naive_utc() < self.starts_at
+    }
+}
+
+/// Why a code is not handed over, with what the pharmacist needs to explain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownCode,
+    /// Booked at another pharmacy: which one, never whose.
+    OtherStore {
+        store: String,
+    },
+    Cancelled,
+    Expired,
+    AlreadyPickedUp {
+        at: NaiveDateTime,
+        by: String,
+    },
+    /// The window is on another date than today.
+    OtherDay {
+        day: NaiveDate,
+    },
+    /// Today's window, but its end plus the grace period has passed.
+    TooLate {
+        closed_at: NaiveDateTime,
+    },
+}
+
+impl Refusal {
+    /// Its name in the page's `data-refusal` attribute.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::UnknownCode => "unknown",
+            Refusal::OtherStore { .. } => "other_store",
+            Refusal::Cancelled => "cancelled",
+            Refusal::Expired => "expired",
+            Refusal::AlreadyPickedUp { .. } => "picked_up",
+            Refusal::OtherDay { .. } => "other_day",
+            Refusal::TooLate { .. } => "too_late",
+        }
+    }
+}
+
+/// Whether the pharmacist of `store_id` may hand over `r` at `now`: another
+/// store's reservation is refused before anything about it is said; then its
+/// state; then its date and time (SPEC §3: any time on the window's date up to
+/// its end plus `pickup_grace_minutes`).
+pub fn judge(r: &Facts, store_id: i64, now: DateTime<Utc>, policy: &Policy) -> Result<(), Refusal> {
+    if r.store_id != store_id {
+        return Err(Refusal::OtherStore {
+            store: r.store_name.clone(),
+        });
+    }
+    match r.status.as_str() {
+        "active" => {}
+        "cancelled" => return Err(Refusal::Cancelled),
+        "expired" => return Err(Refusal::Expired),
+        _ => {
+            return Err(Refusal::AlreadyPickedUp {
+                at: r.picked_up_at.unwrap_or_default(),
+                by: r.picked_up_by.clone().unwrap_or_default(),
+            });
+        }
+    }
+    if r.day != rules::today(policy, now) {
+        return Err(Refusal::OtherDay { day: r.day });
+    }
+    let closed_at = pickup_closes(policy, r.ends_at);
+    if now.naive_utc() > closed_at {
+        return Err(Refusal::TooLate { closed_at });
+    }
+    Ok(())
+}
+
+/// The last moment a reservation of a window ending at `ends_at` is handed over.
+pub fn pickup_closes(policy: &Policy, ends_at: NaiveDateTime) -> NaiveDateTime {
+    ends_at + TimeDelta::minutes(i64::from(policy.pickup_grace_minutes))
+}
+
+/// A name as the counter shows it: first and last character, the rest
+/// starred (김지수 → 김*수, 김지 → 김*), enough to recognise, not to identify.
+pub fn mask_name(name: &str) -> String {
+    let chars: Vec<char> = name.trim().chars().collect();
+    match chars.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [first, _] => format!("{first}*"),
+        [first, middle @ .., last] => {
+            format!("{first}{}{last}", "*".repeat(middle.len()))
+        }
+    }
+}
+
+type Row = (
+    (i64, String, i64, String, i32, i64),
+    (i64, NaiveDate, NaiveDateTime, NaiveDateTime),
+    String,
+    String,
+    String,
+    (Option<NaiveDateTime>, Option<i64>),
+);
+
+/// The reservation with this (normalised) pickup code, if any.
+pub fn find(conn: &mut DbConnection, code: &str) -> QueryResult<Option<Facts>> {
+    let row: Option<Row> = reservations::table
+        .inner_join(pickup_windows::table)
+        .inner_join(stores::table)
+        .inner_join(people::table)
+        .inner_join(users::table.on(users::id.eq(reservations::user_id)))
+        .filter(reservations::pickup_code.eq(code))
+        .select((
+            (
+                reservations::id,
+                reservations::pickup_code,
+                reservations::store_id,
+                reservations::status,
+                reservations::quantity,
+                reservations::window_id,
+            ),
+            (
+                pickup_windows::store_day_id,
+                pickup_windows::day,
+                pickup_windows::starts_at,
+                pickup_windows::ends_at,
+            ),
+            stores::name,
+            users::name,
+            people::national_id_masked,
+            (reservations::picked_up_at, reservations::picked_up_by),
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((
+        (id, code, store_id, status, quantity, window_id),
+        (store_day_id, day, starts_at, ends_at),
+        store_name,
+        citizen_name,
+        national_id_masked,
+        (picked_up_at, picked_up_by),
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let picked_up_by = match picked_up_by {
+        Some(user) => Some(
+            users::table
+                .find(user)
+                .select(users::name)
+                .first::<String>(conn)?,
+        ),
+        None => None,
+    };
+    Ok(Some(Facts {
+        id,
+        code,
+        store_id,
+        store_name,
+        status,
+        quantity,
+        window_id,
+        store_day_id,
+        day,
+        starts_at,
+        ends_at,
+        citizen_name,
+        national_id_masked,
+        picked_up_at,
+        picked_up_by,
+    }))
+}
+
+/// The look-up of a scanned code: the reservation if it may be handed over now.
+pub fn look_up(
+    conn: &mut DbConnection,
+    store_id: i64,
+    code: &str,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> QueryResult<Result<Facts, Refusal>> {
+    let Some(found) = find(conn, code)? else {
+        return Ok(Err(Refusal::UnknownCode));
+    };
+    Ok(judge(&found, store_id, now, policy).map(|()| found))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PickupError {
+    #[error("pickup refused: {0:?}")]
+    Refused(Refusal),
+    /// A counter did not hold what the reservation took: the data were
+    /// already wrong, and nothing is changed.
+    #[error("counters do not match reservation {0}")]
+    Inconsistent(i64),
+    #[error("database error")]
+    Db(#[from] DieselError),
+}
+
+impl AsRetryable for PickupError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, PickupError::Db(e) if is_retryable(e))
+    }
+}
+
+/// Hands over the reservation with pickup code `code` at the store
+/// `store_id`, by the pharmacist `by`, at `now`; answers it as it was. The
+/// reservation's conditional update decides — active, this store's, its
+/// window today and not yet closed — so of two confirmations of one code one
+/// hands over and the other is told when and by whom it was.
+pub fn confirm(
+    tx: &mut Tx<'_>,
+    by: i64,
+    store_id: i64,
+    code: &str,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Result<Facts, PickupError> {
+    let found = find(tx.conn(), code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
+    judge(&found, store_id, now, policy).map_err(PickupError::Refused)?;
+
+    let at = now.naive_utc();
+    let today = rules::today(policy, now);
+    let open_since = at - TimeDelta::minutes(i64::from(policy.pickup_grace_minutes));
+    let open_windows = pickup_windows::table
+        .filter(pickup_windows::day.eq(today))
+        .filter(pickup_windows::ends_at.ge(open_since))
+        .select(pickup_windows::id);
+    let handed = diesel::update(
+        reservations::table
+            .filter(reservations::id.eq(found.id))
+            .filter(reservations::status.eq("active"))
+            .filter(reservations::store_id.eq(store_id))
+            .filter(reservations::window_id.eq_any(open_windows)),
+    )
+    .set((
+        reservations::status.eq("picked_up"),
+        reservations::picked_up_at.eq(at),
+        reservations::picked_up_by.eq(by),
+        reservations::updated_at.eq(at),
+    ))
+    .execute(tx.conn())?;
+    if handed != 1 {
+        // Someone else changed it since the read: say what it is now.
+        let now_is = find(tx.conn(), code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
+        return Err(match judge(&now_is, store_id, now, policy) {
+            Err(refusal) => PickupError::Refused(refusal),
+            Ok(()) => PickupError::Inconsistent(found.id),
+        });
+    }
+
+    let q = found.quantity;
+    let window = diesel::update(
+        pickup_windows::table
+            .filter(pickup_windows::id.eq(found.window_id))
+            .filter(pickup_windows::reserved.ge(q)),
+    )
+    .set((
+        pickup_windows::reserved.eq(pickup_windows::reserved - q),
+        pickup_windows::picked_up.eq(pickup_windows::picked_up + q),
+    ))
+    .execute(tx.conn())?;
+    let day = diesel::update(
+        store_days::table
+            .filter(store_days::id.eq(found.store_day_id))
+            .filter(store_days::reserved.ge(q)),
+    )
+    .set((
+        store_days::reserved.eq(store_days::reserved - q),
+        store_days::picked_up.eq(store_days::picked_up + q),
+        store_days::stock_changed_at.eq(at),
+    ))
+    .execute(tx.conn())?;
+    if window != 1 || day != 1 {
+        return Err(PickupError::Inconsistent(found.id));
+    }
+    diesel::insert_into(stock_ledger::table)
+        .values((
+            stock_ledger::store_day_id.eq(found.store_day_id),
+            stock_ledger::window_id.eq(found.window_id),
+            stock_ledger::reservation_id.eq(found.id),
+            stock_ledger::kind.eq("pickup"),
+            stock_ledger::reserved_delta.eq(-q),
+            stock_ledger::picked_up_delta.eq(q),
+            stock_ledger::actor_user_id.eq(by),
+            stock_ledger::created_at.eq(at),
+        ))
+        .execute(tx.conn())?;
+    Ok(found)
+}
+
+/// Whether the pharmacist `user_id` hands over at the first scan.
+pub fn confirm_on_scan(conn: &mut DbConnection, user_id: i64) -> QueryResult<bool> {
+    Ok(users::table
+        .find(user_id)
+        .select(users::confirm_on_scan)
+        .first(conn)
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Sets the pharmacist's "confirm on scan".
+pub fn set_confirm_on_scan(tx: &mut Tx<'_>, user_id: i64, on: bool) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::confirm_on_scan.eq(on))
+        .execute(tx.conn())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn names_keep_their_first_and_last_character() {
+        assert_eq!(mask_name("김지수"), "김*수");
+        assert_eq!(mask_name("김지"), "김*");
+        assert_eq!(mask_name("남궁민수"), "남**수");
+        assert_eq!(mask_name("김"), "김");
+        assert_eq!(mask_name("  "), "");
+        assert_eq!(mask_name("Kim Ji"), "K****i");
+    }
+
+    fn seoul(h: u32, m: u32) -> DateTime<Utc> {
+        chrono_tz::Asia::Seoul
+            .with_ymd_and_hms(2026, 12, 1, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            id: 1,
+            code: "ABCD2345".into(),
+            store_id: 7,
+            store_name: "중앙약국".into(),
+            status: "active".into(),
+            quantity: 2,
+            window_id: 3,
+            store_day_id: 4,
+            day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            starts_at: seoul(12, 0).naive_utc(),
+            ends_at: seoul(15, 0).naive_utc(),
+            citizen_name: "김지수".into(),
+            national_id_masked: "850101-1******".into(),
+            picked_up_at: None,
+            picked_up_by: None,
+        }
+    }
+
+    #[test]
+    fn a_reservation_is_handed_over_all_day_until_the_end_plus_grace() {
+        let p = Policy::default();
+        let r = facts();
+        assert_eq!(judge(&r, 7, seoul(0, 1), &p), Ok(()));
+        assert!(r.came_early(seoul(11, 59)));
+        assert!(!r.came_early(seoul(12, 0)));
+        assert_eq!(judge(&r, 7, seoul(15, 30), &p), Ok(()));
+        assert_eq!(
+            judge(&r, 7, seoul(15, 31), &p),
+            Err(Refusal::TooLate {
+                closed_at: seoul(15, 30).naive_utc()
+            })
+        );
+    }
+
+    #[test]
+    fn another_store_is_named_before_anything_else_is_said() {
+        let p = Policy::default();
+        let mut r = facts();
+        r.status = "cancelled".into();
+        assert_eq!(
+            judge(&r, 8, seoul(13, 0), &p),
+            Err(Refusal::OtherStore {
+                store: "중앙약국".into()
+            })
+        );
+        assert_eq!(judge(&r, 7, seoul(13, 0), &p), Err(Refusal::Cancelled));
+        r.status = "expired".into();
+        assert_eq!(judge(&r, 7, seoul(13, 0), &p), Err(Refusal::Expired));
+        r.status = "picked_up".into();
+        r.picked_up_at = Some(seoul(12, 5).naive_utc());
+        r.picked_up_by = Some("약사".into());
+        assert_eq!(
+            judge(&r, 7, seoul(13, 0), &p),
+            Err(Refusal::AlreadyPickedUp {
+                at: seoul(12, 5).naive_utc(),
+                by: "약사".into()
+            })
+        );
+    }
+
+    #[test]
+    fn another_day_is_refused_with_its_date() {
+        let p = Policy::default();
+        let r = facts();
+        // 23:59 on 30 November in Seoul, and 00:00 on 2 December.
+        let before = seoul(0, 0) - TimeDelta::minutes(1);
+        assert_eq!(
+            judge(&r, 7, before, &p),
+            Err(Refusal::OtherDay { day: r.day })
+        );
+        assert_eq!(
+            judge(&r, 7, seoul(0, 0) + TimeDelta::days(1), &p),
+            Err(Refusal::OtherDay { day: r.day })
+        );
+    }
+}

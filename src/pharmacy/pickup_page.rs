@@ -1,0 +1,294 @@
+//! `GET,POST /pharmacy/pickup` and `POST /pharmacy/pickup/preferences`: the
+//! scan field, the reservation a code names, the handover. The work is in
+//! [`pickup`].
+//!
+//! After every answer the code field is empty and focused, ready for the next
+//! scan: the code just read is shown in the answer instead. Only a code that
+//! cannot be one is kept in the field (shortened), to be corrected by hand.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::db::DbError;
+use crate::pharmacy::pickup::{self, Facts, PickupError, Refusal};
+use crate::reservations::{code, rules};
+use crate::state::AppState;
+use crate::web::auth::Pharmacist;
+use crate::web::errors::AppError;
+use crate::web::form::{FieldErrors, FormData, truncate};
+use crate::web::page::PageCtx;
+use crate::web::{render, see_other, session};
+
+/// A reservation as the counter shows it.
+pub struct Shown {
+    pub code: String,
+    pub name: String,
+    pub national_id: String,
+    pub quantity: i32,
+    pub window: String,
+    pub status: String,
+    pub came_early: bool,
+    /// "2 masks", and the confirm button's words.
+    pub masks: String,
+    pub confirm: String,
+}
+
+impl Shown {
+    fn new(f: &Facts, page: &PageCtx, tz: Tz, now: DateTime<Utc>) -> Shown {
+        let t = &page.t;
+        let status = match f.status.as_str() {
+            "active" => "reservation.status.active",
+            "picked_up" => "reservation.status.picked_up",
+            "cancelled" => "reservation.status.cancelled",
+            _ => "reservation.status.expired",
+        };
+        Shown {
+            code: code::display(&f.code),
+            name: pickup::mask_name(&f.citizen_name),
+            national_id: f.national_id_masked.clone(),
+            quantity: f.quantity,
+            window: format!(
+                "{} {}",
+                t.date(f.day),
+                rules::time_range(tz, f.starts_at, f.ends_at)
+            ),
+            status: t.get(status).to_owned(),
+            came_early: f.came_early(now),
+            masks: t.fmt("pharmacy.pickup.masks", &[("quantity", &f.quantity)]),
+            confirm: t.fmt("pharmacy.pickup.confirm", &[("quantity", &f.quantity)]),
+        }
+    }
+}
+
+/// A refusal as the page shows it.
+pub struct Refused {
+    pub kind: &'static str,
+    /// The code read, as people write it.
+    pub code: String,
+    pub message: String,
+}
+
+fn refusal(r: &Refusal, typed: &str, page: &PageCtx, tz: Tz) -> (StatusCode, Refused) {
+    let t = &page.t;
+    let code = code::display(typed);
+    let (status, message) = match r {
+        Refusal::UnknownCode => (
+            StatusCode::NOT_FOUND,
+            t.get("pharmacy.pickup.refusal.unknown").to_owned(),
+        ),
+        Refusal::OtherStore { store } => (
+            StatusCode::FORBIDDEN,
+            t.fmt("pharmacy.pickup.refusal.other_store", &[("store", store)]),
+        ),
+        Refusal::Cancelled => (
+            StatusCode::CONFLICT,
+            t.get("pharmacy.pickup.refusal.cancelled").to_owned(),
+        ),
+        Refusal::Expired => (
+            StatusCode::CONFLICT,
+            t.get("pharmacy.pickup.refusal.expired").to_owned(),
+        ),
+        Refusal::AlreadyPickedUp { at, by } => {
+            let local = rules::local(tz, *at);
+            (
+                StatusCode::CONFLICT,
+                t.fmt(
+                    "pharmacy.pickup.refusal.picked_up",
+                    &[
+                        ("date", &t.date(local.date_naive())),
+                        ("time", &local.format("%H:%M")),
+                        ("name", by),
+                    ],
+                ),
+            )
+        }
+        Refusal::OtherDay { day } => (
+            StatusCode::CONFLICT,
+            t.fmt(
+                "pharmacy.pickup.refusal.other_day",
+                &[("date", &t.date(*day))],
+            ),
+        ),
+        Refusal::TooLate { closed_at } => (
+            StatusCode::CONFLICT,
+            t.fmt(
+                "pharmacy.pickup.refusal.too_late",
+                &[("time", &rules::local(tz, *closed_at).format("%H:%M"))],
+            ),
+        ),
+    };
+    let kind = r.kind();
+    (
+        status,
+        Refused {
+            kind,
+            code,
+            message,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "pharmacy/pickup.html")]
+struct PickupPage {
+    page: PageCtx,
+    /// What stays in the code field (only a malformed code).
+    value: String,
+    errors: FieldErrors,
+    confirm_on_scan: bool,
+    /// Looked up and waiting for the confirm button.
+    found: Option<Shown>,
+    /// Just handed over.
+    handed: Option<Shown>,
+    refused: Option<Refused>,
+}
+
+struct Answer {
+    value: String,
+    errors: FieldErrors,
+    found: Option<Shown>,
+    handed: Option<Shown>,
+    refused: Option<Refused>,
+}
+
+impl Answer {
+    fn empty() -> Answer {
+        Answer {
+            value: String::new(),
+            errors: FieldErrors::default(),
+            found: None,
+            handed: None,
+            refused: None,
+        }
+    }
+}
+
+async fn pickup_page(
+    state: &AppState,
+    pharmacist: &Pharmacist,
+    page: PageCtx,
+    answer: Answer,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let user_id = pharmacist.user.id;
+    let confirm_on_scan = state
+        .db
+        .run(move |conn| pickup::confirm_on_scan(conn, user_id))
+        .await?;
+    render(
+        &PickupPage {
+            page,
+            value: answer.value,
+            errors: answer.errors,
+            confirm_on_scan,
+            found: answer.found,
+            handed: answer.handed,
+            refused: answer.refused,
+        },
+        status,
+    )
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    pharmacist: Pharmacist,
+    page: PageCtx,
+) -> Result<HttpResponse, AppError> {
+    pickup_page(&state, &pharmacist, page, Answer::empty(), StatusCode::OK).await
+}
+
+/// A post of `code` looks the reservation up; with `confirm=1` (or with the
+/// pharmacist's "confirm on scan") it hands it over.
+pub async fn post(
+    state: web::Data<AppState>,
+    pharmacist: Pharmacist,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let typed = form.get("code");
+    let Some(code) = code::normalise(typed) else {
+        let mut answer = Answer::empty();
+        let key = if typed.trim().is_empty() {
+            "form.error.required"
+        } else {
+            "pharmacy.pickup.error.code"
+        };
+        answer.errors.add("code", page.t.get(key));
+        answer.value = truncate(typed.trim(), 20);
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return pickup_page(&state, &pharmacist, page, answer, status).await;
+    };
+    let policy = state.policy().await?;
+    let (now, tz) = (state.clock.now(), policy.timezone);
+    let (by, store_id) = (pharmacist.user.id, pharmacist.store_id);
+    let confirm = form.get("confirm") == "1"
+        || state
+            .db
+            .run(move |conn| pickup::confirm_on_scan(conn, by))
+            .await?;
+    let mut answer = Answer::empty();
+    let result = if confirm {
+        let (code, policy) = (code.clone(), policy.clone());
+        match state
+            .db
+            .write(move |tx| pickup::confirm(tx, by, store_id, &code, now, &policy))
+            .await
+        {
+            Ok(facts) => {
+                answer.handed = Some(Shown::new(&facts, &page, tz, now));
+                Ok(())
+            }
+            Err(DbError::Work(PickupError::Refused(r))) => Err(r),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        let (code, policy) = (code.clone(), policy.clone());
+        match state
+            .db
+            .run(move |conn| pickup::look_up(conn, store_id, &code, now, &policy))
+            .await?
+        {
+            Ok(facts) => {
+                answer.found = Some(Shown::new(&facts, &page, tz, now));
+                Ok(())
+            }
+            Err(r) => Err(r),
+        }
+    };
+    let status = match result {
+        Ok(()) => StatusCode::OK,
+        Err(r) => {
+            let (status, refused) = refusal(&r, &code, &page, tz);
+            answer.refused = Some(refused);
+            status
+        }
+    };
+    pickup_page(&state, &pharmacist, page, answer, status).await
+}
+
+/// `POST /pharmacy/pickup/preferences`: `confirm_on_scan=1` turns handing over
+/// at the first scan on, its absence off.
+pub async fn preferences(
+    state: web::Data<AppState>,
+    pharmacist: Pharmacist,
+    session: Session,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let on = form.get("confirm_on_scan") == "1";
+    let user_id = pharmacist.user.id;
+    state
+        .db
+        .write(move |tx| pickup::set_confirm_on_scan(tx, user_id, on))
+        .await?;
+    let flash = if on {
+        "pharmacy.pickup.flash.scan_on"
+    } else {
+        "pharmacy.pickup.flash.scan_off"
+    };
+    session::set_flash(&session, flash);
+    Ok(see_other("/pharmacy/pickup"))
+}

@@ -1,0 +1,440 @@
+//! Selling to someone without a reservation (SPEC §3, §4 invariants 1, 2, 4):
+//! the person found or created by the keyed hash of their national ID, the
+//! rotation rule for today, the quota counter ([`quota::take`]) and the
+//! store-day's walk-in stock, each decided by a conditional write in one
+//! transaction with the sale and its ledger row. An undo by the same
+//! pharmacist within [`UNDO_MINUTES`] gives everything back.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc, Weekday};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+
+use crate::db::schema::{people, stock_ledger, store_days, stores, users, walk_in_sales};
+use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
+use crate::policy::{Policy, rotation_weekday};
+use crate::quota;
+use crate::reservations::rules;
+
+/// How long after a sale its pharmacist may undo it.
+pub const UNDO_MINUTES: i64 = 5;
+
+/// A sale asked for. The national ID itself is not here: only what may be
+/// kept of it (its keyed hash, birth date and masked form).
+#[derive(Debug, Clone)]
+pub struct Sale {
+    pub pharmacist_id: i64,
+    pub store_id: i64,
+    pub national_id_hash: String,
+    pub birth_date: NaiveDate,
+    pub national_id_masked: String,
+    pub quantity: i32,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The store has no supply allocated today.
+    NoSupply,
+    /// An administrator stopped sales at the store.
+    StoreSuspended,
+    /// The rotation rule is on and today is not this person's day.
+    Rotation {
+        weekday: Weekday,
+    },
+    QuotaExceeded {
+        left: i32,
+    },
+    /// The walk-in stock has only `left`.
+    OutOfStock {
+        left: i32,
+    },
+}
+
+impl Refusal {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::NoSupply => "no_supply",
+            Refusal::StoreSuspended => "suspended",
+            Refusal::Rotation { .. } => "rotation",
+            Refusal::QuotaExceeded { .. } => "quota",
+            Refusal::OutOfStock { .. } => "stock",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalkInError {
+    #[error("sale refused: {0:?}")]
+    Refused(Refusal),
+    #[error("database error")]
+    Db(#[from] DieselError),
+}
+
+impl AsRetryable for WalkInError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, WalkInError::Db(e) if is_retryable(e))
+    }
+}
+
+impl From<Refusal> for WalkInError {
+    fn from(r: Refusal) -> Self {
+        WalkInError::Refused(r)
+    }
+}
+
+/// Sells `sale.quantity` masks at the store today; the new sale's id.
+pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkInError> {
+    let today = rules::today(policy, sale.now);
+    let day: Option<(i64, bool)> = store_days::table
+        .inner_join(stores::table)
+        .filter(store_days::store_id.eq(sale.store_id))
+        .filter(store_days::day.eq(today))
+        .select((store_days::id, stores::suspended))
+        .first(tx.conn())
+        .optional()?;
+    let Some((store_day_id, suspended)) = day else {
+        return Err(Refusal::NoSupply.into());
+    };
+    if suspended {
+        return Err(Refusal::StoreSuspended.into());
+    }
+    let birth_year = rules::birth_year(sale.birth_date);
+    if !policy.rotation.allows(birth_year, today) {
+        return Err(Refusal::Rotation {
+            weekday: rotation_weekday(birth_year),
+        }
+        .into());
+    }
+
+    let at = sale.now.naive_utc();
+    let person_id = person(tx, sale, at)?;
+    let q = sale.quantity;
+    let period_start = policy.period.start_of(today);
+    if let Err(e) = quota::take(tx, person_id, period_start, q, policy.quota_per_period)? {
+        return Err(Refusal::QuotaExceeded { left: e.left }.into());
+    }
+
+    let taken = diesel::update(
+        store_days::table
+            .filter(store_days::id.eq(store_day_id))
+            .filter((store_days::window_capacity + store_days::walk_in + q).le(store_days::supply)),
+    )
+    .set((
+        store_days::walk_in.eq(store_days::walk_in + q),
+        store_days::stock_changed_at.eq(at),
+    ))
+    .execute(tx.conn())?;
+    if taken != 1 {
+        let left: i32 = store_days::table
+            .find(store_day_id)
+            .select(store_days::supply - store_days::window_capacity - store_days::walk_in)
+            .first(tx.conn())?;
+        return Err(Refusal::OutOfStock { left: left.max(0) }.into());
+    }
+
+    let sale_id: i64 = diesel::insert_into(walk_in_sales::table)
+        .values((
+            walk_in_sales::store_day_id.eq(store_day_id),
+            walk_in_sales::store_id.eq(sale.store_id),
+            walk_in_sales::person_id.eq(person_id),
+            walk_in_sales::quantity.eq(q),
+            walk_in_sales::period_start.eq(period_start),
+            walk_in_sales::sold_by.eq(sale.pharmacist_id),
+            walk_in_sales::created_at.eq(at),
+        ))
+        .returning(walk_in_sales::id)
+        .get_result(tx.conn())?;
+    diesel::insert_into(stock_ledger::table)
+        .values((
+            stock_ledger::store_day_id.eq(store_day_id),
+            stock_ledger::walk_in_sale_id.eq(sale_id),
+            stock_ledger::kind.eq("walk_in"),
+            stock_ledger::walk_in_delta.eq(q),
+            stock_ledger::actor_user_id.eq(sale.pharmacist_id),
+            stock_ledger::created_at.eq(at),
+        ))
+        .execute(tx.conn())?;
+    Ok(sale_id)
+}
+
+/// The person with this national ID, created on their first purchase. Two
+/// pharmacies selling to a new person at once both insert: `ON CONFLICT DO
+/// NOTHING` lets the second wait for the first and then find its row, rather
+/// than fail with a unique violation.
+fn person(tx: &mut Tx<'_>, sale: &Sale, at: NaiveDateTime) -> QueryResult<i64> {
+    let by_hash = |tx: &mut Tx<'_>| {
+        people::table
+            .filter(people::national_id_hash.eq(&sale.national_id_hash))
+            .select(people::id)
+            .first::<i64>(tx.conn())
+            .optional()
+    };
+    if let Some(id) = by_hash(tx)? {
+        return Ok(id);
+    }
+    let row = (
+        people::national_id_hash.eq(&sale.national_id_hash),
+        people::birth_date.eq(sale.birth_date),
+        people::national_id_masked.eq(&sale.national_id_masked),
+        people::created_at.eq(at),
+    );
+    let inserted: Option<i64> = crate::on_each_backend!(tx.conn(), |c| {
+        diesel::insert_into(people::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(people::id)
+            .get_result(c)
+            .optional()
+    })?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => by_hash(tx)?.ok_or(DieselError::NotFound),
+    }
+}
+
+/// A sale as the undo needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleFacts {
+    pub sold_by: i64,
+    pub created_at: NaiveDateTime,
+    pub undone: bool,
+}
+
+/// Why a sale is not undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoRefusal {
+    /// No such sale at this store.
+    NotFound,
+    /// Another pharmacist sold it.
+    NotYours,
+    AlreadyUndone,
+    /// More than [`UNDO_MINUTES`] ago.
+    TooLate,
+}
+
+impl UndoRefusal {
+    pub fn kind(self) -> &'static str {
+        match self {
+            UndoRefusal::NotFound => "undo_unknown",
+            UndoRefusal::NotYours => "undo_not_yours",
+            UndoRefusal::AlreadyUndone => "undo_done",
+            UndoRefusal::TooLate => "undo_too_late",
+        }
+    }
+}
+
+/// Whether the pharmacist `by` may undo `sale` at `now`.
+pub fn may_undo(sale: &SaleFacts, by: i64, now: DateTime<Utc>) -> Result<(), UndoRefusal> {
+    if sale.undone {
+        Err(UndoRefusal::AlreadyUndone)
+    } else if sale.sold_by != by {
+        Err(UndoRefusal::NotYours)
+    } else if now.naive_utc() > undo_deadline(sale.created_at) {
+        Err(UndoRefusal::TooLate)
+    } else {
+        Ok(())
+    }
+}
+
+/// The last moment a sale made at `created_at` may be undone.
+pub fn undo_deadline(created_at: NaiveDateTime) -> NaiveDateTime {
+    created_at + TimeDelta::minutes(UNDO_MINUTES)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    #[error("undo refused: {0:?}")]
+    Refused(UndoRefusal),
+    /// A counter did not hold what the sale took: nothing is changed.
+    #[error("counters do not match sale {0}")]
+    Inconsistent(i64),
+    #[error("database error")]
+    Db(#[from] DieselError),
+}
+
+impl AsRetryable for UndoError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, UndoError::Db(e) if is_retryable(e))
+    }
+}
+
+type SaleRow = (
+    i64,
+    i64,
+    i32,
+    NaiveDate,
+    i64,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
+
+/// Undoes sale `sale_id` of the store `store_id` for the pharmacist `by`: the
+/// sale marked undone by a conditional update (its seller, not undone, within
+/// the minutes), the walk-in stock and the quota given back, a ledger row
+/// with the negative quantity.
+pub fn undo(
+    tx: &mut Tx<'_>,
+    by: i64,
+    store_id: i64,
+    sale_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), UndoError> {
+    let read = |tx: &mut Tx<'_>| -> QueryResult<Option<SaleRow>> {
+        walk_in_sales::table
+            .filter(walk_in_sales::id.eq(sale_id))
+            .filter(walk_in_sales::store_id.eq(store_id))
+            .select((
+                walk_in_sales::store_day_id,
+                walk_in_sales::person_id,
+                walk_in_sales::quantity,
+                walk_in_sales::period_start,
+                walk_in_sales::sold_by,
+                walk_in_sales::created_at,
+                walk_in_sales::undone_at,
+            ))
+            .first(tx.conn())
+            .optional()
+    };
+    let facts = |row: &SaleRow| SaleFacts {
+        sold_by: row.4,
+        created_at: row.5,
+        undone: row.6.is_some(),
+    };
+    let row = read(tx)?.ok_or(UndoError::Refused(UndoRefusal::NotFound))?;
+    may_undo(&facts(&row), by, now).map_err(UndoError::Refused)?;
+    let (store_day_id, person_id, q, period_start, ..) = row;
+
+    let at = now.naive_utc();
+    let cutoff = at - TimeDelta::minutes(UNDO_MINUTES);
+    let marked = diesel::update(
+        walk_in_sales::table
+            .filter(walk_in_sales::id.eq(sale_id))
+            .filter(walk_in_sales::sold_by.eq(by))
+            .filter(walk_in_sales::undone_at.is_null())
+            .filter(walk_in_sales::created_at.ge(cutoff)),
+    )
+    .set(walk_in_sales::undone_at.eq(at))
+    .execute(tx.conn())?;
+    if marked != 1 {
+        let row = read(tx)?.ok_or(UndoError::Refused(UndoRefusal::NotFound))?;
+        return Err(match may_undo(&facts(&row), by, now) {
+            Err(refusal) => UndoError::Refused(refusal),
+            Ok(()) => UndoError::Inconsistent(sale_id),
+        });
+    }
+    let day = diesel::update(
+        store_days::table
+            .filter(store_days::id.eq(store_day_id))
+            .filter(store_days::walk_in.ge(q)),
+    )
+    .set((
+        store_days::walk_in.eq(store_days::walk_in - q),
+        store_days::stock_changed_at.eq(at),
+    ))
+    .execute(tx.conn())?;
+    if day != 1 || !quota::give_back(tx, person_id, period_start, q)? {
+        return Err(UndoError::Inconsistent(sale_id));
+    }
+    diesel::insert_into(stock_ledger::table)
+        .values((
+            stock_ledger::store_day_id.eq(store_day_id),
+            stock_ledger::walk_in_sale_id.eq(sale_id),
+            stock_ledger::kind.eq("walk_in"),
+            stock_ledger::walk_in_delta.eq(-q),
+            stock_ledger::actor_user_id.eq(by),
+            stock_ledger::created_at.eq(at),
+        ))
+        .execute(tx.conn())?;
+    Ok(())
+}
+
+/// One walk-in sale of the day, as the page lists it.
+#[derive(Debug, Clone)]
+pub struct SaleLine {
+    pub id: i64,
+    pub national_id_masked: String,
+    pub quantity: i32,
+    pub sold_by: i64,
+    pub seller: String,
+    pub created_at: NaiveDateTime,
+    pub undone: bool,
+}
+
+type LineRow = (
+    i64,
+    String,
+    i32,
+    i64,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
+
+/// The store's walk-in sales on `day`, newest first.
+pub fn sales_on(
+    conn: &mut DbConnection,
+    store_id: i64,
+    day: NaiveDate,
+) -> QueryResult<Vec<SaleLine>> {
+    let rows: Vec<LineRow> = walk_in_sales::table
+        .inner_join(store_days::table)
+        .inner_join(people::table)
+        .inner_join(users::table.on(users::id.eq(walk_in_sales::sold_by)))
+        .filter(walk_in_sales::store_id.eq(store_id))
+        .filter(store_days::day.eq(day))
+        .order(walk_in_sales::id.desc())
+        .select((
+            walk_in_sales::id,
+            people::national_id_masked,
+            walk_in_sales::quantity,
+            walk_in_sales::sold_by,
+            users::name,
+            walk_in_sales::created_at,
+            walk_in_sales::undone_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, national_id_masked, quantity, sold_by, seller, created_at, undone_at)| SaleLine {
+                id,
+                national_id_masked,
+                quantity,
+                sold_by,
+                seller,
+                created_at,
+                undone: undone_at.is_some(),
+            },
+        )
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(min: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + min * 60, 0).unwrap()
+    }
+
+    #[test]
+    fn only_the_seller_undoes_and_only_within_the_minutes() {
+        let sale = SaleFacts {
+            sold_by: 1,
+            created_at: at(0).naive_utc(),
+            undone: false,
+        };
+        assert_eq!(may_undo(&sale, 1, at(0)), Ok(()));
+        assert_eq!(may_undo(&sale, 1, at(UNDO_MINUTES)), Ok(()));
+        assert_eq!(
+            may_undo(&sale, 1, at(UNDO_MINUTES) + TimeDelta::seconds(1)),
+            Err(UndoRefusal::TooLate)
+        );
+        assert_eq!(may_undo(&sale, 2, at(1)), Err(UndoRefusal::NotYours));
+        let undone = SaleFacts {
+            undone: true,
+            ..sale
+        };
+        assert_eq!(may_undo(&undone, 1, at(1)), Err(UndoRefusal::AlreadyUndone));
+    }
+}

@@ -1,0 +1,272 @@
+//! `GET,POST /pharmacy/walk-in` and `POST /pharmacy/walk-in/{id}/undo`: a sale
+//! to someone without a reservation, the day's sales, undoing one's own within
+//! minutes. The work is in [`walk_in`].
+//!
+//! The national ID typed is parsed, hashed and dropped: the page never shows
+//! it back, not even after a mistake — a valid number is shown masked, and the
+//! pharmacist is asked to type it again.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::accounts::national_id::NationalId;
+use crate::db::DbError;
+use crate::pharmacy::queries;
+use crate::pharmacy::walk_in::{self, Refusal, Sale, UndoError, UndoRefusal};
+use crate::rate_limit::Decision;
+use crate::reservations::rules::{self, MAX_QUANTITY, weekday_key};
+use crate::state::AppState;
+use crate::web::auth::Pharmacist;
+use crate::web::errors::AppError;
+use crate::web::form::{FieldErrors, FormData, truncate};
+use crate::web::limits::{self, wait_message};
+use crate::web::page::PageCtx;
+use crate::web::{render, see_other, session};
+
+pub struct SaleRow {
+    pub id: i64,
+    pub time: String,
+    pub national_id: String,
+    pub quantity: i32,
+    pub seller: String,
+    pub undone: bool,
+    /// This pharmacist's own sale, still within the undo minutes.
+    pub undoable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pharmacy/walk_in.html")]
+struct WalkInPage {
+    page: PageCtx,
+    /// `None` when the store has no supply today.
+    walk_in_left: Option<i32>,
+    walk_in_sold: i32,
+    quantity: String,
+    errors: FieldErrors,
+    /// Which masked number a refused sale was for, and to type it again.
+    masked: Option<String>,
+    refusal: Option<&'static str>,
+    sales: Vec<SaleRow>,
+    undo_hint: String,
+}
+
+/// What the form says back.
+#[derive(Default)]
+struct Back {
+    quantity: String,
+    errors: FieldErrors,
+    masked: Option<String>,
+    refusal: Option<&'static str>,
+}
+
+async fn walk_in_page(
+    state: &AppState,
+    pharmacist: &Pharmacist,
+    page: PageCtx,
+    back: Back,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let policy = state.policy().await?;
+    let now = state.clock.now();
+    let (store_id, day, me) = (
+        pharmacist.store_id,
+        rules::today(&policy, now),
+        pharmacist.user.id,
+    );
+    let (store, lines) = state
+        .db
+        .run(move |conn| {
+            Ok::<_, diesel::result::Error>((
+                queries::store_day(conn, store_id, day)?,
+                walk_in::sales_on(conn, store_id, day)?,
+            ))
+        })
+        .await?;
+    let tz = policy.timezone;
+    let sales = lines
+        .into_iter()
+        .map(|s| SaleRow {
+            id: s.id,
+            time: rules::local(tz, s.created_at).format("%H:%M").to_string(),
+            national_id: s.national_id_masked,
+            quantity: s.quantity,
+            seller: s.seller,
+            undone: s.undone,
+            undoable: !s.undone
+                && s.sold_by == me
+                && now.naive_utc() <= walk_in::undo_deadline(s.created_at),
+        })
+        .collect();
+    let (walk_in_left, walk_in_sold) = match &store.stock {
+        Some(s) => (Some(s.walk_in_left), s.walk_in_sold),
+        None => (None, 0),
+    };
+    let quantity = if back.quantity.is_empty() {
+        "1".to_owned()
+    } else {
+        back.quantity
+    };
+    render(
+        &WalkInPage {
+            walk_in_left,
+            walk_in_sold,
+            quantity,
+            errors: back.errors,
+            masked: back
+                .masked
+                .map(|id| page.t.fmt("pharmacy.walk_in.for_masked", &[("id", &id)])),
+            refusal: back.refusal,
+            sales,
+            undo_hint: page.t.fmt(
+                "pharmacy.walk_in.undo_hint",
+                &[("minutes", &walk_in::UNDO_MINUTES)],
+            ),
+            page,
+        },
+        status,
+    )
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    pharmacist: Pharmacist,
+    page: PageCtx,
+) -> Result<HttpResponse, AppError> {
+    walk_in_page(&state, &pharmacist, page, Back::default(), StatusCode::OK).await
+}
+
+/// Sells after the checks of [`walk_in::sell`]; every look-up counts against
+/// the pharmacist's limit, valid or not.
+pub async fn sell(
+    state: web::Data<AppState>,
+    pharmacist: Pharmacist,
+    session: Session,
+    page: PageCtx,
+    form: FormData,
+) -> Result<HttpResponse, AppError> {
+    let mut back = Back {
+        quantity: truncate(form.get("quantity").trim(), 10),
+        ..Back::default()
+    };
+    let bucket = format!("walk-in:account:{}", pharmacist.user.id);
+    let limit = state.rate_limits.walk_in_per_account;
+    if let Decision::Limited { retry_after_secs } = limits::hit(&state, bucket, limit).await? {
+        back.errors
+            .set_general(wait_message(&page.t, retry_after_secs));
+        let page = walk_in_page(
+            &state,
+            &pharmacist,
+            page,
+            back,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        return limits::with_retry_after(page.await, retry_after_secs);
+    }
+    let policy = state.policy().await?;
+    let now = state.clock.now();
+    let today = rules::today(&policy, now);
+    let quantity = back
+        .quantity
+        .parse::<i32>()
+        .ok()
+        .filter(|q| (1..=MAX_QUANTITY).contains(q));
+    if quantity.is_none() {
+        back.errors.add(
+            "quantity",
+            page.t
+                .fmt("pharmacy.walk_in.error.quantity", &[("max", &MAX_QUANTITY)]),
+        );
+    }
+    let id = NationalId::parse(form.get("national_id"), today)
+        .map_err(|e| back.errors.add("national_id", page.t.get(e.message_key())))
+        .ok();
+    let (Some(id), Some(quantity)) = (id, quantity) else {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return walk_in_page(&state, &pharmacist, page, back, status).await;
+    };
+    let sale = Sale {
+        pharmacist_id: pharmacist.user.id,
+        store_id: pharmacist.store_id,
+        national_id_hash: id.keyed_hash(&state.keys.national_id),
+        birth_date: id.birth_date(),
+        national_id_masked: id.masked(),
+        quantity,
+        now,
+    };
+    let masked = sale.national_id_masked.clone();
+    let result = state
+        .db
+        .write(move |tx| walk_in::sell(tx, &sale, &policy))
+        .await;
+    let refusal = match result {
+        Ok(_) => {
+            session::set_flash(&session, "pharmacy.walk_in.flash.sold");
+            return Ok(see_other("/pharmacy/walk-in"));
+        }
+        Err(DbError::Work(walk_in::WalkInError::Refused(r))) => r,
+        Err(e) => return Err(e.into()),
+    };
+    let t = &page.t;
+    let message = match &refusal {
+        Refusal::NoSupply => t.get("pharmacy.walk_in.refusal.no_supply").to_owned(),
+        Refusal::StoreSuspended => t.get("pharmacy.walk_in.refusal.suspended").to_owned(),
+        Refusal::Rotation { weekday } => t.fmt(
+            "pharmacy.walk_in.refusal.rotation",
+            &[("weekday", &t.get(weekday_key(*weekday)))],
+        ),
+        Refusal::QuotaExceeded { left: 0 } => {
+            t.get("pharmacy.walk_in.refusal.quota_none").to_owned()
+        }
+        Refusal::QuotaExceeded { left } => {
+            t.fmt("pharmacy.walk_in.refusal.quota", &[("left", left)])
+        }
+        Refusal::OutOfStock { left } => t.fmt("pharmacy.walk_in.refusal.stock", &[("left", left)]),
+    };
+    back.errors.set_general(message);
+    back.masked = Some(masked);
+    back.refusal = Some(refusal.kind());
+    walk_in_page(&state, &pharmacist, page, back, StatusCode::CONFLICT).await
+}
+
+/// `POST /pharmacy/walk-in/{id}/undo`.
+pub async fn undo(
+    state: web::Data<AppState>,
+    pharmacist: Pharmacist,
+    session: Session,
+    page: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let sale_id: i64 = path.parse().map_err(|_| AppError::NotFound)?;
+    let (by, store_id, now) = (pharmacist.user.id, pharmacist.store_id, state.clock.now());
+    let result = state
+        .db
+        .write(move |tx| walk_in::undo(tx, by, store_id, sale_id, now))
+        .await;
+    let refusal = match result {
+        Ok(()) => {
+            session::set_flash(&session, "pharmacy.walk_in.flash.undone");
+            return Ok(see_other("/pharmacy/walk-in"));
+        }
+        Err(DbError::Work(UndoError::Refused(r))) => r,
+        Err(e) => return Err(e.into()),
+    };
+    let (status, key) = match refusal {
+        UndoRefusal::NotFound => return Err(AppError::NotFound),
+        UndoRefusal::NotYours => (
+            StatusCode::FORBIDDEN,
+            "pharmacy.walk_in.refusal.undo_not_yours",
+        ),
+        UndoRefusal::AlreadyUndone => (StatusCode::CONFLICT, "pharmacy.walk_in.refusal.undo_done"),
+        UndoRefusal::TooLate => (
+            StatusCode::CONFLICT,
+            "pharmacy.walk_in.refusal.undo_too_late",
+        ),
+    };
+    let mut back = Back::default();
+    back.errors
+        .set_general(page.t.fmt(key, &[("minutes", &walk_in::UNDO_MINUTES)]));
+    back.refusal = Some(refusal.kind());
+    walk_in_page(&state, &pharmacist, page, back, status).await
+}
