@@ -132,12 +132,13 @@ impl DatabaseUrl {
                 })?;
                 let mut conn = SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the one writer; the busy timeout makes
-                // a writer wait for the lock instead of failing at once; foreign keys
-                // are off by default in SQLite.
+                // a writer wait for the lock instead of failing at once (set first:
+                // switching to WAL itself needs a lock that a closing connection's
+                // checkpoint may hold); foreign keys are off by default in SQLite.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL;
+                    "PRAGMA busy_timeout = 5000;
+                     PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
-                     PRAGMA busy_timeout = 5000;
                      PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
@@ -312,8 +313,16 @@ impl r2d2::ManageConnection for Manager {
             .map_err(|e| ConnectionError::BadConnection(e.to_string()))
     }
 
+    /// Also a connection still inside a transaction: work that panicked
+    /// between BEGIN and COMMIT unwinds past `write_tx`, and the next user of
+    /// that connection would otherwise inherit its open transaction.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+        type Manager = <DbConnection as Connection>::TransactionManager;
+        Manager::is_broken_transaction_manager(conn)
+            || !matches!(
+                Manager::transaction_manager_status_mut(conn).transaction_depth(),
+                Ok(None)
+            )
     }
 }
 

@@ -505,6 +505,78 @@ mod tests {
         assert_eq!(rows(&url), vec![5, 6]);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_when_the_last_handle_goes_are_all_committed_and_answered() {
+        let (_dir, url) = scratch();
+        let writer = Writer::start(url.clone()).unwrap();
+        let writes: Vec<_> = (0..50)
+            .map(|v| {
+                let w = writer.clone();
+                tokio::spawn(async move { w.write(Duration::from_secs(30), insert(v)).await })
+            })
+            .collect();
+        drop(writer);
+        for (v, w) in writes.into_iter().enumerate() {
+            assert_eq!(w.await.unwrap().unwrap(), v as i64);
+        }
+        assert_eq!(rows(&url), (0..50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_a_write_wait_then_answers_unavailable() {
+        let (_dir, url) = scratch();
+        let writer = Writer::start(url).unwrap();
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = {
+            let (w, running) = (writer.clone(), running.clone());
+            tokio::spawn(async move {
+                w.write(Duration::from_secs(30), move |_tx: &mut Tx<'_>| {
+                    running.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = gate.lock().map(|g| g.recv());
+                    Ok::<_, DieselError>(0)
+                })
+                .await
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !running.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the writer never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let queued: Vec<_> = (0..QUEUE)
+            .map(|_| {
+                let w = writer.clone();
+                tokio::spawn(async move {
+                    w.write(Duration::from_secs(30), |_tx: &mut Tx<'_>| {
+                        Ok::<_, DieselError>(1)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while writer.queued() < QUEUE {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue never filled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let late = writer
+            .write(Duration::from_millis(50), |_tx: &mut Tx<'_>| {
+                Ok::<_, DieselError>(2)
+            })
+            .await;
+        assert!(matches!(late, Err(DbError::Unavailable(_))));
+        open.send(()).unwrap();
+        assert_eq!(held.await.unwrap().unwrap(), 0);
+        for q in queued {
+            assert_eq!(q.await.unwrap().unwrap(), 1);
+        }
+    }
+
     #[test]
     fn a_database_that_cannot_be_opened_answers_every_job() {
         let dir = tempfile::tempdir().unwrap();
