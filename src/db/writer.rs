@@ -394,6 +394,9 @@ mod tests {
     use diesel::prelude::*;
     use diesel::sql_types::BigInt;
 
+    type Work = Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send>;
+    type Answer = oneshot::Receiver<Result<i64, DbError<DieselError>>>;
+
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
@@ -419,19 +422,14 @@ mod tests {
             .collect()
     }
 
-    fn insert(v: i64) -> Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send> {
+    fn insert(v: i64) -> Work {
         Box::new(move |tx: &mut Tx<'_>| {
             diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})")).execute(tx.conn())?;
             Ok(v)
         })
     }
 
-    fn job(
-        f: Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send>,
-    ) -> (
-        Box<dyn Job>,
-        oneshot::Receiver<Result<i64, DbError<DieselError>>>,
-    ) {
+    fn job(f: Work) -> (Box<dyn Job>, Answer) {
         let (reply, answer) = oneshot::channel();
         (
             Box::new(TypedJob {
@@ -444,10 +442,7 @@ mod tests {
         )
     }
 
-    fn settle_all(
-        url: &DatabaseUrl,
-        fs: Vec<Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send>>,
-    ) -> Vec<Result<i64, DbError<DieselError>>> {
+    fn settle_all(url: &DatabaseUrl, fs: Vec<Work>) -> Vec<Result<i64, DbError<DieselError>>> {
         let (group, answers): (Vec<_>, Vec<_>) = fs.into_iter().map(job).unzip();
         let mut conn = None;
         settle(url, &mut conn, group);
@@ -460,13 +455,12 @@ mod tests {
     #[test]
     fn a_failing_job_rolls_back_only_its_savepoint() {
         let (_dir, url) = scratch();
-        let failing: Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send> =
-            Box::new(|tx: &mut Tx<'_>| {
-                diesel::sql_query("INSERT INTO t (v) VALUES (50)").execute(tx.conn())?;
-                // A duplicate: the job's error after a write of its own.
-                diesel::sql_query("INSERT INTO t (v) VALUES (1)").execute(tx.conn())?;
-                Ok(50)
-            });
+        let failing: Work = Box::new(|tx: &mut Tx<'_>| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (50)").execute(tx.conn())?;
+            // A duplicate: the job's error after a write of its own.
+            diesel::sql_query("INSERT INTO t (v) VALUES (1)").execute(tx.conn())?;
+            Ok(50)
+        });
         let answers = settle_all(&url, vec![insert(1), failing, insert(2)]);
         assert!(matches!(answers[0], Ok(1)));
         assert!(matches!(answers[1], Err(DbError::Work(_))));
@@ -477,11 +471,10 @@ mod tests {
     #[test]
     fn a_panicking_job_answers_unavailable_and_the_others_commit() {
         let (_dir, url) = scratch();
-        let panicking: Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send> =
-            Box::new(|tx: &mut Tx<'_>| {
-                diesel::sql_query("INSERT INTO t (v) VALUES (60)").execute(tx.conn())?;
-                panic!("a bug in a write");
-            });
+        let panicking: Work = Box::new(|tx: &mut Tx<'_>| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (60)").execute(tx.conn())?;
+            panic!("a bug in a write");
+        });
         let answers = settle_all(&url, vec![insert(3), panicking, insert(4)]);
         assert!(matches!(answers[0], Ok(3)));
         assert!(matches!(answers[1], Err(DbError::Unavailable(_))));
@@ -492,12 +485,11 @@ mod tests {
     #[test]
     fn a_job_that_leaves_a_savepoint_open_does_not_take_the_group_with_it() {
         let (_dir, url) = scratch();
-        let unbalanced: Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send> =
-            Box::new(|tx: &mut Tx<'_>| {
-                Manager::begin_transaction(tx.conn())?;
-                diesel::sql_query("INSERT INTO t (v) VALUES (7)").execute(tx.conn())?;
-                Ok(7)
-            });
+        let unbalanced: Work = Box::new(|tx: &mut Tx<'_>| {
+            Manager::begin_transaction(tx.conn())?;
+            diesel::sql_query("INSERT INTO t (v) VALUES (7)").execute(tx.conn())?;
+            Ok(7)
+        });
         let answers = settle_all(&url, vec![insert(5), unbalanced, insert(6)]);
         assert!(matches!(answers[0], Ok(5)));
         assert!(matches!(answers[1], Err(DbError::Unavailable(_))));
