@@ -5,6 +5,11 @@
 //! own. Prints reservations per second and latency percentiles, then runs the
 //! invariant check.
 //!
+//! With `--through-db`, the bookings go through `Db::write` instead, the door
+//! every request's write takes, from `--tasks` concurrent tasks: on SQLite that
+//! is the one writer committing queued bookings in groups, on PostgreSQL the
+//! pool (of `--threads` connections).
+//!
 //! On SQLite it uses a fresh file in a temporary directory. With
 //! `--database-url postgres://…` it creates a scratch database next to the one
 //! named (`booking_bench_<pid>`), and drops it at the end.
@@ -13,6 +18,7 @@
 //! cargo run --release --example booking_bench
 //! cargo run --release --example booking_bench -- \
 //!     --database-url postgres://postgres@127.0.0.1:5432/postgres
+//! cargo run --release --example booking_bench -- --through-db --tasks 64
 //! ```
 //! See `docs/benchmarks.md` for recorded figures.
 
@@ -27,7 +33,7 @@ use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::accounts::queries::{NewUser, insert_user};
 use mask_reservation::db::schema::{people, pickup_windows};
-use mask_reservation::db::{DatabaseUrl, DbConnection, write_tx};
+use mask_reservation::db::{DatabaseUrl, Db, DbConnection, DbError, PoolOptions, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::reservations::booking::{BookError, Request, book};
@@ -47,6 +53,13 @@ struct Args {
     /// Threads booking at once, each with its own connection.
     #[arg(long, default_value_t = 4)]
     threads: usize,
+    /// Book through `Db::write` (the writer on SQLite, the pool on PostgreSQL)
+    /// rather than `write_tx` on connections of the benchmark's own.
+    #[arg(long)]
+    through_db: bool,
+    /// With `--through-db`: bookings in flight at once.
+    #[arg(long, default_value_t = 64)]
+    tasks: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -89,18 +102,120 @@ fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {
     let day = policy.today() + chrono::Duration::days(1);
     let windows = set_up(&mut conn, &policy, args, day)?;
     let users = citizens(&mut conn, args.citizens)?;
-    println!(
-        "{}: {} stores, {} windows, {} citizens, {} threads",
-        url.backend().as_str(),
-        args.stores,
-        windows.len(),
-        users.len(),
-        args.threads
-    );
+    if args.through_db {
+        println!(
+            "{}: {} stores, {} windows, {} citizens, through Db::write from {} tasks",
+            url.backend().as_str(),
+            args.stores,
+            windows.len(),
+            users.len(),
+            args.tasks
+        );
+    } else {
+        println!(
+            "{}: {} stores, {} windows, {} citizens, {} threads",
+            url.backend().as_str(),
+            args.stores,
+            windows.len(),
+            users.len(),
+            args.threads
+        );
+    }
 
     let tr = Tr::new(Arc::new(Catalog::load()?), Lang::Ko);
     let (windows, users, policy) = (Arc::new(windows), Arc::new(users), Arc::new(policy));
     let started = Instant::now();
+    let (all, refused) = if args.through_db {
+        through_db(args, url, windows, users, policy, tr)?
+    } else {
+        own_connections(args, url, windows, users, policy, tr)?
+    };
+    report(started, all, refused, &mut conn)
+}
+
+type Shared = (Arc<Vec<i64>>, Arc<Vec<i64>>, Arc<Policy>, Tr);
+
+fn request(i: usize, user_id: i64, windows: &[i64]) -> Request {
+    Request {
+        user_id,
+        window_id: windows[i % windows.len()],
+        quantity: 1,
+        request_id: Some(format!("bench-{i}")),
+        now: Utc::now(),
+    }
+}
+
+/// Every booking through `Db::write`, `--tasks` at a time.
+fn through_db(
+    args: &Args,
+    url: &DatabaseUrl,
+    windows: Arc<Vec<i64>>,
+    users: Arc<Vec<i64>>,
+    policy: Arc<Policy>,
+    tr: Tr,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let (windows, users, policy, tr): Shared = (windows, users, policy, tr);
+    let db = Db::new(
+        url,
+        PoolOptions {
+            max_size: args.threads as u32,
+            acquire_timeout: Duration::from_secs(30),
+        },
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..args.tasks)
+            .map(|_| {
+                let (db, next) = (db.clone(), next.clone());
+                let (windows, users, policy, tr) =
+                    (windows.clone(), users.clone(), policy.clone(), tr.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut refused = 0;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&user_id) = users.get(i) else { break };
+                        let req = request(i, user_id, &windows);
+                        let (policy, tr) = (policy.clone(), tr.clone());
+                        let one = Instant::now();
+                        match db
+                            .write(move |tx| book(tx, &req, &policy, &tr, "http://127.0.0.1:8080"))
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(DbError::Work(BookError::Refused(_))) => refused += 1,
+                            Err(e) => return Err(anyhow::anyhow!("booking failed: {e}")),
+                        }
+                        latencies.push(one.elapsed());
+                    }
+                    Ok::<_, anyhow::Error>((latencies, refused))
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut refused = 0;
+        for t in tasks {
+            let (lat, r) = t.await??;
+            all.extend(lat);
+            refused += r;
+        }
+        Ok((all, refused))
+    })
+}
+
+/// Every booking in `write_tx` on `--threads` connections of its own.
+fn own_connections(
+    args: &Args,
+    url: &DatabaseUrl,
+    windows: Arc<Vec<i64>>,
+    users: Arc<Vec<i64>>,
+    policy: Arc<Policy>,
+    tr: Tr,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
     let handles: Vec<_> = (0..args.threads)
         .map(|t| {
             let (url, tr) = (url.clone(), tr.clone());
@@ -111,13 +226,7 @@ fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {
                 let mut latencies = Vec::new();
                 let mut refused = 0;
                 for (i, user_id) in users.iter().enumerate().skip(t).step_by(threads) {
-                    let req = Request {
-                        user_id: *user_id,
-                        window_id: windows[i % windows.len()],
-                        quantity: 1,
-                        request_id: Some(format!("bench-{i}")),
-                        now: Utc::now(),
-                    };
+                    let req = request(i, *user_id, &windows);
                     let one = Instant::now();
                     match write_tx(&mut conn, |tx| {
                         book(tx, &req, &policy, &tr, "http://127.0.0.1:8080")
@@ -141,6 +250,15 @@ fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {
         all.extend(lat);
         refused += r;
     }
+    Ok((all, refused))
+}
+
+fn report(
+    started: Instant,
+    mut all: Vec<Duration>,
+    refused: usize,
+    conn: &mut DbConnection,
+) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     all.sort();
     let pct = |p: f64| {
@@ -161,7 +279,7 @@ fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {
         ms(pct(0.99)),
         ms(all.last().copied().unwrap_or_default())
     );
-    let findings = mask_reservation::verify::run(&mut conn)?;
+    let findings = mask_reservation::verify::run(conn)?;
     println!("verify: {} violations", findings.len());
     if !findings.is_empty() {
         bail!("invariants violated: {findings:?}");

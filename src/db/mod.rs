@@ -2,6 +2,9 @@
 //! the embedded migrations, and the one helper every write goes through.
 
 pub mod schema;
+mod writer;
+
+pub use writer::Writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -129,12 +132,13 @@ impl DatabaseUrl {
                 })?;
                 let mut conn = SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the one writer; the busy timeout makes
-                // a writer wait for the lock instead of failing at once; foreign keys
-                // are off by default in SQLite.
+                // a writer wait for the lock instead of failing at once (set first:
+                // switching to WAL itself needs a lock that a closing connection's
+                // checkpoint may hold); foreign keys are off by default in SQLite.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL;
+                    "PRAGMA busy_timeout = 5000;
+                     PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
-                     PRAGMA busy_timeout = 5000;
                      PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
@@ -192,11 +196,12 @@ pub struct MigrationError(String);
 /// busy timeout).
 const WRITE_ATTEMPTS: u32 = 5;
 
-/// A write transaction in progress. Only [`write_tx`] makes one, so a function that
+/// A write transaction in progress. Only [`write_tx`] and the SQLite writer
+/// ([`Writer`], where it is a savepoint of a group) make one, so a function that
 /// takes `&mut Tx` can only be called inside a transaction: every function that
 /// writes takes one, and a write outside a transaction does not compile. This is
-/// the one door of the write path; what stands behind it (a pool of writers
-/// today, one batching writer later) can change without touching the features.
+/// the one door of the write path; what stands behind it (one grouping writer on
+/// SQLite, the pool on PostgreSQL) can change without touching the features.
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
 }
@@ -308,8 +313,16 @@ impl r2d2::ManageConnection for Manager {
             .map_err(|e| ConnectionError::BadConnection(e.to_string()))
     }
 
+    /// Also a connection still inside a transaction: work that panicked
+    /// between BEGIN and COMMIT unwinds past `write_tx`, and the next user of
+    /// that connection would otherwise inherit its open transaction.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+        type Manager = <DbConnection as Connection>::TransactionManager;
+        Manager::is_broken_transaction_manager(conn)
+            || !matches!(
+                Manager::transaction_manager_status_mut(conn).transaction_depth(),
+                Ok(None)
+            )
     }
 }
 
@@ -329,13 +342,15 @@ pub enum DbError<E> {
 
 /// The application's handle on the database: a pool, and a semaphore of the same
 /// size so that waiting for a connection happens on the async side, bounded by
-/// a timeout, and never parks a blocking thread.
+/// a timeout, and never parks a blocking thread; on SQLite, also the one writer
+/// every `Db::write` goes through.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
     backend: Backend,
+    writer: Option<Writer>,
 }
 
 pub struct PoolOptions {
@@ -358,6 +373,7 @@ impl Db {
             permits: Arc::new(Semaphore::new(options.max_size as usize)),
             acquire_timeout: options.acquire_timeout,
             backend: url.backend(),
+            writer: start_writer(url),
         }
     }
 
@@ -392,15 +408,28 @@ impl Db {
         }
     }
 
-    /// Runs `f` as one write transaction ([`write_tx`]) on the blocking thread pool:
-    /// the door every write of a request goes through.
+    /// Runs `f` as one write transaction: the door every write of a request goes
+    /// through. `Ok` means committed, durably. On SQLite `f` goes to the one
+    /// writer thread, which commits it with whatever else is queued, in a
+    /// savepoint of its own ([`Writer`]); on PostgreSQL, where many connections
+    /// writing at once is the point, it runs in [`write_tx`] on a pooled
+    /// connection. Either way `f` may run more than once and must have no
+    /// effect outside its transaction.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DieselError> + AsRetryable + Send + 'static,
     {
-        self.run(move |conn| write_tx(conn, f)).await
+        match &self.writer {
+            Some(writer) => writer.write(self.acquire_timeout, f).await,
+            None => self.run(move |conn| write_tx(conn, f)).await,
+        }
+    }
+
+    /// Writes waiting for the SQLite writer (0 on PostgreSQL).
+    pub fn write_queue_len(&self) -> usize {
+        self.writer.as_ref().map_or(0, Writer::queued)
     }
 
     /// A connection for synchronous callers (the command line, seeding, tests).
@@ -410,6 +439,21 @@ impl Db {
 
     pub fn pool_state(&self) -> r2d2::State {
         self.pool.state()
+    }
+}
+
+/// The SQLite writer, or none (PostgreSQL; or a thread that could not start,
+/// in which case writes take the pool path, which is correct, only slower).
+fn start_writer(url: &DatabaseUrl) -> Option<Writer> {
+    match url {
+        DatabaseUrl::Sqlite(_) => match Writer::start(url.clone()) {
+            Ok(writer) => Some(writer),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the database writer; writing through the pool");
+                None
+            }
+        },
+        DatabaseUrl::Postgres(_) => None,
     }
 }
 

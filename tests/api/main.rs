@@ -38,3 +38,4 @@ mod schema;
 mod staff_pages;
 mod store_search;
 mod web_stack;
+mod writer;

@@ -1,0 +1,584 @@
+//! The SQLite write path: one thread, owning one connection, that takes the
+//! write jobs queued by [`Db::write`](super::Db::write) and commits them in
+//! groups.
+//!
+//! SQLite has one write lock. A pool of writers spends the rush taking turns
+//! at it, one fsync per request; one writer that runs whatever is queued
+//! inside one `BEGIN IMMEDIATE … COMMIT` pays one lock and one fsync for the
+//! whole group. Each job runs in a savepoint of its own, so a job that fails
+//! rolls back only itself, and each caller hears back only after the COMMIT
+//! that made its work durable (`synchronous = FULL`).
+//!
+//! What happens when something goes wrong, and why it is safe:
+//!
+//! - A job returns `Err`: its savepoint is rolled back, the others go on, and
+//!   its caller gets the error after the group is settled. A retryable error
+//!   (none is expected with one writer) reruns the job in a new savepoint, a
+//!   bounded number of times, as [`write_tx`] does.
+//! - A job panics: its caller gets [`DbError::Unavailable`] (what a panic in
+//!   the blocking pool gives on the pool path). The connection's transaction
+//!   state is then unknown, so the whole group is rolled back by closing the
+//!   connection, and every other job of the group runs again alone.
+//! - A savepoint statement fails, or the transaction depth is not what it
+//!   should be after a job: same as a panic, without the error for anyone —
+//!   the others run again, each in its own transaction.
+//! - `COMMIT` fails and the rollback after it succeeds: nothing was committed
+//!   (a committed transaction cannot be rolled back), so every job runs again
+//!   alone and gets its own answer. If the rollback fails too, whether the
+//!   group is on disk is unknown: rerunning could apply it twice, so every job
+//!   gets `Unavailable`, as a caller of `write_tx` gets an error from a failed
+//!   COMMIT today.
+//! - `BEGIN IMMEDIATE` fails (the database is gone, or another connection —
+//!   the command line — holds the lock past the busy timeout and the retries):
+//!   every job gets `Unavailable`, which the pages answer with 503.
+//! - Any failure but a job's own `Err` drops the connection; the next group
+//!   opens a new one.
+//!
+//! Jobs may run more than once, as with [`write_tx`]: that is why `Db::write`
+//! takes an `FnMut` that has no effect outside its transaction.
+//!
+//! The thread ends when every sender is gone (every clone of the `Db` dropped)
+//! and the queue is drained; a job is never dropped unanswered by design, and
+//! if it were (a bug), its caller's receiver would see the sender gone and
+//! answer `Unavailable` rather than wait forever.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::result::Error as DieselError;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AsRetryable, DatabaseUrl, DbConnection, DbError, Tx, WRITE_ATTEMPTS, write_tx};
+
+/// Most jobs committed together. Large enough that a rush is served in few
+/// commits, small enough that one group's answers do not wait long for its
+/// last job.
+pub const MAX_GROUP: usize = 128;
+
+/// Jobs that may wait for the writer. A full queue makes `Db::write` wait,
+/// bounded by the acquire timeout, as a full pool does on the pool path.
+pub const QUEUE: usize = 1024;
+
+type Reply<T, E> = oneshot::Sender<Result<T, DbError<E>>>;
+
+/// The sending end of the writer's queue.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    /// Starts the writer thread for `url` (an SQLite database). It connects on
+    /// its first job, so a database that is missing at start does not stop the
+    /// server.
+    pub fn start(url: DatabaseUrl) -> std::io::Result<Writer> {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || serve(&url, rx))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Queues `f` and waits for its answer, which comes after the commit of its
+    /// group. Waiting for room in the queue is bounded by `timeout`.
+    pub async fn write<T, E, F>(&self, timeout: Duration, f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob {
+            f,
+            kept: None,
+            lost: None,
+            reply,
+        });
+        match tokio::time::timeout(timeout, self.jobs.send(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(DbError::Unavailable("the database writer stopped".into())),
+            Err(_) => {
+                return Err(DbError::Unavailable(
+                    "timed out waiting for the database writer".into(),
+                ));
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(DbError::Unavailable(
+                "the database writer dropped the write".into(),
+            ))
+        })
+    }
+
+    /// Jobs waiting in the queue (not counting the group being committed).
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+}
+
+/// What one run of a job came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Done,
+    Failed,
+    Retry,
+    /// No result to give (the work panicked): the connection's state is unknown.
+    Lost,
+}
+
+const PANICKED: &str = "the write panicked";
+
+/// A queued write with its result type erased: it runs the typed closure,
+/// keeps the typed result, and delivers it when told to.
+trait Job: Send {
+    /// Runs the work once on `tx` (a savepoint of the group).
+    fn run(&mut self, tx: &mut Tx<'_>) -> Step;
+    /// Runs the work in a transaction of its own ([`write_tx`]). `Lost` says
+    /// the connection must not be used again.
+    fn run_alone(&mut self, conn: &mut DbConnection) -> Step;
+    /// The work panicked: it is not run again.
+    fn panicked(&self) -> bool;
+    /// Delivers the kept result: only once it is committed (or was an error).
+    fn answer(self: Box<Self>);
+    /// Delivers `Unavailable` whatever the work did.
+    fn fail(self: Box<Self>, why: &str);
+}
+
+struct TypedJob<T, E, F> {
+    f: F,
+    kept: Option<Result<T, E>>,
+    /// Why there is no result to give.
+    lost: Option<&'static str>,
+    reply: Reply<T, E>,
+}
+
+impl<T, E, F> TypedJob<T, E, F>
+where
+    E: AsRetryable,
+{
+    fn keep(&mut self, outcome: std::thread::Result<Result<T, E>>) -> Step {
+        match outcome {
+            Ok(Ok(value)) => {
+                self.kept = Some(Ok(value));
+                Step::Done
+            }
+            Ok(Err(e)) => {
+                let step = if e.is_retryable() {
+                    Step::Retry
+                } else {
+                    Step::Failed
+                };
+                self.kept = Some(Err(e));
+                step
+            }
+            Err(_) => {
+                self.kept = None;
+                self.lost = Some(PANICKED);
+                Step::Lost
+            }
+        }
+    }
+}
+
+impl<T, E, F> Job for TypedJob<T, E, F>
+where
+    F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send,
+    T: Send,
+    E: From<DieselError> + AsRetryable + Send,
+{
+    fn run(&mut self, tx: &mut Tx<'_>) -> Step {
+        let f = &mut self.f;
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(tx)));
+        self.keep(outcome)
+    }
+
+    fn run_alone(&mut self, conn: &mut DbConnection) -> Step {
+        let f = &mut self.f;
+        let outcome = catch_unwind(AssertUnwindSafe(|| write_tx(conn, &mut *f)));
+        let step = self.keep(outcome);
+        if step != Step::Lost && depth(conn).is_some() {
+            // The work left a savepoint of its own open, so `write_tx`'s
+            // COMMIT only released it: nothing is committed.
+            self.kept = None;
+            self.lost = Some("the write left its transaction open");
+            return Step::Lost;
+        }
+        step
+    }
+
+    fn panicked(&self) -> bool {
+        self.lost == Some(PANICKED)
+    }
+
+    fn answer(self: Box<Self>) {
+        let result = match self.kept {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(DbError::Work(e)),
+            None => Err(DbError::Unavailable(
+                self.lost.unwrap_or("the write did not run").to_owned(),
+            )),
+        };
+        // The caller may have gone (its request was dropped): the work is
+        // committed all the same, as on the pool path.
+        let _ = self.reply.send(result);
+    }
+
+    fn fail(self: Box<Self>, why: &str) {
+        let _ = self.reply.send(Err(DbError::Unavailable(why.to_owned())));
+    }
+}
+
+/// The writer thread: takes what is queued, up to [`MAX_GROUP`], and settles
+/// it; ends when the queue is closed and empty.
+fn serve(url: &DatabaseUrl, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+    let mut conn: Option<DbConnection> = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        // Every job catches its own panic; this one guards the writer's own
+        // code so that a bug there costs one group (whose callers see their
+        // reply dropped → Unavailable), not every later write.
+        if catch_unwind(AssertUnwindSafe(|| settle(url, &mut conn, group))).is_err() {
+            tracing::error!("the database writer panicked settling a group");
+            conn = None;
+        }
+    }
+}
+
+/// How a group's transaction ended.
+#[derive(Debug)]
+enum End {
+    Committed,
+    /// Certainly not on disk: each job may run again alone.
+    NotCommitted(String),
+    /// Not started, or maybe on disk: no job may run again.
+    Failed(String),
+}
+
+fn settle(url: &DatabaseUrl, slot: &mut Option<DbConnection>, group: Vec<Box<dyn Job>>) {
+    let mut group = group;
+    let end = match connection(url, slot) {
+        Ok(conn) => commit_group(conn, &mut group),
+        Err(e) => End::Failed(format!("cannot connect to the database: {e}")),
+    };
+    match end {
+        End::Committed => {
+            for job in group {
+                job.answer();
+            }
+        }
+        End::Failed(why) => {
+            tracing::error!(%why, jobs = group.len(), "a group of writes failed");
+            *slot = None;
+            for job in group {
+                job.fail(&why);
+            }
+        }
+        End::NotCommitted(why) => {
+            tracing::warn!(%why, jobs = group.len(), "a group of writes is run again job by job");
+            // Closing the connection rolls back whatever it still had open.
+            *slot = None;
+            for mut job in group {
+                if job.panicked() {
+                    job.answer();
+                    continue;
+                }
+                match connection(url, slot) {
+                    Ok(conn) => {
+                        if job.run_alone(conn) == Step::Lost {
+                            *slot = None;
+                        }
+                        job.answer();
+                    }
+                    Err(e) => job.fail(&format!("cannot connect to the database: {e}")),
+                }
+            }
+        }
+    }
+}
+
+fn connection<'a>(
+    url: &DatabaseUrl,
+    slot: &'a mut Option<DbConnection>,
+) -> Result<&'a mut DbConnection, diesel::ConnectionError> {
+    if slot.is_none() {
+        *slot = Some(url.connect()?);
+    }
+    match slot {
+        Some(conn) => Ok(conn),
+        None => Err(diesel::ConnectionError::BadConnection(
+            "no connection".into(),
+        )),
+    }
+}
+
+type Manager = <DbConnection as Connection>::TransactionManager;
+
+/// Runs the group in one `BEGIN IMMEDIATE … COMMIT`, each job in a savepoint.
+fn commit_group(conn: &mut DbConnection, group: &mut [Box<dyn Job>]) -> End {
+    if let Err(e) = begin_immediate(conn) {
+        return End::Failed(format!("cannot begin the write transaction: {e}"));
+    }
+    for job in group.iter_mut() {
+        for attempt in 1..=WRITE_ATTEMPTS {
+            if let Err(e) = Manager::begin_transaction(conn) {
+                return End::NotCommitted(format!("savepoint: {e}"));
+            }
+            let step = job.run(&mut Tx { conn });
+            if step == Step::Lost {
+                return End::NotCommitted("a write panicked".into());
+            }
+            if depth(conn) != Some(2) {
+                return End::NotCommitted("a write left its savepoint unbalanced".into());
+            }
+            let closed = match step {
+                Step::Done => Manager::commit_transaction(conn),
+                _ => Manager::rollback_transaction(conn),
+            };
+            if let Err(e) = closed {
+                return End::NotCommitted(format!("closing a savepoint: {e}"));
+            }
+            if step != Step::Retry || attempt == WRITE_ATTEMPTS {
+                break;
+            }
+        }
+    }
+    match Manager::commit_transaction(conn) {
+        Ok(()) => End::Committed,
+        // diesel rolled back after the failed COMMIT, and that rollback
+        // succeeded: the transaction was still open, so nothing is on disk.
+        Err(e @ DieselError::DatabaseError(..)) => End::NotCommitted(format!("commit: {e}")),
+        Err(e) => End::Failed(format!("commit: {e}")),
+    }
+}
+
+/// `BEGIN IMMEDIATE`, retried while another connection holds the lock past
+/// the busy timeout (the command line, another instance).
+fn begin_immediate(conn: &mut DbConnection) -> Result<(), DieselError> {
+    let DbConnection::Sqlite(c) = conn else {
+        return Err(DieselError::QueryBuilderError(
+            "the grouped writer is for SQLite".into(),
+        ));
+    };
+    let mut attempt = 1;
+    loop {
+        match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+            Err(e) if attempt < WRITE_ATTEMPTS && super::is_retryable(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn depth(conn: &mut DbConnection) -> Option<u32> {
+    let DbConnection::Sqlite(c) = conn else {
+        return None;
+    };
+    AnsiTransactionManager::transaction_manager_status_mut(c)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .map(std::num::NonZeroU32::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    type Work = Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send>;
+    type Answer = oneshot::Receiver<Result<i64, DbError<DieselError>>>;
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        v: i64,
+    }
+
+    fn scratch() -> (tempfile::TempDir, DatabaseUrl) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("w.db"));
+        url.connect()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .unwrap();
+        (dir, url)
+    }
+
+    fn rows(url: &DatabaseUrl) -> Vec<i64> {
+        diesel::sql_query("SELECT v FROM t ORDER BY v")
+            .load::<Row>(&mut url.connect().unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.v)
+            .collect()
+    }
+
+    fn insert(v: i64) -> Work {
+        Box::new(move |tx: &mut Tx<'_>| {
+            diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})")).execute(tx.conn())?;
+            Ok(v)
+        })
+    }
+
+    fn job(f: Work) -> (Box<dyn Job>, Answer) {
+        let (reply, answer) = oneshot::channel();
+        (
+            Box::new(TypedJob {
+                f,
+                kept: None,
+                lost: None,
+                reply,
+            }),
+            answer,
+        )
+    }
+
+    fn settle_all(url: &DatabaseUrl, fs: Vec<Work>) -> Vec<Result<i64, DbError<DieselError>>> {
+        let (group, answers): (Vec<_>, Vec<_>) = fs.into_iter().map(job).unzip();
+        let mut conn = None;
+        settle(url, &mut conn, group);
+        answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_job_rolls_back_only_its_savepoint() {
+        let (_dir, url) = scratch();
+        let failing: Work = Box::new(|tx: &mut Tx<'_>| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (50)").execute(tx.conn())?;
+            // A duplicate: the job's error after a write of its own.
+            diesel::sql_query("INSERT INTO t (v) VALUES (1)").execute(tx.conn())?;
+            Ok(50)
+        });
+        let answers = settle_all(&url, vec![insert(1), failing, insert(2)]);
+        assert!(matches!(answers[0], Ok(1)));
+        assert!(matches!(answers[1], Err(DbError::Work(_))));
+        assert!(matches!(answers[2], Ok(2)));
+        assert_eq!(rows(&url), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_panicking_job_answers_unavailable_and_the_others_commit() {
+        let (_dir, url) = scratch();
+        let panicking: Work = Box::new(|tx: &mut Tx<'_>| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (60)").execute(tx.conn())?;
+            panic!("a bug in a write");
+        });
+        let answers = settle_all(&url, vec![insert(3), panicking, insert(4)]);
+        assert!(matches!(answers[0], Ok(3)));
+        assert!(matches!(answers[1], Err(DbError::Unavailable(_))));
+        assert!(matches!(answers[2], Ok(4)));
+        assert_eq!(rows(&url), vec![3, 4]);
+    }
+
+    #[test]
+    fn a_job_that_leaves_a_savepoint_open_does_not_take_the_group_with_it() {
+        let (_dir, url) = scratch();
+        let unbalanced: Work = Box::new(|tx: &mut Tx<'_>| {
+            Manager::begin_transaction(tx.conn())?;
+            diesel::sql_query("INSERT INTO t (v) VALUES (7)").execute(tx.conn())?;
+            Ok(7)
+        });
+        let answers = settle_all(&url, vec![insert(5), unbalanced, insert(6)]);
+        assert!(matches!(answers[0], Ok(5)));
+        assert!(matches!(answers[1], Err(DbError::Unavailable(_))));
+        assert!(matches!(answers[2], Ok(6)));
+        assert_eq!(rows(&url), vec![5, 6]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_when_the_last_handle_goes_are_all_committed_and_answered() {
+        let (_dir, url) = scratch();
+        let writer = Writer::start(url.clone()).unwrap();
+        let writes: Vec<_> = (0..50)
+            .map(|v| {
+                let w = writer.clone();
+                tokio::spawn(async move { w.write(Duration::from_secs(30), insert(v)).await })
+            })
+            .collect();
+        drop(writer);
+        for (v, w) in writes.into_iter().enumerate() {
+            assert_eq!(w.await.unwrap().unwrap(), v as i64);
+        }
+        assert_eq!(rows(&url), (0..50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_a_write_wait_then_answers_unavailable() {
+        let (_dir, url) = scratch();
+        let writer = Writer::start(url).unwrap();
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = {
+            let (w, running) = (writer.clone(), running.clone());
+            tokio::spawn(async move {
+                w.write(Duration::from_secs(30), move |_tx: &mut Tx<'_>| {
+                    running.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = gate.lock().map(|g| g.recv());
+                    Ok::<_, DieselError>(0)
+                })
+                .await
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !running.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the writer never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let queued: Vec<_> = (0..QUEUE)
+            .map(|_| {
+                let w = writer.clone();
+                tokio::spawn(async move {
+                    w.write(Duration::from_secs(30), |_tx: &mut Tx<'_>| {
+                        Ok::<_, DieselError>(1)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while writer.queued() < QUEUE {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue never filled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let late = writer
+            .write(Duration::from_millis(50), |_tx: &mut Tx<'_>| {
+                Ok::<_, DieselError>(2)
+            })
+            .await;
+        assert!(matches!(late, Err(DbError::Unavailable(_))));
+        open.send(()).unwrap();
+        assert_eq!(held.await.unwrap().unwrap(), 0);
+        for q in queued {
+            assert_eq!(q.await.unwrap().unwrap(), 1);
+        }
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_opened_answers_every_job() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: SQLite cannot open it.
+        let url = DatabaseUrl::Sqlite(dir.path().to_owned());
+        let answers = settle_all(&url, vec![insert(1), insert(2)]);
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Err(DbError::Unavailable(_))))
+        );
+    }
+}
