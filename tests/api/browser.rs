@@ -271,9 +271,7 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
     use diesel::prelude::*;
     use mask_reservation::accounts::Role;
     use mask_reservation::db::schema::reservations;
-    use mask_reservation::db::write_tx;
     use mask_reservation::policy::Policy;
-    use mask_reservation::supply::allocation::allocate_new_day;
 
     let app = spawn_app().await;
     let key = app.state.keys.national_id.clone();
@@ -287,16 +285,9 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
     );
     let store = fixtures::store(&app.db, "11800001", "세종로약국");
     fixtures::store(&app.db, "11800002", "광화문약국");
-    {
-        // Tomorrow, so that every window can still be reserved whatever the time.
-        let mut conn = app.db.get().unwrap();
-        let policy = Policy::load(&mut conn).unwrap();
-        let tomorrow = policy.today() + chrono::Days::new(1);
-        write_tx(&mut conn, |tx| {
-            allocate_new_day(tx, &policy, store, tomorrow, 90, None)
-        })
-        .unwrap();
-    }
+    // Tomorrow, so that every window can still be reserved whatever the time.
+    let tomorrow = Policy::load(&mut app.db.get().unwrap()).unwrap().today() + chrono::Days::new(1);
+    fixtures::supply(&app.db, store, tomorrow, 90);
 
     let browser = Browser::start_in("ko-KR").await;
     let c = &browser.client;
@@ -387,7 +378,7 @@ async fn a_pharmacist_scans_a_code_hands_it_over_and_sells_to_a_walk_in_customer
     use mask_reservation::clock::Clock;
 
     use crate::common::{Spawn, spawn_app_with};
-    use crate::reservations::{allocate, seoul, tuesday};
+    use crate::reservations::{seoul, tuesday};
 
     let app = spawn_app_with(Spawn {
         clock: Some(Clock::manual(seoul(tuesday(), 10, 0))),
@@ -395,7 +386,7 @@ async fn a_pharmacist_scans_a_code_hands_it_over_and_sells_to_a_walk_in_customer
     })
     .await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
-    let windows = allocate(&app.db, store, tuesday(), 30);
+    let windows = fixtures::supply(&app.db, store, tuesday(), 30);
     crate::pharmacy_pickup::lower_capacity(&app.db, windows[2], 5);
     let key = app.state.keys.national_id.clone();
     fixtures::user(

@@ -15,28 +15,10 @@ use mask_reservation::db::schema::{
 use mask_reservation::db::{DatabaseUrl, write_tx};
 use mask_reservation::policy::Policy;
 use mask_reservation::reservations::expiry::{expire_all, expire_due};
-use mask_reservation::supply::allocation::allocate_new_day;
 
 use crate::common::{
     Spawn, TestApp, assert_invariants, eventually, fixtures, spawn_app, spawn_app_with,
 };
-
-/// Supply `supply` for `store` on `day`; answers its windows' ids, earliest first.
-pub fn supply(app: &TestApp, store: i64, day: NaiveDate, supply: i32) -> Vec<i64> {
-    let mut conn = app.db.get().unwrap();
-    let policy = Policy::load(&mut conn).unwrap();
-    write_tx(&mut conn, |tx| {
-        allocate_new_day(tx, &policy, store, day, supply, None)
-    })
-    .unwrap();
-    pickup_windows::table
-        .filter(pickup_windows::store_id.eq(store))
-        .filter(pickup_windows::day.eq(day))
-        .order(pickup_windows::starts_at)
-        .select(pickup_windows::id)
-        .load(&mut conn)
-        .unwrap()
-}
 
 /// A new verified citizen.
 pub fn citizen(app: &TestApp, email: &str) -> i64 {
@@ -113,7 +95,7 @@ async fn a_no_show_expires_after_the_grace_and_gives_back_its_stock_and_quota() 
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let day = today(&app) - TimeDelta::days(1);
-    let windows = supply(&app, store, day, 100);
+    let windows = fixtures::supply(&app.db, store, day, 100);
     let (first, second) = (windows[0], windows[1]);
     let user = citizen(&app, "late@example.com");
     let late = fixtures::reservation(&app.db, first, user, 2);
@@ -163,7 +145,7 @@ async fn only_active_reservations_whose_grace_is_over_expire() {
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let day = today(&app) - TimeDelta::days(1);
-    let windows = supply(&app, store, day, 90);
+    let windows = fixtures::supply(&app.db, store, day, 90);
     let early = fixtures::reservation(&app.db, windows[0], citizen(&app, "a@example.com"), 1);
     let later = fixtures::reservation(&app.db, windows[2], citizen(&app, "b@example.com"), 1);
     // Just after the first window's grace, the last window has not even ended.
@@ -186,7 +168,7 @@ async fn several_instances_expiring_at_once_expire_each_reservation_once() {
     let day = today(&app) - TimeDelta::days(2);
     let mut ids = Vec::new();
     for (s, store) in [store, other].into_iter().enumerate() {
-        let windows = supply(&app, store, day, 300);
+        let windows = fixtures::supply(&app.db, store, day, 300);
         for n in 0..12 {
             let user = citizen(&app, &format!("c{s}-{n}@example.com"));
             ids.push(fixtures::reservation(
@@ -235,7 +217,7 @@ async fn the_server_expires_no_shows_in_the_background() {
     })
     .await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
-    let windows = supply(&app, store, today(&app) - TimeDelta::days(1), 30);
+    let windows = fixtures::supply(&app.db, store, today(&app) - TimeDelta::days(1), 30);
     let id = fixtures::reservation(&app.db, windows[0], citizen(&app, "x@example.com"), 2);
     eventually(Duration::from_secs(10), "the background expiry", || async {
         (status(&app, id) == "expired").then_some(())
@@ -248,8 +230,8 @@ async fn the_server_expires_no_shows_in_the_background() {
 async fn the_expire_command_expires_what_is_due_and_says_how_many() {
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
-    let past = supply(&app, store, today(&app) - TimeDelta::days(1), 30);
-    let future = supply(&app, store, today(&app) + TimeDelta::days(1), 30);
+    let past = fixtures::supply(&app.db, store, today(&app) - TimeDelta::days(1), 30);
+    let future = fixtures::supply(&app.db, store, today(&app) + TimeDelta::days(1), 30);
     let due = fixtures::reservation(&app.db, past[1], citizen(&app, "a@example.com"), 1);
     let also_due = fixtures::reservation(&app.db, past[2], citizen(&app, "b@example.com"), 2);
     let not_yet = fixtures::reservation(&app.db, future[0], citizen(&app, "c@example.com"), 1);
@@ -302,7 +284,7 @@ async fn a_cancel_racing_the_expiry_of_the_same_reservation_settles_it_once() {
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let tomorrow = today(&app) + TimeDelta::days(1);
-    let windows = supply(&app, store, tomorrow, 300);
+    let windows = fixtures::supply(&app.db, store, tomorrow, 300);
     let mut booked = Vec::new();
     for n in 0..16 {
         let user = citizen(&app, &format!("c{n}@example.com"));

@@ -17,7 +17,7 @@ use mask_reservation::supply::changes::set_window_capacity;
 use crate::common::{
     Spawn, TestApp, Visitor, assert_invariants, extract_csrf, fixtures, spawn_app_with,
 };
-use crate::reservations::{allocate, seoul, tuesday};
+use crate::reservations::{seoul, tuesday};
 
 pub const STORE: &str = "11800001";
 pub const OTHER_STORE: &str = "11800002";
@@ -43,7 +43,7 @@ pub async fn counter(supply: i32, walk_in: i32) -> Counter {
 
 pub async fn counter_on(app: TestApp, supply: i32, walk_in: i32) -> Counter {
     let store = fixtures::store(&app.db, STORE, "중앙약국");
-    let windows = allocate(&app.db, store, tuesday(), supply);
+    let windows = fixtures::supply(&app.db, store, tuesday(), supply);
     if walk_in > 0 {
         lower_capacity(&app.db, *windows.last().unwrap(), walk_in);
     }
@@ -292,9 +292,9 @@ async fn every_refusal_says_what_is_wrong_and_changes_nothing() {
     let c = counter(30, 0).await;
     let app = &c.app;
     let other = fixtures::store(&app.db, OTHER_STORE, "남산약국");
-    let other_windows = allocate(&app.db, other, tuesday(), 30);
+    let other_windows = fixtures::supply(&app.db, other, tuesday(), 30);
     let wednesday = tuesday() + TimeDelta::days(1);
-    let tomorrow = allocate(&app.db, c.store, wednesday, 30);
+    let tomorrow = fixtures::supply(&app.db, c.store, wednesday, 30);
     let kim = citizen(app, "kim@example.com", "김지수").await;
     let lee = citizen(app, "lee@example.com", "이영희").await;
 

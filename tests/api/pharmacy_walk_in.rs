@@ -25,7 +25,7 @@ use crate::common::{
 use crate::pharmacy_pickup::{
     OTHER_STORE, book, citizen, confirm, counter, counter_on, lower_capacity,
 };
-use crate::reservations::{allocate, seoul, tuesday};
+use crate::reservations::{seoul, tuesday};
 
 /// Part of the message that says the check digit failed.
 const CHECK_DIGIT_WORDS: &str = "마지막 확인 숫자가 맞지 않습니다";
@@ -402,7 +402,7 @@ async fn race_for_one_person(here: &TestApp, there: &TestApp) {
     let store_a = fixtures::store(&here.db, "11800001", "중앙약국");
     let store_b = fixtures::store(&here.db, OTHER_STORE, "남산약국");
     for store in [store_a, store_b] {
-        let windows = allocate(&here.db, store, tuesday(), 30);
+        let windows = fixtures::supply(&here.db, store, tuesday(), 30);
         lower_capacity(&here.db, windows[2], 10);
     }
     let key = here.state.keys.national_id.clone();

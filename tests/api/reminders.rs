@@ -14,7 +14,7 @@ use mask_reservation::reservations::reminders::send_all;
 
 use crate::admin_settings::{form_of, with};
 use crate::common::{Spawn, TestApp, fixtures, spawn_app, spawn_app_with};
-use crate::expiry::{citizen, supply};
+use crate::expiry::citizen;
 
 fn window_start(app: &TestApp, window: i64) -> DateTime<Utc> {
     let start: chrono::NaiveDateTime = pickup_windows::table
@@ -59,7 +59,12 @@ struct Scene {
 async fn scene() -> Scene {
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "성모약국");
-    let windows = supply(&app, store, policy(&app).today() + TimeDelta::days(1), 90);
+    let windows = fixtures::supply(
+        &app.db,
+        store,
+        policy(&app).today() + TimeDelta::days(1),
+        90,
+    );
     let first = fixtures::reservation(&app.db, windows[0], citizen(&app, "first@example.com"), 2);
     let second = fixtures::reservation(&app.db, windows[1], citizen(&app, "second@example.com"), 1);
     Scene {
@@ -198,7 +203,7 @@ async fn the_server_sends_reminders_in_the_background() {
     })
     .await;
     let store = fixtures::store(&app.db, "11800001", "성모약국");
-    let windows = supply(&app, store, day, 90);
+    let windows = fixtures::supply(&app.db, store, day, 90);
     assert_eq!(window_start(&app, windows[0]), nine);
     fixtures::reservation(&app.db, windows[0], citizen(&app, "soon@example.com"), 1);
     let mail = app.smtp.wait_for(1).await;

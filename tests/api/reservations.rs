@@ -7,12 +7,11 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
+use mask_reservation::db::Db;
 use mask_reservation::db::schema::{
     pickup_windows, quota_usage, reservations, settings, stock_ledger, store_days, stores,
 };
-use mask_reservation::db::{Db, write_tx};
 use mask_reservation::policy::Policy;
-use mask_reservation::supply::allocation::allocate_new_day;
 
 use crate::common::{Spawn, TestApp, Visitor, assert_invariants, fixtures, spawn_app_with};
 
@@ -40,25 +39,8 @@ async fn app_with_supply(supply: i32) -> (TestApp, i64, Vec<i64>) {
     })
     .await;
     let store = fixtures::store(&app.db, STORE, "중앙약국");
-    let windows = allocate(&app.db, store, tuesday(), supply);
+    let windows = fixtures::supply(&app.db, store, tuesday(), supply);
     (app, store, windows)
-}
-
-/// Allocates `supply` to the store on `day`; the new windows' ids by start.
-pub fn allocate(db: &Db, store: i64, day: NaiveDate, supply: i32) -> Vec<i64> {
-    let mut conn = db.get().unwrap();
-    let policy = Policy::load(&mut conn).unwrap();
-    write_tx(&mut conn, |tx| {
-        allocate_new_day(tx, &policy, store, day, supply, None)
-    })
-    .unwrap();
-    pickup_windows::table
-        .filter(pickup_windows::store_id.eq(store))
-        .filter(pickup_windows::day.eq(day))
-        .order(pickup_windows::starts_at)
-        .select(pickup_windows::id)
-        .load(&mut conn)
-        .unwrap()
 }
 
 async fn citizen(app: &TestApp, email: &str) -> Visitor {
@@ -250,7 +232,7 @@ async fn a_full_window_is_refused_with_the_windows_still_open_that_day() {
 #[tokio::test]
 async fn windows_that_started_or_lie_beyond_the_horizon_are_refused() {
     let (app, store, windows) = app_with_supply(30).await;
-    let far = allocate(&app.db, store, tuesday() + chrono::Duration::days(8), 30);
+    let far = fixtures::supply(&app.db, store, tuesday() + chrono::Duration::days(8), 30);
     let v = citizen(&app, "kim@example.com").await;
     assert_eq!(
         refused(reserve(&v, far[0], "1").await).await,
@@ -533,19 +515,7 @@ async fn verify_names_a_reservation_counted_in_another_period() {
     let app = crate::common::spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let day = tuesday();
-    let window = {
-        let mut conn = app.db.get().unwrap();
-        let policy = Policy::load(&mut conn).unwrap();
-        write_tx(&mut conn, |tx| {
-            allocate_new_day(tx, &policy, store, day, 30, None)
-        })
-        .unwrap();
-        pickup_windows::table
-            .filter(pickup_windows::store_id.eq(store))
-            .select(pickup_windows::id)
-            .first::<i64>(&mut conn)
-            .unwrap()
-    };
+    let window = fixtures::supply(&app.db, store, day, 30)[0];
     let key = app.state.keys.national_id.clone();
     let user = fixtures::user(&app.db, Role::Citizen, "c@example.com", None, true, &key);
     let id = fixtures::reservation(&app.db, window, user, 1);

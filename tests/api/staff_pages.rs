@@ -6,19 +6,12 @@
 use crate::common::fixtures;
 use crate::common::{TestApp, spawn_app};
 use mask_reservation::accounts::Role;
-use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
-use mask_reservation::supply::allocation::allocate_new_day;
 
 /// Allocates `supply` to `store_id` for today in the service zone.
 fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
-    let mut conn = app.db.get().unwrap();
-    let policy = Policy::load(&mut conn).unwrap();
-    let today = policy.today();
-    write_tx(&mut conn, |tx| {
-        allocate_new_day(tx, &policy, store_id, today, supply, None)
-    })
-    .unwrap();
+    let today = Policy::load(&mut app.db.get().unwrap()).unwrap().today();
+    fixtures::supply(&app.db, store_id, today, supply);
 }
 
 /// Every value of `attr` on the page, in order.

@@ -8,7 +8,6 @@ use mask_reservation::db::schema::stores;
 use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
 use mask_reservation::stores::import::{StoreRow, insert_all};
-use mask_reservation::supply::allocation::allocate_new_day;
 
 use crate::common::{TestApp, fixtures, spawn_app};
 
@@ -30,15 +29,6 @@ fn store_at(app: &TestApp, code: &str, name: &str, addr: &str, lat: f64, lng: f6
 
 fn today(app: &TestApp) -> NaiveDate {
     Policy::load(&mut app.db.get().unwrap()).unwrap().today()
-}
-
-fn allocate(app: &TestApp, store: i64, day: NaiveDate, supply: i32) {
-    let mut conn = app.db.get().unwrap();
-    let policy = Policy::load(&mut conn).unwrap();
-    write_tx(&mut conn, |tx| {
-        allocate_new_day(tx, &policy, store, day, supply, None)
-    })
-    .unwrap();
 }
 
 /// The store codes listed on a results page, in order.
@@ -201,7 +191,7 @@ async fn each_result_shows_today_s_remaining_and_status_by_the_public_thresholds
             37.56,
             126.98,
         );
-        allocate(&app, id, day, supply);
+        fixtures::supply(&app.db, id, day, supply);
         codes_by_stat.push((code, supply, stat));
     }
     // Supply yesterday only: no data today.
@@ -213,7 +203,7 @@ async fn each_result_shows_today_s_remaining_and_status_by_the_public_thresholds
         37.56,
         126.98,
     );
-    allocate(&app, stale, day - chrono::TimeDelta::days(1), 500);
+    fixtures::supply(&app.db, stale, day - chrono::TimeDelta::days(1), 500);
     // Suspended: sales stopped, whatever is left.
     let stopped = store_at(
         &app,
@@ -223,7 +213,7 @@ async fn each_result_shows_today_s_remaining_and_status_by_the_public_thresholds
         37.56,
         126.98,
     );
-    allocate(&app, stopped, day, 500);
+    fixtures::supply(&app.db, stopped, day, 500);
     diesel::update(stores::table.find(stopped))
         .set(stores::suspended.eq(true))
         .execute(&mut app.db.get().unwrap())
@@ -237,7 +227,7 @@ async fn each_result_shows_today_s_remaining_and_status_by_the_public_thresholds
         37.56,
         126.98,
     );
-    allocate(&app, reserved_at, day, 101);
+    fixtures::supply(&app.db, reserved_at, day, 101);
     let window: i64 = mask_reservation::db::schema::pickup_windows::table
         .filter(mask_reservation::db::schema::pickup_windows::store_id.eq(reserved_at))
         .select(mask_reservation::db::schema::pickup_windows::id)

@@ -367,6 +367,7 @@ pub mod fixtures {
     use mask_reservation::policy::Policy;
     use mask_reservation::quota;
     use mask_reservation::stores::import::{StoreRow, insert_all};
+    use mask_reservation::supply::allocation::allocate_new_day;
 
     pub const PASSWORD: &str = "correct horse battery";
 
@@ -397,6 +398,24 @@ pub mod fixtures {
             region: "서울특별시".into(),
         };
         write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
+    }
+
+    /// Allocates `quantity` to the store on `day` (windows from the policy's
+    /// template); answers the new windows' ids, earliest first.
+    pub fn supply(db: &Db, store: i64, day: chrono::NaiveDate, quantity: i32) -> Vec<i64> {
+        let mut conn = db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        write_tx(&mut conn, |tx| {
+            allocate_new_day(tx, &policy, store, day, quantity, None)
+        })
+        .unwrap();
+        pickup_windows::table
+            .filter(pickup_windows::store_id.eq(store))
+            .filter(pickup_windows::day.eq(day))
+            .order(pickup_windows::starts_at)
+            .select(pickup_windows::id)
+            .load(&mut conn)
+            .unwrap()
     }
 
     /// A pharmacy in Busan (region 부산광역시), for figures split by region.
