@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Date, Text};
+use diesel::sql_types::{BigInt, Date, Text, Timestamp};
 
 use crate::db::DbConnection;
 use crate::policy::{LoadError, Policy};
@@ -189,6 +189,49 @@ fn wrong_periods(conn: &mut DbConnection, policy: &Policy) -> QueryResult<Vec<Fi
     Ok(findings)
 }
 
+#[derive(Debug, QueryableByName)]
+struct PickupDay {
+    #[diesel(sql_type = Date)]
+    day: NaiveDate,
+}
+
+/// Reservations handed over on another date than their window's (invariant 3),
+/// dates in the service zone. Each window date present is turned into its UTC
+/// span in Rust, so the comparison needs no time-zone support from the database.
+fn pickups_on_other_days(conn: &mut DbConnection, policy: &Policy) -> QueryResult<Vec<Finding>> {
+    let days: Vec<PickupDay> = diesel::sql_query(
+        "SELECT DISTINCT w.day FROM reservations r
+         JOIN pickup_windows w ON w.id = r.window_id
+         WHERE r.status = 'picked_up'",
+    )
+    .load(conn)?;
+    let mut findings = Vec::new();
+    for PickupDay { day } in days {
+        let utc = |d: NaiveDate| {
+            crate::supply::rules::local_to_utc(d.and_time(chrono::NaiveTime::MIN), policy.timezone)
+        };
+        let (Some(start), Some(end)) = (utc(day), day.succ_opt().and_then(utc)) else {
+            continue;
+        };
+        let rows: Vec<Violation> = diesel::sql_query(
+            "SELECT 'reservation' AS what, r.id FROM reservations r
+             JOIN pickup_windows w ON w.id = r.window_id
+             WHERE r.status = 'picked_up' AND w.day = $1
+               AND (r.picked_up_at < $2 OR r.picked_up_at >= $3)",
+        )
+        .bind::<Date, _>(day)
+        .bind::<Timestamp, _>(start)
+        .bind::<Timestamp, _>(end)
+        .load(conn)?;
+        findings.extend(rows.into_iter().map(|v| Finding {
+            check: "pickup on another date than its window's",
+            what: v.what,
+            id: v.id,
+        }));
+    }
+    Ok(findings)
+}
+
 /// Runs every check in one read transaction, so they all see the same instant.
 pub fn run(conn: &mut DbConnection) -> Result<Vec<Finding>, VerifyError> {
     conn.transaction(|conn| {
@@ -214,6 +257,7 @@ pub fn run(conn: &mut DbConnection) -> Result<Vec<Finding>, VerifyError> {
             id: v.id,
         }));
         findings.extend(wrong_periods(conn, &policy)?);
+        findings.extend(pickups_on_other_days(conn, &policy)?);
         Ok(findings)
     })
 }

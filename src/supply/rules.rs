@@ -32,8 +32,8 @@ pub fn window_times(day: NaiveDate, template: &[WindowSpec], tz: Tz) -> Vec<Wind
     template
         .iter()
         .filter_map(|w| {
-            let start = to_utc(day.and_time(w.start), tz)?;
-            let end = to_utc(day.and_time(w.end), tz)?;
+            let start = local_to_utc(day.and_time(w.start), tz)?;
+            let end = local_to_utc(day.and_time(w.end), tz)?;
             (end > start).then_some(WindowTimes {
                 starts_at: start,
                 ends_at: end,
@@ -42,7 +42,9 @@ pub fn window_times(day: NaiveDate, template: &[WindowSpec], tz: Tz) -> Vec<Wind
         .collect()
 }
 
-fn to_utc(local: NaiveDateTime, tz: Tz) -> Option<NaiveDateTime> {
+/// A local time in `tz` as a UTC instant; a time that does not exist (a DST
+/// gap) moves to the first instant after it.
+pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> Option<NaiveDateTime> {
     let mut candidate = local;
     // A DST gap is at most a few hours; step forward until the time exists.
     for _ in 0..=240 {

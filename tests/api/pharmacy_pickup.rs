@@ -502,3 +502,30 @@ async fn on_postgres_two_instances_confirming_one_code_hand_over_once() {
     .await;
     handed_once(&statuses, &c.app.db, id, c.windows[0]);
 }
+
+/// `verify` names a handover recorded on another date than its window's, in
+/// the service zone: 23:59 the evening before in Seoul is still the wrong day.
+#[tokio::test]
+async fn verify_names_a_pickup_recorded_on_another_day() {
+    use mask_reservation::db::schema::reservations;
+
+    let c = counter(30, 0).await;
+    let kim = citizen(&c.app, "kim@example.com", "김지수").await;
+    let (id, code) = book(&c.app, &kim, c.windows[0], 1).await;
+    assert_eq!(confirm(&c.pharmacist, &code).await.status(), 200);
+    assert_invariants(&c.app.db);
+
+    let evening_before = seoul(tuesday() - TimeDelta::days(1), 23, 59).naive_utc();
+    let mut conn = c.app.db.get().unwrap();
+    diesel::update(reservations::table.find(id))
+        .set(reservations::picked_up_at.eq(evening_before))
+        .execute(&mut conn)
+        .unwrap();
+    let findings = mask_reservation::verify::run(&mut conn).unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        findings[0].check,
+        "pickup on another date than its window's"
+    );
+    assert_eq!(findings[0].id, id);
+}
