@@ -102,6 +102,7 @@ diesel::table! {
         picked_up_by -> Nullable<BigInt>,
         reminded_at -> Nullable<Timestamp>,
         request_id -> Nullable<Text>,
+        mail_lang -> Text,
     }
 }
 

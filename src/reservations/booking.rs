@@ -215,7 +215,7 @@ pub fn book(
     }
 
     let (reservation_id, pickup_code) =
-        insert_reservation(tx, req, person_id, &window, period_start)?;
+        insert_reservation(tx, req, person_id, &window, period_start, t.code())?;
 
     diesel::insert_into(stock_ledger::table)
         .values((
@@ -296,6 +296,7 @@ fn insert_reservation(
     person_id: i64,
     window: &Window,
     period_start: NaiveDate,
+    mail_lang: &str,
 ) -> Result<(i64, String), BookError> {
     let now = req.now.naive_utc();
     for _ in 0..CODE_ATTEMPTS {
@@ -312,6 +313,7 @@ fn insert_reservation(
             reservations::created_at.eq(now),
             reservations::updated_at.eq(now),
             reservations::request_id.eq(req.request_id.as_deref()),
+            reservations::mail_lang.eq(mail_lang),
         );
         let inserted: Option<i64> = crate::on_each_backend!(tx.conn(), |c| {
             diesel::insert_into(reservations::table)

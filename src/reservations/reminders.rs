@@ -5,8 +5,8 @@
 //! Once per reservation, across instances: the claim is a conditional update
 //! (`SET reminded_at = now WHERE id = ? AND reminded_at IS NULL`) in the same
 //! transaction as the outbox row, so the mail exists if and only if the claim
-//! won. The citizen's language is not stored, so reminders are in Korean, the
-//! service's default language.
+//! won. A reminder is written in the language the reservation was made in
+//! (`reservations.mail_lang`), as its confirmation was.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use crate::db::schema::reservations;
 use crate::db::{Db, DbError, Tx};
 use crate::i18n::{Catalog, Lang, Tr};
 use crate::mail::outbox::{OutgoingMail, enqueue};
+use crate::reservations::code;
 use crate::settings::PolicyCache;
 
 /// Reservations reminded per transaction.
@@ -57,6 +58,8 @@ struct Due {
     store_name: String,
     #[diesel(sql_type = Text)]
     addr: String,
+    #[diesel(sql_type = Text)]
+    mail_lang: String,
 }
 
 /// What a reminder needs besides the reservation.
@@ -64,8 +67,8 @@ pub struct Context<'a> {
     /// The service time zone, for the window's local times.
     pub timezone: Tz,
     pub grace_minutes: i32,
-    /// The mail's language.
-    pub t: &'a Tr,
+    /// The strings of every language; each mail is in its reservation's.
+    pub catalog: &'a Arc<Catalog>,
     /// Where the link to the reservation points.
     pub base_url: &'a str,
 }
@@ -84,7 +87,7 @@ pub fn send_due(
     // `w.reserved > 0` written out so that the partial index can serve it.
     let due: Vec<Due> = diesel::sql_query(
         "SELECT r.id, w.starts_at, w.ends_at, r.quantity, r.pickup_code,
-                u.email, u.name AS user_name, s.name AS store_name, s.addr
+                u.email, u.name AS user_name, s.name AS store_name, s.addr, r.mail_lang
          FROM pickup_windows w
          JOIN reservations r ON r.window_id = w.id
          JOIN users u ON u.id = r.user_id
@@ -118,7 +121,10 @@ pub fn send_due(
 }
 
 fn queue(tx: &mut Tx<'_>, r: &Due, cx: &Context<'_>) -> QueryResult<i64> {
-    let t = cx.t;
+    let t = &Tr::new(
+        cx.catalog.clone(),
+        Lang::from_code(&r.mail_lang).unwrap_or(Lang::Ko),
+    );
     let start = r.starts_at.and_utc().with_timezone(&cx.timezone);
     let end = r.ends_at.and_utc().with_timezone(&cx.timezone);
     let time = start.format("%H:%M").to_string();
@@ -136,7 +142,7 @@ fn queue(tx: &mut Tx<'_>, r: &Due, cx: &Context<'_>) -> QueryResult<i64> {
             ("addr", &r.addr),
             ("window", &window),
             ("quantity", &r.quantity),
-            ("code", &r.pickup_code),
+            ("code", &code::display(&r.pickup_code)),
             ("link", &link),
             ("grace", &cx.grace_minutes),
         ],
@@ -172,11 +178,10 @@ pub async fn send_all(
         let (catalog, base_url) = (catalog.clone(), base_url.to_owned());
         let n = db
             .write(move |tx| {
-                let t = Tr::new(catalog.clone(), Lang::Ko);
                 let cx = Context {
                     timezone,
                     grace_minutes: grace,
-                    t: &t,
+                    catalog: &catalog,
                     base_url: &base_url,
                 };
                 send_due(tx, now, lead, &cx)

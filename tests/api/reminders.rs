@@ -113,7 +113,7 @@ async fn a_reminder_goes_once_to_each_reservation_whose_window_starts_within_the
         "성모약국",
         "서울특별시 중구 세종대로",
         "09:00–12:00",
-        code.as_str(),
+        &format!("{}-{}", &code[..4], &code[4..]),
         &format!("http://masks.example/reservations/{first}"),
     ] {
         assert!(body.contains(expected), "{expected} in {body}");
@@ -251,4 +251,48 @@ async fn the_reminder_lead_is_a_setting_from_0_to_1440_shown_on_the_home_page() 
         .nth(1)
         .unwrap();
     assert!(rule.starts_with("보내지 않습니다"), "{rule}");
+}
+
+/// A reservation made in English is reminded in English; its confirmation was
+/// too.
+#[tokio::test]
+async fn a_reservation_made_in_english_is_reminded_in_english() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "성모약국");
+    let tomorrow = policy(&app).today() + TimeDelta::days(1);
+    let windows = fixtures::supply(&app.db, store, tomorrow, 90);
+    let v = app
+        .logged_in_as(Role::Citizen, "jane@example.com", None)
+        .await;
+    let switched = v
+        .post_form("/language", &[("lang", "en"), ("next", "/")])
+        .await;
+    assert_eq!(switched.status(), 303);
+    crate::pharmacy_pickup::book(&app, &v, windows[0], 1).await;
+
+    assert_eq!(
+        remind(
+            &app,
+            window_start(&app, windows[0]) - TimeDelta::minutes(30)
+        )
+        .await,
+        1
+    );
+    let mails = app.smtp.wait_for(2).await;
+    let subjects: Vec<String> = mails.iter().map(|m| m.subject()).collect();
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.starts_with("[Public Mask Reservation] Pick up your masks at")),
+        "{subjects:?}"
+    );
+    let reminder = mails
+        .iter()
+        .find(|m| m.subject().contains("Pick up"))
+        .unwrap();
+    assert!(
+        reminder.text_body().contains("Pickup code:"),
+        "{}",
+        reminder.text_body()
+    );
 }
