@@ -135,8 +135,9 @@ pub fn overview(
     })
 }
 
-/// One reservation as its page shows it.
-#[derive(Debug, Clone)]
+/// One reservation as its page shows it; fields in the order [`detail`]
+/// selects them.
+#[derive(Debug, Clone, Queryable)]
 pub struct Detail {
     pub id: i64,
     pub store_code: String,
@@ -151,24 +152,10 @@ pub struct Detail {
     pub pickup_code: String,
 }
 
-type DetailRow = (
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    NaiveDate,
-    NaiveDateTime,
-    NaiveDateTime,
-    i32,
-    String,
-    String,
-);
-
 /// Reservation `id` if it belongs to `user_id`: another's is as absent as one
 /// that does not exist.
 pub fn detail(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Option<Detail>> {
-    let row: Option<DetailRow> = reservations::table
+    reservations::table
         .inner_join(pickup_windows::table)
         .inner_join(stores::table)
         .filter(reservations::id.eq(id))
@@ -187,34 +174,7 @@ pub fn detail(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Opt
             reservations::pickup_code,
         ))
         .first(conn)
-        .optional()?;
-    Ok(row.map(
-        |(
-            id,
-            store_code,
-            store_name,
-            store_addr,
-            store_phone,
-            day,
-            starts_at,
-            ends_at,
-            quantity,
-            status,
-            pickup_code,
-        )| Detail {
-            id,
-            store_code,
-            store_name,
-            store_addr,
-            store_phone,
-            day,
-            starts_at,
-            ends_at,
-            quantity,
-            status,
-            pickup_code,
-        },
-    ))
+        .optional()
 }
 
 /// The code of the store that window `window_id` belongs to.
