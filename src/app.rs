@@ -78,6 +78,7 @@ impl Application {
             mail_wake: Arc::new(Notify::new()),
             policy: Arc::new(PolicyCache::default()),
             hashing: HashPool::start(PoolSize::for_this_machine())?,
+            health: Default::default(),
         });
         let metrics = Arc::new(Metrics::new()?);
         let stock = Arc::new(StockCache::default());

@@ -17,6 +17,7 @@ use crate::i18n::Catalog;
 use crate::policy::{LoadError, Policy};
 use crate::rate_limit::RateLimits;
 use crate::settings::PolicyCache;
+use crate::web::health::HealthCache;
 
 /// Shared by every request.
 pub struct AppState {
@@ -35,6 +36,8 @@ pub struct AppState {
     pub policy: Arc<PolicyCache>,
     /// Where every password is hashed and checked, off the shared blocking pool.
     pub hashing: HashPool,
+    /// The database probe's last answer, shared by `/healthz` and `/status`.
+    pub health: HealthCache,
 }
 
 impl AppState {

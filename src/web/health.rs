@@ -22,15 +22,21 @@
 //! lock: under WAL a reader never waits for the writer, and a write lock held
 //! through a rush is neither `busy` nor `down`. The whole probe answers within
 //! `POOL_WAIT + FRESH_WAIT`.
+//!
+//! One probe at a time, and its answer is reused for [`FRESH_FOR`]: load
+//! balancers, monitors and a benchmark may ask many times a second, and during
+//! a rush, when every pooled connection is taken, each probe of its own would
+//! wait [`POOL_WAIT`] and then open a connection. Concurrent askers wait for
+//! the probe in progress and share its answer.
 
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::db::{self, DbError};
 use crate::state::AppState;
@@ -48,6 +54,30 @@ pub const FRESH_WAIT: Duration = Duration::from_secs(2);
 /// saturated, only this many fresh connections are opened at once, so the
 /// probe cannot use up the database's connection limit.
 static FRESH_PROBES: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
+
+/// How long one probe's answer is given to every asker.
+pub const FRESH_FOR: Duration = Duration::from_millis(250);
+
+/// The last probe's answer and when it was taken (one per instance, in
+/// [`AppState`]). The lock is held while a probe runs, so only one runs.
+#[derive(Default)]
+pub struct HealthCache(Mutex<Option<(Instant, DbState)>>);
+
+impl HealthCache {
+    /// The database's state: the last answer if it is younger than
+    /// [`FRESH_FOR`], otherwise a new probe's.
+    pub async fn state(&self, state: &AppState) -> DbState {
+        let mut last = self.0.lock().await;
+        if let Some((at, db_state)) = *last
+            && at.elapsed() < FRESH_FOR
+        {
+            return db_state;
+        }
+        let db_state = probe(state).await;
+        *last = Some((Instant::now(), db_state));
+        db_state
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbState {
@@ -117,7 +147,7 @@ struct StatusPage {
 /// `GET /status`: the probe's answer for people. Down is a 503 page, so that
 /// a monitor pointed at it sees the same as one pointed at `/healthz`.
 pub async fn status(state: web::Data<AppState>, page: PageCtx) -> Result<HttpResponse, AppError> {
-    let db_state = probe(&state).await;
+    let db_state = state.health.state(&state).await;
     let now = state.clock.now();
     let checked_at = match state.policy.cached() {
         Some(policy) => {
@@ -156,7 +186,7 @@ pub async fn status(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRes
 }
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let db_state = probe(&state).await;
+    let db_state = state.health.state(&state).await;
     let pool = state.db.pool_state();
     let body = |status: &str| {
         json!({
