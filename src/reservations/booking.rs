@@ -9,7 +9,9 @@
 //! conditional write whose affected-row count is the answer — the quota
 //! counter, then the window, then the store-day — never by a read followed by
 //! a write; a refusal after any write returns `Err`, which rolls the whole
-//! transaction back.
+//! transaction back. On SQLite each step is a statement; on PostgreSQL, where
+//! each statement is a round trip, the same steps are two statements
+//! (`booking/pg.rs`).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
