@@ -31,25 +31,44 @@ pub fn take(
     quota: i32,
 ) -> QueryResult<Result<(), QuotaExceeded>> {
     if quantity <= quota {
-        let written = diesel::sql_query(
-            "INSERT INTO quota_usage (person_id, period_start, used) VALUES ($1, $2, $3)
-             ON CONFLICT (person_id, period_start)
-             DO UPDATE SET used = quota_usage.used + excluded.used
-             WHERE quota_usage.used + excluded.used <= $4",
-        )
-        .bind::<BigInt, _>(person_id)
-        .bind::<Date, _>(period_start)
-        .bind::<Integer, _>(quantity)
-        .bind::<Integer, _>(quota)
-        .execute(tx.conn())?;
+        let written = diesel::sql_query(TAKE_SQL)
+            .bind::<BigInt, _>(person_id)
+            .bind::<Date, _>(period_start)
+            .bind::<Integer, _>(quantity)
+            .bind::<Integer, _>(quota)
+            .execute(tx.conn())?;
         if written == 1 {
             return Ok(Ok(()));
         }
     }
+    Ok(Err(exceeded(tx, person_id, period_start, quota)?))
+}
+
+/// The statement of [`take`]: `$1` the person, `$2` the period's start, `$3`
+/// the quantity, `$4` the quota; one row written means taken. It must only run
+/// when the quantity is within the quota (a first use inserts `$3` without the
+/// `WHERE`). Booking on PostgreSQL runs this same text as the first step of
+/// its one data-modifying statement (`reservations::booking`), so the rule is
+/// written once.
+pub(crate) const TAKE_SQL: &str = "INSERT INTO quota_usage (person_id, period_start, used) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (person_id, period_start) \
+     DO UPDATE SET used = quota_usage.used + excluded.used \
+     WHERE quota_usage.used + excluded.used <= $4";
+
+/// Why a take of the person's quota was refused: what is left of `quota` in
+/// the period, as [`take`] answers it; for a take that was refused elsewhere
+/// (booking on PostgreSQL).
+pub fn exceeded(
+    tx: &mut Tx<'_>,
+    person_id: i64,
+    period_start: NaiveDate,
+    quota: i32,
+) -> QueryResult<QuotaExceeded> {
     let used = used(tx, person_id, period_start)?;
-    Ok(Err(QuotaExceeded {
+    Ok(QuotaExceeded {
         left: (quota - used).max(0),
-    }))
+    })
 }
 
 /// Gives `quantity` back (a cancelled or expired reservation, an undone sale).

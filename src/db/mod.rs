@@ -1,6 +1,7 @@
 //! The database: one connection type over SQLite and PostgreSQL, the pool,
 //! the embedded migrations, and the one helper every write goes through.
 
+pub mod pg_statement;
 pub mod schema;
 mod writer;
 

@@ -40,6 +40,9 @@ pub struct OutgoingMail<'a> {
 
 /// Inserts a pending message, due at once. Called inside the caller's write
 /// transaction, so the mail exists if and only if the change it reports does.
+/// Booking on PostgreSQL writes this same row as a step of its one statement
+/// (`reservations::booking::pg`): a change here is a change there, which
+/// `tests/api/booking_steps.rs` compares.
 pub fn enqueue(tx: &mut Tx<'_>, mail: &OutgoingMail<'_>) -> QueryResult<i64> {
     let now = Utc::now().naive_utc();
     diesel::insert_into(mail_outbox::table)

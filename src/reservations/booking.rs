@@ -9,7 +9,9 @@
 //! conditional write whose affected-row count is the answer — the quota
 //! counter, then the window, then the store-day — never by a read followed by
 //! a write; a refusal after any write returns `Err`, which rolls the whole
-//! transaction back.
+//! transaction back. On SQLite each step is a statement; on PostgreSQL, where
+//! each statement is a round trip, the same steps are two statements
+//! (`booking/pg.rs`).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -18,13 +20,16 @@ use diesel::result::Error as DieselError;
 use crate::db::schema::{
     people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
 };
-use crate::db::{AsRetryable, Tx, is_retryable};
+use crate::db::{AsRetryable, Backend, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::policy::Policy;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules::{self, OpenWindow, Refusal, WindowFacts};
+
+mod pg;
+pub use pg::RESERVATION_ID_SEQUENCE;
 
 /// A reservation asked for.
 #[derive(Debug, Clone)]
@@ -55,6 +60,10 @@ pub enum BookError {
     /// by `write_tx`: the retry finds that reservation and answers it.
     #[error("lost a race for the same request id")]
     Raced,
+    /// On PostgreSQL, the pickup code drawn was taken (practically never):
+    /// retried by `write_tx` with a fresh code, the counters rolled back.
+    #[error("the pickup code drawn was taken")]
+    CodeTaken,
     /// Every fresh pickup code tried was taken: practically impossible (40
     /// random bits each), an error rather than a loop.
     #[error("no free pickup code")]
@@ -74,7 +83,7 @@ impl From<Refusal> for BookError {
 impl AsRetryable for BookError {
     fn is_retryable(&self) -> bool {
         match self {
-            BookError::Raced => true,
+            BookError::Raced | BookError::CodeTaken => true,
             BookError::Db(e) => is_retryable(e),
             BookError::Refused(_) | BookError::NoFreeCode => false,
         }
@@ -85,14 +94,48 @@ impl AsRetryable for BookError {
 /// chance in 10^12 per existing reservation).
 const CODE_ATTEMPTS: usize = 5;
 
-type Account = (
-    String,
-    String,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<i64>,
-    Option<NaiveDate>,
-);
+/// What booking needs of the account asking.
+struct Account {
+    email: String,
+    name: String,
+    verified: bool,
+    disabled: bool,
+    person_id: Option<i64>,
+    birth_date: Option<NaiveDate>,
+}
+
+/// A citizen who may reserve: the account checks passed.
+struct Citizen {
+    email: String,
+    name: String,
+    person_id: i64,
+    birth_date: NaiveDate,
+}
+
+impl Account {
+    /// The refusals that depend on the account alone, in the order a citizen
+    /// is best told; `None` is no account at all.
+    fn citizen(account: Option<Account>) -> Result<Citizen, Refusal> {
+        let Some(account) = account else {
+            return Err(Refusal::NotCitizen);
+        };
+        let (Some(person_id), Some(birth_date)) = (account.person_id, account.birth_date) else {
+            return Err(Refusal::NotCitizen);
+        };
+        if account.disabled {
+            return Err(Refusal::AccountDisabled);
+        }
+        if !account.verified {
+            return Err(Refusal::Unverified);
+        }
+        Ok(Citizen {
+            email: account.email,
+            name: account.name,
+            person_id,
+            birth_date,
+        })
+    }
+}
 
 #[derive(Debug, Clone, Queryable)]
 struct Window {
@@ -109,7 +152,27 @@ struct Window {
 /// Makes the reservation `req` asks for, or says why not. `policy` is the
 /// policy in force, `t` the language of the confirmation mail, `base_url` where
 /// its link points.
+///
+/// The same steps and the same answers on both backends; only the number of
+/// statements differs. On SQLite, where a statement is a function call in the
+/// process, each step is a statement of its own. On PostgreSQL, where each is
+/// a network round trip, the reads are one statement and the writes another
+/// ([`pg`]).
 pub fn book(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    policy: &Policy,
+    t: &Tr,
+    base_url: &str,
+) -> Result<Booked, BookError> {
+    match tx.backend() {
+        Backend::Postgres => pg::book(tx, req, policy, t, base_url),
+        Backend::Sqlite => book_step_by_step(tx, req, policy, t, base_url),
+    }
+}
+
+/// [`book`] one statement per step.
+fn book_step_by_step(
     tx: &mut Tx<'_>,
     req: &Request,
     policy: &Policy,
@@ -120,7 +183,7 @@ pub fn book(
         return Ok(existing);
     }
 
-    let account: Option<Account> = users::table
+    let account = users::table
         .left_join(people::table)
         .filter(users::id.eq(req.user_id))
         .select((
@@ -131,20 +194,26 @@ pub fn book(
             users::person_id,
             people::birth_date.nullable(),
         ))
-        .first(tx.conn())
-        .optional()?;
-    let Some((email, name, verified_at, disabled_at, person_id, birth_date)) = account else {
-        return Err(Refusal::NotCitizen.into());
-    };
-    let (Some(person_id), Some(birth_date)) = (person_id, birth_date) else {
-        return Err(Refusal::NotCitizen.into());
-    };
-    if disabled_at.is_some() {
-        return Err(Refusal::AccountDisabled.into());
-    }
-    if verified_at.is_none() {
-        return Err(Refusal::Unverified.into());
-    }
+        .first::<(
+            String,
+            String,
+            Option<NaiveDateTime>,
+            Option<NaiveDateTime>,
+            Option<i64>,
+            Option<NaiveDate>,
+        )>(tx.conn())
+        .optional()?
+        .map(
+            |(email, name, verified_at, disabled_at, person_id, birth_date)| Account {
+                email,
+                name,
+                verified: verified_at.is_some(),
+                disabled: disabled_at.is_some(),
+                person_id,
+                birth_date,
+            },
+        );
+    let citizen = Account::citizen(account)?;
 
     let window: Window = pickup_windows::table
         .inner_join(stores::table)
@@ -162,21 +231,10 @@ pub fn book(
         .first(tx.conn())
         .optional()?
         .ok_or(Refusal::UnknownWindow)?;
-    let facts = WindowFacts {
-        day: window.day,
-        starts_at: window.starts_at,
-        store_suspended: window.suspended,
-    };
-    rules::check(
-        policy,
-        req.now,
-        rules::birth_year(birth_date),
-        &facts,
-        req.quantity,
-    )?;
+    let period_start = check(policy, req, &citizen, &window)?;
 
     let q = req.quantity;
-    let period_start = rules::period_of(policy, window.day);
+    let person_id = citizen.person_id;
     if let Err(e) = quota::take(tx, person_id, period_start, q, policy.quota_per_period)? {
         return Err(Refusal::QuotaExceeded { left: e.left }.into());
     }
@@ -192,8 +250,7 @@ pub fn book(
     .set(pickup_windows::reserved.eq(pickup_windows::reserved + q))
     .execute(tx.conn())?;
     if window_taken != 1 {
-        let open = open_windows(tx, &window, req)?;
-        return Err(Refusal::WindowFull { open }.into());
+        return Err(window_full(tx, &window, req)?.into());
     }
 
     let now = req.now.naive_utc();
@@ -222,48 +279,119 @@ pub fn book(
             stock_ledger::store_day_id.eq(window.store_day_id),
             stock_ledger::window_id.eq(req.window_id),
             stock_ledger::reservation_id.eq(reservation_id),
-            stock_ledger::kind.eq("reservation"),
+            stock_ledger::kind.eq(LEDGER_KIND),
             stock_ledger::reserved_delta.eq(q),
             stock_ledger::actor_user_id.eq(req.user_id),
             stock_ledger::created_at.eq(now),
         ))
         .execute(tx.conn())?;
 
-    let tz = policy.timezone;
-    let body = t.fmt(
-        "mail.reservation_confirmed.body",
-        &[
-            ("name", &name),
-            ("store", &window.store_name),
-            ("addr", &window.store_addr),
-            ("date", &t.date(window.day)),
-            (
-                "time",
-                &rules::time_range(tz, window.starts_at, window.ends_at),
-            ),
-            ("quantity", &q),
-            ("code", &code::display(&pickup_code)),
-            ("link", &format!("{base_url}/reservations/{reservation_id}")),
-            ("cutoff", &policy.cancel_cutoff_minutes),
-        ],
+    let mail = Confirmation::new(
+        t,
+        policy,
+        base_url,
+        &citizen,
+        &window,
+        req,
+        reservation_id,
+        &pickup_code,
     );
-    enqueue(
-        tx,
-        &OutgoingMail {
-            to: &email,
-            kind: "reservation_confirmed",
-            subject: &t.fmt(
-                "mail.reservation_confirmed.subject",
-                &[("date", &t.date(window.day)), ("store", &window.store_name)],
-            ),
-            body_text: &body,
-        },
-    )?;
+    enqueue(tx, &mail.outgoing(&citizen.email))?;
 
     Ok(Booked {
         reservation_id,
         pickup_code,
         replayed: false,
+    })
+}
+
+/// The ledger row's kind for a booking.
+const LEDGER_KIND: &str = "reservation";
+/// The confirmation mail's kind in the outbox.
+const MAIL_KIND: &str = "reservation_confirmed";
+
+/// The rules that need no counter ([`rules::check`]); the period the
+/// reservation counts in.
+fn check(
+    policy: &Policy,
+    req: &Request,
+    citizen: &Citizen,
+    window: &Window,
+) -> Result<NaiveDate, Refusal> {
+    let facts = WindowFacts {
+        day: window.day,
+        starts_at: window.starts_at,
+        store_suspended: window.suspended,
+    };
+    rules::check(
+        policy,
+        req.now,
+        rules::birth_year(citizen.birth_date),
+        &facts,
+        req.quantity,
+    )?;
+    Ok(rules::period_of(policy, window.day))
+}
+
+/// The confirmation mail's subject and body, in `t`'s language.
+struct Confirmation {
+    subject: String,
+    body: String,
+}
+
+impl Confirmation {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a different fact the mail says; a struct would only rename them"
+    )]
+    fn new(
+        t: &Tr,
+        policy: &Policy,
+        base_url: &str,
+        citizen: &Citizen,
+        window: &Window,
+        req: &Request,
+        reservation_id: i64,
+        pickup_code: &str,
+    ) -> Confirmation {
+        let body = t.fmt(
+            "mail.reservation_confirmed.body",
+            &[
+                ("name", &citizen.name),
+                ("store", &window.store_name),
+                ("addr", &window.store_addr),
+                ("date", &t.date(window.day)),
+                (
+                    "time",
+                    &rules::time_range(policy.timezone, window.starts_at, window.ends_at),
+                ),
+                ("quantity", &req.quantity),
+                ("code", &code::display(pickup_code)),
+                ("link", &format!("{base_url}/reservations/{reservation_id}")),
+                ("cutoff", &policy.cancel_cutoff_minutes),
+            ],
+        );
+        let subject = t.fmt(
+            "mail.reservation_confirmed.subject",
+            &[("date", &t.date(window.day)), ("store", &window.store_name)],
+        );
+        Confirmation { subject, body }
+    }
+
+    fn outgoing<'a>(&'a self, to: &'a str) -> OutgoingMail<'a> {
+        OutgoingMail {
+            to,
+            kind: MAIL_KIND,
+            subject: &self.subject,
+            body_text: &self.body,
+        }
+    }
+}
+
+/// The refusal of a full window, with the windows of the day still open.
+fn window_full(tx: &mut Tx<'_>, window: &Window, req: &Request) -> QueryResult<Refusal> {
+    Ok(Refusal::WindowFull {
+        open: open_windows(tx, window, req)?,
     })
 }
 

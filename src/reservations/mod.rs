@@ -1,5 +1,6 @@
 //! Reservations: a citizen's claim on masks in a pickup window — the pure
-//! rules (`rules.rs`), the one booking transaction (`booking.rs`), cancelling
+//! rules (`rules.rs`), the one booking transaction (`booking.rs`, with its
+//! PostgreSQL form in `booking/pg.rs`), cancelling
 //! (`cancel.rs`), no-show expiry (`expiry.rs`), reminders (`reminders.rs`),
 //! pickup codes (`code.rs`) and their QR image (`qr.rs`), the reads
 //! (`queries.rs`) and the pages (`routes.rs`).

@@ -18,6 +18,7 @@ mod admin_stores;
 mod admin_supply;
 mod authorization;
 mod booking_races;
+mod booking_steps;
 mod browser;
 mod cli;
 mod expiry;

@@ -183,6 +183,12 @@ impl Visitor {
                 .redirect(Policy::none())
                 .cookie_provider(jar.clone())
                 .timeout(Duration::from_secs(30))
+                // Below the server's keep-alive (actix-web's default, 5 s): a
+                // connection idle that long may be closed by the server just
+                // as a request is sent on it, which fails the request
+                // (`IncompleteMessage`) — in the race tests, whose first
+                // visitors wait idle while the others log in.
+                .pool_idle_timeout(Duration::from_secs(3))
                 .build()
                 .unwrap(),
             jar,
