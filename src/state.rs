@@ -17,6 +17,7 @@ use crate::i18n::Catalog;
 use crate::policy::{LoadError, Policy};
 use crate::rate_limit::RateLimits;
 use crate::settings::PolicyCache;
+use crate::web::waiting_room::WaitingRoom;
 
 /// Shared by every request.
 pub struct AppState {
@@ -35,6 +36,8 @@ pub struct AppState {
     pub policy: Arc<PolicyCache>,
     /// Where every password is hashed and checked, off the shared blocking pool.
     pub hashing: HashPool,
+    /// The bound on held requests in flight, and the line beyond it.
+    pub waiting_room: Arc<WaitingRoom>,
 }
 
 impl AppState {
@@ -57,6 +60,8 @@ pub struct Keys {
     pub national_id: Vec<u8>,
     /// Signs the device cookie (`web::device`).
     pub device: Vec<u8>,
+    /// Signs the waiting-room ticket (`web::waiting_room::ticket`).
+    pub waiting_room: Vec<u8>,
 }
 
 impl Keys {
@@ -76,6 +81,7 @@ impl Keys {
             cookie: Key::from(&derive("cookie")),
             national_id: derive("national id hash").to_vec(),
             device: derive("device cookie").to_vec(),
+            waiting_room: derive("waiting room ticket").to_vec(),
         }
     }
 }
@@ -98,5 +104,9 @@ mod tests {
         assert_ne!(a.device, a.national_id);
         assert_ne!(&a.device[..], a.cookie.master());
         assert_eq!(a.national_id.len(), 64);
+        assert_eq!(a.waiting_room, b.waiting_room);
+        assert_ne!(a.waiting_room, other.waiting_room);
+        assert_ne!(a.waiting_room, a.device);
+        assert_ne!(a.waiting_room, a.national_id);
     }
 }

@@ -114,6 +114,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         metrics_allow: mask_reservation::config::loopback(),
         metrics_token: None,
         map_tile_url: mask_reservation::config::DEFAULT_MAP_TILE_URL.to_owned(),
+        waiting_room_capacity: mask_reservation::config::WAITING_ROOM_PER_WORKER * 2,
     };
     if let Some(configure) = options.configure {
         configure(&mut config);
