@@ -285,7 +285,7 @@ async fn a_flood_from_one_address_gets_429() {
     second(&clock);
     let script = reqwest::Client::new();
     let mut statuses = Vec::new();
-    for _ in 0..30 {
+    for _ in 0..60 {
         let res = script.get(app.url(STORE_PAGE)).send().await.unwrap();
         if res.status() == 429 {
             assert!(retry_after(&res) >= 1);

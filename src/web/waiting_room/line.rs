@@ -18,7 +18,7 @@ pub const MAX_RETRY_SECS: u64 = 30;
 /// New tickets one client address may be given per second. A browser needs
 /// one; a carrier's NAT puts many people behind one address, so the number is
 /// high; a script that throws away its cookie and asks again is stopped by it.
-pub const NEW_TICKETS_PER_CLIENT_PER_SEC: u32 = 20;
+pub const NEW_TICKETS_PER_CLIENT_PER_SEC: u32 = 50;
 
 /// Client addresses counted per second; past it, new addresses are not
 /// counted (the map stays bounded whatever a flood of addresses does).
