@@ -318,6 +318,7 @@ async fn a_login_post_over_capacity_waits_without_the_password_and_refreshes_to_
             &[
                 ("email", "someone@example.com"),
                 ("password", "secret password 123"),
+                ("next", "/stores/11800001"),
                 ("csrf_token", &token),
             ],
         )
@@ -325,7 +326,10 @@ async fn a_login_post_over_capacity_waits_without_the_password_and_refreshes_to_
     assert_eq!(res.status(), 503);
     let html = res.text().await.unwrap();
     assert!(!html.contains("secret password 123"));
-    assert!(html.contains(r#"data-waiting-url="/login""#), "{html}");
+    assert!(
+        html.contains(r#"data-waiting-url="/login?next=%2Fstores%2F11800001""#),
+        "{html}"
+    );
 }
 
 #[tokio::test]

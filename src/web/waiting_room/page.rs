@@ -12,7 +12,7 @@ use crate::state::AppState;
 use crate::web::errors::AppError;
 use crate::web::form::{FormData, read_body, truncate};
 use crate::web::page::PageCtx;
-use crate::web::render;
+use crate::web::{render, safe_next};
 
 /// The fields of the store page's booking form, carried through the wait.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +45,25 @@ pub enum Again {
     Post(Booking),
 }
 
+/// The form posted (the CSRF check before the room has read the body, bounded,
+/// and put it back).
+async fn posted_form(req: &mut ServiceRequest) -> Result<FormData, AppError> {
+    let body = read_body(&mut req.take_payload(), crate::web::csrf::MAX_FORM_BYTES).await?;
+    FormData::from_bytes(&body).map_err(|_| AppError::UnreadableForm)
+}
+
+/// The login form again, with where the login was to lead (never the
+/// password: it is not written into the page).
+fn login_again(form: &FormData) -> String {
+    match safe_next(form.get("next")) {
+        "/" => "/login".to_owned(),
+        next => format!(
+            "/login?next={}",
+            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        ),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "waiting_room.html")]
 struct WaitingPage {
@@ -65,13 +84,8 @@ pub async fn waiting_page(
 ) -> Result<HttpResponse, AppError> {
     let again = match held {
         Held::LoginForm | Held::StorePage => Again::Reload,
-        Held::Login => Again::Open("/login".to_owned()),
-        Held::Reservation => {
-            // The CSRF check before the room has read the body and put it back.
-            let body = read_body(&mut req.take_payload(), crate::web::csrf::MAX_FORM_BYTES).await?;
-            let form = FormData::from_bytes(&body).map_err(|_| AppError::UnreadableForm)?;
-            Again::Post(Booking::from_form(&form))
-        }
+        Held::Login => Again::Open(login_again(&posted_form(req).await?)),
+        Held::Reservation => Again::Post(Booking::from_form(&posted_form(req).await?)),
     };
     let page = PageCtx::from_request(req.request());
     let t = &page.t;
@@ -105,4 +119,39 @@ pub async fn waiting_page(
         res.add_cookie(&cookie).map_err(AppError::internal)?;
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> FormData {
+        FormData::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn a_login_waits_for_the_login_form_with_where_it_led_and_never_the_password() {
+        let posted = form(&[
+            ("email", "a@example.com"),
+            ("password", "secret"),
+            ("next", "/stores/11800001"),
+        ]);
+        assert_eq!(login_again(&posted), "/login?next=%2Fstores%2F11800001");
+        assert_eq!(login_again(&form(&[("next", "//evil.example")])), "/login");
+        assert_eq!(login_again(&form(&[])), "/login");
+    }
+
+    #[test]
+    fn a_booking_keeps_its_fields_bounded() {
+        let long = "9".repeat(500);
+        let kept = Booking::from_form(&form(&[
+            ("window_id", "12"),
+            ("quantity", &long),
+            ("request_id", "abc"),
+            ("password", "not kept"),
+        ]));
+        assert_eq!(kept.window_id, "12");
+        assert_eq!(kept.quantity.chars().count(), 64);
+        assert_eq!(kept.request_id, "abc");
+    }
 }
