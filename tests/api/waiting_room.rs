@@ -171,6 +171,30 @@ async fn when_the_slot_is_given_back_the_holder_goes_in() {
 }
 
 #[tokio::test]
+async fn when_those_waiting_walk_away_a_free_slot_goes_to_whoever_comes_within_seconds() {
+    let (app, clock, _) = app_with_room_of_one().await;
+    let slot = app.state.waiting_room.hold().unwrap();
+    for _ in 0..3 {
+        // Told to wait, and never seen again.
+        assert_eq!(app.new_visitor().get(STORE_PAGE).await.status(), 503);
+    }
+    drop(slot);
+    let newcomer = app.new_visitor();
+    assert_eq!(
+        newcomer.get(STORE_PAGE).await.status(),
+        503,
+        "those ahead may still come"
+    );
+    clock.advance(TimeDelta::milliseconds(
+        mask_reservation::web::waiting_room::line::IDLE_SLOT_MS,
+    ));
+    assert_eq!(newcomer.get(STORE_PAGE).await.status(), 200);
+    for _ in 0..3 {
+        assert_eq!(app.new_visitor().get(STORE_PAGE).await.status(), 200);
+    }
+}
+
+#[tokio::test]
 async fn a_forged_tampered_or_expired_ticket_is_ignored_and_a_new_one_given() {
     let (app, clock, _) = app_with_room_of_one().await;
     let _slot = app.state.waiting_room.hold().unwrap();

@@ -20,6 +20,13 @@ pub const MAX_RETRY_SECS: u64 = 30;
 /// high; a script that throws away its cookie and asks again is stopped by it.
 pub const NEW_TICKETS_PER_CLIENT_PER_SEC: u32 = 50;
 
+/// How long a free slot may go unclaimed by the head of the line (its
+/// holders told to come back in a second, and a second of slack) before
+/// whoever comes next takes it: holders who walked away must not keep the
+/// server idle until they are dropped, so when the rush ends the room lets
+/// everyone in within a couple of seconds.
+pub const IDLE_SLOT_MS: i64 = 2000;
+
 /// Client addresses counted per second; past it, new addresses are not
 /// counted (the map stays bounded whatever a flood of addresses does).
 const MAX_CLIENTS_COUNTED: usize = 100_000;
@@ -140,6 +147,9 @@ pub struct Line {
     next_sweep_ms: i64,
     max_waiting: usize,
     issued_seq: u64,
+    /// Since when a slot has been free while somebody waits and nobody whose
+    /// turn it was has taken one.
+    idle_since_ms: Option<i64>,
 }
 
 impl Line {
@@ -164,6 +174,7 @@ impl Line {
             next_sweep_ms: 0,
             max_waiting,
             issued_seq: 0,
+            idle_since_ms: None,
         }
     }
 
@@ -189,6 +200,28 @@ impl Line {
         self.capacity.saturating_sub(self.in_flight)
     }
 
+    /// Whether a slot has been left free for [`IDLE_SLOT_MS`] while somebody
+    /// waits: then it goes to whoever asks.
+    fn idle(&self, now_ms: i64) -> bool {
+        self.free() > 0
+            && self
+                .idle_since_ms
+                .is_some_and(|since| now_ms - since >= IDLE_SLOT_MS)
+    }
+
+    /// Notes, after every change, whether a slot is free while somebody waits.
+    /// The clock restarts only when someone whose turn it was took a slot (or
+    /// nobody waits): while the head stays away, slots keep going to whoever
+    /// comes, at full speed.
+    fn note_idle(&mut self, now_ms: i64, taken_in_turn: bool) {
+        if taken_in_turn || self.waiting.is_empty() {
+            self.idle_since_ms = None;
+        }
+        if self.free() > 0 && !self.waiting.is_empty() {
+            self.idle_since_ms.get_or_insert(now_ms);
+        }
+    }
+
     fn tick(&mut self, now_ms: i64) {
         self.rate.roll(now_ms, !self.waiting.is_empty());
         if now_ms >= self.next_sweep_ms {
@@ -201,12 +234,13 @@ impl Line {
     /// the line is short enough that nobody waiting is passed.
     pub fn hold(&mut self, now_ms: i64) -> bool {
         self.tick(now_ms);
-        if self.free() > 0 && self.waiting.len() < self.window() {
+        let in_turn = self.waiting.len() < self.window();
+        let taken = self.free() > 0 && (in_turn || self.idle(now_ms));
+        if taken {
             self.in_flight += 1;
-            true
-        } else {
-            false
         }
+        self.note_idle(now_ms, taken && in_turn);
+        taken
     }
 
     /// A slot is given back (its request answered or abandoned).
@@ -217,6 +251,7 @@ impl Line {
         }
         self.tick(now_ms);
         self.rate.count = self.rate.count.saturating_add(1);
+        self.note_idle(now_ms, false);
     }
 
     /// A guarded request arrives with the ticket it holds (if valid); `nonce`
@@ -245,19 +280,24 @@ impl Line {
                 issued_ms: now_ms,
                 nonce: (self.issued_seq << 32) | (nonce & 0xffff_ffff),
             };
-            return Outcome::Wait(self.wait(ticket, true, now_ms));
+            let wait = self.wait(ticket, true, now_ms);
+            self.note_idle(now_ms, false);
+            return Outcome::Wait(wait);
         };
         let (rank, kept) = self.place(ticket, now_ms);
-        if self.free() > 0 && rank < self.window() && !self.holding.contains(&ticket) {
+        let in_turn = rank < self.window();
+        if self.free() > 0 && (in_turn || self.idle(now_ms)) && !self.holding.contains(&ticket) {
             if kept {
                 self.waiting.remove(rank);
             }
             self.in_flight += 1;
             self.holding.insert(ticket);
+            self.note_idle(now_ms, in_turn);
             return Outcome::Admit {
                 ticket: Some(ticket),
             };
         }
+        self.note_idle(now_ms, false);
         if kept && let Some(w) = self.waiting.get_mut(rank) {
             w.last_seen_ms = now_ms;
             let early = now_ms - w.told_ms < w.retry_secs as i64 * 500;
@@ -447,6 +487,44 @@ mod tests {
             1
         );
         assert_eq!(wait(line.arrive(Some(here), "a", T0 + 1200, 9)).position, 2);
+    }
+
+    #[test]
+    fn slots_left_free_by_absent_holders_go_to_whoever_comes_until_the_head_is_back() {
+        let mut line = Line::new(2);
+        line.hold(T0);
+        line.hold(T0);
+        let head = wait(line.arrive(None, "a", T0, 1)).ticket;
+        let _also_away = wait(line.arrive(None, "b", T0, 2));
+        let behind = wait(line.arrive(None, "c", T0, 3)).ticket;
+        line.leave(None, T0 + 100);
+        assert!(matches!(
+            line.arrive(Some(behind), "c", T0 + 1100, 9),
+            Outcome::Wait(_)
+        ));
+        let idle = T0 + 100 + IDLE_SLOT_MS;
+        assert_eq!(
+            line.arrive(Some(behind), "c", idle, 9),
+            Outcome::Admit {
+                ticket: Some(behind)
+            }
+        );
+        line.leave(Some(behind), idle + 10);
+        assert_eq!(
+            line.arrive(None, "new", idle + 20, 4),
+            Outcome::Admit { ticket: None },
+            "still nobody from the head: the next one goes in at once"
+        );
+        line.leave(None, idle + 30);
+        // The head comes back and takes a slot in turn: the order holds again.
+        assert_eq!(
+            line.arrive(Some(head), "a", idle + 40, 9),
+            Outcome::Admit { ticket: Some(head) }
+        );
+        assert!(matches!(
+            line.arrive(None, "late", idle + 50, 5),
+            Outcome::Wait(_)
+        ));
     }
 
     #[test]

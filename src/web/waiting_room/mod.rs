@@ -32,7 +32,11 @@
 //! another instance is put in at its time. Holders are let in from the head:
 //! those within the first second of service (at least the capacity) take any
 //! free slot; a new visitor without a ticket is let in only when the line is
-//! that short. The limit: each instance orders the holders *it* sees; with a
+//! that short. A slot left free for two seconds while holders are waiting
+//! (those at the head have walked away) goes to whoever asks next, and so do
+//! the slots after it until someone from the head takes one again, so absent
+//! holders never keep the server idle and, when the rush ends, everyone is let
+//! in within a couple of seconds. The limit: each instance orders the holders *it* sees; with a
 //! balancer that spreads one holder's visits over instances, each instance
 //! still lets older tickets first, but two instances' lines are not one line.
 //!
