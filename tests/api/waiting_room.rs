@@ -7,6 +7,7 @@ use chrono::TimeDelta;
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
+use mask_reservation::config::SecretKey;
 use mask_reservation::db::schema::reservations;
 use mask_reservation::web::waiting_room::ticket::{self, Ticket};
 
@@ -192,6 +193,62 @@ async fn when_those_waiting_walk_away_a_free_slot_goes_to_whoever_comes_within_s
     for _ in 0..3 {
         assert_eq!(app.new_visitor().get(STORE_PAGE).await.status(), 200);
     }
+}
+
+#[tokio::test]
+async fn a_ticket_keeps_its_place_on_another_instance_sharing_the_secret() {
+    let secret = SecretKey::generate();
+    let clock = Clock::manual(seoul(tuesday(), 8, 0));
+    let room_of_one = |secret: SecretKey| -> crate::common::ConfigChange {
+        Box::new(move |c| {
+            c.waiting_room_capacity = 1;
+            c.secret = secret;
+        })
+    };
+    let a = spawn_app_with(Spawn {
+        clock: Some(clock.clone()),
+        configure: Some(room_of_one(secret.clone())),
+        ..Spawn::default()
+    })
+    .await;
+    let b = spawn_app_with(Spawn {
+        database: Some(a.database.clone()),
+        clock: Some(clock.clone()),
+        configure: Some(room_of_one(secret)),
+        ..Spawn::default()
+    })
+    .await;
+    fixtures::store(&a.db, STORE, "중앙약국");
+    let _held_a = a.state.waiting_room.hold().unwrap();
+    let _held_b = b.state.waiting_room.hold().unwrap();
+
+    let first = a.new_visitor();
+    assert_eq!(
+        position(first.get_with_lang(STORE_PAGE, "en").await).await,
+        "You are number 1 in line."
+    );
+    second(&clock);
+    let later = b.new_visitor();
+    assert_eq!(
+        position(later.get_with_lang(STORE_PAGE, "en").await).await,
+        "You are number 1 in line."
+    );
+    // The first visitor's next visit lands on the other instance.
+    let first_on_b = Visitor {
+        address: b.address.clone(),
+        ..first.clone()
+    };
+    let res = first_on_b.get_with_lang(STORE_PAGE, "en").await;
+    assert!(
+        ticket_cookie(&res).is_none(),
+        "the ticket is honoured, not replaced"
+    );
+    assert_eq!(position(res).await, "You are number 1 in line.");
+    second(&clock);
+    assert_eq!(
+        position(later.get_with_lang(STORE_PAGE, "en").await).await,
+        "You are number 2 in line."
+    );
 }
 
 #[tokio::test]
