@@ -571,6 +571,22 @@ mod tests {
     }
 
     #[test]
+    fn the_waiting_room_is_sized_by_the_workers_unless_set_and_zero_turns_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = with_dir(&dir, &["--workers", "3", "--waiting-room-capacity", "0"]);
+        assert_eq!(Config::from_args(&off).unwrap().waiting_room_capacity, 0);
+        let set = with_dir(&dir, &["--waiting-room-capacity", "500"]);
+        assert_eq!(Config::from_args(&set).unwrap().waiting_room_capacity, 500);
+        if std::env::var_os("WAITING_ROOM_CAPACITY").is_none() {
+            let default = with_dir(&dir, &["--workers", "3"]);
+            assert_eq!(
+                Config::from_args(&default).unwrap().waiting_room_capacity,
+                3 * WAITING_ROOM_PER_WORKER
+            );
+        }
+    }
+
+    #[test]
     fn a_local_run_generates_the_secret_once_and_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
         let a = with_dir(&dir, &["--env", "development"]);
