@@ -28,6 +28,7 @@ use crate::settings::{self, PolicyCache};
 use crate::state::{AppState, Keys};
 use crate::web::access_log::{self, RequestLog};
 use crate::web::metrics::{self, Metrics};
+use crate::web::waiting_room::{self, WaitingRoom};
 use crate::web::{csrf, errors, health, home, language};
 
 pub struct Application {
@@ -63,6 +64,13 @@ impl Application {
         let port = local.port();
         let catalog = Arc::new(Catalog::load()?);
         let keys = Keys::derive(config.secret.bytes());
+        let metrics = Arc::new(Metrics::new()?);
+        let clock = overrides.clock.unwrap_or_default();
+        let waiting_room = Arc::new(WaitingRoom::new(
+            config.waiting_room_capacity,
+            clock.clone(),
+            Some(metrics.waiting_room()?),
+        ));
         let base_url = config
             .base_url
             .clone()
@@ -74,13 +82,13 @@ impl Application {
             keys,
             base_url,
             rate_limits: overrides.rate_limits.unwrap_or_default(),
-            clock: overrides.clock.unwrap_or_default(),
+            clock,
             mail_wake: Arc::new(Notify::new()),
             policy: Arc::new(PolicyCache::default()),
             hashing: HashPool::start(PoolSize::for_this_machine())?,
             health: Default::default(),
+            waiting_room,
         });
-        let metrics = Arc::new(Metrics::new()?);
         let stock = Arc::new(StockCache::default());
         let server = server(listener, state.clone(), metrics.clone(), stock.clone())?;
         Ok(Application {
@@ -267,8 +275,10 @@ fn server(
         // sends its session cookie with each of them, which the session layer
         // would decrypt for nothing. Everything else is in the scope below,
         // where the last `wrap` runs first: the request span, the session, error
-        // pages, and CSRF innermost (it needs the session, and its 403 becomes
-        // an error page).
+        // pages, CSRF (it needs the session, and its 403 becomes an error
+        // page), and innermost the waiting room, which holds back the rush's
+        // pages (login, store page, booking) once the bound on them is reached;
+        // it renders its page with the session's language and CSRF token.
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::from(metrics.clone()))
@@ -280,6 +290,7 @@ fn server(
             .configure(public_routes)
             .service(
                 web::scope("")
+                    .wrap(from_fn(waiting_room::guard))
                     .wrap(from_fn(csrf::protect))
                     .wrap(from_fn(errors::error_pages))
                     .wrap(session)
@@ -347,6 +358,11 @@ const STATIC_FILES: &[(&str, &str, &[u8])] = &[
         "js/near-me.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/js/near-me.js"),
+    ),
+    (
+        "js/waiting-room.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/js/waiting-room.js"),
     ),
     (
         "js/map.js",

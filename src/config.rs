@@ -101,7 +101,15 @@ pub struct ConfigArgs {
         global = true
     )]
     pub map_tile_url: String,
+    /// Held requests (login, store page, booking) in flight at once per
+    /// instance; beyond it visitors get the waiting page. `0` turns the waiting
+    /// room off. Default: 64 per worker.
+    #[arg(long, env = "WAITING_ROOM_CAPACITY", global = true)]
+    pub waiting_room_capacity: Option<usize>,
 }
+
+/// Held requests in flight per HTTP worker when `WAITING_ROOM_CAPACITY` is not set.
+pub const WAITING_ROOM_PER_WORKER: usize = 64;
 
 /// OpenStreetMap's standard tiles.
 pub const DEFAULT_MAP_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
@@ -141,6 +149,8 @@ pub struct Config {
     pub metrics_token: Option<MetricsToken>,
     /// The tile URL template of `/map` ([`parse_tile_url`]).
     pub map_tile_url: String,
+    /// Held requests in flight at once (`web::waiting_room`); `0`: no room.
+    pub waiting_room_capacity: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -157,6 +167,7 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("base_url", &self.base_url)
             .field("metrics_allow", &self.metrics_allow)
+            .field("waiting_room_capacity", &self.waiting_room_capacity)
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +335,10 @@ impl Config {
             .filter(|t| !t.trim().is_empty())
             .map(MetricsToken::parse)
             .transpose()?;
+        let workers = args
+            .workers
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         Ok(Config {
             bind,
             database_url,
@@ -335,15 +350,15 @@ impl Config {
             app_env,
             data_dir: args.data_dir.clone(),
             db_pool_size: args.db_pool_size,
-            workers: args
-                .workers
-                .filter(|n| *n > 0)
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            workers,
             base_url,
             trust_forwarded,
             metrics_allow,
             metrics_token,
             map_tile_url: parse_tile_url(&args.map_tile_url)?,
+            waiting_room_capacity: args
+                .waiting_room_capacity
+                .unwrap_or(WAITING_ROOM_PER_WORKER * workers),
         })
     }
 
@@ -553,6 +568,22 @@ mod tests {
         );
         assert_eq!(c.base_url, None, "links use the bound address");
         assert!(!c.trust_forwarded);
+    }
+
+    #[test]
+    fn the_waiting_room_is_sized_by_the_workers_unless_set_and_zero_turns_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = with_dir(&dir, &["--workers", "3", "--waiting-room-capacity", "0"]);
+        assert_eq!(Config::from_args(&off).unwrap().waiting_room_capacity, 0);
+        let set = with_dir(&dir, &["--waiting-room-capacity", "500"]);
+        assert_eq!(Config::from_args(&set).unwrap().waiting_room_capacity, 500);
+        if std::env::var_os("WAITING_ROOM_CAPACITY").is_none() {
+            let default = with_dir(&dir, &["--workers", "3"]);
+            assert_eq!(
+                Config::from_args(&default).unwrap().waiting_room_capacity,
+                3 * WAITING_ROOM_PER_WORKER
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::policy::{LoadError, Policy};
 use crate::rate_limit::RateLimits;
 use crate::settings::PolicyCache;
 use crate::web::health::HealthCache;
+use crate::web::waiting_room::WaitingRoom;
 
 /// Shared by every request.
 pub struct AppState {
@@ -38,6 +39,8 @@ pub struct AppState {
     pub hashing: HashPool,
     /// The database probe's last answer, shared by `/healthz` and `/status`.
     pub health: HealthCache,
+    /// The bound on held requests in flight, and the line beyond it.
+    pub waiting_room: Arc<WaitingRoom>,
 }
 
 impl AppState {
@@ -60,6 +63,8 @@ pub struct Keys {
     pub national_id: Vec<u8>,
     /// Signs the device cookie (`web::device`).
     pub device: Vec<u8>,
+    /// Signs the waiting-room ticket (`web::waiting_room::ticket`).
+    pub waiting_room: Vec<u8>,
 }
 
 impl Keys {
@@ -79,6 +84,7 @@ impl Keys {
             cookie: Key::from(&derive("cookie")),
             national_id: derive("national id hash").to_vec(),
             device: derive("device cookie").to_vec(),
+            waiting_room: derive("waiting room ticket").to_vec(),
         }
     }
 }
@@ -101,5 +107,9 @@ mod tests {
         assert_ne!(a.device, a.national_id);
         assert_ne!(&a.device[..], a.cookie.master());
         assert_eq!(a.national_id.len(), 64);
+        assert_eq!(a.waiting_room, b.waiting_room);
+        assert_ne!(a.waiting_room, other.waiting_room);
+        assert_ne!(a.waiting_room, a.device);
+        assert_ne!(a.waiting_room, a.national_id);
     }
 }

@@ -105,6 +105,37 @@ impl Metrics {
         })
     }
 
+    /// The waiting room's counters: held requests in flight, tickets waiting,
+    /// and how each held request was answered.
+    pub fn waiting_room(&self) -> Result<crate::web::waiting_room::RoomMetrics, MetricsError> {
+        let gauge = |name: &str, help: &str| -> Result<prometheus::IntGauge, MetricsError> {
+            let g = prometheus::IntGauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            self.registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter = |name: &str, help: &str| -> Result<prometheus::IntCounter, MetricsError> {
+            let c = prometheus::IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            self.registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        Ok(crate::web::waiting_room::RoomMetrics {
+            in_flight: gauge(
+                "waiting_room_in_flight",
+                "Held requests (login, store page, booking) being served",
+            )?,
+            waiting: gauge("waiting_room_waiting", "Tickets in this instance's line")?,
+            admitted: counter("waiting_room_admitted_total", "Held requests let in")?,
+            told_to_wait: counter(
+                "waiting_room_told_to_wait_total",
+                "Held requests answered with the waiting page (503)",
+            )?,
+            too_many: counter(
+                "waiting_room_too_many_total",
+                "Held requests refused as a flood (429)",
+            )?,
+        })
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> Result<String, MetricsError> {
         let mut out = Vec::with_capacity(16 * 1024);

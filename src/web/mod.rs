@@ -16,6 +16,7 @@ pub mod page;
 pub mod paging;
 pub mod session;
 pub mod upload;
+pub mod waiting_room;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

@@ -80,6 +80,7 @@ fn table() -> Vec<Row> {
         get("/stores?lat=north&lng=126.97",   [Status(400), Status(400), Status(400),  Status(400),            Status(400)]),
         get("/stores?q=x&page=0",             [Status(400), Status(400), Status(400),  Status(400),            Status(400)]),
         get("/static/js/near-me.js",          [OK,         OK,           OK,           OK,                     OK]),
+        get("/static/js/waiting-room.js",     [OK,         OK,           OK,           OK,                     OK]),
         get("/map",                           [OK,         OK,           OK,           OK,                     OK]),
         get("/corona19-masks/v1/stores/json", [OK,         OK,           OK,           OK,                     OK]),
         get("/corona19-masks/v1/sales/json",  [OK,         OK,           OK,           OK,                     OK]),

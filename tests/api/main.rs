@@ -38,5 +38,6 @@ mod reservations;
 mod schema;
 mod staff_pages;
 mod store_search;
+mod waiting_room;
 mod web_stack;
 mod writer;

@@ -9,7 +9,9 @@ use mask_reservation::policy::Policy;
 use mask_reservation::supply::allocation::allocate_new_day;
 
 use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for};
-use crate::common::{TestApp, fixtures, spawn_app};
+use mask_reservation::clock::Clock;
+
+use crate::common::{Spawn, TestApp, fixtures, spawn_app, spawn_app_with};
 
 async fn focused_on_error_summary(c: &fantoccini::Client) -> bool {
     c.execute(
@@ -539,5 +541,60 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     .await;
     log_out(&browser).await;
 
+    browser.close().await;
+}
+
+/// The waiting page, for a page and for a booking, with the room of one slot
+/// held and 200 tickets ahead (so the page waits 30 seconds before it
+/// refreshes, long enough to be checked).
+#[tokio::test]
+async fn the_waiting_page_passes_the_accessibility_check() {
+    let app = spawn_app_with(Spawn {
+        clock: Some(Clock::manual(chrono::Utc::now())),
+        configure: Some(Box::new(|c| c.waiting_room_capacity = 1)),
+        ..Spawn::default()
+    })
+    .await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let key = app.state.keys.national_id.clone();
+    fixtures::user(
+        &app.db,
+        Role::Citizen,
+        "citizen@example.com",
+        None,
+        true,
+        &key,
+    );
+    {
+        let mut conn = app.db.get().unwrap();
+        let policy = Policy::load(&mut conn).unwrap();
+        let tomorrow = policy.today() + chrono::Duration::days(1);
+        write_tx(&mut conn, |tx| {
+            allocate_new_day(tx, &policy, store, tomorrow, 120, None)
+        })
+        .unwrap();
+    }
+    let browser = Browser::start_in("ko-KR").await;
+    let c = &browser.client;
+    log_in(&app, &browser, "citizen@example.com").await;
+    c.goto(&app.url("/stores/11800001")).await.unwrap();
+    wait_for(c, "form[action='/reservations']").await;
+
+    let room = &app.state.waiting_room;
+    let _slot = room.hold().expect("the one slot");
+    for i in 0..200 {
+        let _ = room.arrive(None, &format!("10.0.{}.{}", i / 100, i % 100));
+    }
+    submit(c, "/reservations").await;
+    wait_for(c, "form[data-waiting-form]").await;
+    browser.check_page("waiting-room-booking").await;
+    check(
+        &app,
+        &browser,
+        "waiting-room",
+        "/stores/11800001",
+        "[data-waiting-room]",
+    )
+    .await;
     browser.close().await;
 }

@@ -114,6 +114,9 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         metrics_allow: mask_reservation::config::loopback(),
         metrics_token: None,
         map_tile_url: mask_reservation::config::DEFAULT_MAP_TILE_URL.to_owned(),
+        // Room for every functional test's crowd (the booking races post 200
+        // at once); the waiting room's own tests set theirs.
+        waiting_room_capacity: 1024,
     };
     if let Some(configure) = options.configure {
         configure(&mut config);
