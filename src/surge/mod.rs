@@ -331,6 +331,11 @@ async fn watched<F: std::future::Future<Output = Vec<Measured>>>(
 async fn measure(shared: Arc<Shared>, o: &Options, pid: Option<u32>) -> (Vec<Row>, f64) {
     let addr = shared.addr;
     let mut rows = Vec::new();
+    eprintln!("phase: client ceiling");
+    match phases::client_ceiling(o.read_connections, o.phase).await {
+        Ok(m) => rows.push(Row::from_measured(m, None)),
+        Err(e) => eprintln!("the stub server did not start: {e}"),
+    }
     eprintln!("phase: healthz");
     let healthz = watched(pid, async {
         vec![phases::healthz(addr, o.read_connections, o.phase).await]

@@ -279,6 +279,69 @@ pub fn opendata_path(rng: &mut StdRng, _: usize) -> String {
     }
 }
 
+/// A stub HTTP server inside surge that answers every request with the same
+/// 2-byte 200, no parsing beyond the end of the head: what the load client
+/// reaches against it is the client's own ceiling on this machine (the two
+/// share its cores).
+pub async fn stub_server() -> std::io::Result<SocketAddr> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut filled = 0;
+                loop {
+                    let Ok(n) = stream.read(&mut buf[filled..]).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    filled += n;
+                    // Requests are GETs without a body: one answer per head.
+                    let heads = buf[..filled]
+                        .windows(4)
+                        .filter(|w| w == b"\r\n\r\n")
+                        .count();
+                    if heads > 0 {
+                        let last = buf[..filled]
+                            .windows(4)
+                            .rposition(|w| w == b"\r\n\r\n")
+                            .map_or(0, |i| i + 4);
+                        buf.copy_within(last..filled, 0);
+                        filled -= last;
+                        if stream.write_all(&ANSWER.repeat(heads)).await.is_err() {
+                            return;
+                        }
+                    } else if filled == buf.len() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The client alone: GET as fast as it can against [`stub_server`].
+pub async fn client_ceiling(connections: usize, limit: Limit) -> std::io::Result<Measured> {
+    let addr = stub_server().await?;
+    let started = Instant::now();
+    let rec = closed_loop_gets(addr, connections, Stop::new(limit), healthz_path).await;
+    Ok(Measured {
+        name: "client ceiling (stub server in surge)".into(),
+        recorder: rec,
+        expected: vec![200],
+        ops: None,
+        elapsed: started.elapsed(),
+        paced_at: None,
+    })
+}
+
 pub async fn healthz(addr: SocketAddr, connections: usize, limit: Limit) -> Measured {
     let started = Instant::now();
     let rec = closed_loop_gets(addr, connections, Stop::new(limit), healthz_path).await;

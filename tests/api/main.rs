@@ -37,5 +37,6 @@ mod reservations;
 mod schema;
 mod staff_pages;
 mod store_search;
+mod surge;
 mod web_stack;
 mod writer;
