@@ -18,7 +18,7 @@ use crate::accounts::national_id::{NationalId, with_check_digit};
 use crate::accounts::password::{self, NewPassword};
 use crate::accounts::queries::{NewUser, insert_user};
 use crate::db::schema::pickup_windows;
-use crate::db::{DbConnection, write_tx};
+use crate::db::{Backend, DbConnection, write_tx};
 use crate::i18n::{Catalog, Lang, Tr};
 use crate::policy::{Policy, WindowSpec};
 use crate::reservations::booking::{Request, book};
@@ -26,7 +26,7 @@ use crate::settings;
 use crate::stores::import::{StoreRow, insert_all};
 use crate::supply::allocation::{NewDay, allocate_days};
 
-type Backend = <DbConnection as Connection>::Backend;
+type DieselBackend = <DbConnection as Connection>::Backend;
 
 /// The password every prepared account has.
 pub const PASSWORD: &str = "surge-Launch-Morning-2020!";
@@ -190,11 +190,17 @@ struct Inserted {
     key: String,
 }
 
-fn placeholders(rows: usize, per_row: usize) -> String {
+/// `(…), (…)` for `rows` rows of `per_row` values. SQLite gets anonymous `?`:
+/// it treats `$N` as a named parameter and finds each name by comparing it
+/// with every earlier one, which is quadratic in a statement of 9,000 values.
+fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
     (0..rows)
         .map(|r| {
             let cols: Vec<String> = (1..=per_row)
-                .map(|c| format!("${}", r * per_row + c))
+                .map(|c| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", r * per_row + c),
+                })
                 .collect();
             format!("({})", cols.join(", "))
         })
@@ -229,9 +235,9 @@ fn citizens(
                 let sql = format!(
                     "INSERT INTO people (national_id_hash, birth_date, national_id_masked, created_at)
                      VALUES {} RETURNING id, national_id_hash AS key",
-                    placeholders(chunk.len(), 4)
+                    placeholders(tx.backend(), chunk.len(), 4)
                 );
-                let mut q = diesel::sql_query(sql).into_boxed::<Backend>();
+                let mut q = diesel::sql_query(sql).into_boxed::<DieselBackend>();
                 for (h, birth, masked, _) in chunk {
                     q = q
                         .bind::<Text, _>(h.clone())
@@ -248,9 +254,9 @@ fn citizens(
                     "INSERT INTO users (role, email, name, password_hash, person_id, store_id,
                                         email_verified_at, created_at, updated_at)
                      VALUES {} RETURNING id, email AS key",
-                    placeholders(chunk.len(), 9)
+                    placeholders(tx.backend(), chunk.len(), 9)
                 );
-                let mut q = diesel::sql_query(sql).into_boxed::<Backend>();
+                let mut q = diesel::sql_query(sql).into_boxed::<DieselBackend>();
                 let mut names = HashMap::with_capacity(chunk.len());
                 for (h, _, _, i) in chunk {
                     let email = citizen_email(*i);
@@ -416,6 +422,10 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_value() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(
+            placeholders(Backend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 }
