@@ -20,5 +20,6 @@ pub mod settings;
 pub mod state;
 pub mod stores;
 pub mod supply;
+pub mod surge;
 pub mod verify;
 pub mod web;

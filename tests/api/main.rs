@@ -38,6 +38,7 @@ mod reservations;
 mod schema;
 mod staff_pages;
 mod store_search;
+mod surge;
 mod waiting_room;
 mod web_stack;
 mod writer;

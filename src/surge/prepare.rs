@@ -1,0 +1,431 @@
+//! A fresh database of the size asked for, written in bulk before the server
+//! starts: stores, verified citizens (one argon2id hash shared by all, the real
+//! keyed hash of a generated valid resident registration number each),
+//! tomorrow's supply for every store, and for the pickup phase a pharmacist per
+//! pickup store with reservations for today already booked. Everything that
+//! touches stock goes through the library's own functions (`insert_all`,
+//! `allocate_days`, `book`), so `verify` holds on the result.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{Duration as TimeDelta, NaiveDate, NaiveTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Date, Nullable, Text, Timestamp};
+
+use crate::accounts::Role;
+use crate::accounts::national_id::{NationalId, with_check_digit};
+use crate::accounts::password::{self, NewPassword};
+use crate::accounts::queries::{NewUser, insert_user};
+use crate::db::schema::pickup_windows;
+use crate::db::{Backend, DbConnection, write_tx};
+use crate::i18n::{Catalog, Lang, Tr};
+use crate::policy::{Policy, WindowSpec};
+use crate::reservations::booking::{Request, book};
+use crate::settings;
+use crate::stores::import::{StoreRow, insert_all};
+use crate::supply::allocation::{NewDay, allocate_days};
+
+type DieselBackend = <DbConnection as Connection>::Backend;
+
+/// The password every prepared account has.
+pub const PASSWORD: &str = "surge-Launch-Morning-2020!";
+
+/// Rows per multi-row statement (at most 9 bound values a row).
+const ROWS_PER_STATEMENT: usize = 1000;
+/// Statements per transaction while writing citizens.
+const STATEMENTS_PER_TX: usize = 10;
+/// Mask per reservation in the rush (the whole weekly quota of the default policy).
+pub const RUSH_QUANTITY: i32 = 2;
+
+/// What to prepare.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub stores: usize,
+    pub citizens: usize,
+    /// Stores whose pharmacist hands masks over during the rush.
+    pub pickup_stores: usize,
+    /// Reservations for today booked at each pickup store.
+    pub pickups_per_store: usize,
+}
+
+/// A citizen who can be given a session.
+#[derive(Debug, Clone)]
+pub struct Citizen {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A pharmacist and the pickup codes waiting at their counter.
+#[derive(Debug, Clone)]
+pub struct Pharmacist {
+    pub id: i64,
+    pub name: String,
+    pub codes: Vec<String>,
+}
+
+/// What the phases need to know about the prepared database.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub store_codes: Vec<String>,
+    /// The rush citizens, in the order they are taken.
+    pub citizens: Vec<Citizen>,
+    pub pharmacists: Vec<Pharmacist>,
+    /// The date the rush books (tomorrow in the service time zone).
+    pub rush_day: NaiveDate,
+}
+
+/// The e-mail address of the `i`-th rush citizen (also who the login storm logs in).
+pub fn citizen_email(i: usize) -> String {
+    format!("surge{i}@example.com")
+}
+
+/// The `i`-th generated resident registration number: a distinct valid number
+/// for every `i` below 50 × 365 × 100,000 (birth dates over 1950–1999, then the
+/// serial digits), with its check digit.
+pub fn resident_number(i: usize) -> Option<String> {
+    const DAYS: usize = 18_000;
+    let birth = NaiveDate::from_ymd_opt(1950, 1, 1)?
+        .checked_add_signed(TimeDelta::days(i64::try_from(i % DAYS).ok()?))?;
+    let serial = i / DAYS;
+    if serial >= 100_000 {
+        return None;
+    }
+    let sex = 1 + i % 2;
+    let first12 = format!("{}{sex}{serial:05}", birth.format("%y%m%d"));
+    with_check_digit(&first12)
+}
+
+/// Applies the migrations and writes everything; `national_id_key` is the key
+/// the server will hash numbers with.
+pub fn prepare(
+    conn: &mut DbConnection,
+    sizes: Sizes,
+    national_id_key: &[u8],
+    tz: chrono_tz::Tz,
+) -> anyhow::Result<Prepared> {
+    conn.run_migrations()?;
+    write_tx(conn, |tx| settings::apply_timezone(tx, tz))?;
+    let policy = Policy::load(conn)?;
+    let today = policy.today();
+    let rush_day = today + TimeDelta::days(1);
+
+    let hash = password::hash(
+        &NewPassword::parse(PASSWORD)
+            .map_err(|e| anyhow::anyhow!("the benchmark password is refused: {e:?}"))?,
+    )?;
+
+    let store_ids = stores(conn, sizes.stores)?;
+    let store_codes = (0..sizes.stores).map(store_code).collect();
+
+    // Enough that the rush never sells out: twice what every citizen could
+    // take, however unevenly they pick stores, plus a margin for small runs.
+    let per_store = sizes
+        .citizens
+        .saturating_mul(2 * usize::try_from(RUSH_QUANTITY)?)
+        / sizes.stores.max(1)
+        + 200;
+    let per_store = i32::try_from(per_store).unwrap_or(i32::MAX);
+    let days: Vec<NewDay> = store_ids
+        .iter()
+        .map(|&store_id| NewDay {
+            store_id,
+            day: rush_day,
+            supply: per_store,
+        })
+        .collect();
+    write_tx(conn, |tx| {
+        allocate_days(tx, &policy, &days, None, Utc::now().naive_utc())
+    })?;
+
+    let citizens = citizens(conn, 0..sizes.citizens, &hash, national_id_key, today)?;
+    let pharmacists = pickups(conn, &policy, sizes, &store_ids, &hash, national_id_key)?;
+    Ok(Prepared {
+        store_codes,
+        citizens,
+        pharmacists,
+        rush_day,
+    })
+}
+
+fn store_code(i: usize) -> String {
+    format!("{:08}", 20_000_000 + i)
+}
+
+const DISTRICTS: [&str; 5] = ["중구", "종로구", "마포구", "강남구", "송파구"];
+
+fn stores(conn: &mut DbConnection, n: usize) -> anyhow::Result<Vec<i64>> {
+    let rows: Vec<StoreRow> = (0..n)
+        .map(|i| {
+            // Spread over Seoul, so that geographic reads find a few each.
+            let (a, b) = ((i * 7919) % 1000, (i * 104_729) % 1000);
+            StoreRow {
+                code: store_code(i),
+                name: format!("서지약국 {i}"),
+                addr: format!(
+                    "서울특별시 {} 세종대로 {}",
+                    DISTRICTS[i % DISTRICTS.len()],
+                    i + 1
+                ),
+                store_type: "01".into(),
+                lat: 37.45 + 0.25 * a as f64 / 1000.0,
+                lng: 126.80 + 0.35 * b as f64 / 1000.0,
+                phone: None,
+                region: "서울특별시".into(),
+            }
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(n);
+    for chunk in rows.chunks(5_000) {
+        ids.extend(write_tx(conn, |tx| insert_all(tx, chunk))?);
+    }
+    Ok(ids)
+}
+
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    key: String,
+}
+
+/// `(…), (…)` for `rows` rows of `per_row` values. SQLite gets anonymous `?`:
+/// it treats `$N` as a named parameter and finds each name by comparing it
+/// with every earlier one, which is quadratic in a statement of 9,000 values.
+fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=per_row)
+                .map(|c| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", r * per_row + c),
+                })
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Citizens `range` (e-mail [`citizen_email`]), verified, in multi-row
+/// statements: people first, then their accounts.
+fn citizens(
+    conn: &mut DbConnection,
+    range: std::ops::Range<usize>,
+    hash: &str,
+    key: &[u8],
+    today: NaiveDate,
+) -> anyhow::Result<Vec<Citizen>> {
+    let all: Vec<usize> = range.collect();
+    let mut out = Vec::with_capacity(all.len());
+    for group in all.chunks(ROWS_PER_STATEMENT * STATEMENTS_PER_TX) {
+        let mut people = Vec::with_capacity(group.len());
+        for &i in group {
+            let number = resident_number(i)
+                .ok_or_else(|| anyhow::anyhow!("no resident number for citizen {i}"))?;
+            let id = NationalId::parse(&number, today)
+                .map_err(|e| anyhow::anyhow!("generated number {i} is invalid: {e}"))?;
+            people.push((id.keyed_hash(key), id.birth_date(), id.masked(), i));
+        }
+        let now = Utc::now().naive_utc();
+        let written = write_tx(conn, |tx| {
+            let mut written = Vec::with_capacity(people.len());
+            for chunk in people.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO people (national_id_hash, birth_date, national_id_masked, created_at)
+                     VALUES {} RETURNING id, national_id_hash AS key",
+                    placeholders(tx.backend(), chunk.len(), 4)
+                );
+                let mut q = diesel::sql_query(sql).into_boxed::<DieselBackend>();
+                for (h, birth, masked, _) in chunk {
+                    q = q
+                        .bind::<Text, _>(h.clone())
+                        .bind::<Date, _>(*birth)
+                        .bind::<Text, _>(masked.clone())
+                        .bind::<Timestamp, _>(now);
+                }
+                let ids: HashMap<String, i64> = q
+                    .load::<Inserted>(tx.conn())?
+                    .into_iter()
+                    .map(|r| (r.key, r.id))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO users (role, email, name, password_hash, person_id, store_id,
+                                        email_verified_at, created_at, updated_at)
+                     VALUES {} RETURNING id, email AS key",
+                    placeholders(tx.backend(), chunk.len(), 9)
+                );
+                let mut q = diesel::sql_query(sql).into_boxed::<DieselBackend>();
+                let mut names = HashMap::with_capacity(chunk.len());
+                for (h, _, _, i) in chunk {
+                    let email = citizen_email(*i);
+                    let name = format!("시민{i}");
+                    q = q
+                        .bind::<Text, _>(Role::Citizen.as_str())
+                        .bind::<Text, _>(email.clone())
+                        .bind::<Text, _>(name.clone())
+                        .bind::<Text, _>(hash.to_owned())
+                        .bind::<Nullable<BigInt>, _>(ids.get(h).copied())
+                        .bind::<Nullable<BigInt>, _>(None::<i64>)
+                        .bind::<Nullable<Timestamp>, _>(Some(now))
+                        .bind::<Timestamp, _>(now)
+                        .bind::<Timestamp, _>(now);
+                    names.insert(email, (*i, name));
+                }
+                for r in q.load::<Inserted>(tx.conn())? {
+                    if let Some((i, name)) = names.remove(&r.key) {
+                        written.push((i, Citizen { id: r.id, name }));
+                    }
+                }
+            }
+            Ok::<_, diesel::result::Error>(written)
+        })?;
+        let mut written = written;
+        written.sort_by_key(|(i, _)| *i);
+        out.extend(written.into_iter().map(|(_, c)| c));
+    }
+    Ok(out)
+}
+
+/// A pharmacist per pickup store, today's supply there in one window lasting
+/// the whole day, and `pickups_per_store` reservations in it, booked through
+/// [`book`] by citizens of their own (not rush citizens: a reservation uses
+/// the week's quota).
+///
+/// Today's windows are given a template of their own (00:00–23:59), so that
+/// the pickups can be handed over at whatever hour the benchmark runs; they
+/// are booked as at one minute before the window opens, since `book` (rightly)
+/// refuses a window that has started.
+fn pickups(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    sizes: Sizes,
+    store_ids: &[i64],
+    hash: &str,
+    key: &[u8],
+) -> anyhow::Result<Vec<Pharmacist>> {
+    let stores: Vec<i64> = store_ids
+        .iter()
+        .copied()
+        .take(sizes.pickup_stores)
+        .collect();
+    if stores.is_empty() || sizes.pickups_per_store == 0 {
+        return Ok(Vec::new());
+    }
+    let today = policy.today();
+    let whole_day = Policy {
+        window_template: vec![WindowSpec {
+            start: NaiveTime::MIN,
+            end: NaiveTime::from_hms_opt(23, 59, 0)
+                .ok_or_else(|| anyhow::anyhow!("23:59 is a time"))?,
+        }],
+        ..policy.clone()
+    };
+    let supply = i32::try_from(sizes.pickups_per_store)?;
+    let days: Vec<NewDay> = stores
+        .iter()
+        .map(|&store_id| NewDay {
+            store_id,
+            day: today,
+            supply,
+        })
+        .collect();
+    let mut pharmacists = Vec::with_capacity(stores.len());
+    write_tx(conn, |tx| {
+        allocate_days(tx, &whole_day, &days, None, Utc::now().naive_utc())?;
+        pharmacists.clear();
+        for (n, &store_id) in stores.iter().enumerate() {
+            let name = format!("약사{n}");
+            let id = insert_user(
+                tx,
+                &NewUser {
+                    role: Role::Pharmacist,
+                    email: &format!("pharmacist{n}@surge.example.com"),
+                    name: &name,
+                    password_hash: hash,
+                    person_id: None,
+                    store_id: Some(store_id),
+                    email_verified: true,
+                },
+            )?;
+            pharmacists.push((
+                store_id,
+                Pharmacist {
+                    id,
+                    name,
+                    codes: Vec::new(),
+                },
+            ));
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    let windows: Vec<(i64, i64, chrono::NaiveDateTime)> = pickup_windows::table
+        .filter(pickup_windows::day.eq(today))
+        .filter(pickup_windows::store_id.eq_any(&stores))
+        .select((
+            pickup_windows::store_id,
+            pickup_windows::id,
+            pickup_windows::starts_at,
+        ))
+        .load(conn)?;
+
+    // Citizens of their own, numbered after the rush citizens.
+    let first = sizes.citizens;
+    let count = stores.len() * sizes.pickups_per_store;
+    let holders = citizens(conn, first..first + count, hash, key, today)?;
+    let tr = Tr::new(Arc::new(Catalog::load()?), Lang::Ko);
+    let mut holders = holders.into_iter();
+    for (store_id, pharmacist) in &mut pharmacists {
+        let Some(&(_, window_id, starts_at)) = windows.iter().find(|w| w.0 == *store_id) else {
+            anyhow::bail!("no window today at store {store_id}");
+        };
+        let now = starts_at.and_utc() - TimeDelta::minutes(1);
+        let mine: Vec<Citizen> = holders.by_ref().take(sizes.pickups_per_store).collect();
+        for chunk in mine.chunks(500) {
+            let codes = write_tx(conn, |tx| {
+                chunk
+                    .iter()
+                    .map(|c| {
+                        let req = Request {
+                            user_id: c.id,
+                            window_id,
+                            quantity: 1,
+                            request_id: None,
+                            now,
+                        };
+                        book(tx, &req, policy, &tr, "http://127.0.0.1").map(|b| b.pickup_code)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            pharmacist.codes.extend(codes);
+        }
+    }
+    Ok(pharmacists.into_iter().map(|(_, p)| p).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_resident_numbers_are_valid_and_distinct() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for i in (0..40_000).chain([999_999, 1_500_000]) {
+            let n = resident_number(i).unwrap();
+            assert!(NationalId::parse(&n, today).is_ok(), "{i}: {n}");
+            assert!(seen.insert(n), "{i} repeats a number");
+        }
+        assert!(resident_number(18_000 * 100_000).is_none());
+    }
+
+    #[test]
+    fn placeholders_number_every_value() {
+        assert_eq!(
+            placeholders(Backend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+    }
+}

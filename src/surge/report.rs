@@ -1,0 +1,355 @@
+//! The figures of a run: one row per measured load, as a plain-text table for
+//! the terminal and as Markdown for `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+
+use crate::surge::client::percentile;
+use crate::surge::phases::Measured;
+
+/// The server's memory and CPU over one phase (absent when the server is not
+/// ours to watch).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerUse {
+    pub peak_rss_mib: f64,
+    /// % of one core, averaged over the phase.
+    pub cpu_percent: f64,
+}
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub name: String,
+    pub requests: u64,
+    pub per_second: f64,
+    /// Successful operations per second (reservations, logins, pickups), where
+    /// that is not every request.
+    pub ops_per_second: Option<f64>,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// `200×1234 503×5`, status 0 written `none` (no answer).
+    pub statuses: String,
+    pub unplanned: u64,
+    pub server: Option<ServerUse>,
+    /// Operations (or requests) per second ÷ the run's /healthz rate.
+    pub ratio: Option<f64>,
+    pub paced_at: Option<u64>,
+}
+
+impl Row {
+    pub fn from_measured(m: Measured, server: Option<ServerUse>) -> Row {
+        let mut micros = m.recorder.micros.clone();
+        micros.sort_unstable();
+        let ms = |us: u32| f64::from(us) / 1000.0;
+        let secs = m.elapsed.as_secs_f64().max(1e-9);
+        let requests = m.recorder.requests();
+        let statuses = m
+            .recorder
+            .statuses
+            .iter()
+            .map(|(s, n)| {
+                if *s == 0 {
+                    format!("none×{n}")
+                } else {
+                    format!("{s}×{n}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        Row {
+            unplanned: m.unplanned(),
+            name: m.name,
+            requests,
+            per_second: requests as f64 / secs,
+            ops_per_second: m.ops.map(|n| n as f64 / secs),
+            p50_ms: ms(percentile(&micros, 50.0)),
+            p95_ms: ms(percentile(&micros, 95.0)),
+            p99_ms: ms(percentile(&micros, 99.0)),
+            max_ms: ms(micros.last().copied().unwrap_or(0)),
+            statuses,
+            server,
+            ratio: None,
+            paced_at: m.paced_at,
+        }
+    }
+
+    /// The rate the ratio to /healthz is taken of.
+    pub fn rate(&self) -> f64 {
+        self.ops_per_second.unwrap_or(self.per_second)
+    }
+}
+
+/// What was checked after the server was killed.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub acknowledged: usize,
+    /// Acknowledged reservations not found, or found with another user or a
+    /// status other than active / picked up.
+    pub missing_or_wrong: Vec<String>,
+    /// Active or picked-up reservations of the rush day in the database.
+    pub stored_in_rush: i64,
+    /// Rush reservations whose answer never came (they may or may not exist).
+    pub unresolved: u64,
+    pub verify_findings: Vec<String>,
+}
+
+impl Checks {
+    /// Every problem found, in words; empty when all holds.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in &self.missing_or_wrong {
+            out.push(format!("acknowledged but not stored as such: {m}"));
+        }
+        let acked = i64::try_from(self.acknowledged).unwrap_or(i64::MAX);
+        let unresolved = i64::try_from(self.unresolved).unwrap_or(i64::MAX);
+        if self.stored_in_rush < acked || self.stored_in_rush > acked + unresolved {
+            out.push(format!(
+                "{} reservations of the rush day stored, {} acknowledged ({} unresolved): \
+                 a phantom or a lost reservation",
+                self.stored_in_rush, self.acknowledged, self.unresolved
+            ));
+        }
+        for f in &self.verify_findings {
+            out.push(format!("verify: {f}"));
+        }
+        out
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub command: String,
+    pub date: String,
+    pub machine: String,
+    pub backend: String,
+    pub setup: String,
+    pub healthz_per_second: f64,
+    pub rows: Vec<Row>,
+    /// Peak resident size of the server over the whole run (VmHWM).
+    pub server_peak_rss_mib: Option<f64>,
+    pub checks: Checks,
+}
+
+impl Report {
+    pub fn unplanned(&self) -> u64 {
+        self.rows.iter().map(|r| r.unplanned).sum()
+    }
+
+    /// Sets every row's ratio to the /healthz rate.
+    pub fn set_ratios(&mut self) {
+        let h = self.healthz_per_second;
+        for r in &mut self.rows {
+            r.ratio = (h > 0.0).then(|| r.rate() / h);
+        }
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{} — {}", self.backend, self.setup);
+        let _ = writeln!(
+            out,
+            "{:<42} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>7}  statuses",
+            "phase",
+            "requests",
+            "req/s",
+            "ops/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "RSS MB",
+            "CPU %",
+            "÷healthz"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<42} {:>9} {:>10.0} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>6} {:>7}  {}{}",
+                r.name,
+                r.requests,
+                r.per_second,
+                opt(r.ops_per_second, 0),
+                r.p50_ms,
+                r.p95_ms,
+                r.p99_ms,
+                r.max_ms,
+                opt(r.server.map(|s| s.peak_rss_mib), 0),
+                opt(r.server.map(|s| s.cpu_percent), 0),
+                opt(r.ratio, 3),
+                r.statuses,
+                if r.unplanned > 0 {
+                    format!("  UNPLANNED {}", r.unplanned)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let _ = writeln!(out, "{}", self.summary());
+        out
+    }
+
+    fn summary(&self) -> String {
+        let c = &self.checks;
+        format!(
+            "server peak RSS {} MB; acknowledged {}, stored {} ({} unresolved); verify: {}; unplanned answers: {}",
+            opt(self.server_peak_rss_mib, 0),
+            c.acknowledged,
+            c.stored_in_rush,
+            c.unresolved,
+            if c.verify_findings.is_empty() {
+                "ok".to_owned()
+            } else {
+                format!("{} violation(s)", c.verify_findings.len())
+            },
+            self.unplanned()
+        )
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "`{}`\n", self.command);
+        let _ = writeln!(
+            out,
+            "{} · {} · {} · {}\n",
+            self.date, self.machine, self.backend, self.setup
+        );
+        let _ = writeln!(
+            out,
+            "| phase | requests | req/s | ops/s | p50 ms | p95 ms | p99 ms | max ms | server RSS MB | server CPU % | ÷ healthz | statuses |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for r in &self.rows {
+            let paced = r
+                .paced_at
+                .map(|p| format!(" (paced at {p}/s)"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {}{} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {}{} |",
+                r.name,
+                paced,
+                r.requests,
+                r.per_second,
+                opt(r.ops_per_second, 0),
+                r.p50_ms,
+                r.p95_ms,
+                r.p99_ms,
+                r.max_ms,
+                opt(r.server.map(|s| s.peak_rss_mib), 0),
+                opt(r.server.map(|s| s.cpu_percent), 0),
+                opt(r.ratio, 3),
+                r.statuses,
+                if r.unplanned > 0 {
+                    format!(" **unplanned {}**", r.unplanned)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let _ = writeln!(out, "\n{}", self.summary());
+        out
+    }
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map(|v| format!("{v:.decimals$}"))
+        .unwrap_or_else(|| "–".to_owned())
+}
+
+/// Cores, memory and kernel of this machine, for the Markdown header.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_owned())
+        .unwrap_or_default();
+    format!("{cores} cores, {mem_gib:.1} GiB RAM, Linux {kernel}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hyper::StatusCode;
+
+    use super::*;
+    use crate::surge::client::Recorder;
+
+    fn measured(name: &str, statuses: &[u16], ops: Option<u64>) -> Measured {
+        let mut recorder = Recorder::default();
+        for (i, s) in statuses.iter().enumerate() {
+            recorder.record(
+                StatusCode::from_u16(*s).ok(),
+                Duration::from_millis(i as u64 + 1),
+            );
+        }
+        Measured {
+            name: name.into(),
+            recorder,
+            expected: vec![200, 303],
+            ops,
+            elapsed: Duration::from_secs(2),
+            paced_at: None,
+        }
+    }
+
+    #[test]
+    fn rows_carry_rates_percentiles_and_ratios() {
+        let mut report = Report {
+            healthz_per_second: 2.0,
+            rows: vec![
+                Row::from_measured(measured("healthz", &[200, 200, 200, 200], None), None),
+                Row::from_measured(measured("rush", &[303, 503], Some(1)), None),
+            ],
+            ..Report::default()
+        };
+        report.set_ratios();
+        let h = &report.rows[0];
+        assert_eq!(h.requests, 4);
+        assert!((h.per_second - 2.0).abs() < 1e-9);
+        assert!((h.p50_ms - 2.0).abs() < 1e-9 && (h.max_ms - 4.0).abs() < 1e-9);
+        assert!((report.rows[1].ratio.unwrap() - 0.25).abs() < 1e-9);
+        assert_eq!(report.rows[1].statuses, "303×1 503×1");
+        assert_eq!(report.unplanned(), 0);
+        let md = report.markdown();
+        assert!(md.contains("| healthz | 4 | 2 |"), "{md}");
+        assert!(report.table().contains("rush"));
+    }
+
+    #[test]
+    fn checks_fail_on_a_lost_or_phantom_reservation() {
+        let ok = Checks {
+            acknowledged: 3,
+            stored_in_rush: 3,
+            ..Checks::default()
+        };
+        assert!(ok.failures().is_empty());
+        let phantom = Checks {
+            stored_in_rush: 4,
+            ..ok.clone()
+        };
+        assert_eq!(phantom.failures().len(), 1);
+        let unresolved = Checks {
+            unresolved: 1,
+            ..phantom.clone()
+        };
+        assert!(unresolved.failures().is_empty());
+        let lost = Checks {
+            stored_in_rush: 2,
+            ..ok
+        };
+        assert_eq!(lost.failures().len(), 1);
+    }
+}

@@ -1,0 +1,86 @@
+//! The launch-morning benchmark in a tiny configuration against the test's own
+//! server: no figure is asserted, only what must hold whatever the speed —
+//! no unplanned answer, every acknowledged reservation stored (and nothing
+//! more), the invariants, and that each kind of work really happened.
+
+use std::time::Duration;
+
+use mask_reservation::surge::phases::Limit;
+use mask_reservation::surge::prepare::Sizes;
+use mask_reservation::surge::{self, Options};
+
+use crate::common::spawn_app;
+
+fn budget(ops: u64) -> Limit {
+    // The budget ends each phase; the time is only a backstop.
+    Limit {
+        duration: Duration::from_secs(60),
+        max_ops: Some(ops),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_the_invariants() {
+    let app = spawn_app().await;
+    let options = Options {
+        sizes: Sizes {
+            stores: 3,
+            citizens: 200,
+            pickup_stores: 2,
+            pickups_per_store: 10,
+        },
+        connections: 8,
+        read_connections: 4,
+        login_connections: 2,
+        phase: budget(60),
+        login_phase: budget(4),
+        reads_alongside: 200,
+        pickup_every: Duration::from_millis(5),
+        min_pickups: 1,
+        overload: None,
+    };
+    let addr = app.address.trim_start_matches("http://").parse().unwrap();
+    let report = surge::run_against(
+        addr,
+        &app.database.url(),
+        app.state.config.secret.bytes(),
+        &options,
+    )
+    .await
+    .unwrap();
+    let table = report.table();
+
+    assert_eq!(report.unplanned(), 0, "{table}");
+    assert!(
+        report.checks.failures().is_empty(),
+        "{:?}\n{table}",
+        report.checks.failures()
+    );
+    assert!(report.checks.verify_findings.is_empty(), "{table}");
+    assert!(report.checks.acknowledged > 0, "{table}");
+    assert_eq!(report.checks.unresolved, 0, "{table}");
+    assert_eq!(
+        report.checks.stored_in_rush,
+        i64::try_from(report.checks.acknowledged).unwrap(),
+        "{table}"
+    );
+    let ops = |name: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.ops_per_second)
+            .unwrap_or_else(|| panic!("no row {name}: {table}"))
+    };
+    assert!(ops("rush: reserve (POST)") > 0.0, "{table}");
+    assert!(ops("rush: pickups alongside") > 0.0, "{table}");
+    assert!(ops("login storm: log in (POST)") > 0.0, "{table}");
+    assert!(report.healthz_per_second > 0.0, "{table}");
+    assert!(
+        report
+            .rows
+            .iter()
+            .any(|r| r.name == "rush + reads: open-data reads alongside"),
+        "{table}"
+    );
+}
