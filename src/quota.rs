@@ -6,10 +6,10 @@
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Date, Integer};
 
 use crate::db::Tx;
 use crate::db::schema::quota_usage;
+use crate::db::statement::{Arg, Statement};
 
 /// Taking more than the quota allows; `left` is what the person may still take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +31,16 @@ pub fn take(
     quota: i32,
 ) -> QueryResult<Result<(), QuotaExceeded>> {
     if quantity <= quota {
-        let written = diesel::sql_query(TAKE_SQL)
-            .bind::<BigInt, _>(person_id)
-            .bind::<Date, _>(period_start)
-            .bind::<Integer, _>(quantity)
-            .bind::<Integer, _>(quota)
-            .execute(tx.conn())?;
+        let take = Statement::new(
+            TAKE_SQL,
+            vec![
+                Arg::BigInt(person_id),
+                Arg::Date(period_start),
+                Arg::Integer(quantity),
+                Arg::Integer(quota),
+            ],
+        );
+        let written = crate::on_each_backend!(tx.conn(), |c| take.execute(c))?;
         if written == 1 {
             return Ok(Ok(()));
         }

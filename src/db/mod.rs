@@ -1,8 +1,8 @@
 //! The database: one connection type over SQLite and PostgreSQL, the pool,
 //! the embedded migrations, and the one helper every write goes through.
 
-pub mod pg_statement;
 pub mod schema;
+pub mod statement;
 mod writer;
 
 pub use writer::Writer;
@@ -494,7 +494,9 @@ mod tests {
     #[test]
     fn the_bundled_sqlite_is_built_with_the_options_the_rush_needs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = DatabaseUrl::Sqlite(dir.path().join("o.db")).connect().unwrap();
+        let mut conn = DatabaseUrl::Sqlite(dir.path().join("o.db"))
+            .connect()
+            .unwrap();
         let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
             .load::<CompileOption>(&mut conn)
             .unwrap()

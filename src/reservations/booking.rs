@@ -17,9 +17,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
-use crate::db::schema::{
-    people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
-};
+use crate::db::schema::{people, pickup_windows, reservations, stock_ledger, stores, users};
+use crate::db::statement::{Arg, Statement};
 use crate::db::{AsRetryable, Backend, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
@@ -239,35 +238,20 @@ fn book_step_by_step(
         return Err(Refusal::QuotaExceeded { left: e.left }.into());
     }
 
-    let window_taken = diesel::update(
-        pickup_windows::table
-            .filter(pickup_windows::id.eq(req.window_id))
-            .filter(
-                (pickup_windows::reserved + pickup_windows::picked_up + q)
-                    .le(pickup_windows::capacity),
-            ),
-    )
-    .set(pickup_windows::reserved.eq(pickup_windows::reserved + q))
-    .execute(tx.conn())?;
-    if window_taken != 1 {
+    let now = req.now.naive_utc();
+    let takes = TakeArgs {
+        person_id,
+        period_start,
+        quantity: q,
+        quota: policy.quota_per_period,
+        window_id: req.window_id,
+        now,
+        store_day_id: window.store_day_id,
+    };
+    if takes.run(tx, WINDOW_TAKE_SQL)? != 1 {
         return Err(window_full(tx, &window, req)?.into());
     }
-
-    let now = req.now.naive_utc();
-    let day_taken = diesel::update(
-        store_days::table
-            .filter(store_days::id.eq(window.store_day_id))
-            .filter(
-                (store_days::reserved + store_days::picked_up + store_days::walk_in + q)
-                    .le(store_days::supply),
-            ),
-    )
-    .set((
-        store_days::reserved.eq(store_days::reserved + q),
-        store_days::stock_changed_at.eq(now),
-    ))
-    .execute(tx.conn())?;
-    if day_taken != 1 {
+    if takes.run(tx, DAY_TAKE_SQL)? != 1 {
         return Err(Refusal::SoldOut.into());
     }
 
@@ -303,6 +287,51 @@ fn book_step_by_step(
         pickup_code,
         replayed: false,
     })
+}
+
+/// The window's conditional take: `$3` the quantity, `$5` the window. One row
+/// written means taken. The placeholders are those of [`TakeArgs`], which
+/// are also the first of the PostgreSQL booking statement, where this text is
+/// one of its steps: the rule is written once for both backends.
+const WINDOW_TAKE_SQL: &str = "UPDATE pickup_windows SET reserved = reserved + $3 \
+     WHERE id = $5 AND reserved + picked_up + $3 <= capacity";
+
+/// The store-day's conditional take: `$3` the quantity, `$6` now (the stock's
+/// new time), `$7` the store-day; as [`WINDOW_TAKE_SQL`].
+const DAY_TAKE_SQL: &str = "UPDATE store_days SET reserved = reserved + $3, stock_changed_at = $6 \
+     WHERE id = $7 AND reserved + picked_up + walk_in + $3 <= supply";
+
+/// The arguments `$1`–`$7` of the conditional takes: `$1`–`$4` those of
+/// [`quota::TAKE_SQL`] (person, period start, quantity, quota), then the
+/// window, now and the store-day.
+struct TakeArgs {
+    person_id: i64,
+    period_start: NaiveDate,
+    quantity: i32,
+    quota: i32,
+    window_id: i64,
+    now: NaiveDateTime,
+    store_day_id: i64,
+}
+
+impl TakeArgs {
+    fn args(&self) -> Vec<Arg<'static>> {
+        vec![
+            Arg::BigInt(self.person_id),
+            Arg::Date(self.period_start),
+            Arg::Integer(self.quantity),
+            Arg::Integer(self.quota),
+            Arg::BigInt(self.window_id),
+            Arg::Timestamp(self.now),
+            Arg::BigInt(self.store_day_id),
+        ]
+    }
+
+    /// Runs one take (kept prepared on the connection); the rows it wrote.
+    fn run(&self, tx: &mut Tx<'_>, sql: &'static str) -> QueryResult<usize> {
+        let statement = Statement::new(sql, self.args());
+        crate::on_each_backend!(tx.conn(), |c| statement.execute(c))
+    }
 }
 
 /// The ledger row's kind for a booking.

@@ -22,10 +22,10 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Bool, Date, Nullable, Text, Timestamp};
 
 use super::{
-    Account, BookError, Booked, Confirmation, LEDGER_KIND, MAIL_KIND, Request, Window, check,
-    replay, window_full,
+    Account, BookError, Booked, Confirmation, DAY_TAKE_SQL, LEDGER_KIND, MAIL_KIND, Request,
+    TakeArgs, WINDOW_TAKE_SQL, Window, check, replay, window_full,
 };
-use crate::db::pg_statement::{Arg, PgStatement};
+use crate::db::statement::{Arg, Statement};
 use crate::db::{DbConnection, Tx};
 use crate::i18n::Tr;
 use crate::mail::outbox;
@@ -139,9 +139,10 @@ impl Facts {
 /// the row of the step before it, so that a step that matches nothing stops
 /// every later one; its answer is how many rows each step wrote.
 ///
-/// `$1`–`$4` are those of [`quota::TAKE_SQL`], the quota's own statement, run
-/// as the first step: person, period start, quantity, quota. Then `$5` window,
-/// `$6` now, `$7` store-day, `$8` the reservation's id, `$9` user, `$10` store,
+/// `$1`–`$7` are those of the takes of the step-by-step path ([`TakeArgs`]),
+/// whose statements are its first three steps: `$1`–`$4` of
+/// [`quota::TAKE_SQL`] (person, period start, quantity, quota), `$5` window,
+/// `$6` now, `$7` store-day (`WINDOW_TAKE_SQL`, `DAY_TAKE_SQL`); then `$8` the reservation's id, `$9` user, `$10` store,
 /// `$11` pickup code, `$12` request id, `$13` mail language, `$14` recipient,
 /// `$15` mail kind, `$16` subject, `$17` body, `$18` mail status, `$19` the
 /// mail's due time. The outbox row is the one `mail::outbox::enqueue` writes
@@ -149,16 +150,8 @@ impl Facts {
 static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH taken AS ({take} RETURNING 1), \
-         win AS ( \
-             UPDATE pickup_windows SET reserved = reserved + $3 \
-             WHERE id = $5 AND reserved + picked_up + $3 <= capacity \
-               AND EXISTS (SELECT 1 FROM taken) \
-             RETURNING 1), \
-         store_day AS ( \
-             UPDATE store_days SET reserved = reserved + $3, stock_changed_at = $6 \
-             WHERE id = $7 AND reserved + picked_up + walk_in + $3 <= supply \
-               AND EXISTS (SELECT 1 FROM win) \
-             RETURNING 1), \
+         win AS ({window_take} AND EXISTS (SELECT 1 FROM taken) RETURNING 1), \
+         store_day AS ({day_take} AND EXISTS (SELECT 1 FROM win) RETURNING 1), \
          booked AS ( \
              INSERT INTO reservations (id, user_id, person_id, window_id, store_id, quantity, \
                  period_start, status, pickup_code, created_at, updated_at, request_id, mail_lang) \
@@ -183,6 +176,8 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
                 (SELECT count(*) FROM ledger) AS ledger, \
                 (SELECT count(*) FROM mail) AS mail",
         take = quota::TAKE_SQL,
+        window_take = WINDOW_TAKE_SQL,
+        day_take = DAY_TAKE_SQL,
     )
 });
 
@@ -210,7 +205,7 @@ pub(super) fn book(
     t: &Tr,
     base_url: &str,
 ) -> Result<Booked, BookError> {
-    let mut facts: Facts = PgStatement::new(
+    let mut facts: Facts = Statement::new(
         FACTS_SQL.as_str(),
         vec![
             Arg::BigInt(req.user_id),
@@ -251,29 +246,35 @@ pub(super) fn book(
         &pickup_code,
     );
     let now = req.now.naive_utc();
-    let steps: Steps = PgStatement::new(
+    let steps: Steps = Statement::new(
         BOOK_SQL.as_str(),
-        vec![
-            Arg::BigInt(citizen.person_id),
-            Arg::Date(period_start),
-            Arg::Integer(q),
-            Arg::Integer(quota_per_period),
-            Arg::BigInt(req.window_id),
-            Arg::Timestamp(now),
-            Arg::BigInt(window.store_day_id),
-            Arg::BigInt(reservation_id),
-            Arg::BigInt(req.user_id),
-            Arg::BigInt(window.store_id),
-            Arg::Text(&pickup_code),
-            Arg::NullableText(req.request_id.as_deref()),
-            Arg::Text(t.code()),
-            Arg::Text(&citizen.email),
-            Arg::Text(MAIL_KIND),
-            Arg::Text(&mail.subject),
-            Arg::Text(&mail.body),
-            Arg::Text(outbox::PENDING),
-            Arg::Timestamp(Utc::now().naive_utc()),
-        ],
+        [
+            TakeArgs {
+                person_id: citizen.person_id,
+                period_start,
+                quantity: q,
+                quota: quota_per_period,
+                window_id: req.window_id,
+                now,
+                store_day_id: window.store_day_id,
+            }
+            .args(),
+            vec![
+                Arg::BigInt(reservation_id),
+                Arg::BigInt(req.user_id),
+                Arg::BigInt(window.store_id),
+                Arg::Text(&pickup_code),
+                Arg::NullableText(req.request_id.as_deref()),
+                Arg::Text(t.code()),
+                Arg::Text(&citizen.email),
+                Arg::Text(MAIL_KIND),
+                Arg::Text(&mail.subject),
+                Arg::Text(&mail.body),
+                Arg::Text(outbox::PENDING),
+                Arg::Timestamp(Utc::now().naive_utc()),
+            ],
+        ]
+        .concat(),
     )
     .get_result(pg(tx)?)?;
 
