@@ -19,8 +19,8 @@
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 
+use crate::db::Tx;
 use crate::db::schema::mail_outbox;
-use crate::db::{DbConnection, Tx};
 
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";
@@ -73,39 +73,38 @@ pub(crate) struct Claimed {
     pub attempts: i32,
 }
 
-/// Ids of up to `limit` pending messages due at `now`, above `after_id`, oldest first.
-/// Only candidates: another instance may claim any of them first.
-pub(crate) fn due_ids(
-    conn: &mut DbConnection,
+/// Claims up to `limit` pending messages due at `now`, above `after_id`, with a
+/// single conditional update: it counts each one's attempt and pushes its
+/// `next_attempt_at` a lease into the future, but only for rows still pending
+/// and due. Of several instances racing for a row exactly one update matches
+/// it (on PostgreSQL the losers wait on the row lock, then re-check the
+/// condition against the committed row); the rows coming back through
+/// `RETURNING` are the ones this call won, oldest first. Fewer than `limit`
+/// means fewer were due, or another instance has the others.
+pub(crate) fn claim_due(
+    tx: &mut Tx<'_>,
     now: NaiveDateTime,
     after_id: i64,
     limit: i64,
-) -> QueryResult<Vec<i64>> {
-    mail_outbox::table
+    lease: TimeDelta,
+) -> QueryResult<Vec<Claimed>> {
+    // The candidates are read first, inside the same transaction; the update
+    // re-checks each one, so a candidate another instance claimed in between
+    // is simply not returned.
+    let candidates: Vec<i64> = mail_outbox::table
         .filter(mail_outbox::status.eq(PENDING))
         .filter(mail_outbox::next_attempt_at.le(now))
         .filter(mail_outbox::id.gt(after_id))
         .order(mail_outbox::id)
         .limit(limit)
         .select(mail_outbox::id)
-        .load(conn)
-}
-
-/// Claims one message with a single conditional update: it counts the attempt and
-/// pushes `next_attempt_at` a lease into the future, but only while the row is
-/// still pending and due. Of several instances racing for the row exactly one
-/// update matches (on PostgreSQL the losers wait on the row lock, then re-check
-/// the condition against the committed row); the row coming back through
-/// `RETURNING` is that affected-row count, and `None` means someone else has it.
-pub(crate) fn claim(
-    tx: &mut Tx<'_>,
-    id: i64,
-    now: NaiveDateTime,
-    lease: TimeDelta,
-) -> QueryResult<Option<Claimed>> {
-    diesel::update(
+        .load(tx.conn())?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut claimed: Vec<Claimed> = diesel::update(
         mail_outbox::table
-            .filter(mail_outbox::id.eq(id))
+            .filter(mail_outbox::id.eq_any(candidates))
             .filter(mail_outbox::status.eq(PENDING))
             .filter(mail_outbox::next_attempt_at.le(now)),
     )
@@ -121,8 +120,22 @@ pub(crate) fn claim(
         mail_outbox::body_text,
         mail_outbox::attempts,
     ))
-    .get_result(tx.conn())
-    .optional()
+    .get_results(tx.conn())?;
+    claimed.sort_by_key(|m| m.id);
+    Ok(claimed)
+}
+
+/// Gives back a claim that was never tried (the round stopped before it): the
+/// attempt is not counted and the message is due again at `due`. `false` when
+/// the claim is no longer ours.
+pub(crate) fn release(tx: &mut Tx<'_>, claimed: &Claimed, due: NaiveDateTime) -> QueryResult<bool> {
+    let updated = diesel::update(still_ours(claimed.id, claimed.attempts))
+        .set((
+            mail_outbox::attempts.eq(mail_outbox::attempts - 1),
+            mail_outbox::next_attempt_at.eq(due),
+        ))
+        .execute(tx.conn())?;
+    Ok(updated == 1)
 }
 
 /// Records a delivery. `false` if the claim had been lost (see [`Claimed::attempts`]).

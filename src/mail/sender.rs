@@ -3,15 +3,16 @@
 //!
 //! Several app instances may run a sender on one database; the claim in
 //! [`super::outbox`] makes each message go out once. No transaction is open while
-//! a message is being sent: the claim commits first, the outcome is a second
-//! short write.
+//! a message is being sent: a batch's claim commits first, its outcomes are a
+//! second short write.
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{NaiveDateTime, TimeDelta, Utc};
+use diesel::QueryResult;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
@@ -19,9 +20,10 @@ use tokio::sync::Notify;
 
 use super::outbox::{self, Claimed};
 use crate::config::MailTransport;
-use crate::db::{Db, write_tx};
+use crate::db::Db;
 
-/// Candidates read per query; each is still claimed one by one.
+/// Messages claimed together. With the lease below it bounds a batch's
+/// sending time: 20 sends of up to [`SMTP_TIMEOUT`] each fit in it.
 const BATCH: i64 = 20;
 /// How long a claim keeps other instances off a message. Longer than the slowest
 /// SMTP conversation can take (each of its ~9 steps may use the whole
@@ -79,16 +81,17 @@ impl Transport {
     }
 }
 
-/// What became of one candidate message.
-enum Outcome {
-    Delivered,
-    /// Another instance claimed it first.
-    ClaimedElsewhere,
-    /// The message itself cannot be sent; it is marked failed.
-    Rejected,
-    /// The transport did not take it; it waits for a retry (or, after the last
-    /// attempt, is marked failed).
-    TransportFailed,
+/// What is to be recorded of one claimed message.
+enum Verdict {
+    /// The transport took it.
+    Sent { at: NaiveDateTime },
+    /// The transport did not take it; it is tried again at `at`.
+    Retry { at: NaiveDateTime, error: String },
+    /// Given up: the message cannot be sent, or (`transport`) the transport
+    /// refused it on the last attempt.
+    Failed { error: String, transport: bool },
+    /// Not tried: the round stopped before it. Its claim is given back.
+    Untried { due: NaiveDateTime },
 }
 
 /// Why a claimed message was not delivered.
@@ -125,8 +128,14 @@ impl Sender {
     /// that another instance claims first are left to it. The round stops at the
     /// first message the transport fails to take: the server is most likely down,
     /// and the rest should wait for the next round rather than each sit out a
-    /// timeout and spend an attempt. An error means the database could not be
-    /// reached; a message claimed before it comes due again when its lease runs out.
+    /// timeout and spend an attempt (their claims are given back uncounted). An
+    /// error means the database could not be reached; a message claimed before it
+    /// comes due again when its lease runs out.
+    ///
+    /// A batch costs two writes, whatever its size: one claims it, one records
+    /// every outcome. Both go through the one write door (`Db::write`), so on
+    /// SQLite they join the writer's groups instead of contending with it for
+    /// the database's write lock.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let mut delivered = 0;
         // Walking the ids upwards guarantees an end even while new mail arrives,
@@ -134,21 +143,39 @@ impl Sender {
         let mut after_id = 0;
         loop {
             let now = Utc::now().naive_utc();
-            let ids = self
+            let claimed = self
                 .db
-                .run(move |conn| outbox::due_ids(conn, now, after_id, BATCH))
+                .write(move |tx| outbox::claim_due(tx, now, after_id, BATCH, LEASE))
                 .await?;
-            for &id in &ids {
-                match self.deliver_one(id).await? {
-                    Outcome::Delivered => delivered += 1,
-                    Outcome::ClaimedElsewhere | Outcome::Rejected => {}
-                    Outcome::TransportFailed => return Ok(delivered),
+            let Some(last) = claimed.last().map(|m| m.id) else {
+                return Ok(delivered);
+            };
+            let whole_batch = claimed.len() as i64 == BATCH;
+            let mut verdicts = Vec::with_capacity(claimed.len());
+            let mut stopped = false;
+            for mail in claimed {
+                let verdict = if stopped {
+                    Verdict::Untried { due: now }
+                } else {
+                    self.try_one(&mail).await
+                };
+                match verdict {
+                    Verdict::Sent { .. } => delivered += 1,
+                    Verdict::Retry { .. }
+                    | Verdict::Failed {
+                        transport: true, ..
+                    } => {
+                        stopped = true;
+                    }
+                    Verdict::Failed { .. } | Verdict::Untried { .. } => {}
                 }
+                verdicts.push((mail, verdict));
             }
-            match ids.last() {
-                Some(&last) if ids.len() as i64 == BATCH => after_id = last,
-                _ => return Ok(delivered),
+            self.settle(verdicts).await?;
+            if stopped || !whole_batch {
+                return Ok(delivered);
             }
+            after_id = last;
         }
     }
 
@@ -186,34 +213,14 @@ impl Sender {
         }
     }
 
-    /// Claims, sends and settles one message.
-    async fn deliver_one(&self, id: i64) -> anyhow::Result<Outcome> {
-        let claimed = self
-            .db
-            .run(move |conn| {
-                write_tx(conn, |tx| {
-                    outbox::claim(tx, id, Utc::now().naive_utc(), LEASE)
-                })
-            })
-            .await?;
-        let Some(mail) = claimed else {
-            return Ok(Outcome::ClaimedElsewhere);
-        };
-        let outcome = self.send(&mail).await;
+    /// Sends one claimed message; what is to be recorded of it.
+    async fn try_one(&self, mail: &Claimed) -> Verdict {
         // Recipients are personal data: logs name the message by id and kind only.
-        let (id, kind, attempts) = (mail.id, mail.kind.clone(), mail.attempts);
-        let (outcome, settled) = match outcome {
-            Ok(()) => {
-                let settled = self
-                    .db
-                    .run(move |conn| {
-                        write_tx(conn, |tx| {
-                            outbox::mark_sent(tx, &mail, Utc::now().naive_utc())
-                        })
-                    })
-                    .await?;
-                (Outcome::Delivered, settled)
-            }
+        let (id, kind, attempts) = (mail.id, mail.kind.as_str(), mail.attempts);
+        match self.send(mail).await {
+            Ok(()) => Verdict::Sent {
+                at: Utc::now().naive_utc(),
+            },
             Err(SendError::Transient(error)) if attempts < MAX_ATTEMPTS => {
                 let error = truncate(&error);
                 let retry_in = backoff(attempts);
@@ -225,42 +232,57 @@ impl Sender {
                     retry_in_secs = retry_in.num_seconds(),
                     "mail not sent; will retry"
                 );
-                let settled = self
-                    .db
-                    .run(move |conn| {
-                        write_tx(conn, |tx| {
-                            let retry_at = Utc::now().naive_utc() + retry_in;
-                            outbox::mark_retry(tx, &mail, retry_at, &error)
-                        })
-                    })
-                    .await?;
-                (Outcome::TransportFailed, settled)
+                Verdict::Retry {
+                    at: Utc::now().naive_utc() + retry_in,
+                    error,
+                }
             }
             Err(error) => {
-                let (outcome, error) = match error {
-                    SendError::Transient(error) => (Outcome::TransportFailed, error),
-                    SendError::Permanent(error) => (Outcome::Rejected, error),
+                let (transport, error) = match error {
+                    SendError::Transient(error) => (true, error),
+                    SendError::Permanent(error) => (false, error),
                 };
                 let error = truncate(&error);
                 tracing::error!(id, kind, attempts, error, "mail given up");
-                let settled = self
-                    .db
-                    .run(move |conn| write_tx(conn, |tx| outbox::mark_failed(tx, &mail, &error)))
-                    .await?;
-                (outcome, settled)
+                Verdict::Failed { error, transport }
             }
-        };
-        if !settled {
-            // Only possible if the send outlasted the lease and another instance
-            // claimed the message again: its outcome is the one recorded.
-            tracing::warn!(
-                id,
-                kind,
-                attempts,
-                "mail claim lost before its outcome was recorded"
-            );
         }
-        Ok(outcome)
+    }
+
+    /// Records the outcome of every message of a batch in one write.
+    async fn settle(&self, verdicts: Vec<(Claimed, Verdict)>) -> anyhow::Result<()> {
+        let names: Vec<(i64, String, i32)> = verdicts
+            .iter()
+            .map(|(m, _)| (m.id, m.kind.clone(), m.attempts))
+            .collect();
+        let settled = self
+            .db
+            .write(move |tx| {
+                verdicts
+                    .iter()
+                    .map(|(mail, verdict)| match verdict {
+                        Verdict::Sent { at } => outbox::mark_sent(tx, mail, *at),
+                        Verdict::Retry { at, error } => outbox::mark_retry(tx, mail, *at, error),
+                        Verdict::Failed { error, .. } => outbox::mark_failed(tx, mail, error),
+                        Verdict::Untried { due } => outbox::release(tx, mail, *due),
+                    })
+                    .collect::<QueryResult<Vec<bool>>>()
+            })
+            .await?;
+        for ((id, kind, attempts), settled) in names.into_iter().zip(settled) {
+            if !settled {
+                // Only possible if the send outlasted the lease and another
+                // instance claimed the message again: its outcome is the one
+                // recorded.
+                tracing::warn!(
+                    id,
+                    kind,
+                    attempts,
+                    "mail claim lost before its outcome was recorded"
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn send(&self, mail: &Claimed) -> Result<(), SendError> {
