@@ -55,8 +55,19 @@ pub struct Connection {
     host: HeaderValue,
     sender: Option<SendRequest<Full<Bytes>>>,
     pub jar: Jar,
+    /// The address the client says it speaks for (`X-Forwarded-For`, which
+    /// the server started by surge trusts), sent with every request: each
+    /// virtual citizen is a different person behind a different address.
+    pub forwarded_for: Option<String>,
     /// Connections opened again after the server closed one.
     pub reconnects: u64,
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// A distinct client address for the `n`th attempt or person: `first.x.y.z`.
+pub fn address(first: u8, n: usize) -> String {
+    format!("{first}.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
 }
 
 impl Connection {
@@ -68,6 +79,7 @@ impl Connection {
             host,
             sender: None,
             jar: Jar::default(),
+            forwarded_for: None,
             reconnects: 0,
         }
     }
@@ -109,7 +121,7 @@ impl Connection {
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Answer, ClientError> {
-        self.send(Method::GET, path, None, &[]).await
+        self.send(Method::GET, path, None).await
     }
 
     /// Posts a urlencoded form.
@@ -117,12 +129,11 @@ impl Connection {
         &mut self,
         path: &str,
         fields: &[(&str, &str)],
-        headers: &[(HeaderName, String)],
     ) -> Result<Answer, ClientError> {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        self.send(Method::POST, path, Some(body), headers).await
+        self.send(Method::POST, path, Some(body)).await
     }
 
     async fn send(
@@ -130,7 +141,6 @@ impl Connection {
         method: Method,
         path: &str,
         body: Option<String>,
-        headers: &[(HeaderName, String)],
     ) -> Result<Answer, ClientError> {
         let mut builder = Request::builder()
             .method(method)
@@ -142,8 +152,8 @@ impl Connection {
         if body.is_some() {
             builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
         }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
+        if let Some(address) = &self.forwarded_for {
+            builder = builder.header(X_FORWARDED_FOR, address);
         }
         let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let sender = self.sender().await?;

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::cookie::{Cookie, CookieJar, Key};
 use hyper::StatusCode;
-use hyper::header::HeaderName;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
@@ -427,8 +426,7 @@ pub async fn login_storm(shared: Arc<Shared>, connections: usize, limit: Limit) 
             'user: while stop.claim() {
                 let n = shared.next_login.fetch_add(1, Ordering::Relaxed);
                 let email = prepare::citizen_email(n % citizens);
-                let forwarded = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
-                let headers = [(HeaderName::from_static("x-forwarded-for"), forwarded)];
+                conn.forwarded_for = Some(client::address(10, n));
                 conn.jar.clear();
                 let Some(form) = timed(&mut forms, || conn.get("/login")).await else {
                     continue;
@@ -443,8 +441,7 @@ pub async fn login_storm(shared: Arc<Shared>, connections: usize, limit: Limit) 
                         ("email", email.as_str()),
                         ("password", prepare::PASSWORD),
                     ];
-                    let Some(a) =
-                        timed(&mut posts, || conn.post_form("/login", &fields, &headers)).await
+                    let Some(a) = timed(&mut posts, || conn.post_form("/login", &fields)).await
                     else {
                         continue 'user;
                     };
@@ -617,6 +614,7 @@ async fn rush_user(
         };
         conn.jar.clear();
         conn.jar.insert(SESSION_COOKIE, &cookie);
+        conn.forwarded_for = Some(client::address(11, i));
         let Some(code) = stores.get(rng.random_range(0..stores.len().max(1))) else {
             break;
         };
@@ -658,7 +656,7 @@ async fn rush_user(
                 ("request_id", request_id.as_str()),
                 ("quantity", quantity.as_str()),
             ];
-            let answer = timed(&mut posts, || conn.post_form("/reservations", &fields, &[])).await;
+            let answer = timed(&mut posts, || conn.post_form("/reservations", &fields)).await;
             let wait = match &answer {
                 Some(a) if a.status == StatusCode::SEE_OTHER => {
                     match a.location.as_deref().and_then(client::reservation_id) {
@@ -747,10 +745,7 @@ async fn pharmacist(
                 ("code", code.as_str()),
                 ("confirm", "1"),
             ];
-            let Some(a) = timed(&mut rec, || {
-                conn.post_form("/pharmacy/pickup", &fields, &[])
-            })
-            .await
+            let Some(a) = timed(&mut rec, || conn.post_form("/pharmacy/pickup", &fields)).await
             else {
                 break;
             };
