@@ -237,20 +237,15 @@ async fn many_bookings_of_one_window_at_once_never_oversell_and_each_refusal_nam
 async fn the_confirmation_is_queued_as_enqueue_queues_a_mail() {
     let (app, windows) = app_with_supply(30).await;
     let user = citizens(&app, "mail", 1)[0];
-    let booked = book(&app, user, windows[0], 1).await.unwrap();
-    let mut conn = app.db.get().unwrap();
-    write_tx(&mut conn, |tx| {
-        enqueue(
-            tx,
-            &OutgoingMail {
-                to: "other@example.com",
-                kind: "reservation_confirmed",
-                subject: "s",
-                body_text: "b",
-            },
-        )
-    })
-    .unwrap();
+    let policy = Policy::load(&mut app.db.get().unwrap()).unwrap();
+    let t = Tr::new(app.state.catalog.clone(), Lang::En);
+    let req = Request {
+        user_id: user,
+        window_id: windows[0],
+        quantity: 1,
+        request_id: None,
+        now: seoul(tuesday(), 8, 0),
+    };
     type Shape = (
         String,
         String,
@@ -261,24 +256,40 @@ async fn the_confirmation_is_queued_as_enqueue_queues_a_mail() {
         NaiveDateTime,
         NaiveDateTime,
     );
-    let rows: Vec<(String, String, Shape)> = mail_outbox::table
-        .order(mail_outbox::id)
-        .select((
-            mail_outbox::subject,
-            mail_outbox::body_text,
-            (
-                mail_outbox::kind,
-                mail_outbox::status,
-                mail_outbox::attempts,
-                mail_outbox::body_html,
-                mail_outbox::last_error,
-                mail_outbox::sent_at,
-                mail_outbox::next_attempt_at,
-                mail_outbox::created_at,
-            ),
-        ))
-        .load(&mut conn)
-        .unwrap();
+    // Booked, queued and read in one transaction: the app's running mail
+    // sender cannot claim either message in between.
+    let mut conn = app.db.get().unwrap();
+    let (booked, rows) = write_tx(&mut conn, |tx| -> Result<_, BookError> {
+        let booked = booking::book(tx, &req, &policy, &t, "https://masks.example")?;
+        enqueue(
+            tx,
+            &OutgoingMail {
+                to: "other@example.com",
+                kind: "reservation_confirmed",
+                subject: "s",
+                body_text: "b",
+            },
+        )?;
+        let rows: Vec<(String, String, Shape)> = mail_outbox::table
+            .order(mail_outbox::id)
+            .select((
+                mail_outbox::subject,
+                mail_outbox::body_text,
+                (
+                    mail_outbox::kind,
+                    mail_outbox::status,
+                    mail_outbox::attempts,
+                    mail_outbox::body_html,
+                    mail_outbox::last_error,
+                    mail_outbox::sent_at,
+                    mail_outbox::next_attempt_at,
+                    mail_outbox::created_at,
+                ),
+            ))
+            .load(tx.conn())?;
+        Ok((booked, rows))
+    })
+    .unwrap();
     let [(subject, body, booking), (_, _, enqueued)] = &rows[..] else {
         panic!("two mails: {rows:?}");
     };
