@@ -1,10 +1,11 @@
 //! Passwords: 8–128 characters, hashed with argon2id at OWASP's minimum cost or above.
 
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::i18n::Tr;
 
@@ -84,13 +85,56 @@ fn hasher() -> Result<Argon2<'static>, argon2::Error> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+thread_local! {
+    /// This thread's argon2 working memory (19 MiB at our parameters), kept
+    /// from one hash to the next. Allocated afresh each time, it went back to
+    /// the allocator after every hash, and glibc, whose threshold for serving
+    /// large blocks with their own mapping rises with each one freed, soon
+    /// kept them in its arenas instead of returning them: a login storm left
+    /// the server at 130–260 MB instead of about 50 (docs/benchmarks.md).
+    /// Hashing runs on the hashing pool's few long-lived threads, so this is
+    /// a fixed 19 MiB each.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `hasher` over this thread's kept memory. argon2 writes every block
+/// before it reads it, so what the memory held before does not matter.
+fn hash_into(
+    hasher: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let blocks = hasher.params().block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        hasher.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+}
+
 /// Hashes a password into a PHC string. CPU-heavy: call it off the async workers.
 pub fn hash(password: &NewPassword) -> Result<String, HashFailed> {
+    let failed = |e: &dyn std::fmt::Display| HashFailed(e.to_string());
+    let hasher = hasher().map_err(|e| HashFailed(format!("parameters: {e}")))?;
     let salt = SaltString::generate(&mut OsRng);
-    let phc = hasher()
-        .map_err(|e| HashFailed(format!("parameters: {e}")))?
-        .hash_password(password.as_str().as_bytes(), &salt)
-        .map_err(|e| HashFailed(e.to_string()))?;
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| failed(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    hash_into(&hasher, password.as_str().as_bytes(), salt_bytes, &mut out)
+        .map_err(|e| failed(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(hasher.params()).map_err(|e| failed(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
     Ok(phc.to_string())
 }
 
@@ -100,9 +144,31 @@ pub fn verify(password: &str, phc: &str) -> bool {
         return false;
     };
     // The stored string carries its own parameters; verification follows them.
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let hasher = Argon2::new(algorithm, version, params);
+    if hash_into(&hasher, password.as_bytes(), salt_bytes, &mut out).is_err() {
+        return false;
+    }
+    // `Output` compares in constant time.
+    Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 /// A hash of a random password, made once, to verify against when a login names
@@ -191,6 +257,39 @@ mod tests {
         assert!(!verify("correct horse battery!", &phc));
         assert!(!verify("anything", "not a hash"));
         assert_ne!(phc, hash(&pw).unwrap(), "salted");
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own_hashing_and_verification() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash(&NewPassword::parse("correct horse battery").unwrap()).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = hasher()
+            .unwrap()
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify("correct horse battery", &theirs));
+        assert!(!verify("correct horse batter", &theirs));
+        // A stored hash with other parameters (argon2i, less memory) still
+        // verifies by its own, on the same thread's kept memory.
+        let other = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(8 * 1024, 3, 1, None).unwrap(),
+        )
+        .hash_password(b"pw", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify("pw", &other));
+        assert!(!verify("pW", &other));
+        assert!(verify("correct horse battery", &ours));
     }
 
     #[test]
