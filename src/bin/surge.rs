@@ -78,7 +78,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 50)]
     pickup_every_ms: u64,
     /// One more rush with this many users (for the waiting room: 503 and 429
-    /// are planned answers).
+    /// are planned answers), then the first rush again, to see the server
+    /// back at its speed once the crowd is gone.
     #[arg(long)]
     overload: Option<usize>,
     /// A PostgreSQL server to run on (a scratch database `surge_<pid>` is
@@ -146,8 +147,9 @@ fn bench(a: &RunArgs) -> anyhow::Result<ExitCode> {
         max_ops: None,
     };
     let every = Duration::from_millis(a.pickup_every_ms.max(1));
-    // Enough codes at every counter for both rushes (and an overload) at its pace.
-    let rushes = 2 + u64::from(a.overload.is_some());
+    // Enough codes at every counter for both rushes (and an overload and the
+    // rush after it) at its pace.
+    let rushes = 2 + 2 * u64::from(a.overload.is_some());
     let per_store = (phase.duration.as_millis() as u64 * rushes / every.as_millis() as u64) + 10;
     let options = Options {
         sizes: Sizes {

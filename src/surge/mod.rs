@@ -389,6 +389,9 @@ async fn measure(shared: Arc<Shared>, o: &Options, pid: Option<u32>) -> (Vec<Row
             ..rush
         };
         rows.extend(watched(pid, phases::rush(shared.clone(), "overload", overload)).await);
+        // The same rush as before the overload: back at full speed at once?
+        eprintln!("phase: rush after the overload");
+        rows.extend(watched(pid, phases::rush(shared.clone(), "after overload", rush)).await);
     }
     (rows, healthz_rate)
 }
