@@ -264,7 +264,10 @@ pub fn confirm(
     let at = now.naive_utc();
     let today = rules::today(policy, now);
     let open_since = at - TimeDelta::minutes(i64::from(policy.pickup_grace_minutes));
+    // The reservation's own window, if it is still open for pickup: looked up
+    // by its key, not by scanning every window of the day in the country.
     let open_windows = pickup_windows::table
+        .filter(pickup_windows::id.eq(found.window_id))
         .filter(pickup_windows::day.eq(today))
         .filter(pickup_windows::ends_at.ge(open_since))
         .select(pickup_windows::id);
