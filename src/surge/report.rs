@@ -148,43 +148,22 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{} — {}", self.backend, self.setup);
-        let _ = writeln!(
-            out,
-            "{:<42} {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>7}  statuses",
-            "phase",
-            "requests",
-            "req/s",
-            "ops/s",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "max ms",
-            "RSS MB",
-            "CPU %",
-            "÷healthz"
-        );
+        let _ = write!(out, "{:<42}", "phase");
+        for (heading, width) in SHORT_HEADINGS.iter().zip(WIDTHS) {
+            let _ = write!(out, " {heading:>width$}");
+        }
+        let _ = writeln!(out, "  statuses");
         for r in &self.rows {
-            let _ = writeln!(
-                out,
-                "{:<42} {:>9} {:>10.0} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>6} {:>7}  {}{}",
-                r.name,
-                r.requests,
-                r.per_second,
-                opt(r.ops_per_second, 0),
-                r.p50_ms,
-                r.p95_ms,
-                r.p99_ms,
-                r.max_ms,
-                opt(r.server.map(|s| s.peak_rss_mib), 0),
-                opt(r.server.map(|s| s.cpu_percent), 0),
-                opt(r.ratio, 3),
-                r.statuses,
-                if r.unplanned > 0 {
-                    format!("  UNPLANNED {}", r.unplanned)
-                } else {
-                    String::new()
-                }
-            );
+            let _ = write!(out, "{:<42}", r.name);
+            for (figure, width) in r.figures().iter().zip(WIDTHS) {
+                let _ = write!(out, " {figure:>width$}");
+            }
+            let unplanned = if r.unplanned > 0 {
+                format!("  UNPLANNED {}", r.unplanned)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "  {}{unplanned}", r.statuses);
         }
         let _ = writeln!(out, "{}", self.summary());
         out
@@ -215,44 +194,74 @@ impl Report {
             "{} · {} · {} · {}\n",
             self.date, self.machine, self.backend, self.setup
         );
-        let _ = writeln!(
-            out,
-            "| phase | requests | req/s | ops/s | p50 ms | p95 ms | p99 ms | max ms | server RSS MB | server CPU % | ÷ healthz | statuses |"
-        );
-        let _ = writeln!(
-            out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
+        let _ = writeln!(out, "| phase | {} | statuses |", HEADINGS.join(" | "));
+        let _ = writeln!(out, "|---|{}---|", "---:|".repeat(HEADINGS.len()));
         for r in &self.rows {
             let paced = r
                 .paced_at
                 .map(|p| format!(" (paced at {p}/s)"))
                 .unwrap_or_default();
+            let unplanned = if r.unplanned > 0 {
+                format!(" **unplanned {}**", r.unplanned)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "| {}{} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {}{} |",
+                "| {}{paced} | {} | {}{unplanned} |",
                 r.name,
-                paced,
-                r.requests,
-                r.per_second,
-                opt(r.ops_per_second, 0),
-                r.p50_ms,
-                r.p95_ms,
-                r.p99_ms,
-                r.max_ms,
-                opt(r.server.map(|s| s.peak_rss_mib), 0),
-                opt(r.server.map(|s| s.cpu_percent), 0),
-                opt(r.ratio, 3),
-                r.statuses,
-                if r.unplanned > 0 {
-                    format!(" **unplanned {}**", r.unplanned)
-                } else {
-                    String::new()
-                }
+                r.figures().join(" | "),
+                r.statuses
             );
         }
         let _ = writeln!(out, "\n{}", self.summary());
         out
+    }
+}
+
+/// The figures' columns, between the phase and the statuses.
+const HEADINGS: [&str; 10] = [
+    "requests",
+    "req/s",
+    "ops/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+    "server RSS MB",
+    "server CPU %",
+    "÷ healthz",
+];
+/// The same, short enough for the terminal, and their widths there.
+const SHORT_HEADINGS: [&str; 10] = [
+    "requests",
+    "req/s",
+    "ops/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+    "RSS MB",
+    "CPU %",
+    "÷healthz",
+];
+const WIDTHS: [usize; 10] = [9, 10, 10, 8, 8, 8, 8, 7, 6, 8];
+
+impl Row {
+    /// The row's figures, formatted, in the order of [`HEADINGS`].
+    fn figures(&self) -> [String; 10] {
+        [
+            self.requests.to_string(),
+            format!("{:.0}", self.per_second),
+            opt(self.ops_per_second, 0),
+            format!("{:.2}", self.p50_ms),
+            format!("{:.2}", self.p95_ms),
+            format!("{:.2}", self.p99_ms),
+            format!("{:.1}", self.max_ms),
+            opt(self.server.map(|s| s.peak_rss_mib), 0),
+            opt(self.server.map(|s| s.cpu_percent), 0),
+            opt(self.ratio, 3),
+        ]
     }
 }
 
