@@ -7,11 +7,9 @@
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+
+use crate::web::signed;
 
 pub const COOKIE_NAME: &str = "mr_device";
 
@@ -59,18 +57,13 @@ impl Device {
 
     /// `d1.USER.DEVICE.ISSUED.MAC`, the MAC an HMAC-SHA256 of the rest.
     pub fn encode(&self, key: &[u8]) -> String {
-        let payload = self.payload();
-        let tag = mac(key, &payload).finalize().into_bytes();
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
+        signed::sign(key, &self.payload())
     }
 
     /// The device a cookie value names, if its signature is good and it is not
     /// older than [`MAX_AGE_DAYS`] at `now`.
     pub fn decode(value: &str, key: &[u8], now: DateTime<Utc>) -> Option<Device> {
-        let (payload, tag) = value.rsplit_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        // Constant-time comparison: the tag is not guessable byte by byte.
-        mac(key, payload).verify_slice(&tag).ok()?;
+        let payload = signed::verified(key, value)?;
         let mut parts = payload.split('.');
         let (Some(VERSION), Some(user), Some(device), Some(issued), None) = (
             parts.next(),
@@ -112,16 +105,6 @@ impl Device {
             .secure(secure)
             .finish()
     }
-}
-
-fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
-    #[expect(
-        clippy::expect_used,
-        reason = "HMAC accepts keys of any length; `new_from_slice` cannot fail for it"
-    )]
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("an HMAC key");
-    mac.update(payload.as_bytes());
-    mac
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod page;
 pub mod paging;
 pub mod session;
+pub mod signed;
 pub mod upload;
 pub mod waiting_room;
 

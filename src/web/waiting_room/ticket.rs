@@ -5,11 +5,9 @@
 //! names no person, session or address: it only says "this browser came then".
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::Sha256;
+
+use crate::web::signed;
 
 pub const COOKIE_NAME: &str = "mr_ticket";
 
@@ -47,17 +45,13 @@ impl Ticket {
 
     /// `w1.ISSUED.NONCE.MAC`, the MAC an HMAC-SHA256 of the rest.
     pub fn encode(&self, key: &[u8]) -> String {
-        let payload = self.payload();
-        let tag = mac(key, &payload).finalize().into_bytes();
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
+        signed::sign(key, &self.payload())
     }
 
     /// The ticket a cookie value holds, if its signature is good and it is
     /// neither expired nor from the future at `now_ms`.
     pub fn decode(value: &str, key: &[u8], now_ms: i64) -> Option<Ticket> {
-        let (payload, tag) = value.rsplit_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        mac(key, payload).verify_slice(&tag).ok()?;
+        let payload = signed::verified(key, value)?;
         let mut parts = payload.split('.');
         let (Some(VERSION), Some(issued), Some(nonce), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -86,16 +80,6 @@ impl Ticket {
             .secure(secure)
             .finish()
     }
-}
-
-fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
-    #[expect(
-        clippy::expect_used,
-        reason = "HMAC accepts keys of any length; `new_from_slice` cannot fail for it"
-    )]
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("an HMAC key");
-    mac.update(payload.as_bytes());
-    mac
 }
 
 #[cfg(test)]
