@@ -149,13 +149,13 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "{} — {}", self.backend, self.setup);
         let _ = write!(out, "{:<42}", "phase");
-        for (heading, width) in SHORT_HEADINGS.iter().zip(WIDTHS) {
+        for (_, heading, width) in COLUMNS {
             let _ = write!(out, " {heading:>width$}");
         }
         let _ = writeln!(out, "  statuses");
         for r in &self.rows {
             let _ = write!(out, "{:<42}", r.name);
-            for (figure, width) in r.figures().iter().zip(WIDTHS) {
+            for (figure, (_, _, width)) in r.figures().iter().zip(COLUMNS) {
                 let _ = write!(out, " {figure:>width$}");
             }
             let unplanned = if r.unplanned > 0 {
@@ -194,8 +194,9 @@ impl Report {
             "{} · {} · {} · {}\n",
             self.date, self.machine, self.backend, self.setup
         );
-        let _ = writeln!(out, "| phase | {} | statuses |", HEADINGS.join(" | "));
-        let _ = writeln!(out, "|---|{}---|", "---:|".repeat(HEADINGS.len()));
+        let headings: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+        let _ = writeln!(out, "| phase | {} | statuses |", headings.join(" | "));
+        let _ = writeln!(out, "|---|{}---|", "---:|".repeat(COLUMNS.len()));
         for r in &self.rows {
             let paced = r
                 .paced_at
@@ -219,36 +220,23 @@ impl Report {
     }
 }
 
-/// The figures' columns, between the phase and the statuses.
-const HEADINGS: [&str; 10] = [
-    "requests",
-    "req/s",
-    "ops/s",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "max ms",
-    "server RSS MB",
-    "server CPU %",
-    "÷ healthz",
+/// The figures' columns, between the phase and the statuses: the Markdown
+/// heading, the terminal's shorter one and the terminal's width.
+const COLUMNS: [(&str, &str, usize); 10] = [
+    ("requests", "requests", 9),
+    ("req/s", "req/s", 10),
+    ("ops/s", "ops/s", 10),
+    ("p50 ms", "p50 ms", 8),
+    ("p95 ms", "p95 ms", 8),
+    ("p99 ms", "p99 ms", 8),
+    ("max ms", "max ms", 8),
+    ("server RSS MB", "RSS MB", 7),
+    ("server CPU %", "CPU %", 6),
+    ("÷ healthz", "÷healthz", 8),
 ];
-/// The same, short enough for the terminal, and their widths there.
-const SHORT_HEADINGS: [&str; 10] = [
-    "requests",
-    "req/s",
-    "ops/s",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "max ms",
-    "RSS MB",
-    "CPU %",
-    "÷healthz",
-];
-const WIDTHS: [usize; 10] = [9, 10, 10, 8, 8, 8, 8, 7, 6, 8];
 
 impl Row {
-    /// The row's figures, formatted, in the order of [`HEADINGS`].
+    /// The row's figures, formatted, in the order of [`COLUMNS`].
     fn figures(&self) -> [String; 10] {
         [
             self.requests.to_string(),
