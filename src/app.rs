@@ -119,12 +119,14 @@ impl Application {
     /// periodic clean-up.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
+        let room = state.waiting_room.clone();
         let sender = Sender::new(
             state.db.clone(),
             state.config.mail.clone(),
             state.config.mail_from.clone(),
             state.mail_wake.clone(),
-        );
+        )
+        .yielding_to(move || room.counts().1 > 0);
         let mail = tokio::spawn(sender.run());
         let upkeep = tokio::spawn(upkeep(state.db.clone(), state.clock.clone()));
         let policy = tokio::spawn(refresh_policy(state.db.clone(), state.policy.clone()));

@@ -54,7 +54,12 @@ pub struct Sender {
     transport: Transport,
     from: String,
     wake: Arc<Notify>,
+    rush: Rush,
 }
+
+/// Tells the sender whether people are being turned away right now (the
+/// waiting room has a line); `None`: never.
+type Rush = Option<Arc<dyn Fn() -> bool + Send + Sync>>;
 
 #[derive(Clone)]
 enum Transport {
@@ -121,6 +126,32 @@ impl Sender {
             transport,
             from,
             wake,
+            rush: None,
+        }
+    }
+
+    /// Mail yields to the rush: while `rush` says people are being turned
+    /// away, a round delivers one batch at most and rounds come once per poll
+    /// interval, however many bookings wake the sender. Confirmations then
+    /// arrive later (the reservation page already shows the pickup code);
+    /// the CPU they would take goes to letting people in. Once the line is
+    /// gone the sender catches up at full speed.
+    pub fn yielding_to(mut self, rush: impl Fn() -> bool + Send + Sync + 'static) -> Sender {
+        self.rush = Some(Arc::new(rush));
+        self
+    }
+
+    fn in_rush(&self) -> bool {
+        self.rush.as_ref().is_some_and(|rush| rush())
+    }
+
+    /// One round of [`Sender::run`]: everything due, or during a rush one
+    /// batch; how many were delivered.
+    pub async fn deliver_round(&self) -> anyhow::Result<usize> {
+        if self.in_rush() {
+            self.deliver(Some(1)).await
+        } else {
+            self.deliver_due().await
         }
     }
 
@@ -137,7 +168,13 @@ impl Sender {
     /// SQLite they join the writer's groups instead of contending with it for
     /// the database's write lock.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        self.deliver(None).await
+    }
+
+    /// [`Sender::deliver_due`], stopping after `batches` batches if given.
+    async fn deliver(&self, batches: Option<usize>) -> anyhow::Result<usize> {
         let mut delivered = 0;
+        let mut claimed_batches = 0;
         // Walking the ids upwards guarantees an end even while new mail arrives,
         // and each candidate is considered at most once per call.
         let mut after_id = 0;
@@ -172,7 +209,8 @@ impl Sender {
                 verdicts.push((mail, verdict));
             }
             self.settle(verdicts).await?;
-            if stopped || !whole_batch {
+            claimed_batches += 1;
+            if stopped || !whole_batch || batches.is_some_and(|b| claimed_batches >= b) {
                 return Ok(delivered);
             }
             after_id = last;
@@ -189,7 +227,8 @@ impl Sender {
             // Registered before delivering, so a wake-up that comes while a batch
             // is being sent still triggers another round.
             notified.as_mut().enable();
-            match self.deliver_due().await {
+            let rush = self.in_rush();
+            match self.deliver_round().await {
                 Ok(delivered) => {
                     if database_down {
                         tracing::info!("mail sender reaches the database again");
@@ -205,6 +244,12 @@ impl Sender {
                     database_down = true;
                 }
                 Err(e) => tracing::debug!(error = format!("{e:#}"), "mail delivery postponed"),
+            }
+            if rush {
+                // Every booking wakes the sender; during a rush those
+                // wake-ups are not a reason to go again.
+                tokio::time::sleep(POLL_INTERVAL).await;
+                continue;
             }
             tokio::select! {
                 () = &mut notified => {}

@@ -159,6 +159,42 @@ async fn a_pending_message_is_delivered_with_its_recipient_subject_and_korean_bo
 }
 
 #[tokio::test]
+async fn during_a_rush_a_round_sends_one_batch_and_the_rest_follows_once_it_is_over() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    for i in 0..25 {
+        enqueue(&db, &format!("citizen{i}@example.com"));
+    }
+    let rush = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let in_rush = rush.clone();
+    let sender = sender(&db, smtp(sink.port))
+        .yielding_to(move || in_rush.load(std::sync::atomic::Ordering::Relaxed));
+
+    assert_eq!(sender.deliver_round().await.unwrap(), 20, "one batch");
+    let pending = |db: &Db| -> i64 {
+        mail_outbox::table
+            .filter(mail_outbox::status.eq("pending"))
+            .count()
+            .get_result(&mut *db.get().unwrap())
+            .unwrap()
+    };
+    assert_eq!(pending(&db), 5);
+    // The five left were never claimed: no attempt spent on them.
+    let untouched: i64 = mail_outbox::table
+        .filter(mail_outbox::attempts.eq(0))
+        .count()
+        .get_result(&mut *db.get().unwrap())
+        .unwrap();
+    assert_eq!(untouched, 5);
+
+    rush.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sender.deliver_round().await.unwrap(), 5);
+    assert_eq!(pending(&db), 0);
+    assert_eq!(sink.wait_for(25).await.len(), 25);
+}
+
+#[tokio::test]
 async fn a_sent_message_is_not_sent_again() {
     let database = TestDatabase::fresh();
     let db = open(&database);
