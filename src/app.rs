@@ -126,7 +126,7 @@ impl Application {
             state.config.mail_from.clone(),
             state.mail_wake.clone(),
         )
-        .yielding_to(move || room.counts().1 > 0);
+        .yielding_to(move || room.crowded());
         let mail = tokio::spawn(sender.run());
         let upkeep = tokio::spawn(upkeep(state.db.clone(), state.clock.clone()));
         let policy = tokio::spawn(refresh_policy(state.db.clone(), state.policy.clone()));

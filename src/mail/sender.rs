@@ -145,14 +145,11 @@ impl Sender {
         self.rush.as_ref().is_some_and(|rush| rush())
     }
 
-    /// One round of [`Sender::run`]: everything due, or during a rush one
-    /// batch; how many were delivered.
+    /// One round of [`Sender::run`]: everything due, but during a rush
+    /// (asked before every batch after the first) only one batch; how many
+    /// were delivered.
     pub async fn deliver_round(&self) -> anyhow::Result<usize> {
-        if self.in_rush() {
-            self.deliver(Some(1)).await
-        } else {
-            self.deliver_due().await
-        }
+        self.deliver(true).await
     }
 
     /// Sends every due message once; returns how many were delivered. Messages
@@ -168,13 +165,13 @@ impl Sender {
     /// SQLite they join the writer's groups instead of contending with it for
     /// the database's write lock.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        self.deliver(None).await
+        self.deliver(false).await
     }
 
-    /// [`Sender::deliver_due`], stopping after `batches` batches if given.
-    async fn deliver(&self, batches: Option<usize>) -> anyhow::Result<usize> {
+    /// [`Sender::deliver_due`]; with `yield_to_rush`, stopping after any batch
+    /// while the rush is on.
+    async fn deliver(&self, yield_to_rush: bool) -> anyhow::Result<usize> {
         let mut delivered = 0;
-        let mut claimed_batches = 0;
         // Walking the ids upwards guarantees an end even while new mail arrives,
         // and each candidate is considered at most once per call.
         let mut after_id = 0;
@@ -209,8 +206,7 @@ impl Sender {
                 verdicts.push((mail, verdict));
             }
             self.settle(verdicts).await?;
-            claimed_batches += 1;
-            if stopped || !whole_batch || batches.is_some_and(|b| claimed_batches >= b) {
+            if stopped || !whole_batch || (yield_to_rush && self.in_rush()) {
                 return Ok(delivered);
             }
             after_id = last;
@@ -227,7 +223,6 @@ impl Sender {
             // Registered before delivering, so a wake-up that comes while a batch
             // is being sent still triggers another round.
             notified.as_mut().enable();
-            let rush = self.in_rush();
             match self.deliver_round().await {
                 Ok(delivered) => {
                     if database_down {
@@ -245,7 +240,7 @@ impl Sender {
                 }
                 Err(e) => tracing::debug!(error = format!("{e:#}"), "mail delivery postponed"),
             }
-            if rush {
+            if self.in_rush() {
                 // Every booking wakes the sender; during a rush those
                 // wake-ups are not a reason to go again.
                 tokio::time::sleep(POLL_INTERVAL).await;

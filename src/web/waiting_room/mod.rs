@@ -221,6 +221,16 @@ impl WaitingRoom {
         }
     }
 
+    /// Whether the room is full or has a line: the rush is on, and work that
+    /// can wait (mail) should (`mail::sender::Sender::yielding_to`).
+    pub fn crowded(&self) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let line = self.lock();
+        line.waiting() > 0 || line.in_flight() >= self.capacity
+    }
+
     /// Requests in flight and tickets waiting, as the line stands.
     pub fn counts(&self) -> (usize, usize) {
         let line = self.lock();
@@ -300,6 +310,18 @@ pub async fn guard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_room_is_crowded_and_no_room_never_is() {
+        let room = Arc::new(WaitingRoom::new(1, Clock::system(), None));
+        assert!(!room.crowded());
+        let slot = room.hold();
+        assert!(slot.is_some());
+        assert!(room.crowded());
+        drop(slot);
+        assert!(!room.crowded());
+        assert!(!Arc::new(WaitingRoom::new(0, Clock::system(), None)).crowded());
+    }
 
     #[test]
     fn only_the_rush_pages_are_held() {
