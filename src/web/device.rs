@@ -6,7 +6,7 @@
 //! The cookie grants nothing else: it is not a session and proves no password.
 
 use actix_web::HttpRequest;
-use actix_web::cookie::{Cookie, SameSite, time::Duration};
+use actix_web::cookie::{Cookie, time::Duration};
 use chrono::{DateTime, Utc};
 
 use crate::web::signed;
@@ -97,13 +97,12 @@ impl Device {
     /// The cookie that remembers this browser: long-lived, out of scripts' reach,
     /// not sent on cross-site posts, and only over HTTPS when `secure`.
     pub fn cookie(&self, key: &[u8], secure: bool) -> Cookie<'static> {
-        Cookie::build(COOKIE_NAME, self.encode(key))
-            .path("/")
-            .max_age(Duration::days(MAX_AGE_DAYS))
-            .same_site(SameSite::Lax)
-            .http_only(true)
-            .secure(secure)
-            .finish()
+        signed::cookie(
+            COOKIE_NAME,
+            self.encode(key),
+            Duration::days(MAX_AGE_DAYS),
+            secure,
+        )
     }
 }
 
@@ -170,7 +169,7 @@ mod tests {
         let plain = d.cookie(KEY, false);
         assert_eq!(plain.name(), COOKIE_NAME);
         assert_eq!(plain.http_only(), Some(true));
-        assert_eq!(plain.same_site(), Some(SameSite::Lax));
+        assert_eq!(plain.same_site(), Some(actix_web::cookie::SameSite::Lax));
         assert_eq!(plain.max_age(), Some(Duration::days(MAX_AGE_DAYS)));
         assert_eq!(plain.path(), Some("/"));
         assert_ne!(plain.secure(), Some(true));

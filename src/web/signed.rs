@@ -4,6 +4,7 @@
 //! cookie, the waiting-room ticket); this module only makes sure it is the
 //! payload the server wrote.
 
+use actix_web::cookie::{Cookie, SameSite, time::Duration};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -23,6 +24,24 @@ pub fn verified<'v>(key: &[u8], value: &'v str) -> Option<&'v str> {
     // Constant-time comparison: the tag is not guessable byte by byte.
     mac(key, payload).verify_slice(&tag).ok()?;
     Some(payload)
+}
+
+/// A cookie carrying a signed value: for the whole site, out of scripts'
+/// reach, sent on same-site navigation and same-site form posts but not on
+/// cross-site posts, over HTTPS only when `secure`.
+pub fn cookie(
+    name: &'static str,
+    value: String,
+    max_age: Duration,
+    secure: bool,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .max_age(max_age)
+        .same_site(SameSite::Lax)
+        .http_only(true)
+        .secure(secure)
+        .finish()
 }
 
 fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {

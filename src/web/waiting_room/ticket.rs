@@ -4,7 +4,7 @@
 //! place in line is the same wherever the load balancer sends them. The ticket
 //! names no person, session or address: it only says "this browser came then".
 
-use actix_web::cookie::{Cookie, SameSite, time::Duration};
+use actix_web::cookie::{Cookie, time::Duration};
 use rand::RngCore;
 
 use crate::web::signed;
@@ -72,13 +72,12 @@ impl Ticket {
     /// scripts' reach, sent on same-site navigation (the refresh) and on the
     /// same-site form posts the waiting page repeats.
     pub fn cookie(&self, key: &[u8], secure: bool) -> Cookie<'static> {
-        Cookie::build(COOKIE_NAME, self.encode(key))
-            .path("/")
-            .max_age(Duration::milliseconds(LIFETIME_MS))
-            .same_site(SameSite::Lax)
-            .http_only(true)
-            .secure(secure)
-            .finish()
+        signed::cookie(
+            COOKIE_NAME,
+            self.encode(key),
+            Duration::milliseconds(LIFETIME_MS),
+            secure,
+        )
     }
 }
 
@@ -147,7 +146,7 @@ mod tests {
         assert_eq!(c.name(), COOKIE_NAME);
         assert_eq!(c.http_only(), Some(true));
         assert_eq!(c.secure(), Some(true));
-        assert_eq!(c.same_site(), Some(SameSite::Lax));
+        assert_eq!(c.same_site(), Some(actix_web::cookie::SameSite::Lax));
         assert_eq!(c.max_age(), Some(Duration::minutes(30)));
     }
 }
