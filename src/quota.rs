@@ -40,7 +40,7 @@ pub fn take(
                 Arg::Integer(quota),
             ],
         );
-        let written = crate::on_each_backend!(tx.conn(), |c| take.execute(c))?;
+        let written = take.run(tx.conn())?;
         if written == 1 {
             return Ok(Ok(()));
         }

@@ -22,6 +22,8 @@ use diesel::sql_types::{BigInt, Date, Integer, Nullable, Text, Timestamp, Untype
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::{QueryResult, RunQueryDsl};
 
+use super::DbConnection;
+
 /// One argument of a [`Statement`]: `$1` is the first.
 #[derive(Debug, Clone)]
 pub enum Arg<'a> {
@@ -56,6 +58,13 @@ impl QueryId for Statement<'_> {
 
 impl Query for Statement<'_> {
     type SqlType = Untyped;
+}
+
+impl Statement<'_> {
+    /// Runs the statement on whichever backend `conn` is; the rows it wrote.
+    pub fn run(self, conn: &mut DbConnection) -> QueryResult<usize> {
+        crate::on_each_backend!(conn, |c| self.execute(c))
+    }
 }
 
 impl RunQueryDsl<PgConnection> for Statement<'_> {}

@@ -329,8 +329,7 @@ impl TakeArgs {
 
     /// Runs one take (kept prepared on the connection); the rows it wrote.
     fn run(&self, tx: &mut Tx<'_>, sql: &'static str) -> QueryResult<usize> {
-        let statement = Statement::new(sql, self.args());
-        crate::on_each_backend!(tx.conn(), |c| statement.execute(c))
+        Statement::new(sql, self.args()).run(tx.conn())
     }
 }
 
