@@ -28,7 +28,7 @@ use crate::common::{
     Spawn, TestApp, Visitor, assert_invariants, extract_csrf, generous_limits, spawn_app,
     spawn_app_with,
 };
-use crate::common::{count_users, sign_up};
+use crate::common::{count_users, retry_after, sign_up};
 
 const FIRST_ID_12: &str = "850101123456";
 
@@ -485,14 +485,6 @@ fn browser_at(app: &TestApp, ip: &str) -> Visitor {
 
 async fn status_of_login(v: &Visitor, email: &str, password: &str) -> u16 {
     v.login(email, password).await.status().as_u16()
-}
-
-fn retry_after(res: &reqwest::Response) -> u64 {
-    res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use mask_reservation::db::schema::users;
 use tokio::task::JoinHandle;
 
 use crate::common::fixtures::{self, PASSWORD};
-use crate::common::{TestApp, spawn_app};
+use crate::common::{TestApp, retry_after, spawn_app};
 
 /// Every slot of the app's hashing pool taken: its workers run jobs that wait on
 /// a gate, and the other slots' jobs queue behind them.
@@ -54,14 +54,6 @@ impl FullPool {
             job.await.unwrap();
         }
     }
-}
-
-fn retry_after(res: &reqwest::Response) -> u64 {
-    res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .expect("Retry-After in whole seconds")
 }
 
 fn count_users(app: &TestApp) -> i64 {

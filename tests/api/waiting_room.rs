@@ -11,7 +11,9 @@ use mask_reservation::config::SecretKey;
 use mask_reservation::db::schema::reservations;
 use mask_reservation::web::waiting_room::ticket::{self, Ticket};
 
-use crate::common::{Spawn, TestApp, Visitor, assert_invariants, fixtures, spawn_app_with};
+use crate::common::{
+    Spawn, TestApp, Visitor, assert_invariants, fixtures, retry_after, spawn_app_with,
+};
 use crate::reservations::{seoul, tuesday};
 
 const STORE: &str = "11800001";
@@ -35,14 +37,6 @@ async fn app_with_room_of_one() -> (TestApp, Clock, Vec<i64>) {
 
 fn second(clock: &Clock) {
     clock.advance(TimeDelta::seconds(1));
-}
-
-fn retry_after(res: &reqwest::Response) -> u64 {
-    res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 fn ticket_cookie(res: &reqwest::Response) -> Option<String> {

@@ -266,21 +266,17 @@ pub async fn guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
-    let held = held(req.method(), req.path());
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let (Some(held), Some(state)) = (held, state) else {
+    // Only a held request, with the room on, needs the state: every other
+    // page passes straight through.
+    let state = held(req.method(), req.path())
+        .and_then(|held| Some((held, req.app_data::<web::Data<AppState>>()?.clone())));
+    let Some((held, state)) = state.filter(|(_, s)| s.waiting_room.enabled()) else {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body);
     };
     let room = &state.waiting_room;
-    if !room.enabled() {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
     let key = &state.keys.waiting_room;
     let ticket = req
         .cookie(ticket::COOKIE_NAME)
