@@ -30,8 +30,8 @@ use chrono::{NaiveDate, Utc};
 use clap::Parser;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use mask_reservation::accounts::Role;
 use mask_reservation::accounts::queries::{NewUser, insert_user};
+use mask_reservation::accounts::{Role, SessionClaim};
 use mask_reservation::db::schema::{people, pickup_windows};
 use mask_reservation::db::{DatabaseUrl, Db, DbConnection, DbError, PoolOptions, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
@@ -142,6 +142,7 @@ fn request(i: usize, user_id: i64, windows: &[i64]) -> Request {
         quantity: 1,
         request_id: Some(format!("bench-{i}")),
         now: Utc::now(),
+        session: SessionClaim::FIRST_CITIZEN_LOGIN,
     }
 }
 

@@ -17,6 +17,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
+use crate::accounts::SessionClaim;
 use crate::db::schema::{people, pickup_windows, reservations, stock_ledger, stores, users};
 use crate::db::statement::{Arg, Statement};
 use crate::db::{AsRetryable, Backend, Tx, is_retryable};
@@ -40,6 +41,9 @@ pub struct Request {
     /// the first reservation and books nothing.
     pub request_id: Option<String>,
     pub now: DateTime<Utc>,
+    /// What the login session asking says of its account: held against the
+    /// account row read in the transaction, before anything else is answered.
+    pub session: SessionClaim,
 }
 
 /// A reservation that exists.
@@ -55,6 +59,10 @@ pub struct Booked {
 pub enum BookError {
     #[error("reservation refused: {0:?}")]
     Refused(Refusal),
+    /// The session no longer speaks for the account (disabled, password
+    /// reset, gone): nothing is answered but that.
+    #[error("the session has ended")]
+    SessionEnded,
     /// A concurrent request with the same request id committed first. Retried
     /// by `write_tx`: the retry finds that reservation and answers it.
     #[error("lost a race for the same request id")]
@@ -84,7 +92,7 @@ impl AsRetryable for BookError {
         match self {
             BookError::Raced | BookError::CodeTaken => true,
             BookError::Db(e) => is_retryable(e),
-            BookError::Refused(_) | BookError::NoFreeCode => false,
+            BookError::Refused(_) | BookError::SessionEnded | BookError::NoFreeCode => false,
         }
     }
 }
@@ -97,11 +105,24 @@ const CODE_ATTEMPTS: usize = 5;
 struct Account {
     email: String,
     name: String,
+    role: String,
+    session_epoch: i64,
     verified: bool,
     disabled: bool,
     person_id: Option<i64>,
     birth_date: Option<NaiveDate>,
 }
+
+type AccountRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    Option<i64>,
+    Option<NaiveDate>,
+);
 
 /// A citizen who may reserve: the account checks passed.
 struct Citizen {
@@ -112,6 +133,14 @@ struct Citizen {
 }
 
 impl Account {
+    /// Whether `session` still speaks for the account; `None` is no account.
+    fn held_by(account: Option<&Account>, session: &SessionClaim) -> Result<(), BookError> {
+        match account {
+            Some(a) if session.holds(&a.role, a.disabled, a.session_epoch) => Ok(()),
+            _ => Err(BookError::SessionEnded),
+        }
+    }
+
     /// The refusals that depend on the account alone, in the order a citizen
     /// is best told; `None` is no account at all.
     fn citizen(account: Option<Account>) -> Result<Citizen, Refusal> {
@@ -178,40 +207,48 @@ fn book_step_by_step(
     t: &Tr,
     base_url: &str,
 ) -> Result<Booked, BookError> {
-    if let Some(existing) = replay(tx, req)? {
-        return Ok(existing);
-    }
-
     let account = users::table
         .left_join(people::table)
         .filter(users::id.eq(req.user_id))
         .select((
             users::email,
             users::name,
+            users::role,
+            users::session_epoch,
             users::email_verified_at,
             users::disabled_at,
             users::person_id,
             people::birth_date.nullable(),
         ))
-        .first::<(
-            String,
-            String,
-            Option<NaiveDateTime>,
-            Option<NaiveDateTime>,
-            Option<i64>,
-            Option<NaiveDate>,
-        )>(tx.conn())
+        .first::<AccountRow>(tx.conn())
         .optional()?
         .map(
-            |(email, name, verified_at, disabled_at, person_id, birth_date)| Account {
+            |(
                 email,
                 name,
-                verified: verified_at.is_some(),
-                disabled: disabled_at.is_some(),
+                role,
+                session_epoch,
+                verified_at,
+                disabled_at,
                 person_id,
                 birth_date,
+            )| {
+                Account {
+                    email,
+                    name,
+                    role,
+                    session_epoch,
+                    verified: verified_at.is_some(),
+                    disabled: disabled_at.is_some(),
+                    person_id,
+                    birth_date,
+                }
             },
         );
+    Account::held_by(account.as_ref(), &req.session)?;
+    if let Some(existing) = replay(tx, req)? {
+        return Ok(existing);
+    }
     let citizen = Account::citizen(account)?;
 
     let window: Window = pickup_windows::table

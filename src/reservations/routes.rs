@@ -5,7 +5,7 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use chrono::NaiveDate;
@@ -19,7 +19,7 @@ use crate::reservations::rules::{self, Refusal};
 use crate::reservations::{code, qr, queries};
 use crate::state::AppState;
 use crate::stores::page::{Retry, store_page};
-use crate::web::auth::Citizen;
+use crate::web::auth::{Citizen, ClaimedCitizen, login_required};
 use crate::web::errors::AppError;
 use crate::web::form::{FormData, truncate};
 use crate::web::page::PageCtx;
@@ -153,8 +153,9 @@ fn refusal_status(r: &Refusal) -> (StatusCode, &'static str) {
 /// `POST /reservations`: books through [`booking::book`]; a refusal shows the
 /// store page again with the message next to the form and the quantity kept.
 async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
-    citizen: Citizen,
+    citizen: ClaimedCitizen,
     session: Session,
     page: PageCtx,
     form: FormData,
@@ -178,17 +179,18 @@ async fn create(
             max: rules::MAX_QUANTITY,
         },
         Ok(quantity) => {
-            let req = Request {
-                user_id: citizen.user.id,
+            let asked = Request {
+                user_id: citizen.user_id,
                 window_id,
                 quantity,
                 request_id,
                 now: state.clock.now(),
+                session: citizen.claim,
             };
             let (t, base_url, policy) = (page.t.clone(), state.base_url.clone(), policy.clone());
             match state
                 .db
-                .write(move |tx| booking::book(tx, &req, &policy, &t, &base_url))
+                .write(move |tx| booking::book(tx, &asked, &policy, &t, &base_url))
                 .await
             {
                 Ok(booked) => {
@@ -205,6 +207,10 @@ async fn create(
                     )));
                 }
                 Err(DbError::Work(BookError::Refused(r))) => r,
+                Err(DbError::Work(BookError::SessionEnded)) => {
+                    session::log_out(&session);
+                    return Err(login_required(&req));
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -13,10 +13,10 @@ use chrono::{Duration as TimeDelta, NaiveDate, NaiveTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Nullable, Text, Timestamp};
 
-use crate::accounts::Role;
 use crate::accounts::national_id::{NationalId, with_check_digit};
 use crate::accounts::password::{self, NewPassword};
 use crate::accounts::queries::{NewUser, insert_user};
+use crate::accounts::{Role, SessionClaim};
 use crate::db::schema::pickup_windows;
 use crate::db::{Backend, DbConnection, write_tx};
 use crate::i18n::{Catalog, Lang, Tr};
@@ -393,6 +393,7 @@ fn pickups(
                             quantity: 1,
                             request_id: None,
                             now,
+                            session: SessionClaim::FIRST_CITIZEN_LOGIN,
                         };
                         book(tx, &req, policy, &tr, "http://127.0.0.1").map(|b| b.pickup_code)
                     })

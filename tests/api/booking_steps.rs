@@ -8,10 +8,10 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use futures_util::future::join_all;
-use mask_reservation::accounts::Role;
 use mask_reservation::accounts::national_id::NationalId;
 use mask_reservation::accounts::password::{NewPassword, hash};
 use mask_reservation::accounts::queries::{NewUser, find_or_insert_person, insert_user};
+use mask_reservation::accounts::{Role, SessionClaim};
 use mask_reservation::db::schema::{
     mail_outbox, pickup_windows, quota_usage, reservations, stock_ledger, store_days,
 };
@@ -81,6 +81,7 @@ async fn book(
         quantity,
         request_id: Some(mask_reservation::random::token()),
         now: seoul(tuesday(), 8, 0),
+        session: SessionClaim::FIRST_CITIZEN_LOGIN,
     };
     match app
         .db
@@ -245,6 +246,7 @@ async fn the_confirmation_is_queued_as_enqueue_queues_a_mail() {
         quantity: 1,
         request_id: None,
         now: seoul(tuesday(), 8, 0),
+        session: SessionClaim::FIRST_CITIZEN_LOGIN,
     };
     type Shape = (
         String,
@@ -361,6 +363,7 @@ async fn on_postgresql_a_connection_prepares_bookings_two_statements_once() {
             quantity: 1,
             request_id: None,
             now: seoul(tuesday(), 8, 0),
+            session: SessionClaim::FIRST_CITIZEN_LOGIN,
         };
         write_tx(&mut conn, |tx| {
             booking::book(tx, &req, &policy, &t, "https://masks.example")

@@ -9,7 +9,7 @@ use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
 use mask_reservation::db::Db;
 use mask_reservation::db::schema::{
-    pickup_windows, quota_usage, reservations, settings, stock_ledger, store_days, stores,
+    pickup_windows, quota_usage, reservations, settings, stock_ledger, store_days, stores, users,
 };
 use mask_reservation::policy::Policy;
 
@@ -387,6 +387,44 @@ async fn a_resent_form_returns_the_first_reservation_and_a_form_without_request_
     assert_eq!(res.status(), 303);
     assert_ne!(location(&res), location(&first));
     assert_eq!(quota_used(&app.db), 2);
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn a_session_that_ended_books_nothing_not_even_a_resent_form_and_is_logged_out() {
+    let (app, _, windows) = app_with_supply(30).await;
+    let resent = [
+        ("window_id", windows[0].to_string()),
+        ("quantity", "1".to_owned()),
+        ("request_id", "form-1".to_owned()),
+    ];
+    let resent: Vec<(&str, &str)> = resent.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let kim = citizen(&app, "kim@example.com").await;
+    assert_eq!(kim.post_form("/reservations", &resent).await.status(), 303);
+    let lee = citizen(&app, "lee@example.com").await;
+    let mut conn = app.db.get().unwrap();
+    // Kim's password is reset elsewhere (the epoch moves on); Lee is disabled.
+    diesel::update(users::table.filter(users::email.eq("kim@example.com")))
+        .set(users::session_epoch.eq(users::session_epoch + 1))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::update(users::table.filter(users::email.eq("lee@example.com")))
+        .set(users::disabled_at.eq(Some(Utc::now().naive_utc())))
+        .execute(&mut conn)
+        .unwrap();
+
+    for (v, fields) in [(&kim, resent.clone()), (&lee, resent.clone())] {
+        let res = v.post_form("/reservations", &fields).await;
+        assert_eq!(res.status(), 303);
+        assert_eq!(location(&res), "/login?next=%2Freservations");
+        assert_eq!(
+            v.get("/reservations").await.status(),
+            303,
+            "the session is over"
+        );
+    }
+    assert_eq!(reserved(&app.db, windows[0]), (1, 1), "only Kim's first");
+    assert_eq!(quota_used(&app.db), 1);
     assert_invariants(&app.db);
 }
 

@@ -45,7 +45,8 @@ pub const RESERVATION_ID_SEQUENCE: &str = "reservations_id_seq";
 static FACTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT r.id AS replay_id, r.pickup_code AS replay_code, \
-                u.email, u.name, u.email_verified_at IS NOT NULL AS verified, \
+                u.email, u.name, u.role, u.session_epoch, \
+                u.email_verified_at IS NOT NULL AS verified, \
                 u.disabled_at IS NOT NULL AS disabled, u.person_id, p.birth_date, \
                 w.store_day_id, w.store_id, w.day, w.starts_at, w.ends_at, \
                 s.suspended, s.name AS store_name, s.addr AS store_addr, \
@@ -70,6 +71,10 @@ struct Facts {
     email: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    role: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    session_epoch: Option<i64>,
     #[diesel(sql_type = Nullable<Bool>)]
     verified: Option<bool>,
     #[diesel(sql_type = Nullable<Bool>)]
@@ -114,6 +119,8 @@ impl Facts {
         Some(Account {
             email: self.email.take()?,
             name: self.name.take()?,
+            role: self.role.take()?,
+            session_epoch: self.session_epoch?,
             verified: self.verified?,
             disabled: self.disabled?,
             person_id: self.person_id,
@@ -214,10 +221,12 @@ pub(super) fn book(
         ],
     )
     .get_result(pg(tx)?)?;
+    let account = facts.account();
+    Account::held_by(account.as_ref(), &req.session)?;
     if let Some(existing) = facts.replayed() {
         return Ok(existing);
     }
-    let citizen = Account::citizen(facts.account())?;
+    let citizen = Account::citizen(account)?;
     let window = facts.window().ok_or(Refusal::UnknownWindow)?;
     let period_start = check(policy, req, &citizen, &window)?;
     let q = req.quantity;
