@@ -90,21 +90,24 @@ type AccountRow = (
 
 /// The account with this id, if it exists.
 pub fn account_state(conn: &mut DbConnection, id: i64) -> QueryResult<Option<AccountState>> {
-    let row: Option<AccountRow> = users::table
-        .find(id)
-        .select((
-            users::id,
-            users::role,
-            users::name,
-            users::email,
-            users::person_id,
-            users::store_id,
-            users::email_verified_at,
-            users::disabled_at,
-            users::session_epoch,
-        ))
-        .first(conn)
-        .optional()?;
+    // Read on every logged-in request: run as itself on each backend.
+    let row: Option<AccountRow> = crate::on_each_backend!(conn, |c| {
+        users::table
+            .find(id)
+            .select((
+                users::id,
+                users::role,
+                users::name,
+                users::email,
+                users::person_id,
+                users::store_id,
+                users::email_verified_at,
+                users::disabled_at,
+                users::session_epoch,
+            ))
+            .first(c)
+            .optional()
+    })?;
     Ok(row.map(
         |(id, role, name, email, person_id, store_id, verified_at, disabled_at, session_epoch)| {
             AccountState {

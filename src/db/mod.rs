@@ -29,11 +29,19 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-/// Runs one diesel statement on the concrete connection of each backend, for
-/// the few statements the multi-backend connection cannot build: a multi-row
-/// `INSERT` on SQLite, and `INSERT … ON CONFLICT` on either. The statement is
-/// written once, in the DSL; each arm compiles it for its own backend, so a
-/// feature stays free of backend-specific SQL.
+/// Runs one diesel statement on the concrete connection of each backend. The
+/// statement is written once, in the DSL; each arm compiles it for its own
+/// backend, so a feature stays free of backend-specific SQL. Two uses:
+///
+/// - the few statements the multi-backend connection cannot build: a
+///   multi-row `INSERT` on SQLite, and `INSERT … ON CONFLICT` on either;
+/// - the statements of the launch-morning rush (the store page, the booking,
+///   the account check of every logged-in request). Through the derived
+///   multi-backend connection, diesel writes a statement's whole SQL text
+///   twice on every run, even when its prepared statement is cached (to ask
+///   whether it may be cached, and again while collecting its binds): 7 % of
+///   the server during the rush. On the concrete connection a DSL statement
+///   is found in the cache by its type alone.
 ///
 /// ```ignore
 /// let n = on_each_backend!(tx.conn(), |c| diesel::insert_into(t).values(&rows).execute(c))?;

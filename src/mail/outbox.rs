@@ -45,19 +45,21 @@ pub struct OutgoingMail<'a> {
 /// `tests/api/booking_steps.rs` compares.
 pub fn enqueue(tx: &mut Tx<'_>, mail: &OutgoingMail<'_>) -> QueryResult<i64> {
     let now = Utc::now().naive_utc();
-    diesel::insert_into(mail_outbox::table)
-        .values((
-            mail_outbox::recipient.eq(mail.to),
-            mail_outbox::kind.eq(mail.kind),
-            mail_outbox::subject.eq(mail.subject),
-            mail_outbox::body_text.eq(mail.body_text),
-            mail_outbox::status.eq(PENDING),
-            mail_outbox::attempts.eq(0),
-            mail_outbox::next_attempt_at.eq(now),
-            mail_outbox::created_at.eq(now),
-        ))
-        .returning(mail_outbox::id)
-        .get_result(tx.conn())
+    crate::on_each_backend!(tx.conn(), |c| {
+        diesel::insert_into(mail_outbox::table)
+            .values((
+                mail_outbox::recipient.eq(mail.to),
+                mail_outbox::kind.eq(mail.kind),
+                mail_outbox::subject.eq(mail.subject),
+                mail_outbox::body_text.eq(mail.body_text),
+                mail_outbox::status.eq(PENDING),
+                mail_outbox::attempts.eq(0),
+                mail_outbox::next_attempt_at.eq(now),
+                mail_outbox::created_at.eq(now),
+            ))
+            .returning(mail_outbox::id)
+            .get_result(c)
+    })
 }
 
 /// A message this instance has claimed and may now send.

@@ -207,66 +207,61 @@ fn book_step_by_step(
     t: &Tr,
     base_url: &str,
 ) -> Result<Booked, BookError> {
-    let account = users::table
-        .left_join(people::table)
-        .filter(users::id.eq(req.user_id))
-        .select((
-            users::email,
-            users::name,
-            users::role,
-            users::session_epoch,
-            users::email_verified_at,
-            users::disabled_at,
-            users::person_id,
-            people::birth_date.nullable(),
-        ))
-        .first::<AccountRow>(tx.conn())
-        .optional()?
-        .map(
-            |(
+    let account = crate::on_each_backend!(tx.conn(), |c| {
+        users::table
+            .left_join(people::table)
+            .filter(users::id.eq(req.user_id))
+            .select((
+                users::email,
+                users::name,
+                users::role,
+                users::session_epoch,
+                users::email_verified_at,
+                users::disabled_at,
+                users::person_id,
+                people::birth_date.nullable(),
+            ))
+            .first::<AccountRow>(c)
+            .optional()
+    })?
+    .map(
+        |(email, name, role, session_epoch, verified_at, disabled_at, person_id, birth_date)| {
+            Account {
                 email,
                 name,
                 role,
                 session_epoch,
-                verified_at,
-                disabled_at,
+                verified: verified_at.is_some(),
+                disabled: disabled_at.is_some(),
                 person_id,
                 birth_date,
-            )| {
-                Account {
-                    email,
-                    name,
-                    role,
-                    session_epoch,
-                    verified: verified_at.is_some(),
-                    disabled: disabled_at.is_some(),
-                    person_id,
-                    birth_date,
-                }
-            },
-        );
+            }
+        },
+    );
     Account::held_by(account.as_ref(), &req.session)?;
     if let Some(existing) = replay(tx, req)? {
         return Ok(existing);
     }
     let citizen = Account::citizen(account)?;
 
-    let window: Window = pickup_windows::table
-        .inner_join(stores::table)
-        .filter(pickup_windows::id.eq(req.window_id))
-        .select((
-            pickup_windows::store_day_id,
-            pickup_windows::store_id,
-            pickup_windows::day,
-            pickup_windows::starts_at,
-            pickup_windows::ends_at,
-            stores::suspended,
-            stores::name,
-            stores::addr,
-        ))
-        .first(tx.conn())
-        .optional()?
-        .ok_or(Refusal::UnknownWindow)?;
+    let window: Window = crate::on_each_backend!(tx.conn(), |c| {
+        pickup_windows::table
+            .inner_join(stores::table)
+            .filter(pickup_windows::id.eq(req.window_id))
+            .select((
+                pickup_windows::store_day_id,
+                pickup_windows::store_id,
+                pickup_windows::day,
+                pickup_windows::starts_at,
+                pickup_windows::ends_at,
+                stores::suspended,
+                stores::name,
+                stores::addr,
+            ))
+            .first(c)
+            .optional()
+    })?
+    .ok_or(Refusal::UnknownWindow)?;
     let period_start = check(policy, req, &citizen, &window)?;
 
     let q = req.quantity;
@@ -295,17 +290,19 @@ fn book_step_by_step(
     let (reservation_id, pickup_code) =
         insert_reservation(tx, req, person_id, &window, period_start, t.code())?;
 
-    diesel::insert_into(stock_ledger::table)
-        .values((
-            stock_ledger::store_day_id.eq(window.store_day_id),
-            stock_ledger::window_id.eq(req.window_id),
-            stock_ledger::reservation_id.eq(reservation_id),
-            stock_ledger::kind.eq(LEDGER_KIND),
-            stock_ledger::reserved_delta.eq(q),
-            stock_ledger::actor_user_id.eq(req.user_id),
-            stock_ledger::created_at.eq(now),
-        ))
-        .execute(tx.conn())?;
+    crate::on_each_backend!(tx.conn(), |c| {
+        diesel::insert_into(stock_ledger::table)
+            .values((
+                stock_ledger::store_day_id.eq(window.store_day_id),
+                stock_ledger::window_id.eq(req.window_id),
+                stock_ledger::reservation_id.eq(reservation_id),
+                stock_ledger::kind.eq(LEDGER_KIND),
+                stock_ledger::reserved_delta.eq(q),
+                stock_ledger::actor_user_id.eq(req.user_id),
+                stock_ledger::created_at.eq(now),
+            ))
+            .execute(c)
+    })?;
 
     let mail = Confirmation::new(
         t,
@@ -465,12 +462,14 @@ fn replay(tx: &mut Tx<'_>, req: &Request) -> QueryResult<Option<Booked>> {
     let Some(request_id) = &req.request_id else {
         return Ok(None);
     };
-    let found: Option<(i64, String)> = reservations::table
-        .filter(reservations::user_id.eq(req.user_id))
-        .filter(reservations::request_id.eq(request_id))
-        .select((reservations::id, reservations::pickup_code))
-        .first(tx.conn())
-        .optional()?;
+    let found: Option<(i64, String)> = crate::on_each_backend!(tx.conn(), |c| {
+        reservations::table
+            .filter(reservations::user_id.eq(req.user_id))
+            .filter(reservations::request_id.eq(request_id))
+            .select((reservations::id, reservations::pickup_code))
+            .first(c)
+            .optional()
+    })?;
     Ok(found.map(|(reservation_id, pickup_code)| Booked {
         reservation_id,
         pickup_code,

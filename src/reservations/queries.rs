@@ -84,12 +84,14 @@ pub fn used_in_period(
     person_id: i64,
     period_start: NaiveDate,
 ) -> QueryResult<i32> {
-    Ok(quota_usage::table
-        .find((person_id, period_start))
-        .select(quota_usage::used)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0))
+    let used = crate::on_each_backend!(conn, |c| {
+        quota_usage::table
+            .find((person_id, period_start))
+            .select(quota_usage::used)
+            .first(c)
+            .optional()
+    })?;
+    Ok(used.unwrap_or(0))
 }
 
 /// Masks the account's person may still receive in the period that contains

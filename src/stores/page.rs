@@ -86,47 +86,54 @@ fn load(
     now: DateTime<Utc>,
     user_id: Option<i64>,
 ) -> QueryResult<Option<Loaded>> {
-    let store: Option<StoreRow> = stores::table
-        .filter(stores::code.eq(code))
-        .select((
-            stores::id,
-            stores::name,
-            stores::addr,
-            stores::store_type,
-            stores::phone,
-            stores::suspended,
-        ))
-        .first(conn)
-        .optional()?;
+    let store: Option<StoreRow> = crate::on_each_backend!(conn, |c| {
+        stores::table
+            .filter(stores::code.eq(code))
+            .select((
+                stores::id,
+                stores::name,
+                stores::addr,
+                stores::store_type,
+                stores::phone,
+                stores::suspended,
+            ))
+            .first(c)
+            .optional()
+    })?;
     let Some(store) = store else {
         return Ok(None);
     };
     let today = rules::today(policy, now);
-    let day_row = store_days::table
-        .filter(store_days::store_id.eq(store.id))
-        .filter(store_days::day.eq(today))
-        .select((
-            store_days::supply,
-            store_days::reserved,
-            store_days::picked_up,
-            store_days::walk_in,
-        ))
-        .first(conn)
-        .optional()?;
-    let windows: Vec<WindowRow> = pickup_windows::table
-        .filter(pickup_windows::store_id.eq(store.id))
-        .filter(pickup_windows::day.between(today, rules::last_bookable_day(policy, now)))
-        .order((pickup_windows::day, pickup_windows::starts_at))
-        .select((
-            pickup_windows::id,
-            pickup_windows::day,
-            pickup_windows::starts_at,
-            pickup_windows::ends_at,
-            pickup_windows::capacity,
-            pickup_windows::reserved,
-            pickup_windows::picked_up,
-        ))
-        .load(conn)?;
+    let day_row = crate::on_each_backend!(conn, |c| {
+        store_days::table
+            .filter(store_days::store_id.eq(store.id))
+            .filter(store_days::day.eq(today))
+            .select((
+                store_days::supply,
+                store_days::reserved,
+                store_days::picked_up,
+                store_days::walk_in,
+            ))
+            .first(c)
+            .optional()
+    })?;
+    let last_day = rules::last_bookable_day(policy, now);
+    let windows: Vec<WindowRow> = crate::on_each_backend!(conn, |c| {
+        pickup_windows::table
+            .filter(pickup_windows::store_id.eq(store.id))
+            .filter(pickup_windows::day.between(today, last_day))
+            .order((pickup_windows::day, pickup_windows::starts_at))
+            .select((
+                pickup_windows::id,
+                pickup_windows::day,
+                pickup_windows::starts_at,
+                pickup_windows::ends_at,
+                pickup_windows::capacity,
+                pickup_windows::reserved,
+                pickup_windows::picked_up,
+            ))
+            .load(c)
+    })?;
     let viewer = match user_id {
         None => Viewer::Anonymous,
         Some(id) => match account_state(conn, id)? {
