@@ -498,7 +498,8 @@ mod tests {
 
     /// `.cargo/config.toml` gives the bundled SQLite these options; a build
     /// without them is measurably slower (a statement with `LIMIT ?` planned
-    /// anew on every run, a global mutex around every allocation).
+    /// anew on every run, a global mutex around every allocation, a mutex
+    /// around every call into a connection).
     #[test]
     fn the_bundled_sqlite_is_built_with_the_options_the_rush_needs() {
         let dir = tempfile::tempdir().unwrap();
@@ -511,7 +512,7 @@ mod tests {
             .into_iter()
             .map(|o| o.compile_options)
             .collect();
-        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0", "THREADSAFE=2"] {
             assert!(
                 options.iter().any(|o| o == wanted),
                 "SQLite was built without {wanted}: {options:?}"
