@@ -146,13 +146,19 @@ impl DatabaseUrl {
                 // checkpoint may hold); foreign keys are off by default in SQLite.
                 // The savepoint journal (one savepoint per job in the writer's
                 // groups) stays in memory instead of spilling to a temporary
-                // file after 64 KiB.
+                // file after 64 KiB. The WAL is copied back into the database
+                // every 10,000 pages (40 MiB) rather than SQLite's 1,000: the
+                // pages a rush rewrites in every group (its windows, store-days
+                // and the ends of its indexes) are copied once per checkpoint,
+                // so fewer checkpoints copy far fewer pages (the checkpoints
+                // went from 4.3 % of the server to 1.2 %).
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000;
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
                      PRAGMA foreign_keys = ON;
-                     PRAGMA temp_store = MEMORY;",
+                     PRAGMA temp_store = MEMORY;
+                     PRAGMA wal_autocheckpoint = 10000;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
