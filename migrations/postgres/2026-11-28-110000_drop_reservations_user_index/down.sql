@@ -1,0 +1,1 @@
+CREATE INDEX reservations_user ON reservations (user_id, created_at);
