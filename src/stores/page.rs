@@ -12,11 +12,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::accounts::Role;
-use crate::accounts::queries::account_state;
 use crate::db::DbConnection;
-use crate::db::schema::{pickup_windows, store_days, stores};
+use crate::db::schema::{pickup_windows, quota_usage, store_days, stores, users};
 use crate::policy::Policy;
-use crate::reservations::queries::used_in_period;
 use crate::reservations::rules::{self, MAX_QUANTITY, Refusal, WindowFacts};
 use crate::state::AppState;
 use crate::stores::status::{NO_DATA_KEY, RemainStat, remaining};
@@ -79,6 +77,10 @@ struct Loaded {
     used: HashMap<NaiveDate, i32>,
 }
 
+/// The page's reads, three statements on the connection: the store with
+/// today's stock, its windows over the horizon, and — for a logged-in
+/// visitor — the account with what it used of the quota in the periods those
+/// windows fall in.
 fn load(
     conn: &mut DbConnection,
     policy: &Policy,
@@ -86,37 +88,44 @@ fn load(
     now: DateTime<Utc>,
     user_id: Option<i64>,
 ) -> QueryResult<Option<Loaded>> {
-    let store: Option<StoreRow> = crate::on_each_backend!(conn, |c| {
+    let today = rules::today(policy, now);
+    type Today = (Option<i32>, Option<i32>, Option<i32>, Option<i32>);
+    let found: Option<(StoreRow, Today)> = crate::on_each_backend!(conn, |c| {
         stores::table
+            .left_join(
+                store_days::table.on(store_days::store_id
+                    .eq(stores::id)
+                    .and(store_days::day.eq(today))),
+            )
             .filter(stores::code.eq(code))
             .select((
-                stores::id,
-                stores::name,
-                stores::addr,
-                stores::store_type,
-                stores::phone,
-                stores::suspended,
+                (
+                    stores::id,
+                    stores::name,
+                    stores::addr,
+                    stores::store_type,
+                    stores::phone,
+                    stores::suspended,
+                ),
+                (
+                    store_days::supply.nullable(),
+                    store_days::reserved.nullable(),
+                    store_days::picked_up.nullable(),
+                    store_days::walk_in.nullable(),
+                ),
             ))
             .first(c)
             .optional()
     })?;
-    let Some(store) = store else {
+    let Some((store, day)) = found else {
         return Ok(None);
     };
-    let today = rules::today(policy, now);
-    let day_row = crate::on_each_backend!(conn, |c| {
-        store_days::table
-            .filter(store_days::store_id.eq(store.id))
-            .filter(store_days::day.eq(today))
-            .select((
-                store_days::supply,
-                store_days::reserved,
-                store_days::picked_up,
-                store_days::walk_in,
-            ))
-            .first(c)
-            .optional()
-    })?;
+    let today_stock = match day {
+        (Some(supply), Some(reserved), Some(picked_up), Some(walk_in)) => {
+            Some((supply, reserved, picked_up, walk_in))
+        }
+        _ => None,
+    };
     let last_day = rules::last_bookable_day(policy, now);
     let windows: Vec<WindowRow> = crate::on_each_backend!(conn, |c| {
         pickup_windows::table
@@ -134,34 +143,76 @@ fn load(
             ))
             .load(c)
     })?;
-    let viewer = match user_id {
-        None => Viewer::Anonymous,
-        Some(id) => match account_state(conn, id)? {
-            Some(a) if a.disabled => Viewer::Anonymous,
-            Some(a) => match (Role::parse(&a.role), a.person_id) {
-                (Some(Role::Citizen), Some(_)) if !a.email_verified => Viewer::Unverified,
-                (Some(Role::Citizen), Some(person_id)) => Viewer::Citizen { person_id },
-                _ => Viewer::Staff,
-            },
-            None => Viewer::Anonymous,
-        },
-    };
-    let mut used = HashMap::new();
-    if let Viewer::Citizen { person_id } = viewer {
-        for w in &windows {
-            let period = rules::period_of(policy, w.day);
-            if let std::collections::hash_map::Entry::Vacant(e) = used.entry(period) {
-                e.insert(used_in_period(conn, person_id, period)?);
-            }
+    let (viewer, used) = match user_id {
+        None => (Viewer::Anonymous, HashMap::new()),
+        Some(id) => {
+            let periods = (
+                rules::period_of(policy, today),
+                rules::period_of(policy, last_day),
+            );
+            viewer(conn, id, periods)?
         }
-    }
+    };
     Ok(Some(Loaded {
         store,
-        today: day_row,
+        today: today_stock,
         windows,
         viewer,
         used,
     }))
+}
+
+/// Who the account `user_id` is, as far as reserving goes, and what its
+/// person used of the quota in each period from `periods.0` to `periods.1`
+/// (a period with no row used nothing): one statement, a row per period used.
+fn viewer(
+    conn: &mut DbConnection,
+    user_id: i64,
+    periods: (NaiveDate, NaiveDate),
+) -> QueryResult<(Viewer, HashMap<NaiveDate, i32>)> {
+    type Row = (
+        String,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<i64>,
+        Option<NaiveDate>,
+        Option<i32>,
+    );
+    let rows: Vec<Row> = crate::on_each_backend!(conn, |c| {
+        users::table
+            .left_join(
+                quota_usage::table.on(quota_usage::person_id
+                    .nullable()
+                    .eq(users::person_id)
+                    .and(quota_usage::period_start.between(periods.0, periods.1))),
+            )
+            .filter(users::id.eq(user_id))
+            .select((
+                users::role,
+                users::email_verified_at,
+                users::disabled_at,
+                users::person_id,
+                quota_usage::period_start.nullable(),
+                quota_usage::used.nullable(),
+            ))
+            .load(c)
+    })?;
+    let Some((role, verified_at, disabled_at, person_id, _, _)) = rows.first() else {
+        return Ok((Viewer::Anonymous, HashMap::new()));
+    };
+    let viewer = match (disabled_at, Role::parse(role), person_id) {
+        (Some(_), _, _) => Viewer::Anonymous,
+        (None, Some(Role::Citizen), Some(_)) if verified_at.is_none() => Viewer::Unverified,
+        (None, Some(Role::Citizen), Some(person_id)) => Viewer::Citizen {
+            person_id: *person_id,
+        },
+        _ => Viewer::Staff,
+    };
+    let used = match viewer {
+        Viewer::Citizen { .. } => rows.iter().filter_map(|r| Some((r.4?, r.5?))).collect(),
+        _ => HashMap::new(),
+    };
+    Ok((viewer, used))
 }
 
 /// One pickup window on the page.

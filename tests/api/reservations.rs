@@ -391,6 +391,24 @@ async fn a_resent_form_returns_the_first_reservation_and_a_form_without_request_
 }
 
 #[tokio::test]
+async fn the_store_page_counts_each_windows_quota_in_the_week_of_its_date() {
+    let (app, store, this_week) = app_with_supply(30).await;
+    let next_week = fixtures::supply(&app.db, store, tuesday() + chrono::Days::new(7), 30);
+    let v = citizen(&app, "kim@example.com").await;
+    book(&v, this_week[0], "2").await;
+
+    let page = v.html(&format!("/stores/{STORE}")).await;
+    let form = |w: &i64| format!("data-reserve-form=\"{w}\"");
+    for w in &this_week[1..] {
+        assert!(!page.contains(&form(w)), "this week's quota is used up");
+        assert!(page.contains(&format!("id=\"quota-{w}\"")));
+    }
+    for w in &next_week {
+        assert!(page.contains(&form(w)), "next week's quota is whole");
+    }
+}
+
+#[tokio::test]
 async fn a_session_that_ended_books_nothing_not_even_a_resent_form_and_is_logged_out() {
     let (app, _, windows) = app_with_supply(30).await;
     let resent = [
