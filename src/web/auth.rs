@@ -59,10 +59,7 @@ impl CurrentUser {
             .db
             .run(move |conn| queries::account_state(conn, id))
             .await?;
-        let claim = SessionClaim {
-            role: claims.role,
-            epoch: claims.epoch,
-        };
+        let claim = claims.claim();
         let ended = || {
             session::log_out(&req.get_session());
             Err(login_required(&req))
@@ -124,10 +121,7 @@ impl FromRequest for ClaimedCitizen {
         std::future::ready(logged_in(req).and_then(|claims| match claims.role {
             Role::Citizen => Ok(ClaimedCitizen {
                 user_id: claims.id,
-                claim: SessionClaim {
-                    role: claims.role,
-                    epoch: claims.epoch,
-                },
+                claim: claims.claim(),
             }),
             _ => Err(AppError::Forbidden),
         }))

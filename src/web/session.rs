@@ -4,7 +4,7 @@
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::Role;
+use crate::accounts::{Role, SessionClaim};
 
 const CSRF_KEY: &str = "csrf";
 const USER_KEY: &str = "user";
@@ -27,6 +27,14 @@ pub struct SessionUser {
 }
 
 impl SessionUser {
+    /// What the session says of its account, for checking against the row.
+    pub fn claim(&self) -> SessionClaim {
+        SessionClaim {
+            role: self.role,
+            epoch: self.epoch,
+        }
+    }
+
     /// The claims of a login happening now.
     pub fn new(id: i64, role: Role, name: String, epoch: i64) -> SessionUser {
         SessionUser {
