@@ -7,6 +7,11 @@ pub mod page;
 pub mod search;
 pub mod status;
 
+use chrono::NaiveDate;
+use diesel::prelude::*;
+
+use crate::db::schema::{store_days, stores};
+
 /// A store code: exactly 8 ASCII digits, as in the 2020 data (`31802095`).
 pub fn is_store_code(code: &str) -> bool {
     code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit())
@@ -20,6 +25,17 @@ pub fn type_key(store_type: &str) -> &'static str {
         "02" => "admin.store.type_02",
         _ => "admin.store.type_03",
     }
+}
+
+/// Every store beside its store-day on `day`, if it has one (a left join on
+/// the store and the date): what a page shows a store's stock of the day from.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn with_day(day: NaiveDate) -> _ {
+    stores::table.left_join(
+        store_days::table.on(store_days::store_id
+            .eq(stores::id)
+            .and(store_days::day.eq(day))),
+    )
 }
 
 #[cfg(test)]

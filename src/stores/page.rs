@@ -91,12 +91,7 @@ fn load(
     let today = rules::today(policy, now);
     type Today = (Option<i32>, Option<i32>, Option<i32>, Option<i32>);
     let found: Option<(StoreRow, Today)> = crate::on_each_backend!(conn, |c| {
-        stores::table
-            .left_join(
-                store_days::table.on(store_days::store_id
-                    .eq(stores::id)
-                    .and(store_days::day.eq(today))),
-            )
+        crate::stores::with_day(today)
             .filter(stores::code.eq(code))
             .select((
                 (

@@ -94,12 +94,7 @@ pub fn stores_on(
     page: i64,
     per_page: i64,
 ) -> QueryResult<(Vec<StoreSupply>, i64)> {
-    let mut query = stores::table
-        .left_join(
-            store_days::table.on(store_days::store_id
-                .eq(stores::id)
-                .and(store_days::day.eq(day))),
-        )
+    let mut query = crate::stores::with_day(day)
         .select((
             stores::code,
             stores::name,
