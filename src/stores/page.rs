@@ -89,7 +89,7 @@ fn load(
     user_id: Option<i64>,
 ) -> QueryResult<Option<Loaded>> {
     let today = rules::today(policy, now);
-    type Today = (Option<i32>, Option<i32>, Option<i32>, Option<i32>);
+    type Today = Option<(i32, i32, i32, i32)>;
     let found: Option<(StoreRow, Today)> = crate::on_each_backend!(conn, |c| {
         crate::stores::with_day(today)
             .filter(stores::code.eq(code))
@@ -103,23 +103,18 @@ fn load(
                     stores::suspended,
                 ),
                 (
-                    store_days::supply.nullable(),
-                    store_days::reserved.nullable(),
-                    store_days::picked_up.nullable(),
-                    store_days::walk_in.nullable(),
-                ),
+                    store_days::supply,
+                    store_days::reserved,
+                    store_days::picked_up,
+                    store_days::walk_in,
+                )
+                    .nullable(),
             ))
             .first(c)
             .optional()
     })?;
-    let Some((store, day)) = found else {
+    let Some((store, today_stock)) = found else {
         return Ok(None);
-    };
-    let today_stock = match day {
-        (Some(supply), Some(reserved), Some(picked_up), Some(walk_in)) => {
-            Some((supply, reserved, picked_up, walk_in))
-        }
-        _ => None,
     };
     let last_day = rules::last_bookable_day(policy, now);
     let windows: Vec<WindowRow> = crate::on_each_backend!(conn, |c| {
