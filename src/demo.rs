@@ -12,6 +12,7 @@ use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use crate::db::schema::{stores, users};
 use crate::db::{AsRetryable, DbConnection, is_retryable, write_tx};
 use crate::policy::Policy;
+use crate::reservations::rules;
 use crate::stores::import::{insert_all, parse_csv};
 use crate::supply::allocation::allocate_new_day;
 
@@ -119,7 +120,7 @@ pub fn seed(conn: &mut DbConnection, id_key: &[u8]) -> Result<Option<DemoCredent
         .map(|_| hash(&creds.pharmacist_password))
         .collect::<Result<Vec<_>, _>>()?;
     let policy = Policy::load(conn)?;
-    let today = policy.today();
+    let today = rules::today(&policy, chrono::Utc::now());
     let national_id = NationalId::parse(&citizen_national_id(), today)
         .map_err(|e| SeedError::NationalId(e.to_string()))?;
 

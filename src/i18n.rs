@@ -452,7 +452,7 @@ mod tests {
         let c = Arc::new(Catalog::load().unwrap());
         let t = Tr::new(c, Lang::En);
         let text = t.fmt(
-            "home.quota_left",
+            "quota.line",
             &[("left", &2), ("quota", &2), ("period", &"this week")],
         );
         assert!(text.contains('2') && !text.contains('{'), "{text}");

@@ -146,14 +146,6 @@ pub enum LoadError {
 }
 
 impl Policy {
-    /// The date now in the service time zone: the day that windows, supply and
-    /// periods are counted in.
-    pub fn today(&self) -> NaiveDate {
-        chrono::Utc::now()
-            .with_timezone(&self.timezone)
-            .date_naive()
-    }
-
     /// Builds the policy from `key → value` pairs; a missing key keeps its default.
     pub fn from_pairs(pairs: &HashMap<String, String>) -> Result<Policy, PolicyError> {
         let mut p = Policy::default();

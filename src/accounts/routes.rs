@@ -16,6 +16,7 @@ use crate::accounts::tokens::{self, Purpose, TokenError};
 use crate::config::AppEnv;
 use crate::i18n::Tr;
 use crate::rate_limit::{self, Decision, Limit};
+use crate::reservations::rules;
 use crate::state::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
 use crate::web::device::Device;
@@ -154,7 +155,7 @@ async fn signup(
         name: truncate(form.get("name"), 200),
         email: truncate(form.get("email"), 300),
     };
-    let today = state.policy().await?.today();
+    let today = rules::today(&*state.policy().await?, state.clock.now());
     let national_id = match NationalId::parse(&typed_id, today) {
         Ok(id) => Some(id),
         Err(e) => {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::admin::charts::{self, Labels, Series};
 use crate::admin::overview::{self, RegionRow, StoreDayRow};
+use crate::reservations::rules;
 use crate::state::AppState;
 use crate::web::auth::Admin;
 use crate::web::errors::AppError;
@@ -48,7 +49,7 @@ pub async fn dashboard(
     page: PageCtx,
 ) -> Result<HttpResponse, AppError> {
     let policy = state.policy().await?;
-    let (day, tz) = (policy.today(), policy.timezone);
+    let (day, tz) = (rules::today(&policy, state.clock.now()), policy.timezone);
     let (regions, hourly) = state
         .db
         .run(move |conn| {
@@ -153,7 +154,7 @@ pub async fn export_csv(
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, AppError> {
     let day = match query.into_inner().date.filter(|d| !d.is_empty()) {
-        None => state.policy().await?.today(),
+        None => rules::today(&*state.policy().await?, state.clock.now()),
         Some(text) => parse_day(&text)
             .ok_or_else(|| AppError::BadRequest(format!("not a date (YYYY-MM-DD): {text}")))?,
     };

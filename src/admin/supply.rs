@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::db::DbError;
 use crate::i18n::Tr;
+use crate::reservations::rules;
 use crate::state::AppState;
 use crate::stores::is_store_code;
 use crate::supply::changes::{self, ChangeError, Copied};
@@ -107,7 +108,7 @@ async fn list_at(
 ) -> Result<ListAt, AppError> {
     let day = match date.trim() {
         "" => {
-            let today = state.policy().await?.today();
+            let today = rules::today(&*state.policy().await?, state.clock.now());
             today.succ_opt().unwrap_or(today)
         }
         text => parse_day(text)

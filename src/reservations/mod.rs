@@ -11,6 +11,7 @@ pub mod code;
 pub mod expiry;
 pub mod qr;
 pub mod queries;
+pub mod quota_view;
 pub mod reminders;
 pub mod routes;
 pub mod rules;

@@ -1,11 +1,14 @@
 //! Reading reservations and quota.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, quota_usage, reservations, stores, users};
 use crate::policy::Policy;
+use crate::reservations::rules::{self, PeriodLeft};
 
 /// One reservation as its owner sees it in the list.
 #[derive(Debug, Clone)]
@@ -67,41 +70,38 @@ pub fn for_user(
         .collect())
 }
 
-/// Masks this person may still receive in the period that contains `day`.
-pub fn quota_left(
+/// What the person may still receive in each period a booking made at `now`
+/// can count against ([`rules::periods_left`]): one statement.
+pub fn quota_by_period(
     conn: &mut DbConnection,
     policy: &Policy,
     person_id: i64,
-    day: NaiveDate,
-) -> QueryResult<i32> {
-    let used = used_in_period(conn, person_id, policy.period.start_of(day))?;
-    Ok((policy.quota_per_period - used).max(0))
-}
-
-/// Masks this person has used (reserved, picked up, bought) in the period.
-pub fn used_in_period(
-    conn: &mut DbConnection,
-    person_id: i64,
-    period_start: NaiveDate,
-) -> QueryResult<i32> {
-    let used = crate::on_each_backend!(conn, |c| {
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<PeriodLeft>> {
+    let first = rules::period_of(policy, rules::today(policy, now));
+    let last = rules::period_of(policy, rules::last_bookable_day(policy, now));
+    let used: HashMap<NaiveDate, i32> = crate::on_each_backend!(conn, |c| {
         quota_usage::table
-            .find((person_id, period_start))
-            .select(quota_usage::used)
-            .first(c)
-            .optional()
-    })?;
-    Ok(used.unwrap_or(0))
+            .filter(quota_usage::person_id.eq(person_id))
+            .filter(quota_usage::period_start.between(first, last))
+            .select((quota_usage::period_start, quota_usage::used))
+            .load::<(NaiveDate, i32)>(c)
+    })?
+    .into_iter()
+    .collect();
+    Ok(rules::periods_left(policy, now, |start| {
+        used.get(&start).copied().unwrap_or(0)
+    }))
 }
 
-/// Masks the account's person may still receive in the period that contains
-/// `day`; the whole quota for an account with no person (staff).
-pub fn quota_left_of_user(
+/// [`quota_by_period`] of the account's person; the whole quota in each
+/// period for an account with no person (staff).
+pub fn quota_by_period_of_user(
     conn: &mut DbConnection,
     policy: &Policy,
     user_id: i64,
-    day: NaiveDate,
-) -> QueryResult<i32> {
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<PeriodLeft>> {
     let person: Option<i64> = users::table
         .find(user_id)
         .select(users::person_id)
@@ -109,15 +109,15 @@ pub fn quota_left_of_user(
         .optional()?
         .flatten();
     match person {
-        Some(person) => quota_left(conn, policy, person, day),
-        None => Ok(policy.quota_per_period),
+        Some(person) => quota_by_period(conn, policy, person, now),
+        None => Ok(rules::periods_left(policy, now, |_| 0)),
     }
 }
 
-/// What the citizen's own page shows: the quota left on `day` and their
-/// reservations, newest first.
+/// What the citizen's own page shows: the quota left in each period they can
+/// book for, and their reservations, newest first.
 pub struct Overview {
-    pub left: i32,
+    pub quota: Vec<PeriodLeft>,
     pub reservations: Vec<ReservationSummary>,
 }
 
@@ -129,10 +129,10 @@ pub fn overview(
     policy: &Policy,
     user_id: i64,
     person_id: i64,
-    day: NaiveDate,
+    now: DateTime<Utc>,
 ) -> QueryResult<Overview> {
     Ok(Overview {
-        left: quota_left(conn, policy, person_id, day)?,
+        quota: quota_by_period(conn, policy, person_id, now)?,
         reservations: for_user(conn, user_id, LIST_LIMIT)?,
     })
 }

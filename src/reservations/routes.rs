@@ -8,13 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use chrono::NaiveDate;
-
 use crate::db::DbError;
-use crate::i18n::Tr;
-use crate::policy::{Period, Policy};
 use crate::reservations::booking::{self, BookError, Request};
 use crate::reservations::cancel::{self, CancelError};
+use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, Refusal};
 use crate::reservations::{code, qr, queries};
 use crate::state::AppState;
@@ -47,25 +44,8 @@ struct ListPage {
     page: PageCtx,
     verified: bool,
     verify_text: String,
-    quota_text: String,
-    left: i32,
+    quota_lines: Vec<QuotaLine>,
     rows: Vec<Row>,
-}
-
-/// "You can still reserve 1 of your 2 masks this week (23–29 Nov)."
-pub fn quota_text(t: &Tr, policy: &Policy, left: i32, today: NaiveDate) -> String {
-    let (first, last) = (policy.period.start_of(today), policy.period.end_of(today));
-    let period = match policy.period {
-        Period::IsoWeek => t.fmt("date.this_week", &[("range", &t.date_range(first, last))]),
-    };
-    t.fmt(
-        "home.quota_left",
-        &[
-            ("left", &left),
-            ("quota", &policy.quota_per_period),
-            ("period", &period),
-        ],
-    )
 }
 
 fn status_key(status: &str) -> &'static str {
@@ -84,10 +64,13 @@ async fn list(
 ) -> Result<HttpResponse, AppError> {
     let policy = state.policy().await?;
     let (user_id, person_id) = (citizen.user.id, citizen.person_id);
-    let (for_policy, day) = (policy.clone(), rules::today(&policy, state.clock.now()));
-    let queries::Overview { left, reservations } = state
+    let (for_policy, now) = (policy.clone(), state.clock.now());
+    let queries::Overview {
+        quota,
+        reservations,
+    } = state
         .db
-        .run(move |conn| queries::overview(conn, &for_policy, user_id, person_id, day))
+        .run(move |conn| queries::overview(conn, &for_policy, user_id, person_id, now))
         .await?;
     let tz = policy.timezone;
     let rows = reservations
@@ -111,7 +94,7 @@ async fn list(
             }
         })
         .collect();
-    let quota_text = quota_text(&page.t, &policy, left, day);
+    let quota_lines = quota_view::lines(&page.t, &policy, rules::today(&policy, now), &quota);
     let verify_text = page.t.fmt(
         "reservations.verify_first",
         &[("email", &citizen.user.email)],
@@ -121,8 +104,7 @@ async fn list(
             page,
             verified: citizen.user.email_verified,
             verify_text,
-            quota_text,
-            left,
+            quota_lines,
             rows,
         },
         StatusCode::OK,

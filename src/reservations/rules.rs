@@ -162,6 +162,41 @@ pub fn period_of(policy: &Policy, day: NaiveDate) -> NaiveDate {
     policy.period.start_of(day)
 }
 
+/// What a person may still take in one period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodLeft {
+    /// The period's first and last day.
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    pub left: i32,
+}
+
+/// The periods a booking made at `now` can count against — from the one that
+/// contains today to the one that contains the last bookable day — each with
+/// what is left of the quota, given what the person `used` per period start
+/// (a period missing from it used nothing). On a Sunday evening that is the
+/// week ending and the week every bookable window is in: a page that names one
+/// "this week" would show the wrong one.
+pub fn periods_left(
+    policy: &Policy,
+    now: DateTime<Utc>,
+    used: impl Fn(NaiveDate) -> i32,
+) -> Vec<PeriodLeft> {
+    let last = period_of(policy, last_bookable_day(policy, now));
+    let mut first = period_of(policy, today(policy, now));
+    let mut periods = Vec::new();
+    while first <= last {
+        let end = policy.period.end_of(first);
+        periods.push(PeriodLeft {
+            first,
+            last: end,
+            left: (policy.quota_per_period - used(first)).max(0),
+        });
+        first = end + TimeDelta::days(1);
+    }
+    periods
+}
+
 /// Whether the window can be reserved at `now`, whoever asks: the store sells,
 /// the window has not started, and its date is within the booking horizon.
 pub fn check_window(policy: &Policy, now: DateTime<Utc>, w: &WindowFacts) -> Result<(), Refusal> {
@@ -252,6 +287,53 @@ mod tests {
             starts_at: seoul(day, h, 0).naive_utc(),
             store_suspended: false,
         }
+    }
+
+    #[test]
+    fn the_periods_shown_are_those_the_horizon_touches_counted_in_the_service_zone() {
+        let p = Policy::default();
+        let (sunday, monday) = (date(2026, 12, 6), date(2026, 12, 7));
+        let used = |start: NaiveDate| if start == monday { 2 } else { 0 };
+        // Sunday 23:00 in Seoul: the week ending and the next one, whose quota
+        // is used; the next week is the one every bookable window is in.
+        assert_eq!(
+            periods_left(&p, seoul(sunday, 23, 0), used),
+            vec![
+                PeriodLeft {
+                    first: date(2026, 11, 30),
+                    last: sunday,
+                    left: 2
+                },
+                PeriodLeft {
+                    first: monday,
+                    last: date(2026, 12, 13),
+                    left: 0
+                },
+            ]
+        );
+        // Monday 00:30 in Seoul is still Sunday in UTC: the week is Seoul's.
+        let at = seoul(monday, 0, 30);
+        assert_eq!(at.date_naive(), sunday);
+        let shown = periods_left(&p, at, used);
+        assert_eq!(shown[0].first, monday);
+        assert_eq!(shown[0].left, 0);
+        assert_eq!(shown[1].first, date(2026, 12, 14));
+        assert_eq!(shown.len(), 2);
+        // A horizon of 0 days: only the week of today.
+        let today_only = Policy {
+            booking_horizon_days: 0,
+            ..Policy::default()
+        };
+        assert_eq!(periods_left(&today_only, at, used).len(), 1);
+        // Sixteen days ahead from a Wednesday: three weeks, none left out.
+        let long = Policy {
+            booking_horizon_days: 16,
+            ..Policy::default()
+        };
+        let weeks = periods_left(&long, seoul(date(2026, 12, 2), 10, 0), |_| 1);
+        let firsts: Vec<_> = weeks.iter().map(|w| w.first).collect();
+        assert_eq!(firsts, vec![date(2026, 11, 30), monday, date(2026, 12, 14)]);
+        assert!(weeks.iter().all(|w| w.left == 1));
     }
 
     #[test]

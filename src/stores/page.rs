@@ -15,6 +15,7 @@ use crate::accounts::Role;
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, quota_usage, store_days, stores, users};
 use crate::policy::Policy;
+use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, MAX_QUANTITY, Refusal, WindowFacts};
 use crate::state::AppState;
 use crate::stores::status::{NO_DATA_KEY, RemainStat, remaining};
@@ -254,6 +255,8 @@ struct StorePage {
     /// `anonymous`, `staff`, `unverified` or `citizen`.
     viewer: &'static str,
     unlisted_error: Option<(String, &'static str)>,
+    /// For a citizen, what is left in each period they can book for.
+    quota_lines: Vec<QuotaLine>,
     login_href: String,
 }
 
@@ -304,6 +307,7 @@ struct Built {
     viewer: &'static str,
     /// A refusal for a window the page does not list (beyond the horizon).
     unlisted_error: Option<(String, &'static str)>,
+    quota_lines: Vec<QuotaLine>,
 }
 
 impl Built {
@@ -327,6 +331,7 @@ impl Built {
             days: self.days,
             viewer: self.viewer,
             unlisted_error: self.unlisted_error,
+            quota_lines: self.quota_lines,
             login_href,
         }
     }
@@ -359,6 +364,13 @@ fn build(
         Viewer::Unverified => "unverified",
         Viewer::Citizen { .. } => "citizen",
     };
+    let periods = match loaded.viewer {
+        Viewer::Citizen { .. } => rules::periods_left(policy, now, |first| {
+            loaded.used.get(&first).copied().unwrap_or(0)
+        }),
+        _ => Vec::new(),
+    };
+    let quota_lines = quota_view::lines(t, policy, rules::today(policy, now), &periods);
     let mut days: Vec<DayView> = Vec::new();
     let listed = |id| loaded.windows.iter().any(|w: &WindowRow| w.id == id);
     let unlisted_error = retry
@@ -384,8 +396,10 @@ fn build(
         let form = match loaded.viewer {
             Viewer::Citizen { .. } if reason_key.is_empty() => {
                 let period = rules::period_of(policy, w.day);
-                let used = loaded.used.get(&period).copied().unwrap_or(0);
-                let quota_left = (policy.quota_per_period - used).max(0);
+                let quota_left = periods
+                    .iter()
+                    .find(|p| p.first == period)
+                    .map_or(policy.quota_per_period, |p| p.left);
                 let period_text = t.fmt(
                     "store_page.period",
                     &[("range", &t.date_range(period, policy.period.end_of(w.day)))],
@@ -445,5 +459,6 @@ fn build(
         days,
         viewer,
         unlisted_error,
+        quota_lines,
     }
 }

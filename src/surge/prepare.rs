@@ -22,6 +22,7 @@ use crate::db::{Backend, DbConnection, write_tx};
 use crate::i18n::{Catalog, Lang, Tr};
 use crate::policy::{Policy, WindowSpec};
 use crate::reservations::booking::{Request, book};
+use crate::reservations::rules;
 use crate::settings;
 use crate::stores::import::{StoreRow, insert_all};
 use crate::supply::allocation::{NewDay, allocate_days};
@@ -107,7 +108,7 @@ pub fn prepare(
     conn.run_migrations()?;
     write_tx(conn, |tx| settings::apply_timezone(tx, tz))?;
     let policy = Policy::load(conn)?;
-    let today = policy.today();
+    let today = rules::today(&policy, chrono::Utc::now());
     let rush_day = today + TimeDelta::days(1);
 
     let hash = password::hash(
@@ -313,7 +314,7 @@ fn pickups(
     if stores.is_empty() || sizes.pickups_per_store == 0 {
         return Ok(Vec::new());
     }
-    let today = policy.today();
+    let today = rules::today(&policy, chrono::Utc::now());
     let whole_day = Policy {
         window_template: vec![WindowSpec {
             start: NaiveTime::MIN,

@@ -7,8 +7,9 @@ use askama::Template;
 use crate::accounts::Role;
 use crate::i18n::Tr;
 use crate::policy::{Period, Policy, Rotation};
-use crate::reservations::queries::quota_left_of_user;
-use crate::reservations::routes::quota_text;
+use crate::reservations::queries::quota_by_period_of_user;
+use crate::reservations::quota_view::{self, QuotaLine};
+use crate::reservations::rules;
 use crate::state::AppState;
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -19,17 +20,13 @@ pub struct Rule {
     pub value: String,
 }
 
-pub struct QuotaLeft {
-    pub left: i32,
-    pub text: String,
-}
-
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
     page: PageCtx,
     rules: Vec<Rule>,
-    quota: Option<QuotaLeft>,
+    /// For a citizen, what is left in each period they can book for.
+    quota_lines: Vec<QuotaLine>,
 }
 
 pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpResponse, AppError> {
@@ -39,30 +36,32 @@ pub async fn home(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRespo
         .as_ref()
         .filter(|u| u.role == Role::Citizen)
         .map(|u| u.id);
-    let left = match citizen_id {
+    let now = state.clock.now();
+    let periods = match citizen_id {
         Some(user_id) => {
-            let (policy, day) = (policy.clone(), policy.today());
-            let left = state
+            let policy = policy.clone();
+            state
                 .db
-                .run(move |conn| quota_left_of_user(conn, &policy, user_id, day))
-                .await?;
-            Some(left)
+                .run(move |conn| quota_by_period_of_user(conn, &policy, user_id, now))
+                .await?
         }
-        None => None,
+        None => Vec::new(),
     };
     let t = &page.t;
-    let quota = left.map(|left| QuotaLeft {
-        left,
-        text: quota_text(t, &policy, left, policy.today()),
-    });
-    let rules = rules(t, &policy);
-    let html = HomePage { page, rules, quota }.render()?;
+    let quota_lines = quota_view::lines(t, &policy, rules::today(&policy, now), &periods);
+    let rules = rules_in_force(t, &policy);
+    let html = HomePage {
+        page,
+        rules,
+        quota_lines,
+    }
+    .render()?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html))
 }
 
-fn rules(t: &Tr, p: &Policy) -> Vec<Rule> {
+fn rules_in_force(t: &Tr, p: &Policy) -> Vec<Rule> {
     let rule = |key, label_key, value| Rule {
         key,
         label: t.get(label_key).to_owned(),

@@ -23,7 +23,7 @@ impl Day {
     fn load(app: &TestApp) -> Day {
         let mut conn = app.db.get().unwrap();
         let policy = Policy::load(&mut conn).unwrap();
-        let today = policy.today();
+        let today = mask_reservation::reservations::rules::today(&policy, app.state.clock.now());
         Day { policy, today }
     }
 

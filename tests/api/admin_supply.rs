@@ -32,7 +32,9 @@ async fn scene() -> Scene {
             .set(settings::value.eq("100"))
             .execute(&mut conn)
             .unwrap();
-        Policy::load(&mut conn).unwrap().today() + Duration::days(1)
+        let policy = Policy::load(&mut conn).unwrap();
+        mask_reservation::reservations::rules::today(&policy, app.state.clock.now())
+            + Duration::days(1)
     };
     let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
     Scene {

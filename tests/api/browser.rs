@@ -3,11 +3,20 @@
 use fantoccini::Locator;
 
 use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for, wait_for_text};
-use crate::common::{fixtures, spawn_app};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
+use crate::reservations::{seoul, tuesday};
+
+/// The app with its clock at 10:00 on a Tuesday in Seoul: no journey depends
+/// on the day it runs.
+async fn spawn_on_a_tuesday() -> TestApp {
+    spawn_app_with(Spawn::at(seoul(tuesday(), 10, 0))).await
+}
 
 #[tokio::test]
 async fn a_visitor_reads_the_home_page_and_switches_to_english_and_back() {
-    let app = spawn_app().await;
+    let app = spawn_on_a_tuesday().await;
     let browser = Browser::start().await;
     let c = &browser.client;
 
@@ -72,7 +81,7 @@ async fn a_visitor_reads_the_home_page_and_switches_to_english_and_back() {
 
 #[tokio::test]
 async fn a_citizen_signs_up_verifies_by_mail_and_logs_in() {
-    let app = spawn_app().await;
+    let app = spawn_on_a_tuesday().await;
     let browser = Browser::start().await;
     let c = &browser.client;
     let national_id = crate::common::fixtures::national_id("900215154321");
@@ -145,12 +154,11 @@ async fn an_administrator_imports_stores_allocates_supply_by_file_edits_a_window
     use diesel::prelude::*;
     use mask_reservation::accounts::Role;
     use mask_reservation::db::schema::{pickup_windows, store_days, stores};
-    use mask_reservation::policy::Policy;
 
-    let app = spawn_app().await;
+    let app = spawn_on_a_tuesday().await;
     let key = app.state.keys.national_id.clone();
     fixtures::user(&app.db, Role::Admin, "admin@example.com", None, true, &key);
-    let today = Policy::load(&mut app.db.get().unwrap()).unwrap().today();
+    let today = app.today();
     let tomorrow = today + chrono::Days::new(1);
     let files = tempfile::tempdir().unwrap();
     let stores_csv = files.path().join("stores.csv");
@@ -263,17 +271,35 @@ async fn upload(c: &fantoccini::Client, action: &str, file: &std::path::Path) {
     submit(c, action).await;
 }
 
-/// A citizen's week: find a pharmacy by a word of its address, reserve a
-/// window, show the pickup code and its QR code, then cancel and get the
-/// quota back.
+/// A citizen's week at 23:00 on a Sunday in Seoul: every window they can
+/// book is in the next week, whose quota is the one that goes down.
 #[tokio::test]
-async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
+async fn a_citizen_reserves_on_a_sunday_night_for_the_next_week() {
+    let sunday = tuesday() + chrono::Days::new(5);
+    let monday = sunday + chrono::Days::new(1);
+    citizen_journey(seoul(sunday, 23, 0), monday).await;
+}
+
+/// The same at 00:30 on a Monday in Seoul (still Sunday in UTC): today's
+/// windows count in the week that has just begun.
+#[tokio::test]
+async fn a_citizen_reserves_just_after_midnight_on_a_monday_for_the_same_day() {
+    let monday = tuesday() + chrono::Days::new(6);
+    citizen_journey(seoul(monday, 0, 30), monday).await;
+}
+
+/// A citizen's week: find a pharmacy by a word of its name, reserve the first
+/// window of `day` with the clock at `now`, show the pickup code and its QR
+/// code, then cancel and get the quota back — each step read in the line of
+/// the week the window is in.
+async fn citizen_journey(now: DateTime<Utc>, day: NaiveDate) {
     use diesel::prelude::*;
     use mask_reservation::accounts::Role;
     use mask_reservation::db::schema::reservations;
     use mask_reservation::policy::Policy;
+    use mask_reservation::reservations::rules;
 
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(now)).await;
     let key = app.state.keys.national_id.clone();
     fixtures::user(
         &app.db,
@@ -285,9 +311,12 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
     );
     let store = fixtures::store(&app.db, "11800001", "세종로약국");
     fixtures::store(&app.db, "11800002", "광화문약국");
-    // Tomorrow, so that every window can still be reserved whatever the time.
-    let tomorrow = Policy::load(&mut app.db.get().unwrap()).unwrap().today() + chrono::Days::new(1);
-    fixtures::supply(&app.db, store, tomorrow, 90);
+    fixtures::supply(&app.db, store, day, 90);
+    let policy = Policy::load(&mut app.db.get().unwrap()).unwrap();
+    let booked_week = rules::period_of(&policy, day);
+    let this_week = rules::period_of(&policy, rules::today(&policy, now));
+    // The week of the window, and — on Sunday night — the week ending.
+    let quota_left = |week: NaiveDate| format!("[data-period='{week}'][data-quota-left]");
 
     let browser = Browser::start_in("ko-KR").await;
     let c = &browser.client;
@@ -295,11 +324,7 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
     fill(c, "email", "minji@example.com").await;
     fill(c, "password", fixtures::PASSWORD).await;
     submit(c, "/login").await;
-    let left = wait_for(c, "[data-quota-left]").await;
-    assert_eq!(
-        left.attr("data-quota-left").await.unwrap().as_deref(),
-        Some("2")
-    );
+    assert_left(c, &quota_left(booked_week), "2").await;
 
     // The search form on the home page finds the store by its name.
     c.goto(&app.url("/")).await.unwrap();
@@ -318,7 +343,7 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
         .await
         .unwrap();
 
-    // The first window of tomorrow: reserve one mask.
+    // The first window of the day: reserve one mask.
     let form = wait_for(c, "form[data-reserve-form]").await;
     let quantity = form
         .find(Locator::Css("input[name='quantity']"))
@@ -345,15 +370,25 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
         .first(&mut app.db.get().unwrap())
         .unwrap();
     assert_eq!(stored, plain);
-    c.goto(&app.url("/reservations")).await.unwrap();
-    let left = wait_for(c, "[data-quota-left]").await;
-    assert_eq!(
-        left.attr("data-quota-left").await.unwrap().as_deref(),
-        Some("1")
-    );
+
+    // The list, the home page and the store page all count the booked week
+    // down, and any other week they show stays whole.
+    for page in ["/reservations", "/", "/stores/11800001"] {
+        c.goto(&app.url(page)).await.unwrap();
+        assert_left(c, &quota_left(booked_week), "1").await;
+        if this_week != booked_week {
+            assert_left(c, &quota_left(this_week), "2").await;
+        }
+    }
 
     // Cancelled: the quota comes back.
-    c.back().await.unwrap();
+    c.goto(&app.url("/reservations")).await.unwrap();
+    c.find(Locator::Css("[data-reservation-id] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(c, "[data-cancel-form]").await;
     c.find(Locator::Css("[data-cancel-form] button[type='submit']"))
         .await
@@ -363,22 +398,25 @@ async fn a_citizen_finds_a_store_reserves_sees_the_code_and_qr_then_cancels() {
         .unwrap();
     wait_for(c, "[data-status='cancelled']").await;
     c.goto(&app.url("/reservations")).await.unwrap();
-    let left = wait_for(c, "[data-quota-left]").await;
-    assert_eq!(
-        left.attr("data-quota-left").await.unwrap().as_deref(),
-        Some("2")
-    );
+    assert_left(c, &quota_left(booked_week), "2").await;
     crate::common::assert_invariants(&app.db);
     browser.close().await;
+}
+
+/// The quota line `selector` shows `left`.
+async fn assert_left(c: &fantoccini::Client, selector: &str, left: &str) {
+    let line = wait_for(c, selector).await;
+    assert_eq!(
+        line.attr("data-quota-left").await.unwrap().as_deref(),
+        Some(left),
+        "{selector}"
+    );
 }
 
 #[tokio::test]
 async fn a_pharmacist_scans_a_code_hands_it_over_and_sells_to_a_walk_in_customer() {
     use mask_reservation::accounts::Role;
     use mask_reservation::clock::Clock;
-
-    use crate::common::{Spawn, spawn_app_with};
-    use crate::reservations::{seoul, tuesday};
 
     let app = spawn_app_with(Spawn {
         clock: Some(Clock::manual(seoul(tuesday(), 10, 0))),

@@ -27,7 +27,7 @@ pub fn citizen(app: &TestApp, email: &str) -> i64 {
 }
 
 fn today(app: &TestApp) -> NaiveDate {
-    Policy::load(&mut app.db.get().unwrap()).unwrap().today()
+    app.today()
 }
 
 fn window_end(app: &TestApp, window: i64) -> DateTime<Utc> {

@@ -11,7 +11,7 @@ use mask_reservation::supply::allocation::allocate_new_day;
 use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for};
 use mask_reservation::clock::Clock;
 
-use crate::common::{Spawn, TestApp, fixtures, spawn_app, spawn_app_with};
+use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
 
 async fn focused_on_error_summary(c: &fantoccini::Client) -> bool {
     c.execute(
@@ -50,7 +50,8 @@ async fn check(app: &TestApp, browser: &Browser, name: &str, path: &str, ready: 
 
 #[tokio::test]
 async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() {
-    let app = spawn_app().await;
+    use crate::reservations::{seoul, tuesday};
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 10, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let key = app.state.keys.national_id.clone();
     fixtures::user(
@@ -106,7 +107,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     {
         let mut conn = app.db.get().unwrap();
         let policy = Policy::load(&mut conn).unwrap();
-        let tomorrow = policy.today() + chrono::Duration::days(1);
+        let tomorrow = app.today() + chrono::Duration::days(1);
         write_tx(&mut conn, |tx| {
             allocate_new_day(tx, &policy, store, tomorrow, 120, None)
         })
@@ -305,7 +306,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
             &key,
         );
         write_tx(&mut conn, |tx| {
-            allocate_new_day(tx, &all_day, counter, policy.today(), 50, None)
+            allocate_new_day(tx, &all_day, counter, app.today(), 50, None)
         })
         .unwrap();
         use diesel::prelude::*;
@@ -374,7 +375,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     {
         let mut conn = app.db.get().unwrap();
         let policy = Policy::load(&mut conn).unwrap();
-        let today = policy.today();
+        let today = app.today();
         write_tx(&mut conn, |tx| {
             allocate_new_day(tx, &policy, store, today, 120, None)
         })
@@ -568,7 +569,7 @@ async fn the_waiting_page_passes_the_accessibility_check() {
     {
         let mut conn = app.db.get().unwrap();
         let policy = Policy::load(&mut conn).unwrap();
-        let tomorrow = policy.today() + chrono::Duration::days(1);
+        let tomorrow = app.today() + chrono::Duration::days(1);
         write_tx(&mut conn, |tx| {
             allocate_new_day(tx, &policy, store, tomorrow, 120, None)
         })

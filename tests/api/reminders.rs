@@ -59,12 +59,7 @@ struct Scene {
 async fn scene() -> Scene {
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "성모약국");
-    let windows = fixtures::supply(
-        &app.db,
-        store,
-        policy(&app).today() + TimeDelta::days(1),
-        90,
-    );
+    let windows = fixtures::supply(&app.db, store, app.today() + TimeDelta::days(1), 90);
     let first = fixtures::reservation(&app.db, windows[0], citizen(&app, "first@example.com"), 2);
     let second = fixtures::reservation(&app.db, windows[1], citizen(&app, "second@example.com"), 1);
     Scene {
@@ -193,8 +188,8 @@ async fn no_reminder_when_reminders_are_off_or_the_reservation_was_cancelled() {
 
 #[tokio::test]
 async fn the_server_sends_reminders_in_the_background() {
-    let day = Policy::default().today() + TimeDelta::days(1);
-    // A clock standing 20 minutes before tomorrow's first window (09:00 KST).
+    let day = crate::reservations::tuesday();
+    // A clock standing 20 minutes before the day's first window (09:00 KST).
     let nine = policy_start(day);
     let app = spawn_app_with(Spawn {
         jobs_every: Some(Duration::from_millis(100)),
@@ -259,7 +254,7 @@ async fn the_reminder_lead_is_a_setting_from_0_to_1440_shown_on_the_home_page() 
 async fn a_reservation_made_in_english_is_reminded_in_english() {
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "성모약국");
-    let tomorrow = policy(&app).today() + TimeDelta::days(1);
+    let tomorrow = app.today() + TimeDelta::days(1);
     let windows = fixtures::supply(&app.db, store, tomorrow, 90);
     let v = app
         .logged_in_as(Role::Citizen, "jane@example.com", None)

@@ -6,11 +6,10 @@
 use crate::common::fixtures;
 use crate::common::{TestApp, spawn_app};
 use mask_reservation::accounts::Role;
-use mask_reservation::policy::Policy;
 
 /// Allocates `supply` to `store_id` for today in the service zone.
 fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
-    let today = Policy::load(&mut app.db.get().unwrap()).unwrap().today();
+    let today = app.today();
     fixtures::supply(&app.db, store_id, today, supply);
 }
 

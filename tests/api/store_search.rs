@@ -6,7 +6,6 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use mask_reservation::db::schema::stores;
 use mask_reservation::db::write_tx;
-use mask_reservation::policy::Policy;
 use mask_reservation::stores::import::{StoreRow, insert_all};
 
 use crate::common::{TestApp, fixtures, spawn_app};
@@ -28,7 +27,7 @@ fn store_at(app: &TestApp, code: &str, name: &str, addr: &str, lat: f64, lng: f6
 }
 
 fn today(app: &TestApp) -> NaiveDate {
-    Policy::load(&mut app.db.get().unwrap()).unwrap().today()
+    app.today()
 }
 
 /// The store codes listed on a results page, in order.

@@ -511,7 +511,7 @@ async fn in_a_browser_the_kept_booking_is_sent_again_by_itself_and_books_once() 
     {
         let mut conn = app.db.get().unwrap();
         let policy = Policy::load(&mut conn).unwrap();
-        let tomorrow = policy.today() + chrono::Duration::days(1);
+        let tomorrow = app.today() + chrono::Duration::days(1);
         write_tx(&mut conn, |tx| {
             allocate_new_day(tx, &policy, store, tomorrow, 120, None)
         })

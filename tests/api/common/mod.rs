@@ -67,6 +67,17 @@ pub struct Spawn {
 
 pub type ConfigChange = Box<dyn FnOnce(&mut Config)>;
 
+impl Spawn {
+    /// The app with its clock standing at `at` until the test moves it: a
+    /// page test whose scenario names a day does not depend on the day it runs.
+    pub fn at(at: chrono::DateTime<chrono::Utc>) -> Spawn {
+        Spawn {
+            clock: Some(Clock::manual(at)),
+            ..Spawn::default()
+        }
+    }
+}
+
 /// Limits that no functional test reaches; rate-limit tests set their own.
 pub fn generous_limits() -> RateLimits {
     let lots = Limit::per_minutes(10_000, 60);
@@ -154,6 +165,13 @@ impl std::ops::Deref for TestApp {
 impl TestApp {
     pub fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// The date in the service zone by the app's clock: the day its pages,
+    /// windows and periods count as today.
+    pub fn today(&self) -> chrono::NaiveDate {
+        let policy = mask_reservation::policy::Policy::load(&mut self.db.get().unwrap()).unwrap();
+        mask_reservation::reservations::rules::today(&policy, self.state.clock.now())
     }
 
     /// Another visitor, with a cookie jar of its own.
