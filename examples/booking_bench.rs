@@ -99,7 +99,8 @@ fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {
     let mut conn = url.connect()?;
     conn.run_migrations()?;
     let policy = Policy::load(&mut conn)?;
-    let day = policy.today() + chrono::Duration::days(1);
+    let day = mask_reservation::reservations::rules::today(&policy, chrono::Utc::now())
+        + chrono::Duration::days(1);
     let windows = set_up(&mut conn, &policy, args, day)?;
     let users = citizens(&mut conn, args.citizens)?;
     if args.through_db {

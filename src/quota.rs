@@ -30,22 +30,33 @@ pub fn take(
     quantity: i32,
     quota: i32,
 ) -> QueryResult<Result<(), QuotaExceeded>> {
-    if quantity <= quota {
-        let take = Statement::new(
-            TAKE_SQL,
-            vec![
-                Arg::BigInt(person_id),
-                Arg::Date(period_start),
-                Arg::Integer(quantity),
-                Arg::Integer(quota),
-            ],
-        );
-        let written = take.run(tx.conn())?;
-        if written == 1 {
-            return Ok(Ok(()));
-        }
+    if try_take(tx, person_id, period_start, quantity, quota)? {
+        return Ok(Ok(()));
     }
     Ok(Err(exceeded(tx, person_id, period_start, quota)?))
+}
+
+/// [`take`] without the explanation: whether it took.
+pub fn try_take(
+    tx: &mut Tx<'_>,
+    person_id: i64,
+    period_start: NaiveDate,
+    quantity: i32,
+    quota: i32,
+) -> QueryResult<bool> {
+    if quantity > quota {
+        return Ok(false);
+    }
+    let take = Statement::new(
+        TAKE_SQL,
+        vec![
+            Arg::BigInt(person_id),
+            Arg::Date(period_start),
+            Arg::Integer(quantity),
+            Arg::Integer(quota),
+        ],
+    );
+    Ok(take.run(tx.conn())? == 1)
 }
 
 /// The statement of [`take`]: `$1` the person, `$2` the period's start, `$3`

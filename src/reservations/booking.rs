@@ -1,7 +1,7 @@
 //! The one booking transaction (SPEC §3, §4 invariants 1, 2 and 4): every
-//! reservation — from the store page, a command, a benchmark, a batching
-//! writer later — is made by [`book`], and nothing else raises a window's or a
-//! store-day's `reserved`.
+//! reservation — from the store page, a command or a benchmark, alone or in a
+//! group of the SQLite writer — is made by [`book`], and nothing else raises a
+//! window's or a store-day's `reserved`.
 //!
 //! It is a plain synchronous function over the caller's transaction, with no
 //! I/O but the database, so that it can run in a transaction of its own
@@ -11,7 +11,10 @@
 //! a write; a refusal after any write returns `Err`, which rolls the whole
 //! transaction back. On SQLite each step is a statement; on PostgreSQL, where
 //! each statement is a round trip, the same steps are two statements
-//! (`booking/pg.rs`).
+//! (`booking/pg.rs`). Both forms hand what their takes wrote to one function,
+//! [`settle`], which decides every refusal, and one table of scenarios
+//! (`tests/api/booking_conformance.rs`) runs against each form on each
+//! backend, so the two cannot drift.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -193,9 +196,46 @@ pub fn book(
     t: &Tr,
     base_url: &str,
 ) -> Result<Booked, BookError> {
-    match tx.backend() {
-        Backend::Postgres => pg::book(tx, req, policy, t, base_url),
-        Backend::Sqlite => book_step_by_step(tx, req, policy, t, base_url),
+    let form = match tx.backend() {
+        Backend::Postgres => Form::OneStatement,
+        Backend::Sqlite => Form::StepByStep,
+    };
+    book_in(form, tx, req, policy, t, base_url)
+}
+
+/// The two forms of the booking: the same steps and the same answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A statement per step: SQLite's form, and valid on PostgreSQL too.
+    StepByStep,
+    /// The reads in one statement and the writes in another: PostgreSQL's.
+    OneStatement,
+}
+
+impl Form {
+    /// The forms that run on `backend`: every one of them must pass the
+    /// booking scenarios there.
+    pub fn on(backend: Backend) -> &'static [Form] {
+        match backend {
+            Backend::Sqlite => &[Form::StepByStep],
+            Backend::Postgres => &[Form::StepByStep, Form::OneStatement],
+        }
+    }
+}
+
+/// [`book`] in the form asked for, whatever the backend's own: for the table
+/// of scenarios that holds every form to the same answers.
+pub fn book_in(
+    form: Form,
+    tx: &mut Tx<'_>,
+    req: &Request,
+    policy: &Policy,
+    t: &Tr,
+    base_url: &str,
+) -> Result<Booked, BookError> {
+    match form {
+        Form::OneStatement => pg::book(tx, req, policy, t, base_url),
+        Form::StepByStep => book_step_by_step(tx, req, policy, t, base_url),
     }
 }
 
@@ -266,10 +306,6 @@ fn book_step_by_step(
 
     let q = req.quantity;
     let person_id = citizen.person_id;
-    if let Err(e) = quota::take(tx, person_id, period_start, q, policy.quota_per_period)? {
-        return Err(Refusal::QuotaExceeded { left: e.left }.into());
-    }
-
     let now = req.now.naive_utc();
     let takes = TakeArgs {
         person_id,
@@ -280,12 +316,8 @@ fn book_step_by_step(
         now,
         store_day_id: window.store_day_id,
     };
-    if takes.run(tx, WINDOW_TAKE_SQL)? != 1 {
-        return Err(window_full(tx, &window, req)?.into());
-    }
-    if takes.run(tx, DAY_TAKE_SQL)? != 1 {
-        return Err(Refusal::SoldOut.into());
-    }
+    let taken = takes.run_each(tx)?;
+    settle(tx, req, &takes, &window, taken)?;
 
     let (reservation_id, pickup_code) =
         insert_reservation(tx, req, person_id, &window, period_start, t.code())?;
@@ -348,7 +380,87 @@ struct TakeArgs {
     store_day_id: i64,
 }
 
+/// What each conditional take wrote, in their order. A take that did not run
+/// because one before it wrote nothing counts as not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Taken {
+    quota: bool,
+    window: bool,
+    store_day: bool,
+}
+
+impl Taken {
+    /// The quota was not even tried: more than the quota itself was asked.
+    const NOTHING: Taken = Taken {
+        quota: false,
+        window: false,
+        store_day: false,
+    };
+}
+
+/// Turns what the takes wrote into the booking's outcome, for every form of
+/// the booking: `Ok` when all three took, otherwise [`refusal`].
+fn settle(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    takes: &TakeArgs,
+    window: &Window,
+    taken: Taken,
+) -> Result<(), BookError> {
+    if taken.quota && taken.window && taken.store_day {
+        return Ok(());
+    }
+    Err(refusal(tx, req, takes, window, taken)?)
+}
+
+/// Why a booking whose takes did not all take is refused: the refusal of the
+/// first that did not, with what it takes to explain it — unless this request
+/// id booked meanwhile. That is a double click: both posts found no earlier
+/// reservation, the second waited on a row the first held (the quota, the
+/// window), and once the first committed its take no longer fitted. It is
+/// answered as the replay it is, by [`BookError::Raced`]: the transaction is
+/// rolled back and run again, and finds the reservation first.
+fn refusal(
+    tx: &mut Tx<'_>,
+    req: &Request,
+    takes: &TakeArgs,
+    window: &Window,
+    taken: Taken,
+) -> QueryResult<BookError> {
+    if replay(tx, req)?.is_some() {
+        return Ok(BookError::Raced);
+    }
+    if !taken.quota {
+        let e = quota::exceeded(tx, takes.person_id, takes.period_start, takes.quota)?;
+        return Ok(Refusal::QuotaExceeded { left: e.left }.into());
+    }
+    if !taken.window {
+        return Ok(window_full(tx, window, req)?.into());
+    }
+    Ok(Refusal::SoldOut.into())
+}
+
 impl TakeArgs {
+    /// Runs the takes one statement each, in order, each only if the one
+    /// before it took.
+    fn run_each(&self, tx: &mut Tx<'_>) -> QueryResult<Taken> {
+        let mut taken = Taken::NOTHING;
+        taken.quota = quota::try_take(
+            tx,
+            self.person_id,
+            self.period_start,
+            self.quantity,
+            self.quota,
+        )?;
+        if taken.quota {
+            taken.window = self.run(tx, WINDOW_TAKE_SQL)? == 1;
+        }
+        if taken.window {
+            taken.store_day = self.run(tx, DAY_TAKE_SQL)? == 1;
+        }
+        Ok(taken)
+    }
+
     fn args(&self) -> Vec<Arg<'static>> {
         vec![
             Arg::BigInt(self.person_id),

@@ -314,7 +314,7 @@ fn pickups(
     if stores.is_empty() || sizes.pickups_per_store == 0 {
         return Ok(Vec::new());
     }
-    let today = rules::today(&policy, chrono::Utc::now());
+    let today = rules::today(policy, chrono::Utc::now());
     let whole_day = Policy {
         window_template: vec![WindowSpec {
             start: NaiveTime::MIN,

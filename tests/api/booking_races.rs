@@ -200,21 +200,34 @@ async fn two_instances_on_one_postgresql_database_keep_both_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_form_sent_ten_times_at_once_books_once_and_answers_it_each_time() {
+    the_same_form_ten_times(1).await;
+}
+
+/// A double click on a form asking for the whole quota: every post after the
+/// first waits on the quota row the first took, then finds it used up — and
+/// still answers the first reservation, not "quota exceeded".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_form_for_the_whole_quota_sent_ten_times_at_once_answers_the_one_reservation() {
+    the_same_form_ten_times(2).await;
+}
+
+async fn the_same_form_ten_times(quantity: i32) {
     let app = app_at_eight(None).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let windows = fixtures::supply(&app.db, store, tuesday(), 150);
     let emails = citizens(&app, "double", 1);
     let (v, token) = log_in_all(&app, &emails).await.remove(0);
-    let window = windows[0].to_string();
+    let (window, quantity_text) = (windows[0].to_string(), quantity.to_string());
     let posts = (0..10).map(|_| {
-        let (v, token, window) = (v.clone(), token.clone(), window.clone());
+        let (v, token) = (v.clone(), token.clone());
+        let (window, quantity_text) = (window.clone(), quantity_text.clone());
         async move {
             let res = v
                 .post_form_raw(
                     "/reservations",
                     &[
                         ("window_id", window.as_str()),
-                        ("quantity", "1"),
+                        ("quantity", quantity_text.as_str()),
                         ("request_id", "one-form"),
                         ("csrf_token", token.as_str()),
                     ],
@@ -230,6 +243,7 @@ async fn the_same_form_sent_ten_times_at_once_books_once_and_answers_it_each_tim
         "{locations:?}"
     );
     assert_eq!(active_reservations(&app.db), 1);
-    assert_eq!(window_reserved(&app.db, windows[0]), 1);
+    assert_eq!(window_reserved(&app.db, windows[0]), quantity);
+    assert_eq!(max_used(&app.db), quantity);
     assert_invariants(&app.db);
 }

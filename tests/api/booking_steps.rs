@@ -26,7 +26,7 @@ use crate::common::{TestApp, assert_invariants, fixtures};
 use crate::reservations::{seoul, tuesday};
 
 /// The app, a store with `supply` on Tuesday (three windows) and the windows.
-async fn app_with_supply(supply: i32) -> (TestApp, Vec<i64>) {
+pub async fn app_with_supply(supply: i32) -> (TestApp, Vec<i64>) {
     let app = crate::common::spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let windows = fixtures::supply(&app.db, store, tuesday(), supply);
@@ -34,7 +34,7 @@ async fn app_with_supply(supply: i32) -> (TestApp, Vec<i64>) {
 }
 
 /// `n` verified citizens in one transaction with one password hash; their ids.
-fn citizens(app: &TestApp, prefix: &str, n: usize) -> Vec<i64> {
+pub fn citizens(app: &TestApp, prefix: &str, n: usize) -> Vec<i64> {
     let password_hash = hash(&NewPassword::parse(fixtures::PASSWORD).unwrap()).unwrap();
     let key = app.state.keys.national_id.clone();
     let today = chrono::Utc::now().date_naive();
@@ -96,7 +96,7 @@ async fn book(
 
 /// Everything a booking writes.
 #[derive(Debug, PartialEq)]
-struct Written {
+pub struct Written {
     quota: Vec<(i64, NaiveDate, i32)>,
     windows: Vec<(i64, i32)>,
     days: Vec<(i64, i32, NaiveDateTime)>,
@@ -105,7 +105,7 @@ struct Written {
     outbox: i64,
 }
 
-fn written(app: &TestApp) -> Written {
+pub fn written(app: &TestApp) -> Written {
     let mut conn = app.db.get().unwrap();
     Written {
         quota: quota_usage::table
@@ -134,7 +134,7 @@ fn written(app: &TestApp) -> Written {
 
 /// The windows other than `except` that still have room, with their room, as
 /// a full window's refusal lists them.
-fn open_besides(app: &TestApp, windows: &[i64], except: i64) -> Vec<OpenWindow> {
+pub fn open_besides(app: &TestApp, windows: &[i64], except: i64) -> Vec<OpenWindow> {
     let mut conn = app.db.get().unwrap();
     windows
         .iter()

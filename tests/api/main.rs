@@ -17,6 +17,7 @@ mod admin_settings;
 mod admin_stores;
 mod admin_supply;
 mod authorization;
+mod booking_conformance;
 mod booking_races;
 mod booking_steps;
 mod browser;

@@ -23,7 +23,7 @@ use diesel::sql_types::{BigInt, Bool, Date, Nullable, Text, Timestamp};
 
 use super::{
     Account, BookError, Booked, Confirmation, DAY_TAKE_SQL, LEDGER_KIND, MAIL_KIND, Request,
-    TakeArgs, WINDOW_TAKE_SQL, Window, check, replay, window_full,
+    TakeArgs, Taken, WINDOW_TAKE_SQL, Window, check, refusal, replay, settle,
 };
 use crate::db::statement::{Arg, Statement};
 use crate::db::{DbConnection, Tx};
@@ -229,13 +229,19 @@ pub(super) fn book(
     let citizen = Account::citizen(account)?;
     let window = facts.window().ok_or(Refusal::UnknownWindow)?;
     let period_start = check(policy, req, &citizen, &window)?;
-    let q = req.quantity;
-    let quota_per_period = policy.quota_per_period;
-    if q > quota_per_period {
-        // `TAKE_SQL` may not run then (see there); `quota::take` would not
-        // write either, and answers the same.
-        let e = quota::exceeded(tx, citizen.person_id, period_start, quota_per_period)?;
-        return Err(Refusal::QuotaExceeded { left: e.left }.into());
+    let takes = TakeArgs {
+        person_id: citizen.person_id,
+        period_start,
+        quantity: req.quantity,
+        quota: policy.quota_per_period,
+        window_id: req.window_id,
+        now: req.now.naive_utc(),
+        store_day_id: window.store_day_id,
+    };
+    if takes.quantity > takes.quota {
+        // `TAKE_SQL` may not run then (see there); the step-by-step form does
+        // not run it either.
+        return Err(refusal(tx, req, &takes, &window, Taken::NOTHING)?);
     }
     let reservation_id = facts.next_id.ok_or_else(|| {
         BookError::Db(DieselError::QueryBuilderError(
@@ -254,20 +260,10 @@ pub(super) fn book(
         reservation_id,
         &pickup_code,
     );
-    let now = req.now.naive_utc();
     let steps: Steps = Statement::new(
         BOOK_SQL.as_str(),
         [
-            TakeArgs {
-                person_id: citizen.person_id,
-                period_start,
-                quantity: q,
-                quota: quota_per_period,
-                window_id: req.window_id,
-                now,
-                store_day_id: window.store_day_id,
-            }
-            .args(),
+            takes.args(),
             vec![
                 Arg::BigInt(reservation_id),
                 Arg::BigInt(req.user_id),
@@ -287,16 +283,12 @@ pub(super) fn book(
     )
     .get_result(pg(tx)?)?;
 
-    if steps.taken != 1 {
-        let e = quota::exceeded(tx, citizen.person_id, period_start, quota_per_period)?;
-        return Err(Refusal::QuotaExceeded { left: e.left }.into());
-    }
-    if steps.win != 1 {
-        return Err(window_full(tx, &window, req)?.into());
-    }
-    if steps.store_day != 1 {
-        return Err(Refusal::SoldOut.into());
-    }
+    let taken = Taken {
+        quota: steps.taken == 1,
+        window: steps.win == 1,
+        store_day: steps.store_day == 1,
+    };
+    settle(tx, req, &takes, &window, taken)?;
     if steps.booked != 1 {
         // Either unique key matched: a concurrent request with this request
         // id committed first (its retry answers it), or, about once in 10^12,
