@@ -10,6 +10,11 @@
 //! is the one writer committing queued bookings in groups, on PostgreSQL the
 //! pool (of `--threads` connections).
 //!
+//! With `--import-lines N` (and `--through-db`), an administrator's supply
+//! file of N lines (the first N stores, the day after the bookings' day) is
+//! imported through `supply::import::import` while the bookings run, and the
+//! bookings that started during the import get percentiles of their own.
+//!
 //! On SQLite it uses a fresh file in a temporary directory. With
 //! `--database-url postgres://…` it creates a scratch database next to the one
 //! named (`booking_bench_<pid>`), and drops it at the end.
@@ -19,6 +24,8 @@
 //! cargo run --release --example booking_bench -- \
 //!     --database-url postgres://postgres@127.0.0.1:5432/postgres
 //! cargo run --release --example booking_bench -- --through-db --tasks 64
+//! cargo run --release --example booking_bench -- --through-db --tasks 16 \
+//!     --stores 25000 --citizens 60000 --import-lines 25000
 //! ```
 //! See `docs/benchmarks.md` for recorded figures.
 
@@ -39,6 +46,7 @@ use mask_reservation::policy::Policy;
 use mask_reservation::reservations::booking::{BookError, Request, book};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::{NewDay, allocate_days};
+use mask_reservation::supply::import::{SupplyRow, import};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -60,6 +68,9 @@ struct Args {
     /// With `--through-db`: bookings in flight at once.
     #[arg(long, default_value_t = 64)]
     tasks: usize,
+    /// With `--through-db`: lines of a supply file imported while booking.
+    #[arg(long, default_value_t = 0)]
+    import_lines: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -127,7 +138,21 @@ fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {
     let (windows, users, policy) = (Arc::new(windows), Arc::new(users), Arc::new(policy));
     let started = Instant::now();
     let (all, refused) = if args.through_db {
-        through_db(args, url, windows, users, policy, tr)?
+        let (all, refused, import) = through_db(args, url, day, windows, users, policy, tr)?;
+        if let Some((from, to, lines)) = import {
+            let during: Vec<Duration> = all
+                .iter()
+                .filter(|(at, _)| *at >= from && *at < to)
+                .map(|(_, d)| *d)
+                .collect();
+            println!(
+                "import of {lines} supply lines took {:.2} s; {} bookings started during it:",
+                (to - from).as_secs_f64(),
+                during.len()
+            );
+            percentiles(during);
+        }
+        (all.into_iter().map(|(_, d)| d).collect(), refused)
     } else {
         own_connections(args, url, windows, users, policy, tr)?
     };
@@ -147,15 +172,23 @@ fn request(i: usize, user_id: i64, windows: &[i64]) -> Request {
     }
 }
 
-/// Every booking through `Db::write`, `--tasks` at a time.
+/// When each booking started and how long it took.
+type Timed = Vec<(Instant, Duration)>;
+
+/// When an import ran, and its lines.
+type ImportRun = Option<(Instant, Instant, usize)>;
+
+/// Every booking through `Db::write`, `--tasks` at a time; with
+/// `--import-lines`, a supply file imported meanwhile.
 fn through_db(
     args: &Args,
     url: &DatabaseUrl,
+    day: NaiveDate,
     windows: Arc<Vec<i64>>,
     users: Arc<Vec<i64>>,
     policy: Arc<Policy>,
     tr: Tr,
-) -> anyhow::Result<(Vec<Duration>, usize)> {
+) -> anyhow::Result<(Timed, usize, ImportRun)> {
     let (windows, users, policy, tr): Shared = (windows, users, policy, tr);
     let db = Db::new(
         url,
@@ -169,6 +202,27 @@ fn through_db(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let import = (args.import_lines > 0).then(|| {
+            let rows: Vec<SupplyRow> = (0..args.import_lines.min(args.stores))
+                .map(|i| SupplyRow {
+                    line: i as u64 + 2,
+                    store_code: store_code(i),
+                    day: day + chrono::Duration::days(1),
+                    quantity: 30,
+                })
+                .collect();
+            let (db, policy) = (db.clone(), policy.clone());
+            tokio::spawn(async move {
+                // Once the bookings are under way.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let lines = rows.len();
+                let from = Instant::now();
+                import(&db, policy, rows, Vec::new(), None, Utc::now().naive_utc())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("import failed: {e:?}"))?;
+                Ok::<_, anyhow::Error>((from, Instant::now(), lines))
+            })
+        });
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..args.tasks)
             .map(|_| {
@@ -192,7 +246,7 @@ fn through_db(
                             Err(DbError::Work(BookError::Refused(_))) => refused += 1,
                             Err(e) => return Err(anyhow::anyhow!("booking failed: {e}")),
                         }
-                        latencies.push(one.elapsed());
+                        latencies.push((one, one.elapsed()));
                     }
                     Ok::<_, anyhow::Error>((latencies, refused))
                 })
@@ -205,7 +259,11 @@ fn through_db(
             all.extend(lat);
             refused += r;
         }
-        Ok((all, refused))
+        let import = match import {
+            Some(run) => Some(run.await??),
+            None => None,
+        };
+        Ok((all, refused, import))
     })
 }
 
@@ -262,11 +320,6 @@ fn report(
     conn: &mut DbConnection,
 ) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
-    all.sort();
-    let pct = |p: f64| {
-        let i = ((all.len() as f64 * p).ceil() as usize).saturating_sub(1);
-        all.get(i).copied().unwrap_or_default()
-    };
     println!(
         "{} bookings ({} refused) in {:.2} s: {:.0} reservations/s",
         all.len(),
@@ -274,6 +327,21 @@ fn report(
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64()
     );
+    percentiles(std::mem::take(&mut all));
+    let findings = mask_reservation::verify::run(conn)?;
+    println!("verify: {} violations", findings.len());
+    if !findings.is_empty() {
+        bail!("invariants violated: {findings:?}");
+    }
+    Ok(())
+}
+
+fn percentiles(mut all: Vec<Duration>) {
+    all.sort();
+    let pct = |p: f64| {
+        let i = ((all.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        all.get(i).copied().unwrap_or_default()
+    };
     println!(
         "latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(pct(0.50)),
@@ -281,12 +349,10 @@ fn report(
         ms(pct(0.99)),
         ms(all.last().copied().unwrap_or_default())
     );
-    let findings = mask_reservation::verify::run(conn)?;
-    println!("verify: {} violations", findings.len());
-    if !findings.is_empty() {
-        bail!("invariants violated: {findings:?}");
-    }
-    Ok(())
+}
+
+fn store_code(i: usize) -> String {
+    format!("{:08}", 10_000_000 + i)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -303,7 +369,7 @@ fn set_up(
 ) -> anyhow::Result<Vec<i64>> {
     let rows: Vec<StoreRow> = (0..args.stores)
         .map(|i| StoreRow {
-            code: format!("{:08}", 10_000_000 + i),
+            code: store_code(i),
             name: format!("벤치약국 {i}"),
             addr: format!("서울특별시 중구 세종대로 {i}"),
             store_type: "01".into(),

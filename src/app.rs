@@ -422,7 +422,7 @@ pub fn open_db(config: &Config) -> Db {
         &config.database_url,
         PoolOptions {
             max_size: config.db_pool_size,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: config.db_timeout,
         },
     )
 }

@@ -70,6 +70,10 @@ pub struct ConfigArgs {
     /// Database connections per app instance.
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,
+    /// Longest a request waits for the database (seconds, e.g. `3` or `0.5`)
+    /// before it is answered 503 with a page that asks to try again.
+    #[arg(long, env = "DB_TIMEOUT", default_value = "3", global = true)]
+    pub db_timeout: String,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -139,6 +143,9 @@ pub struct Config {
     pub app_env: AppEnv,
     pub data_dir: PathBuf,
     pub db_pool_size: u32,
+    /// Longest a request waits for a connection, or for its write to be
+    /// committed, before it is answered 503.
+    pub db_timeout: std::time::Duration,
     pub workers: usize,
     /// Public base URL for links in e-mail; `None` means the bound address.
     pub base_url: Option<String>,
@@ -164,6 +171,7 @@ impl std::fmt::Debug for Config {
             .field("app_env", &self.app_env)
             .field("data_dir", &self.data_dir)
             .field("db_pool_size", &self.db_pool_size)
+            .field("db_timeout", &self.db_timeout)
             .field("workers", &self.workers)
             .field("base_url", &self.base_url)
             .field("metrics_allow", &self.metrics_allow)
@@ -229,6 +237,20 @@ impl MetricsToken {
 }
 
 /// The addresses of `METRICS_ALLOW`: exact IPv4 or IPv6 addresses, comma-separated.
+/// `DB_TIMEOUT`: seconds, a whole or decimal number from 0.1 to 60.
+pub fn parse_db_timeout(text: &str) -> Result<std::time::Duration, ConfigError> {
+    let bad = || ConfigError::DbTimeout(text.to_owned());
+    let trimmed = text.trim();
+    let digits = trimmed.strip_suffix('s').unwrap_or(trimmed).trim();
+    let secs: f64 = digits.parse().map_err(|_| bad())?;
+    if !(0.1..=60.0).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_millis(
+        (secs * 1000.0).round() as u64
+    ))
+}
+
 pub fn parse_metrics_allow(text: &str) -> Result<Vec<IpAddr>, ConfigError> {
     text.split(',')
         .map(str::trim)
@@ -278,6 +300,8 @@ pub enum ConfigError {
     MapTileUrl(String),
     #[error("DB_POOL_SIZE must be between 1 and 512")]
     PoolSize,
+    #[error("DB_TIMEOUT `{0}` must be a number of seconds from 0.1 to 60, such as 3 or 0.5")]
+    DbTimeout(String),
     #[error("cannot read or write the secret key file {path}: {source}")]
     SecretFile {
         path: PathBuf,
@@ -350,6 +374,7 @@ impl Config {
             app_env,
             data_dir: args.data_dir.clone(),
             db_pool_size: args.db_pool_size,
+            db_timeout: parse_db_timeout(&args.db_timeout)?,
             workers,
             base_url,
             trust_forwarded,
@@ -568,6 +593,27 @@ mod tests {
         );
         assert_eq!(c.base_url, None, "links use the bound address");
         assert!(!c.trust_forwarded);
+    }
+
+    #[test]
+    fn the_database_timeout_is_seconds_from_a_tenth_to_a_minute() {
+        use std::time::Duration;
+        assert_eq!(parse_db_timeout("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            parse_db_timeout(" 0.5 ").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_db_timeout("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_db_timeout("60").unwrap(), Duration::from_secs(60));
+        for bad in ["", "0", "0.05", "61", "-1", "three", "NaN", "inf"] {
+            assert!(
+                matches!(parse_db_timeout(bad), Err(ConfigError::DbTimeout(_))),
+                "{bad}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_args(&with_dir(&dir, &[])).unwrap();
+        assert_eq!(c.db_timeout, Duration::from_secs(3), "the default");
     }
 
     #[test]

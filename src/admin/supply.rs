@@ -398,10 +398,7 @@ async fn import_file(
     let (rows, problems) = import::parse_csv(&upload.file);
     let policy = state.policy().await?;
     let (actor, now) = (admin.user.id, state.clock.now().naive_utc());
-    let result = state
-        .db
-        .write(move |tx| import::apply(tx, &policy, &rows, &problems, Some(actor), now))
-        .await;
+    let result = import::import(&state.db, policy, rows, problems, Some(actor), now).await;
     match result {
         Ok(done) => answer(page, Vec::new(), Some(done), StatusCode::OK),
         Err(DbError::Work(ImportError::Invalid(errors))) => {
@@ -413,9 +410,10 @@ async fn import_file(
             store_code,
             day,
             refusal,
+            applied,
         })) => {
             let why = refusal_message(&page.t, &refusal, "");
-            let message = page.t.fmt(
+            let mut messages = vec![page.t.fmt(
                 "admin.supply.import.error.refused",
                 &[
                     ("line", &line),
@@ -423,8 +421,18 @@ async fn import_file(
                     ("date", &day),
                     ("why", &why),
                 ],
-            );
-            answer(page, vec![message], None, StatusCode::CONFLICT)
+            )];
+            if applied.lines() > 0 {
+                messages.push(page.t.fmt(
+                    "admin.supply.import.error.partly_applied",
+                    &[
+                        ("lines", &applied.lines()),
+                        ("created", &applied.created),
+                        ("changed", &applied.changed),
+                    ],
+                ));
+            }
+            answer(page, messages, None, StatusCode::CONFLICT)
         }
         Err(e) => Err(e.into()),
     }

@@ -5,7 +5,8 @@ pub mod schema;
 pub mod statement;
 mod writer;
 
-pub use writer::Writer;
+use writer::Kind;
+pub use writer::{Kind as WriteKind, Writer};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -434,14 +435,50 @@ impl Db {
     /// writing at once is the point, it runs in [`write_tx`] on a pooled
     /// connection. Either way `f` may run more than once and must have no
     /// effect outside its transaction.
+    ///
+    /// The whole wait is bounded by the database timeout (`DB_TIMEOUT`): past
+    /// it the caller gets [`DbError::Unavailable`] (a 503 page that asks to
+    /// try again), and on SQLite a write that had not started by then is not
+    /// run at all. One that had started commits all the same, as on the pool
+    /// path, where a statement cannot be called back either: a resent form
+    /// finds it by its request id.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DieselError> + AsRetryable + Send + 'static,
     {
+        let write = async {
+            match &self.writer {
+                Some(writer) => {
+                    writer
+                        .write(Kind::Interactive, self.acquire_timeout, f)
+                        .await
+                }
+                None => self.run(move |conn| write_tx(conn, f)).await,
+            }
+        };
+        match tokio::time::timeout(self.acquire_timeout, write).await {
+            Ok(answer) => answer,
+            Err(_) => Err(DbError::Unavailable(
+                "timed out waiting for the write to be committed".into(),
+            )),
+        }
+    }
+
+    /// One piece of a bulk change (an import's chunk): as [`Db::write`], but
+    /// on SQLite committed in a group of its own, so that the requests queued
+    /// meanwhile are not held until it is done, and waited for without the
+    /// request deadline (its caller is an administrator's import that sends
+    /// its pieces one after another).
+    pub async fn write_bulk<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + Send + 'static,
+    {
         match &self.writer {
-            Some(writer) => writer.write(self.acquire_timeout, f).await,
+            Some(writer) => writer.write(Kind::Bulk, self.acquire_timeout, f).await,
             None => self.run(move |conn| write_tx(conn, f)).await,
         }
     }
@@ -449,6 +486,12 @@ impl Db {
     /// Writes waiting for the SQLite writer (0 on PostgreSQL).
     pub fn write_queue_len(&self) -> usize {
         self.writer.as_ref().map_or(0, Writer::queued)
+    }
+
+    /// How long the oldest write waiting for the SQLite writer has waited at
+    /// most (`None` when none waits, and on PostgreSQL).
+    pub fn write_queue_age(&self) -> Option<Duration> {
+        self.writer.as_ref().and_then(Writer::queue_age)
     }
 
     /// A connection for synchronous callers (the command line, seeding, tests).

@@ -37,13 +37,26 @@
 //! Jobs may run more than once, as with [`write_tx`]: that is why `Db::write`
 //! takes an `FnMut` that has no effect outside its transaction.
 //!
+//! Two more rules keep one caller from holding up the others:
+//!
+//! - A job whose caller has stopped waiting (its deadline passed, its request
+//!   went away) before the job ran is not run: the caller was told the write
+//!   did not happen, and it does not.
+//! - A bulk job ([`Kind::Bulk`]: an administrator's import, one chunk of it)
+//!   is committed in a group of its own, never with the rush's bookings, so a
+//!   booking waits at most for one chunk, not for a whole file; the jobs
+//!   queued behind it go in the next group, before the next chunk, which its
+//!   caller sends only once this one is answered.
+//!
 //! The thread ends when every sender is gone (every clone of the `Db` dropped)
 //! and the queue is drained; a job is never dropped unanswered by design, and
 //! if it were (a bug), its caller's receiver would see the sender gone and
 //! answer `Unavailable` rather than wait forever.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::result::Error as DieselError;
@@ -66,6 +79,43 @@ type Reply<T, E> = oneshot::Sender<Result<T, DbError<E>>>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    /// When the writer last took jobs off the queue: the jobs still queued
+    /// have waited at most since then.
+    took_at: Arc<TookAt>,
+}
+
+/// How a write is grouped with others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A request's write: committed together with whatever else is queued.
+    Interactive,
+    /// One piece of a bulk change: committed in a group of its own.
+    Bulk,
+}
+
+/// A moment as milliseconds since the writer started.
+struct TookAt {
+    start: Instant,
+    millis: AtomicU64,
+}
+
+impl TookAt {
+    fn new() -> TookAt {
+        TookAt {
+            start: Instant::now(),
+            millis: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) {
+        let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.millis.store(millis, Ordering::Relaxed);
+    }
+
+    fn since(&self) -> Duration {
+        let then = Duration::from_millis(self.millis.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(then)
+    }
 }
 
 impl Writer {
@@ -74,15 +124,19 @@ impl Writer {
     /// server.
     pub fn start(url: DatabaseUrl) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel(QUEUE);
+        let took_at = Arc::new(TookAt::new());
+        let took = took_at.clone();
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || serve(&url, rx))?;
-        Ok(Writer { jobs })
+            .spawn(move || serve(&url, rx, &took))?;
+        Ok(Writer { jobs, took_at })
     }
 
     /// Queues `f` and waits for its answer, which comes after the commit of its
-    /// group. Waiting for room in the queue is bounded by `timeout`.
-    pub async fn write<T, E, F>(&self, timeout: Duration, f: F) -> Result<T, DbError<E>>
+    /// group. Waiting for room in the queue is bounded by `timeout`; the
+    /// caller bounds the whole wait, and a job whose caller gave up before it
+    /// ran is not run.
+    pub async fn write<T, E, F>(&self, kind: Kind, timeout: Duration, f: F) -> Result<T, DbError<E>>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -91,6 +145,7 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
             f,
+            kind,
             kept: None,
             lost: None,
             reply,
@@ -115,6 +170,12 @@ impl Writer {
     pub fn queued(&self) -> usize {
         self.jobs.max_capacity() - self.jobs.capacity()
     }
+
+    /// How long the oldest queued job has waited at most; `None` when nothing
+    /// waits.
+    pub fn queue_age(&self) -> Option<Duration> {
+        (self.queued() > 0).then(|| self.took_at.since())
+    }
 }
 
 /// What one run of a job came to.
@@ -123,11 +184,14 @@ enum Step {
     Done,
     Failed,
     Retry,
+    /// Not run: its caller had stopped waiting.
+    Abandoned,
     /// No result to give (the work panicked): the connection's state is unknown.
     Lost,
 }
 
 const PANICKED: &str = "the write panicked";
+const ABANDONED: &str = "the caller stopped waiting before the write ran";
 
 /// A queued write with its result type erased: it runs the typed closure,
 /// keeps the typed result, and delivers it when told to.
@@ -139,6 +203,8 @@ trait Job: Send {
     fn run_alone(&mut self, conn: &mut DbConnection) -> Step;
     /// The work panicked: it is not run again.
     fn panicked(&self) -> bool;
+    /// Committed in a group of its own.
+    fn bulk(&self) -> bool;
     /// Delivers the kept result: only once it is committed (or was an error).
     fn answer(self: Box<Self>);
     /// Delivers `Unavailable` whatever the work did.
@@ -147,6 +213,7 @@ trait Job: Send {
 
 struct TypedJob<T, E, F> {
     f: F,
+    kind: Kind,
     kept: Option<Result<T, E>>,
     /// Why there is no result to give.
     lost: Option<&'static str>,
@@ -188,12 +255,21 @@ where
     E: From<DieselError> + AsRetryable + Send,
 {
     fn run(&mut self, tx: &mut Tx<'_>) -> Step {
+        if self.reply.is_closed() {
+            self.lost = Some(ABANDONED);
+            return Step::Abandoned;
+        }
         let f = &mut self.f;
         let outcome = catch_unwind(AssertUnwindSafe(|| f(tx)));
         self.keep(outcome)
     }
 
     fn run_alone(&mut self, conn: &mut DbConnection) -> Step {
+        if self.reply.is_closed() {
+            self.kept = None;
+            self.lost = Some(ABANDONED);
+            return Step::Abandoned;
+        }
         let f = &mut self.f;
         let outcome = catch_unwind(AssertUnwindSafe(|| write_tx(conn, &mut *f)));
         let step = self.keep(outcome);
@@ -209,6 +285,10 @@ where
 
     fn panicked(&self) -> bool {
         self.lost == Some(PANICKED)
+    }
+
+    fn bulk(&self) -> bool {
+        self.kind == Kind::Bulk
     }
 
     fn answer(self: Box<Self>) {
@@ -230,14 +310,25 @@ where
 }
 
 /// The writer thread: takes what is queued, up to [`MAX_GROUP`], and settles
-/// it; ends when the queue is closed and empty.
-fn serve(url: &DatabaseUrl, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+/// it — a bulk job alone — and ends when the queue is closed and empty.
+fn serve(url: &DatabaseUrl, mut rx: mpsc::Receiver<Box<dyn Job>>, took_at: &TookAt) {
     let mut conn: Option<DbConnection> = None;
-    while let Some(first) = rx.blocking_recv() {
+    // A bulk job met while a group was being filled: the next group.
+    let mut next: Option<Box<dyn Job>> = None;
+    loop {
+        let Some(first) = next.take().or_else(|| rx.blocking_recv()) else {
+            break;
+        };
+        took_at.now();
         let mut group = Vec::with_capacity(MAX_GROUP);
+        let alone = first.bulk();
         group.push(first);
-        while group.len() < MAX_GROUP {
+        while !alone && group.len() < MAX_GROUP {
             match rx.try_recv() {
+                Ok(job) if job.bulk() => {
+                    next = Some(job);
+                    break;
+                }
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
@@ -429,11 +520,12 @@ mod tests {
         })
     }
 
-    fn job(f: Work) -> (Box<dyn Job>, Answer) {
+    fn job(f: Work) -> (Box<TypedJob<i64, DieselError, Work>>, Answer) {
         let (reply, answer) = oneshot::channel();
         (
             Box::new(TypedJob {
                 f,
+                kind: Kind::Interactive,
                 kept: None,
                 lost: None,
                 reply,
@@ -442,8 +534,18 @@ mod tests {
         )
     }
 
+    impl TypedJob<i64, DieselError, Work> {
+        fn set_kind(&mut self, kind: Kind) {
+            self.kind = kind;
+        }
+    }
+
     fn settle_all(url: &DatabaseUrl, fs: Vec<Work>) -> Vec<Result<i64, DbError<DieselError>>> {
-        let (group, answers): (Vec<_>, Vec<_>) = fs.into_iter().map(job).unzip();
+        let (group, answers): (Vec<Box<dyn Job>>, Vec<_>) = fs
+            .into_iter()
+            .map(job)
+            .map(|(j, a)| (j as Box<dyn Job>, a))
+            .unzip();
         let mut conn = None;
         settle(url, &mut conn, group);
         answers
@@ -504,7 +606,10 @@ mod tests {
         let writes: Vec<_> = (0..50)
             .map(|v| {
                 let w = writer.clone();
-                tokio::spawn(async move { w.write(Duration::from_secs(30), insert(v)).await })
+                tokio::spawn(async move {
+                    w.write(Kind::Interactive, Duration::from_secs(30), insert(v))
+                        .await
+                })
             })
             .collect();
         drop(writer);
@@ -524,11 +629,15 @@ mod tests {
         let held = {
             let (w, running) = (writer.clone(), running.clone());
             tokio::spawn(async move {
-                w.write(Duration::from_secs(30), move |_tx: &mut Tx<'_>| {
-                    running.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = gate.lock().map(|g| g.recv());
-                    Ok::<_, DieselError>(0)
-                })
+                w.write(
+                    Kind::Interactive,
+                    Duration::from_secs(30),
+                    move |_tx: &mut Tx<'_>| {
+                        running.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = gate.lock().map(|g| g.recv());
+                        Ok::<_, DieselError>(0)
+                    },
+                )
                 .await
             })
         };
@@ -541,9 +650,11 @@ mod tests {
             .map(|_| {
                 let w = writer.clone();
                 tokio::spawn(async move {
-                    w.write(Duration::from_secs(30), |_tx: &mut Tx<'_>| {
-                        Ok::<_, DieselError>(1)
-                    })
+                    w.write(
+                        Kind::Interactive,
+                        Duration::from_secs(30),
+                        |_tx: &mut Tx<'_>| Ok::<_, DieselError>(1),
+                    )
                     .await
                 })
             })
@@ -557,9 +668,11 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let late = writer
-            .write(Duration::from_millis(50), |_tx: &mut Tx<'_>| {
-                Ok::<_, DieselError>(2)
-            })
+            .write(
+                Kind::Interactive,
+                Duration::from_millis(50),
+                |_tx: &mut Tx<'_>| Ok::<_, DieselError>(2),
+            )
             .await;
         assert!(matches!(late, Err(DbError::Unavailable(_))));
         open.send(()).unwrap();
@@ -567,6 +680,109 @@ mod tests {
         for q in queued {
             assert_eq!(q.await.unwrap().unwrap(), 1);
         }
+    }
+
+    /// Rows of `t` as another connection sees them: what is committed.
+    fn committed(url: &DatabaseUrl) -> i64 {
+        rows(url).len() as i64
+    }
+
+    #[test]
+    fn a_bulk_job_is_committed_in_a_group_of_its_own() {
+        let (_dir, url) = scratch();
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(QUEUE);
+        let sees = |url: &DatabaseUrl, v: i64| -> Work {
+            let url = url.clone();
+            Box::new(move |tx: &mut Tx<'_>| {
+                let before = committed(&url);
+                diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})")).execute(tx.conn())?;
+                Ok(before)
+            })
+        };
+        let mut answers = Vec::new();
+        for (kind, work) in [
+            (Kind::Interactive, insert(1)),
+            (Kind::Interactive, sees(&url, 2)),
+            (Kind::Bulk, sees(&url, 3)),
+            (Kind::Interactive, sees(&url, 4)),
+        ] {
+            let (mut job, answer) = job(work);
+            job.set_kind(kind);
+            tx.try_send(job).map_err(|_| "queued").unwrap();
+            answers.push(answer);
+        }
+        drop(tx);
+        // Everything is queued before the writer takes the first job.
+        serve(&url, rx, &TookAt::new());
+        let seen: Vec<i64> = answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap().unwrap())
+            .collect();
+        // 2 is grouped with 1 (nothing committed yet); the bulk job 3 runs
+        // after that group's commit, alone; 4 after 3's commit.
+        assert_eq!(seen, vec![1, 0, 2, 3]);
+        assert_eq!(rows(&url), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_job_whose_caller_stopped_waiting_is_not_run() {
+        let (_dir, url) = scratch();
+        let (gone, answer) = job(insert(8));
+        drop(answer);
+        let (kept, mut kept_answer) = job(insert(9));
+        let mut conn = None;
+        settle(&url, &mut conn, vec![gone as Box<dyn Job>, kept]);
+        assert!(matches!(kept_answer.try_recv().unwrap(), Ok(9)));
+        assert_eq!(rows(&url), vec![9], "the abandoned write did not happen");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_tells_how_long_its_oldest_job_has_waited() {
+        let (_dir, url) = scratch();
+        let writer = Writer::start(url).unwrap();
+        assert_eq!(writer.queue_age(), None, "nothing waits");
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = {
+            let (w, running) = (writer.clone(), running.clone());
+            tokio::spawn(async move {
+                w.write(
+                    Kind::Interactive,
+                    Duration::from_secs(30),
+                    move |_tx: &mut Tx<'_>| {
+                        running.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = gate.lock().map(|g| g.recv());
+                        Ok::<_, DieselError>(0)
+                    },
+                )
+                .await
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !running.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the writer never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let queued = {
+            let w = writer.clone();
+            tokio::spawn(async move {
+                w.write(Kind::Interactive, Duration::from_secs(30), insert(1))
+                    .await
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while writer
+            .queue_age()
+            .is_none_or(|age| age < Duration::from_millis(100))
+        {
+            assert!(std::time::Instant::now() < deadline, "nothing ever waited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        open.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
+        assert_eq!(writer.queue_age(), None);
     }
 
     #[test]

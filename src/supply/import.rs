@@ -1,8 +1,12 @@
 //! Daily supply from CSV (`store_code,date,quantity`, in any column order,
-//! several dates a file): the whole file is checked first and every bad line
-//! reported; then every row is applied in one transaction, or none is.
+//! several dates a file): the whole file is checked first — every line, every
+//! store code, and every change against what the store-days hold — and every
+//! bad line reported; nothing is written unless the whole file passes. Then
+//! it is applied in chunks of [`CHUNK`] lines, each its own transaction, so
+//! that a country's file does not hold the rush's bookings (see [`import`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -11,13 +15,13 @@ use serde_json::json;
 
 use crate::admin::audit::{self, Entry};
 use crate::db::schema::{store_days, stores};
-use crate::db::{AsRetryable, Tx, is_retryable};
+use crate::db::{AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::policy::Policy;
 use crate::stores::is_store_code;
 use crate::supply::allocation::{Allocated, NewDay, allocate_days};
 use crate::supply::changes::{ChangeError, SupplyOutcome, set_supply};
-use crate::supply::rules::Refusal;
+use crate::supply::rules::{self, Refusal};
 
 /// More than this in one store-day is a typing mistake, not a delivery.
 pub const MAX_QUANTITY: i32 = 1_000_000;
@@ -205,19 +209,34 @@ pub struct Imported {
     pub unchanged: usize,
 }
 
+impl Imported {
+    fn add(&mut self, other: Imported) {
+        self.created += other.created;
+        self.changed += other.changed;
+        self.unchanged += other.unchanged;
+    }
+
+    /// Lines applied.
+    pub fn lines(&self) -> usize {
+        self.created + self.changed + self.unchanged
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// Lines that are wrong; nothing was imported.
     #[error("{} bad lines", .0.len())]
     Invalid(Vec<LineError>),
-    /// A line's change is refused (a supply below what is reserved); nothing
-    /// was imported.
+    /// A line's change is refused (a supply below what is reserved). When the
+    /// file was checked it was not: the lines before it (`applied`) were
+    /// written, none from it on. Found by the check, `applied` is empty.
     #[error("line {line}: refused")]
     Refused {
         line: u64,
         store_code: String,
         day: NaiveDate,
         refusal: Refusal,
+        applied: Imported,
     },
     #[error("database error")]
     Db(#[from] DieselError),
@@ -229,19 +248,32 @@ impl AsRetryable for ImportError {
     }
 }
 
-/// Applies a checked file in the caller's transaction: store codes that do not
-/// exist are added to `problems`, and any problem means nothing is written.
-/// Store-days that are new are allocated together; existing ones go through
-/// [`set_supply`] one by one. One audit entry records the import; each
-/// changed store-day has its own from [`set_supply`].
-pub fn apply(
-    tx: &mut Tx<'_>,
-    policy: &Policy,
+/// Lines written in one transaction. Each chunk is a bulk write of its own
+/// (`Db::write_bulk`): on SQLite it holds the one write lock, and every
+/// booking queued behind it, for about as long as 500 lines take (tens of
+/// milliseconds), not for the whole file (docs/benchmarks.md, "Bulk
+/// administration during the rush").
+pub const CHUNK: usize = 500;
+
+/// One line of a checked file: its store found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub line: u64,
+    pub store_code: String,
+    pub store_id: i64,
+    pub day: NaiveDate,
+    pub quantity: i32,
+}
+
+/// Checks a parsed file against the database without writing: every store
+/// code exists, and no line would lower a store-day's supply below what it
+/// has reserved, picked up and sold ([`rules::check_supply`], the rule the
+/// change itself applies). Any problem refuses the whole file.
+pub fn plan(
+    conn: &mut DbConnection,
     rows: &[SupplyRow],
     problems: &[LineError],
-    actor: Option<i64>,
-    now: NaiveDateTime,
-) -> Result<Imported, ImportError> {
+) -> Result<Vec<Planned>, ImportError> {
     let codes: Vec<String> = rows
         .iter()
         .map(|r| r.store_code.clone())
@@ -253,7 +285,7 @@ pub fn apply(
         let found: Vec<(String, i64)> = stores::table
             .filter(stores::code.eq_any(chunk))
             .select((stores::code, stores::id))
-            .load(tx.conn())?;
+            .load(conn)?;
         ids.extend(found);
     }
     let mut errors = problems.to_vec();
@@ -267,29 +299,199 @@ pub fn apply(
         errors.sort_by_key(|e| e.line);
         return Err(ImportError::Invalid(errors));
     }
-
     let days: Vec<NaiveDate> = rows
         .iter()
         .map(|r| r.day)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut existing: HashSet<(i64, NaiveDate)> = HashSet::new();
+    let mut taken: HashMap<(i64, NaiveDate), i32> = HashMap::new();
     for chunk in days.chunks(500) {
-        let found: Vec<(i64, NaiveDate)> = store_days::table
+        let found: Vec<(i64, NaiveDate, i32, i32, i32)> = store_days::table
             .filter(store_days::day.eq_any(chunk))
+            .select((
+                store_days::store_id,
+                store_days::day,
+                store_days::reserved,
+                store_days::picked_up,
+                store_days::walk_in,
+            ))
+            .load(conn)?;
+        taken.extend(
+            found
+                .into_iter()
+                .map(|(store, day, r, p, w)| ((store, day), r + p + w)),
+        );
+    }
+    let mut planned = Vec::with_capacity(rows.len());
+    for r in rows {
+        let store_id = ids.get(&r.store_code).copied().unwrap_or_default();
+        let held = taken.get(&(store_id, r.day)).copied().unwrap_or(0);
+        if let Err(refusal) = rules::check_supply(held, r.quantity) {
+            return Err(ImportError::Refused {
+                line: r.line,
+                store_code: r.store_code.clone(),
+                day: r.day,
+                refusal,
+                applied: Imported::default(),
+            });
+        }
+        planned.push(Planned {
+            line: r.line,
+            store_code: r.store_code.clone(),
+            store_id,
+            day: r.day,
+            quantity: r.quantity,
+        });
+    }
+    Ok(planned)
+}
+
+/// Imports a parsed file: [`plan`], then [`apply`] in chunks of [`CHUNK`]
+/// lines, one bulk write each, so that bookings go on between them. The file
+/// is refused whole for anything the check finds; a refusal that appears only
+/// after the check (a booking made meanwhile on a store-day the file lowers)
+/// stops the import at its line, and the answer says what was applied. Sending
+/// the file again after fixing it converges: applied lines come back unchanged.
+/// One audit entry records the import and what it came to.
+pub async fn import(
+    db: &Db,
+    policy: Arc<Policy>,
+    rows: Vec<SupplyRow>,
+    problems: Vec<LineError>,
+    actor: Option<i64>,
+    now: NaiveDateTime,
+) -> Result<Imported, DbError<ImportError>> {
+    let planned = Arc::new(db.run(move |conn| plan(conn, &rows, &problems)).await?);
+    let mut done = Imported::default();
+    let chunks = planned.len().div_ceil(CHUNK);
+    for i in 0..chunks {
+        let (policy, all) = (policy.clone(), planned.clone());
+        let last = i + 1 == chunks;
+        let result = db
+            .write_bulk(move |tx| {
+                let lines = &all[i * CHUNK..all.len().min((i + 1) * CHUNK)];
+                let applied = apply(tx, &policy, lines, actor, now)?;
+                if last {
+                    record(tx, &all, done_with(done, applied), None, actor)?;
+                }
+                Ok(applied)
+            })
+            .await;
+        match result {
+            Ok(applied) => done.add(applied),
+            Err(DbError::Work(ImportError::Refused {
+                line,
+                store_code,
+                day,
+                refusal,
+                ..
+            })) => {
+                if done.lines() > 0 {
+                    let all = planned.clone();
+                    db.write_bulk(move |tx| {
+                        record(tx, &all, done, Some(line), actor).map_err(ImportError::from)
+                    })
+                    .await?;
+                }
+                return Err(DbError::Work(ImportError::Refused {
+                    line,
+                    store_code,
+                    day,
+                    refusal,
+                    applied: done,
+                }));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+fn done_with(mut done: Imported, more: Imported) -> Imported {
+    done.add(more);
+    done
+}
+
+/// The import's audit entry: the dates it covered, and what it came to; a
+/// partial import names the line it stopped at.
+fn record(
+    tx: &mut Tx<'_>,
+    planned: &[Planned],
+    done: Imported,
+    stopped_at: Option<u64>,
+    actor: Option<i64>,
+) -> QueryResult<()> {
+    let first = planned.iter().map(|p| p.day).min();
+    let last = planned.iter().map(|p| p.day).max();
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(());
+    };
+    let mut after = json!({
+        "rows": planned.len(),
+        "created": done.created,
+        "changed": done.changed,
+        "unchanged": done.unchanged,
+    });
+    if let Some(line) = stopped_at {
+        after["stopped_at_line"] = json!(line);
+    }
+    audit::record(
+        tx,
+        Entry {
+            actor,
+            action: "supply.import",
+            entity: "supply",
+            entity_id: if first == last {
+                first.to_string()
+            } else {
+                format!("{first}..{last}")
+            },
+            before: None,
+            after: Some(after),
+        },
+    )
+}
+
+/// Applies checked lines in the caller's transaction: store-days that are new
+/// are allocated together; existing ones go through [`set_supply`] one by one
+/// (each with its own audit entry), which refuses a change that is no longer
+/// allowed.
+pub fn apply(
+    tx: &mut Tx<'_>,
+    policy: &Policy,
+    lines: &[Planned],
+    actor: Option<i64>,
+    now: NaiveDateTime,
+) -> Result<Imported, ImportError> {
+    let days: Vec<NaiveDate> = lines
+        .iter()
+        .map(|r| r.day)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let stores: Vec<i64> = lines
+        .iter()
+        .map(|r| r.store_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut existing: HashSet<(i64, NaiveDate)> = HashSet::new();
+    for chunk in stores.chunks(500) {
+        let found: Vec<(i64, NaiveDate)> = store_days::table
+            .filter(store_days::day.eq_any(&days))
+            .filter(store_days::store_id.eq_any(chunk))
             .select((store_days::store_id, store_days::day))
             .load(tx.conn())?;
         existing.extend(found);
     }
-    let id_of = |r: &SupplyRow| ids.get(&r.store_code).copied().unwrap_or_default();
-    let (fresh, known): (Vec<&SupplyRow>, Vec<&SupplyRow>) = rows
+    let (fresh, known): (Vec<&Planned>, Vec<&Planned>) = lines
         .iter()
-        .partition(|r| !existing.contains(&(id_of(r), r.day)));
+        .partition(|r| !existing.contains(&(r.store_id, r.day)));
     let items: Vec<NewDay> = fresh
         .iter()
         .map(|r| NewDay {
-            store_id: id_of(r),
+            store_id: r.store_id,
             day: r.day,
             supply: r.quantity,
         })
@@ -305,7 +507,7 @@ pub fn apply(
         }
     }
     for row in to_change {
-        let outcome = set_supply(tx, policy, id_of(row), row.day, row.quantity, actor, now);
+        let outcome = set_supply(tx, policy, row.store_id, row.day, row.quantity, actor, now);
         match outcome {
             Ok(SupplyOutcome::Created) => result.created += 1,
             Ok(SupplyOutcome::Changed { .. }) => result.changed += 1,
@@ -316,6 +518,7 @@ pub fn apply(
                     store_code: row.store_code.clone(),
                     day: row.day,
                     refusal,
+                    applied: Imported::default(),
                 });
             }
             Err(ChangeError::Db(e)) => return Err(ImportError::Db(e)),
@@ -323,28 +526,6 @@ pub fn apply(
                 return Err(ImportError::Db(DieselError::NotFound));
             }
         }
-    }
-    if let (Some(first), Some(last)) = (days.first(), days.last()) {
-        audit::record(
-            tx,
-            Entry {
-                actor,
-                action: "supply.import",
-                entity: "supply",
-                entity_id: if first == last {
-                    first.to_string()
-                } else {
-                    format!("{first}..{last}")
-                },
-                before: None,
-                after: Some(json!({
-                    "rows": rows.len(),
-                    "created": result.created,
-                    "changed": result.changed,
-                    "unchanged": result.unchanged,
-                })),
-            },
-        )?;
     }
     Ok(result)
 }

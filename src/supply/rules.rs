@@ -107,6 +107,15 @@ pub enum Refusal {
     },
 }
 
+/// Whether a store-day that has `taken` (reserved, picked up and sold) may
+/// have its supply set to `quantity`: never below what it has taken.
+pub fn check_supply(taken: i32, quantity: i32) -> Result<(), Refusal> {
+    if quantity < taken {
+        return Err(Refusal::SupplyBelowTaken { taken, quantity });
+    }
+    Ok(())
+}
+
 /// The window capacities after the store-day's supply changes to `quantity`,
 /// in the order of `day.windows`.
 ///
@@ -122,9 +131,7 @@ pub enum Refusal {
 /// everything as walk-in stock.
 pub fn resplit_supply(day: &DayStock, quantity: i32) -> Result<Vec<i32>, Refusal> {
     let taken = day.taken();
-    if quantity < taken {
-        return Err(Refusal::SupplyBelowTaken { taken, quantity });
-    }
+    check_supply(taken, quantity)?;
     if day.windows.is_empty() {
         return Ok(Vec::new());
     }

@@ -21,6 +21,7 @@ mod booking_conformance;
 mod booking_races;
 mod booking_steps;
 mod browser;
+mod bulk_writes;
 mod cli;
 mod expiry;
 mod foundation;

@@ -119,6 +119,10 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         app_env: AppEnv::Development,
         data_dir: data_dir.path().to_owned(),
         db_pool_size: 8,
+        // Longer than production's 3 s: the race tests post hundreds of
+        // requests at once on a small machine; the timeout's own tests set
+        // theirs.
+        db_timeout: Duration::from_secs(10),
         workers: 2,
         base_url: None,
         trust_forwarded: false,
