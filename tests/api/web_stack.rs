@@ -3,9 +3,9 @@
 //! files and the health probe (no session work).
 
 use mask_reservation::accounts::Role;
-use mask_reservation::config::{AppEnv, MetricsToken};
+use mask_reservation::config::{AppEnv, MetricsToken, TrustedProxies};
 
-use crate::common::{Spawn, spawn_app, spawn_app_with};
+use crate::common::{Spawn, TestApp, spawn_app, spawn_app_with};
 
 const TOKEN: &str = "scraper-token-for-tests-0123";
 
@@ -123,35 +123,80 @@ async fn metrics_from_an_address_not_allowed_need_the_token() {
     );
 }
 
+/// `GET /metrics` from the test (on loopback) with one header; the status.
+async fn metrics_with(app: &TestApp, name: &str, value: &str) -> u16 {
+    app.client
+        .get(app.url("/metrics"))
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn behind(proxies: &'static str) -> Spawn {
+    Spawn {
+        configure: Some(Box::new(move |c| {
+            c.trusted_proxies = TrustedProxies::parse(proxies).unwrap();
+        })),
+        ..Spawn::default()
+    }
+}
+
 #[tokio::test]
-async fn a_request_relayed_by_a_proxy_is_judged_by_the_client_behind_it() {
-    // Loopback is allowed by default, but a request that a proxy on loopback
-    // relays comes from elsewhere.
+async fn a_request_relayed_by_an_untrusted_proxy_is_not_from_loopback() {
+    // Loopback is allowed by default, but a request that says a proxy relayed
+    // it comes from elsewhere, whatever address the header names.
     let app = spawn_app().await;
-    let relayed = |xff: &'static str| {
-        app.client
-            .get(app.url("/metrics"))
-            .header("X-Forwarded-For", xff)
-            .send()
-    };
-    assert_eq!(relayed("203.0.113.5").await.unwrap().status(), 404);
-    assert_eq!(relayed("127.0.0.1").await.unwrap().status(), 404);
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.5"),
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Real-IP", "127.0.0.1"),
+        ("Forwarded", "for=127.0.0.1"),
+    ] {
+        assert_eq!(
+            metrics_with(&app, name, value).await,
+            404,
+            "{name}: {value}"
+        );
+    }
     assert_eq!(app.get("/metrics").await.status(), 200, "direct");
 
-    let behind_proxy = spawn_app_with(Spawn {
-        configure: Some(Box::new(|c| c.trust_forwarded = true)),
-        ..Spawn::default()
-    })
-    .await;
-    let relayed = |xff: &'static str| {
-        behind_proxy
-            .client
-            .get(behind_proxy.url("/metrics"))
-            .header("X-Forwarded-For", xff)
-            .send()
-    };
-    assert_eq!(relayed("203.0.113.5").await.unwrap().status(), 404);
-    assert_eq!(relayed("127.0.0.1").await.unwrap().status(), 200);
+    // Proxies known by address: the same from a peer that is none of them.
+    let elsewhere = spawn_app_with(behind("10.0.0.0/8")).await;
+    assert_eq!(
+        metrics_with(&elsewhere, "X-Forwarded-For", "127.0.0.1").await,
+        404
+    );
+    assert_eq!(elsewhere.get("/metrics").await.status(), 200, "direct");
+}
+
+#[tokio::test]
+async fn behind_trusted_proxies_the_client_is_the_rightmost_address_they_did_not_write() {
+    // The test speaks as the proxy on loopback would, having appended the
+    // address it was reached from.
+    for proxies in ["1", "127.0.0.1", "127.0.0.0/8, ::1"] {
+        let app = spawn_app_with(behind(proxies)).await;
+        let cases = [
+            // A client that put loopback first: the proxy appended its real address.
+            ("127.0.0.1, 203.0.113.9", 404),
+            ("127.0.0.1,203.0.113.9", 404),
+            ("203.0.113.5", 404),
+            // Garbage where the client's address belongs: the proxy's own.
+            ("127.0.0.1, unknown", 200),
+            // A client on the proxy's own host.
+            ("127.0.0.1", 200),
+        ];
+        for (xff, status) in cases {
+            assert_eq!(
+                metrics_with(&app, "X-Forwarded-For", xff).await,
+                status,
+                "TRUSTED_PROXIES={proxies}, X-Forwarded-For: {xff}"
+            );
+        }
+        assert_eq!(app.get("/metrics").await.status(), 200, "direct");
+    }
 }
 
 #[tokio::test]

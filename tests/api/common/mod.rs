@@ -110,7 +110,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         db_pool_size: 8,
         workers: 2,
         base_url: None,
-        trust_forwarded: false,
+        trusted_proxies: mask_reservation::config::TrustedProxies::None,
         metrics_allow: mask_reservation::config::loopback(),
         metrics_token: None,
         map_tile_url: mask_reservation::config::DEFAULT_MAP_TILE_URL.to_owned(),
