@@ -5,7 +5,8 @@
 //! number of series is bounded by the route table however many odd paths are
 //! asked for. `/metrics` answers only the configured addresses or a bearer of
 //! `METRICS_TOKEN`; anyone else gets the ordinary 404 page, as for a page that
-//! does not exist, so a scan learns nothing.
+//! does not exist, so a scan learns nothing. The same rule opens the details of
+//! `/healthz` ([`Access::admits`]).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -191,7 +192,8 @@ impl Access {
         may_read(asker, &self.allow, self.token.as_ref())
     }
 
-    /// Whether `req` passes the rule.
+    /// Whether `req` passes the rule: what `/metrics` and the details of
+    /// `/healthz` ask.
     pub fn admits(&self, req: &HttpRequest) -> bool {
         self.lets_in(&self.asker(req))
     }
