@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU8;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -115,6 +116,10 @@ pub struct ConfigArgs {
     /// room off. Default: 64 per worker.
     #[arg(long, env = "WAITING_ROOM_CAPACITY", global = true)]
     pub waiting_room_capacity: Option<usize>,
+    /// Seconds a request body may go without bytes before the request is
+    /// answered 408 and its connection closed.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value_t = 15, global = true)]
+    pub body_read_timeout: u64,
 }
 
 /// Held requests in flight per HTTP worker when `WAITING_ROOM_CAPACITY` is not set.
@@ -162,6 +167,8 @@ pub struct Config {
     pub map_tile_url: String,
     /// Held requests in flight at once (`web::waiting_room`); `0`: no room.
     pub waiting_room_capacity: usize,
+    /// The longest wait for a request body's next bytes (`web::body_timeout`).
+    pub body_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -180,6 +187,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_allow", &self.metrics_allow)
             .field("waiting_room_capacity", &self.waiting_room_capacity)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -340,6 +348,8 @@ pub enum ConfigError {
     MapTileUrl(String),
     #[error("DB_POOL_SIZE must be between 1 and 512")]
     PoolSize,
+    #[error("BODY_READ_TIMEOUT must be whole seconds between 1 and 600")]
+    BodyReadTimeout,
     #[error("cannot read or write the secret key file {path}: {source}")]
     SecretFile {
         path: PathBuf,
@@ -374,6 +384,9 @@ impl Config {
         };
         if !(1..=512).contains(&args.db_pool_size) {
             return Err(ConfigError::PoolSize);
+        }
+        if !(1..=600).contains(&args.body_read_timeout) {
+            return Err(ConfigError::BodyReadTimeout);
         }
         let secret = match args.secret_key.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(text) => SecretKey::from_base64(text)?,
@@ -423,6 +436,7 @@ impl Config {
             waiting_room_capacity: args
                 .waiting_room_capacity
                 .unwrap_or(WAITING_ROOM_PER_WORKER * workers),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout),
         })
     }
 
@@ -695,7 +709,9 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 8] = [
+            (&["--body-read-timeout", "0"], "BODY_READ_TIMEOUT"),
+            (&["--body-read-timeout", "601"], "BODY_READ_TIMEOUT"),
             (&["--bind", "localhost"], "BIND"),
             (&["--database-url", "mysql://x"], "DATABASE_URL"),
             (&["--mail-url", "http://x"], "MAIL_URL"),

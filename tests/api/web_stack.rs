@@ -1,9 +1,14 @@
 //! The layers around every request: bounded metrics and who may read them,
-//! caching and transport headers, request ids, and the light path of static
-//! files and the health probe (no session work).
+//! caching and transport headers, request ids, the light path of static
+//! files and the health probe (no session work), and a bound on the wait for
+//! a request body.
+
+use std::time::Duration;
 
 use mask_reservation::accounts::Role;
 use mask_reservation::config::{AppEnv, MetricsToken, TrustedProxies};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{Spawn, TestApp, spawn_app, spawn_app_with};
 
@@ -301,4 +306,60 @@ async fn static_files_and_the_health_probe_leave_the_session_alone() {
     let res = app.get_with_lang("/static/css/missing.css", "en").await;
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("Page not found"));
+}
+
+/// Sends `request` on a connection of its own and reads until the server
+/// closes it; fails if that takes 30 s.
+async fn raw_exchange(app: &TestApp, request: &str) -> String {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408_and_its_connection_closed() {
+    let app = spawn_app_with(Spawn {
+        configure: Some(Box::new(|c| c.body_read_timeout = Duration::from_secs(1))),
+        ..Spawn::default()
+    })
+    .await;
+    // (path, the language asked for, the part of the 100 bytes announced that is sent)
+    let cases = [
+        ("/login", "en", "emai", "The request took too long"),
+        ("/login", "en", "", "The request took too long"),
+        ("/language", "ko", "lang=", "요청 시간이 초과되었습니다"),
+    ];
+    for (path, lang, sent, title) in cases {
+        let answer = raw_exchange(
+            &app,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Language: {lang}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: 100\r\n\r\n{sent}"
+            ),
+        )
+        .await;
+        let (head, page) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(
+            head.starts_with("HTTP/1.1 408"),
+            "{path} {sent:?}: {answer}"
+        );
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(head.contains("\r\ncontent-security-policy: "), "{head}");
+        assert!(head.contains("\r\nx-request-id: "), "{head}");
+        assert!(page.contains(title), "{lang}: {page}");
+    }
+    // The app serves on: a body that arrives whole is read as always.
+    assert_eq!(app.get("/login").await.status(), 200);
+    let res = app
+        .post_form("/language", &[("lang", "en"), ("next", "/")])
+        .await;
+    assert_eq!(res.status(), 303);
 }

@@ -117,6 +117,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         // Room for every functional test's crowd (the booking races post 200
         // at once); the waiting room's own tests set theirs.
         waiting_room_capacity: 1024,
+        body_read_timeout: mask_reservation::web::body_timeout::DEFAULT,
     };
     if let Some(configure) = options.configure {
         configure(&mut config);
