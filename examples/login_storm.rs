@@ -8,7 +8,7 @@
 //! Each login names an address that has no account (one per attempt), so it
 //! costs the full argon2 verification (the dummy hash) and never trips the
 //! per-account limit; each carries its own `X-Forwarded-For`, so the server must
-//! run with `TRUST_FORWARDED=1` for the per-address limit not to answer 429
+//! run with `TRUSTED_PROXIES=1` for the per-address limit not to answer 429
 //! instead. A login client told to come back later (503 with `Retry-After`)
 //! waits as long as it is told, as a person at the waiting page would. Both
 //! phases end after `--seconds` or `--max-requests`, whichever comes first.

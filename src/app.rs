@@ -29,7 +29,7 @@ use crate::state::{AppState, Keys};
 use crate::web::access_log::{self, RequestLog};
 use crate::web::metrics::{self, Metrics};
 use crate::web::waiting_room::{self, WaitingRoom};
-use crate::web::{csrf, errors, health, home, language};
+use crate::web::{body_timeout, csrf, errors, health, home, language};
 
 pub struct Application {
     port: u16,
@@ -257,6 +257,7 @@ fn server(
     let csp = csp(&state.config.map_tile_url);
     let stock = web::Data::from(stock);
     let workers = state.config.workers;
+    let body_read_timeout = state.config.body_read_timeout;
     let metrics_access = web::Data::new(metrics::Access::from_config(&state.config));
     let server = HttpServer::new(move || {
         let session =
@@ -281,12 +282,17 @@ fn server(
         // page), and innermost the waiting room, which holds back the rush's
         // pages (login, store page, booking) once the bound on them is reached;
         // it renders its page with the session's language and CSRF token.
+        // Inside the request log and the headers, every body is read through
+        // the body timeout, whose 408 they then log and dress like any answer.
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::from(metrics.clone()))
             .app_data(metrics_access.clone())
             .app_data(stock.clone())
             .app_data(web::FormConfig::default().limit(csrf::MAX_FORM_BYTES))
+            .wrap(from_fn(move |req, next| {
+                body_timeout::guard(body_read_timeout, req, next)
+            }))
             .wrap(security_headers(production, &csp))
             .wrap(RequestLog::new(metrics.clone()))
             .configure(public_routes)

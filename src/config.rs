@@ -2,12 +2,15 @@
 //! Nothing else in the program reads the environment.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU8;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono_tz::Tz;
 use clap::Args;
+use ipnet::IpNet;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -80,9 +83,16 @@ pub struct ConfigArgs {
     /// Public base URL used in e-mail links.
     #[arg(long, env = "BASE_URL", global = true)]
     pub base_url: Option<String>,
-    /// `1` when behind a reverse proxy that sets X-Forwarded-For / Forwarded:
-    /// rate limits then apply to the client address it reports.
-    #[arg(long, env = "TRUST_FORWARDED", global = true)]
+    /// The reverse proxies in front: how many (`1`), or their addresses and
+    /// blocks, comma-separated (`10.0.0.0/8,192.168.1.5`). The client address
+    /// is then the rightmost one in `X-Forwarded-For` that no trusted proxy
+    /// wrote. Unset: none, the peer's address only.
+    #[arg(long, env = "TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
+    /// Replaced by TRUSTED_PROXIES; refused when set, so that an old
+    /// configuration does not quietly put every client behind the proxy's
+    /// one address.
+    #[arg(long, env = "TRUST_FORWARDED", global = true, hide = true)]
     pub trust_forwarded: Option<String>,
     /// Client addresses that may read `/metrics` without a token, comma-separated
     /// (empty: none).
@@ -110,6 +120,10 @@ pub struct ConfigArgs {
     /// room off. Default: 64 per worker.
     #[arg(long, env = "WAITING_ROOM_CAPACITY", global = true)]
     pub waiting_room_capacity: Option<usize>,
+    /// Seconds a request body may go without bytes before the request is
+    /// answered 408 and its connection closed.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value_t = 15, global = true)]
+    pub body_read_timeout: u64,
 }
 
 /// Held requests in flight per HTTP worker when `WAITING_ROOM_CAPACITY` is not set.
@@ -149,7 +163,9 @@ pub struct Config {
     pub workers: usize,
     /// Public base URL for links in e-mail; `None` means the bound address.
     pub base_url: Option<String>,
-    pub trust_forwarded: bool,
+    /// The reverse proxies whose `X-Forwarded-For` is believed
+    /// (`web::client_addr`).
+    pub trusted_proxies: TrustedProxies,
     /// Client addresses that may read `/metrics` without a token.
     pub metrics_allow: Vec<IpAddr>,
     /// The bearer token that opens `/metrics` from anywhere.
@@ -158,6 +174,8 @@ pub struct Config {
     pub map_tile_url: String,
     /// Held requests in flight at once (`web::waiting_room`); `0`: no room.
     pub waiting_room_capacity: usize,
+    /// The longest wait for a request body's next bytes (`web::body_timeout`).
+    pub body_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -174,8 +192,10 @@ impl std::fmt::Debug for Config {
             .field("db_timeout", &self.db_timeout)
             .field("workers", &self.workers)
             .field("base_url", &self.base_url)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_allow", &self.metrics_allow)
             .field("waiting_room_capacity", &self.waiting_room_capacity)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -262,6 +282,47 @@ pub fn parse_metrics_allow(text: &str) -> Result<Vec<IpAddr>, ConfigError> {
         .collect()
 }
 
+/// The reverse proxies in front of the app (`TRUSTED_PROXIES`), as
+/// `web::client_addr` walks `X-Forwarded-For` through them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrustedProxies {
+    /// Clients reach the app directly: the peer is the client.
+    #[default]
+    None,
+    /// This many proxies in a chain, the peer being the nearest.
+    Count(NonZeroU8),
+    /// Proxies known by address: exact addresses and CIDR blocks.
+    Networks(Vec<IpNet>),
+}
+
+impl TrustedProxies {
+    /// Empty or `0`: none. A whole number: that many. Otherwise addresses and
+    /// blocks, comma-separated; a count and addresses do not mix.
+    pub fn parse(text: &str) -> Result<TrustedProxies, ConfigError> {
+        let text = text.trim();
+        if text.is_empty() || text == "0" {
+            return Ok(TrustedProxies::None);
+        }
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            return text
+                .parse::<NonZeroU8>()
+                .map(TrustedProxies::Count)
+                .map_err(|_| ConfigError::TrustedProxies(text.to_owned()));
+        }
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                item.parse::<IpNet>()
+                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| ConfigError::TrustedProxies(item.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies::Networks)
+    }
+}
+
 /// Loopback only: what `METRICS_ALLOW` means when not set.
 pub fn loopback() -> Vec<IpAddr> {
     vec![
@@ -290,8 +351,17 @@ pub enum ConfigError {
     SecretKeyTooShort(usize),
     #[error("SECRET_KEY must be set in production (64+ random bytes, base64)")]
     SecretKeyRequired,
-    #[error("TRUST_FORWARDED must be 0 or 1, not `{0}`")]
-    TrustForwarded(String),
+    #[error(
+        "TRUSTED_PROXIES: `{0}` is neither a number of proxies (1 to 255) nor an IP address \
+         or CIDR block such as 10.0.0.0/8; give a number, or addresses and blocks \
+         separated by commas"
+    )]
+    TrustedProxies(String),
+    #[error(
+        "TRUST_FORWARDED is no longer read: set TRUSTED_PROXIES to the number of reverse \
+         proxies in front (1 for one nginx) or to their addresses, and unset TRUST_FORWARDED"
+    )]
+    TrustForwardedReplaced,
     #[error("METRICS_ALLOW: `{0}` is not an IP address (list exact addresses, comma-separated)")]
     MetricsAllow(String),
     #[error("METRICS_TOKEN must be at least 16 characters")]
@@ -302,6 +372,8 @@ pub enum ConfigError {
     PoolSize,
     #[error("DB_TIMEOUT `{0}` must be a number of seconds from 0.1 to 60, such as 3 or 0.5")]
     DbTimeout(String),
+    #[error("BODY_READ_TIMEOUT must be whole seconds between 1 and 600")]
+    BodyReadTimeout,
     #[error("cannot read or write the secret key file {path}: {source}")]
     SecretFile {
         path: PathBuf,
@@ -337,6 +409,9 @@ impl Config {
         if !(1..=512).contains(&args.db_pool_size) {
             return Err(ConfigError::PoolSize);
         }
+        if !(1..=600).contains(&args.body_read_timeout) {
+            return Err(ConfigError::BodyReadTimeout);
+        }
         let secret = match args.secret_key.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(text) => SecretKey::from_base64(text)?,
             None if app_env == AppEnv::Production => return Err(ConfigError::SecretKeyRequired),
@@ -347,11 +422,13 @@ impl Config {
             .as_deref()
             .map(|u| u.trim().trim_end_matches('/').to_owned())
             .filter(|u| !u.is_empty());
-        let trust_forwarded = match args.trust_forwarded.as_deref().map(str::trim) {
-            None | Some("" | "0" | "false" | "off") => false,
-            Some("1" | "true" | "on") => true,
-            Some(other) => return Err(ConfigError::TrustForwarded(other.into())),
-        };
+        if let Some(old) = args.trust_forwarded.as_deref()
+            && !matches!(old.trim(), "" | "0" | "false" | "off")
+        {
+            return Err(ConfigError::TrustForwardedReplaced);
+        }
+        let trusted_proxies =
+            TrustedProxies::parse(args.trusted_proxies.as_deref().unwrap_or_default())?;
         let metrics_allow = parse_metrics_allow(&args.metrics_allow)?;
         let metrics_token = args
             .metrics_token
@@ -377,13 +454,14 @@ impl Config {
             db_timeout: parse_db_timeout(&args.db_timeout)?,
             workers,
             base_url,
-            trust_forwarded,
+            trusted_proxies,
             metrics_allow,
             metrics_token,
             map_tile_url: parse_tile_url(&args.map_tile_url)?,
             waiting_room_capacity: args
                 .waiting_room_capacity
                 .unwrap_or(WAITING_ROOM_PER_WORKER * workers),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout),
         })
     }
 
@@ -592,7 +670,7 @@ mod tests {
             "a local run seeds demo data into an empty database"
         );
         assert_eq!(c.base_url, None, "links use the bound address");
-        assert!(!c.trust_forwarded);
+        assert_eq!(c.trusted_proxies, TrustedProxies::None);
     }
 
     #[test]
@@ -677,7 +755,9 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 8] = [
+            (&["--body-read-timeout", "0"], "BODY_READ_TIMEOUT"),
+            (&["--body-read-timeout", "601"], "BODY_READ_TIMEOUT"),
             (&["--bind", "localhost"], "BIND"),
             (&["--database-url", "mysql://x"], "DATABASE_URL"),
             (&["--mail-url", "http://x"], "MAIL_URL"),
@@ -788,6 +868,70 @@ mod tests {
             let err = Config::from_args(&with_dir(&dir, flags)).unwrap_err();
             assert!(err.to_string().contains(name), "{flags:?}: {err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_count_or_addresses_and_blocks() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let count = |n: u8| TrustedProxies::Count(NonZeroU8::new(n).unwrap());
+        let good: [(&str, TrustedProxies); 8] = [
+            ("", TrustedProxies::None),
+            (" 0 ", TrustedProxies::None),
+            ("1", count(1)),
+            (" 2 ", count(2)),
+            ("255", count(255)),
+            (
+                "10.0.0.0/8, 192.168.1.5,",
+                TrustedProxies::Networks(vec![net("10.0.0.0/8"), net("192.168.1.5/32")]),
+            ),
+            (
+                "::1,2001:db8::/32",
+                TrustedProxies::Networks(vec![net("::1/128"), net("2001:db8::/32")]),
+            ),
+            (
+                "10.1.2.3/8",
+                TrustedProxies::Networks(vec![net("10.0.0.0/8")]),
+            ),
+        ];
+        for (text, expected) in good {
+            assert_eq!(TrustedProxies::parse(text).unwrap(), expected, "{text:?}");
+        }
+        for bad in [
+            "256",
+            "-1",
+            "1.5",
+            "one",
+            "yes",
+            "10.0.0.0/33",
+            "10.0.0.0/8, nginx",
+            "1, 10.0.0.0/8",
+            "10.0.0.0/8 192.168.1.5",
+        ] {
+            let err = TrustedProxies::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::TrustedProxies(_)),
+                "{bad:?}: {err}"
+            );
+            assert!(err.to_string().starts_with("TRUSTED_PROXIES: `"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_proxies_setting_is_read_and_the_old_boolean_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_args(&with_dir(&dir, &["--trusted-proxies", "1"])).unwrap();
+        assert_eq!(
+            c.trusted_proxies,
+            TrustedProxies::Count(NonZeroU8::new(1).unwrap())
+        );
+        let err = Config::from_args(&with_dir(&dir, &["--trusted-proxies", "proxy"])).unwrap_err();
+        assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
+
+        let err = Config::from_args(&with_dir(&dir, &["--trust-forwarded", "1"])).unwrap_err();
+        assert!(matches!(err, ConfigError::TrustForwardedReplaced), "{err}");
+        assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
+        let off = Config::from_args(&with_dir(&dir, &["--trust-forwarded", "0"])).unwrap();
+        assert_eq!(off.trusted_proxies, TrustedProxies::None);
     }
 
     #[test]

@@ -187,7 +187,7 @@ async fn signup(
     // address the limit is high (a mobile carrier puts many people behind one);
     // per e-mail it is low, so nobody's mailbox can be flooded with notices.
     // The same for a new and a taken address, so the limit tells nothing.
-    let ip = limits::client_ip(&req, state.config.trust_forwarded);
+    let ip = limits::client_ip(&req, &state.config.trusted_proxies);
     let buckets = vec![
         (format!("signup:ip:{ip}"), state.rate_limits.signup_per_ip),
         (
@@ -532,7 +532,7 @@ async fn charge_login(
 ) -> Result<Charged, AppError> {
     let at = state.clock.now();
     let device = account.and_then(|id| Device::of_request(req, &state.keys.device, id, at));
-    let ip = limits::client_ip(req, state.config.trust_forwarded);
+    let ip = limits::client_ip(req, &state.config.trusted_proxies);
     let device_id = device.as_ref().map(|d| d.device_id.as_str());
     let buckets = service::login_buckets(&state.rate_limits, email, &ip, device_id);
     let counted = buckets.clone();
@@ -625,7 +625,7 @@ async fn forgot(
             );
         }
     };
-    let ip = limits::client_ip(&req, state.config.trust_forwarded);
+    let ip = limits::client_ip(&req, &state.config.trusted_proxies);
     let per_ip = state.rate_limits.forgot_per_ip;
     if let Decision::Limited { retry_after_secs } =
         limits::hit(&state, format!("forgot:ip:{ip}"), per_ip).await?

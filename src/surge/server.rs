@@ -44,7 +44,7 @@ impl ServerChild {
             .env("BIND", addr.to_string())
             .env("MAIL_URL", format!("file://{}", options.mail_dir.display()))
             .env("DATA_DIR", options.data_dir)
-            .env("TRUST_FORWARDED", "1")
+            .env("TRUSTED_PROXIES", "1")
             .env("LOG", "warn")
             .env_remove("DEMO")
             .stdin(Stdio::null())

@@ -162,6 +162,7 @@ fn keys_for(status: StatusCode, kind: Option<ErrorKind>) -> (&'static str, &'sta
         (400, _) => ("error.400.title", "error.400.message"),
         (401 | 403, _) => ("error.403.title", "error.403.message"),
         (404 | 405, _) => ("error.404.title", "error.404.message"),
+        (408, _) => ("error.408.title", "error.408.message"),
         (413, _) => ("error.413.title", "error.413.message"),
         (422, _) => ("error.422.title", "error.422.message"),
         (429, _) => ("error.429.title", "error.429.message"),

@@ -1,6 +1,12 @@
 //! `GET /healthz`: can this instance serve, and in what state is its database?
 //! `GET /status` says the same to people, as a page in their language.
 //!
+//! To the public both say only that: `{"status": "ok" | "busy" |
+//! "unavailable"}` with 200 or 503, and the page's sentence. The details —
+//! the backend, the database's state, the pool's connections — are for the
+//! operator: `/healthz` adds them for a request that may read `/metrics`
+//! (`METRICS_TOKEN`, or an address of `METRICS_ALLOW`; [`Access::admits`]).
+//!
 //! `database.state` is one of:
 //!
 //! - `up` (200): a pooled connection was free within [`POOL_WAIT`] and the
@@ -33,7 +39,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
@@ -41,6 +47,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::db::{self, DbError};
 use crate::state::AppState;
 use crate::web::errors::AppError;
+use crate::web::metrics::Access;
 use crate::web::page::PageCtx;
 use crate::web::render;
 
@@ -185,10 +192,19 @@ pub async fn status(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRes
     Ok(res)
 }
 
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /healthz`: the status for everyone, the details for the operator.
+pub async fn healthz(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    access: web::Data<Access>,
+) -> HttpResponse {
     let db_state = state.health.state(&state).await;
-    let pool = state.db.pool_state();
+    let details = access.admits(&req);
     let body = |status: &str| {
+        if !details {
+            return json!({ "status": status });
+        }
+        let pool = state.db.pool_state();
         json!({
             "status": status,
             "database": {

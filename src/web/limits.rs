@@ -5,6 +5,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
+use crate::config::TrustedProxies;
 use crate::i18n::Tr;
 
 use crate::rate_limit::{self, Decision, Limit};
@@ -12,14 +13,12 @@ use crate::state::AppState;
 use crate::web::errors::AppError;
 use crate::web::render;
 
-/// The client address to limit by: the peer, or the left-most forwarded address
-/// when the app is configured to sit behind a trusted proxy.
-pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
-    if trust_forwarded && let Some(ip) = req.connection_info().realip_remote_addr() {
-        return ip.to_owned();
-    }
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+/// The client address to limit by ([`client_addr`](crate::web::client_addr)),
+/// as text.
+pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> String {
+    crate::web::client_addr::of(req, proxies)
+        .address
+        .map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }
 
 /// Counts one hit on `bucket` now.
@@ -95,7 +94,7 @@ pub async fn check_client(
     action: &str,
     per_ip: Limit,
 ) -> Result<(), AppError> {
-    let ip = client_ip(req, state.config.trust_forwarded);
+    let ip = client_ip(req, &state.config.trusted_proxies);
     check(state, format!("{action}:ip:{ip}"), per_ip).await
 }
 

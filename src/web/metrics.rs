@@ -5,9 +5,10 @@
 //! number of series is bounded by the route table however many odd paths are
 //! asked for. `/metrics` answers only the configured addresses or a bearer of
 //! `METRICS_TOKEN`; anyone else gets the ordinary 404 page, as for a page that
-//! does not exist, so a scan learns nothing.
+//! does not exist, so a scan learns nothing. The same rule opens the details of
+//! `/healthz` ([`Access::admits`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderMap};
@@ -17,7 +18,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use crate::config::{Config, MetricsToken};
+use crate::config::{Config, MetricsToken, TrustedProxies};
+use crate::web::client_addr::{self, canonical};
 use crate::web::errors::AppError;
 
 /// The label of every request that matched no route.
@@ -163,7 +165,7 @@ fn method_label(method: &Method) -> &'static str {
 pub struct Access {
     allow: Vec<IpAddr>,
     token: Option<MetricsToken>,
-    trust_forwarded: bool,
+    proxies: TrustedProxies,
 }
 
 impl Access {
@@ -171,19 +173,40 @@ impl Access {
         Access {
             allow: config.metrics_allow.clone(),
             token: config.metrics_token.clone(),
-            trust_forwarded: config.trust_forwarded,
+            proxies: config.trusted_proxies.clone(),
         }
+    }
+
+    /// Who sends `req`, as the rule sees them.
+    pub fn asker<'r>(&self, req: &'r HttpRequest) -> Asker<'r> {
+        let client = client_addr::of(req, &self.proxies);
+        Asker {
+            address: client.address,
+            relayed_untrusted: client.relayed_untrusted,
+            bearer: bearer(req.headers()),
+        }
+    }
+
+    /// Whether `asker` may read the metrics ([`may_read`]).
+    pub fn lets_in(&self, asker: &Asker<'_>) -> bool {
+        may_read(asker, &self.allow, self.token.as_ref())
+    }
+
+    /// Whether `req` passes the rule: what `/metrics` and the details of
+    /// `/healthz` ask.
+    pub fn admits(&self, req: &HttpRequest) -> bool {
+        self.lets_in(&self.asker(req))
     }
 }
 
 /// Who asks for `/metrics`, as far as the access rule cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Asker<'a> {
-    /// The client's address: the peer, or the one a trusted proxy reports.
+    /// The client's address ([`client_addr`]).
     pub address: Option<IpAddr>,
-    /// The request passed through a proxy that the app was not told to trust
-    /// (it carries `Forwarded` / `X-Forwarded-For` and `TRUST_FORWARDED` is off):
-    /// the peer is then the proxy, whose address says nothing of the client.
+    /// The request says a proxy relayed it, and its peer is no trusted proxy
+    /// ([`client_addr::Client::relayed_untrusted`]): the peer's address says
+    /// nothing of the client.
     pub relayed_untrusted: bool,
     /// The bearer token sent in `Authorization`, if any.
     pub bearer: Option<&'a str>,
@@ -198,32 +221,10 @@ pub fn may_read(asker: &Asker<'_>, allow: &[IpAddr], token: Option<&MetricsToken
     !asker.relayed_untrusted && asker.address.is_some_and(|a| allow.contains(&canonical(a)))
 }
 
-/// An IPv4 client seen through an IPv6 socket (`::ffff:127.0.0.1`) is that IPv4
-/// address.
-fn canonical(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// The client's address: the peer's, or the one a trusted proxy reports.
-fn client_address(req: &HttpRequest, trust_forwarded: bool) -> Option<IpAddr> {
-    if !trust_forwarded {
-        return req.peer_addr().map(|a| a.ip());
-    }
-    let info = req.connection_info();
-    let reported = info.realip_remote_addr()?;
-    reported
-        .parse::<IpAddr>()
-        .ok()
-        .or_else(|| reported.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// `GET /metrics`.
@@ -232,15 +233,8 @@ pub async fn serve(
     access: web::Data<Access>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, AppError> {
-    let headers = req.headers();
-    let relayed =
-        headers.contains_key(header::FORWARDED) || headers.contains_key("x-forwarded-for");
-    let asker = Asker {
-        address: client_address(&req, access.trust_forwarded),
-        relayed_untrusted: relayed && !access.trust_forwarded,
-        bearer: bearer(headers),
-    };
-    if !may_read(&asker, &access.allow, access.token.as_ref()) {
+    let asker = access.asker(&req);
+    if !access.lets_in(&asker) {
         tracing::info!(
             address = %asker.address.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
             token_sent = asker.bearer.is_some(),

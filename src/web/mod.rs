@@ -3,6 +3,8 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod body_timeout;
+pub mod client_addr;
 pub mod csrf;
 pub mod device;
 pub mod errors;

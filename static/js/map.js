@@ -27,6 +27,14 @@
     return box.getAttribute("data-label-" + stat) || stat;
   }
 
+  // Tooltips and popups are built from elements whose text is set with
+  // textContent: Leaflet renders a string as HTML, and a store's name is data.
+  function tooltip(store, stat) {
+    var span = document.createElement("span");
+    span.textContent = store.name + " · " + label(stat);
+    return span;
+  }
+
   function popup(store, stat) {
     var div = document.createElement("div");
     var name = document.createElement("strong");
@@ -63,7 +71,7 @@
           className: "store-marker"
         }).addTo(map);
         marker.bindPopup(popup(store, stat));
-        marker.bindTooltip(store.name + " · " + label(stat));
+        marker.bindTooltip(tooltip(store, stat));
         var el = marker.getElement();
         if (el) {
           el.setAttribute("data-marker", store.code);

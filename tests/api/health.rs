@@ -1,6 +1,7 @@
 //! `/healthz` tells `up` from `busy` from `down`, and never waits for the write
 //! lock: a database that is writing hard, or an instance whose connections are
-//! all in use, still answers 200.
+//! all in use, still answers 200. The public hears only the status; the
+//! details are for whoever may read `/metrics`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -8,9 +9,101 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use mask_reservation::db::Backend;
+use mask_reservation::config::MetricsToken;
+use mask_reservation::db::{Backend, DatabaseUrl};
+use serde_json::json;
 
-use crate::common::{TestApp, eventually, spawn_app};
+use crate::common::{Spawn, TestApp, eventually, spawn_app, spawn_app_with};
+
+const TOKEN: &str = "health-scraper-token-0123";
+
+/// `GET /healthz` with these headers: the status and the body.
+async fn health_with(app: &TestApp, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut req = app.client.get(app.url("/healthz"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// No address may read `/metrics` without the token.
+fn token_only(config: &mut mask_reservation::config::Config) {
+    config.metrics_allow = Vec::new();
+    config.metrics_token = Some(MetricsToken::parse(TOKEN).unwrap());
+}
+
+#[tokio::test]
+async fn the_public_hears_only_the_status_and_the_operator_the_details() {
+    let app = spawn_app_with(Spawn {
+        configure: Some(Box::new(token_only)),
+        ..Spawn::default()
+    })
+    .await;
+    let bearer = format!("Bearer {TOKEN}");
+    for anyone in [
+        &[][..],
+        &[("Authorization", "Bearer not-the-token")][..],
+        &[("X-Forwarded-For", "127.0.0.1")][..],
+    ] {
+        let (status, body) = health_with(&app, anyone).await;
+        assert_eq!(
+            (status, &body),
+            (200, &json!({ "status": "ok" })),
+            "{anyone:?}"
+        );
+    }
+    let (status, body) = health_with(&app, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"]["backend"], app.backend().as_str());
+    assert_eq!(body["database"]["state"], "up");
+    assert!(body["database"]["connections"].is_u64(), "{body}");
+    assert!(body["database"]["idle"].is_u64(), "{body}");
+
+    // The page for people says how things are, not what runs them.
+    for lang in ["ko", "en"] {
+        let res = app.get_with_lang("/status", lang).await;
+        assert_eq!(res.status(), 200);
+        let page = res.text().await.unwrap().to_lowercase();
+        assert!(page.contains("data-status=\"up\""), "{page}");
+        for detail in [
+            "sqlite",
+            "postgres",
+            "backend",
+            "connections",
+            "idle",
+            "pool",
+        ] {
+            assert!(
+                !page.contains(detail),
+                "{lang}: `{detail}` on /status:\n{page}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn while_the_database_is_unreachable_the_public_hears_503_and_only_the_status() {
+    // A database file under a plain file: it can never be opened.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let missing = file.path().join("db/mask.db");
+    let app = spawn_app_with(Spawn {
+        configure: Some(Box::new(move |c| {
+            c.database_url =
+                DatabaseUrl::parse(&format!("sqlite://{}", missing.display())).unwrap();
+        })),
+        ..Spawn::default()
+    })
+    .await;
+    let (status, body) = health_with(&app, &[("X-Forwarded-For", "198.51.100.7")]).await;
+    assert_eq!((status, &body), (503, &json!({ "status": "unavailable" })));
+    // From loopback, an address of `METRICS_ALLOW`: the details.
+    let (status, body) = health_with(&app, &[]).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["database"]["state"], "down");
+}
 
 async fn health(app: &TestApp) -> (u16, serde_json::Value) {
     let res = app.get("/healthz").await;

@@ -29,6 +29,7 @@ mod hashing;
 mod health;
 mod hostile_input;
 mod mail;
+mod map_browser;
 mod opendata;
 mod pages;
 mod pharmacy_pickup;

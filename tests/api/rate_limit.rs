@@ -1,14 +1,17 @@
 //! The rate-limit counter under concurrency, on the real database: hits that
 //! race on one key are all counted, none is refused below the limit, and none
-//! passes above it.
+//! passes above it. And the address a limit counts by is the client's, which a
+//! client behind a proxy cannot choose.
 
 use std::sync::{Arc, Barrier};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use mask_reservation::clock::Clock;
+use mask_reservation::config::TrustedProxies;
 use mask_reservation::db::{Db, write_tx};
-use mask_reservation::rate_limit::{Decision, Limit, hit};
+use mask_reservation::rate_limit::{Decision, Limit, RateLimits, hit};
 
-use crate::common::{assert_invariants, spawn_app};
+use crate::common::{Spawn, assert_invariants, generous_limits, spawn_app, spawn_app_with};
 
 /// 2100-01-01 00:01:40 UTC: 100 seconds into a ten-minute window. In the
 /// future, so that the app's clean-up of windows older than a day (which runs
@@ -110,4 +113,47 @@ async fn a_limit_of_zero_refuses_every_hit() {
         hit_at(&app.db, "k", limit, at_start()),
         Decision::Limited { .. }
     ));
+}
+
+#[tokio::test]
+async fn behind_a_proxy_rotating_the_leftmost_forwarded_address_does_not_escape_the_login_limit() {
+    let app = spawn_app_with(Spawn {
+        rate_limits: Some(RateLimits {
+            login_per_ip: Limit::per_minutes(3, 10),
+            ..generous_limits()
+        }),
+        clock: Some(Clock::manual(at_start())),
+        configure: Some(Box::new(|c| {
+            c.trusted_proxies = TrustedProxies::parse("1").unwrap();
+        })),
+        ..Spawn::default()
+    })
+    .await;
+    let token = app.csrf_token().await;
+    // The test speaks as a proxy on loopback that appended the address it
+    // was reached from to what the client sent.
+    let login = |forwarded_for: String| {
+        app.client
+            .post(app.url("/login"))
+            .header("X-Forwarded-For", forwarded_for)
+            .form(&[
+                ("email", "nobody@example.com"),
+                ("password", "wrong password"),
+                ("csrf_token", token.as_str()),
+            ])
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let res = login(format!("198.51.100.{i}, 203.0.113.9")).await.unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses[..3], [401; 3], "{statuses:?}");
+    assert!(
+        statuses[3..].iter().all(|s| *s == 429),
+        "one client, however it names itself: {statuses:?}"
+    );
+    // Another client behind the same proxy has a count of its own.
+    let other = login("198.51.100.0, 203.0.113.10".into()).await.unwrap();
+    assert_eq!(other.status(), 401);
 }

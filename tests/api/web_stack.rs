@@ -1,11 +1,16 @@
 //! The layers around every request: bounded metrics and who may read them,
-//! caching and transport headers, request ids, and the light path of static
-//! files and the health probe (no session work).
+//! caching and transport headers, request ids, the light path of static
+//! files and the health probe (no session work), and a bound on the wait for
+//! a request body.
+
+use std::time::Duration;
 
 use mask_reservation::accounts::Role;
-use mask_reservation::config::{AppEnv, MetricsToken};
+use mask_reservation::config::{AppEnv, MetricsToken, TrustedProxies};
 
-use crate::common::{Spawn, spawn_app, spawn_app_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{Spawn, TestApp, spawn_app, spawn_app_with};
 
 const TOKEN: &str = "scraper-token-for-tests-0123";
 
@@ -123,35 +128,80 @@ async fn metrics_from_an_address_not_allowed_need_the_token() {
     );
 }
 
+/// `GET /metrics` from the test (on loopback) with one header; the status.
+async fn metrics_with(app: &TestApp, name: &str, value: &str) -> u16 {
+    app.client
+        .get(app.url("/metrics"))
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn behind(proxies: &'static str) -> Spawn {
+    Spawn {
+        configure: Some(Box::new(move |c| {
+            c.trusted_proxies = TrustedProxies::parse(proxies).unwrap();
+        })),
+        ..Spawn::default()
+    }
+}
+
 #[tokio::test]
-async fn a_request_relayed_by_a_proxy_is_judged_by_the_client_behind_it() {
-    // Loopback is allowed by default, but a request that a proxy on loopback
-    // relays comes from elsewhere.
+async fn a_request_relayed_by_an_untrusted_proxy_is_not_from_loopback() {
+    // Loopback is allowed by default, but a request that says a proxy relayed
+    // it comes from elsewhere, whatever address the header names.
     let app = spawn_app().await;
-    let relayed = |xff: &'static str| {
-        app.client
-            .get(app.url("/metrics"))
-            .header("X-Forwarded-For", xff)
-            .send()
-    };
-    assert_eq!(relayed("203.0.113.5").await.unwrap().status(), 404);
-    assert_eq!(relayed("127.0.0.1").await.unwrap().status(), 404);
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.5"),
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Real-IP", "127.0.0.1"),
+        ("Forwarded", "for=127.0.0.1"),
+    ] {
+        assert_eq!(
+            metrics_with(&app, name, value).await,
+            404,
+            "{name}: {value}"
+        );
+    }
     assert_eq!(app.get("/metrics").await.status(), 200, "direct");
 
-    let behind_proxy = spawn_app_with(Spawn {
-        configure: Some(Box::new(|c| c.trust_forwarded = true)),
-        ..Spawn::default()
-    })
-    .await;
-    let relayed = |xff: &'static str| {
-        behind_proxy
-            .client
-            .get(behind_proxy.url("/metrics"))
-            .header("X-Forwarded-For", xff)
-            .send()
-    };
-    assert_eq!(relayed("203.0.113.5").await.unwrap().status(), 404);
-    assert_eq!(relayed("127.0.0.1").await.unwrap().status(), 200);
+    // Proxies known by address: the same from a peer that is none of them.
+    let elsewhere = spawn_app_with(behind("10.0.0.0/8")).await;
+    assert_eq!(
+        metrics_with(&elsewhere, "X-Forwarded-For", "127.0.0.1").await,
+        404
+    );
+    assert_eq!(elsewhere.get("/metrics").await.status(), 200, "direct");
+}
+
+#[tokio::test]
+async fn behind_trusted_proxies_the_client_is_the_rightmost_address_they_did_not_write() {
+    // The test speaks as the proxy on loopback would, having appended the
+    // address it was reached from.
+    for proxies in ["1", "127.0.0.1", "127.0.0.0/8, ::1"] {
+        let app = spawn_app_with(behind(proxies)).await;
+        let cases = [
+            // A client that put loopback first: the proxy appended its real address.
+            ("127.0.0.1, 203.0.113.9", 404),
+            ("127.0.0.1,203.0.113.9", 404),
+            ("203.0.113.5", 404),
+            // Garbage where the client's address belongs: the proxy's own.
+            ("127.0.0.1, unknown", 200),
+            // A client on the proxy's own host.
+            ("127.0.0.1", 200),
+        ];
+        for (xff, status) in cases {
+            assert_eq!(
+                metrics_with(&app, "X-Forwarded-For", xff).await,
+                status,
+                "TRUSTED_PROXIES={proxies}, X-Forwarded-For: {xff}"
+            );
+        }
+        assert_eq!(app.get("/metrics").await.status(), 200, "direct");
+    }
 }
 
 #[tokio::test]
@@ -256,4 +306,60 @@ async fn static_files_and_the_health_probe_leave_the_session_alone() {
     let res = app.get_with_lang("/static/css/missing.css", "en").await;
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("Page not found"));
+}
+
+/// Sends `request` on a connection of its own and reads until the server
+/// closes it; fails if that takes 30 s.
+async fn raw_exchange(app: &TestApp, request: &str) -> String {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408_and_its_connection_closed() {
+    let app = spawn_app_with(Spawn {
+        configure: Some(Box::new(|c| c.body_read_timeout = Duration::from_secs(1))),
+        ..Spawn::default()
+    })
+    .await;
+    // (path, the language asked for, the part of the 100 bytes announced that is sent)
+    let cases = [
+        ("/login", "en", "emai", "The request took too long"),
+        ("/login", "en", "", "The request took too long"),
+        ("/language", "ko", "lang=", "요청 시간이 초과되었습니다"),
+    ];
+    for (path, lang, sent, title) in cases {
+        let answer = raw_exchange(
+            &app,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Language: {lang}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: 100\r\n\r\n{sent}"
+            ),
+        )
+        .await;
+        let (head, page) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(
+            head.starts_with("HTTP/1.1 408"),
+            "{path} {sent:?}: {answer}"
+        );
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(head.contains("\r\ncontent-security-policy: "), "{head}");
+        assert!(head.contains("\r\nx-request-id: "), "{head}");
+        assert!(page.contains(title), "{lang}: {page}");
+    }
+    // The app serves on: a body that arrives whole is read as always.
+    assert_eq!(app.get("/login").await.status(), 200);
+    let res = app
+        .post_form("/language", &[("lang", "en"), ("next", "/")])
+        .await;
+    assert_eq!(res.status(), 303);
 }

@@ -281,7 +281,7 @@ pub async fn guard(
     let ticket = req
         .cookie(ticket::COOKIE_NAME)
         .and_then(|c| Ticket::decode(c.value(), key, state.clock.now().timestamp_millis()));
-    let client = client_ip(req.request(), state.config.trust_forwarded);
+    let client = client_ip(req.request(), &state.config.trusted_proxies);
     match room.arrive(ticket, &client) {
         Pass::Admitted(slot) => {
             let res = next.call(req).await;

@@ -125,13 +125,14 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         db_timeout: Duration::from_secs(10),
         workers: 2,
         base_url: None,
-        trust_forwarded: false,
+        trusted_proxies: mask_reservation::config::TrustedProxies::None,
         metrics_allow: mask_reservation::config::loopback(),
         metrics_token: None,
         map_tile_url: mask_reservation::config::DEFAULT_MAP_TILE_URL.to_owned(),
         // Room for every functional test's crowd (the booking races post 200
         // at once); the waiting room's own tests set theirs.
         waiting_room_capacity: 1024,
+        body_read_timeout: mask_reservation::web::body_timeout::DEFAULT,
     };
     if let Some(configure) = options.configure {
         configure(&mut config);
