@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
+use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{stock_ledger, store_days, stores};
 use mask_reservation::db::{Db, write_tx};
 use mask_reservation::policy::Policy;
@@ -15,7 +16,8 @@ use mask_reservation::supply::allocation::allocate_new_day;
 use serde_json::Value;
 
 use crate::common::browser::{Browser, wait_for};
-use crate::common::{TestApp, eventually, repo_path, spawn_app};
+use crate::common::{Spawn, TestApp, eventually, repo_path, spawn_app_with};
+use crate::reservations::{seoul, tuesday};
 
 const API: &str = "/corona19-masks/v1";
 
@@ -69,10 +71,18 @@ fn add_store(db: &Db, code: &str, addr: &str, lat: f64, lng: f64) -> i64 {
     )[0]
 }
 
+/// The service day every test here runs on: the app's clock stands at 10:00
+/// in Seoul on it, whatever day the tests run.
 fn today() -> chrono::NaiveDate {
-    Utc::now()
-        .with_timezone(&chrono_tz::Asia::Seoul)
-        .date_naive()
+    tuesday()
+}
+
+async fn spawn() -> TestApp {
+    spawn_app_with(Spawn {
+        clock: Some(Clock::manual(seoul(today(), 10, 0))),
+        ..Spawn::default()
+    })
+    .await
 }
 
 /// Today's supply for a store, split over the default windows.
@@ -167,7 +177,7 @@ fn by_code<'a>(stores: &'a Value, code: &str) -> &'a Value {
 
 #[tokio::test]
 async fn answers_have_the_keys_and_types_of_the_recorded_2020_answer() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let addr = "경기도 성남시 분당구 서현로 184 (서현동)";
     let with = add_store(&app.db, "31811931", addr, 37.3883743, 127.1237889);
     add_store(&app.db, "41805801", addr, 37.3884, 127.1238);
@@ -273,7 +283,7 @@ async fn answers_have_the_keys_and_types_of_the_recorded_2020_answer() {
 
 #[tokio::test]
 async fn remain_stat_follows_the_thresholds_of_spec_section_6() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let cases: &[(&str, Option<i32>, bool, Option<&str>)] = &[
         ("10000000", Some(0), false, Some("empty")),
         ("10000001", Some(1), false, Some("empty")),
@@ -319,7 +329,7 @@ async fn remain_stat_follows_the_thresholds_of_spec_section_6() {
 
 #[tokio::test]
 async fn a_reservation_and_a_pickup_show_in_the_next_answers_within_a_second() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let id = add_store(
         &app.db,
         "11800001",
@@ -368,7 +378,7 @@ async fn a_reservation_and_a_pickup_show_in_the_next_answers_within_a_second() {
 
 #[tokio::test]
 async fn stores_by_geo_answers_within_the_radius_nearest_first() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     // Metres north of the centre: about 111 m per 0.001° of latitude.
     let (lat, lng) = (37.5, 127.0);
     for (code, north) in [
@@ -418,7 +428,7 @@ async fn stores_by_geo_answers_within_the_radius_nearest_first() {
 
 #[tokio::test]
 async fn pages_cover_every_store_once_and_past_the_end_is_empty() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let rows: Vec<StoreRow> = (0..7)
         .map(|i| {
             store_row(
@@ -464,7 +474,7 @@ async fn pages_cover_every_store_once_and_past_the_end_is_empty() {
 
 #[tokio::test]
 async fn per_page_defaults_to_500_and_is_capped_at_5000() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let rows: Vec<StoreRow> = (0..5001)
         .map(|i| {
             store_row(
@@ -495,7 +505,7 @@ async fn per_page_defaults_to_500_and_is_capped_at_5000() {
 
 #[tokio::test]
 async fn bad_input_is_a_400_with_a_json_message_and_unknown_paths_a_json_404() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     add_store(
         &app.db,
         "11800001",
@@ -552,7 +562,7 @@ async fn bad_input_is_a_400_with_a_json_message_and_unknown_paths_a_json_404() {
 
 #[tokio::test]
 async fn stores_by_addr_matches_the_start_or_any_part_of_the_address() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     add_store(
         &app.db,
         "11800001",
@@ -604,7 +614,7 @@ async fn stores_by_addr_matches_the_start_or_any_part_of_the_address() {
 
 #[tokio::test]
 async fn stock_csv_has_every_store_and_keeps_formulas_inert() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let ids = add_stores(
         &app.db,
         &[
@@ -740,7 +750,7 @@ fn conforms(doc: &openapiv3::OpenAPI, schema: &openapiv3::Schema, value: &Value,
 
 #[tokio::test]
 async fn the_openapi_description_covers_every_endpoint_and_fits_live_answers() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let id = add_store(
         &app.db,
         "11800001",
@@ -805,7 +815,7 @@ async fn the_openapi_description_covers_every_endpoint_and_fits_live_answers() {
 
 #[tokio::test]
 async fn answers_are_open_to_any_origin_and_tagged_for_revalidation() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let id = add_store(
         &app.db,
         "11800001",
@@ -889,7 +899,7 @@ async fn answers_are_open_to_any_origin_and_tagged_for_revalidation() {
 
 #[tokio::test]
 async fn the_map_page_lists_the_stores_without_javascript() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     let id = add_store(
         &app.db,
         "11800001",
@@ -948,7 +958,7 @@ async fn the_map_page_lists_the_stores_without_javascript() {
 
 #[tokio::test]
 async fn the_map_draws_a_marker_per_demo_store() {
-    let app = spawn_app().await;
+    let app = spawn().await;
     {
         let mut conn = app.db.get().unwrap();
         let key = app.state.keys.national_id.clone();
