@@ -13,7 +13,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde_json::json;
 
-use crate::opendata::query::{self, BadQuery, GeoQuery, PageQuery, Params};
+use crate::opendata::query::{AddressQuery, BadQuery, GeoQuery, PageQuery, Params};
 use crate::opendata::snapshot::{Answer, AnswerKey, Snapshot, StockCache};
 
 /// Where the API lives, as in 2020.
@@ -147,22 +147,23 @@ async fn stores_by_geo(req: HttpRequest, cache: web::Data<StockCache>) -> HttpRe
     respond(&req, answer, JSON)
 }
 
-/// `GET storesByAddr/json?address=`: stores whose address contains it, by code.
+/// `GET storesByAddr/json?address=`: stores whose address holds every word
+/// of it, by code.
 async fn stores_by_addr(req: HttpRequest, cache: web::Data<StockCache>) -> HttpResponse {
-    let address = match Params::parse(req.query_string()).and_then(|p| query::address(&p)) {
+    let address = match Params::parse(req.query_string()).and_then(|p| AddressQuery::parse(&p)) {
         Ok(a) => a,
         Err(e) => return bad_request(&e),
     };
     let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
         return unavailable();
     };
-    let answer = snapshot.answer(AnswerKey::Addr(address.clone()), |s| {
+    let answer = snapshot.answer(AnswerKey::Addr(address.as_str().to_owned()), |s| {
         let found = s.by_address(&address);
         let mut out = String::with_capacity(128 + found.len() * 400);
         let _ = write!(
             out,
             "{{\"address\":{},\"count\":{},\"stores\":[",
-            json!(address),
+            json!(address.as_str()),
             found.len()
         );
         for (i, e) in found.iter().enumerate() {

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::opendata::api::API_PREFIX;
-use crate::opendata::query::{self, GeoQuery, Params};
+use crate::opendata::query::{AddressQuery, GeoQuery, Params};
 use crate::opendata::snapshot::StockCache;
 use crate::state::AppState;
 use crate::stores::status::NO_DATA_KEY;
@@ -100,11 +100,11 @@ pub async fn map_page(
     };
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let found: Vec<(&crate::opendata::snapshot::Entry, Option<f64>)> = if !address.is_empty() {
-        match query::address(&params) {
+        match AddressQuery::parse(&params) {
             Ok(a) => {
                 view.api_url = Some(format!(
                     "{API_PREFIX}/storesByAddr/json?address={}",
-                    enc(&a)
+                    enc(a.as_str())
                 ));
                 let found: Vec<_> = snapshot
                     .by_address(&a)

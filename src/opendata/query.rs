@@ -138,18 +138,43 @@ fn coordinate(text: Option<&str>, name: &str, limit: f64) -> Result<f64, BadQuer
     }
 }
 
-/// An address, or the start of one.
-pub fn address(p: &Params) -> Result<String, BadQuery> {
-    let text = p.get("address").unwrap_or("");
-    if text.is_empty() {
-        return Err(bad("address is required"));
+/// An address question (`storesByAddr`, the map): the words a store's
+/// address must all contain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressQuery {
+    /// As asked, trimmed: the answer echoes it.
+    text: String,
+}
+
+impl AddressQuery {
+    pub fn parse(p: &Params) -> Result<AddressQuery, BadQuery> {
+        let text = p.get("address").unwrap_or("");
+        if text.is_empty() {
+            return Err(bad("address is required"));
+        }
+        if text.chars().count() > MAX_ADDRESS_CHARS || text.chars().any(char::is_control) {
+            return Err(bad(format!(
+                "address must be at most {MAX_ADDRESS_CHARS} characters of text"
+            )));
+        }
+        Ok(AddressQuery {
+            text: text.to_owned(),
+        })
     }
-    if text.chars().count() > MAX_ADDRESS_CHARS || text.chars().any(char::is_control) {
-        return Err(bad(format!(
-            "address must be at most {MAX_ADDRESS_CHARS} characters of text"
-        )));
+
+    /// The address as asked.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
-    Ok(text.to_owned())
+
+    /// Whether a store at `addr` answers the question: every word asked for
+    /// (split at whitespace) occurs somewhere in it, in any order. So
+    /// `경기도 성남시 분당구 서현동` finds `경기도 성남시 분당구 서현로 184 (서현동)`,
+    /// where a road-name address keeps the dong in parentheses, as the 2020
+    /// service did.
+    pub fn matches(&self, addr: &str) -> bool {
+        self.text.split_whitespace().all(|word| addr.contains(word))
+    }
 }
 
 #[cfg(test)]
@@ -221,13 +246,52 @@ mod tests {
 
     #[test]
     fn an_address_is_required_and_bounded() {
+        let asked = |q: &str| AddressQuery::parse(&params(q)).map(|a| a.as_str().to_owned());
         assert_eq!(
-            address(&params("address=%EC%84%9C%EC%9A%B8")).unwrap(),
-            "서울"
+            asked("address=%EC%84%9C%EC%9A%B8%EC%8B%9C").unwrap(),
+            "서울시"
         );
-        assert!(address(&params("address=")).is_err());
-        assert!(address(&params("address=%20%20")).is_err());
-        assert!(address(&params("")).is_err());
+        assert_eq!(asked("address=+%EC%A4%91%EA%B5%AC+").unwrap(), "중구");
+        for q in [
+            "address=",
+            "address=%20%20",
+            "",
+            "address=%EC%A4%91%0A%EA%B5%AC",
+        ] {
+            assert!(asked(q).is_err(), "{q}");
+        }
+        let long = "가".repeat(MAX_ADDRESS_CHARS + 1);
+        let q = format!(
+            "address={}",
+            form_urlencoded::byte_serialize(long.as_bytes()).collect::<String>()
+        );
+        assert!(asked(&q).is_err());
         assert!(Params::parse(&"a".repeat(10_000)).is_err());
+    }
+
+    fn query(text: &str) -> AddressQuery {
+        AddressQuery { text: text.into() }
+    }
+
+    #[test]
+    fn every_word_of_the_address_must_occur_in_the_stores_in_any_order() {
+        let road = "경기도 성남시 분당구 서현로210번길 2, 105호 (서현동, 성지하이츠텔)";
+        let lot = "경기도 성남시 분당구 서현동 246";
+        // (asked, found at the road-name address, found at the lot address)
+        let cases = [
+            ("경기도 성남시 분당구 서현동", true, true),
+            ("성남시  분당구\t서현동", true, true),
+            ("서현동 분당구", true, true),
+            ("서현동", true, true),
+            ("경기도 성남시", true, true),
+            ("분당구 서현로210번길", true, false),
+            ("경기도 성남시 분당구 정자동", false, false),
+            ("서울특별시 서현동", false, false),
+            ("서현동분당구", false, false),
+        ];
+        for (asked, in_road, in_lot) in cases {
+            assert_eq!(query(asked).matches(road), in_road, "{asked} in {road}");
+            assert_eq!(query(asked).matches(lot), in_lot, "{asked} in {lot}");
+        }
     }
 }

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::schema::{store_days, stores};
 use crate::db::{Db, DbConnection};
+use crate::opendata::query::AddressQuery;
 use crate::settings::PolicyCache;
 use crate::stores::status::{RemainStat, remaining};
 
@@ -343,12 +344,11 @@ impl Snapshot {
         found
     }
 
-    /// The stores whose address contains `needle` (so also those it is a
-    /// prefix of), by code.
-    pub fn by_address(&self, needle: &str) -> Vec<&Entry> {
+    /// The stores whose address answers `question`, by code.
+    pub fn by_address(&self, question: &AddressQuery) -> Vec<&Entry> {
         self.entries
             .iter()
-            .filter(|e| e.addr.contains(needle))
+            .filter(|e| question.matches(&e.addr))
             .map(AsRef::as_ref)
             .collect()
     }

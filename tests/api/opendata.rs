@@ -166,6 +166,15 @@ async fn when_stores(app: &TestApp, n: u64) {
     .await;
 }
 
+fn enc(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The `storesByAddr` question for `address`.
+fn by_addr(address: &str) -> String {
+    format!("{API}/storesByAddr/json?address={}", enc(address))
+}
+
 fn by_code<'a>(stores: &'a Value, code: &str) -> &'a Value {
     stores
         .as_array()
@@ -184,28 +193,15 @@ async fn answers_have_the_keys_and_types_of_the_recorded_2020_answer() {
     supply(&app.db, with, 250);
     when_stores(&app, 2).await;
 
+    // The question the recorded answer was given: its road-name addresses
+    // hold the dong only in parentheses.
     let recorded = sample();
-    let (status, ours) = get_json(
-        &app,
-        &format!(
-            "{API}/storesByAddr/json?address={}",
-            form_urlencoded::byte_serialize("경기도 성남시 분당구 서현동".as_bytes())
-                .collect::<String>()
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(ours["count"], 0, "a substring that is not in any address");
-    let answer = ok_json(
-        &app,
-        &format!("{API}/storesByAddr/json?address=%EA%B2%BD%EA%B8%B0%EB%8F%84%20%EC%84%B1%EB%82%A8%EC%8B%9C"),
-    )
-    .await;
+    let answer = ok_json(&app, &by_addr(recorded["address"].as_str().unwrap())).await;
     assert_eq!(keys(&answer), keys(&recorded), "top-level keys");
     for k in keys(&recorded) {
         assert_eq!(kind(&answer[&k]), kind(&recorded[&k]), "type of {k}");
     }
-    assert_eq!(answer["address"], "경기도 성남시");
+    assert_eq!(answer["address"], "경기도 성남시 분당구 서현동");
     assert_eq!(answer["count"], answer["stores"].as_array().unwrap().len());
     assert_eq!(answer["count"], 2);
 
@@ -609,6 +605,83 @@ async fn stores_by_addr_matches_the_start_or_any_part_of_the_address() {
     let v = ok_json(&app, &ask("분당구")).await;
     assert_eq!(codes(&v), ["31800001"]);
     let v = ok_json(&app, &ask("부산광역시")).await;
+    assert_eq!((v["count"].as_u64(), codes(&v).len()), (Some(0), 0));
+}
+
+#[tokio::test]
+async fn stores_by_addr_finds_road_name_addresses_by_every_word_as_in_2020() {
+    let app = spawn().await;
+    // The 37 stores of the recorded answer, road-name addresses with the dong
+    // in parentheses, and two in the same district but not in 서현동.
+    let recorded = sample();
+    let mut rows: Vec<StoreRow> = recorded["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            store_row(
+                s["code"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["addr"].as_str().unwrap(),
+                s["lat"].as_f64().unwrap(),
+                s["lng"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<String> = rows.iter().map(|r| r.code.clone()).collect();
+    expected.sort();
+    rows.push(store_row(
+        "31899001",
+        "분당약국",
+        "경기도 성남시 분당구 서현로 170, 1층 (분당동)",
+        37.38,
+        127.12,
+    ));
+    rows.push(store_row(
+        "31899002",
+        "정자약국",
+        "경기도 성남시 분당구 정자일로 95 (정자동)",
+        37.36,
+        127.11,
+    ));
+    add_stores(&app.db, &rows);
+    when_stores(&app, rows.len() as u64).await;
+    let codes = |v: &Value| -> Vec<String> {
+        assert_eq!(v["count"], v["stores"].as_array().unwrap().len());
+        v["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let v = ok_json(&app, &by_addr("경기도 성남시 분당구 서현동")).await;
+    assert_eq!(v["address"], "경기도 성남시 분당구 서현동");
+    assert_eq!(codes(&v), expected, "every recorded store, by code");
+    // Words in any order, any spacing.
+    let v = ok_json(&app, &by_addr("서현동  분당구")).await;
+    assert_eq!(codes(&v), expected);
+    // A road: every store on it or one of its side streets (서현로210번길
+    // is one), 분당동's too.
+    let on = |road: &str| -> Vec<String> {
+        let mut found: Vec<String> = rows
+            .iter()
+            .filter(|r| r.addr.contains(road))
+            .map(|r| r.code.clone())
+            .collect();
+        found.sort();
+        assert!(!found.is_empty() && found.len() < rows.len(), "{road}");
+        found
+    };
+    let v = ok_json(&app, &by_addr("분당구 서현로210번길")).await;
+    assert_eq!(codes(&v), on("서현로210번길"));
+    let v = ok_json(&app, &by_addr("분당구 서현로")).await;
+    assert_eq!(codes(&v), on("서현로"));
+    assert!(codes(&v).contains(&"31899001".to_owned()));
+    let v = ok_json(&app, &by_addr("성남시 정자동")).await;
+    assert_eq!(codes(&v), ["31899002"]);
+    let v = ok_json(&app, &by_addr("경기도 성남시 분당구 이매동")).await;
     assert_eq!((v["count"].as_u64(), codes(&v).len()), (Some(0), 0));
 }
 
