@@ -1,6 +1,7 @@
 //! `/corona19-masks/v1/…`: the 2020 public-mask API (SPEC §8), and
-//! `/opendata/stock.csv` and `/opendata/openapi.json`. All public, all read
-//! from the snapshot (`snapshot.rs`), never from the database.
+//! `/opendata/stock.csv`, `/opendata/stock.json` and `/opendata/openapi.json`.
+//! All public, all read from the snapshot (`snapshot.rs`), never from the
+//! database.
 //!
 //! These routes sit outside the pages' middleware (no session, CSRF or error
 //! pages): every answer here, refusals included, is JSON (or CSV) as written.
@@ -15,6 +16,7 @@ use serde_json::json;
 
 use crate::opendata::query::{AddressQuery, BadQuery, GeoQuery, PageQuery, Params};
 use crate::opendata::snapshot::{Answer, AnswerKey, Snapshot, StockCache};
+use crate::opendata::stock;
 
 /// Where the API lives, as in 2020.
 pub const API_PREFIX: &str = "/corona19-masks/v1";
@@ -37,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/opendata")
             .service(resource("/stock.csv").route(web::get().to(stock_csv)))
+            .service(resource("/stock.json").route(web::get().to(stock_json)))
             .service(resource("/openapi.json").route(web::get().to(openapi)))
             .default_service(web::to(not_found)),
     );
@@ -183,8 +186,18 @@ async fn stock_csv(req: HttpRequest, cache: web::Data<StockCache>) -> HttpRespon
     let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
         return unavailable();
     };
-    let answer = snapshot.answer(AnswerKey::Csv, crate::opendata::stock_csv);
+    let answer = snapshot.answer(AnswerKey::StockCsv, stock::csv);
     respond(&req, answer, CSV)
+}
+
+/// `GET /opendata/stock.json`: the same rows as `stock.csv`, from the same
+/// snapshot, as JSON.
+async fn stock_json(req: HttpRequest, cache: web::Data<StockCache>) -> HttpResponse {
+    let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
+        return unavailable();
+    };
+    let answer = snapshot.answer(AnswerKey::StockJson, stock::json);
+    respond(&req, answer, JSON)
 }
 
 /// `GET /opendata/openapi.json`.

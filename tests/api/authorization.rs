@@ -87,6 +87,7 @@ fn table() -> Vec<Row> {
         get("/corona19-masks/v1/storesByGeo/json?lat=37.56&lng=126.97", [OK, OK,       OK,           OK,                     OK]),
         get("/corona19-masks/v1/storesByAddr/json?address=a", [OK, OK,     OK,           OK,                     OK]),
         get("/opendata/stock.csv",            [OK,         OK,           OK,           OK,                     OK]),
+        get("/opendata/stock.json",           [OK,         OK,           OK,           OK,                     OK]),
         get("/opendata/openapi.json",         [OK,         OK,           OK,           OK,                     OK]),
         get("/metrics",                       [OK,         OK,           OK,           OK,                     OK]),
         get("/signup",                        [OK,         IN,           IN,           Redirect("/pharmacy"),  Redirect("/admin")]),

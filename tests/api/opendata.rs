@@ -21,6 +21,32 @@ use crate::reservations::{seoul, tuesday};
 
 const API: &str = "/corona19-masks/v1";
 
+/// The keys of a store of `storesByGeo` and `storesByAddr`, as in 2020.
+const NINE_KEYS: [&str; 9] = [
+    "addr",
+    "code",
+    "created_at",
+    "lat",
+    "lng",
+    "name",
+    "remain_stat",
+    "stock_at",
+    "type",
+];
+
+/// The columns of `stock.csv`, and the keys of a store in `stock.json`.
+const STOCK_COLUMNS: [&str; 9] = [
+    "code",
+    "name",
+    "addr",
+    "type",
+    "lat",
+    "lng",
+    "remain",
+    "remain_stat",
+    "stock_at",
+];
+
 /// How long a test waits for the snapshot to show a change (it is refreshed
 /// every second).
 const FRESH: Duration = Duration::from_secs(10);
@@ -184,8 +210,21 @@ fn by_code<'a>(stores: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{code} not in {stores}"))
 }
 
+fn key_set(keys: &[&str]) -> BTreeSet<String> {
+    keys.iter().map(|k| (*k).to_owned()).collect()
+}
+
+/// Asserts that every element of `list` has exactly `expected` keys.
+fn each_has_exactly(list: &Value, expected: &BTreeSet<String>, what: &str) {
+    let list = list.as_array().unwrap();
+    assert!(!list.is_empty(), "{what}: no objects to check");
+    for item in list {
+        assert_eq!(&keys(item), expected, "{what}: {item}");
+    }
+}
+
 #[tokio::test]
-async fn answers_have_the_keys_and_types_of_the_recorded_2020_answer() {
+async fn every_object_of_every_endpoint_has_exactly_its_keys() {
     let app = spawn().await;
     let addr = "경기도 성남시 분당구 서현로 184 (서현동)";
     let with = add_store(&app.db, "31811931", addr, 37.3883743, 127.1237889);
@@ -205,34 +244,37 @@ async fn answers_have_the_keys_and_types_of_the_recorded_2020_answer() {
     assert_eq!(answer["count"], answer["stores"].as_array().unwrap().len());
     assert_eq!(answer["count"], 2);
 
-    // Every store object: the recorded keys, plus `remain`; each of the types
+    // Every store object: exactly the nine recorded keys, each of the types
     // recorded — or null where the recorded answer has null for a store
     // without data.
     let recorded_store = &recorded["stores"][0];
-    let mut expected_keys = keys(recorded_store);
-    expected_keys.insert("remain".into());
+    let nine = key_set(&NINE_KEYS);
+    each_has_exactly(&recorded["stores"], &nine, "the recorded answer");
     let geo = ok_json(
         &app,
         &format!("{API}/storesByGeo/json?lat=37.3883743&lng=127.1237889"),
     )
     .await;
-    assert_eq!(keys(&geo), ["count", "stores"].map(String::from).into());
-    for list in [&answer["stores"], &geo["stores"]] {
+    assert_eq!(keys(&geo), key_set(&["count", "stores"]));
+    assert_eq!(geo["count"], 2);
+    for (list, what) in [
+        (&answer["stores"], "storesByAddr"),
+        (&geo["stores"], "storesByGeo"),
+    ] {
+        each_has_exactly(list, &nine, what);
         for store in list.as_array().unwrap() {
-            assert_eq!(keys(store), expected_keys);
-            for k in keys(recorded_store) {
+            for k in &nine {
                 let nullable = ["created_at", "remain_stat", "stock_at"].contains(&k.as_str());
-                let t = kind(&store[&k]);
+                let t = kind(&store[k]);
                 assert!(
-                    t == kind(&recorded_store[&k]) || (nullable && t == "null"),
-                    "{k} is {t} in {store}"
+                    t == kind(&recorded_store[k]) || (nullable && t == "null"),
+                    "{what}: {k} is {t} in {store}"
                 );
             }
         }
     }
     let supplied = by_code(&answer["stores"], "31811931");
     assert_eq!(supplied["remain_stat"], "plenty");
-    assert_eq!(supplied["remain"], 250);
     assert_eq!(supplied["type"], "01");
     assert_eq!(supplied["lat"], 37.3883743);
     let time =
@@ -243,38 +285,39 @@ async fn answers_have_the_keys_and_types_of_the_recorded_2020_answer() {
     );
     // As the recorded 41805801: every key kept, the stock ones null.
     let bare = by_code(&answer["stores"], "41805801");
-    for k in ["created_at", "remain_stat", "stock_at", "remain"] {
+    for k in ["created_at", "remain_stat", "stock_at"] {
         assert!(bare[k].is_null(), "{k} in {bare}");
     }
 
     let stores = ok_json(&app, &format!("{API}/stores/json")).await;
     assert_eq!(
         keys(&stores),
-        ["count", "page", "storeInfos", "totalCount", "totalPages"]
-            .map(String::from)
-            .into()
+        key_set(&["count", "page", "storeInfos", "totalCount", "totalPages"])
     );
     assert_eq!(stores["page"], "1");
     assert!(stores["totalCount"].is_u64() && stores["totalPages"].is_u64());
-    assert_eq!(
-        keys(&stores["storeInfos"][0]),
-        ["addr", "code", "lat", "lng", "name", "type"]
-            .map(String::from)
-            .into()
+    each_has_exactly(
+        &stores["storeInfos"],
+        &key_set(&["addr", "code", "lat", "lng", "name", "type"]),
+        "stores/json",
     );
     let sales = ok_json(&app, &format!("{API}/sales/json")).await;
     assert_eq!(
         keys(&sales),
-        ["count", "page", "sales", "totalCount", "totalPages"]
-            .map(String::from)
-            .into()
+        key_set(&["count", "page", "sales", "totalCount", "totalPages"])
     );
-    assert_eq!(
-        keys(&sales["sales"][0]),
-        ["code", "created_at", "remain", "remain_stat", "stock_at"]
-            .map(String::from)
-            .into()
+    each_has_exactly(
+        &sales["sales"],
+        &key_set(&["code", "created_at", "remain_stat", "stock_at"]),
+        "sales/json",
     );
+
+    // The exact figures are ours, in stock.json, with the CSV's columns.
+    let stock = ok_json(&app, "/opendata/stock.json").await;
+    assert_eq!(keys(&stock), key_set(&["count", "created_at", "stores"]));
+    each_has_exactly(&stock["stores"], &key_set(&STOCK_COLUMNS), "stock.json");
+    assert_eq!(by_code(&stock["stores"], "31811931")["remain"], 250);
+    assert!(by_code(&stock["stores"], "41805801")["remain"].is_null());
 }
 
 #[tokio::test]
@@ -307,11 +350,16 @@ async fn remain_stat_follows_the_thresholds_of_spec_section_6() {
         (by_code(&v["sales"], "30000001")["remain_stat"] == "break").then_some(v)
     })
     .await;
-    let html = app.html("/map?address=%EC%84%9C%EC%9A%B8").await;
+    let stock = ok_json(&app, "/opendata/stock.json").await;
+    let html = app
+        .html(&format!("/map?address={}", enc("서울특별시")))
+        .await;
     for (code, quantity, _, stat) in cases {
         let sale = by_code(&sales["sales"], code);
         assert_eq!(sale["remain_stat"].as_str(), *stat, "{code}");
-        assert_eq!(sale["remain"].as_i64(), quantity.map(i64::from), "{code}");
+        let exact = by_code(&stock["stores"], code);
+        assert_eq!(exact["remain_stat"].as_str(), *stat, "{code}");
+        assert_eq!(exact["remain"].as_i64(), quantity.map(i64::from), "{code}");
         assert_eq!(sale["stock_at"].is_null(), quantity.is_none(), "{code}");
         let shown = stat.unwrap_or("");
         assert!(
@@ -335,19 +383,19 @@ async fn a_reservation_and_a_pickup_show_in_the_next_answers_within_a_second() {
     );
     supply(&app.db, id, 100);
     let path = format!("{API}/storesByGeo/json?lat=37.56&lng=126.97&m=100");
+    let exact = async || ok_json(&app, "/opendata/stock.json").await["stores"][0].clone();
     eventually(FRESH, "the supply", || async {
-        let v = ok_json(&app, &path).await;
-        (v["stores"][0]["remain"] == 100).then_some(())
+        (exact().await["remain"] == 100).then_some(())
     })
     .await;
 
     let booked_at = Utc::now().naive_utc();
     move_stock(&app.db, id, "reservation", 71, 0, booked_at);
-    let v = eventually(FRESH, "the reservation", || async {
-        let v = ok_json(&app, &path).await;
-        (v["stores"][0]["remain"] == 29).then_some(v)
+    eventually(FRESH, "the reservation", || async {
+        (exact().await["remain"] == 29).then_some(())
     })
     .await;
+    let v = ok_json(&app, &path).await;
     assert_eq!(v["stores"][0]["remain_stat"], "few");
     let seoul = |at: NaiveDateTime| {
         at.and_utc()
@@ -711,17 +759,7 @@ async fn stock_csv_has_every_store_and_keeps_formulas_inert() {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        [
-            "code",
-            "name",
-            "addr",
-            "type",
-            "lat",
-            "lng",
-            "remain",
-            "remain_stat",
-            "stock_at"
-        ]
+        STOCK_COLUMNS
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 2);
@@ -731,6 +769,154 @@ async fn stock_csv_has_every_store_and_keeps_formulas_inert() {
     assert_eq!(&rows[0][7], "some");
     assert_eq!(&rows[1][2], "'@서울특별시 중구 2");
     assert_eq!((&rows[1][6], &rows[1][7], &rows[1][8]), ("", "", ""));
+}
+
+#[tokio::test]
+async fn stock_json_has_the_csv_columns_and_figures_from_the_same_snapshot() {
+    let app = spawn().await;
+    let ids = add_stores(
+        &app.db,
+        &[
+            store_row(
+                "11800001",
+                "=HYPERLINK(\"http://x\")",
+                "서울특별시 중구 세종대로 1, 1층 (태평로1가)",
+                37.5663121,
+                126.9779692,
+            ),
+            store_row(
+                "11800002",
+                "중앙약국",
+                "서울특별시 중구 을지로 2",
+                37.57,
+                126.98,
+            ),
+            store_row(
+                "11800003",
+                "세종약국",
+                "서울특별시 중구 세종대로 3",
+                37.565,
+                126.977,
+            ),
+            store_row(
+                "11800004",
+                "무재고약국",
+                "서울특별시 중구 세종대로 4",
+                37.564,
+                126.976,
+            ),
+        ],
+    );
+    supply(&app.db, ids[0], 42);
+    supply(&app.db, ids[1], 150);
+    supply(&app.db, ids[2], 5);
+    move_stock(&app.db, ids[1], "reservation", 3, 0, Utc::now().naive_utc());
+    suspend(&app.db, ids[2]);
+    let stock = eventually(FRESH, "the stock of every store", || async {
+        let v = ok_json(&app, "/opendata/stock.json").await;
+        let moved = v["count"] == 4
+            && by_code(&v["stores"], "11800002")["remain"] == 147
+            && by_code(&v["stores"], "11800003")["remain_stat"] == "break";
+        moved.then_some(v)
+    })
+    .await;
+    let res = app.get("/opendata/stock.csv").await;
+    let csv_tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let text = res.text().await.unwrap();
+
+    // The envelope: when the data was read (as the API's `created_at`), how
+    // many stores, and the stores by code.
+    let stores = stock["stores"].as_array().unwrap();
+    assert_eq!(stock["count"], stores.len());
+    let sales = ok_json(&app, &format!("{API}/sales/json")).await;
+    assert_eq!(
+        stock["created_at"],
+        by_code(&sales["sales"], "11800001")["created_at"],
+        "the same snapshot as the 2020 API"
+    );
+    let codes: Vec<&str> = stores.iter().map(|s| s["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["11800001", "11800002", "11800003", "11800004"]);
+
+    // Line by line, the CSV's figures.
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        STOCK_COLUMNS
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), stores.len());
+    for (row, store) in rows.iter().zip(stores) {
+        assert_eq!(keys(store), key_set(&STOCK_COLUMNS), "{store}");
+        for (column, cell) in STOCK_COLUMNS.iter().zip(row.iter()) {
+            let value = &store[*column];
+            match *column {
+                "lat" | "lng" => {
+                    assert_eq!(cell.parse::<f64>().unwrap(), value.as_f64().unwrap())
+                }
+                "remain" => assert_eq!(cell.parse::<i64>().ok(), value.as_i64(), "{store}"),
+                // The CSV makes formulas inert for spreadsheets; JSON keeps
+                // the name as it is.
+                "name" | "addr" => assert_eq!(
+                    cell.strip_prefix('\'').unwrap_or(cell),
+                    value.as_str().unwrap()
+                ),
+                _ => assert_eq!(cell, value.as_str().unwrap_or(""), "{column} of {store}"),
+            }
+        }
+    }
+    let exact = |code: &str| {
+        let s = by_code(&stock["stores"], code);
+        (s["remain"].as_i64(), s["remain_stat"].as_str())
+    };
+    assert_eq!(exact("11800001"), (Some(42), Some("some")));
+    assert_eq!(exact("11800002"), (Some(147), Some("plenty")));
+    assert_eq!(exact("11800003"), (Some(5), Some("break")));
+    assert_eq!(exact("11800004"), (None, None));
+    assert_eq!(
+        by_code(&stock["stores"], "11800001")["name"],
+        "=HYPERLINK(\"http://x\")"
+    );
+    assert_eq!(by_code(&stock["stores"], "11800001")["type"], "01");
+    assert!(by_code(&stock["stores"], "11800004")["stock_at"].is_null());
+
+    // Served like the rest: open to any origin, tagged, revalidated.
+    let res = app
+        .client
+        .get(app.url("/opendata/stock.json"))
+        .header("Origin", "https://maps.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    assert_eq!(res.headers()["cache-control"], "max-age=1");
+    let tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(tag, csv_tag, "a tag per answer");
+    let again = app
+        .client
+        .get(app.url("/opendata/stock.json"))
+        .header("If-None-Match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/opendata/stock.json"))
+        .header("Origin", "https://maps.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let post = app
+        .client
+        .post(app.url("/opendata/stock.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
 }
 
 /// The JSON type name an OpenAPI schema says.
@@ -798,6 +984,16 @@ fn conforms(doc: &openapiv3::OpenAPI, schema: &openapiv3::Schema, value: &Value,
             for r in &o.required {
                 assert!(obj.contains_key(r), "{at}: {r} missing");
             }
+            if o.additional_properties == Some(openapiv3::AdditionalProperties::Any(false)) {
+                // A closed object: every documented key is required, so the
+                // document states its exact key set.
+                let documented: BTreeSet<&String> = o.properties.keys().collect();
+                assert_eq!(
+                    o.required.iter().collect::<BTreeSet<_>>(),
+                    documented,
+                    "{at}: a closed object requires every key it documents"
+                );
+            }
             for key in obj.keys() {
                 let prop = o
                     .properties
@@ -856,6 +1052,7 @@ async fn the_openapi_description_covers_every_endpoint_and_fits_live_answers() {
             "?address=%EC%84%9C%EC%9A%B8",
         ),
         ("/opendata/stock.csv", ""),
+        ("/opendata/stock.json", ""),
         ("/opendata/openapi.json", ""),
     ];
     let documented: BTreeSet<&str> = doc.paths.paths.keys().map(String::as_str).collect();
@@ -878,12 +1075,50 @@ async fn the_openapi_description_covers_every_endpoint_and_fits_live_answers() {
         let live: Value = res.json().await.unwrap();
         let schema = resolve(&doc, media.schema.as_ref().unwrap());
         conforms(&doc, schema, &live, path);
-        assert!(
+        assert_eq!(
             op.responses
                 .responses
-                .contains_key(&openapiv3::StatusCode::Code(400))
+                .contains_key(&openapiv3::StatusCode::Code(400)),
+            !op.parameters.is_empty(),
+            "{path}: a 400 where there are parameters to get wrong"
         );
     }
+    // The objects of the 2020 API and ours are closed: exactly their keys.
+    let schemas = &doc.components.as_ref().unwrap().schemas;
+    for (name, exact) in [
+        ("Store", &NINE_KEYS[..]),
+        (
+            "StoreInfo",
+            &["addr", "code", "lat", "lng", "name", "type"][..],
+        ),
+        (
+            "Sale",
+            &["code", "created_at", "remain_stat", "stock_at"][..],
+        ),
+        ("StockRow", &STOCK_COLUMNS[..]),
+        ("StockList", &["count", "created_at", "stores"][..]),
+    ] {
+        let schema = resolve(&doc, &schemas[name]);
+        let openapiv3::SchemaKind::Type(openapiv3::Type::Object(o)) = &schema.schema_kind else {
+            panic!("{name} is not an object");
+        };
+        assert_eq!(
+            o.additional_properties,
+            Some(openapiv3::AdditionalProperties::Any(false)),
+            "{name} is closed"
+        );
+        let documented: BTreeSet<String> = o.properties.keys().cloned().collect();
+        assert_eq!(documented, key_set(exact), "{name}");
+    }
+    // stock.json's store keys in the CSV's column order.
+    let row = resolve(&doc, &schemas["StockRow"]);
+    let openapiv3::SchemaKind::Type(openapiv3::Type::Object(o)) = &row.schema_kind else {
+        panic!("StockRow is not an object");
+    };
+    assert_eq!(
+        o.properties.keys().map(String::as_str).collect::<Vec<_>>(),
+        STOCK_COLUMNS
+    );
 }
 
 #[tokio::test]
