@@ -83,7 +83,8 @@ pub async fn map_page(
             "the stock snapshot is not loaded yet".into(),
         ));
     };
-    let params = Params::parse(req.query_string()).map_err(|e| AppError::BadRequest(e.0))?;
+    let params =
+        Params::parse(req.query_string()).map_err(|e| AppError::BadRequest(e.message(&page.t)))?;
     let raw = |name: &str| {
         form_urlencoded::parse(req.query_string().as_bytes())
             .find(|(k, _)| k == name)

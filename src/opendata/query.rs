@@ -1,8 +1,10 @@
 //! The questions the open-data API accepts, parsed from the query string: a
-//! value that is out of range is refused here with the message the client
-//! gets, or clamped where SPEC §8 says so (`perPage`, `m`).
+//! value that is out of range is refused here with the reason the client is
+//! told, or clamped where SPEC §8 says so (`perPage`, `m`).
 
 use std::collections::HashMap;
+
+use crate::i18n::Tr;
 
 /// `perPage` when none is given.
 pub const DEFAULT_PER_PAGE: u32 = 500;
@@ -17,13 +19,43 @@ pub const MAX_QUERY_BYTES: usize = 2048;
 /// The longest `address` searched for, in characters.
 pub const MAX_ADDRESS_CHARS: usize = 100;
 
-/// Why a question was refused: the `message` of the 400 answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadQuery(pub String);
+/// Why a question was refused; [`BadQuery::message`] is the `message` of the
+/// 400 answer, in the asker's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadQuery {
+    /// The query string is longer than [`MAX_QUERY_BYTES`].
+    QueryTooLong,
+    Page,
+    PerPage,
+    /// A required parameter is missing or empty.
+    Missing(&'static str),
+    /// `lat` or `lng` is not a number within ± this many degrees.
+    Coordinate(&'static str, u8),
+    Radius,
+    AddressTooLong,
+}
 
-fn bad(message: impl Into<String>) -> BadQuery {
-    BadQuery(message.into())
+impl BadQuery {
+    pub fn message(self, t: &Tr) -> String {
+        match self {
+            BadQuery::QueryTooLong => t.fmt(
+                "opendata.error.query_too_long",
+                &[("max", &MAX_QUERY_BYTES)],
+            ),
+            BadQuery::Page => t.get("opendata.error.page").to_owned(),
+            BadQuery::PerPage => t.get("opendata.error.per_page").to_owned(),
+            BadQuery::Missing(name) => t.fmt("opendata.error.missing", &[("name", &name)]),
+            BadQuery::Coordinate(name, limit) => t.fmt(
+                "opendata.error.coordinate",
+                &[("name", &name), ("limit", &limit)],
+            ),
+            BadQuery::Radius => t.get("opendata.error.radius").to_owned(),
+            BadQuery::AddressTooLong => t.fmt(
+                "opendata.error.address_long",
+                &[("max", &MAX_ADDRESS_CHARS)],
+            ),
+        }
+    }
 }
 
 /// The query string's parameters; the first of a repeated name counts.
@@ -32,9 +64,7 @@ pub struct Params(HashMap<String, String>);
 impl Params {
     pub fn parse(query: &str) -> Result<Params, BadQuery> {
         if query.len() > MAX_QUERY_BYTES {
-            return Err(bad(format!(
-                "the query string is longer than {MAX_QUERY_BYTES} bytes"
-            )));
+            return Err(BadQuery::QueryTooLong);
         }
         let mut map = HashMap::new();
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -61,7 +91,7 @@ impl PageQuery {
             None | Some("") => 1,
             Some(text) => match text.parse::<u32>() {
                 Ok(n) if n >= 1 => n,
-                _ => return Err(bad("page must be a whole number from 1")),
+                _ => return Err(BadQuery::Page),
             },
         };
         let per_page = match p.get("perPage") {
@@ -70,10 +100,10 @@ impl PageQuery {
                 Ok(n) if n >= 1 => {
                     u32::try_from(n.min(u64::from(MAX_PER_PAGE))).unwrap_or(MAX_PER_PAGE)
                 }
-                Ok(_) => return Err(bad("perPage must be a whole number from 1")),
+                Ok(_) => return Err(BadQuery::PerPage),
                 // A number too long for u64 is still a number: clamp it.
                 Err(_) if is_digits(text) => MAX_PER_PAGE,
-                Err(_) => return Err(bad("perPage must be a whole number from 1")),
+                Err(_) => return Err(BadQuery::PerPage),
             },
         };
         Ok(PageQuery { page, per_page })
@@ -107,13 +137,13 @@ pub struct GeoQuery {
 
 impl GeoQuery {
     pub fn parse(p: &Params) -> Result<GeoQuery, BadQuery> {
-        let lat = coordinate(p.get("lat"), "lat", 90.0)?;
-        let lng = coordinate(p.get("lng"), "lng", 180.0)?;
+        let lat = coordinate(p.get("lat"), "lat", 90)?;
+        let lng = coordinate(p.get("lng"), "lng", 180)?;
         let m = match p.get("m") {
             None | Some("") => DEFAULT_RADIUS_M,
             Some(text) => match text.parse::<f64>() {
                 Ok(m) if m >= 0.0 && !m.is_nan() => m.min(MAX_RADIUS_M),
-                _ => return Err(bad("m must be a distance in metres, 0 or more")),
+                _ => return Err(BadQuery::Radius),
             },
         };
         Ok(GeoQuery { lat, lng, m })
@@ -125,16 +155,14 @@ impl GeoQuery {
     }
 }
 
-fn coordinate(text: Option<&str>, name: &str, limit: f64) -> Result<f64, BadQuery> {
+fn coordinate(text: Option<&str>, name: &'static str, limit: u8) -> Result<f64, BadQuery> {
     let text = match text {
-        None | Some("") => return Err(bad(format!("{name} is required"))),
+        None | Some("") => return Err(BadQuery::Missing(name)),
         Some(t) => t,
     };
     match text.parse::<f64>() {
-        Ok(x) if x.is_finite() && x.abs() <= limit => Ok(x),
-        _ => Err(bad(format!(
-            "{name} must be a number from -{limit} to {limit}"
-        ))),
+        Ok(x) if x.is_finite() && x.abs() <= f64::from(limit) => Ok(x),
+        _ => Err(BadQuery::Coordinate(name, limit)),
     }
 }
 
@@ -150,12 +178,10 @@ impl AddressQuery {
     pub fn parse(p: &Params) -> Result<AddressQuery, BadQuery> {
         let text = p.get("address").unwrap_or("");
         if text.is_empty() {
-            return Err(bad("address is required"));
+            return Err(BadQuery::Missing("address"));
         }
         if text.chars().count() > MAX_ADDRESS_CHARS || text.chars().any(char::is_control) {
-            return Err(bad(format!(
-                "address must be at most {MAX_ADDRESS_CHARS} characters of text"
-            )));
+            return Err(BadQuery::AddressTooLong);
         }
         Ok(AddressQuery {
             text: text.to_owned(),
@@ -244,29 +270,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_address_is_required_and_bounded() {
-        let asked = |q: &str| AddressQuery::parse(&params(q)).map(|a| a.as_str().to_owned());
-        assert_eq!(
-            asked("address=%EC%84%9C%EC%9A%B8%EC%8B%9C").unwrap(),
-            "서울시"
-        );
-        assert_eq!(asked("address=+%EC%A4%91%EA%B5%AC+").unwrap(), "중구");
-        for q in [
-            "address=",
-            "address=%20%20",
-            "",
-            "address=%EC%A4%91%0A%EA%B5%AC",
-        ] {
-            assert!(asked(q).is_err(), "{q}");
-        }
-        let long = "가".repeat(MAX_ADDRESS_CHARS + 1);
+    fn address(text: &str) -> Result<String, BadQuery> {
         let q = format!(
             "address={}",
-            form_urlencoded::byte_serialize(long.as_bytes()).collect::<String>()
+            form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>()
         );
-        assert!(asked(&q).is_err());
-        assert!(Params::parse(&"a".repeat(10_000)).is_err());
+        AddressQuery::parse(&params(&q)).map(|a| a.as_str().to_owned())
+    }
+
+    #[test]
+    fn an_address_is_required_and_bounded() {
+        assert_eq!(address("서울특별시 중구"), Ok("서울특별시 중구".into()));
+        assert_eq!(address("  분당구 "), Ok("분당구".into()), "trimmed");
+        assert_eq!(address(""), Err(BadQuery::Missing("address")));
+        assert_eq!(address("   "), Err(BadQuery::Missing("address")));
+        assert_eq!(
+            AddressQuery::parse(&params("")),
+            Err(BadQuery::Missing("address"))
+        );
+        assert_eq!(address("중\n구청"), Err(BadQuery::AddressTooLong));
+        let long = "가".repeat(MAX_ADDRESS_CHARS + 1);
+        assert_eq!(address(&long), Err(BadQuery::AddressTooLong));
+        assert!(address(&long[..long.len() - 3]).is_ok());
+        assert_eq!(
+            Params::parse(&"a".repeat(10_000)).err(),
+            Some(BadQuery::QueryTooLong)
+        );
+    }
+
+    #[test]
+    fn every_refusal_has_a_message_in_both_languages() {
+        let catalog = std::sync::Arc::new(crate::i18n::Catalog::load().unwrap());
+        let ko = Tr::new(catalog.clone(), crate::i18n::Lang::Ko);
+        let en = Tr::new(catalog, crate::i18n::Lang::En);
+        let all = [
+            BadQuery::QueryTooLong,
+            BadQuery::Page,
+            BadQuery::PerPage,
+            BadQuery::Missing("lat"),
+            BadQuery::Coordinate("lng", 180),
+            BadQuery::Radius,
+            BadQuery::AddressTooLong,
+        ];
+        for bad in all {
+            let (k, e) = (bad.message(&ko), bad.message(&en));
+            assert!(
+                !k.contains("opendata.") && !e.contains("opendata."),
+                "{bad:?}"
+            );
+            assert!(!k.contains('{') && !e.contains('{'), "{bad:?}: {k} / {e}");
+            assert_ne!(k, e, "{bad:?}");
+        }
+        assert_eq!(
+            BadQuery::Coordinate("lat", 90).message(&en),
+            "lat must be a number from -90 to 90."
+        );
     }
 
     fn query(text: &str) -> AddressQuery {

@@ -68,6 +68,10 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+fn is_hangul(c: char) -> bool {
+    ('가'..='힣').contains(&c)
+}
+
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
 }
@@ -576,10 +580,30 @@ async fn bad_input_is_a_400_with_a_json_message_and_unknown_paths_a_json_404() {
         long,
     ];
     for path in &cases {
+        // In Korean by default, in English when asked.
         let (status, body) = get_json(&app, path).await;
         assert_eq!(status, 400, "{path}");
-        assert!(body["message"].is_string(), "{path}: {body}");
+        assert_eq!(keys(&body), key_set(&["message"]), "{path}: {body}");
+        let korean = body["message"].as_str().unwrap();
+        assert!(korean.chars().any(is_hangul), "{path}: {korean}");
+        let res = app
+            .client
+            .get(app.url(path))
+            .header("Accept-Language", "en-US,en;q=0.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let english: Value = res.json().await.unwrap();
+        let english = english["message"].as_str().unwrap();
+        assert!(english.is_ascii(), "{path}: {english}");
+        assert_ne!(english, korean);
     }
+    let (_, body) = get_json(&app, &format!("{API}/storesByGeo/json?lat=abc&lng=127")).await;
+    assert_eq!(
+        body["message"],
+        "lat은(는) -90부터 90까지의 숫자여야 합니다."
+    );
     for path in [
         format!("{API}/nothing"),
         format!("{API}/stores/xml"),
