@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::opendata::api::API_PREFIX;
-use crate::opendata::query::{AddressQuery, GeoQuery, Params};
+use crate::opendata::query::{self, AddressQuery, BadQuery, GeoQuery, Params};
 use crate::opendata::snapshot::StockCache;
 use crate::state::AppState;
 use crate::stores::status::NO_DATA_KEY;
@@ -116,6 +116,13 @@ pub async fn map_page(
                     view.center = (e.lat, e.lng);
                 }
                 found
+            }
+            Err(BadQuery::AddressTooShort) => {
+                view.address_error = Some(t.fmt(
+                    "map.error.address_short",
+                    &[("min", &query::MIN_ADDRESS_CHARS)],
+                ));
+                Vec::new()
             }
             Err(_) => {
                 view.address_error = Some(t.get("map.error.address").to_owned());

@@ -18,6 +18,14 @@ pub const MAX_RADIUS_M: f64 = 5000.0;
 pub const MAX_QUERY_BYTES: usize = 2048;
 /// The longest `address` searched for, in characters.
 pub const MAX_ADDRESS_CHARS: usize = 100;
+/// The shortest `address` searched for, in characters other than whitespace:
+/// enough for a district or a dong (`분당구`, `서현동`, `서울특별시 중구`), as
+/// the 2020 service answered at most a district; one or two characters
+/// (`서`, `서울`) would match a province or the whole country.
+pub const MIN_ADDRESS_CHARS: usize = 3;
+/// The most stores a `storesByAddr` answer holds, the first by code. The
+/// 2020 service's largest district answered a few hundred.
+pub const MAX_ADDRESS_STORES: usize = 1000;
 
 /// Why a question was refused; [`BadQuery::message`] is the `message` of the
 /// 400 answer, in the asker's language.
@@ -33,6 +41,7 @@ pub enum BadQuery {
     Coordinate(&'static str, u8),
     Radius,
     AddressTooLong,
+    AddressTooShort,
 }
 
 impl BadQuery {
@@ -53,6 +62,10 @@ impl BadQuery {
             BadQuery::AddressTooLong => t.fmt(
                 "opendata.error.address_long",
                 &[("max", &MAX_ADDRESS_CHARS)],
+            ),
+            BadQuery::AddressTooShort => t.fmt(
+                "opendata.error.address_short",
+                &[("min", &MIN_ADDRESS_CHARS)],
             ),
         }
     }
@@ -167,7 +180,8 @@ fn coordinate(text: Option<&str>, name: &'static str, limit: u8) -> Result<f64, 
 }
 
 /// An address question (`storesByAddr`, the map): the words a store's
-/// address must all contain.
+/// address must all contain, [`MIN_ADDRESS_CHARS`] to [`MAX_ADDRESS_CHARS`]
+/// characters of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressQuery {
     /// As asked, trimmed: the answer echoes it.
@@ -182,6 +196,9 @@ impl AddressQuery {
         }
         if text.chars().count() > MAX_ADDRESS_CHARS || text.chars().any(char::is_control) {
             return Err(BadQuery::AddressTooLong);
+        }
+        if text.chars().filter(|c| !c.is_whitespace()).count() < MIN_ADDRESS_CHARS {
+            return Err(BadQuery::AddressTooShort);
         }
         Ok(AddressQuery {
             text: text.to_owned(),
@@ -299,6 +316,23 @@ mod tests {
     }
 
     #[test]
+    fn an_address_shorter_than_a_district_is_refused() {
+        for short in ["서", "서울", "중구", "중 구", " 서 울 ", "a", "1 2"] {
+            assert_eq!(address(short), Err(BadQuery::AddressTooShort), "{short}");
+        }
+        for enough in [
+            "서현동",
+            "분당구",
+            "서울 중구",
+            "서울특별시",
+            "서울특별시 중구",
+            "중구 1",
+        ] {
+            assert!(address(enough).is_ok(), "{enough}");
+        }
+    }
+
+    #[test]
     fn every_refusal_has_a_message_in_both_languages() {
         let catalog = std::sync::Arc::new(crate::i18n::Catalog::load().unwrap());
         let ko = Tr::new(catalog.clone(), crate::i18n::Lang::Ko);
@@ -311,6 +345,7 @@ mod tests {
             BadQuery::Coordinate("lng", 180),
             BadQuery::Radius,
             BadQuery::AddressTooLong,
+            BadQuery::AddressTooShort,
         ];
         for bad in all {
             let (k, e) = (bad.message(&ko), bad.message(&en));
@@ -325,6 +360,8 @@ mod tests {
             BadQuery::Coordinate("lat", 90).message(&en),
             "lat must be a number from -90 to 90."
         );
+        assert!(BadQuery::AddressTooShort.message(&ko).contains('3'));
+        assert!(BadQuery::AddressTooShort.message(&en).contains('3'));
     }
 
     fn query(text: &str) -> AddressQuery {

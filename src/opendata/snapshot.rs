@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::schema::{store_days, stores};
 use crate::db::{Db, DbConnection};
-use crate::opendata::query::AddressQuery;
+use crate::opendata::query::{AddressQuery, MAX_ADDRESS_STORES};
 use crate::settings::PolicyCache;
 use crate::stores::status::{RemainStat, remaining};
 
@@ -344,11 +344,14 @@ impl Snapshot {
         found
     }
 
-    /// The stores whose address answers `question`, by code.
+    /// The stores whose address answers `question`, by code: the first
+    /// [`MAX_ADDRESS_STORES`] of them, so that no question answers the
+    /// country.
     pub fn by_address(&self, question: &AddressQuery) -> Vec<&Entry> {
         self.entries
             .iter()
             .filter(|e| question.matches(&e.addr))
+            .take(MAX_ADDRESS_STORES)
             .map(AsRef::as_ref)
             .collect()
     }

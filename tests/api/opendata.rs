@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{stock_ledger, store_days, stores};
 use mask_reservation::db::{Db, write_tx};
+use mask_reservation::opendata::query::{MAX_ADDRESS_STORES, MIN_ADDRESS_CHARS};
 use mask_reservation::policy::Policy;
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::allocate_new_day;
@@ -577,6 +578,7 @@ async fn bad_input_is_a_400_with_a_json_message_and_unknown_paths_a_json_404() {
         format!("{API}/storesByAddr/json?address="),
         format!("{API}/storesByAddr/json?address=%20"),
         format!("{API}/storesByAddr/json"),
+        by_addr("서"),
         long,
     ];
     for path in &cases {
@@ -596,7 +598,11 @@ async fn bad_input_is_a_400_with_a_json_message_and_unknown_paths_a_json_404() {
         assert_eq!(res.status(), 400, "{path}");
         let english: Value = res.json().await.unwrap();
         let english = english["message"].as_str().unwrap();
-        assert!(english.is_ascii(), "{path}: {english}");
+        // The too short address's message gives Korean examples.
+        assert!(
+            english.is_ascii() || english.contains("e.g."),
+            "{path}: {english}"
+        );
         assert_ne!(english, korean);
     }
     let (_, body) = get_json(&app, &format!("{API}/storesByGeo/json?lat=abc&lng=127")).await;
@@ -755,6 +761,80 @@ async fn stores_by_addr_finds_road_name_addresses_by_every_word_as_in_2020() {
     assert_eq!(codes(&v), ["31899002"]);
     let v = ok_json(&app, &by_addr("경기도 성남시 분당구 이매동")).await;
     assert_eq!((v["count"].as_u64(), codes(&v).len()), (Some(0), 0));
+}
+
+#[tokio::test]
+async fn stores_by_addr_refuses_less_than_a_district_and_answers_at_most_the_cap() {
+    let app = spawn().await;
+    // More stores in one district than an answer holds, and two elsewhere.
+    let mut rows: Vec<StoreRow> = (0..=MAX_ADDRESS_STORES)
+        .map(|i| {
+            store_row(
+                &format!("{:08}", 11_000_000 + i),
+                "약국",
+                &format!("서울특별시 중구 세종대로 {i}"),
+                37.56,
+                126.97,
+            )
+        })
+        .collect();
+    rows.push(store_row(
+        "31811931",
+        "성민약국",
+        "경기도 성남시 분당구 서현로 184, 219호 (서현동, 엘지에클라트)",
+        37.3883743,
+        127.1237889,
+    ));
+    rows.push(store_row(
+        "31819991",
+        "우리약국",
+        "경기도 성남시 분당구 분당로 43, 1층 (서현동)",
+        37.3840714,
+        127.1202711,
+    ));
+    add_stores(&app.db, &rows);
+    when_stores(&app, rows.len() as u64).await;
+
+    // One or two characters, spaces aside, would match a province or the
+    // country: refused with a JSON message, whatever the stores.
+    for short in ["서", "서울", "중구", " 서 울 ", "a"] {
+        let (status, body) = get_json(&app, &by_addr(short)).await;
+        assert_eq!(status, 400, "{short}");
+        assert_eq!(keys(&body), key_set(&["message"]), "{short}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("3"), "{body}");
+    }
+    let res = app.get(&by_addr("서")).await;
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+
+    // A dong, a district: answered.
+    let v = ok_json(&app, &by_addr("서현동")).await;
+    assert_eq!(v["count"], 2);
+    let v = ok_json(&app, &by_addr("분당구")).await;
+    assert_eq!(v["count"], 2);
+
+    // A district with more stores than the cap: the first by code, and
+    // `count` says how many are in the answer.
+    let v = ok_json(&app, &by_addr("서울특별시 중구")).await;
+    let stores = v["stores"].as_array().unwrap();
+    assert_eq!(stores.len(), MAX_ADDRESS_STORES);
+    assert_eq!(v["count"], MAX_ADDRESS_STORES);
+    let codes: Vec<&str> = stores.iter().map(|s| s["code"].as_str().unwrap()).collect();
+    let mut first: Vec<String> = rows[..=MAX_ADDRESS_STORES]
+        .iter()
+        .map(|r| r.code.clone())
+        .collect();
+    first.sort();
+    first.truncate(MAX_ADDRESS_STORES);
+    assert_eq!(codes, first);
+    // And so does the country-wide question that is long enough.
+    let v = ok_json(&app, &by_addr("서울특별시")).await;
+    assert_eq!(v["stores"].as_array().unwrap().len(), MAX_ADDRESS_STORES);
+
+    // The map asks the same question: the same refusal, next to the field.
+    let res = app.get(&format!("/map?address={}", enc("서"))).await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("공백을 빼고 3자 이상"), "{html}");
 }
 
 #[tokio::test]
@@ -1073,7 +1153,7 @@ async fn the_openapi_description_covers_every_endpoint_and_fits_live_answers() {
         ),
         (
             "/corona19-masks/v1/storesByAddr/json",
-            "?address=%EC%84%9C%EC%9A%B8",
+            "?address=%EC%84%9C%EC%9A%B8%ED%8A%B9%EB%B3%84%EC%8B%9C",
         ),
         ("/opendata/stock.csv", ""),
         ("/opendata/stock.json", ""),
@@ -1107,6 +1187,45 @@ async fn the_openapi_description_covers_every_endpoint_and_fits_live_answers() {
             "{path}: a 400 where there are parameters to get wrong"
         );
     }
+    // The address rule and the cap, as the server applies them.
+    let by_addr_op = doc.paths.paths["/corona19-masks/v1/storesByAddr/json"]
+        .as_item()
+        .unwrap()
+        .get
+        .as_ref()
+        .unwrap();
+    let openapiv3::ReferenceOr::Item(param) = &by_addr_op.parameters[0] else {
+        panic!("the address parameter is inline");
+    };
+    let openapiv3::ParameterSchemaOrContent::Schema(schema) = &param.parameter_data_ref().format
+    else {
+        panic!("the address parameter has a schema");
+    };
+    let openapiv3::SchemaKind::Type(openapiv3::Type::String(text)) =
+        &resolve(&doc, schema).schema_kind
+    else {
+        panic!("address is a string");
+    };
+    assert_eq!(text.min_length, Some(MIN_ADDRESS_CHARS));
+    let description = by_addr_op.description.as_deref().unwrap();
+    assert!(
+        description.contains(&MAX_ADDRESS_STORES.to_string()),
+        "{description}"
+    );
+    let answer = resolve(
+        &doc,
+        &doc.components.as_ref().unwrap().schemas["StoresByAddr"],
+    );
+    let openapiv3::SchemaKind::Type(openapiv3::Type::Object(o)) = &answer.schema_kind else {
+        panic!("StoresByAddr is an object");
+    };
+    let openapiv3::SchemaKind::Type(openapiv3::Type::Array(list)) =
+        &resolve_boxed(&doc, &o.properties["stores"]).schema_kind
+    else {
+        panic!("stores is an array");
+    };
+    assert_eq!(list.max_items, Some(MAX_ADDRESS_STORES));
+
     // The objects of the 2020 API and ours are closed: exactly their keys.
     let schemas = &doc.components.as_ref().unwrap().schemas;
     for (name, exact) in [
@@ -1199,10 +1318,7 @@ async fn answers_are_open_to_any_origin_and_tagged_for_revalidation() {
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"], etag.as_str());
     assert!(again.bytes().await.unwrap().is_empty());
-    for paged in [
-        format!("{API}/sales/json"),
-        format!("{API}/storesByAddr/json?address=%EC%84%9C"),
-    ] {
+    for paged in [format!("{API}/sales/json"), by_addr("서울특별시")] {
         let a = app.get(&paged).await;
         let tag = a.headers()["etag"].to_str().unwrap().to_owned();
         let b = app
@@ -1270,7 +1386,9 @@ async fn the_map_page_lists_the_stores_without_javascript() {
     assert!(html.contains("src=\"/static/js/map.js\""));
     assert!(!html.contains("<script>"), "no inline script");
 
-    let html = app.html("/map?address=%EB%B6%80%EC%82%B0").await;
+    let html = app
+        .html(&format!("/map?address={}", enc("부산광역시")))
+        .await;
     assert!(html.contains("data-store-code=\"21000001\""));
     let res = app.get("/map?lat=200&lng=x").await;
     assert_eq!(res.status(), 422);
