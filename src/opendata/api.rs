@@ -1,9 +1,12 @@
 //! `/corona19-masks/v1/…`: the 2020 public-mask API (SPEC §8), and
-//! `/opendata/stock.csv` and `/opendata/openapi.json`. All public, all read
-//! from the snapshot (`snapshot.rs`), never from the database.
+//! `/opendata/stock.csv`, `/opendata/stock.json` and `/opendata/openapi.json`.
+//! All public, all read from the snapshot (`snapshot.rs`), never from the
+//! database.
 //!
 //! These routes sit outside the pages' middleware (no session, CSRF or error
 //! pages): every answer here, refusals included, is JSON (or CSV) as written.
+//! A refusal's `message` is in the asker's language (the `lang` cookie, else
+//! `Accept-Language`, else Korean), as on the pages.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,8 +16,12 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde_json::json;
 
-use crate::opendata::query::{self, BadQuery, GeoQuery, PageQuery, Params};
+use crate::i18n::{Catalog, Tr};
+use crate::opendata::query::{AddressQuery, BadQuery, GeoQuery, PageQuery, Params};
 use crate::opendata::snapshot::{Answer, AnswerKey, Snapshot, StockCache};
+use crate::opendata::stock;
+use crate::state::AppState;
+use crate::web::language;
 
 /// Where the API lives, as in 2020.
 pub const API_PREFIX: &str = "/corona19-masks/v1";
@@ -37,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/opendata")
             .service(resource("/stock.csv").route(web::get().to(stock_csv)))
+            .service(resource("/stock.json").route(web::get().to(stock_json)))
             .service(resource("/openapi.json").route(web::get().to(openapi)))
             .default_service(web::to(not_found)),
     );
@@ -68,10 +76,10 @@ enum Paged {
 async fn paged(req: &HttpRequest, cache: &StockCache, kind: Paged) -> HttpResponse {
     let page = match Params::parse(req.query_string()).and_then(|p| PageQuery::parse(&p)) {
         Ok(page) => page,
-        Err(e) => return bad_request(&e),
+        Err(e) => return bad_request(req, e),
     };
     let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
-        return unavailable();
+        return unavailable(req);
     };
     let (page_no, per_page) = (page.page, page.per_page);
     let key = match kind {
@@ -125,10 +133,10 @@ fn page_body(s: &Snapshot, page: PageQuery, kind: Paged) -> String {
 async fn stores_by_geo(req: HttpRequest, cache: web::Data<StockCache>) -> HttpResponse {
     let geo = match Params::parse(req.query_string()).and_then(|p| GeoQuery::parse(&p)) {
         Ok(geo) => geo,
-        Err(e) => return bad_request(&e),
+        Err(e) => return bad_request(&req, e),
     };
     let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
-        return unavailable();
+        return unavailable(&req);
     };
     let (lat, lng, m) = geo.key();
     let answer = snapshot.answer(AnswerKey::Geo(lat, lng, m), |s| {
@@ -147,22 +155,23 @@ async fn stores_by_geo(req: HttpRequest, cache: web::Data<StockCache>) -> HttpRe
     respond(&req, answer, JSON)
 }
 
-/// `GET storesByAddr/json?address=`: stores whose address contains it, by code.
+/// `GET storesByAddr/json?address=`: stores whose address holds every word
+/// of it, by code.
 async fn stores_by_addr(req: HttpRequest, cache: web::Data<StockCache>) -> HttpResponse {
-    let address = match Params::parse(req.query_string()).and_then(|p| query::address(&p)) {
+    let address = match Params::parse(req.query_string()).and_then(|p| AddressQuery::parse(&p)) {
         Ok(a) => a,
-        Err(e) => return bad_request(&e),
+        Err(e) => return bad_request(&req, e),
     };
     let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
-        return unavailable();
+        return unavailable(&req);
     };
-    let answer = snapshot.answer(AnswerKey::Addr(address.clone()), |s| {
+    let answer = snapshot.answer(AnswerKey::Addr(address.as_str().to_owned()), |s| {
         let found = s.by_address(&address);
         let mut out = String::with_capacity(128 + found.len() * 400);
         let _ = write!(
             out,
             "{{\"address\":{},\"count\":{},\"stores\":[",
-            json!(address),
+            json!(address.as_str()),
             found.len()
         );
         for (i, e) in found.iter().enumerate() {
@@ -180,10 +189,20 @@ async fn stores_by_addr(req: HttpRequest, cache: web::Data<StockCache>) -> HttpR
 /// `GET /opendata/stock.csv`: every store's stock, one line each, by code.
 async fn stock_csv(req: HttpRequest, cache: web::Data<StockCache>) -> HttpResponse {
     let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
-        return unavailable();
+        return unavailable(&req);
     };
-    let answer = snapshot.answer(AnswerKey::Csv, crate::opendata::stock_csv);
+    let answer = snapshot.answer(AnswerKey::StockCsv, stock::csv);
     respond(&req, answer, CSV)
+}
+
+/// `GET /opendata/stock.json`: the same rows as `stock.csv`, from the same
+/// snapshot, as JSON.
+async fn stock_json(req: HttpRequest, cache: web::Data<StockCache>) -> HttpResponse {
+    let Some(snapshot) = cache.get(FIRST_LOAD_WAIT).await else {
+        return unavailable(&req);
+    };
+    let answer = snapshot.answer(AnswerKey::StockJson, stock::json);
+    respond(&req, answer, JSON)
 }
 
 /// `GET /opendata/openapi.json`.
@@ -252,33 +271,50 @@ async fn preflight(req: HttpRequest) -> HttpResponse {
     res.finish()
 }
 
+/// The strings of the asker's language.
+fn tr(req: &HttpRequest) -> Tr {
+    let catalog = req
+        .app_data::<web::Data<AppState>>()
+        .map_or_else(Catalog::fallback, |state| state.catalog.clone());
+    Tr::new(catalog, language::of_request(req))
+}
+
+/// `{"message": …}`; the text is in the asker's language, so caches must
+/// tell languages apart.
 fn message(status: StatusCode, text: &str) -> HttpResponse {
     let mut res = HttpResponse::build(status);
     cors(&mut res);
     res.insert_header((header::CONTENT_TYPE, JSON))
+        .insert_header((header::VARY, "Accept-Language, Cookie"))
         .body(json!({ "message": text }).to_string())
 }
 
-fn bad_request(e: &BadQuery) -> HttpResponse {
-    message(StatusCode::BAD_REQUEST, &e.0)
+fn bad_request(req: &HttpRequest, e: BadQuery) -> HttpResponse {
+    message(StatusCode::BAD_REQUEST, &e.message(&tr(req)))
 }
 
-fn unavailable() -> HttpResponse {
+fn unavailable(req: &HttpRequest) -> HttpResponse {
+    let t = tr(req);
     let mut res = message(
         StatusCode::SERVICE_UNAVAILABLE,
-        "stock data is not loaded yet; try again in a moment",
+        t.get("opendata.error.unavailable"),
     );
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     res
 }
 
-async fn not_found() -> HttpResponse {
-    message(StatusCode::NOT_FOUND, "no such endpoint")
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let t = tr(&req);
+    message(StatusCode::NOT_FOUND, t.get("opendata.error.not_found"))
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    let mut res = message(StatusCode::METHOD_NOT_ALLOWED, "only GET is answered here");
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let t = tr(&req);
+    let mut res = message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        t.get("opendata.error.method"),
+    );
     res.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET, OPTIONS"));
     res

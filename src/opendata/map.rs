@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::opendata::api::API_PREFIX;
-use crate::opendata::query::{self, GeoQuery, Params};
+use crate::opendata::query::{self, AddressQuery, BadQuery, GeoQuery, Params};
 use crate::opendata::snapshot::StockCache;
 use crate::state::AppState;
 use crate::stores::status::NO_DATA_KEY;
@@ -83,7 +83,8 @@ pub async fn map_page(
             "the stock snapshot is not loaded yet".into(),
         ));
     };
-    let params = Params::parse(req.query_string()).map_err(|e| AppError::BadRequest(e.0))?;
+    let params =
+        Params::parse(req.query_string()).map_err(|e| AppError::BadRequest(e.message(&page.t)))?;
     let raw = |name: &str| {
         form_urlencoded::parse(req.query_string().as_bytes())
             .find(|(k, _)| k == name)
@@ -100,11 +101,11 @@ pub async fn map_page(
     };
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let found: Vec<(&crate::opendata::snapshot::Entry, Option<f64>)> = if !address.is_empty() {
-        match query::address(&params) {
+        match AddressQuery::parse(&params) {
             Ok(a) => {
                 view.api_url = Some(format!(
                     "{API_PREFIX}/storesByAddr/json?address={}",
-                    enc(&a)
+                    enc(a.as_str())
                 ));
                 let found: Vec<_> = snapshot
                     .by_address(&a)
@@ -115,6 +116,13 @@ pub async fn map_page(
                     view.center = (e.lat, e.lng);
                 }
                 found
+            }
+            Err(BadQuery::AddressTooShort) => {
+                view.address_error = Some(t.fmt(
+                    "map.error.address_short",
+                    &[("min", &query::MIN_ADDRESS_CHARS)],
+                ));
+                Vec::new()
             }
             Err(_) => {
                 view.address_error = Some(t.get("map.error.address").to_owned());

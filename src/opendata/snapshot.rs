@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::db::schema::{store_days, stores};
 use crate::db::{Db, DbConnection};
+use crate::opendata::query::{AddressQuery, MAX_ADDRESS_STORES};
 use crate::settings::PolicyCache;
 use crate::stores::status::{RemainStat, remaining};
 
@@ -97,7 +98,6 @@ impl Entry {
         let s = |text: &str| serde_json::Value::from(text).to_string();
         let num = |x: f64| serde_json::Value::from(x).to_string();
         let opt_s = |text: Option<&str>| text.map_or_else(|| "null".to_owned(), s);
-        let remain_json = remain.map_or_else(|| "null".to_owned(), |r| r.to_string());
         let stat_json = opt_s(stat.map(RemainStat::as_str));
         let stock_at_json = opt_s(stock_at.as_deref());
         let (code, addr, name, store_type) = (
@@ -115,14 +115,12 @@ impl Entry {
             .into(),
             store_head: format!("{{\"addr\":{addr},\"code\":{code},\"created_at\":").into(),
             store_tail: format!(
-                ",\"lat\":{lat},\"lng\":{lng},\"name\":{name},\"remain\":{remain_json},\"remain_stat\":{stat_json},\"stock_at\":{stock_at_json},\"type\":{store_type}}}"
+                ",\"lat\":{lat},\"lng\":{lng},\"name\":{name},\"remain_stat\":{stat_json},\"stock_at\":{stock_at_json},\"type\":{store_type}}}"
             )
             .into(),
             sale_head: format!("{{\"code\":{code},\"created_at\":").into(),
-            sale_tail: format!(
-                ",\"remain\":{remain_json},\"remain_stat\":{stat_json},\"stock_at\":{stock_at_json}}}"
-            )
-            .into(),
+            sale_tail: format!(",\"remain_stat\":{stat_json},\"stock_at\":{stock_at_json}}}")
+                .into(),
             id: store.id,
             code: store.code.clone(),
             name: store.name.clone(),
@@ -195,7 +193,8 @@ pub enum AnswerKey {
     Addr(String),
     /// Latitude, longitude and radius, as bits.
     Geo(u64, u64, u64),
-    Csv,
+    StockCsv,
+    StockJson,
 }
 
 /// A serialised answer and its entity tag.
@@ -253,6 +252,8 @@ impl Snapshot {
         for e in &entries {
             e.store_head.hash(&mut hash);
             e.store_tail.hash(&mut hash);
+            // Not in the 2020 objects, but in `stock.csv` and `stock.json`.
+            e.remain.hash(&mut hash);
         }
         Snapshot {
             day,
@@ -343,12 +344,14 @@ impl Snapshot {
         found
     }
 
-    /// The stores whose address contains `needle` (so also those it is a
-    /// prefix of), by code.
-    pub fn by_address(&self, needle: &str) -> Vec<&Entry> {
+    /// The stores whose address answers `question`, by code: the first
+    /// [`MAX_ADDRESS_STORES`] of them, so that no question answers the
+    /// country.
+    pub fn by_address(&self, question: &AddressQuery) -> Vec<&Entry> {
         self.entries
             .iter()
-            .filter(|e| e.addr.contains(needle))
+            .filter(|e| question.matches(&e.addr))
+            .take(MAX_ADDRESS_STORES)
             .map(AsRef::as_ref)
             .collect()
     }
@@ -756,6 +759,36 @@ mod tests {
             .unwrap();
         assert_eq!(moved.entries()[0].remain, Some(99));
         assert_ne!(moved.version, first.unwrap().version);
+    }
+
+    #[test]
+    fn a_change_of_the_exact_figure_alone_changes_the_version() {
+        // Within one second and one band: the 2020 objects read the same,
+        // stock.csv and stock.json do not, so their tags must differ.
+        let mut loader = Loader::default();
+        let tz = chrono_tz::Asia::Seoul;
+        let day = |reserved| DayRow {
+            store_id: 1,
+            supply: 200,
+            reserved,
+            picked_up: 0,
+            walk_in: 0,
+            stock_changed_at: at(1).naive_utc(),
+        };
+        let today = at(0).date_naive();
+        let rows = vec![store(1, "11111111", 37.5, 127.0)];
+        let first = loader
+            .apply(true, today, tz, at(2), rows, vec![day(1)])
+            .unwrap();
+        let second = loader
+            .apply(false, today, tz, at(2), vec![], vec![day(2)])
+            .unwrap();
+        assert_eq!(
+            (first.entries()[0].remain, second.entries()[0].remain),
+            (Some(199), Some(198))
+        );
+        assert_eq!(first.entries()[0].stat, second.entries()[0].stat);
+        assert_ne!(first.version, second.version);
     }
 
     #[test]
