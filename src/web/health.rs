@@ -19,6 +19,9 @@
 //!   instances or connections (`DB_POOL_SIZE`, within what the database allows),
 //!   or find what holds connections long (slow queries; on SQLite, a long write
 //!   transaction). Restarting does not help.
+//!   On SQLite it is also `busy` when a write has waited for the one writer
+//!   longer than [`WRITER_LAG`]: the database reads fine, but writes queue
+//!   (a long bulk write, a disk that has slowed down); bookings are slow.
 //! - `down` (503, `Retry-After`): the database did not answer a read, neither
 //!   through the pool nor on a fresh connection (an error, or no answer within
 //!   the probe time). Take the instance out of rotation; look at the database
@@ -50,6 +53,10 @@ use crate::web::errors::AppError;
 use crate::web::metrics::Access;
 use crate::web::page::PageCtx;
 use crate::web::render;
+
+/// How long a write may have waited for the SQLite writer before the
+/// instance says it is `busy`.
+pub const WRITER_LAG: Duration = Duration::from_secs(1);
 
 /// How long the probe waits for a pooled connection and its read.
 pub const POOL_WAIT: Duration = Duration::from_secs(1);
@@ -106,7 +113,12 @@ impl DbState {
 /// Probes the database as described in the module documentation.
 pub async fn probe(state: &AppState) -> DbState {
     let pooled = tokio::time::timeout(POOL_WAIT, state.db.run(db::health_check)).await;
+    let writes_wait = state
+        .db
+        .write_queue_age()
+        .is_some_and(|age| age > WRITER_LAG);
     let pool_was_full = match pooled {
+        Ok(Ok(())) if writes_wait => return DbState::Busy,
         Ok(Ok(())) => return DbState::Up,
         // The connection failed under the read: a fresh one tells whether the
         // database is gone or only that connection was.

@@ -192,3 +192,54 @@ async fn healthz_is_busy_but_200_while_every_pooled_connection_is_in_use() {
     })
     .await;
 }
+
+/// On SQLite, a write that waits for the one writer longer than a second makes
+/// the instance `busy`: reads are fine, bookings queue (a long bulk write, a
+/// slow disk). Once the writer catches up it is `up` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_busy_while_writes_wait_for_the_sqlite_writer() {
+    use diesel::result::Error as DieselError;
+
+    let app = spawn_app().await;
+    if app.backend() != Backend::Sqlite {
+        return;
+    }
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let running = Arc::new(AtomicU32::new(0));
+    let held = {
+        let (db, running) = (app.db.clone(), running.clone());
+        tokio::spawn(async move {
+            let _ = db
+                .write(move |_tx| {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let _ = gate.lock().unwrap().recv();
+                    Ok::<_, DieselError>(())
+                })
+                .await;
+        })
+    };
+    eventually(Duration::from_secs(20), "the writer held", || async {
+        (running.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    let queued = {
+        let db = app.db.clone();
+        tokio::spawn(async move { db.write(|_tx| Ok::<_, DieselError>(())).await })
+    };
+    let body = eventually(Duration::from_secs(20), "a busy probe", || async {
+        let (status, body) = health(&app).await;
+        assert_eq!(status, 200, "the instance still serves: {body}");
+        (body["status"] == "busy").then_some(body)
+    })
+    .await;
+    assert_eq!(body["database"]["state"], "busy");
+    open.send(()).unwrap();
+    held.await.unwrap();
+    queued.await.unwrap().unwrap();
+    eventually(Duration::from_secs(20), "up again", || async {
+        let (_, body) = health(&app).await;
+        (body["status"] == "ok").then_some(())
+    })
+    .await;
+}
