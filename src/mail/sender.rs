@@ -22,15 +22,28 @@ use super::outbox::{self, Claimed};
 use crate::config::MailTransport;
 use crate::db::Db;
 
-/// Messages claimed together. With the lease below it bounds a batch's
-/// sending time: 20 sends of up to [`SMTP_TIMEOUT`] each fit in it.
+/// Messages claimed together.
 const BATCH: i64 = 20;
-/// How long a claim keeps other instances off a message. Longer than the slowest
-/// SMTP conversation can take (each of its ~9 steps may use the whole
-/// [`SMTP_TIMEOUT`]), so a slow send is never mistaken for a dead one and sent
-/// twice; a claim left by a crashed instance comes due again after it.
+/// How long a claim keeps other instances off a message; a claim left by a
+/// crashed instance comes due again after it.
 const LEASE: TimeDelta = TimeDelta::minutes(5);
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The steps of one SMTP conversation (connect, greeting, EHLO, MAIL, RCPT,
+/// DATA, the message, its answer, QUIT), each of which may use the whole
+/// [`SMTP_TIMEOUT`].
+const SMTP_STEPS: u32 = 9;
+/// The longest one send can take.
+const SEND_WORST_CASE: Duration = Duration::from_secs(SMTP_TIMEOUT.as_secs() * SMTP_STEPS as u64);
+/// A batch starts a send only this long after its claim; what it has not
+/// started by then is given back uncounted for the next round. A slow server
+/// can thus never keep a send going past the lease, when another instance
+/// could claim the same message and send it twice: twenty sends of the worst
+/// case would take half an hour, five times the lease.
+const SEND_BUDGET: Duration = Duration::from_secs(
+    LEASE.num_seconds().unsigned_abs() - SEND_WORST_CASE.as_secs() - LEASE_MARGIN_SECS,
+);
+/// Room left between the last send's worst end and the lease's end.
+const LEASE_MARGIN_SECS: u64 = 30;
 /// The sender also looks for due mail this often without being woken: retries
 /// come due on their own, and other instances enqueue without waking this one.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -39,6 +52,12 @@ pub const MAX_ATTEMPTS: i32 = 12;
 const MAX_BACKOFF_SECS: i64 = 10 * 60;
 /// Enough of an error to diagnose it, bounded so a chatty server cannot bloat rows.
 const MAX_ERROR_CHARS: usize = 500;
+
+/// Whether a batch claimed `elapsed` ago may start another send: only while
+/// that send, however slow, ends within the claim's lease.
+fn may_start(elapsed: Duration) -> bool {
+    elapsed <= SEND_BUDGET
+}
 
 /// How long to wait before the next try of a message that has now failed
 /// `attempts` times: 2 s, doubling with every failure, at most 10 minutes.
@@ -185,9 +204,13 @@ impl Sender {
                 return Ok(delivered);
             };
             let whole_batch = claimed.len() as i64 == BATCH;
+            let claimed_at = std::time::Instant::now();
             let mut verdicts = Vec::with_capacity(claimed.len());
             let mut stopped = false;
             for mail in claimed {
+                if !may_start(claimed_at.elapsed()) {
+                    stopped = true;
+                }
                 let verdict = if stopped {
                     Verdict::Untried { due: now }
                 } else {
@@ -386,6 +409,19 @@ fn truncate(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_send_started_within_the_budget_can_outlive_the_lease() {
+        let lease = LEASE.to_std().unwrap();
+        assert!(may_start(Duration::ZERO));
+        assert!(may_start(SEND_BUDGET));
+        assert!(!may_start(SEND_BUDGET + Duration::from_millis(1)));
+        // The last send a batch may start ends, at its slowest, inside the lease.
+        assert!(SEND_BUDGET + SEND_WORST_CASE < lease);
+        assert_eq!(SEND_WORST_CASE, Duration::from_secs(90));
+        // Enough time for a healthy server to take the whole batch.
+        assert!(SEND_BUDGET >= Duration::from_secs(BATCH as u64 * 5));
+    }
 
     #[test]
     fn backoff_starts_at_two_seconds_and_doubles() {
