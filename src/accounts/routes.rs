@@ -16,6 +16,7 @@ use crate::accounts::tokens::{self, Purpose, TokenError};
 use crate::config::AppEnv;
 use crate::i18n::Tr;
 use crate::rate_limit::{self, Decision, Limit};
+use crate::reservations::rules;
 use crate::state::AppState;
 use crate::web::auth::{Citizen, CurrentUser};
 use crate::web::device::Device;
@@ -154,7 +155,8 @@ async fn signup(
         name: truncate(form.get("name"), 200),
         email: truncate(form.get("email"), 300),
     };
-    let today = state.policy().await?.today();
+    let policy = state.policy().await?;
+    let today = rules::today(&policy, state.clock.now());
     let national_id = match NationalId::parse(&typed_id, today) {
         Ok(id) => Some(id),
         Err(e) => {
@@ -228,7 +230,7 @@ async fn signup(
     let base_url = state.base_url.clone();
     let outcome = state
         .db
-        .write(move |tx| service::sign_up(tx, &key, &signup, &tr, &base_url))
+        .write(move |tx| service::sign_up(tx, &key, &signup, &tr, &base_url, today))
         .await?;
     if outcome == SignupOutcome::Taken {
         tracing::info!("sign-up for a registered e-mail or national ID; the owner is told by mail");
