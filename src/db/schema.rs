@@ -170,6 +170,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         phone -> Nullable<Text>,
+        search_text -> Text,
     }
 }
 

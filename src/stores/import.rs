@@ -18,6 +18,7 @@ use crate::admin::audit::{self, Entry};
 use crate::db::Tx;
 use crate::db::schema::stores;
 use crate::i18n::Tr;
+use crate::stores::search::queries::search_text;
 
 /// The columns a file must have, as its header names them.
 pub const REQUIRED_COLUMNS: [&str; 6] = ["code", "name", "addr", "type", "lat", "lng"];
@@ -484,7 +485,7 @@ pub struct Counts {
     pub unchanged: usize,
 }
 
-/// Rows per multi-row `INSERT`: 10 bound values a row keeps a batch far under
+/// Rows per multi-row `INSERT`: 11 bound values a row keeps a batch far under
 /// SQLite's limit of 32,766 variables (and PostgreSQL's 65,535).
 const INSERT_BATCH: usize = 1000;
 
@@ -586,6 +587,7 @@ pub fn upsert_all_reporting(
                     stores::lat.eq(excluded(stores::lat)),
                     stores::lng.eq(excluded(stores::lng)),
                     stores::phone.eq(excluded(stores::phone)),
+                    stores::search_text.eq(excluded(stores::search_text)),
                     stores::updated_at.eq(excluded(stores::updated_at)),
                 ))
                 .execute(c)
@@ -624,6 +626,7 @@ type Insertable<'a> = (
     diesel::dsl::Eq<stores::lat, f64>,
     diesel::dsl::Eq<stores::lng, f64>,
     diesel::dsl::Eq<stores::phone, Option<&'a str>>,
+    diesel::dsl::Eq<stores::search_text, String>,
     diesel::dsl::Eq<stores::created_at, chrono::NaiveDateTime>,
     diesel::dsl::Eq<stores::updated_at, chrono::NaiveDateTime>,
 );
@@ -638,6 +641,7 @@ fn insertable(r: &StoreRow, now: chrono::NaiveDateTime) -> Insertable<'_> {
         stores::lat.eq(r.lat),
         stores::lng.eq(r.lng),
         stores::phone.eq(r.phone.as_deref()),
+        stores::search_text.eq(search_text(&r.name, &r.addr, &r.region)),
         stores::created_at.eq(now),
         stores::updated_at.eq(now),
     )
@@ -655,6 +659,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, id: i64, r: &StoreRow) -> QueryResult<usiz
             stores::lat.eq(r.lat),
             stores::lng.eq(r.lng),
             stores::phone.eq(r.phone.as_deref()),
+            stores::search_text.eq(search_text(&r.name, &r.addr, &r.region)),
             stores::updated_at.eq(Utc::now().naive_utc()),
         ))
         .execute(tx.conn())
