@@ -53,6 +53,10 @@ pub struct RateLimits {
     /// Walk-in look-ups (a national ID typed at the counter) by one pharmacist
     /// account: enough for a busy counter, too few to probe numbers with.
     pub walk_in_per_account: Limit,
+    /// Pickup-code look-ups and handovers by one pharmacist account: two a
+    /// second for a minute is more than a scanner at a queue needs, and far
+    /// too few to find codes by guessing.
+    pub pickup_per_account: Limit,
 }
 
 impl Default for RateLimits {
@@ -67,6 +71,7 @@ impl Default for RateLimits {
             forgot_per_account: Limit::per_minutes(3, 60),
             resend_per_account: Limit::per_minutes(3, 60),
             walk_in_per_account: Limit::per_minutes(60, 10),
+            pickup_per_account: Limit::per_minutes(120, 1),
         }
     }
 }

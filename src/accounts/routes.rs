@@ -76,24 +76,23 @@ fn new_password(t: &Tr, form: &FormData, errors: &mut FieldErrors) -> Option<New
 
 #[derive(Default)]
 pub struct SignupValues {
-    pub national_id: String,
+    /// The front of the national ID as typed (the six birth-date characters),
+    /// never the back: a page sent back carries no more of the number than a
+    /// masked one shows, and the user types the back half again.
+    pub national_id_front: String,
     pub name: String,
     pub email: String,
 }
 
 impl SignupValues {
-    /// The typed national ID split for the page's two fields: up to six
-    /// characters before the dash, up to seven after.
-    pub fn national_id_parts(&self) -> (String, String) {
-        let compact: String = self
-            .national_id
+    /// Up to the first six characters of a typed national ID, dashes and
+    /// spaces left out.
+    pub fn front_of(typed: &str) -> String {
+        typed
             .chars()
             .filter(|c| *c != '-' && !c.is_whitespace())
-            .collect();
-        (
-            compact.chars().take(6).collect(),
-            compact.chars().skip(6).take(7).collect(),
-        )
+            .take(6)
+            .collect()
     }
 }
 
@@ -146,16 +145,16 @@ async fn signup(
 ) -> Result<HttpResponse, AppError> {
     let t = &page.t;
     let mut errors = FieldErrors::default();
-    // The national ID is never echoed back in full: a wrong one is shown again so
-    // the user can correct it, but only as typed, in their own browser (the back
-    // part in a masked field).
+    // The national ID is never echoed back in full: only its front (the birth
+    // date) is shown again; the back half is typed again.
     let typed_id = national_id_field(&form);
     let values = SignupValues {
-        national_id: truncate(&typed_id, 20),
+        national_id_front: truncate(&SignupValues::front_of(&typed_id), 6),
         name: truncate(form.get("name"), 200),
         email: truncate(form.get("email"), 300),
     };
-    let today = rules::today(&*state.policy().await?, state.clock.now());
+    let policy = state.policy().await?;
+    let today = rules::today(&policy, state.clock.now());
     let national_id = match NationalId::parse(&typed_id, today) {
         Ok(id) => Some(id),
         Err(e) => {
@@ -229,7 +228,7 @@ async fn signup(
     let base_url = state.base_url.clone();
     let outcome = state
         .db
-        .write(move |tx| service::sign_up(tx, &key, &signup, &tr, &base_url))
+        .write(move |tx| service::sign_up(tx, &key, &signup, &tr, &base_url, today))
         .await?;
     if outcome == SignupOutcome::Taken {
         tracing::info!("sign-up for a registered e-mail or national ID; the owner is told by mail");

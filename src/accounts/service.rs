@@ -2,7 +2,7 @@
 //! verification, login checks, password reset. Handlers parse input and call
 //! these; mail is written to the outbox in the same transaction.
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -11,7 +11,7 @@ use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::national_id::NationalId;
 use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use crate::accounts::tokens::{self, Purpose, TokenError};
-use crate::db::schema::{people, users};
+use crate::db::schema::{people, signup_notices, users};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
@@ -71,13 +71,17 @@ struct Holder {
 
 /// Creates the citizen, unverified, and queues the verification mail; or, when
 /// the e-mail or the national ID already has an account, queues a notice to the
-/// owner of each instead.
+/// owner of each instead — to the holder of the national ID at most once a day
+/// (`today`, in the service time zone), however often it is tried: the owner
+/// of an e-mail address is protected by the per-address sign-up limit, the
+/// holder of a number typed with ever new addresses only by this.
 pub fn sign_up(
     tx: &mut Tx<'_>,
     id_key: &[u8],
     s: &Signup,
     t: &Tr,
     base_url: &str,
+    today: NaiveDate,
 ) -> Result<SignupOutcome, AccountError> {
     let id_hash = s.national_id.keyed_hash(id_key);
     let by_email: Option<Holder> = users::table
@@ -86,19 +90,22 @@ pub fn sign_up(
         .first::<(i64, String, String)>(tx.conn())
         .optional()?
         .map(|(id, email, name)| Holder { id, email, name });
-    let by_id: Option<Holder> = users::table
+    let by_id: Option<(i64, Holder)> = users::table
         .inner_join(people::table)
         .filter(people::national_id_hash.eq(&id_hash))
-        .select((users::id, users::email, users::name))
-        .first::<(i64, String, String)>(tx.conn())
+        .select((people::id, users::id, users::email, users::name))
+        .first::<(i64, i64, String, String)>(tx.conn())
         .optional()?
-        .map(|(id, email, name)| Holder { id, email, name });
+        .map(|(person, id, email, name)| (person, Holder { id, email, name }));
     if by_email.is_some() || by_id.is_some() {
         if let Some(h) = &by_email {
             queue_notice(tx, Notice::EmailTaken, h, s, t, base_url)?;
         }
         // Someone typing their own details again needs one mail, not two.
-        if let Some(h) = by_id.filter(|h| by_email.as_ref().is_none_or(|e| e.id != h.id)) {
+        if let Some((person, h)) =
+            by_id.filter(|(_, h)| by_email.as_ref().is_none_or(|e| e.id != h.id))
+            && first_notice_of_day(tx, person, today)?
+        {
             queue_notice(tx, Notice::NationalIdTaken, &h, s, t, base_url)?;
         }
         return Ok(SignupOutcome::Taken);
@@ -140,6 +147,30 @@ pub fn sign_up(
         base_url,
     )?;
     Ok(SignupOutcome::Created { user_id })
+}
+
+/// Whether a notice that someone signed up with the national ID of `person`
+/// is the first of `today`: one conditional insert keyed by person and day,
+/// whose row count is the answer, so that concurrent sign-ups on any number
+/// of instances send one mail between them. The person's rows of earlier
+/// days are removed first: each person keeps at most one.
+fn first_notice_of_day(tx: &mut Tx<'_>, person: i64, today: NaiveDate) -> QueryResult<bool> {
+    diesel::delete(
+        signup_notices::table
+            .filter(signup_notices::person_id.eq(person))
+            .filter(signup_notices::day.lt(today)),
+    )
+    .execute(tx.conn())?;
+    let written = crate::on_each_backend!(tx.conn(), |c| {
+        diesel::insert_into(signup_notices::table)
+            .values((
+                signup_notices::person_id.eq(person),
+                signup_notices::day.eq(today),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)
+    })?;
+    Ok(written == 1)
 }
 
 /// What a sign-up that created nothing tells an existing account's owner.

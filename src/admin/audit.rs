@@ -19,6 +19,13 @@ pub struct Entry<'a> {
 
 /// Writes the entry; call it in the transaction that makes the change.
 pub fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> QueryResult<()> {
+    record_at(tx, e, Utc::now().naive_utc())
+}
+
+/// Writes the entry as made at `at` (UTC): for a feature that takes its time
+/// from the application's clock, so that the entry and the rows it speaks
+/// about carry the same time.
+pub fn record_at(tx: &mut Tx<'_>, e: Entry<'_>, at: NaiveDateTime) -> QueryResult<()> {
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::actor_user_id.eq(e.actor),
@@ -27,7 +34,7 @@ pub fn record(tx: &mut Tx<'_>, e: Entry<'_>) -> QueryResult<()> {
             audit_log::entity_id.eq(e.entity_id),
             audit_log::before_json.eq(e.before.map(|v| v.to_string())),
             audit_log::after_json.eq(e.after.map(|v| v.to_string())),
-            audit_log::created_at.eq(Utc::now().naive_utc()),
+            audit_log::created_at.eq(at),
         ))
         .execute(tx.conn())
         .map(drop)

@@ -48,6 +48,9 @@ pub struct EntryView {
     pub action: String,
     pub entity: String,
     pub entity_id: String,
+    /// The id as the table shows it: a long one (the keyed hash that names a
+    /// person) cut to its first characters, the whole in `data-entity-id`.
+    pub entity_label: String,
     pub when: String,
     pub before: Vec<(String, String)>,
     pub after: Vec<(String, String)>,
@@ -118,7 +121,22 @@ fn view(e: audit::Listed, t: &Tr, tz: Tz) -> EntryView {
         after: audit::readable(e.after_json.as_deref()),
         action: e.action,
         entity: e.entity,
+        entity_label: short_id(&e.entity_id),
         entity_id: e.entity_id,
+    }
+}
+
+/// Ids longer than this are shortened in the table.
+const SHOWN_ID_CHARS: usize = 16;
+
+/// An entity id short enough for a table cell: a long one (64 hex digits of
+/// a keyed hash) as its first 12 characters and an ellipsis.
+fn short_id(id: &str) -> String {
+    if id.chars().count() <= SHOWN_ID_CHARS {
+        id.to_owned()
+    } else {
+        let head: String = id.chars().take(12).collect();
+        format!("{head}…")
     }
 }
 
@@ -183,5 +201,12 @@ mod tests {
             page_link("setting", "a@b.kr", 3),
             "/admin/audit?entity=setting&actor=a%40b.kr&page=3"
         );
+    }
+
+    #[test]
+    fn long_ids_are_shortened_for_the_table() {
+        assert_eq!(short_id("31802095"), "31802095");
+        assert_eq!(short_id(&"ab".repeat(8)), "ab".repeat(8));
+        assert_eq!(short_id(&"0123456789abcdef".repeat(4)), "0123456789ab…");
     }
 }

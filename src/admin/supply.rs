@@ -1,5 +1,7 @@
 //! `/admin/supply`: each store's supply on a date, edited in place; copying the
-//! previous day; importing a CSV file. The work is in [`crate::supply`].
+//! previous day; importing a CSV file. The work is in [`crate::supply`]. Each
+//! of the three refuses a date outside [`SupplyDates`] of today (by the app's
+//! clock, in the service time zone), naming the range.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -10,13 +12,14 @@ use serde::Deserialize;
 
 use crate::db::DbError;
 use crate::i18n::Tr;
+use crate::policy::Policy;
 use crate::reservations::rules;
 use crate::state::AppState;
 use crate::stores::is_store_code;
 use crate::supply::changes::{self, ChangeError, Copied};
 use crate::supply::import::{self, ImportError, Imported, MAX_QUANTITY};
 use crate::supply::queries::{self, StoreSupply, Totals};
-use crate::supply::rules::Refusal;
+use crate::supply::rules::{Refusal, SupplyDates};
 use crate::web::auth::Admin;
 use crate::web::errors::AppError;
 use crate::web::form::{FormData, truncate};
@@ -195,6 +198,19 @@ pub fn parse_quantity(text: &str) -> Option<i32> {
     text.parse::<i32>().ok().filter(|n| *n <= MAX_QUANTITY)
 }
 
+/// The dates supply may be given for now.
+fn supply_dates(state: &AppState, policy: &Policy) -> SupplyDates {
+    SupplyDates::around(rules::today(policy, state.clock.now()))
+}
+
+/// Why a date was refused, with the range that is allowed.
+fn date_range_message(t: &Tr, dates: SupplyDates) -> String {
+    t.fmt(
+        "admin.supply.error.date_range",
+        &[("first", &dates.first), ("last", &dates.last)],
+    )
+}
+
 /// A refusal in the reader's language, with its numbers; `window` is the
 /// window's time when the refusal is about one window.
 pub fn refusal_message(t: &Tr, refusal: &Refusal, window: &str) -> String {
@@ -279,6 +295,10 @@ async fn set(
         .await;
     };
     let policy = state.policy().await?;
+    if let Err(dates) = supply_dates(&state, &policy).check(at.day) {
+        let message = date_range_message(&page.t, dates);
+        return supply_page(&state, page, at, (None, Some(message)), unprocessable).await;
+    }
     let (actor, now, day) = (admin.user.id, state.clock.now().naive_utc(), at.day);
     let result = state
         .db
@@ -304,12 +324,23 @@ async fn copy(
     state: web::Data<AppState>,
     admin: Admin,
     session: Session,
+    page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
     let text = form.get("date").trim();
     let day = parse_day(text)
         .ok_or_else(|| AppError::BadRequest(format!("not a date (YYYY-MM-DD): {text}")))?;
     let policy = state.policy().await?;
+    if let Err(dates) = supply_dates(&state, &policy).check(day) {
+        let message = date_range_message(&page.t, dates);
+        let at = ListAt {
+            day,
+            q: String::new(),
+            page: 1,
+        };
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return supply_page(&state, page, at, (None, Some(message)), status).await;
+    }
     let (actor, now) = (admin.user.id, state.clock.now().naive_utc());
     let copied: Copied = state
         .db
@@ -395,8 +426,8 @@ async fn import_file(
         let message = page.t.get("admin.supply.import.error.no_file").to_owned();
         return answer(page, vec![message], None, unprocessable);
     }
-    let (rows, problems) = import::parse_csv(&upload.file);
     let policy = state.policy().await?;
+    let (rows, problems) = import::parse_csv(&upload.file, supply_dates(&state, &policy));
     let (actor, now) = (admin.user.id, state.clock.now().naive_utc());
     let result = import::import(&state.db, policy, rows, problems, Some(actor), now).await;
     match result {

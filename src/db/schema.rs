@@ -134,6 +134,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    signup_notices (person_id, day) {
+        person_id -> BigInt,
+        day -> Date,
+    }
+}
+
+diesel::table! {
     store_days (id) {
         id -> BigInt,
         store_id -> BigInt,
@@ -163,6 +170,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         phone -> Nullable<Text>,
+        search_text -> Text,
     }
 }
 
@@ -205,6 +213,7 @@ diesel::joinable!(quota_usage -> people (person_id));
 diesel::joinable!(reservations -> pickup_windows (window_id));
 diesel::joinable!(reservations -> people (person_id));
 diesel::joinable!(reservations -> stores (store_id));
+diesel::joinable!(signup_notices -> people (person_id));
 diesel::joinable!(store_days -> stores (store_id));
 diesel::joinable!(users -> people (person_id));
 diesel::joinable!(users -> stores (store_id));
@@ -222,6 +231,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limits,
     reservations,
     settings,
+    signup_notices,
     stock_ledger,
     store_days,
     stores,

@@ -4,7 +4,8 @@
 //!
 //! After every answer the code field is empty and focused, ready for the next
 //! scan: the code just read is shown in the answer instead. Only a code that
-//! cannot be one is kept in the field (shortened), to be corrected by hand.
+//! cannot be one is kept in the field (shortened), to be corrected by hand,
+//! and a code posted over the look-up limit, to be sent again after the wait.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -15,11 +16,13 @@ use chrono_tz::Tz;
 
 use crate::db::DbError;
 use crate::pharmacy::pickup::{self, Facts, PickupError, Refusal};
+use crate::rate_limit::Decision;
 use crate::reservations::{code, rules};
 use crate::state::AppState;
 use crate::web::auth::Pharmacist;
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData, truncate};
+use crate::web::limits;
 use crate::web::page::PageCtx;
 use crate::web::{render, see_other, session};
 
@@ -202,7 +205,10 @@ pub async fn show(
 }
 
 /// A post of `code` looks the reservation up; with `confirm=1` (or with the
-/// pharmacist's "confirm on scan") it hands it over.
+/// pharmacist's "confirm on scan") it hands it over. Every post counts
+/// against the pharmacist's limit of look-ups (`pickup_per_account`), so
+/// that codes cannot be guessed at speed; over it, the counter page answers
+/// 429 with the wait next to the code field, the code kept to send again.
 pub async fn post(
     state: web::Data<AppState>,
     pharmacist: Pharmacist,
@@ -210,6 +216,20 @@ pub async fn post(
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
     let typed = form.get("code");
+    let bucket = format!("pickup:account:{}", pharmacist.user.id);
+    let limit = state.rate_limits.pickup_per_account;
+    if let Decision::Limited { retry_after_secs } = limits::hit(&state, bucket, limit).await? {
+        let mut answer = Answer::empty();
+        let wait = page.t.fmt(
+            "pharmacy.pickup.error.too_many",
+            &[("seconds", &retry_after_secs)],
+        );
+        answer.errors.add("code", wait);
+        answer.value = truncate(typed.trim(), 20);
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let page = pickup_page(&state, &pharmacist, page, answer, status).await;
+        return limits::with_retry_after(page, retry_after_secs);
+    }
     let Some(code) = code::normalise(typed) else {
         let mut answer = Answer::empty();
         let key = if typed.trim().is_empty() {

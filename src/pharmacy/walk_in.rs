@@ -4,19 +4,37 @@
 //! store-day's walk-in stock, each decided by a conditional write in one
 //! transaction with the sale and its ledger row. An undo by the same
 //! pharmacist within [`UNDO_MINUTES`] gives everything back.
+//!
+//! A look-up is no oracle of what a person bought: the store's own state
+//! (supply, suspension, walk-in stock) and the policy (the quota itself) are
+//! checked before the person is looked up at all, and a quota refusal says
+//! only from which date the person may buy again, never how many they have.
+//! Every look-up, sold or refused, leaves an audit entry (`walk_in.lookup`)
+//! naming the pharmacist, the store, the time, the keyed hash of the number
+//! and the outcome: in the sale's transaction, or in a write of its own when
+//! the sale is refused (the refused transaction is rolled back whole).
+
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc, Weekday};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use serde_json::json;
 
-use crate::db::schema::{people, stock_ledger, store_days, stores, users, walk_in_sales};
-use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
-use crate::policy::{Policy, rotation_weekday};
+use crate::admin::audit::{self, Entry};
+use crate::db::schema::{
+    people, quota_usage, stock_ledger, store_days, stores, users, walk_in_sales,
+};
+use crate::db::{AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
+use crate::policy::{Period, Policy, rotation_weekday};
 use crate::quota;
 use crate::reservations::rules;
 
 /// How long after a sale its pharmacist may undo it.
 pub const UNDO_MINUTES: i64 = 5;
+
+/// The audit log's `action` of a walk-in look-up.
+pub const LOOKUP_ACTION: &str = "walk_in.lookup";
 
 /// A sale asked for. The national ID itself is not here: only what may be
 /// kept of it (its keyed hash, birth date and masked form).
@@ -31,23 +49,24 @@ pub struct Sale {
     pub now: DateTime<Utc>,
 }
 
+/// Why a sale is refused, in the order the checks run: first what the store
+/// and the policy alone decide, then what needs the person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The store has no supply allocated today.
     NoSupply,
     /// An administrator stopped sales at the store.
     StoreSuspended,
-    /// The rotation rule is on and today is not this person's day.
-    Rotation {
-        weekday: Weekday,
-    },
-    QuotaExceeded {
-        left: i32,
-    },
     /// The walk-in stock has only `left`.
-    OutOfStock {
-        left: i32,
-    },
+    OutOfStock { left: i32 },
+    /// More than one person may ever have in a period.
+    AboveQuota { quota: i32 },
+    /// The rotation rule is on and today is not this person's day.
+    Rotation { weekday: Weekday },
+    /// The person's quota does not allow the quantity now; `from` is the
+    /// first day of the first later period in which it does. How much they
+    /// have bought or reserved is not said.
+    NotAllowedUntil { from: NaiveDate },
 }
 
 impl Refusal {
@@ -55,9 +74,10 @@ impl Refusal {
         match self {
             Refusal::NoSupply => "no_supply",
             Refusal::StoreSuspended => "suspended",
-            Refusal::Rotation { .. } => "rotation",
-            Refusal::QuotaExceeded { .. } => "quota",
             Refusal::OutOfStock { .. } => "stock",
+            Refusal::AboveQuota { .. } => "above_quota",
+            Refusal::Rotation { .. } => "rotation",
+            Refusal::NotAllowedUntil { .. } => "quota",
         }
     }
 }
@@ -82,21 +102,59 @@ impl From<Refusal> for WalkInError {
     }
 }
 
-/// Sells `sale.quantity` masks at the store today; the new sale's id.
+/// A sale asked for at the counter, sold or refused, and recorded in the
+/// audit log either way: [`sell`] writes the entry with the sale; a refused
+/// sale's transaction is rolled back, so its entry is written after it, on
+/// its own. Answers the new sale's id or the refusal.
+pub async fn sell_recorded(
+    db: &Db,
+    sale: Sale,
+    policy: Arc<Policy>,
+) -> Result<Result<i64, Refusal>, DbError<WalkInError>> {
+    let asked = sale.clone();
+    match db.write(move |tx| sell(tx, &asked, &policy)).await {
+        Ok(sale_id) => Ok(Ok(sale_id)),
+        Err(DbError::Work(WalkInError::Refused(refusal))) => {
+            let outcome = refusal.kind();
+            db.write(move |tx| record_lookup(tx, &sale, outcome, None).map_err(WalkInError::Db))
+                .await?;
+            Ok(Err(refusal))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Sells `sale.quantity` masks at the store today; the new sale's id. The
+/// look-up's audit entry is written in the same transaction.
 pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkInError> {
     let today = rules::today(policy, sale.now);
-    let day: Option<(i64, bool)> = store_days::table
+    let q = sale.quantity;
+    // What the store has, before anything about the person is read.
+    let day: Option<(i64, bool, i32)> = store_days::table
         .inner_join(stores::table)
         .filter(store_days::store_id.eq(sale.store_id))
         .filter(store_days::day.eq(today))
-        .select((store_days::id, stores::suspended))
+        .select((
+            store_days::id,
+            stores::suspended,
+            store_days::supply - store_days::window_capacity - store_days::walk_in,
+        ))
         .first(tx.conn())
         .optional()?;
-    let Some((store_day_id, suspended)) = day else {
+    let Some((store_day_id, suspended, left)) = day else {
         return Err(Refusal::NoSupply.into());
     };
     if suspended {
         return Err(Refusal::StoreSuspended.into());
+    }
+    if left < q {
+        return Err(Refusal::OutOfStock { left: left.max(0) }.into());
+    }
+    if q > policy.quota_per_period {
+        return Err(Refusal::AboveQuota {
+            quota: policy.quota_per_period,
+        }
+        .into());
     }
     let birth_year = rules::birth_year(sale.birth_date);
     if !policy.rotation.allows(birth_year, today) {
@@ -108,12 +166,13 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
 
     let at = sale.now.naive_utc();
     let person_id = person(tx, sale, at)?;
-    let q = sale.quantity;
     let period_start = policy.period.start_of(today);
-    if let Err(e) = quota::take(tx, person_id, period_start, q, policy.quota_per_period)? {
-        return Err(Refusal::QuotaExceeded { left: e.left }.into());
+    if quota::take(tx, person_id, period_start, q, policy.quota_per_period)?.is_err() {
+        let from = next_allowed(tx, person_id, policy, period_start, q)?;
+        return Err(Refusal::NotAllowedUntil { from }.into());
     }
 
+    // Checked above, taken here: a concurrent sale may have taken it since.
     let taken = diesel::update(
         store_days::table
             .filter(store_days::id.eq(store_day_id))
@@ -154,7 +213,91 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
             stock_ledger::created_at.eq(at),
         ))
         .execute(tx.conn())?;
+    record_lookup(tx, sale, "sold", Some(sale_id))?;
     Ok(sale_id)
+}
+
+/// The audit entry of one look-up: who looked, at which store, when (the
+/// entry's time), whom (the keyed hash of the number, never the number) and
+/// what came of it (`sold` or the refusal's kind).
+fn record_lookup(
+    tx: &mut Tx<'_>,
+    sale: &Sale,
+    outcome: &str,
+    sale_id: Option<i64>,
+) -> QueryResult<()> {
+    let store_code: Option<String> = stores::table
+        .find(sale.store_id)
+        .select(stores::code)
+        .first(tx.conn())
+        .optional()?;
+    audit::record_at(
+        tx,
+        Entry {
+            actor: Some(sale.pharmacist_id),
+            action: LOOKUP_ACTION,
+            entity: "person",
+            entity_id: sale.national_id_hash.clone(),
+            before: None,
+            after: Some(json!({
+                "store": store_code,
+                "quantity": sale.quantity,
+                "outcome": outcome,
+                "sale": sale_id,
+            })),
+        },
+        sale.now.naive_utc(),
+    )
+}
+
+/// The first day from which the person may take `quantity` again: the start
+/// of the first period after the one starting `period_start` whose usage
+/// (reservations for its days, made ahead, count there) leaves room for it.
+fn next_allowed(
+    tx: &mut Tx<'_>,
+    person_id: i64,
+    policy: &Policy,
+    period_start: NaiveDate,
+    quantity: i32,
+) -> QueryResult<NaiveDate> {
+    let later: Vec<(NaiveDate, i32)> = quota_usage::table
+        .filter(quota_usage::person_id.eq(person_id))
+        .filter(quota_usage::period_start.gt(period_start))
+        .order(quota_usage::period_start)
+        .select((quota_usage::period_start, quota_usage::used))
+        .load(tx.conn())?;
+    Ok(first_period_with_room(
+        policy.period,
+        period_start,
+        &later,
+        quantity,
+        policy.quota_per_period,
+    ))
+}
+
+/// The start of the first period after the one starting `current` in which
+/// `used` (usage by period start, in order) leaves room for `quantity` within
+/// `quota`. A period without usage has room: `quantity` is at most `quota`
+/// (a larger one is refused before). Pure, for [`next_allowed`].
+pub fn first_period_with_room(
+    period: Period,
+    current: NaiveDate,
+    used: &[(NaiveDate, i32)],
+    quantity: i32,
+    quota: i32,
+) -> NaiveDate {
+    let next = |start: NaiveDate| period.end_of(start) + TimeDelta::days(1);
+    let mut candidate = next(current);
+    for &(start, n) in used {
+        if start < candidate {
+            continue;
+        }
+        if start > candidate || n + quantity <= quota {
+            break;
+        }
+        candidate = next(candidate);
+    }
+    candidate
 }
 
 /// The person with this national ID, created on their first purchase. Two
@@ -411,6 +554,8 @@ pub fn sales_on(
 
 #[cfg(test)]
 mod tests {
+    use chrono::Datelike;
+
     use super::*;
 
     fn at(min: i64) -> DateTime<Utc> {
@@ -436,5 +581,43 @@ mod tests {
             ..sale
         };
         assert_eq!(may_undo(&undone, 1, at(1)), Err(UndoRefusal::AlreadyUndone));
+    }
+
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
+    #[test]
+    fn a_person_without_room_may_buy_again_from_the_next_period_that_has_it() {
+        let week = Period::IsoWeek;
+        // This week (from Monday 30 November) is full: next Monday.
+        assert_eq!(
+            first_period_with_room(week, day(11, 30), &[], 1, 2),
+            day(12, 7)
+        );
+        // Next week already holds a reservation: room for 1, not for 2.
+        let ahead = [(day(12, 7), 1)];
+        assert_eq!(
+            first_period_with_room(week, day(11, 30), &ahead, 1, 2),
+            day(12, 7)
+        );
+        assert_eq!(
+            first_period_with_room(week, day(11, 30), &ahead, 2, 2),
+            day(12, 14)
+        );
+        // Two full weeks ahead, then a gap.
+        let full = [(day(12, 7), 2), (day(12, 14), 2), (day(12, 28), 2)];
+        assert_eq!(
+            first_period_with_room(week, day(11, 30), &full, 1, 2),
+            day(12, 21)
+        );
+        // Rows before the next period are not looked at; the day is always a Monday.
+        let from = first_period_with_room(week, day(11, 30), &[(day(11, 30), 2)], 2, 2);
+        assert_eq!((from, from.weekday()), (day(12, 7), Weekday::Mon));
+        // Across the year's end.
+        assert_eq!(
+            first_period_with_room(week, day(12, 28), &[], 1, 2),
+            NaiveDate::from_ymd_opt(2027, 1, 4).unwrap()
+        );
     }
 }

@@ -13,6 +13,7 @@ use askama::Template;
 
 use crate::accounts::national_id::NationalId;
 use crate::db::DbError;
+use crate::i18n::Tr;
 use crate::pharmacy::queries;
 use crate::pharmacy::walk_in::{self, Refusal, Sale, UndoError, UndoRefusal};
 use crate::rate_limit::Decision;
@@ -48,6 +49,9 @@ struct WalkInPage {
     /// Which masked number a refused sale was for, and to type it again.
     masked: Option<String>,
     refusal: Option<&'static str>,
+    /// After a quota refusal: the date (`YYYY-MM-DD`) from which the person
+    /// may buy again.
+    may_buy_from: Option<String>,
     sales: Vec<SaleRow>,
     undo_hint: String,
 }
@@ -59,6 +63,7 @@ struct Back {
     errors: FieldErrors,
     masked: Option<String>,
     refusal: Option<&'static str>,
+    may_buy_from: Option<String>,
 }
 
 async fn walk_in_page(
@@ -118,6 +123,7 @@ async fn walk_in_page(
                 .masked
                 .map(|id| page.t.fmt("pharmacy.walk_in.for_masked", &[("id", &id)])),
             refusal: back.refusal,
+            may_buy_from: back.may_buy_from,
             sales,
             undo_hint: page.t.fmt(
                 "pharmacy.walk_in.undo_hint",
@@ -138,7 +144,8 @@ pub async fn show(
 }
 
 /// Sells after the checks of [`walk_in::sell`]; every look-up counts against
-/// the pharmacist's limit, valid or not.
+/// the pharmacist's limit, valid or not, and every one that reaches the sale
+/// is in the audit log ([`walk_in::sell_recorded`]).
 pub async fn sell(
     state: web::Data<AppState>,
     pharmacist: Pharmacist,
@@ -196,38 +203,43 @@ pub async fn sell(
         now,
     };
     let masked = sale.national_id_masked.clone();
-    let result = state
-        .db
-        .write(move |tx| walk_in::sell(tx, &sale, &policy))
-        .await;
-    let refusal = match result {
+    let refusal = match walk_in::sell_recorded(&state.db, sale, policy).await? {
         Ok(_) => {
             session::set_flash(&session, "pharmacy.walk_in.flash.sold");
             return Ok(see_other("/pharmacy/walk-in"));
         }
-        Err(DbError::Work(walk_in::WalkInError::Refused(r))) => r,
-        Err(e) => return Err(e.into()),
+        Err(r) => r,
     };
-    let t = &page.t;
-    let message = match &refusal {
+    back.errors.set_general(refusal_message(&page.t, &refusal));
+    back.masked = Some(masked);
+    back.may_buy_from = match refusal {
+        Refusal::NotAllowedUntil { from } => Some(from.to_string()),
+        _ => None,
+    };
+    back.refusal = Some(refusal.kind());
+    walk_in_page(&state, &pharmacist, page, back, StatusCode::CONFLICT).await
+}
+
+/// A refused sale in the pharmacist's words. A quota refusal names only the
+/// date from which the person may buy again, never what they bought.
+fn refusal_message(t: &Tr, refusal: &Refusal) -> String {
+    match refusal {
         Refusal::NoSupply => t.get("pharmacy.walk_in.refusal.no_supply").to_owned(),
         Refusal::StoreSuspended => t.get("pharmacy.walk_in.refusal.suspended").to_owned(),
+        Refusal::OutOfStock { left: 0 } => t.get("pharmacy.walk_in.refusal.stock_none").to_owned(),
+        Refusal::OutOfStock { left } => t.fmt("pharmacy.walk_in.refusal.stock", &[("left", left)]),
+        Refusal::AboveQuota { quota } => {
+            t.fmt("pharmacy.walk_in.refusal.above_quota", &[("quota", quota)])
+        }
         Refusal::Rotation { weekday } => t.fmt(
             "pharmacy.walk_in.refusal.rotation",
             &[("weekday", &t.get(weekday_key(*weekday)))],
         ),
-        Refusal::QuotaExceeded { left: 0 } => {
-            t.get("pharmacy.walk_in.refusal.quota_none").to_owned()
-        }
-        Refusal::QuotaExceeded { left } => {
-            t.fmt("pharmacy.walk_in.refusal.quota", &[("left", left)])
-        }
-        Refusal::OutOfStock { left } => t.fmt("pharmacy.walk_in.refusal.stock", &[("left", left)]),
-    };
-    back.errors.set_general(message);
-    back.masked = Some(masked);
-    back.refusal = Some(refusal.kind());
-    walk_in_page(&state, &pharmacist, page, back, StatusCode::CONFLICT).await
+        Refusal::NotAllowedUntil { from } => t.fmt(
+            "pharmacy.walk_in.refusal.not_allowed_until",
+            &[("date", &t.date(*from))],
+        ),
+    }
 }
 
 /// `POST /pharmacy/walk-in/{id}/undo`.

@@ -18,6 +18,7 @@ use crate::admin::audit::{self, Entry};
 use crate::db::Tx;
 use crate::db::schema::stores;
 use crate::i18n::Tr;
+use crate::stores::search::queries::search_text;
 
 /// The columns a file must have, as its header names them.
 pub const REQUIRED_COLUMNS: [&str; 6] = ["code", "name", "addr", "type", "lat", "lng"];
@@ -68,6 +69,12 @@ pub enum Problem {
     Lng(String),
     Phone(String),
     Region,
+    /// A text field holds a character that shows as nothing: a zero-width
+    /// space or joiner, or a direction mark ([`is_invisible_mark`]).
+    Invisible {
+        field: &'static str,
+        mark: char,
+    },
     /// The line's bytes are not UTF-8 (a file saved as EUC-KR, say).
     NotUtf8,
     FieldCount {
@@ -103,6 +110,7 @@ impl Problem {
             Problem::Lng(_) => "lng",
             Problem::Phone(_) => "phone",
             Problem::Region => "region",
+            Problem::Invisible { field, .. } => field,
             _ => "file",
         }
     }
@@ -122,6 +130,14 @@ impl Problem {
                 &[("value", v), ("max", &PHONE_MAX)],
             ),
             Problem::Region => t.fmt("admin.store.problem.region", &[("max", &REGION_MAX)]),
+            Problem::Invisible { field, mark } => t.fmt(
+                match *field {
+                    "name" => "admin.store.problem.name_invisible",
+                    "addr" => "admin.store.problem.addr_invisible",
+                    _ => "admin.store.problem.region_invisible",
+                },
+                &[("mark", &format!("U+{:04X}", u32::from(*mark)))],
+            ),
             Problem::NotUtf8 => t.get("admin.store.problem.not_utf8").to_owned(),
             Problem::FieldCount { found, expected } => t.fmt(
                 "admin.store.problem.field_count",
@@ -187,12 +203,8 @@ pub fn check(f: &StoreFields<'_>) -> Result<StoreRow, Vec<Problem>> {
     if !super::is_store_code(code) {
         problems.push(Problem::Code(code.to_owned()));
     }
-    if !is_text(name, NAME_MAX) {
-        problems.push(Problem::Name);
-    }
-    if !is_text(addr, ADDR_MAX) {
-        problems.push(Problem::Addr);
-    }
+    problems.extend(text_problem(name, NAME_MAX, "name", Problem::Name));
+    problems.extend(text_problem(addr, ADDR_MAX, "addr", Problem::Addr));
     if !matches!(store_type, "01" | "02" | "03") {
         problems.push(Problem::Type(store_type.to_owned()));
     }
@@ -209,8 +221,8 @@ pub fn check(f: &StoreFields<'_>) -> Result<StoreRow, Vec<Problem>> {
     if !phone.is_empty() && !is_phone(phone) {
         problems.push(Problem::Phone(phone.to_owned()));
     }
-    if !region.is_empty() && !is_text(region, REGION_MAX) {
-        problems.push(Problem::Region);
+    if !region.is_empty() {
+        problems.extend(text_problem(region, REGION_MAX, "region", Problem::Region));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -231,10 +243,32 @@ pub fn check(f: &StoreFields<'_>) -> Result<StoreRow, Vec<Problem>> {
     })
 }
 
-/// 1 to `max` characters, none of them [unsafe in text](is_unsafe_in_text).
-fn is_text(s: &str, max: usize) -> bool {
+/// The one rule of a store's text fields (name, address, region; the form
+/// and the CSV import both check through [`check`]): 1 to `max` characters,
+/// none of them [unsafe in text](is_unsafe_in_text) (`otherwise`), and none
+/// an [invisible mark](is_invisible_mark), which is named.
+fn text_problem(s: &str, max: usize, field: &'static str, otherwise: Problem) -> Option<Problem> {
     let n = s.chars().count();
-    (1..=max).contains(&n) && !s.chars().any(is_unsafe_in_text)
+    if !(1..=max).contains(&n) || s.chars().any(is_unsafe_in_text) {
+        return Some(otherwise);
+    }
+    s.chars()
+        .find(|&c| is_invisible_mark(c))
+        .map(|mark| Problem::Invisible { field, mark })
+}
+
+/// Characters that show as nothing, so that a store's name or address can
+/// look like another's while it is not the same text (and is not found by
+/// what people type): the zero-width space, non-joiner and joiner, the
+/// left-to-right and right-to-left marks (U+200B–U+200F), the Arabic letter
+/// mark (U+061C), the word joiner (U+2060) and the zero-width no-break space
+/// (U+FEFF; a file's byte order mark is taken off before its lines are read).
+/// Store names are Korean and Latin text, which needs none of them.
+pub fn is_invisible_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}' | '\u{061c}' | '\u{2060}' | '\u{feff}'
+    )
 }
 
 /// A finite number within ±`limit`.
@@ -451,7 +485,7 @@ pub struct Counts {
     pub unchanged: usize,
 }
 
-/// Rows per multi-row `INSERT`: 10 bound values a row keeps a batch far under
+/// Rows per multi-row `INSERT`: 11 bound values a row keeps a batch far under
 /// SQLite's limit of 32,766 variables (and PostgreSQL's 65,535).
 const INSERT_BATCH: usize = 1000;
 
@@ -553,6 +587,7 @@ pub fn upsert_all_reporting(
                     stores::lat.eq(excluded(stores::lat)),
                     stores::lng.eq(excluded(stores::lng)),
                     stores::phone.eq(excluded(stores::phone)),
+                    stores::search_text.eq(excluded(stores::search_text)),
                     stores::updated_at.eq(excluded(stores::updated_at)),
                 ))
                 .execute(c)
@@ -591,6 +626,7 @@ type Insertable<'a> = (
     diesel::dsl::Eq<stores::lat, f64>,
     diesel::dsl::Eq<stores::lng, f64>,
     diesel::dsl::Eq<stores::phone, Option<&'a str>>,
+    diesel::dsl::Eq<stores::search_text, String>,
     diesel::dsl::Eq<stores::created_at, chrono::NaiveDateTime>,
     diesel::dsl::Eq<stores::updated_at, chrono::NaiveDateTime>,
 );
@@ -605,6 +641,7 @@ fn insertable(r: &StoreRow, now: chrono::NaiveDateTime) -> Insertable<'_> {
         stores::lat.eq(r.lat),
         stores::lng.eq(r.lng),
         stores::phone.eq(r.phone.as_deref()),
+        stores::search_text.eq(search_text(&r.name, &r.addr, &r.region)),
         stores::created_at.eq(now),
         stores::updated_at.eq(now),
     )
@@ -622,6 +659,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, id: i64, r: &StoreRow) -> QueryResult<usiz
             stores::lat.eq(r.lat),
             stores::lng.eq(r.lng),
             stores::phone.eq(r.phone.as_deref()),
+            stores::search_text.eq(search_text(&r.name, &r.addr, &r.region)),
             stores::updated_at.eq(Utc::now().naive_utc()),
         ))
         .execute(tx.conn())
@@ -819,6 +857,66 @@ mod tests {
         for phone in ["call me", "---", &"1".repeat(31)] {
             assert_eq!(errs(fields("a", "b", phone, "")), ["phone"], "{phone}");
         }
+    }
+
+    #[test]
+    fn zero_width_and_direction_marks_are_refused_in_every_text_field_and_named() {
+        let fields = |name: &str, addr: &str, region: &str| {
+            check(&StoreFields {
+                code: "12345678",
+                name,
+                addr,
+                store_type: "01",
+                lat: "37",
+                lng: "127",
+                phone: "",
+                region,
+            })
+        };
+        for mark in [
+            '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{061c}', '\u{2060}',
+            '\u{feff}',
+        ] {
+            let marked = format!("성모{mark}약국");
+            assert_eq!(
+                fields(&marked, &marked, &marked).unwrap_err(),
+                [
+                    Problem::Invisible {
+                        field: "name",
+                        mark
+                    },
+                    Problem::Invisible {
+                        field: "addr",
+                        mark
+                    },
+                    Problem::Invisible {
+                        field: "region",
+                        mark
+                    },
+                ],
+                "{mark:?}"
+            );
+        }
+        // The neighbours of the refused ranges, and other spaces, are text.
+        for fine in [
+            "a\u{200a}b",
+            "a\u{2010}b",
+            "a\u{061b}b",
+            "a\u{2061}b",
+            "a\u{a0}b",
+        ] {
+            assert!(fields(fine, fine, "").is_ok(), "{fine:?}");
+        }
+        // In a file the same rule holds, and the message names the mark.
+        let csv = format!("{HEADER}12345678,성모\u{200b}약국,서울특별시 중구,01,37.5,127\n");
+        let errors = parse_csv(csv.as_bytes()).unwrap_err();
+        assert_eq!(lines_of(&errors), [2]);
+        let t = Tr::new(
+            std::sync::Arc::new(crate::i18n::Catalog::load().unwrap()),
+            crate::i18n::Lang::En,
+        );
+        let text = errors[0].message(&t);
+        assert!(text.contains("U+200B"), "{text}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! address or region (every word must match) and sees today's remaining stock
 //! and status; with `lat` and `lng` (sent by `static/js/near-me.js` from the
 //! browser's location) the stores come nearest first. The reads are in
-//! [`queries`], the distances in [`geo`].
+//! [`queries`], the distances in [`geo`]. At most [`queries::MAX_WORDS`]
+//! words are searched for; the page names the words it left out.
 
 pub mod geo;
 pub mod queries;
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use crate::i18n::Tr;
 use crate::state::AppState;
 use crate::stores::search::geo::{BadPoint, Point};
-use crate::stores::search::queries::{Found, Results};
+use crate::stores::search::queries::{Found, Results, Words};
 use crate::stores::status::{NO_DATA_KEY, RemainStat};
 use crate::web::errors::AppError;
 use crate::web::form::truncate;
@@ -70,6 +71,8 @@ struct SearchPage {
     pages: Pages,
     count_text: String,
     empty_text: String,
+    /// When words were left out: which were searched for, which were not.
+    left_out_text: Option<String>,
 }
 
 async fn search(
@@ -87,7 +90,10 @@ async fn search(
             BadPoint::OutOfRange => "lat must be within -90..90 and lng within -180..180".into(),
         })
     })?;
-    let words = queries::words(&q);
+    let Words {
+        used: words,
+        left_out,
+    } = queries::words(&q);
     let policy = state.policy().await?;
     let today = state
         .clock
@@ -141,9 +147,20 @@ async fn search(
     };
     let stores = stores.into_iter().map(|s| store_row(t, s)).collect();
     let searched = from.is_some() || !words.is_empty();
+    let left_out_text = (!left_out.is_empty()).then(|| {
+        t.fmt(
+            "stores.search.words_left_out",
+            &[
+                ("max", &queries::MAX_WORDS),
+                ("used", &words.join(" ")),
+                ("left_out", &left_out.join(" ")),
+            ],
+        )
+    });
     let html = SearchPage {
         page,
         q,
+        left_out_text,
         near,
         searched,
         stores,

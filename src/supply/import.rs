@@ -1,9 +1,10 @@
 //! Daily supply from CSV (`store_code,date,quantity`, in any column order,
-//! several dates a file): the whole file is checked first — every line, every
-//! store code, and every change against what the store-days hold — and every
-//! bad line reported; nothing is written unless the whole file passes. Then
-//! it is applied in chunks of [`CHUNK`] lines, each its own transaction, so
-//! that a country's file does not hold the rush's bookings (see [`import`]).
+//! several dates a file, each within [`SupplyDates`] of today): the whole file
+//! is checked first — every line, every store code, and every change against
+//! what the store-days hold — and every bad line reported; nothing is written
+//! unless the whole file passes. Then it is applied in chunks of [`CHUNK`]
+//! lines, each its own transaction, so that a country's file does not hold the
+//! rush's bookings (see [`import`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::policy::Policy;
 use crate::stores::is_store_code;
 use crate::supply::allocation::{Allocated, NewDay, allocate_days};
 use crate::supply::changes::{ChangeError, SupplyOutcome, set_supply};
-use crate::supply::rules::{self, Refusal};
+use crate::supply::rules::{self, Refusal, SupplyDates};
 
 /// More than this in one store-day is a typing mistake, not a delivery.
 pub const MAX_QUANTITY: i32 = 1_000_000;
@@ -49,6 +50,11 @@ pub enum Problem {
     StoreCode(String),
     UnknownStore(String),
     Date(String),
+    /// A date further from today than supply may be given for.
+    DateOutOfRange {
+        day: NaiveDate,
+        dates: SupplyDates,
+    },
     Quantity(String),
     Negative(String),
     TooLarge(String),
@@ -78,6 +84,15 @@ impl LineError {
             Problem::StoreCode(v) => text("admin.supply.import.error.store_code", v),
             Problem::UnknownStore(v) => text("admin.supply.import.error.unknown_store", v),
             Problem::Date(v) => text("admin.supply.import.error.date", v),
+            Problem::DateOutOfRange { day, dates } => t.fmt(
+                "admin.supply.import.error.date_range",
+                &[
+                    ("line", line),
+                    ("value", day),
+                    ("first", &dates.first),
+                    ("last", &dates.last),
+                ],
+            ),
             Problem::Quantity(v) => text("admin.supply.import.error.quantity", v),
             Problem::Negative(v) => text("admin.supply.import.error.negative", v),
             Problem::TooLarge(v) => t.fmt(
@@ -101,9 +116,10 @@ impl LineError {
     }
 }
 
-/// Reads the file: the valid rows and every problem found, by line. Rows are
-/// only worth applying when there are no problems.
-pub fn parse_csv(bytes: &[u8]) -> (Vec<SupplyRow>, Vec<LineError>) {
+/// Reads the file: the valid rows and every problem found, by line; a date
+/// outside `dates` is a problem. Rows are only worth applying when there are
+/// no problems.
+pub fn parse_csv(bytes: &[u8], dates: SupplyDates) -> (Vec<SupplyRow>, Vec<LineError>) {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -148,7 +164,7 @@ pub fn parse_csv(bytes: &[u8]) -> (Vec<SupplyRow>, Vec<LineError>) {
         };
         let line = record.position().map_or(fallback, csv::Position::line);
         let field = |n: usize| record.get(index[n]).unwrap_or("").to_owned();
-        match check(field(0), field(1), field(2)) {
+        match check(field(0), field(1), field(2), dates) {
             Err(problem) => errors.push(LineError { line, problem }),
             Ok((store_code, day, quantity)) => match seen.get(&(store_code.clone(), day)) {
                 Some(first) => errors.push(LineError {
@@ -178,6 +194,7 @@ fn check(
     code: String,
     date: String,
     quantity: String,
+    dates: SupplyDates,
 ) -> Result<(String, NaiveDate, i32), Problem> {
     if !is_store_code(&code) {
         return Err(Problem::StoreCode(code));
@@ -186,6 +203,9 @@ fn check(
         .ok()
         .filter(|d| d.format("%Y-%m-%d").to_string() == date)
         .ok_or_else(|| Problem::Date(date.clone()))?;
+    let day = dates
+        .check(day)
+        .map_err(|dates| Problem::DateOutOfRange { day, dates })?;
     let digits = quantity.strip_prefix('-').unwrap_or(&quantity);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Problem::Quantity(quantity));
@@ -536,6 +556,51 @@ mod tests {
 
     fn lines(errors: &[LineError]) -> Vec<(u64, Problem)> {
         errors.iter().map(|e| (e.line, e.problem.clone())).collect()
+    }
+
+    /// The dates of 1 December 2026.
+    fn dates() -> SupplyDates {
+        SupplyDates::around(NaiveDate::from_ymd_opt(2026, 12, 1).unwrap())
+    }
+
+    fn parse_csv(bytes: &[u8]) -> (Vec<SupplyRow>, Vec<LineError>) {
+        super::parse_csv(bytes, dates())
+    }
+
+    #[test]
+    fn dates_further_than_a_year_from_today_are_refused_with_the_range() {
+        let csv = "store_code,date,quantity
+                   31802095,1900-01-01,1
+                   31802095,2025-12-01,1
+                   31802095,2027-12-01,1
+                   31802095,2027-12-02,1
+                   31802095,9999-12-31,1
+";
+        let (rows, errors) = parse_csv(csv.as_bytes());
+        assert_eq!(rows.len(), 2, "both ends of the range are fine");
+        let out = |y, m, d| Problem::DateOutOfRange {
+            day: NaiveDate::from_ymd_opt(y, m, d).unwrap(),
+            dates: dates(),
+        };
+        assert_eq!(
+            lines(&errors),
+            vec![
+                (2, out(1900, 1, 1)),
+                (5, out(2027, 12, 2)),
+                (6, out(9999, 12, 31))
+            ]
+        );
+        let t = Tr::new(
+            std::sync::Arc::new(crate::i18n::Catalog::load().unwrap()),
+            crate::i18n::Lang::En,
+        );
+        let text = errors[0].message(&t);
+        assert!(
+            text.contains("1900-01-01")
+                && text.contains("2025-12-01")
+                && text.contains("2027-12-01"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Pure rules of allocation: how a supply is split over windows, how a
-//! changed supply is split again, and when a change is refused.
+//! changed supply is split again, when a change is refused, and which dates
+//! supply may be given for.
 
-use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::policy::WindowSpec;
@@ -181,10 +182,82 @@ pub fn check_capacity(day: &DayStock, window: usize, capacity: i32) -> Result<()
     Ok(())
 }
 
+/// How far from today, either way, supply may be given: a date further off is
+/// a typing mistake (`1900-01-01`, `9999-12-31`), not a delivery.
+pub const SUPPLY_DATE_MONTHS: u32 = 12;
+
+/// The dates supply may be given for on `today` (in the service time zone),
+/// both ends included: from a year before to a year after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupplyDates {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+}
+
+impl SupplyDates {
+    /// The range on `today`. A year before 29 February is 28 February.
+    pub fn around(today: NaiveDate) -> SupplyDates {
+        let months = Months::new(SUPPLY_DATE_MONTHS);
+        SupplyDates {
+            first: today.checked_sub_months(months).unwrap_or(NaiveDate::MIN),
+            last: today.checked_add_months(months).unwrap_or(NaiveDate::MAX),
+        }
+    }
+
+    /// The one check of a supply's date, for the form, the copy of the
+    /// previous day and the CSV import alike.
+    pub fn check(self, day: NaiveDate) -> Result<NaiveDate, SupplyDates> {
+        if (self.first..=self.last).contains(&day) {
+            Ok(day)
+        } else {
+            Err(self)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::Policy;
+
+    fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn supply_dates_are_within_a_year_of_today_both_ends_included() {
+        let dates = SupplyDates::around(ymd(2026, 12, 1));
+        assert_eq!(
+            (dates.first, dates.last),
+            (ymd(2025, 12, 1), ymd(2027, 12, 1))
+        );
+        for fine in [
+            ymd(2025, 12, 1),
+            ymd(2026, 12, 1),
+            ymd(2026, 12, 2),
+            ymd(2027, 12, 1),
+        ] {
+            assert_eq!(dates.check(fine), Ok(fine));
+        }
+        for wrong in [
+            ymd(1900, 1, 1),
+            ymd(2025, 11, 30),
+            ymd(2027, 12, 2),
+            ymd(9999, 12, 31),
+            NaiveDate::MIN,
+            NaiveDate::MAX,
+        ] {
+            assert_eq!(dates.check(wrong), Err(dates), "{wrong}");
+        }
+        // A leap day's year either side ends on 28 February.
+        let leap = SupplyDates::around(ymd(2028, 2, 29));
+        assert_eq!(
+            (leap.first, leap.last),
+            (ymd(2027, 2, 28), ymd(2029, 2, 28))
+        );
+        // At the ends of the calendar the range stops there.
+        assert_eq!(SupplyDates::around(NaiveDate::MAX).last, NaiveDate::MAX);
+    }
 
     fn window(capacity: i32, taken: i32, ended: bool) -> WindowStock {
         WindowStock {

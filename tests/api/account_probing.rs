@@ -17,7 +17,7 @@ use mask_reservation::accounts::national_id::NationalId;
 use mask_reservation::accounts::password::{self, NewPassword};
 use mask_reservation::accounts::service::{self, Signup, SignupOutcome};
 use mask_reservation::clock::Clock;
-use mask_reservation::db::schema::{account_tokens, mail_outbox, people};
+use mask_reservation::db::schema::{account_tokens, mail_outbox, people, signup_notices};
 use mask_reservation::db::write_tx;
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::rate_limit::{Limit, RateLimits};
@@ -233,6 +233,62 @@ async fn the_holder_of_a_taken_national_id_is_told_at_their_own_address() {
 }
 
 #[tokio::test]
+async fn the_holder_of_a_national_id_is_told_of_sign_ups_with_it_at_most_once_a_day() {
+    let clock = Clock::manual(crate::reservations::seoul(
+        crate::reservations::tuesday(),
+        23,
+        0,
+    ));
+    let app = spawn_app_with(Spawn {
+        clock: Some(clock.clone()),
+        ..Spawn::default()
+    })
+    .await;
+    let id = fixtures::national_id(FIRST_ID_12);
+    sign_up(&app, &id, "holder@example.com").await;
+    let notices = |app: &TestApp| {
+        outbox(app)
+            .into_iter()
+            .filter(|(kind, _)| kind == "signup_national_id_taken")
+            .collect::<Vec<_>>()
+    };
+
+    // Two strangers with the holder's number on one day: one mail.
+    for email in ["one@example.com", "two@example.com"] {
+        let res = sign_up(&app.new_visitor(), &id, email).await;
+        assert_eq!(res.headers()["location"], "/signup/sent");
+    }
+    assert_eq!(
+        notices(&app),
+        [pair("signup_national_id_taken", "holder@example.com")]
+    );
+    // 23:59 in Seoul is still the same day.
+    clock.advance(TimeDelta::minutes(59));
+    sign_up(&app.new_visitor(), &id, "three@example.com").await;
+    assert_eq!(notices(&app).len(), 1);
+
+    // The next day (00:00 in Seoul, 15:00 UTC): another.
+    clock.advance(TimeDelta::minutes(1));
+    sign_up(&app.new_visitor(), &id, "four@example.com").await;
+    sign_up(&app.new_visitor(), &id, "five@example.com").await;
+    assert_eq!(notices(&app).len(), 2);
+    // The day is remembered per person and only the latest is kept.
+    let mut conn = app.db.get().unwrap();
+    let days: Vec<chrono::NaiveDate> = signup_notices::table
+        .select(signup_notices::day)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(days, [crate::reservations::tuesday().succ_opt().unwrap()]);
+    // Nobody else's holder is affected, and nothing went to the typed addresses.
+    assert!(
+        outbox(&app)
+            .iter()
+            .all(|(_, to)| to == "holder@example.com")
+    );
+    assert_eq!(count_users(&app), 1);
+}
+
+#[tokio::test]
 async fn a_sign_up_that_meets_two_accounts_tells_both_and_one_account_once() {
     let app = spawn_app().await;
     let id_a = fixtures::national_id(FIRST_ID_12);
@@ -322,16 +378,17 @@ async fn race(shared_id: bool) -> TestApp {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_sign_ups_for_one_national_id_make_one_account_and_tell_its_holder() {
+async fn racing_sign_ups_for_one_national_id_make_one_account_and_tell_its_holder_once() {
     let app = race(true).await;
     let kinds: Vec<String> = outbox(&app).into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "verify_email").count(), 1);
+    // Seven sign-ups met the holder's account: one notice for the day.
     assert_eq!(
         kinds
             .iter()
             .filter(|k| *k == "signup_national_id_taken")
             .count(),
-        7,
+        1,
         "{kinds:?}"
     );
 }
@@ -356,6 +413,7 @@ async fn racing_sign_ups_for_one_email_make_one_account_and_tell_its_owner() {
 /// and end as notices; on SQLite the write lock puts them in a row.
 fn overlapping_sign_ups(app: &TestApp, shared_id: bool) -> Vec<SignupOutcome> {
     const RACERS: usize = 6;
+    let today = chrono::Utc::now().date_naive();
     let hash = password::hash(&NewPassword::parse(PASSWORD).unwrap()).unwrap();
     let catalog = Arc::new(Catalog::load().unwrap());
     let barrier = Arc::new(Barrier::new(RACERS));
@@ -383,7 +441,7 @@ fn overlapping_sign_ups(app: &TestApp, shared_id: bool) -> Vec<SignupOutcome> {
                 let mut conn = db.get().unwrap();
                 barrier.wait();
                 write_tx(&mut conn, |tx| {
-                    service::sign_up(tx, &key, &signup, &tr, "http://localhost")
+                    service::sign_up(tx, &key, &signup, &tr, "http://localhost", today)
                 })
                 .unwrap()
             })
@@ -409,15 +467,17 @@ async fn overlapping_sign_up_transactions_make_one_account_and_notices_for_the_r
         let mut conn = app.db.get().unwrap();
         let persons: i64 = people::table.count().get_result(&mut conn).unwrap();
         assert_eq!(persons, 1, "shared ID {shared_id}");
-        let notice = if shared_id {
-            "signup_national_id_taken"
+        // Five losers: their e-mail's owner hears of each (the per-address
+        // limit bounds those), the national ID's holder once a day.
+        let (notice, told) = if shared_id {
+            ("signup_national_id_taken", 1)
         } else {
-            "signup_email_taken"
+            ("signup_email_taken", 5)
         };
         let kinds: Vec<String> = outbox(&app).into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             kinds.iter().filter(|k| *k == notice).count(),
-            5,
+            told,
             "{kinds:?}"
         );
         assert_invariants(&app.db);

@@ -1041,7 +1041,8 @@ async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_i
     let html = res.text().await.unwrap();
     assert!(html.contains("필수 입력 항목입니다"), "{html}");
 
-    // A mistyped back part comes back in its (masked) field to be corrected.
+    // A mistyped back part is not sent back: the front is kept, the back
+    // field is empty, to be typed again.
     let id = valid_id();
     let (front, back) = id.split_at(6);
     let wrong_back = format!("{}{}", &back[..back.len() - 1], "0");
@@ -1066,7 +1067,9 @@ async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_i
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
     assert!(html.contains(&format!("value=\"{front}\"")));
-    assert!(html.contains(&format!("value=\"{wrong_back}\"")));
+    assert!(!html.contains(&wrong_back), "{html}");
+    assert!(html.contains("name=\"national_id_back\" type=\"password\""));
+    assert!(html.contains("data-retype-back"), "{html}");
 
     // The two fields together sign up as the one field does.
     let res = app
@@ -1084,6 +1087,52 @@ async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_i
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(count_users(&app), 1);
+}
+
+#[tokio::test]
+async fn a_sign_up_page_sent_back_keeps_only_the_front_six_digits_of_the_national_id() {
+    let app = spawn_app().await;
+    // Not the number the page's hint shows as an example.
+    let id = fixtures::national_id("900303212345");
+    let (front, back) = id.split_at(6);
+    let back = back.trim_start_matches('-');
+    // A valid number, whole in the one field or in the page's two, with
+    // another field wrong: the page comes back with the front alone.
+    let whole = [("national_id", id.as_str())];
+    let halves = [("national_id_front", front), ("national_id_back", back)];
+    for id_fields in [&whole[..], &halves[..]] {
+        let mut fields = id_fields.to_vec();
+        fields.extend([
+            ("name", "홍길동"),
+            ("email", "c@example.com"),
+            ("password", PASSWORD),
+            ("password_confirm", "a different password"),
+        ]);
+        let res = app.post_form("/signup", &fields).await;
+        assert_eq!(res.status(), 422);
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("data-error-for=\"password_confirm\""),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("name=\"national_id_front\" type=\"text\" inputmode=\"numeric\" pattern=\"[0-9]*\" maxlength=\"6\" size=\"6\" autocomplete=\"off\" value=\"{front}\"")),
+            "{html}"
+        );
+        assert!(
+            html.contains("maxlength=\"7\" size=\"7\" autocomplete=\"off\" value=\"\""),
+            "the back field is empty: {html}"
+        );
+        assert!(!html.contains(back), "no part of the back half: {html}");
+        assert!(html.contains("data-retype-back"));
+        assert!(
+            html.contains("value=\"c@example.com\""),
+            "the other values stay"
+        );
+    }
+    // A first visit has nothing to type again.
+    assert!(!app.html("/signup").await.contains("data-retype-back"));
+    assert_eq!(count_users(&app), 0);
 }
 
 #[tokio::test]

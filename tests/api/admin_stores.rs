@@ -543,3 +543,61 @@ async fn a_file_over_ten_mebibytes_gets_the_413_page() {
     assert_eq!(status, 413);
     assert!(html.contains("<html"), "a page, not a bare status: {html}");
 }
+
+#[tokio::test]
+async fn zero_width_and_direction_marks_are_refused_in_the_form_the_edit_and_the_file() {
+    let app = spawn_app().await;
+    let admin = admin(&app).await;
+    // A name that looks like "성모약국" but is not the same text.
+    for mark in ["\u{200b}", "\u{200d}", "\u{200e}", "\u{200f}", "\u{061c}"] {
+        let name = format!("성모{mark}약국");
+        let res = admin
+            .post_form("/admin/stores", &store_form("11800001", &name))
+            .await;
+        assert_eq!(res.status(), 422, "{mark:?}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("data-error-for=\"name\""), "{mark:?}: {html}");
+        assert!(html.contains("보이지 않는 문자"), "{mark:?}: {html}");
+        let code = format!("U+{:04X}", u32::from(mark.chars().next().unwrap()));
+        assert!(html.contains(&code), "{code}: {html}");
+    }
+    let mut form = store_form("11800001", "성모약국");
+    form[2] = ("addr", "대구광역시 중구\u{200b} 동성로 1");
+    let res = admin.post_form("/admin/stores", &form).await;
+    assert_eq!(res.status(), 422);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("data-error-for=\"addr\"")
+    );
+    assert_eq!(count_stores(&app), 0);
+
+    // Editing an existing store the same way.
+    fixtures::store(&app.db, "11800002", "중앙약국");
+    let res = admin
+        .post_form(
+            "/admin/stores/11800002",
+            &store_form("11800002", "중앙\u{200c}약국"),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let mut conn = app.db.get().unwrap();
+    let name: String = stores::table
+        .filter(stores::code.eq("11800002"))
+        .select(stores::name)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(name, "중앙약국");
+
+    // And in a file: the line is named with the mark, nothing is imported.
+    let mut csv = stores_csv(1, 3);
+    csv.push_str("10000099,성모\u{200f}약국,서울특별시 중구 세종대로 1,01,37.5,127\n");
+    let (status, html) = import(&admin, csv.as_bytes()).await;
+    assert_eq!(status, 422);
+    assert_eq!(data(&html, "bad-lines"), "1");
+    assert!(html.contains("U+200F"), "{html}");
+    assert_eq!(count_stores(&app), 1);
+    assert!(audit(&app, "store.import").is_empty());
+    assert!(audit(&app, "store.create").is_empty());
+}

@@ -5,12 +5,16 @@
 use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
+use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{
     audit_log, pickup_windows, settings, stock_ledger, store_days, stores,
 };
 use mask_reservation::policy::Policy;
 
-use crate::common::{TestApp, Visitor, assert_invariants, fixtures, spawn_app};
+use crate::common::{
+    Spawn, TestApp, Visitor, assert_invariants, fixtures, spawn_app, spawn_app_with,
+};
+use crate::reservations::{seoul, tuesday};
 
 const CODE: &str = "11800001";
 
@@ -651,5 +655,65 @@ async fn concurrent_supply_and_capacity_edits_of_one_store_day_keep_every_invari
     let caps = capacities(&app, store, day);
     assert_eq!(caps.iter().sum::<i32>(), capacity);
     assert!(capacity <= supply && caps[0] >= 10);
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn supply_dates_further_than_a_year_from_today_are_refused_everywhere_with_the_range() {
+    // Today is Tuesday 1 December 2026 (the app's clock, in Seoul): supply
+    // may be given from 2025-12-01 to 2027-12-01.
+    let app = spawn_app_with(Spawn {
+        clock: Some(Clock::manual(seoul(tuesday(), 10, 0))),
+        ..Spawn::default()
+    })
+    .await;
+    let store = fixtures::store(&app.db, CODE, "중앙약국");
+    let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
+    let range = "2025-12-01부터 2027-12-01까지";
+    let date = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+
+    // The form.
+    for wrong in ["1900-01-01", "2025-11-30", "2027-12-02", "9999-12-31"] {
+        let res = set_supply(&admin, CODE, date(wrong), "100").await;
+        assert_eq!(res.status(), 422, "{wrong}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains(range), "{wrong}: {html}");
+    }
+    assert_eq!(count_store_days(&app), 0);
+    for fine in ["2025-12-01", "2027-12-01"] {
+        let res = set_supply(&admin, CODE, date(fine), "100").await;
+        assert_eq!(res.status(), 303, "{fine}: both ends are allowed");
+    }
+    assert_eq!(store_day(&app, store, date("2027-12-01")), Some((100, 100)));
+
+    // Copying the previous day into a date out of range.
+    for wrong in ["1900-01-01", "2027-12-02", "9999-12-31"] {
+        let res = admin
+            .post_form("/admin/supply/copy", &[("date", wrong)])
+            .await;
+        assert_eq!(res.status(), 422, "{wrong}");
+        assert!(res.text().await.unwrap().contains(range));
+    }
+    assert_eq!(count_store_days(&app), 2, "nothing copied");
+
+    // The file: every such line named with the range, nothing imported.
+    let file = format!(
+        "store_code,date,quantity\n\
+         {CODE},2026-12-02,10\n\
+         {CODE},1900-01-01,10\n\
+         {CODE},9999-12-31,10\n"
+    );
+    let (status, html) = import(&admin, file).await;
+    assert_eq!(status, 422);
+    for line in [3, 4] {
+        assert!(
+            html.contains(&format!(
+                "{line}번째 줄: 공급 날짜는 2025-12-01부터 2027-12-01까지"
+            )),
+            "line {line}: {html}"
+        );
+    }
+    assert!(!html.contains("2번째 줄"), "{html}");
+    assert_eq!(count_store_days(&app), 2);
     assert_invariants(&app.db);
 }

@@ -1,8 +1,9 @@
 //! Handing over at the pickup counter over HTTP on both backends: a scanned
 //! code looked up and confirmed, counters and ledger, "came early", confirm on
 //! scan, every refusal with its words, bad input, a pharmacist disabled
-//! mid-shift, and ten confirmations of one code at once (on PostgreSQL across
-//! two app instances) handing over once.
+//! mid-shift, ten confirmations of one code at once (on PostgreSQL across
+//! two app instances) handing over once, and the per-pharmacist limit of
+//! look-ups that keeps codes from being guessed.
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
@@ -11,11 +12,13 @@ use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{pickup_windows, reservations, stock_ledger, store_days, users};
 use mask_reservation::db::{Backend, Db, write_tx};
+use mask_reservation::rate_limit::RateLimits;
 use mask_reservation::reservations::expiry::expire_due;
 use mask_reservation::supply::changes::set_window_capacity;
 
 use crate::common::{
-    Spawn, TestApp, Visitor, assert_invariants, extract_csrf, fixtures, spawn_app_with,
+    Spawn, TestApp, Visitor, assert_invariants, extract_csrf, fixtures, generous_limits,
+    retry_after, spawn_app_with,
 };
 use crate::reservations::{seoul, tuesday};
 
@@ -528,4 +531,87 @@ async fn verify_names_a_pickup_recorded_on_another_day() {
         "pickup on another date than its window's"
     );
     assert_eq!(findings[0].id, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_ups_are_limited_per_pharmacist_and_the_counter_page_stays_usable() {
+    // The limit as configured (120 a minute); the clock at the start of a minute.
+    let app = spawn_app_with(Spawn {
+        clock: Some(Clock::manual(seoul(tuesday(), 8, 0))),
+        rate_limits: Some(RateLimits {
+            pickup_per_account: RateLimits::default().pickup_per_account,
+            ..generous_limits()
+        }),
+        ..Spawn::default()
+    })
+    .await;
+    let c = counter_on(app, 30, 0).await;
+    let kim = citizen(&c.app, "kim@example.com", "김지수").await;
+    let (_, code) = book(&c.app, &kim, c.windows[0], 2).await;
+    let token = extract_csrf(&c.pharmacist.html("/pharmacy/pickup").await).unwrap();
+
+    // 130 guesses at once: exactly 120 are looked up, the rest are told to wait.
+    let guesses = (0..130).map(|i| {
+        let (v, token) = (&c.pharmacist, &token);
+        async move {
+            let guess = format!("ZZZZ{i:04}");
+            let res = v
+                .post_form_raw(
+                    "/pharmacy/pickup",
+                    &[("code", &guess), ("csrf_token", token)],
+                )
+                .await;
+            res.status().as_u16()
+        }
+    });
+    let statuses = join_all(guesses).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 404).count(),
+        120,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        10,
+        "{statuses:?}"
+    );
+
+    // Over the limit, even a real code waits: the counter page with the wait
+    // next to the code field, the code kept to send again.
+    let res = scan(&c.pharmacist, &code).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(retry_after(&res), 60);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-scan-form"), "{html}");
+    assert!(html.contains("data-error-for=\"code\""), "{html}");
+    assert!(html.contains("60초 뒤에 다시 스캔"), "{html}");
+    assert!(
+        html.contains(&format!(
+            "name=\"code\" type=\"text\" class=\"scan\" value=\"{code}\""
+        )),
+        "{html}"
+    );
+    assert!(!html.contains("data-found"), "nothing is looked up: {html}");
+
+    // Another pharmacist of the store has a limit of their own.
+    let colleague = c
+        .app
+        .logged_in_as(Role::Pharmacist, "p2@example.com", Some(c.store))
+        .await;
+    let res = scan(&colleague, &code).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("data-found"));
+
+    // A minute later the counter works again, and hands over.
+    c.app.state.clock.advance(TimeDelta::seconds(60));
+    let res = confirm(&c.pharmacist, &code).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("data-handed"));
+    assert_invariants(&c.app.db);
+}
+
+#[test]
+fn the_pickup_look_up_limit_is_120_a_minute() {
+    let limit = RateLimits::default().pickup_per_account;
+    assert_eq!((limit.max, limit.window_secs), (120, 60));
 }

@@ -3,7 +3,9 @@
 //! ID failed, never echoed back), the look-up limit, undoing within five
 //! minutes by the seller only, the end-of-day summary and its CSV, and one
 //! person bought for at two pharmacies at once (on PostgreSQL across two app
-//! instances) getting only their quota.
+//! instances) getting only their quota. A look-up is no oracle: without stock
+//! the person is not looked up, a quota refusal names a date and never a
+//! count, and every look-up is in the audit log.
 
 use chrono::TimeDelta;
 use diesel::prelude::*;
@@ -13,7 +15,7 @@ use mask_reservation::accounts::national_id::NationalId;
 use mask_reservation::clock::Clock;
 use mask_reservation::config::SecretKey;
 use mask_reservation::db::schema::{
-    people, quota_usage, settings, stock_ledger, store_days, users, walk_in_sales,
+    audit_log, people, quota_usage, settings, stock_ledger, store_days, users, walk_in_sales,
 };
 use mask_reservation::db::{Backend, Db};
 use mask_reservation::rate_limit::Limit;
@@ -150,7 +152,9 @@ async fn reservations_and_walk_in_sales_share_one_quota() {
     assert_eq!(confirm(&c.pharmacist, &code).await.status(), 200);
     let (status, kind, html) = refused(sell(&c.pharmacist, &number, "2").await).await;
     assert_eq!((status, kind.as_str()), (409, "quota"));
-    assert!(html.contains("1개만"), "{html}");
+    // Not how many are left: from when two may be bought.
+    assert!(html.contains("data-may-buy-from=\"2026-12-07\""), "{html}");
+    assert!(!html.contains("1개만"), "{html}");
     assert_eq!(sell(&c.pharmacist, &number, "1").await.status(), 303);
     let mut conn = c.app.db.get().unwrap();
     let persons: i64 = people::table.count().get_result(&mut conn).unwrap();
@@ -173,16 +177,18 @@ async fn the_rotation_rule_and_the_walk_in_stock_refuse_with_their_reasons() {
     let (status, kind, html) = refused(sell(&c.pharmacist, &id_1985(), "1").await).await;
     assert_eq!((status, kind.as_str()), (409, "rotation"));
     assert!(html.contains("금요일"), "{html}");
-    // Born 1987: Tuesday. Only 3 in walk-in stock: 3 is fine, one more is not.
+    // Born 1987: Tuesday. Only 3 in walk-in stock: 4 is refused for the
+    // stock, before the person is looked up.
     let (status, kind, html) = refused(sell(&c.pharmacist, &id_1987(), "4").await).await;
-    assert_eq!((status, kind.as_str()), (409, "quota"), "{html}");
+    assert_eq!((status, kind.as_str()), (409, "stock"), "{html}");
+    assert!(html.contains("3개 남았습니다"), "{html}");
     let other = fixtures::national_id("870303123456");
     assert_eq!(sell(&c.pharmacist, &id_1987(), "2").await.status(), 303);
     assert_eq!(sell(&c.pharmacist, &other, "1").await.status(), 303);
     let (status, kind, html) =
         refused(sell(&c.pharmacist, &fixtures::national_id("870404123456"), "1").await).await;
     assert_eq!((status, kind.as_str()), (409, "stock"));
-    assert!(html.contains("0"), "{html}");
+    assert!(html.contains("현장 판매 재고가 없습니다"), "{html}");
     assert_eq!(figures(&c.app.db), (3, 3, 2, 3));
     assert_invariants(&c.app.db);
 }
@@ -509,4 +515,220 @@ async fn on_postgres_two_instances_selling_to_one_person_sell_only_the_quota() {
     })
     .await;
     race_for_one_person(&here, &there).await;
+}
+
+/// The keyed hash the app keeps of `number`.
+fn hash_of(app: &TestApp, number: &str) -> String {
+    let today = chrono::Utc::now().date_naive();
+    NationalId::parse(number, today)
+        .unwrap()
+        .keyed_hash(&app.state.keys.national_id)
+}
+
+/// A citizen whose person is the holder of `number`; the account's id.
+async fn citizen_with_id(app: &TestApp, email: &str, number: &str) -> i64 {
+    citizen(app, email, "김지수").await;
+    let hash = hash_of(app, number);
+    let mut conn = app.db.get().unwrap();
+    let (user, person): (i64, Option<i64>) = users::table
+        .filter(users::email.eq(email))
+        .select((users::id, users::person_id))
+        .first(&mut conn)
+        .unwrap();
+    diesel::update(people::table.find(person.unwrap()))
+        .set(people::national_id_hash.eq(&hash))
+        .execute(&mut conn)
+        .unwrap();
+    user
+}
+
+/// Every walk-in look-up in the audit log, oldest first: (actor, entity,
+/// entity id, after).
+fn lookups(db: &Db) -> Vec<(Option<i64>, String, String, serde_json::Value)> {
+    let mut conn = db.get().unwrap();
+    let rows: Vec<(Option<i64>, String, String, Option<String>)> = audit_log::table
+        .filter(audit_log::action.eq("walk_in.lookup"))
+        .order(audit_log::id)
+        .select((
+            audit_log::actor_user_id,
+            audit_log::entity,
+            audit_log::entity_id,
+            audit_log::after_json,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    rows.into_iter()
+        .map(|(actor, entity, id, after)| {
+            (
+                actor,
+                entity,
+                id,
+                serde_json::from_str(&after.unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn without_walk_in_stock_nobody_is_looked_up_and_the_answer_is_the_same_for_everyone() {
+    // No walk-in stock: every mask of the day is in the windows.
+    let c = counter(30, 0).await;
+    let number = id_1987();
+    // This person has reserved their whole quota this week.
+    let kim = citizen_with_id(&c.app, "kim@example.com", &number).await;
+    fixtures::reservation(&c.app.db, c.windows[0], kim, 2);
+    let stranger = fixtures::national_id("870505123456");
+
+    let mut answers = Vec::new();
+    for who in [&number, &stranger] {
+        let (status, kind, html) = refused(sell(&c.pharmacist, who, "3").await).await;
+        assert_eq!((status, kind.as_str()), (409, "stock"), "{html}");
+        assert!(html.contains("현장 판매 재고가 없습니다"), "{html}");
+        assert!(!html.contains("data-may-buy-from"), "{html}");
+        assert!(
+            !html.contains("개만") && !html.contains("이번 주"),
+            "{html}"
+        );
+        assert!(!html.contains(who.as_str()));
+        let start = html.find("data-error-summary").unwrap();
+        let message = &html[start..start + html[start..].find("</div>").unwrap()];
+        answers.push(message.to_owned());
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the holder of a full quota and a stranger alike"
+    );
+
+    // Both look-ups are on record: who, where, whom (by keyed hash), what.
+    let seen = lookups(&c.app.db);
+    assert_eq!(seen.len(), 2);
+    for ((actor, entity, id, after), who) in seen.iter().zip([&number, &stranger]) {
+        assert_eq!(*actor, Some(c.pharmacist_id));
+        assert_eq!(entity, "person");
+        assert_eq!(id, &hash_of(&c.app, who));
+        assert_eq!(after["store"], "11800001");
+        assert_eq!(after["outcome"], "stock");
+        assert_eq!(after["quantity"], 3);
+        assert!(after["sale"].is_null());
+    }
+    let mut conn = c.app.db.get().unwrap();
+    let texts: Vec<(String, Option<String>)> = audit_log::table
+        .select((audit_log::entity_id, audit_log::after_json))
+        .load(&mut conn)
+        .unwrap();
+    for (id, after) in texts {
+        let all = format!("{id} {}", after.unwrap_or_default());
+        assert!(
+            !all.contains(&number[..6]) && !all.contains(&stranger[..6]),
+            "{all}"
+        );
+    }
+    // The stranger was not even written down as a person.
+    let persons: i64 = people::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(persons, 1);
+    assert_eq!(figures(&c.app.db), (0, 2, 0, 0));
+    assert_invariants(&c.app.db);
+}
+
+#[tokio::test]
+async fn a_spent_quota_is_refused_with_the_day_it_comes_back_never_the_count() {
+    let c = counter(30, 10).await;
+    let number = id_1987();
+    let kim = citizen_with_id(&c.app, "kim@example.com", &number).await;
+    // One reserved this week (Tuesday 1 December): one more would be allowed,
+    // two are not.
+    fixtures::reservation(&c.app.db, c.windows[0], kim, 1);
+    let (status, kind, html) = refused(sell(&c.pharmacist, &number, "2").await).await;
+    assert_eq!((status, kind.as_str()), (409, "quota"), "{html}");
+    assert!(
+        html.contains("판매할 수 없습니다. 이분은 12월 7일(월)부터 다시 구매할 수 있습니다."),
+        "{html}"
+    );
+    assert!(html.contains("data-may-buy-from=\"2026-12-07\""));
+    assert!(!html.contains("개만") && !html.contains("1개"), "{html}");
+
+    // Next week is taken too, by a reservation made ahead: the week after.
+    let monday = tuesday() + TimeDelta::days(6);
+    let next_week = fixtures::supply(&c.app.db, c.store, monday, 30);
+    fixtures::reservation(&c.app.db, next_week[0], kim, 2);
+    let (status, kind, html) = refused(sell(&c.pharmacist, &number, "2").await).await;
+    assert_eq!((status, kind.as_str()), (409, "quota"));
+    assert!(html.contains("data-may-buy-from=\"2026-12-14\""), "{html}");
+    // More than the quota itself is said plainly, whoever it is for.
+    let (status, kind, html) = refused(sell(&c.pharmacist, &number, "3").await).await;
+    assert_eq!((status, kind.as_str()), (409, "above_quota"));
+    assert!(html.contains("2개까지"), "{html}");
+    // In English too, with the date and without the count.
+    c.pharmacist
+        .post_form("/language", &[("lang", "en"), ("next", "/")])
+        .await;
+    let html = sell(&c.pharmacist, &number, "2")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Not allowed: this person can buy again from Mon 14 Dec."),
+        "{html}"
+    );
+
+    let seen = lookups(&c.app.db);
+    let outcomes: Vec<&str> = seen
+        .iter()
+        .map(|s| s.3["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["quota", "quota", "above_quota", "quota"]);
+    assert!(seen.iter().all(|s| s.2 == hash_of(&c.app, &number)));
+    assert_eq!(
+        figures(&c.app.db),
+        (0, 3, 0, 0),
+        "nothing sold, nothing taken"
+    );
+    assert_invariants(&c.app.db);
+}
+
+#[tokio::test]
+async fn a_sale_is_audited_with_it_and_the_audit_page_shows_the_look_up() {
+    let c = counter(30, 10).await;
+    let number = id_1985();
+    assert_eq!(sell(&c.pharmacist, &number, "2").await.status(), 303);
+    let sale = last_sale(&c.app.db);
+    let seen = lookups(&c.app.db);
+    assert_eq!(seen.len(), 1);
+    let (actor, entity, id, after) = &seen[0];
+    assert_eq!((*actor, entity.as_str()), (Some(c.pharmacist_id), "person"));
+    assert_eq!(id, &hash_of(&c.app, &number));
+    assert_eq!(after["outcome"], "sold");
+    assert_eq!(after["sale"], sale);
+    assert_eq!(after["store"], "11800001");
+    // Written with the sale, at the sale's time (the app's clock).
+    let mut conn = c.app.db.get().unwrap();
+    let sold_at: chrono::NaiveDateTime = walk_in_sales::table
+        .find(sale)
+        .select(walk_in_sales::created_at)
+        .first(&mut conn)
+        .unwrap();
+    let logged_at: chrono::NaiveDateTime = audit_log::table
+        .filter(audit_log::action.eq("walk_in.lookup"))
+        .select(audit_log::created_at)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(logged_at, sold_at);
+    assert_eq!(sold_at, seoul(tuesday(), 8, 0).naive_utc());
+
+    let admin = c
+        .app
+        .logged_in_as(Role::Admin, "admin@example.com", None)
+        .await;
+    let html = admin.html("/admin/audit?entity=person").await;
+    assert!(html.contains("data-action=\"walk_in.lookup\""), "{html}");
+    assert!(html.contains(&format!("data-entity-id=\"{id}\"")), "{html}");
+    assert!(html.contains("outcome: sold"), "{html}");
+    assert!(html.contains(&format!("sale: {sale}")), "{html}");
+    assert!(html.contains("store: 11800001"), "{html}");
+    assert!(
+        !html.contains(&number) && !html.contains("850101"),
+        "{html}"
+    );
+    assert_invariants(&c.app.db);
 }

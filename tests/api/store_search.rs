@@ -387,3 +387,174 @@ async fn the_home_page_has_the_search_form_and_keeps_the_citizen_s_quota() {
     assert_eq!(js.status(), 200);
     assert!(js.text().await.unwrap().contains("geolocation"));
 }
+
+#[tokio::test]
+async fn at_most_four_words_are_searched_for_and_the_page_says_which_were_left_out() {
+    let app = spawn_app().await;
+    three_stores(&app);
+    // Five words: the first four are searched for, the fifth is named as left out.
+    let html = ok(&app, &q("서울특별시 중구 세종대로 110 온누리약국")).await;
+    assert_eq!(codes(&html), ["11800001"], "found by the first four words");
+    assert!(html.contains("data-words-left-out"), "{html}");
+    assert!(
+        html.contains("‘서울특별시 중구 세종대로 110’(으)로 찾은 결과이며 ‘온누리약국’은(는) 빼고"),
+        "{html}"
+    );
+    let en = app
+        .get_with_lang(&q("a b c d e f"), "en")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        en.contains(
+            "Only 4 words are searched for: these are the stores for “a b c d”, without “e f”."
+        ),
+        "{en}"
+    );
+    // Eight one-letter words: the first four, and the message.
+    let html = ok(&app, &q("서 울 중 구 세 종 대 로")).await;
+    assert_eq!(codes(&html), ["11800001"]);
+    assert!(html.contains("data-words-left-out"));
+    // Four words or fewer, or words implied by others: nothing is left out,
+    // and the results are those of every word.
+    for (query, expected) in [
+        ("서울 중구 세종대로 110", vec!["11800001"]),
+        ("중 중구 서 서울 세종 세종대로", vec!["11800001"]),
+        ("약국 약국 약국 약국 약국 성모약국", vec!["11800001"]),
+        ("서울 서울 서울 서울 서울 종로", vec!["11800002"]),
+    ] {
+        let html = ok(&app, &q(query)).await;
+        assert_eq!(codes(&html), expected, "{query}");
+        assert!(!html.contains("data-words-left-out"), "{query}");
+    }
+    // Near a point, the same words.
+    let html = ok(
+        &app,
+        &near(&format!(
+            "&q={}",
+            urlencoding("서울 중구 세종대로 110 온누리약국")
+        )),
+    )
+    .await;
+    assert_eq!(codes(&html), ["11800001"]);
+    assert!(html.contains("data-words-left-out"));
+}
+
+#[tokio::test]
+async fn a_store_is_found_by_its_text_as_written_last_by_any_path() {
+    let app = spawn_app().await;
+    three_stores(&app);
+    let admin = app
+        .logged_in_as(
+            mask_reservation::accounts::Role::Admin,
+            "a@example.com",
+            None,
+        )
+        .await;
+    // Created by the form.
+    let res = admin
+        .post_form(
+            "/admin/stores",
+            &[
+                ("code", "11800007"),
+                ("name", "Olive약국"),
+                ("addr", "대구광역시 중구 동성로 7"),
+                ("type", "01"),
+                ("lat", "35.87"),
+                ("lng", "128.6"),
+                ("phone", ""),
+                ("region", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(codes(&ok(&app, &q("olive 동성로")).await), ["11800007"]);
+    assert_eq!(codes(&ok(&app, &q("OLIVE")).await), ["11800007"]);
+    // Renamed and moved by the form: found by the new text, not the old.
+    let res = admin
+        .post_form(
+            "/admin/stores/11800007",
+            &[
+                ("code", "11800007"),
+                ("name", "새올리브약국"),
+                ("addr", "대구광역시 수성구 달구벌대로 9"),
+                ("type", "01"),
+                ("lat", "35.87"),
+                ("lng", "128.6"),
+                ("phone", ""),
+                ("region", "대구"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(codes(&ok(&app, &q("olive")).await).is_empty());
+    assert!(codes(&ok(&app, &q("동성로")).await).is_empty());
+    assert_eq!(
+        codes(&ok(&app, &q("새올리브 달구벌대로")).await),
+        ["11800007"]
+    );
+    // Renamed by a CSV import (an upsert), and a new one created by it.
+    let csv = "code,name,addr,type,lat,lng\n\
+               11800002,종각약국,서울특별시 종로구 종로 1,01,37.57,126.98\n\
+               11800008,광화문약국,서울특별시 종로구 세종대로 172,01,37.57,126.97\n";
+    let res = admin
+        .post_file(
+            "/admin/stores/import",
+            &[],
+            "stores.csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(codes(&ok(&app, &q("온누리")).await).is_empty());
+    assert_eq!(codes(&ok(&app, &q("종각")).await), ["11800002"]);
+    assert_eq!(
+        codes(&ok(&app, &q("세종대로")).await),
+        ["11800008", "11800001"],
+        "ordered by name"
+    );
+    // A word never spans two fields (name, then address).
+    assert!(codes(&ok(&app, &q("약국서울특별시")).await).is_empty());
+}
+
+#[tokio::test]
+async fn the_migration_fills_the_search_text_of_the_stores_there_are() {
+    let app = spawn_app().await;
+    three_stores(&app);
+    let mut conn = app.db.get().unwrap();
+    // As a store written before the column existed.
+    diesel::update(stores::table)
+        .set(stores::search_text.eq(""))
+        .execute(&mut conn)
+        .unwrap();
+    assert!(codes(&ok(&app, &q("성모")).await).is_empty());
+    let tree = match app.backend() {
+        mask_reservation::db::Backend::Sqlite => "sqlite",
+        mask_reservation::db::Backend::Postgres => "postgres",
+    };
+    let up = std::fs::read_to_string(crate::common::repo_path(&format!(
+        "migrations/{tree}/2026-11-29-093200_store_search_text/up.sql"
+    )))
+    .unwrap();
+    let fill = up
+        .lines()
+        .find(|l| l.starts_with("UPDATE stores"))
+        .expect("the migration fills the column");
+    diesel::sql_query(fill).execute(&mut conn).unwrap();
+    let filled: Vec<String> = stores::table
+        .order(stores::code)
+        .select(stores::search_text)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        filled[0],
+        mask_reservation::stores::search::queries::search_text(
+            "성모약국",
+            "서울특별시 중구 세종대로 110",
+            "서울특별시"
+        )
+    );
+    assert_eq!(codes(&ok(&app, &q("성모 세종대로")).await), ["11800001"]);
+    assert_eq!(codes(&ok(&app, &q("부산")).await), ["21000001"]);
+}

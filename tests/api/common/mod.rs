@@ -91,6 +91,7 @@ pub fn generous_limits() -> RateLimits {
         forgot_per_account: lots,
         resend_per_account: lots,
         walk_in_per_account: lots,
+        pickup_per_account: lots,
     }
 }
 
