@@ -46,7 +46,7 @@ use mask_reservation::policy::Policy;
 use mask_reservation::reservations::booking::{BookError, Request, book};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::{NewDay, allocate_days};
-use mask_reservation::supply::import::{SupplyRow, import};
+use mask_reservation::supply::import::{SupplyRow, apply, import, plan};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -71,6 +71,10 @@ struct Args {
     /// With `--through-db`: lines of a supply file imported while booking.
     #[arg(long, default_value_t = 0)]
     import_lines: usize,
+    /// With `--import-lines`: apply the whole file in one write, as imports
+    /// did before they were split into chunks (for comparison).
+    #[arg(long)]
+    import_in_one: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -211,15 +215,26 @@ fn through_db(
                     quantity: 30,
                 })
                 .collect();
-            let (db, policy) = (db.clone(), policy.clone());
+            let (db, policy, in_one) = (db.clone(), policy.clone(), args.import_in_one);
             tokio::spawn(async move {
                 // Once the bookings are under way.
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let lines = rows.len();
                 let from = Instant::now();
-                import(&db, policy, rows, Vec::new(), None, Utc::now().naive_utc())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("import failed: {e:?}"))?;
+                let now = Utc::now().naive_utc();
+                if in_one {
+                    let planned = db
+                        .run(move |conn| plan(conn, &rows, &[]))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("import check failed: {e:?}"))?;
+                    db.write(move |tx| apply(tx, &policy, &planned, None, now))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("import failed: {e:?}"))?;
+                } else {
+                    import(&db, policy, rows, Vec::new(), None, now)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("import failed: {e:?}"))?;
+                }
                 Ok::<_, anyhow::Error>((from, Instant::now(), lines))
             })
         });

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use crate::admin::audit::{self, Entry};
 use crate::db::schema::{store_days, stores};
-use crate::db::{AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
+use crate::db::{AsRetryable, Backend, Db, DbConnection, DbError, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::policy::Policy;
 use crate::stores::is_store_code;
@@ -270,10 +271,11 @@ impl AsRetryable for ImportError {
 
 /// Lines written in one transaction. Each chunk is a bulk write of its own
 /// (`Db::write_bulk`): on SQLite it holds the one write lock, and every
-/// booking queued behind it, for about as long as 500 lines take (tens of
-/// milliseconds), not for the whole file (docs/benchmarks.md, "Bulk
-/// administration during the rush").
-pub const CHUNK: usize = 500;
+/// booking queued behind it, for about as long as 250 lines take (about 20
+/// ms in a release build), not for the whole file; and between chunks the
+/// import rests ([`pause_after`]). Figures in docs/benchmarks.md, "Bulk
+/// administration during the rush".
+pub const CHUNK: usize = 250;
 
 /// One line of a checked file: its store found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,6 +390,7 @@ pub async fn import(
     for i in 0..chunks {
         let (policy, all) = (policy.clone(), planned.clone());
         let last = i + 1 == chunks;
+        let started = std::time::Instant::now();
         let result = db
             .write_bulk(move |tx| {
                 let lines = &all[i * CHUNK..all.len().min((i + 1) * CHUNK)];
@@ -399,7 +402,12 @@ pub async fn import(
             })
             .await;
         match result {
-            Ok(applied) => done.add(applied),
+            Ok(applied) => {
+                done.add(applied);
+                if !last {
+                    tokio::time::sleep(pause_after(db.backend(), started.elapsed())).await;
+                }
+            }
             Err(DbError::Work(ImportError::Refused {
                 line,
                 store_code,
@@ -426,6 +434,17 @@ pub async fn import(
         }
     }
     Ok(done)
+}
+
+/// How long an import rests after a chunk that took `took`: on SQLite as long
+/// again, so that the one writer gives the requests at least half its time
+/// while a file goes in (the import takes about twice as long); on
+/// PostgreSQL not at all, where a chunk holds only the rows it writes.
+pub fn pause_after(backend: Backend, took: Duration) -> Duration {
+    match backend {
+        Backend::Sqlite => took,
+        Backend::Postgres => Duration::ZERO,
+    }
 }
 
 fn done_with(mut done: Imported, more: Imported) -> Imported {
@@ -553,6 +572,13 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_sqlite_an_import_rests_as_long_as_each_chunk_took() {
+        let took = Duration::from_millis(20);
+        assert_eq!(pause_after(Backend::Sqlite, took), took);
+        assert_eq!(pause_after(Backend::Postgres, took), Duration::ZERO);
+    }
 
     fn lines(errors: &[LineError]) -> Vec<(u64, Problem)> {
         errors.iter().map(|e| (e.line, e.problem.clone())).collect()
