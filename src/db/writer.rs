@@ -619,10 +619,14 @@ mod tests {
         assert_eq!(rows(&url), (0..50).collect::<Vec<_>>());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_full_queue_makes_a_write_wait_then_answers_unavailable() {
-        let (_dir, url) = scratch();
-        let writer = Writer::start(url).unwrap();
+    /// Holds `writer` with a job that waits until the returned sender is used
+    /// (or dropped); returns once the job runs. The job answers 0.
+    async fn hold(
+        writer: &Writer,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<i64, DbError<DieselError>>>,
+    ) {
         let (open, gate) = std::sync::mpsc::channel::<()>();
         let gate = std::sync::Mutex::new(gate);
         let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -646,6 +650,14 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the writer never ran");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        (open, held)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_a_write_wait_then_answers_unavailable() {
+        let (_dir, url) = scratch();
+        let writer = Writer::start(url).unwrap();
+        let (open, held) = hold(&writer).await;
         let queued: Vec<_> = (0..QUEUE)
             .map(|_| {
                 let w = writer.clone();
@@ -741,29 +753,7 @@ mod tests {
         let (_dir, url) = scratch();
         let writer = Writer::start(url).unwrap();
         assert_eq!(writer.queue_age(), None, "nothing waits");
-        let (open, gate) = std::sync::mpsc::channel::<()>();
-        let gate = std::sync::Mutex::new(gate);
-        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let held = {
-            let (w, running) = (writer.clone(), running.clone());
-            tokio::spawn(async move {
-                w.write(
-                    Kind::Interactive,
-                    Duration::from_secs(30),
-                    move |_tx: &mut Tx<'_>| {
-                        running.store(true, std::sync::atomic::Ordering::SeqCst);
-                        let _ = gate.lock().map(|g| g.recv());
-                        Ok::<_, DieselError>(0)
-                    },
-                )
-                .await
-            })
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !running.load(std::sync::atomic::Ordering::SeqCst) {
-            assert!(std::time::Instant::now() < deadline, "the writer never ran");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (open, held) = hold(&writer).await;
         let queued = {
             let w = writer.clone();
             tokio::spawn(async move {

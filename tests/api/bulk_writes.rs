@@ -5,25 +5,23 @@
 //! whose write waits past the database timeout is answered 503 — on SQLite
 //! without the write ever happening.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use mask_reservation::accounts::{Role, SessionClaim};
 use mask_reservation::db::schema::{audit_log, reservations, store_days};
-use mask_reservation::db::{Backend, Db, DbError};
+use mask_reservation::db::{Backend, DbError};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::reservations::booking::{self, Request};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::import::{self, CHUNK, ImportError, SupplyRow};
 use mask_reservation::supply::rules::Refusal;
-use tokio::task::JoinHandle;
 
 use crate::common::{Spawn, TestApp, assert_invariants, eventually, fixtures, spawn_app_with};
 use crate::reservations::{seoul, tuesday};
+use crate::writer::stall;
 
 /// Stores `00000001`… `n`, in one transaction; their ids.
 fn stores(app: &TestApp, n: usize) -> Vec<i64> {
@@ -66,35 +64,6 @@ fn imports_audited(app: &TestApp) -> Vec<serde_json::Value> {
 
 async fn app_at_eight() -> TestApp {
     spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await
-}
-
-/// Holds the SQLite writer with a write that waits until the sender is used;
-/// `None` on PostgreSQL, which has no single writer to hold.
-async fn hold_the_writer(db: &Db) -> Option<(mpsc::Sender<()>, JoinHandle<()>)> {
-    if db.backend() != Backend::Sqlite {
-        return None;
-    }
-    let (open, gate) = mpsc::channel::<()>();
-    let gate = Arc::new(Mutex::new(gate));
-    let running = Arc::new(AtomicBool::new(false));
-    let held = {
-        let (db, running) = (db.clone(), running.clone());
-        tokio::spawn(async move {
-            // Its own caller may time out; the write goes on all the same.
-            let _ = db
-                .write(move |_tx| {
-                    running.store(true, Ordering::SeqCst);
-                    let _ = gate.lock().unwrap().recv();
-                    Ok::<_, DieselError>(())
-                })
-                .await;
-        })
-    };
-    eventually(Duration::from_secs(20), "the writer held", || async {
-        running.load(Ordering::SeqCst).then_some(())
-    })
-    .await;
-    Some((open, held))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +123,7 @@ async fn a_refusal_that_appears_after_the_check_stops_the_import_at_its_line() {
     let policy = app.state.policy().await.unwrap();
     let now = app.state.clock.now().naive_utc();
 
-    let held = hold_the_writer(&app.db).await.unwrap();
+    let held = stall(&app.db).await.unwrap();
     let importing = {
         let (db, policy) = (app.db.clone(), policy.clone());
         tokio::spawn(async move { import::import(&db, policy, rows, Vec::new(), None, now).await })
@@ -241,7 +210,7 @@ async fn a_booking_that_waits_past_the_database_timeout_is_answered_503() {
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let windows = fixtures::supply(&app.db, store, tuesday(), 30);
     let v = app.logged_in_as(Role::Citizen, "c@example.com", None).await;
-    let held = hold_the_writer(&app.db).await.unwrap();
+    let held = stall(&app.db).await.unwrap();
     let res = v
         .post_form(
             "/reservations",

@@ -204,25 +204,7 @@ async fn healthz_is_busy_while_writes_wait_for_the_sqlite_writer() {
     if app.backend() != Backend::Sqlite {
         return;
     }
-    let (open, gate) = std::sync::mpsc::channel::<()>();
-    let gate = Arc::new(Mutex::new(gate));
-    let running = Arc::new(AtomicU32::new(0));
-    let held = {
-        let (db, running) = (app.db.clone(), running.clone());
-        tokio::spawn(async move {
-            let _ = db
-                .write(move |_tx| {
-                    running.fetch_add(1, Ordering::SeqCst);
-                    let _ = gate.lock().unwrap().recv();
-                    Ok::<_, DieselError>(())
-                })
-                .await;
-        })
-    };
-    eventually(Duration::from_secs(20), "the writer held", || async {
-        (running.load(Ordering::SeqCst) == 1).then_some(())
-    })
-    .await;
+    let (open, held) = crate::writer::stall(&app.db).await.unwrap();
     let queued = {
         let db = app.db.clone();
         tokio::spawn(async move { db.write(|_tx| Ok::<_, DieselError>(())).await })
