@@ -12,6 +12,7 @@ pub mod mail;
 pub mod opendata;
 pub mod pharmacy;
 pub mod policy;
+pub mod quantity;
 pub mod quota;
 pub mod random;
 pub mod rate_limit;

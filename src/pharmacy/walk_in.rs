@@ -27,6 +27,7 @@ use crate::db::schema::{
 };
 use crate::db::{AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
 use crate::policy::{Period, Policy, rotation_weekday};
+use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::rules;
 
@@ -45,7 +46,7 @@ pub struct Sale {
     pub national_id_hash: String,
     pub birth_date: NaiveDate,
     pub national_id_masked: String,
-    pub quantity: i32,
+    pub quantity: Quantity,
     pub now: DateTime<Utc>,
 }
 
@@ -128,7 +129,7 @@ pub async fn sell_recorded(
 /// look-up's audit entry is written in the same transaction.
 pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkInError> {
     let today = rules::today(policy, sale.now);
-    let q = sale.quantity;
+    let q = sale.quantity.get();
     // What the store has, before anything about the person is read.
     let day: Option<(i64, bool, i32)> = store_days::table
         .inner_join(stores::table)
@@ -167,7 +168,15 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     let at = sale.now.naive_utc();
     let person_id = person(tx, sale, at)?;
     let period_start = policy.period.start_of(today);
-    if quota::take(tx, person_id, period_start, q, policy.quota_per_period)?.is_err() {
+    if quota::take(
+        tx,
+        person_id,
+        period_start,
+        sale.quantity,
+        policy.quota_per_period,
+    )?
+    .is_err()
+    {
         let from = next_allowed(tx, person_id, policy, period_start, q)?;
         return Err(Refusal::NotAllowedUntil { from }.into());
     }
@@ -241,7 +250,7 @@ fn record_lookup(
             before: None,
             after: Some(json!({
                 "store": store_code,
-                "quantity": sale.quantity,
+                "quantity": sale.quantity.get(),
                 "outcome": outcome,
                 "sale": sale_id,
             })),
@@ -446,6 +455,7 @@ pub fn undo(
     let row = read(tx)?.ok_or(UndoError::Refused(UndoRefusal::NotFound))?;
     may_undo(&facts(&row), by, now).map_err(UndoError::Refused)?;
     let (store_day_id, person_id, q, period_start, ..) = row;
+    let quantity = Quantity::from_stored(q)?;
 
     let at = now.naive_utc();
     let cutoff = at - TimeDelta::minutes(UNDO_MINUTES);
@@ -475,7 +485,7 @@ pub fn undo(
         store_days::stock_changed_at.eq(at),
     ))
     .execute(tx.conn())?;
-    if day != 1 || !quota::give_back(tx, person_id, period_start, q)? {
+    if day != 1 || !quota::give_back(tx, person_id, period_start, quantity)? {
         return Err(UndoError::Inconsistent(sale_id));
     }
     diesel::insert_into(stock_ledger::table)

@@ -16,6 +16,7 @@ use crate::db::DbError;
 use crate::i18n::Tr;
 use crate::pharmacy::queries;
 use crate::pharmacy::walk_in::{self, Refusal, Sale, UndoError, UndoRefusal};
+use crate::quantity::Quantity;
 use crate::rate_limit::Decision;
 use crate::reservations::rules::{self, MAX_QUANTITY, weekday_key};
 use crate::state::AppState;
@@ -176,9 +177,9 @@ pub async fn sell(
     let today = rules::today(&policy, now);
     let quantity = back
         .quantity
-        .parse::<i32>()
+        .parse::<Quantity>()
         .ok()
-        .filter(|q| (1..=MAX_QUANTITY).contains(q));
+        .filter(|q| q.get() <= MAX_QUANTITY);
     if quantity.is_none() {
         back.errors.add(
             "quantity",
