@@ -22,7 +22,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::json;
 
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::schema::{
     people, quota_usage, stock_ledger, store_days, stores, users, walk_in_sales,
 };
