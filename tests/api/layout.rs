@@ -21,14 +21,29 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// The files of `src/` outside `folder` whose text names `module` (as
-/// `crate::…`), sorted.
-fn users_outside(folder: &str, module: &str) -> Vec<String> {
+/// Whether `text` names `parent::child`: written out, or imported in a
+/// group (`use parent::{…, child, …}`).
+fn names(text: &str, parent: &str, child: &str) -> bool {
+    if text.contains(&format!("{parent}::{child}")) {
+        return true;
+    }
+    let group = format!("{parent}::{{");
+    text.match_indices(&group).any(|(at, _)| {
+        let rest = &text[at + group.len()..];
+        let inside = &rest[..rest.find('}').unwrap_or(rest.len())];
+        inside
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|word| word == child)
+    })
+}
+
+/// The files of `src/` outside `folder` that name `parent::child`, sorted.
+fn users_outside(folder: &str, parent: &str, child: &str) -> Vec<String> {
     let mut files = Vec::new();
     sources(&repo_path("src"), &mut files);
     let mut users: Vec<String> = files
         .into_iter()
-        .filter(|(path, text)| !path.starts_with(folder) && text.contains(module))
+        .filter(|(path, text)| !path.starts_with(folder) && names(text, parent, child))
         .map(|(path, _)| path)
         .collect();
     users.sort();
@@ -36,10 +51,46 @@ fn users_outside(folder: &str, module: &str) -> Vec<String> {
 }
 
 #[test]
+fn a_module_is_named_written_out_or_in_a_group() {
+    let (parent, child) = ("crate::reservations", "routes");
+    assert!(names("crate::reservations::routes::x", parent, child));
+    assert!(names(
+        "use crate::reservations::{rules, routes};",
+        parent,
+        child
+    ));
+    assert!(names(
+        "use crate::reservations::{\n    routes::{a, b},\n};",
+        parent,
+        child
+    ));
+    assert!(!names(
+        "use crate::reservations::{rules, queries};",
+        parent,
+        child
+    ));
+    assert!(!names(
+        "use crate::reservations::{routes_of};",
+        parent,
+        child
+    ));
+}
+
+#[test]
 fn nothing_but_the_app_reaches_into_the_admin_folder() {
     assert_eq!(
-        users_outside("src/admin/", "crate::admin::"),
+        users_outside("src/admin/", "crate", "admin"),
         ["src/app.rs"],
         "a helper that other features use belongs beside them, not in admin/"
+    );
+}
+
+#[test]
+fn nothing_but_the_app_uses_the_citizens_reservation_pages() {
+    // The home page, the store page and the rest share the reservations'
+    // rules, queries and quota lines, never its handlers.
+    assert_eq!(
+        users_outside("src/reservations/", "reservations", "routes"),
+        ["src/app.rs"]
     );
 }
