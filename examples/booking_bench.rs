@@ -43,6 +43,7 @@ use mask_reservation::db::schema::{people, pickup_windows};
 use mask_reservation::db::{DatabaseUrl, Db, DbConnection, DbError, PoolOptions, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::policy::Policy;
+use mask_reservation::quantity::Quantity;
 use mask_reservation::reservations::booking::{BookError, Request, book};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::{NewDay, allocate_days};
@@ -169,7 +170,7 @@ fn request(i: usize, user_id: i64, windows: &[i64]) -> Request {
     Request {
         user_id,
         window_id: windows[i % windows.len()],
-        quantity: 1,
+        quantity: Quantity::ONE,
         request_id: Some(format!("bench-{i}")),
         now: Utc::now(),
         session: SessionClaim::FIRST_CITIZEN_LOGIN,

@@ -3,8 +3,10 @@
 pub mod accounts;
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod csv_util;
 pub mod db;
 pub mod demo;
 pub mod i18n;
@@ -12,6 +14,7 @@ pub mod mail;
 pub mod opendata;
 pub mod pharmacy;
 pub mod policy;
+pub mod quantity;
 pub mod quota;
 pub mod random;
 pub mod rate_limit;

@@ -2,7 +2,8 @@
 //! reserved, picked up or bought in one period, raised and lowered only by the
 //! statements here, each a single conditional write whose affected-row count is
 //! the answer. Booking, cancelling, expiry and walk-in sales all go through it,
-//! in their own transactions.
+//! in their own transactions. What they move is a [`Quantity`], never zero or
+//! less: a take cannot lower the usage, nor a give-back raise it.
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -10,6 +11,7 @@ use diesel::prelude::*;
 use crate::db::Tx;
 use crate::db::schema::quota_usage;
 use crate::db::statement::{Arg, Statement};
+use crate::quantity::Quantity;
 
 /// Taking more than the quota allows; `left` is what the person may still take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,7 @@ pub fn take(
     tx: &mut Tx<'_>,
     person_id: i64,
     period_start: NaiveDate,
-    quantity: i32,
+    quantity: Quantity,
     quota: i32,
 ) -> QueryResult<Result<(), QuotaExceeded>> {
     if try_take(tx, person_id, period_start, quantity, quota)? {
@@ -41,10 +43,10 @@ pub fn try_take(
     tx: &mut Tx<'_>,
     person_id: i64,
     period_start: NaiveDate,
-    quantity: i32,
+    quantity: Quantity,
     quota: i32,
 ) -> QueryResult<bool> {
-    if quantity > quota {
+    if quantity.get() > quota {
         return Ok(false);
     }
     let take = Statement::new(
@@ -52,7 +54,7 @@ pub fn try_take(
         vec![
             Arg::BigInt(person_id),
             Arg::Date(period_start),
-            Arg::Integer(quantity),
+            Arg::Integer(quantity.get()),
             Arg::Integer(quota),
         ],
     );
@@ -93,8 +95,9 @@ pub fn give_back(
     tx: &mut Tx<'_>,
     person_id: i64,
     period_start: NaiveDate,
-    quantity: i32,
+    quantity: Quantity,
 ) -> QueryResult<bool> {
+    let quantity = quantity.get();
     let changed = diesel::update(quota_usage::table.find((person_id, period_start)))
         .filter(quota_usage::used.ge(quantity))
         .set(quota_usage::used.eq(quota_usage::used - quantity))

@@ -15,7 +15,7 @@ use crate::accounts::Role;
 use crate::accounts::email::{DisplayName, Email};
 use crate::accounts::queries::{NewUser, insert_user};
 use crate::accounts::tokens::{self, Purpose};
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::schema::{stores, users};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::i18n::Tr;

@@ -1,6 +1,6 @@
 //! `/admin/audit`: who changed what, when, before and after, newest first,
 //! filtered by the kind of thing changed and by who changed it. The query is
-//! [`crate::admin::audit::list`].
+//! [`crate::audit::list`].
 //!
 //! The query string is read strictly where a wrong value would show the wrong
 //! entries: a `page` that is not a whole number from 1 up, or an `entity` that
@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use chrono_tz::Tz;
 
-use crate::admin::audit::{self, Actor, Filter, PAGE_SIZE};
+use crate::audit::{self, Actor, Filter, PAGE_SIZE};
 use crate::i18n::Tr;
 use crate::state::AppState;
 use crate::web::auth::Admin;

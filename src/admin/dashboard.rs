@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::admin::charts::{self, Labels, Series};
 use crate::admin::overview::{self, RegionRow, StoreDayRow};
+use crate::csv_util::{inert, into_bytes, spreadsheet_writer};
 use crate::reservations::rules;
 use crate::state::AppState;
 use crate::web::auth::Admin;
@@ -172,12 +173,10 @@ pub async fn export_csv(
         .body(body))
 }
 
-/// The export's bytes. They start with a UTF-8 byte order mark: Excel, the
-/// program most administrators open CSV with, reads a file without one in the
-/// system's legacy code page (CP949 on Korean Windows) and garbles every
-/// Korean store name; with the mark it reads UTF-8. Other tools skip it.
+/// The export's bytes, for a spreadsheet ([`spreadsheet_writer`]: a byte
+/// order mark first; every text cell made inert against formulas).
 pub fn store_csv(rows: &[StoreDayRow]) -> Result<Vec<u8>, csv::Error> {
-    let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    let mut out = spreadsheet_writer();
     out.write_record([
         "store_code",
         "store_name",
@@ -204,19 +203,7 @@ pub fn store_csv(rows: &[StoreDayRow]) -> Result<Vec<u8>, csv::Error> {
             r.remaining().to_string(),
         ])?;
     }
-    // Flushing into a `Vec` cannot fail, but the error is typed all the same.
-    out.into_inner().map_err(|e| e.into_error().into())
-}
-
-/// Text a spreadsheet would not run as a formula: a cell starting with `=`,
-/// `+`, `-`, `@` (or a tab or carriage return) gets a leading `'`, which
-/// spreadsheets show as text. Store names come from imported files, so a name
-/// like `=HYPERLINK(…)` must not become a live link in an administrator's Excel.
-pub fn inert(text: &str) -> String {
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
-        _ => text.to_owned(),
-    }
+    into_bytes(out)
 }
 
 #[cfg(test)]
@@ -243,14 +230,5 @@ mod tests {
             text.ends_with("11800001,\"중앙약국, 본점\",서울특별시,100,90,20,30,1,5,45\n"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn a_store_name_that_looks_like_a_formula_is_exported_as_text() {
-        assert_eq!(inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(inert("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(inert("-1+2"), "'-1+2");
-        assert_eq!(inert("중앙약국"), "중앙약국");
-        assert_eq!(inert(""), "");
     }
 }

@@ -2,7 +2,6 @@
 //! capacities, user accounts, the policy settings, and the audit log.
 
 pub mod accounts;
-pub mod audit;
 pub mod audit_page;
 pub mod charts;
 pub mod dashboard;

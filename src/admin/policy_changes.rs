@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use diesel::QueryResult;
 use serde_json::json;
 
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::Tx;
 use crate::policy::{Policy, PolicyError, format_window_template};
 use crate::settings;

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::admin::dashboard::inert;
+use crate::csv_util::inert;
 use crate::opendata::snapshot::{Entry, Snapshot};
 
 /// The columns of `stock.csv`, which are also the keys of each store of

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::admin::dashboard::inert;
+use crate::csv_util::{inert, into_bytes, spreadsheet_writer};
 use crate::pharmacy::summary::{self, DayFigures, Totals};
 use crate::reservations::rules;
 use crate::state::AppState;
@@ -125,10 +125,10 @@ pub async fn csv(
 }
 
 /// One row per window, then the day's row with its walk-in sales and
-/// remaining. A byte order mark first, for Excel (see the admin export); every
-/// text cell made inert against formulas.
+/// remaining, for a spreadsheet ([`spreadsheet_writer`]: a byte order mark
+/// first; every text cell made inert against formulas).
 pub fn summary_csv(figures: &DayFigures, tz: Tz) -> Result<Vec<u8>, csv::Error> {
-    let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    let mut out = spreadsheet_writer();
     out.write_record([
         "window",
         "capacity",
@@ -159,7 +159,7 @@ pub fn summary_csv(figures: &DayFigures, tz: Tz) -> Result<Vec<u8>, csv::Error> 
         t.walk_in.to_string(),
         t.remaining.to_string(),
     ])?;
-    out.into_inner().map_err(|e| e.into_error().into())
+    into_bytes(out)
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! the person found or created by the keyed hash of their national ID, the
 //! rotation rule for today, the quota counter ([`quota::take`]) and the
 //! store-day's walk-in stock, each decided by a conditional write in one
-//! transaction with the sale and its ledger row. An undo by the same
-//! pharmacist within [`UNDO_MINUTES`] gives everything back.
+//! transaction with the sale and its ledger row. The quantity is checked
+//! before anything else ([`check_quantity`]), whoever calls [`sell`]. An undo
+//! by the same pharmacist within [`UNDO_MINUTES`] gives everything back.
 //!
 //! A look-up is no oracle of what a person bought: the store's own state
 //! (supply, suspension, walk-in stock) and the policy (the quota itself) are
@@ -21,12 +22,13 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::json;
 
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::schema::{
     people, quota_usage, stock_ledger, store_days, stores, users, walk_in_sales,
 };
 use crate::db::{AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
 use crate::policy::{Period, Policy, rotation_weekday};
+use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::rules;
 
@@ -45,14 +47,17 @@ pub struct Sale {
     pub national_id_hash: String,
     pub birth_date: NaiveDate,
     pub national_id_masked: String,
-    pub quantity: i32,
+    pub quantity: Quantity,
     pub now: DateTime<Utc>,
 }
 
-/// Why a sale is refused, in the order the checks run: first what the store
-/// and the policy alone decide, then what needs the person.
+/// Why a sale is refused, in the order the checks run: first what the sale
+/// asked for, then what the store and the policy alone decide, then what
+/// needs the person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// More masks than one sale may be for: at most `max` ([`check_quantity`]).
+    BadQuantity { max: i32 },
     /// The store has no supply allocated today.
     NoSupply,
     /// An administrator stopped sales at the store.
@@ -72,6 +77,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn kind(&self) -> &'static str {
         match self {
+            Refusal::BadQuantity { .. } => "quantity",
             Refusal::NoSupply => "no_supply",
             Refusal::StoreSuspended => "suspended",
             Refusal::OutOfStock { .. } => "stock",
@@ -105,7 +111,9 @@ impl From<Refusal> for WalkInError {
 /// A sale asked for at the counter, sold or refused, and recorded in the
 /// audit log either way: [`sell`] writes the entry with the sale; a refused
 /// sale's transaction is rolled back, so its entry is written after it, on
-/// its own. Answers the new sale's id or the refusal.
+/// its own. Answers the new sale's id or the refusal. A quantity no sale may
+/// have is a typing mistake refused before anything is read, like a mistyped
+/// number: no look-up happened, and none is recorded.
 pub async fn sell_recorded(
     db: &Db,
     sale: Sale,
@@ -114,6 +122,9 @@ pub async fn sell_recorded(
     let asked = sale.clone();
     match db.write(move |tx| sell(tx, &asked, &policy)).await {
         Ok(sale_id) => Ok(Ok(sale_id)),
+        Err(DbError::Work(WalkInError::Refused(refusal @ Refusal::BadQuantity { .. }))) => {
+            Ok(Err(refusal))
+        }
         Err(DbError::Work(WalkInError::Refused(refusal))) => {
             let outcome = refusal.kind();
             db.write(move |tx| record_lookup(tx, &sale, outcome, None).map_err(WalkInError::Db))
@@ -127,8 +138,9 @@ pub async fn sell_recorded(
 /// Sells `sale.quantity` masks at the store today; the new sale's id. The
 /// look-up's audit entry is written in the same transaction.
 pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkInError> {
+    check_quantity(sale.quantity)?;
     let today = rules::today(policy, sale.now);
-    let q = sale.quantity;
+    let q = sale.quantity.get();
     // What the store has, before anything about the person is read.
     let day: Option<(i64, bool, i32)> = store_days::table
         .inner_join(stores::table)
@@ -167,7 +179,15 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     let at = sale.now.naive_utc();
     let person_id = person(tx, sale, at)?;
     let period_start = policy.period.start_of(today);
-    if quota::take(tx, person_id, period_start, q, policy.quota_per_period)?.is_err() {
+    if quota::take(
+        tx,
+        person_id,
+        period_start,
+        sale.quantity,
+        policy.quota_per_period,
+    )?
+    .is_err()
+    {
         let from = next_allowed(tx, person_id, policy, period_start, q)?;
         return Err(Refusal::NotAllowedUntil { from }.into());
     }
@@ -217,6 +237,15 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     Ok(sale_id)
 }
 
+/// A quantity one sale may be for: what one reservation's form may ask for
+/// ([`rules::check_quantity`], at most [`rules::MAX_QUANTITY`]), whatever the
+/// quota — more than the quota is refused after it, with the quota named.
+pub fn check_quantity(quantity: Quantity) -> Result<(), Refusal> {
+    rules::check_quantity(quantity).map_err(|_| Refusal::BadQuantity {
+        max: rules::MAX_QUANTITY,
+    })
+}
+
 /// The audit entry of one look-up: who looked, at which store, when (the
 /// entry's time), whom (the keyed hash of the number, never the number) and
 /// what came of it (`sold` or the refusal's kind).
@@ -241,7 +270,7 @@ fn record_lookup(
             before: None,
             after: Some(json!({
                 "store": store_code,
-                "quantity": sale.quantity,
+                "quantity": sale.quantity.get(),
                 "outcome": outcome,
                 "sale": sale_id,
             })),
@@ -446,6 +475,7 @@ pub fn undo(
     let row = read(tx)?.ok_or(UndoError::Refused(UndoRefusal::NotFound))?;
     may_undo(&facts(&row), by, now).map_err(UndoError::Refused)?;
     let (store_day_id, person_id, q, period_start, ..) = row;
+    let quantity = Quantity::from_stored(q)?;
 
     let at = now.naive_utc();
     let cutoff = at - TimeDelta::minutes(UNDO_MINUTES);
@@ -475,7 +505,7 @@ pub fn undo(
         store_days::stock_changed_at.eq(at),
     ))
     .execute(tx.conn())?;
-    if day != 1 || !quota::give_back(tx, person_id, period_start, q)? {
+    if day != 1 || !quota::give_back(tx, person_id, period_start, quantity)? {
         return Err(UndoError::Inconsistent(sale_id));
     }
     diesel::insert_into(stock_ledger::table)
@@ -560,6 +590,21 @@ mod tests {
 
     fn at(min: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + min * 60, 0).unwrap()
+    }
+
+    #[test]
+    fn a_sale_is_for_one_to_the_bound_of_a_form() {
+        let q = |n| Quantity::new(n).unwrap();
+        assert_eq!(check_quantity(Quantity::ONE), Ok(()));
+        assert_eq!(check_quantity(q(rules::MAX_QUANTITY)), Ok(()));
+        for n in [rules::MAX_QUANTITY + 1, i32::MAX] {
+            assert_eq!(
+                check_quantity(q(n)),
+                Err(Refusal::BadQuantity {
+                    max: rules::MAX_QUANTITY
+                })
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::db::DbError;
 use crate::i18n::Tr;
 use crate::pharmacy::queries;
 use crate::pharmacy::walk_in::{self, Refusal, Sale, UndoError, UndoRefusal};
+use crate::quantity::Quantity;
 use crate::rate_limit::Decision;
 use crate::reservations::rules::{self, MAX_QUANTITY, weekday_key};
 use crate::state::AppState;
@@ -174,17 +175,10 @@ pub async fn sell(
     let policy = state.policy().await?;
     let now = state.clock.now();
     let today = rules::today(&policy, now);
-    let quantity = back
-        .quantity
-        .parse::<i32>()
-        .ok()
-        .filter(|q| (1..=MAX_QUANTITY).contains(q));
+    let quantity = back.quantity.parse::<Quantity>().ok();
     if quantity.is_none() {
-        back.errors.add(
-            "quantity",
-            page.t
-                .fmt("pharmacy.walk_in.error.quantity", &[("max", &MAX_QUANTITY)]),
-        );
+        back.errors
+            .add("quantity", quantity_message(&page.t, MAX_QUANTITY));
     }
     let id = NationalId::parse(form.get("national_id"), today)
         .map_err(|e| back.errors.add("national_id", page.t.get(e.message_key())))
@@ -208,6 +202,11 @@ pub async fn sell(
             session::set_flash(&session, "pharmacy.walk_in.flash.sold");
             return Ok(see_other("/pharmacy/walk-in"));
         }
+        Err(Refusal::BadQuantity { max }) => {
+            back.errors.add("quantity", quantity_message(&page.t, max));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return walk_in_page(&state, &pharmacist, page, back, status).await;
+        }
         Err(r) => r,
     };
     back.errors.set_general(refusal_message(&page.t, &refusal));
@@ -220,10 +219,16 @@ pub async fn sell(
     walk_in_page(&state, &pharmacist, page, back, StatusCode::CONFLICT).await
 }
 
+/// What is said next to a quantity that is not 1 to `max`.
+fn quantity_message(t: &Tr, max: i32) -> String {
+    t.fmt("pharmacy.walk_in.error.quantity", &[("max", &max)])
+}
+
 /// A refused sale in the pharmacist's words. A quota refusal names only the
 /// date from which the person may buy again, never what they bought.
 fn refusal_message(t: &Tr, refusal: &Refusal) -> String {
     match refusal {
+        Refusal::BadQuantity { max } => quantity_message(t, *max),
         Refusal::NoSupply => t.get("pharmacy.walk_in.refusal.no_supply").to_owned(),
         Refusal::StoreSuspended => t.get("pharmacy.walk_in.refusal.suspended").to_owned(),
         Refusal::OutOfStock { left: 0 } => t.get("pharmacy.walk_in.refusal.stock_none").to_owned(),

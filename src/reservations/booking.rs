@@ -27,6 +27,7 @@ use crate::db::{AsRetryable, Backend, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::policy::Policy;
+use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules::{self, OpenWindow, Refusal, WindowFacts};
@@ -39,7 +40,10 @@ pub use pg::RESERVATION_ID_SEQUENCE;
 pub struct Request {
     pub user_id: i64,
     pub window_id: i64,
-    pub quantity: i32,
+    /// Parsed where the request comes in: a form's text that is no quantity
+    /// is refused there (`Refusal::BadQuantity`), a quantity above what a form
+    /// may ask for here ([`rules::check_quantity`]).
+    pub quantity: Quantity,
     /// The form's random id: a second request with the same (user, id) answers
     /// the first reservation and books nothing.
     pub request_id: Option<String>,
@@ -329,7 +333,7 @@ fn book_step_by_step(
                 stock_ledger::window_id.eq(req.window_id),
                 stock_ledger::reservation_id.eq(reservation_id),
                 stock_ledger::kind.eq(LEDGER_KIND),
-                stock_ledger::reserved_delta.eq(q),
+                stock_ledger::reserved_delta.eq(q.get()),
                 stock_ledger::actor_user_id.eq(req.user_id),
                 stock_ledger::created_at.eq(now),
             ))
@@ -373,7 +377,7 @@ const DAY_TAKE_SQL: &str = "UPDATE store_days SET reserved = reserved + $3, stoc
 struct TakeArgs {
     person_id: i64,
     period_start: NaiveDate,
-    quantity: i32,
+    quantity: Quantity,
     quota: i32,
     window_id: i64,
     now: NaiveDateTime,
@@ -465,7 +469,7 @@ impl TakeArgs {
         vec![
             Arg::BigInt(self.person_id),
             Arg::Date(self.period_start),
-            Arg::Integer(self.quantity),
+            Arg::Integer(self.quantity.get()),
             Arg::Integer(self.quota),
             Arg::BigInt(self.window_id),
             Arg::Timestamp(self.now),
@@ -610,7 +614,7 @@ fn insert_reservation(
             reservations::person_id.eq(person_id),
             reservations::window_id.eq(req.window_id),
             reservations::store_id.eq(window.store_id),
-            reservations::quantity.eq(req.quantity),
+            reservations::quantity.eq(req.quantity.get()),
             reservations::period_start.eq(period_start),
             reservations::status.eq("active"),
             reservations::pickup_code.eq(&pickup_code),

@@ -11,6 +11,7 @@ use crate::db::{AsRetryable, Tx, is_retryable};
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::policy::Policy;
+use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules;
@@ -105,6 +106,7 @@ pub fn cancel(
     else {
         return Err(CancelError::NotFound);
     };
+    let quantity = Quantity::from_stored(q)?;
     let at = now.naive_utc();
 
     let changed = diesel::update(
@@ -149,7 +151,7 @@ pub fn cancel(
         store_days::stock_changed_at.eq(at),
     ))
     .execute(tx.conn())?;
-    if window != 1 || day_row != 1 || !quota::give_back(tx, person_id, period_start, q)? {
+    if window != 1 || day_row != 1 || !quota::give_back(tx, person_id, period_start, quantity)? {
         return Err(CancelError::Inconsistent(reservation_id));
     }
 

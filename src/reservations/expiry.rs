@@ -24,6 +24,7 @@ use diesel::sql_types::{BigInt, Date, Integer, Timestamp};
 use crate::clock::Clock;
 use crate::db::schema::{pickup_windows, reservations, stock_ledger, store_days};
 use crate::db::{AsRetryable, Db, DbError, Tx, is_retryable};
+use crate::quantity::Quantity;
 use crate::quota;
 use crate::settings::PolicyCache;
 
@@ -126,7 +127,8 @@ fn expire_one(tx: &mut Tx<'_>, r: &Due, now: NaiveDateTime) -> Result<bool, Expi
     if won == 0 {
         return Ok(false);
     }
-    let q = r.quantity;
+    let quantity = Quantity::from_stored(r.quantity)?;
+    let q = quantity.get();
     let inconsistent = |what| ExpiryError::Inconsistent {
         reservation: r.id,
         what,
@@ -161,7 +163,7 @@ fn expire_one(tx: &mut Tx<'_>, r: &Due, now: NaiveDateTime) -> Result<bool, Expi
     if day != 1 {
         return Err(inconsistent("its store-day"));
     }
-    if !quota::give_back(tx, r.person_id, r.period_start, q)? {
+    if !quota::give_back(tx, r.person_id, r.period_start, quantity)? {
         return Err(inconsistent("its person's quota usage"));
     }
     diesel::insert_into(stock_ledger::table)

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::db::DbError;
+use crate::quantity::Quantity;
 use crate::reservations::booking::{self, BookError, Request};
 use crate::reservations::cancel::{self, CancelError};
 use crate::reservations::quota_view::{self, QuotaLine};
@@ -156,7 +157,7 @@ async fn create(
         _ => return Err(AppError::BadRequest("request_id is too long".into())),
     };
     let policy = state.policy().await?;
-    let refusal = match typed.parse::<i32>() {
+    let refusal = match typed.parse::<Quantity>() {
         Err(_) => Refusal::BadQuantity {
             max: rules::MAX_QUANTITY,
         },

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 
 use crate::i18n::Tr;
 use crate::policy::{Policy, rotation_weekday};
+use crate::quantity::Quantity;
 
 /// The most masks one form may ask for, whatever the quota: a bound on input,
 /// not a rule (the quota setting goes up to 100).
@@ -224,10 +225,11 @@ pub fn check_rotation(policy: &Policy, birth_year: i32, day: NaiveDate) -> Resul
     }
 }
 
-/// A quantity a form may ask for: 1 to [`MAX_QUANTITY`]. More than the quota
-/// is refused by the quota counter, which knows what is left.
-pub fn check_quantity(quantity: i32) -> Result<(), Refusal> {
-    if (1..=MAX_QUANTITY).contains(&quantity) {
+/// A quantity a form may ask for: 1 (a [`Quantity`] is at least that) to
+/// [`MAX_QUANTITY`]. More than the quota is refused by the quota counter,
+/// which knows what is left.
+pub fn check_quantity(quantity: Quantity) -> Result<(), Refusal> {
+    if quantity.get() <= MAX_QUANTITY {
         Ok(())
     } else {
         Err(Refusal::BadQuantity { max: MAX_QUANTITY })
@@ -240,7 +242,7 @@ pub fn check(
     now: DateTime<Utc>,
     birth_year: i32,
     w: &WindowFacts,
-    quantity: i32,
+    quantity: Quantity,
 ) -> Result<(), Refusal> {
     check_window(policy, now, w)?;
     check_rotation(policy, birth_year, w.day)?;
@@ -394,25 +396,27 @@ mod tests {
         let wed = window(date(2026, 11, 25), 12);
         let thu = window(date(2026, 11, 26), 12);
         let sat = window(date(2026, 11, 28), 12);
-        assert_eq!(check(&p, now, 1983, &wed, 1), Ok(()));
+        let one = Quantity::ONE;
+        assert_eq!(check(&p, now, 1983, &wed, one), Ok(()));
         assert_eq!(
-            check(&p, now, 1983, &thu, 1),
+            check(&p, now, 1983, &thu, one),
             Err(Refusal::Rotation {
                 weekday: Weekday::Wed
             })
         );
-        assert_eq!(check(&p, now, 1983, &sat, 1), Ok(()));
+        assert_eq!(check(&p, now, 1983, &sat, one), Ok(()));
         // Off: any day.
-        assert_eq!(check(&Policy::default(), now, 1983, &thu, 1), Ok(()));
+        assert_eq!(check(&Policy::default(), now, 1983, &thu, one), Ok(()));
     }
 
     #[test]
     fn quantities_are_one_to_the_bound() {
-        assert_eq!(check_quantity(1), Ok(()));
-        assert_eq!(check_quantity(MAX_QUANTITY), Ok(()));
-        for q in [0, -1, MAX_QUANTITY + 1, i32::MAX, i32::MIN] {
+        let q = |n| Quantity::new(n).unwrap();
+        assert_eq!(check_quantity(q(1)), Ok(()));
+        assert_eq!(check_quantity(q(MAX_QUANTITY)), Ok(()));
+        for n in [MAX_QUANTITY + 1, i32::MAX] {
             assert_eq!(
-                check_quantity(q),
+                check_quantity(q(n)),
                 Err(Refusal::BadQuantity { max: MAX_QUANTITY })
             );
         }

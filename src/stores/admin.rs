@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
 
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::schema::stores;
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::stores::import::{self, StoreRow};

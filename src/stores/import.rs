@@ -14,7 +14,7 @@ use diesel::upsert::excluded;
 use serde_json::json;
 
 use crate::accounts::email::is_unsafe_in_text;
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::Tx;
 use crate::db::schema::stores;
 use crate::i18n::Tr;

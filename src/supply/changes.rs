@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::json;
 
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::schema::{pickup_windows, stock_ledger, store_days, stores};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::policy::Policy;

@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::json;
 
-use crate::admin::audit::{self, Entry};
+use crate::audit::{self, Entry};
 use crate::db::schema::{store_days, stores};
 use crate::db::{AsRetryable, Backend, Db, DbConnection, DbError, Tx, is_retryable};
 use crate::i18n::Tr;

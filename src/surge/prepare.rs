@@ -21,6 +21,7 @@ use crate::db::schema::pickup_windows;
 use crate::db::{Backend, DbConnection, write_tx};
 use crate::i18n::{Catalog, Lang, Tr};
 use crate::policy::{Policy, WindowSpec};
+use crate::quantity::Quantity;
 use crate::reservations::booking::{Request, book};
 use crate::reservations::rules;
 use crate::settings;
@@ -391,7 +392,7 @@ fn pickups(
                         let req = Request {
                             user_id: c.id,
                             window_id,
-                            quantity: 1,
+                            quantity: Quantity::ONE,
                             request_id: None,
                             now,
                             session: SessionClaim::FIRST_CITIZEN_LOGIN,

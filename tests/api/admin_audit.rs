@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
-use mask_reservation::admin::audit::{Entry, record};
+use mask_reservation::audit::{Entry, record};
 use mask_reservation::db::schema::users;
 use mask_reservation::db::write_tx;
 use serde_json::json;

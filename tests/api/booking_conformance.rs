@@ -21,6 +21,7 @@ use mask_reservation::db::schema::{reservations, settings, store_days, stores};
 use mask_reservation::db::{Backend, DbConnection, DbError, write_tx};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
+use mask_reservation::quantity::Quantity;
 use mask_reservation::reservations::booking::{self, BookError, Booked, Form, Request};
 use mask_reservation::reservations::rules::Refusal;
 
@@ -140,7 +141,7 @@ impl Scene {
         Request {
             user_id,
             window_id,
-            quantity,
+            quantity: Quantity::new(quantity).unwrap(),
             request_id: Some(request_id.to_owned()),
             now: seoul(tuesday(), 8, 0),
             session: SessionClaim::FIRST_CITIZEN_LOGIN,

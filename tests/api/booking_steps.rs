@@ -19,6 +19,7 @@ use mask_reservation::db::{Backend, DbError, write_tx};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::mail::outbox::{OutgoingMail, enqueue};
 use mask_reservation::policy::Policy;
+use mask_reservation::quantity::Quantity;
 use mask_reservation::reservations::booking::{self, BookError, Booked, Request};
 use mask_reservation::reservations::rules::{OpenWindow, Refusal};
 
@@ -78,7 +79,7 @@ async fn book(
     let req = Request {
         user_id,
         window_id,
-        quantity,
+        quantity: Quantity::new(quantity).unwrap(),
         request_id: Some(mask_reservation::random::token()),
         now: seoul(tuesday(), 8, 0),
         session: SessionClaim::FIRST_CITIZEN_LOGIN,
@@ -243,7 +244,7 @@ async fn the_confirmation_is_queued_as_enqueue_queues_a_mail() {
     let req = Request {
         user_id: user,
         window_id: windows[0],
-        quantity: 1,
+        quantity: Quantity::ONE,
         request_id: None,
         now: seoul(tuesday(), 8, 0),
         session: SessionClaim::FIRST_CITIZEN_LOGIN,
@@ -360,7 +361,7 @@ async fn on_postgresql_a_connection_prepares_bookings_two_statements_once() {
         let req = Request {
             user_id,
             window_id: windows[0],
-            quantity: 1,
+            quantity: Quantity::ONE,
             request_id: None,
             now: seoul(tuesday(), 8, 0),
             session: SessionClaim::FIRST_CITIZEN_LOGIN,

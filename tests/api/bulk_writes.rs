@@ -14,6 +14,7 @@ use mask_reservation::db::schema::{audit_log, reservations, store_days};
 use mask_reservation::db::{Backend, DbError};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
+use mask_reservation::quantity::Quantity;
 use mask_reservation::reservations::booking::{self, Request};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::import::{self, CHUNK, ImportError, SupplyRow};
@@ -142,7 +143,7 @@ async fn a_refusal_that_appears_after_the_check_stops_the_import_at_its_line() {
         let req = Request {
             user_id: citizen,
             window_id: windows[0],
-            quantity: 1,
+            quantity: Quantity::ONE,
             request_id: Some("between-chunks".into()),
             now: seoul(tuesday(), 8, 0),
             session: SessionClaim::FIRST_CITIZEN_LOGIN,

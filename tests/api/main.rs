@@ -28,6 +28,7 @@ mod foundation;
 mod hashing;
 mod health;
 mod hostile_input;
+mod layout;
 mod mail;
 mod map_browser;
 mod opendata;

@@ -7,7 +7,7 @@
 //! the person is not looked up, a quota refusal names a date and never a
 //! count, and every look-up is in the audit log.
 
-use chrono::TimeDelta;
+use chrono::{NaiveDate, TimeDelta};
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use mask_reservation::accounts::Role;
@@ -17,8 +17,11 @@ use mask_reservation::config::SecretKey;
 use mask_reservation::db::schema::{
     audit_log, people, quota_usage, settings, stock_ledger, store_days, users, walk_in_sales,
 };
-use mask_reservation::db::{Backend, Db};
+use mask_reservation::db::{Backend, Db, DbError};
+use mask_reservation::pharmacy::walk_in::{self, Refusal, Sale, WalkInError};
+use mask_reservation::quantity::Quantity;
 use mask_reservation::rate_limit::Limit;
+use mask_reservation::reservations::rules::MAX_QUANTITY;
 
 use crate::common::{
     Spawn, TestApp, Visitor, assert_invariants, extract_csrf, fixtures, generous_limits,
@@ -211,6 +214,7 @@ async fn bad_input_is_refused_next_to_its_field_and_changes_nothing() {
         (good.clone(), "-1", "quantity"),
         (good.clone(), "abc", "quantity"),
         (good.clone(), "", "quantity"),
+        (good.clone(), "101", "quantity"),
     ];
     for (id, quantity, field) in &cases {
         let res = sell(&c.pharmacist, id, quantity).await;
@@ -229,6 +233,9 @@ async fn bad_input_is_refused_next_to_its_field_and_changes_nothing() {
         .await
         .unwrap();
     assert!(html.contains(CHECK_DIGIT_WORDS), "{html}");
+    // A quantity no sale may have is a mistake, like a mistyped number: no
+    // look-up happened.
+    assert!(lookups(&c.app.db).is_empty());
     // Beyond the stock (10), and without a CSRF token.
     let (status, kind, _) = refused(sell(&c.pharmacist, &good, "11").await).await;
     assert_eq!(status, 409);
@@ -730,5 +737,82 @@ async fn a_sale_is_audited_with_it_and_the_audit_page_shows_the_look_up() {
         !html.contains(&number) && !html.contains("850101"),
         "{html}"
     );
+    assert_invariants(&c.app.db);
+}
+
+/// The bound of a sale's quantity is the sale's own (`walk_in::sell`), not
+/// only its page's: a caller that skips the page is refused the same way,
+/// before anything is read or written, and no look-up is recorded; at the
+/// bound the sale goes on to its other checks. Through the page the refusal
+/// sits next to the quantity, with the bound, in the pharmacist's language.
+#[tokio::test]
+async fn a_sale_beyond_the_bound_of_a_form_is_refused_by_the_sale_itself() {
+    // Walk-in stock for more than the bound: only the bound can refuse.
+    let c = counter(600, 150).await;
+    let policy = c.app.state.policy().await.unwrap();
+    let sale = |n: i32| Sale {
+        pharmacist_id: c.pharmacist_id,
+        store_id: c.store,
+        national_id_hash: "ab".repeat(32),
+        birth_date: NaiveDate::from_ymd_opt(1985, 1, 1).unwrap(),
+        national_id_masked: "850101-1******".into(),
+        quantity: Quantity::new(n).unwrap(),
+        now: seoul(tuesday(), 8, 0),
+    };
+    let beyond = Refusal::BadQuantity { max: MAX_QUANTITY };
+
+    let (asked, p) = (sale(MAX_QUANTITY + 1), policy.clone());
+    let direct = c
+        .app
+        .db
+        .write(move |tx| walk_in::sell(tx, &asked, &p))
+        .await;
+    match direct {
+        Err(DbError::Work(WalkInError::Refused(r))) => assert_eq!(r, beyond),
+        other => panic!("not refused for its quantity: {other:?}"),
+    }
+    let recorded = walk_in::sell_recorded(&c.app.db, sale(MAX_QUANTITY + 1), policy.clone())
+        .await
+        .unwrap();
+    assert_eq!(recorded, Err(beyond));
+    assert!(lookups(&c.app.db).is_empty());
+    let persons: i64 = people::table
+        .count()
+        .get_result(&mut c.app.db.get().unwrap())
+        .unwrap();
+    assert_eq!(persons, 0, "nobody was looked up");
+
+    // At the bound: past this check, refused by the quota (2) and recorded.
+    let at_bound = walk_in::sell_recorded(&c.app.db, sale(MAX_QUANTITY), policy)
+        .await
+        .unwrap();
+    assert_eq!(at_bound, Err(Refusal::AboveQuota { quota: 2 }));
+    assert_eq!(lookups(&c.app.db).len(), 1);
+
+    // Through the page: 422, next to the field, with the bound, in Korean
+    // and in English.
+    let res = sell(&c.pharmacist, &id_1985(), "101").await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-for=\"quantity\""), "{html}");
+    assert!(
+        html.contains("수량은 1에서 100 사이의 숫자로 입력하세요."),
+        "{html}"
+    );
+    assert!(!html.contains("data-refusal"), "{html}");
+    c.pharmacist
+        .post_form("/language", &[("lang", "en"), ("next", "/")])
+        .await;
+    let html = sell(&c.pharmacist, &id_1985(), "101")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Enter a number of masks from 1 to 100."),
+        "{html}"
+    );
+    assert_eq!(lookups(&c.app.db).len(), 1);
+    assert_eq!(figures(&c.app.db), (0, 0, 0, 0));
     assert_invariants(&c.app.db);
 }

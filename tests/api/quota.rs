@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use mask_reservation::accounts::queries::find_or_insert_person;
 use mask_reservation::db::schema::quota_usage;
 use mask_reservation::db::{Db, write_tx};
+use mask_reservation::quantity::Quantity;
 use mask_reservation::quota::{self, QuotaExceeded};
 
 use crate::common::spawn_app;
@@ -25,10 +26,14 @@ fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
 }
 
+fn q(n: i32) -> Quantity {
+    Quantity::new(n).unwrap()
+}
+
 fn take(db: &Db, person: i64, quantity: i32) -> Result<(), QuotaExceeded> {
     let mut conn = db.get().unwrap();
     write_tx(&mut conn, |tx| {
-        quota::take(tx, person, day(23), quantity, 2)
+        quota::take(tx, person, day(23), q(quantity), 2)
     })
     .unwrap()
 }
@@ -53,15 +58,18 @@ async fn takes_pass_within_the_quota_and_say_what_is_left_beyond_it() {
     assert_eq!(used(&app.db, p), 2);
 
     let mut conn = app.db.get().unwrap();
-    let gave = write_tx(&mut conn, |tx| quota::give_back(tx, p, day(23), 1)).unwrap();
+    let gave = write_tx(&mut conn, |tx| {
+        quota::give_back(tx, p, day(23), Quantity::ONE)
+    })
+    .unwrap();
     assert!(gave);
     assert_eq!(used(&app.db, p), 1);
     // More than was used: refused, nothing changed.
-    let gave = write_tx(&mut conn, |tx| quota::give_back(tx, p, day(23), 5)).unwrap();
+    let gave = write_tx(&mut conn, |tx| quota::give_back(tx, p, day(23), q(5))).unwrap();
     assert!(!gave);
     assert_eq!(used(&app.db, p), 1);
     // Another period starts from nothing.
-    let other = write_tx(&mut conn, |tx| quota::take(tx, p, day(30), 2, 2)).unwrap();
+    let other = write_tx(&mut conn, |tx| quota::take(tx, p, day(30), q(2), 2)).unwrap();
     assert_eq!(other, Ok(()));
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use mask_reservation::admin::audit::{Entry, record};
+use mask_reservation::audit::{Entry, record};
 use mask_reservation::db::schema::audit_log;
 use mask_reservation::db::{Backend, Db, DbError, Tx};
 use tokio::task::JoinHandle;

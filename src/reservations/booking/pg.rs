@@ -238,7 +238,7 @@ pub(super) fn book(
         now: req.now.naive_utc(),
         store_day_id: window.store_day_id,
     };
-    if takes.quantity > takes.quota {
+    if takes.quantity.get() > takes.quota {
         // `TAKE_SQL` may not run then (see there); the step-by-step form does
         // not run it either.
         return Err(refusal(tx, req, &takes, &window, Taken::NOTHING)?);

@@ -407,6 +407,7 @@ pub mod fixtures {
     };
     use mask_reservation::db::{Db, write_tx};
     use mask_reservation::policy::Policy;
+    use mask_reservation::quantity::Quantity;
     use mask_reservation::quota;
     use mask_reservation::stores::import::{StoreRow, insert_all};
     use mask_reservation::supply::allocation::allocate_new_day;
@@ -495,7 +496,8 @@ pub mod fixtures {
             CODE.fetch_add(1, Ordering::Relaxed)
         );
         write_tx(&mut conn, |tx| {
-            quota::take(tx, person, period_start, quantity, policy.quota_per_period)?
+            let asked = Quantity::new(quantity).expect("a reservation is of one mask or more");
+            quota::take(tx, person, period_start, asked, policy.quota_per_period)?
                 .expect("the fixture's quota allows the reservation");
             let id: i64 = diesel::insert_into(reservations::table)
                 .values((

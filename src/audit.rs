@@ -1,6 +1,8 @@
-//! Who changed what, when, with the values before and after: the entries
-//! every administrative change writes in its own transaction, and the list the
-//! audit page reads.
+//! The audit log: who changed what, when, with the values before and after.
+//! The entries every administrative change (accounts, policy, stores, supply)
+//! and every walk-in look-up writes in its own transaction, and the list the
+//! administrator's audit page (`admin::audit_page`) reads. Shared by those
+//! features, so it lives beside them rather than inside one of them.
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
