@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, reservations, store_days, walk_in_sales};
+use crate::stock::{StockDay, StockWindow};
 
 /// One window's figures (masks, not reservations).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +58,13 @@ impl DayFigures {
             t.no_show += w.no_show;
             t.still_reserved += w.still_reserved;
         }
-        t.remaining = self.supply - t.still_reserved - t.handed_over - self.walk_in;
+        t.remaining = StockDay {
+            supply: self.supply,
+            reserved: t.still_reserved,
+            picked_up: t.handed_over,
+            walk_in: self.walk_in,
+        }
+        .remaining();
         t
     }
 }
@@ -84,7 +91,12 @@ pub fn tally(
                     _ => {}
                 }
             }
-            w.remaining = w.capacity - w.handed_over - w.still_reserved;
+            w.remaining = StockWindow {
+                capacity: w.capacity,
+                reserved: w.still_reserved,
+                picked_up: w.handed_over,
+            }
+            .remaining();
             w
         })
         .collect()
