@@ -4,7 +4,7 @@
 //! ([`confirm`]) — decided by a conditional update of the reservation, so that
 //! two scans of one code hand over once, on any number of app instances.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
@@ -109,16 +109,13 @@ pub fn judge(r: &Facts, store_id: i64, now: DateTime<Utc>, policy: &Policy) -> R
     if r.day != rules::today(policy, now) {
         return Err(Refusal::OtherDay { day: r.day });
     }
-    let closed_at = pickup_closes(policy, r.ends_at);
-    if now.naive_utc() > closed_at {
-        return Err(Refusal::TooLate { closed_at });
+    let grace = policy.pickup_grace_minutes;
+    if rules::pickup_closed(grace, r.ends_at, now) {
+        return Err(Refusal::TooLate {
+            closed_at: rules::pickup_deadline(grace, r.ends_at),
+        });
     }
     Ok(())
-}
-
-/// The last moment a reservation of a window ending at `ends_at` is handed over.
-pub fn pickup_closes(policy: &Policy, ends_at: NaiveDateTime) -> NaiveDateTime {
-    ends_at + TimeDelta::minutes(i64::from(policy.pickup_grace_minutes))
 }
 
 /// A name as the counter shows it: first and last character, the rest
@@ -263,7 +260,7 @@ pub fn confirm(
 
     let at = now.naive_utc();
     let today = rules::today(policy, now);
-    let open_since = at - TimeDelta::minutes(i64::from(policy.pickup_grace_minutes));
+    let open_since = rules::earliest_open_end(policy.pickup_grace_minutes, now);
     // The reservation's own window, if it is still open for pickup: looked up
     // by its key, not by scanning every window of the day in the country.
     let open_windows = pickup_windows::table
@@ -354,7 +351,7 @@ pub fn set_confirm_on_scan(tx: &mut Tx<'_>, user_id: i64, on: bool) -> QueryResu
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{TimeDelta, TimeZone};
 
     use super::*;
 

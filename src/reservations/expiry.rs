@@ -1,6 +1,7 @@
 //! No-shows (SPEC §3): an `active` reservation whose window ended more than
-//! `pickup_grace_minutes` ago becomes `expired`, and gives back what it held —
-//! the masks to the store-day's walk-in stock, the quota to its person.
+//! `pickup_grace_minutes` ago (past [`rules::pickup_deadline`], the moment the
+//! counter stops handing it over) becomes `expired`, and gives back what it
+//! held — the masks to the store-day's walk-in stock, the quota to its person.
 //!
 //! Each reservation is settled by one conditional update (`… WHERE status =
 //! 'active'`) whose affected-row count decides: two instances running the job
@@ -17,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Integer, Timestamp};
 
@@ -25,23 +26,12 @@ use crate::clock::Clock;
 use crate::db::schema::{pickup_windows, reservations, stock_ledger, store_days};
 use crate::db::{AsRetryable, Db, DbError, Tx, is_retryable};
 use crate::quota;
+use crate::reservations::rules;
 use crate::settings::PolicyCache;
 
 /// Reservations settled per transaction: short transactions, so that bookings
 /// and pickups never wait long behind a backlog of no-shows.
 pub const BATCH: i64 = 200;
-
-/// The latest window end whose reservations have expired at `now`: pickup is
-/// accepted up to the end plus the grace, inclusive.
-pub fn expired_before(now: DateTime<Utc>, grace_minutes: i32) -> NaiveDateTime {
-    (now - TimeDelta::minutes(i64::from(grace_minutes))).naive_utc()
-}
-
-/// Whether a reservation whose window ends at `ends_at` has expired at `now`:
-/// the rule [`expire_due`] selects by.
-pub fn has_expired(ends_at: NaiveDateTime, now: DateTime<Utc>, grace_minutes: i32) -> bool {
-    ends_at < expired_before(now, grace_minutes)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExpiryError {
@@ -97,7 +87,8 @@ pub fn expire_due(
          ORDER BY w.ends_at, r.id
          LIMIT $2",
     )
-    .bind::<Timestamp, _>(expired_before(now, grace_minutes))
+    // Windows ending before it have passed `rules::pickup_deadline`.
+    .bind::<Timestamp, _>(rules::earliest_open_end(grace_minutes, now))
     .bind::<BigInt, _>(BATCH)
     .load(tx.conn())?;
     let now = now.naive_utc();
@@ -218,28 +209,5 @@ pub async fn run_every(every: Duration, db: Db, clock: Clock, policy: Arc<Policy
             Ok(n) => tracing::info!(expired = n, "no-show reservations expired"),
             Err(e) => tracing::warn!(error = %e, "no-show expiry failed; trying again in a minute"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_reservation_expires_only_once_the_grace_after_its_window_has_passed() {
-        let end = DateTime::parse_from_rfc3339("2020-03-12T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let expired = |now: DateTime<Utc>, grace| has_expired(end.naive_utc(), now, grace);
-        assert!(!expired(end, 30));
-        assert!(!expired(end + TimeDelta::minutes(30), 30));
-        assert!(expired(
-            end + TimeDelta::minutes(30) + TimeDelta::microseconds(1),
-            30
-        ));
-        assert!(expired(end + TimeDelta::hours(5), 30));
-        // No grace: expired the moment after the end.
-        assert!(!expired(end, 0));
-        assert!(expired(end + TimeDelta::seconds(1), 0));
     }
 }
