@@ -30,6 +30,7 @@ use crate::policy::Policy;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules::{self, OpenWindow, Refusal, WindowFacts};
+use crate::reservations::status::ReservationStatus;
 use crate::stock;
 
 mod pg;
@@ -613,7 +614,7 @@ fn insert_reservation(
             reservations::store_id.eq(window.store_id),
             reservations::quantity.eq(req.quantity),
             reservations::period_start.eq(period_start),
-            reservations::status.eq("active"),
+            reservations::status.eq(ReservationStatus::Active),
             reservations::pickup_code.eq(&pickup_code),
             reservations::created_at.eq(now),
             reservations::updated_at.eq(now),

@@ -15,7 +15,7 @@
 //! become walk-in stock; the person's quota (−q); a ledger row `expiry` with
 //! the same deltas; and the store-day's `stock_changed_at`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -27,6 +27,7 @@ use crate::db::schema::{pickup_windows, reservations, stock_ledger, store_days};
 use crate::db::{AsRetryable, Db, DbError, Tx, is_retryable};
 use crate::quota;
 use crate::reservations::rules;
+use crate::reservations::status::ReservationStatus;
 use crate::settings::PolicyCache;
 
 /// Reservations settled per transaction: short transactions, so that bookings
@@ -69,6 +70,21 @@ struct Due {
     quantity: i32,
 }
 
+/// The active reservations of windows that ended before `$1`, at most `$2`.
+/// `w.reserved > 0` is written out (not bound) so that both databases can use
+/// the partial index on windows that still hold reservations.
+static DUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT r.id, r.window_id, w.store_day_id, r.person_id, r.period_start, r.quantity
+         FROM pickup_windows w
+         JOIN reservations r ON r.window_id = w.id AND r.status = '{active}'
+         WHERE w.reserved > 0 AND w.ends_at < $1
+         ORDER BY w.ends_at, r.id
+         LIMIT $2",
+        active = ReservationStatus::Active.as_str(),
+    )
+});
+
 /// Expires up to [`BATCH`] reservations due at `now` with a grace of
 /// `grace_minutes`, and answers how many this call expired (those another
 /// instance or a cancel settled first are not counted).
@@ -77,20 +93,11 @@ pub fn expire_due(
     now: DateTime<Utc>,
     grace_minutes: i32,
 ) -> Result<usize, ExpiryError> {
-    // `w.reserved > 0` is written out (not bound) so that both databases can
-    // use the partial index on windows that still hold reservations.
-    let due: Vec<Due> = diesel::sql_query(
-        "SELECT r.id, r.window_id, w.store_day_id, r.person_id, r.period_start, r.quantity
-         FROM pickup_windows w
-         JOIN reservations r ON r.window_id = w.id AND r.status = 'active'
-         WHERE w.reserved > 0 AND w.ends_at < $1
-         ORDER BY w.ends_at, r.id
-         LIMIT $2",
-    )
-    // Windows ending before it have passed `rules::pickup_deadline`.
-    .bind::<Timestamp, _>(rules::earliest_open_end(grace_minutes, now))
-    .bind::<BigInt, _>(BATCH)
-    .load(tx.conn())?;
+    let due: Vec<Due> = diesel::sql_query(DUE_SQL.as_str())
+        // Windows ending before it have passed `rules::pickup_deadline`.
+        .bind::<Timestamp, _>(rules::earliest_open_end(grace_minutes, now))
+        .bind::<BigInt, _>(BATCH)
+        .load(tx.conn())?;
     let now = now.naive_utc();
     let mut expired = 0;
     for r in &due {
@@ -106,10 +113,10 @@ fn expire_one(tx: &mut Tx<'_>, r: &Due, now: NaiveDateTime) -> Result<bool, Expi
     let won = diesel::update(
         reservations::table
             .filter(reservations::id.eq(r.id))
-            .filter(reservations::status.eq("active")),
+            .filter(reservations::status.eq(ReservationStatus::Active)),
     )
     .set((
-        reservations::status.eq("expired"),
+        reservations::status.eq(ReservationStatus::Expired),
         reservations::expired_at.eq(now),
         reservations::updated_at.eq(now),
     ))
