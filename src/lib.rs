@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod reservations;
 pub mod settings;
 pub mod state;
+pub mod stock;
 pub mod stores;
 pub mod supply;
 pub mod surge;

@@ -2,12 +2,15 @@
 //! exists, and reports every violation. A walk-in sale that was undone
 //! (`undone_at` set) counts nowhere: not in the store-day, not in the quota.
 
+use std::sync::LazyLock;
+
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Text, Timestamp};
 
 use crate::db::DbConnection;
 use crate::policy::{LoadError, Policy};
+use crate::reservations::status::ReservationStatus;
 
 #[derive(Debug, QueryableByName)]
 struct Violation {
@@ -20,111 +23,116 @@ struct Violation {
 /// One named check: a query returning one row per violation.
 struct Check {
     name: &'static str,
-    sql: &'static str,
+    sql: String,
 }
 
-const CHECKS: &[Check] = &[
-    // 1. No oversell.
-    Check {
-        name: "window over capacity",
-        sql: "SELECT 'window' AS what, id FROM pickup_windows
-              WHERE reserved + picked_up > capacity OR reserved < 0 OR picked_up < 0",
-    },
-    Check {
-        name: "store-day over supply",
-        sql: "SELECT 'store_day' AS what, id FROM store_days
-              WHERE reserved + picked_up + walk_in > supply OR window_capacity + walk_in > supply",
-    },
-    Check {
-        name: "window counters differ from reservations",
-        sql: "SELECT 'window' AS what, w.id FROM pickup_windows w
-              LEFT JOIN (SELECT window_id,
-                                SUM(CASE WHEN status = 'active' THEN quantity ELSE 0 END) AS active,
-                                SUM(CASE WHEN status = 'picked_up' THEN quantity ELSE 0 END) AS picked
-                         FROM reservations GROUP BY window_id) r ON r.window_id = w.id
-              WHERE w.reserved <> COALESCE(r.active, 0) OR w.picked_up <> COALESCE(r.picked, 0)",
-    },
-    Check {
-        name: "store-day counters differ from its windows and walk-in sales",
-        sql: "SELECT 'store_day' AS what, d.id FROM store_days d
-              LEFT JOIN (SELECT store_day_id, SUM(capacity) AS capacity, SUM(reserved) AS reserved,
-                                SUM(picked_up) AS picked
-                         FROM pickup_windows GROUP BY store_day_id) w ON w.store_day_id = d.id
-              LEFT JOIN (SELECT store_day_id, SUM(quantity) AS sold
-                         FROM walk_in_sales WHERE undone_at IS NULL
-                         GROUP BY store_day_id) s ON s.store_day_id = d.id
-              WHERE d.window_capacity <> COALESCE(w.capacity, 0)
-                 OR d.reserved <> COALESCE(w.reserved, 0)
-                 OR d.picked_up <> COALESCE(w.picked, 0)
-                 OR d.walk_in <> COALESCE(s.sold, 0)",
-    },
-    // 2. No quota breach (the quota itself is checked against the policy below).
-    Check {
-        name: "quota usage differs from reservations and walk-in sales",
-        sql: "SELECT 'person' AS what, q.person_id AS id FROM quota_usage q
-              LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM reservations
-                         WHERE status IN ('active', 'picked_up')
-                         GROUP BY person_id, period_start) r
-                ON r.person_id = q.person_id AND r.period_start = q.period_start
-              LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM walk_in_sales
-                         WHERE undone_at IS NULL GROUP BY person_id, period_start) s
-                ON s.person_id = q.person_id AND s.period_start = q.period_start
-              WHERE q.used <> COALESCE(r.qty, 0) + COALESCE(s.qty, 0)",
-    },
-    Check {
-        name: "quota usage missing for a reservation or sale",
-        sql: "SELECT 'person' AS what, x.person_id AS id FROM (
-                  SELECT person_id, period_start FROM reservations WHERE status IN ('active', 'picked_up')
-                  UNION SELECT person_id, period_start FROM walk_in_sales WHERE undone_at IS NULL) x
-              LEFT JOIN quota_usage q ON q.person_id = x.person_id AND q.period_start = x.period_start
-              WHERE q.person_id IS NULL",
-    },
-    // 3. One handover, by the right store, on the window's date.
-    Check {
-        name: "pickup not by a pharmacist of the reservation's store",
-        sql: "SELECT 'reservation' AS what, r.id FROM reservations r
-              LEFT JOIN users u ON u.id = r.picked_up_by
-              WHERE r.status = 'picked_up'
-                AND (u.id IS NULL OR u.role <> 'pharmacist' OR u.store_id IS NULL OR u.store_id <> r.store_id)",
-    },
-    Check {
-        name: "reservation's store differs from its window's",
-        sql: "SELECT 'reservation' AS what, r.id FROM reservations r
-              JOIN pickup_windows w ON w.id = r.window_id
-              WHERE w.store_id <> r.store_id",
-    },
-    Check {
-        name: "pickup recorded more than once",
-        sql: "SELECT 'reservation' AS what, reservation_id AS id FROM stock_ledger
-              WHERE kind = 'pickup' AND reservation_id IS NOT NULL
-              GROUP BY reservation_id HAVING COUNT(*) > 1",
-    },
-    // 4. Every movement is recorded: counters equal their ledger sums.
-    Check {
-        name: "store-day counters differ from the ledger",
-        sql: "SELECT 'store_day' AS what, d.id FROM store_days d
-              LEFT JOIN (SELECT store_day_id, SUM(supply_delta) AS supply, SUM(capacity_delta) AS capacity,
-                                SUM(reserved_delta) AS reserved, SUM(picked_up_delta) AS picked,
-                                SUM(walk_in_delta) AS walk_in
-                         FROM stock_ledger GROUP BY store_day_id) l ON l.store_day_id = d.id
-              WHERE d.supply <> COALESCE(l.supply, 0)
-                 OR d.window_capacity <> COALESCE(l.capacity, 0)
-                 OR d.reserved <> COALESCE(l.reserved, 0)
-                 OR d.picked_up <> COALESCE(l.picked, 0)
-                 OR d.walk_in <> COALESCE(l.walk_in, 0)",
-    },
-    Check {
-        name: "window counters differ from the ledger",
-        sql: "SELECT 'window' AS what, w.id FROM pickup_windows w
-              LEFT JOIN (SELECT window_id, SUM(capacity_delta) AS capacity,
-                                SUM(reserved_delta) AS reserved, SUM(picked_up_delta) AS picked
-                         FROM stock_ledger WHERE window_id IS NOT NULL GROUP BY window_id) l
-                ON l.window_id = w.id
-              WHERE w.capacity <> COALESCE(l.capacity, 0)
-                 OR w.reserved <> COALESCE(l.reserved, 0)
-                 OR w.picked_up <> COALESCE(l.picked, 0)",
-    },
-];
+const ACTIVE: &str = ReservationStatus::Active.as_str();
+const PICKED_UP: &str = ReservationStatus::PickedUp.as_str();
+
+static CHECKS: LazyLock<[Check; 11]> = LazyLock::new(|| {
+    [
+        // 1. No oversell.
+        Check {
+            name: "window over capacity",
+            sql: "SELECT 'window' AS what, id FROM pickup_windows
+                  WHERE reserved + picked_up > capacity OR reserved < 0 OR picked_up < 0".into(),
+        },
+        Check {
+            name: "store-day over supply",
+            sql: "SELECT 'store_day' AS what, id FROM store_days
+                  WHERE reserved + picked_up + walk_in > supply OR window_capacity + walk_in > supply".into(),
+        },
+        Check {
+            name: "window counters differ from reservations",
+            sql: format!("SELECT 'window' AS what, w.id FROM pickup_windows w
+                  LEFT JOIN (SELECT window_id,
+                                    SUM(CASE WHEN status = '{ACTIVE}' THEN quantity ELSE 0 END) AS active,
+                                    SUM(CASE WHEN status = '{PICKED_UP}' THEN quantity ELSE 0 END) AS picked
+                             FROM reservations GROUP BY window_id) r ON r.window_id = w.id
+                  WHERE w.reserved <> COALESCE(r.active, 0) OR w.picked_up <> COALESCE(r.picked, 0)"),
+        },
+        Check {
+            name: "store-day counters differ from its windows and walk-in sales",
+            sql: "SELECT 'store_day' AS what, d.id FROM store_days d
+                  LEFT JOIN (SELECT store_day_id, SUM(capacity) AS capacity, SUM(reserved) AS reserved,
+                                    SUM(picked_up) AS picked
+                             FROM pickup_windows GROUP BY store_day_id) w ON w.store_day_id = d.id
+                  LEFT JOIN (SELECT store_day_id, SUM(quantity) AS sold
+                             FROM walk_in_sales WHERE undone_at IS NULL
+                             GROUP BY store_day_id) s ON s.store_day_id = d.id
+                  WHERE d.window_capacity <> COALESCE(w.capacity, 0)
+                     OR d.reserved <> COALESCE(w.reserved, 0)
+                     OR d.picked_up <> COALESCE(w.picked, 0)
+                     OR d.walk_in <> COALESCE(s.sold, 0)".into(),
+        },
+        // 2. No quota breach (the quota itself is checked against the policy below).
+        Check {
+            name: "quota usage differs from reservations and walk-in sales",
+            sql: format!("SELECT 'person' AS what, q.person_id AS id FROM quota_usage q
+                  LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM reservations
+                             WHERE status IN ('{ACTIVE}', '{PICKED_UP}')
+                             GROUP BY person_id, period_start) r
+                    ON r.person_id = q.person_id AND r.period_start = q.period_start
+                  LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM walk_in_sales
+                             WHERE undone_at IS NULL GROUP BY person_id, period_start) s
+                    ON s.person_id = q.person_id AND s.period_start = q.period_start
+                  WHERE q.used <> COALESCE(r.qty, 0) + COALESCE(s.qty, 0)"),
+        },
+        Check {
+            name: "quota usage missing for a reservation or sale",
+            sql: format!("SELECT 'person' AS what, x.person_id AS id FROM (
+                      SELECT person_id, period_start FROM reservations WHERE status IN ('{ACTIVE}', '{PICKED_UP}')
+                      UNION SELECT person_id, period_start FROM walk_in_sales WHERE undone_at IS NULL) x
+                  LEFT JOIN quota_usage q ON q.person_id = x.person_id AND q.period_start = x.period_start
+                  WHERE q.person_id IS NULL"),
+        },
+        // 3. One handover, by the right store, on the window's date.
+        Check {
+            name: "pickup not by a pharmacist of the reservation's store",
+            sql: format!("SELECT 'reservation' AS what, r.id FROM reservations r
+                  LEFT JOIN users u ON u.id = r.picked_up_by
+                  WHERE r.status = '{PICKED_UP}'
+                    AND (u.id IS NULL OR u.role <> 'pharmacist' OR u.store_id IS NULL OR u.store_id <> r.store_id)"),
+        },
+        Check {
+            name: "reservation's store differs from its window's",
+            sql: "SELECT 'reservation' AS what, r.id FROM reservations r
+                  JOIN pickup_windows w ON w.id = r.window_id
+                  WHERE w.store_id <> r.store_id".into(),
+        },
+        Check {
+            name: "pickup recorded more than once",
+            sql: "SELECT 'reservation' AS what, reservation_id AS id FROM stock_ledger
+                  WHERE kind = 'pickup' AND reservation_id IS NOT NULL
+                  GROUP BY reservation_id HAVING COUNT(*) > 1".into(),
+        },
+        // 4. Every movement is recorded: counters equal their ledger sums.
+        Check {
+            name: "store-day counters differ from the ledger",
+            sql: "SELECT 'store_day' AS what, d.id FROM store_days d
+                  LEFT JOIN (SELECT store_day_id, SUM(supply_delta) AS supply, SUM(capacity_delta) AS capacity,
+                                    SUM(reserved_delta) AS reserved, SUM(picked_up_delta) AS picked,
+                                    SUM(walk_in_delta) AS walk_in
+                             FROM stock_ledger GROUP BY store_day_id) l ON l.store_day_id = d.id
+                  WHERE d.supply <> COALESCE(l.supply, 0)
+                     OR d.window_capacity <> COALESCE(l.capacity, 0)
+                     OR d.reserved <> COALESCE(l.reserved, 0)
+                     OR d.picked_up <> COALESCE(l.picked, 0)
+                     OR d.walk_in <> COALESCE(l.walk_in, 0)".into(),
+        },
+        Check {
+            name: "window counters differ from the ledger",
+            sql: "SELECT 'window' AS what, w.id FROM pickup_windows w
+                  LEFT JOIN (SELECT window_id, SUM(capacity_delta) AS capacity,
+                                    SUM(reserved_delta) AS reserved, SUM(picked_up_delta) AS picked
+                             FROM stock_ledger WHERE window_id IS NOT NULL GROUP BY window_id) l
+                    ON l.window_id = w.id
+                  WHERE w.capacity <> COALESCE(l.capacity, 0)
+                     OR w.reserved <> COALESCE(l.reserved, 0)
+                     OR w.picked_up <> COALESCE(l.picked, 0)".into(),
+        },
+    ]
+});
 
 /// One broken invariant, with the row it was found on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,11 +207,11 @@ struct PickupDay {
 /// dates in the service zone. Each window date present is turned into its UTC
 /// span in Rust, so the comparison needs no time-zone support from the database.
 fn pickups_on_other_days(conn: &mut DbConnection, policy: &Policy) -> QueryResult<Vec<Finding>> {
-    let days: Vec<PickupDay> = diesel::sql_query(
+    let days: Vec<PickupDay> = diesel::sql_query(format!(
         "SELECT DISTINCT w.day FROM reservations r
          JOIN pickup_windows w ON w.id = r.window_id
-         WHERE r.status = 'picked_up'",
-    )
+         WHERE r.status = '{PICKED_UP}'"
+    ))
     .load(conn)?;
     let mut findings = Vec::new();
     for PickupDay { day } in days {
@@ -213,12 +221,12 @@ fn pickups_on_other_days(conn: &mut DbConnection, policy: &Policy) -> QueryResul
         let (Some(start), Some(end)) = (utc(day), day.succ_opt().and_then(utc)) else {
             continue;
         };
-        let rows: Vec<Violation> = diesel::sql_query(
+        let rows: Vec<Violation> = diesel::sql_query(format!(
             "SELECT 'reservation' AS what, r.id FROM reservations r
              JOIN pickup_windows w ON w.id = r.window_id
-             WHERE r.status = 'picked_up' AND w.day = $1
-               AND (r.picked_up_at < $2 OR r.picked_up_at >= $3)",
-        )
+             WHERE r.status = '{PICKED_UP}' AND w.day = $1
+               AND (r.picked_up_at < $2 OR r.picked_up_at >= $3)"
+        ))
         .bind::<Date, _>(day)
         .bind::<Timestamp, _>(start)
         .bind::<Timestamp, _>(end)
@@ -236,8 +244,8 @@ fn pickups_on_other_days(conn: &mut DbConnection, policy: &Policy) -> QueryResul
 pub fn run(conn: &mut DbConnection) -> Result<Vec<Finding>, VerifyError> {
     conn.transaction(|conn| {
         let mut findings = Vec::new();
-        for check in CHECKS {
-            let rows: Vec<Violation> = diesel::sql_query(check.sql).load(conn)?;
+        for check in CHECKS.iter() {
+            let rows: Vec<Violation> = diesel::sql_query(check.sql.as_str()).load(conn)?;
             findings.extend(rows.into_iter().map(|v| Finding {
                 check: check.name,
                 what: v.what,

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Integer, Text, Timestamp};
 
 use crate::db::{Backend, DbConnection};
+use crate::stock::StockDay;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, QueryableByName)]
 pub struct RegionRow {
@@ -143,9 +144,15 @@ pub struct StoreDayRow {
 }
 
 impl StoreDayRow {
-    /// Supply less active and picked-up reservations and walk-in sales (SPEC §6).
+    /// What the store has left that day ([`StockDay::remaining`]).
     pub fn remaining(&self) -> i32 {
-        self.supply - self.reserved - self.picked_up - self.walk_in
+        StockDay {
+            supply: self.supply,
+            reserved: self.reserved,
+            picked_up: self.picked_up,
+            walk_in: self.walk_in,
+        }
+        .remaining()
     }
 }
 

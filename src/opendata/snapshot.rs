@@ -34,7 +34,8 @@ use crate::db::schema::{store_days, stores};
 use crate::db::{Db, DbConnection};
 use crate::opendata::query::{AddressQuery, MAX_ADDRESS_STORES};
 use crate::settings::PolicyCache;
-use crate::stores::status::{RemainStat, remaining};
+use crate::stock::StockDay;
+use crate::stores::status::RemainStat;
 
 /// How often each instance looks for changes.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
@@ -86,7 +87,7 @@ pub struct Entry {
 
 impl Entry {
     fn new(store: &StoreRow, day: Option<&DayRow>, tz: Tz) -> Entry {
-        let remain = day.map(|d| remaining(d.supply, d.reserved, d.picked_up, d.walk_in));
+        let remain = day.map(|d| i64::from(d.stock().remaining()));
         let stat = RemainStat::of_day(remain, store.suspended);
         let stock_at = day.map(|d| {
             d.stock_changed_at
@@ -468,6 +469,17 @@ struct DayRow {
     picked_up: i32,
     walk_in: i32,
     stock_changed_at: NaiveDateTime,
+}
+
+impl DayRow {
+    fn stock(&self) -> StockDay {
+        StockDay {
+            supply: self.supply,
+            reserved: self.reserved,
+            picked_up: self.picked_up,
+            walk_in: self.walk_in,
+        }
+    }
 }
 
 type StoreColumns = (

@@ -4,7 +4,7 @@
 //! ([`confirm`]) — decided by a conditional update of the reservation, so that
 //! two scans of one code hand over once, on any number of app instances.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
@@ -14,6 +14,7 @@ use crate::db::schema::{
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::policy::Policy;
 use crate::reservations::rules;
+use crate::reservations::status::ReservationStatus;
 
 /// A reservation as the pickup counter sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct Facts {
     pub code: String,
     pub store_id: i64,
     pub store_name: String,
-    pub status: String,
+    pub status: ReservationStatus,
     pub quantity: i32,
     pub window_id: i64,
     pub store_day_id: i64,
@@ -76,9 +77,10 @@ impl Refusal {
         match self {
             Refusal::UnknownCode => "unknown",
             Refusal::OtherStore { .. } => "other_store",
-            Refusal::Cancelled => "cancelled",
-            Refusal::Expired => "expired",
-            Refusal::AlreadyPickedUp { .. } => "picked_up",
+            // A refusal for the reservation's state is named by the state.
+            Refusal::Cancelled => ReservationStatus::Cancelled.as_str(),
+            Refusal::Expired => ReservationStatus::Expired.as_str(),
+            Refusal::AlreadyPickedUp { .. } => ReservationStatus::PickedUp.as_str(),
             Refusal::OtherDay { .. } => "other_day",
             Refusal::TooLate { .. } => "too_late",
         }
@@ -95,11 +97,11 @@ pub fn judge(r: &Facts, store_id: i64, now: DateTime<Utc>, policy: &Policy) -> R
             store: r.store_name.clone(),
         });
     }
-    match r.status.as_str() {
-        "active" => {}
-        "cancelled" => return Err(Refusal::Cancelled),
-        "expired" => return Err(Refusal::Expired),
-        _ => {
+    match r.status {
+        ReservationStatus::Active => {}
+        ReservationStatus::Cancelled => return Err(Refusal::Cancelled),
+        ReservationStatus::Expired => return Err(Refusal::Expired),
+        ReservationStatus::PickedUp => {
             return Err(Refusal::AlreadyPickedUp {
                 at: r.picked_up_at.unwrap_or_default(),
                 by: r.picked_up_by.clone().unwrap_or_default(),
@@ -109,16 +111,13 @@ pub fn judge(r: &Facts, store_id: i64, now: DateTime<Utc>, policy: &Policy) -> R
     if r.day != rules::today(policy, now) {
         return Err(Refusal::OtherDay { day: r.day });
     }
-    let closed_at = pickup_closes(policy, r.ends_at);
-    if now.naive_utc() > closed_at {
-        return Err(Refusal::TooLate { closed_at });
+    let grace = policy.pickup_grace_minutes;
+    if rules::pickup_closed(grace, r.ends_at, now) {
+        return Err(Refusal::TooLate {
+            closed_at: rules::pickup_deadline(grace, r.ends_at),
+        });
     }
     Ok(())
-}
-
-/// The last moment a reservation of a window ending at `ends_at` is handed over.
-pub fn pickup_closes(policy: &Policy, ends_at: NaiveDateTime) -> NaiveDateTime {
-    ends_at + TimeDelta::minutes(i64::from(policy.pickup_grace_minutes))
 }
 
 /// A name as the counter shows it: first and last character, the rest
@@ -136,7 +135,7 @@ pub fn mask_name(name: &str) -> String {
 }
 
 type Row = (
-    (i64, String, i64, String, i32, i64),
+    (i64, String, i64, ReservationStatus, i32, i64),
     (i64, NaiveDate, NaiveDateTime, NaiveDateTime),
     String,
     String,
@@ -263,7 +262,7 @@ pub fn confirm(
 
     let at = now.naive_utc();
     let today = rules::today(policy, now);
-    let open_since = at - TimeDelta::minutes(i64::from(policy.pickup_grace_minutes));
+    let open_since = rules::earliest_open_end(policy.pickup_grace_minutes, now);
     // The reservation's own window, if it is still open for pickup: looked up
     // by its key, not by scanning every window of the day in the country.
     let open_windows = pickup_windows::table
@@ -274,12 +273,12 @@ pub fn confirm(
     let handed = diesel::update(
         reservations::table
             .filter(reservations::id.eq(found.id))
-            .filter(reservations::status.eq("active"))
+            .filter(reservations::status.eq(ReservationStatus::Active))
             .filter(reservations::store_id.eq(store_id))
             .filter(reservations::window_id.eq_any(open_windows)),
     )
     .set((
-        reservations::status.eq("picked_up"),
+        reservations::status.eq(ReservationStatus::PickedUp),
         reservations::picked_up_at.eq(at),
         reservations::picked_up_by.eq(by),
         reservations::updated_at.eq(at),
@@ -354,7 +353,7 @@ pub fn set_confirm_on_scan(tx: &mut Tx<'_>, user_id: i64, on: bool) -> QueryResu
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{TimeDelta, TimeZone};
 
     use super::*;
 
@@ -381,7 +380,7 @@ mod tests {
             code: "ABCD2345".into(),
             store_id: 7,
             store_name: "중앙약국".into(),
-            status: "active".into(),
+            status: ReservationStatus::Active,
             quantity: 2,
             window_id: 3,
             store_day_id: 4,
@@ -415,7 +414,7 @@ mod tests {
     fn another_store_is_named_before_anything_else_is_said() {
         let p = Policy::default();
         let mut r = facts();
-        r.status = "cancelled".into();
+        r.status = ReservationStatus::Cancelled;
         assert_eq!(
             judge(&r, 8, seoul(13, 0), &p),
             Err(Refusal::OtherStore {
@@ -423,9 +422,9 @@ mod tests {
             })
         );
         assert_eq!(judge(&r, 7, seoul(13, 0), &p), Err(Refusal::Cancelled));
-        r.status = "expired".into();
+        r.status = ReservationStatus::Expired;
         assert_eq!(judge(&r, 7, seoul(13, 0), &p), Err(Refusal::Expired));
-        r.status = "picked_up".into();
+        r.status = ReservationStatus::PickedUp;
         r.picked_up_at = Some(seoul(12, 5).naive_utc());
         r.picked_up_by = Some("약사".into());
         assert_eq!(

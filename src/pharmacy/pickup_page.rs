@@ -43,12 +43,6 @@ pub struct Shown {
 impl Shown {
     fn new(f: &Facts, page: &PageCtx, tz: Tz, now: DateTime<Utc>) -> Shown {
         let t = &page.t;
-        let status = match f.status.as_str() {
-            "active" => "reservation.status.active",
-            "picked_up" => "reservation.status.picked_up",
-            "cancelled" => "reservation.status.cancelled",
-            _ => "reservation.status.expired",
-        };
         Shown {
             code: code::display(&f.code),
             name: pickup::mask_name(&f.citizen_name),
@@ -59,7 +53,7 @@ impl Shown {
                 t.date(f.day),
                 rules::time_range(tz, f.starts_at, f.ends_at)
             ),
-            status: t.get(status).to_owned(),
+            status: t.get(f.status.label_key()).to_owned(),
             came_early: f.came_early(now),
             masks: t.fmt("pharmacy.pickup.masks", &[("quantity", &f.quantity)]),
             confirm: t.fmt("pharmacy.pickup.confirm", &[("quantity", &f.quantity)]),

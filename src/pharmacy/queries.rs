@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, store_days, stores};
+use crate::stock::StockWindow;
 
 pub struct WindowStock {
     pub starts_at: NaiveDateTime,
@@ -16,7 +17,12 @@ pub struct WindowStock {
 
 impl WindowStock {
     pub fn remaining(&self) -> i32 {
-        self.capacity - self.reserved - self.picked_up
+        StockWindow {
+            capacity: self.capacity,
+            reserved: self.reserved,
+            picked_up: self.picked_up,
+        }
+        .remaining()
     }
 }
 

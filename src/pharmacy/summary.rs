@@ -8,6 +8,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, reservations, store_days, walk_in_sales};
+use crate::reservations::status::ReservationStatus;
+use crate::stock::{StockDay, StockWindow};
 
 /// One window's figures (masks, not reservations).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +59,13 @@ impl DayFigures {
             t.no_show += w.no_show;
             t.still_reserved += w.still_reserved;
         }
-        t.remaining = self.supply - t.still_reserved - t.handed_over - self.walk_in;
+        t.remaining = StockDay {
+            supply: self.supply,
+            reserved: t.still_reserved,
+            picked_up: t.handed_over,
+            walk_in: self.walk_in,
+        }
+        .remaining();
         t
     }
 }
@@ -65,7 +73,7 @@ impl DayFigures {
 /// Adds each reservation's quantity to its window's figure for its status.
 pub fn tally(
     windows: Vec<(i64, NaiveDateTime, NaiveDateTime, i32)>,
-    reservations: &[(i64, String, i32)],
+    reservations: &[(i64, ReservationStatus, i32)],
 ) -> Vec<WindowFigures> {
     windows
         .into_iter()
@@ -77,14 +85,19 @@ pub fn tally(
                 ..WindowFigures::default()
             };
             for (_, status, q) in reservations.iter().filter(|r| r.0 == id) {
-                match status.as_str() {
-                    "picked_up" => w.handed_over += q,
-                    "expired" => w.no_show += q,
-                    "active" => w.still_reserved += q,
-                    _ => {}
+                match status {
+                    ReservationStatus::PickedUp => w.handed_over += q,
+                    ReservationStatus::Expired => w.no_show += q,
+                    ReservationStatus::Active => w.still_reserved += q,
+                    ReservationStatus::Cancelled => {}
                 }
             }
-            w.remaining = w.capacity - w.handed_over - w.still_reserved;
+            w.remaining = StockWindow {
+                capacity: w.capacity,
+                reserved: w.still_reserved,
+                picked_up: w.handed_over,
+            }
+            .remaining();
             w
         })
         .collect()
@@ -116,7 +129,7 @@ pub fn day(
         ))
         .load(conn)?;
     let ids: Vec<i64> = windows.iter().map(|w| w.0).collect();
-    let booked: Vec<(i64, String, i32)> = reservations::table
+    let booked: Vec<(i64, ReservationStatus, i32)> = reservations::table
         .filter(reservations::window_id.eq_any(ids))
         .select((
             reservations::window_id,
@@ -152,11 +165,11 @@ mod tests {
     fn reservations_are_counted_by_window_and_status_and_the_day_adds_up() {
         let windows = vec![(1, t(0), t(3), 10), (2, t(3), t(6), 10)];
         let booked = [
-            (1, "picked_up".to_owned(), 2),
-            (1, "picked_up".to_owned(), 1),
-            (1, "expired".to_owned(), 2),
-            (1, "cancelled".to_owned(), 2),
-            (2, "active".to_owned(), 1),
+            (1, ReservationStatus::PickedUp, 2),
+            (1, ReservationStatus::PickedUp, 1),
+            (1, ReservationStatus::Expired, 2),
+            (1, ReservationStatus::Cancelled, 2),
+            (2, ReservationStatus::Active, 1),
         ];
         let day = DayFigures {
             supply: 25,

@@ -31,6 +31,8 @@ use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules::{self, OpenWindow, Refusal, WindowFacts};
+use crate::reservations::status::ReservationStatus;
+use crate::stock;
 
 mod pg;
 pub use pg::RESERVATION_ID_SEQUENCE;
@@ -616,7 +618,7 @@ fn insert_reservation(
             reservations::store_id.eq(window.store_id),
             reservations::quantity.eq(req.quantity.get()),
             reservations::period_start.eq(period_start),
-            reservations::status.eq("active"),
+            reservations::status.eq(ReservationStatus::Active),
             reservations::pickup_code.eq(&pickup_code),
             reservations::created_at.eq(now),
             reservations::updated_at.eq(now),
@@ -648,13 +650,13 @@ fn open_windows(tx: &mut Tx<'_>, window: &Window, req: &Request) -> QueryResult<
         .filter(pickup_windows::store_day_id.eq(window.store_day_id))
         .filter(pickup_windows::id.ne(req.window_id))
         .filter(pickup_windows::starts_at.gt(req.now.naive_utc()))
-        .filter((pickup_windows::reserved + pickup_windows::picked_up).lt(pickup_windows::capacity))
+        .filter(stock::window_remaining_sql().gt(0))
         .order(pickup_windows::starts_at)
         .select((
             pickup_windows::id,
             pickup_windows::starts_at,
             pickup_windows::ends_at,
-            pickup_windows::capacity - pickup_windows::reserved - pickup_windows::picked_up,
+            stock::window_remaining_sql(),
         ))
         .load(tx.conn())?;
     Ok(rows

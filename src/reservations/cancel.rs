@@ -15,6 +15,7 @@ use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules;
+use crate::reservations::status::ReservationStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
@@ -23,7 +24,7 @@ pub enum CancelError {
     NotFound,
     /// Already cancelled, picked up or expired; `status` is what it is now.
     #[error("reservation is {status}")]
-    NotActive { status: String },
+    NotActive { status: ReservationStatus },
     /// The cut-off before the window's start has passed.
     #[error("too late to cancel")]
     TooLate { deadline: NaiveDateTime },
@@ -113,10 +114,10 @@ pub fn cancel(
         reservations::table
             .filter(reservations::id.eq(reservation_id))
             .filter(reservations::user_id.eq(user_id))
-            .filter(reservations::status.eq("active")),
+            .filter(reservations::status.eq(ReservationStatus::Active)),
     )
     .set((
-        reservations::status.eq("cancelled"),
+        reservations::status.eq(ReservationStatus::Cancelled),
         reservations::cancelled_at.eq(at),
         reservations::updated_at.eq(at),
     ))

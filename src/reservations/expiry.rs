@@ -1,6 +1,7 @@
 //! No-shows (SPEC §3): an `active` reservation whose window ended more than
-//! `pickup_grace_minutes` ago becomes `expired`, and gives back what it held —
-//! the masks to the store-day's walk-in stock, the quota to its person.
+//! `pickup_grace_minutes` ago (past [`rules::pickup_deadline`], the moment the
+//! counter stops handing it over) becomes `expired`, and gives back what it
+//! held — the masks to the store-day's walk-in stock, the quota to its person.
 //!
 //! Each reservation is settled by one conditional update (`… WHERE status =
 //! 'active'`) whose affected-row count decides: two instances running the job
@@ -14,10 +15,10 @@
 //! become walk-in stock; the person's quota (−q); a ledger row `expiry` with
 //! the same deltas; and the store-day's `stock_changed_at`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Integer, Timestamp};
 
@@ -26,23 +27,13 @@ use crate::db::schema::{pickup_windows, reservations, stock_ledger, store_days};
 use crate::db::{AsRetryable, Db, DbError, Tx, is_retryable};
 use crate::quantity::Quantity;
 use crate::quota;
+use crate::reservations::rules;
+use crate::reservations::status::ReservationStatus;
 use crate::settings::PolicyCache;
 
 /// Reservations settled per transaction: short transactions, so that bookings
 /// and pickups never wait long behind a backlog of no-shows.
 pub const BATCH: i64 = 200;
-
-/// The latest window end whose reservations have expired at `now`: pickup is
-/// accepted up to the end plus the grace, inclusive.
-pub fn expired_before(now: DateTime<Utc>, grace_minutes: i32) -> NaiveDateTime {
-    (now - TimeDelta::minutes(i64::from(grace_minutes))).naive_utc()
-}
-
-/// Whether a reservation whose window ends at `ends_at` has expired at `now`:
-/// the rule [`expire_due`] selects by.
-pub fn has_expired(ends_at: NaiveDateTime, now: DateTime<Utc>, grace_minutes: i32) -> bool {
-    ends_at < expired_before(now, grace_minutes)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExpiryError {
@@ -80,6 +71,21 @@ struct Due {
     quantity: i32,
 }
 
+/// The active reservations of windows that ended before `$1`, at most `$2`.
+/// `w.reserved > 0` is written out (not bound) so that both databases can use
+/// the partial index on windows that still hold reservations.
+static DUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT r.id, r.window_id, w.store_day_id, r.person_id, r.period_start, r.quantity
+         FROM pickup_windows w
+         JOIN reservations r ON r.window_id = w.id AND r.status = '{active}'
+         WHERE w.reserved > 0 AND w.ends_at < $1
+         ORDER BY w.ends_at, r.id
+         LIMIT $2",
+        active = ReservationStatus::Active.as_str(),
+    )
+});
+
 /// Expires up to [`BATCH`] reservations due at `now` with a grace of
 /// `grace_minutes`, and answers how many this call expired (those another
 /// instance or a cancel settled first are not counted).
@@ -88,19 +94,11 @@ pub fn expire_due(
     now: DateTime<Utc>,
     grace_minutes: i32,
 ) -> Result<usize, ExpiryError> {
-    // `w.reserved > 0` is written out (not bound) so that both databases can
-    // use the partial index on windows that still hold reservations.
-    let due: Vec<Due> = diesel::sql_query(
-        "SELECT r.id, r.window_id, w.store_day_id, r.person_id, r.period_start, r.quantity
-         FROM pickup_windows w
-         JOIN reservations r ON r.window_id = w.id AND r.status = 'active'
-         WHERE w.reserved > 0 AND w.ends_at < $1
-         ORDER BY w.ends_at, r.id
-         LIMIT $2",
-    )
-    .bind::<Timestamp, _>(expired_before(now, grace_minutes))
-    .bind::<BigInt, _>(BATCH)
-    .load(tx.conn())?;
+    let due: Vec<Due> = diesel::sql_query(DUE_SQL.as_str())
+        // Windows ending before it have passed `rules::pickup_deadline`.
+        .bind::<Timestamp, _>(rules::earliest_open_end(grace_minutes, now))
+        .bind::<BigInt, _>(BATCH)
+        .load(tx.conn())?;
     let now = now.naive_utc();
     let mut expired = 0;
     for r in &due {
@@ -116,10 +114,10 @@ fn expire_one(tx: &mut Tx<'_>, r: &Due, now: NaiveDateTime) -> Result<bool, Expi
     let won = diesel::update(
         reservations::table
             .filter(reservations::id.eq(r.id))
-            .filter(reservations::status.eq("active")),
+            .filter(reservations::status.eq(ReservationStatus::Active)),
     )
     .set((
-        reservations::status.eq("expired"),
+        reservations::status.eq(ReservationStatus::Expired),
         reservations::expired_at.eq(now),
         reservations::updated_at.eq(now),
     ))
@@ -220,28 +218,5 @@ pub async fn run_every(every: Duration, db: Db, clock: Clock, policy: Arc<Policy
             Ok(n) => tracing::info!(expired = n, "no-show reservations expired"),
             Err(e) => tracing::warn!(error = %e, "no-show expiry failed; trying again in a minute"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_reservation_expires_only_once_the_grace_after_its_window_has_passed() {
-        let end = DateTime::parse_from_rfc3339("2020-03-12T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let expired = |now: DateTime<Utc>, grace| has_expired(end.naive_utc(), now, grace);
-        assert!(!expired(end, 30));
-        assert!(!expired(end + TimeDelta::minutes(30), 30));
-        assert!(expired(
-            end + TimeDelta::minutes(30) + TimeDelta::microseconds(1),
-            30
-        ));
-        assert!(expired(end + TimeDelta::hours(5), 30));
-        // No grace: expired the moment after the end.
-        assert!(!expired(end, 0));
-        assert!(expired(end + TimeDelta::seconds(1), 0));
     }
 }

@@ -2,8 +2,9 @@
 //! rules (`rules.rs`), the one booking transaction (`booking.rs`, with its
 //! PostgreSQL form in `booking/pg.rs`), cancelling
 //! (`cancel.rs`), no-show expiry (`expiry.rs`), reminders (`reminders.rs`),
-//! pickup codes (`code.rs`) and their QR image (`qr.rs`), the reads
-//! (`queries.rs`) and the pages (`routes.rs`).
+//! pickup codes (`code.rs`) and their QR image (`qr.rs`), the states a
+//! reservation goes through (`status.rs`), the reads (`queries.rs`) and the
+//! pages (`routes.rs`).
 
 pub mod booking;
 pub mod cancel;
@@ -15,3 +16,4 @@ pub mod quota_view;
 pub mod reminders;
 pub mod routes;
 pub mod rules;
+pub mod status;

@@ -9,6 +9,7 @@ use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, quota_usage, reservations, stores, users};
 use crate::policy::Policy;
 use crate::reservations::rules::{self, PeriodLeft};
+use crate::reservations::status::ReservationStatus;
 
 /// One reservation as its owner sees it in the list.
 #[derive(Debug, Clone)]
@@ -19,7 +20,7 @@ pub struct ReservationSummary {
     pub starts_at: NaiveDateTime,
     pub ends_at: NaiveDateTime,
     pub quantity: i32,
-    pub status: String,
+    pub status: ReservationStatus,
 }
 
 /// The user's reservations, newest first.
@@ -35,7 +36,7 @@ pub fn for_user(
         NaiveDateTime,
         NaiveDateTime,
         i32,
-        String,
+        ReservationStatus,
     )> = reservations::table
         .inner_join(pickup_windows::table)
         .inner_join(stores::table)
@@ -150,7 +151,7 @@ pub struct Detail {
     pub starts_at: NaiveDateTime,
     pub ends_at: NaiveDateTime,
     pub quantity: i32,
-    pub status: String,
+    pub status: ReservationStatus,
     pub pickup_code: String,
 }
 

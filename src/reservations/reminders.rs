@@ -8,7 +8,7 @@
 //! won. A reminder is written in the language the reservation was made in
 //! (`reservations.mail_lang`), as its confirmation was.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
@@ -23,6 +23,7 @@ use crate::db::{Db, DbError, Tx};
 use crate::i18n::{Catalog, Lang, Tr};
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::reservations::code;
+use crate::reservations::status::ReservationStatus;
 use crate::settings::PolicyCache;
 
 /// Reservations reminded per transaction.
@@ -73,6 +74,25 @@ pub struct Context<'a> {
     pub base_url: &'a str,
 }
 
+/// The active reservations not yet reminded whose windows start after `$1`
+/// and by `$2`, at most `$3`. `w.reserved > 0` is written out so that the
+/// partial index can serve it.
+static DUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT r.id, w.starts_at, w.ends_at, r.quantity, r.pickup_code,
+                u.email, u.name AS user_name, s.name AS store_name, s.addr, r.mail_lang
+         FROM pickup_windows w
+         JOIN reservations r ON r.window_id = w.id
+         JOIN users u ON u.id = r.user_id
+         JOIN stores s ON s.id = r.store_id
+         WHERE w.reserved > 0 AND w.starts_at > $1 AND w.starts_at <= $2
+           AND r.status = '{active}' AND r.reminded_at IS NULL
+         ORDER BY w.starts_at, r.id
+         LIMIT $3",
+        active = ReservationStatus::Active.as_str(),
+    )
+});
+
 /// Claims and queues up to [`BATCH`] reminders due at `now`; answers how many
 /// this call queued (those another instance claimed first are not counted).
 pub fn send_due(
@@ -84,30 +104,18 @@ pub fn send_due(
     let Some((after, until)) = due_starts(now, lead_minutes) else {
         return Ok(0);
     };
-    // `w.reserved > 0` written out so that the partial index can serve it.
-    let due: Vec<Due> = diesel::sql_query(
-        "SELECT r.id, w.starts_at, w.ends_at, r.quantity, r.pickup_code,
-                u.email, u.name AS user_name, s.name AS store_name, s.addr, r.mail_lang
-         FROM pickup_windows w
-         JOIN reservations r ON r.window_id = w.id
-         JOIN users u ON u.id = r.user_id
-         JOIN stores s ON s.id = r.store_id
-         WHERE w.reserved > 0 AND w.starts_at > $1 AND w.starts_at <= $2
-           AND r.status = 'active' AND r.reminded_at IS NULL
-         ORDER BY w.starts_at, r.id
-         LIMIT $3",
-    )
-    .bind::<Timestamp, _>(after)
-    .bind::<Timestamp, _>(until)
-    .bind::<BigInt, _>(BATCH)
-    .load(tx.conn())?;
+    let due: Vec<Due> = diesel::sql_query(DUE_SQL.as_str())
+        .bind::<Timestamp, _>(after)
+        .bind::<Timestamp, _>(until)
+        .bind::<BigInt, _>(BATCH)
+        .load(tx.conn())?;
     let now = now.naive_utc();
     let mut sent = 0;
     for r in &due {
         let claimed = diesel::update(
             reservations::table
                 .filter(reservations::id.eq(r.id))
-                .filter(reservations::status.eq("active"))
+                .filter(reservations::status.eq(ReservationStatus::Active))
                 .filter(reservations::reminded_at.is_null()),
         )
         .set(reservations::reminded_at.eq(now))

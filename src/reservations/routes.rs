@@ -14,6 +14,7 @@ use crate::reservations::booking::{self, BookError, Request};
 use crate::reservations::cancel::{self, CancelError};
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, Refusal};
+use crate::reservations::status::ReservationStatus;
 use crate::reservations::{code, qr, queries};
 use crate::state::AppState;
 use crate::stores::page::{Retry, store_page};
@@ -36,7 +37,7 @@ pub struct Row {
     pub when: String,
     pub quantity: i32,
     pub status_key: &'static str,
-    pub status: String,
+    pub status: ReservationStatus,
 }
 
 #[derive(Template)]
@@ -47,15 +48,6 @@ struct ListPage {
     verify_text: String,
     quota_lines: Vec<QuotaLine>,
     rows: Vec<Row>,
-}
-
-fn status_key(status: &str) -> &'static str {
-    match status {
-        "active" => "reservation.status.active",
-        "picked_up" => "reservation.status.picked_up",
-        "cancelled" => "reservation.status.cancelled",
-        _ => "reservation.status.expired",
-    }
 }
 
 async fn list(
@@ -79,7 +71,6 @@ async fn list(
         .map(|r| {
             let start = r.starts_at.and_utc().with_timezone(&tz);
             let end = r.ends_at.and_utc().with_timezone(&tz);
-            let key = status_key(&r.status);
             Row {
                 id: r.id,
                 store_name: format!("{} ({})", r.store_name, r.store_code),
@@ -90,7 +81,7 @@ async fn list(
                     end.format("%H:%M")
                 ),
                 quantity: r.quantity,
-                status_key: key,
+                status_key: r.status.label_key(),
                 status: r.status,
             }
         })
@@ -227,7 +218,7 @@ struct ShowPage {
     store_phone: Option<String>,
     when: String,
     quantity: i32,
-    status: String,
+    status: ReservationStatus,
     status_key: &'static str,
     code: String,
     code_display: String,
@@ -277,17 +268,18 @@ async fn reservation_page(
         &t.fmt("reservation.qr_label", &[("code", &code_display)]),
     )
     .ok_or_else(|| AppError::internal(anyhow::anyhow!("pickup code does not fit a QR code")))?;
-    let cancel_until = (r.status == "active" && rules::cancellable(&policy, now, r.starts_at))
-        .then(|| {
-            let deadline = rules::local(tz, rules::cancel_deadline(&policy, r.starts_at));
-            t.fmt(
-                "reservation.cancel_until",
-                &[
-                    ("date", &t.date(deadline.date_naive())),
-                    ("time", &deadline.format("%H:%M")),
-                ],
-            )
-        });
+    let cancel_until = (r.status == ReservationStatus::Active
+        && rules::cancellable(&policy, now, r.starts_at))
+    .then(|| {
+        let deadline = rules::local(tz, rules::cancel_deadline(&policy, r.starts_at));
+        t.fmt(
+            "reservation.cancel_until",
+            &[
+                ("date", &t.date(deadline.date_naive())),
+                ("time", &deadline.format("%H:%M")),
+            ],
+        )
+    });
     let when = format!(
         "{} {}",
         t.date(r.day),
@@ -302,7 +294,7 @@ async fn reservation_page(
             store_phone: r.store_phone,
             when,
             quantity: r.quantity,
-            status_key: status_key(&r.status),
+            status_key: r.status.label_key(),
             status: r.status,
             code: r.pickup_code,
             code_display,
@@ -339,7 +331,7 @@ async fn cancel_one(
         Err(DbError::Work(CancelError::NotFound)) => return Err(AppError::NotFound),
         Err(DbError::Work(CancelError::NotActive { status })) => page.t.fmt(
             "reservation.cancel_refused.not_active",
-            &[("status", &page.t.get(status_key(&status)))],
+            &[("status", &page.t.get(status.label_key()))],
         ),
         Err(DbError::Work(CancelError::TooLate { deadline })) => {
             let deadline = rules::local(policy.timezone, deadline);

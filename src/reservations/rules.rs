@@ -1,7 +1,9 @@
 //! The rules of reserving and cancelling that need no database (SPEC §3): which
 //! windows can be booked at a given moment, the rotation rule by the window's
 //! date, the quantity's bounds, the period a reservation counts against, the
-//! cancel cut-off; and every reason a reservation is refused, with its words.
+//! cancel cut-off, the pickup deadline (window end + grace) after which a
+//! reservation is a no-show; and every reason a reservation is refused, with
+//! its words.
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -261,6 +263,31 @@ pub fn cancellable(policy: &Policy, now: DateTime<Utc>, starts_at: NaiveDateTime
     now.naive_utc() < cancel_deadline(policy, starts_at)
 }
 
+/// The last moment a reservation for a window ending at `ends_at` can be
+/// picked up (inclusive): the end plus the policy's `pickup_grace_minutes`.
+/// After it the reservation is a no-show, refused at the counter and expired
+/// by the job (SPEC §3).
+pub fn pickup_deadline(grace_minutes: i32, ends_at: NaiveDateTime) -> NaiveDateTime {
+    ends_at + pickup_grace(grace_minutes)
+}
+
+/// Whether the pickup of a window ending at `ends_at` has closed at `now`.
+pub fn pickup_closed(grace_minutes: i32, ends_at: NaiveDateTime, now: DateTime<Utc>) -> bool {
+    now.naive_utc() > pickup_deadline(grace_minutes, ends_at)
+}
+
+/// [`pickup_deadline`] solved for the window's end, for the queries that
+/// select windows by their end: at `now` pickup is still open for the windows
+/// ending at or after this moment, and [`pickup_closed`] for those ending
+/// before it.
+pub fn earliest_open_end(grace_minutes: i32, now: DateTime<Utc>) -> NaiveDateTime {
+    now.naive_utc() - pickup_grace(grace_minutes)
+}
+
+fn pickup_grace(minutes: i32) -> TimeDelta {
+    TimeDelta::minutes(i64::from(minutes))
+}
+
 /// The year of a birth date, for the rotation rule.
 pub fn birth_year(birth_date: NaiveDate) -> i32 {
     birth_date.year()
@@ -456,5 +483,50 @@ mod tests {
         };
         assert!(cancellable(&none, seoul(day, 11, 59), start));
         assert!(!cancellable(&none, seoul(day, 12, 0), start));
+        assert_eq!(cancel_deadline(&p, start), seoul(day, 11, 0).naive_utc());
+        assert_eq!(cancel_deadline(&none, start), start);
+    }
+
+    #[test]
+    fn pickup_closes_the_grace_after_the_window_ends() {
+        let day = date(2026, 12, 1);
+        let end = seoul(day, 15, 0).naive_utc();
+        assert_eq!(pickup_deadline(30, end), seoul(day, 15, 30).naive_utc());
+        assert_eq!(pickup_deadline(0, end), end);
+        assert!(!pickup_closed(30, end, seoul(day, 15, 0)));
+        assert!(!pickup_closed(30, end, seoul(day, 15, 30)));
+        assert!(pickup_closed(
+            30,
+            end,
+            seoul(day, 15, 30) + TimeDelta::microseconds(1)
+        ));
+        assert!(pickup_closed(30, end, seoul(day, 20, 0)));
+        // No grace: closed the moment after the end.
+        assert!(!pickup_closed(0, end, seoul(day, 15, 0)));
+        assert!(pickup_closed(
+            0,
+            end,
+            seoul(day, 15, 0) + TimeDelta::seconds(1)
+        ));
+    }
+
+    #[test]
+    fn the_earliest_open_end_selects_exactly_the_windows_still_open() {
+        let day = date(2026, 12, 1);
+        let now = seoul(day, 15, 30);
+        assert_eq!(earliest_open_end(30, now), seoul(day, 15, 0).naive_utc());
+        for grace in [0, 1, 30, 1440] {
+            for minutes in -1500..=60 {
+                for seconds in [-1, 0, 1] {
+                    let end = (now + TimeDelta::minutes(minutes) + TimeDelta::seconds(seconds))
+                        .naive_utc();
+                    assert_eq!(
+                        pickup_closed(grace, end, now),
+                        end < earliest_open_end(grace, now),
+                        "grace {grace}, end {end}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -18,7 +18,8 @@ use crate::policy::Policy;
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, MAX_QUANTITY, Refusal, WindowFacts};
 use crate::state::AppState;
-use crate::stores::status::{NO_DATA_KEY, RemainStat, remaining};
+use crate::stock::{StockDay, StockWindow};
+use crate::stores::status::{NO_DATA_KEY, RemainStat};
 use crate::stores::{is_store_code, type_key};
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -68,10 +69,20 @@ struct WindowRow {
     picked_up: i32,
 }
 
+impl WindowRow {
+    fn stock(&self) -> StockWindow {
+        StockWindow {
+            capacity: self.capacity,
+            reserved: self.reserved,
+            picked_up: self.picked_up,
+        }
+    }
+}
+
 struct Loaded {
     store: StoreRow,
-    /// Today's supply, reserved, picked up, walk-in; `None` without supply today.
-    today: Option<(i32, i32, i32, i32)>,
+    /// Today's counters; `None` without supply today.
+    today: Option<StockDay>,
     windows: Vec<WindowRow>,
     viewer: Viewer,
     /// Masks used per period start, for a citizen.
@@ -146,7 +157,12 @@ fn load(
     };
     Ok(Some(Loaded {
         store,
-        today: today_stock,
+        today: today_stock.map(|(supply, reserved, picked_up, walk_in)| StockDay {
+            supply,
+            reserved,
+            picked_up,
+            walk_in,
+        }),
         windows,
         viewer,
         used,
@@ -347,9 +363,7 @@ fn build(
     let t = &page.t;
     let tz = policy.timezone;
     let store = loaded.store;
-    let left_today = loaded
-        .today
-        .map(|(supply, reserved, picked, walk_in)| remaining(supply, reserved, picked, walk_in));
+    let left_today = loaded.today.map(|d| i64::from(d.remaining()));
     let stat = RemainStat::of_day(left_today, store.suspended);
     let status_text = t
         .get(stat.map_or(NO_DATA_KEY, RemainStat::label_key))
@@ -378,7 +392,7 @@ fn build(
         .filter(|r| !listed(r.window_id))
         .map(|r| (r.message.clone(), r.kind));
     for w in loaded.windows {
-        let left = (w.capacity - w.reserved - w.picked_up).max(0);
+        let left = w.stock().remaining();
         let time = rules::time_range(tz, w.starts_at, w.ends_at);
         let facts = WindowFacts {
             day: w.day,

@@ -1,5 +1,6 @@
-//! A store's stock as the public sees it (SPEC §6): the masks remaining today
-//! and the status band the 2020 public-mask API reported (`remain_stat`).
+//! A store's stock as the public sees it (SPEC §6): the status band the 2020
+//! public-mask API reported (`remain_stat`) for the masks remaining today
+//! (counted by [`crate::stock::StockDay::remaining`]).
 
 /// Status bands of SPEC §6, as maps and apps colour them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,14 +68,6 @@ impl RemainStat {
 /// The locale key for a store with no supply today.
 pub const NO_DATA_KEY: &str = "stock.status.no_data";
 
-/// Masks a store-day has left for anyone (SPEC §6): supply less active and
-/// picked-up reservations and walk-in sales. Never negative: the database's
-/// CHECK constraints keep the parts within the supply.
-pub fn remaining(supply: i32, reserved: i32, picked_up: i32, walk_in: i32) -> i64 {
-    let taken = i64::from(reserved) + i64::from(picked_up) + i64::from(walk_in);
-    (i64::from(supply) - taken).max(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,11 +91,5 @@ mod tests {
         assert_eq!(RemainStat::of_day(None, false), None);
         assert_eq!(RemainStat::of_day(None, true), Some(RemainStat::Break));
         assert_eq!(RemainStat::of_day(Some(1), false), Some(RemainStat::Empty));
-    }
-
-    #[test]
-    fn remaining_is_supply_less_what_is_taken() {
-        assert_eq!(remaining(250, 40, 10, 3), 197);
-        assert_eq!(remaining(0, 0, 0, 0), 0);
     }
 }

@@ -17,6 +17,7 @@ use crate::audit::{self, Entry};
 use crate::db::schema::{pickup_windows, stock_ledger, store_days, stores};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::policy::Policy;
+use crate::stock;
 use crate::supply::allocation::{Allocated, NewDay, allocate_days};
 use crate::supply::rules::{DayStock, Refusal, WindowStock, check_capacity, resplit_supply};
 
@@ -185,15 +186,10 @@ fn read_stock(
 
 /// What a store-day has reserved, picked up and sold (for a refusal's message).
 fn taken_on(conn: &mut DbConnection, store_day_id: i64) -> QueryResult<i32> {
-    let (r, p, w): (i32, i32, i32) = store_days::table
+    store_days::table
         .find(store_day_id)
-        .select((
-            store_days::reserved,
-            store_days::picked_up,
-            store_days::walk_in,
-        ))
-        .first(conn)?;
-    Ok(r + p + w)
+        .select(stock::day_taken_sql())
+        .first(conn)
 }
 
 fn change_supply(
@@ -205,7 +201,7 @@ fn change_supply(
     actor: Option<i64>,
     now: NaiveDateTime,
 ) -> Result<SupplyOutcome, ChangeError> {
-    let taken = store_days::reserved + store_days::picked_up + store_days::walk_in;
+    let taken = stock::day_taken_sql();
     let locked = diesel::update(
         store_days::table
             .find(store_day_id)

@@ -3,48 +3,59 @@
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use diesel::dsl::{count_star, sum};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Date};
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, settings, store_days, stores};
 use crate::i18n::Tr;
+use crate::stock::{self, StockDay, StockWindow};
 
 /// A date's figures over every store with supply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
-    #[diesel(sql_type = BigInt)]
     pub stores: i64,
-    #[diesel(sql_type = BigInt)]
     pub supply: i64,
-    #[diesel(sql_type = BigInt)]
     pub window_capacity: i64,
-    #[diesel(sql_type = BigInt)]
     pub reserved: i64,
-    #[diesel(sql_type = BigInt)]
     pub picked_up: i64,
-    #[diesel(sql_type = BigInt)]
     pub walk_in: i64,
-}
-
-impl Totals {
-    pub fn remaining(&self) -> i64 {
-        self.supply - self.reserved - self.picked_up - self.walk_in
-    }
+    /// The sum of every store-day's remaining.
+    pub remaining: i64,
 }
 
 pub fn totals_on(conn: &mut DbConnection, day: NaiveDate) -> QueryResult<Totals> {
-    diesel::sql_query(
-        "SELECT COUNT(*) AS stores,
-                COALESCE(SUM(supply), 0) AS supply,
-                COALESCE(SUM(window_capacity), 0) AS window_capacity,
-                COALESCE(SUM(reserved), 0) AS reserved,
-                COALESCE(SUM(picked_up), 0) AS picked_up,
-                COALESCE(SUM(walk_in), 0) AS walk_in
-         FROM store_days WHERE day = $1",
-    )
-    .bind::<Date, _>(day)
-    .get_result(conn)
+    type Sums = (
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let (stores, supply, window_capacity, reserved, picked_up, walk_in, remaining): Sums =
+        store_days::table
+            .filter(store_days::day.eq(day))
+            .select((
+                count_star(),
+                sum(store_days::supply),
+                sum(store_days::window_capacity),
+                sum(store_days::reserved),
+                sum(store_days::picked_up),
+                sum(store_days::walk_in),
+                sum(stock::day_remaining_sql()),
+            ))
+            .get_result(conn)?;
+    Ok(Totals {
+        stores,
+        supply: supply.unwrap_or(0),
+        window_capacity: window_capacity.unwrap_or(0),
+        reserved: reserved.unwrap_or(0),
+        picked_up: picked_up.unwrap_or(0),
+        walk_in: walk_in.unwrap_or(0),
+        remaining: remaining.unwrap_or(0),
+    })
 }
 
 /// One store on the supply list, with its figures on the date (zeros and no
@@ -63,9 +74,16 @@ pub struct StoreSupply {
 }
 
 impl StoreSupply {
-    /// Supply less reservations, pickups and walk-in sales (SPEC §6).
+    /// What the store has left that date ([`StockDay::remaining`]); 0 without
+    /// supply.
     pub fn remaining(&self) -> i32 {
-        self.supply.unwrap_or(0) - self.reserved - self.picked_up - self.walk_in
+        StockDay {
+            supply: self.supply.unwrap_or(0),
+            reserved: self.reserved,
+            picked_up: self.picked_up,
+            walk_in: self.walk_in,
+        }
+        .remaining()
     }
 }
 
@@ -173,7 +191,12 @@ pub struct WindowRow {
 
 impl WindowRow {
     pub fn remaining(&self) -> i32 {
-        self.capacity - self.reserved - self.picked_up
+        StockWindow {
+            capacity: self.capacity,
+            reserved: self.reserved,
+            picked_up: self.picked_up,
+        }
+        .remaining()
     }
 
     /// The label of this window's capacity field, in `t`'s language.

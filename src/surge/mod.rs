@@ -32,6 +32,7 @@ use diesel::prelude::*;
 use crate::config::SecretKey;
 use crate::db::schema::{pickup_windows, reservations};
 use crate::db::{DatabaseUrl, DbConnection};
+use crate::reservations::status::ReservationStatus;
 use crate::state::Keys;
 use phases::{Limit, Measured, Rush, Shared};
 use prepare::{Prepared, Sizes};
@@ -396,6 +397,9 @@ async fn measure(shared: Arc<Shared>, o: &Options, pid: Option<u32>) -> (Vec<Row
     (rows, healthz_rate)
 }
 
+/// The states an acknowledged reservation may be in after the load.
+const STORED: [ReservationStatus; 2] = [ReservationStatus::Active, ReservationStatus::PickedUp];
+
 /// After the load: every acknowledged reservation is stored, for its user,
 /// active or picked up; the rush day holds no reservation nobody was told of
 /// (beyond those whose answer never came); and `verify` finds nothing.
@@ -408,21 +412,20 @@ async fn check(shared: &Shared, conn: &mut DbConnection) -> anyhow::Result<Check
     };
     for chunk in acknowledged.chunks(1000) {
         let ids: Vec<i64> = chunk.iter().map(|(_, id)| *id).collect();
-        let found: std::collections::HashMap<i64, (i64, String)> = reservations::table
+        let found: std::collections::HashMap<i64, (i64, ReservationStatus)> = reservations::table
             .filter(reservations::id.eq_any(&ids))
             .select((
                 reservations::id,
                 reservations::user_id,
                 reservations::status,
             ))
-            .load::<(i64, i64, String)>(conn)?
+            .load::<(i64, i64, ReservationStatus)>(conn)?
             .into_iter()
             .map(|(id, user, status)| (id, (user, status)))
             .collect();
         for (user, id) in chunk {
             match found.get(id) {
-                Some((u, status)) if u == user && (status == "active" || status == "picked_up") => {
-                }
+                Some((u, status)) if u == user && STORED.contains(status) => {}
                 Some((u, status)) => checks.missing_or_wrong.push(format!(
                     "reservation {id} of user {user} is user {u}'s, {status}"
                 )),
@@ -435,7 +438,7 @@ async fn check(shared: &Shared, conn: &mut DbConnection) -> anyhow::Result<Check
     checks.stored_in_rush = reservations::table
         .inner_join(pickup_windows::table)
         .filter(pickup_windows::day.eq(shared.prepared.rush_day))
-        .filter(reservations::status.eq_any(["active", "picked_up"]))
+        .filter(reservations::status.eq_any(STORED))
         .count()
         .get_result(conn)?;
     checks.verify_findings = crate::verify::run(conn)?

@@ -41,6 +41,7 @@ mod reminders;
 mod reservations;
 mod schema;
 mod staff_pages;
+mod stock;
 mod store_search;
 mod surge;
 mod waiting_room;

@@ -353,6 +353,34 @@ async fn every_refusal_says_what_is_wrong_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn the_counter_and_the_expiry_job_close_a_window_at_the_same_moment() {
+    let c = counter(30, 0).await;
+    let app = &c.app;
+    let kim = citizen(app, "kim@example.com", "김지수").await;
+    let lee = citizen(app, "lee@example.com", "이영희").await;
+    let (on_time, on_time_code) = book(app, &kim, c.windows[0], 1).await;
+    let (late, late_code) = book(app, &lee, c.windows[0], 1).await;
+    let expire = |now| app.db.write(move |tx| expire_due(tx, now, 30));
+
+    // 12:30, the 09–12 window's end plus the default grace of 30 minutes:
+    // the last moment for both. The job leaves them; the counter hands over.
+    app.state.clock.advance(TimeDelta::minutes(4 * 60 + 30));
+    assert_eq!(expire(app.state.clock.now()).await.unwrap(), 0);
+    let res = confirm(&c.pharmacist, &on_time_code).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(status_of(&app.db, on_time).0, "picked_up");
+
+    // A second later the counter refuses and the job expires, both.
+    app.state.clock.advance(TimeDelta::seconds(1));
+    let (status, kind, html) = refusal(confirm(&c.pharmacist, &late_code).await).await;
+    assert_eq!((status, kind.as_str()), (409, "too_late"));
+    assert!(html.contains("12:30"), "{html}");
+    assert_eq!(expire(app.state.clock.now()).await.unwrap(), 1);
+    assert_eq!(status_of(&app.db, late).0, "expired");
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
 async fn bad_codes_and_forms_are_refused_on_the_page() {
     let c = counter(30, 0).await;
     let kim = citizen(&c.app, "kim@example.com", "김지수").await;

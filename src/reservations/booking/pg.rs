@@ -33,6 +33,7 @@ use crate::policy::Policy;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules::Refusal;
+use crate::reservations::status::ReservationStatus;
 
 /// The sequence behind `reservations.id` (an identity column; its name is
 /// checked against `pg_get_serial_sequence` by the tests).
@@ -163,7 +164,7 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
              INSERT INTO reservations (id, user_id, person_id, window_id, store_id, quantity, \
                  period_start, status, pickup_code, created_at, updated_at, request_id, mail_lang) \
              OVERRIDING SYSTEM VALUE \
-             SELECT $8, $9, $1, $5, $10, $3, $2, 'active', $11, $6, $6, $12, $13 FROM store_day \
+             SELECT $8, $9, $1, $5, $10, $3, $2, '{active}', $11, $6, $6, $12, $13 FROM store_day \
              ON CONFLICT DO NOTHING \
              RETURNING id), \
          ledger AS ( \
@@ -185,6 +186,7 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
         take = quota::TAKE_SQL,
         window_take = WINDOW_TAKE_SQL,
         day_take = DAY_TAKE_SQL,
+        active = ReservationStatus::Active.as_str(),
     )
 });
 

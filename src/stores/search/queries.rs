@@ -16,8 +16,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{store_days, stores};
+use crate::stock::StockDay;
 use crate::stores::search::geo::{self, Point};
-use crate::stores::status;
 
 type Backend = <DbConnection as Connection>::Backend;
 
@@ -224,7 +224,13 @@ fn with_stock(
     let remaining: HashMap<i64, i64> = days
         .into_iter()
         .map(|(id, supply, reserved, picked_up, walk_in)| {
-            (id, status::remaining(supply, reserved, picked_up, walk_in))
+            let day = StockDay {
+                supply,
+                reserved,
+                picked_up,
+                walk_in,
+            };
+            (id, i64::from(day.remaining()))
         })
         .collect();
     Ok(rows
