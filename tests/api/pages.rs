@@ -13,16 +13,26 @@ use mask_reservation::clock::Clock;
 
 use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
 
+/// Whether the error summary has the focus, once the page's deferred script
+/// has run: polled for up to ten seconds (a loaded machine runs it late).
 async fn focused_on_error_summary(c: &fantoccini::Client) -> bool {
-    c.execute(
-        "return document.activeElement !== null
-            && document.activeElement.hasAttribute('data-error-summary');",
-        vec![],
-    )
-    .await
-    .unwrap()
-    .as_bool()
-    .unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let focused = c
+            .execute(
+                "return document.activeElement !== null
+                    && document.activeElement.hasAttribute('data-error-summary');",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap();
+        if focused || std::time::Instant::now() >= deadline {
+            return focused;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Logs the browser in through the login form.
