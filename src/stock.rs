@@ -74,6 +74,22 @@ pub fn day_remaining_sql() -> _ {
     store_days::supply - store_days::reserved - store_days::picked_up - store_days::walk_in
 }
 
+/// Walk-in stock a store-day still has: its supply less what the pickup
+/// windows hold (`window_capacity`) and what the counter has sold. Never
+/// negative, as [`walk_in_left_sql`] is kept by the CHECK `window_capacity +
+/// walk_in <= supply`.
+pub fn walk_in_left(supply: i32, window_capacity: i32, walk_in: i32) -> i32 {
+    supply
+        .saturating_sub(window_capacity.saturating_add(walk_in))
+        .max(0)
+}
+
+/// [`walk_in_left`] of a `store_days` row, in SQL: what a sale may take.
+#[diesel::dsl::auto_type]
+pub fn walk_in_left_sql() -> _ {
+    store_days::supply - store_days::window_capacity - store_days::walk_in
+}
+
 /// [`StockWindow::remaining`] of a `pickup_windows` row, in SQL.
 #[diesel::dsl::auto_type]
 pub fn window_remaining_sql() -> _ {
@@ -108,6 +124,14 @@ mod tests {
         assert_eq!(day(10, 10, 3, 2).remaining(), 0);
         assert_eq!(day(i32::MAX, i32::MAX, i32::MAX, i32::MAX).remaining(), 0);
         assert_eq!(day(i32::MAX, 0, 0, 0).remaining(), i32::MAX);
+    }
+
+    #[test]
+    fn walk_in_stock_is_the_supply_the_windows_do_not_hold_less_what_was_sold() {
+        assert_eq!(walk_in_left(100, 70, 0), 30);
+        assert_eq!(walk_in_left(100, 70, 12), 18);
+        assert_eq!(walk_in_left(100, 100, 0), 0);
+        assert_eq!(walk_in_left(100, 95, 10), 0, "never less than nothing");
     }
 
     #[test]

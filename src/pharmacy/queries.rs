@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, store_days, stores};
-use crate::stock::StockWindow;
+use crate::stock::{StockWindow, walk_in_left};
 
 pub struct WindowStock {
     pub starts_at: NaiveDateTime,
@@ -93,7 +93,7 @@ pub fn store_day(conn: &mut DbConnection, store_id: i64, day: NaiveDate) -> Quer
         stock: Some(DayStock {
             supply,
             walk_in_sold: walk_in,
-            walk_in_left: supply - window_capacity - walk_in,
+            walk_in_left: walk_in_left(supply, window_capacity, walk_in),
             windows,
         }),
     })

@@ -31,6 +31,7 @@ use crate::policy::{Period, Policy, rotation_weekday};
 use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::rules;
+use crate::stock::walk_in_left_sql;
 
 /// How long after a sale its pharmacist may undo it.
 pub const UNDO_MINUTES: i64 = 5;
@@ -146,11 +147,7 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
         .inner_join(stores::table)
         .filter(store_days::store_id.eq(sale.store_id))
         .filter(store_days::day.eq(today))
-        .select((
-            store_days::id,
-            stores::suspended,
-            store_days::supply - store_days::window_capacity - store_days::walk_in,
-        ))
+        .select((store_days::id, stores::suspended, walk_in_left_sql()))
         .first(tx.conn())
         .optional()?;
     let Some((store_day_id, suspended, left)) = day else {
@@ -196,7 +193,7 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     let taken = diesel::update(
         store_days::table
             .filter(store_days::id.eq(store_day_id))
-            .filter((store_days::window_capacity + store_days::walk_in + q).le(store_days::supply)),
+            .filter(walk_in_left_sql().ge(q)),
     )
     .set((
         store_days::walk_in.eq(store_days::walk_in + q),
@@ -206,7 +203,7 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     if taken != 1 {
         let left: i32 = store_days::table
             .find(store_day_id)
-            .select(store_days::supply - store_days::window_capacity - store_days::walk_in)
+            .select(walk_in_left_sql())
             .first(tx.conn())?;
         return Err(Refusal::OutOfStock { left: left.max(0) }.into());
     }

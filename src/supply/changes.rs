@@ -17,7 +17,7 @@ use crate::audit::{self, Entry};
 use crate::db::schema::{pickup_windows, stock_ledger, store_days, stores};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::policy::Policy;
-use crate::stock;
+use crate::stock::{self, walk_in_left_sql};
 use crate::supply::allocation::{Allocated, NewDay, allocate_days};
 use crate::supply::rules::{DayStock, Refusal, WindowStock, check_capacity, resplit_supply};
 
@@ -369,9 +369,12 @@ pub fn set_window_capacity(
     check_capacity(&stock, index, capacity)?;
     let delta = capacity - before;
     set_window_row(tx, window_id, capacity)?;
-    let fits = diesel::update(store_days::table.find(store_day_id).filter(
-        (store_days::window_capacity + delta + store_days::walk_in).le(store_days::supply),
-    ))
+    // The windows take `delta` more from the walk-in stock (or give it back).
+    let fits = diesel::update(
+        store_days::table
+            .find(store_day_id)
+            .filter(walk_in_left_sql().ge(delta)),
+    )
     .set(store_days::window_capacity.eq(store_days::window_capacity + delta))
     .execute(tx.conn())?;
     if fits == 0 {
