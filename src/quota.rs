@@ -84,8 +84,15 @@ pub fn exceeded(
 ) -> QueryResult<QuotaExceeded> {
     let used = used(tx, person_id, period_start)?;
     Ok(QuotaExceeded {
-        left: (quota - used).max(0),
+        left: left(quota, used),
     })
+}
+
+/// What a person who has `used` this much of a period's `quota` may still
+/// take in it: the one place "left of the quota" is counted, for the refusal
+/// and for every page that shows it.
+pub fn left(quota: i32, used: i32) -> i32 {
+    quota.saturating_sub(used).max(0)
 }
 
 /// Gives `quantity` back (a cancelled or expired reservation, an undone sale).
@@ -112,4 +119,19 @@ fn used(tx: &mut Tx<'_>, person_id: i64, period_start: NaiveDate) -> QueryResult
         .first(tx.conn())
         .optional()?
         .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_left_is_the_quota_less_what_was_used_and_never_below_nothing() {
+        assert_eq!(left(2, 0), 2);
+        assert_eq!(left(2, 1), 1);
+        assert_eq!(left(2, 2), 0);
+        // A quota lowered below what was already used: nothing more.
+        assert_eq!(left(2, 5), 0);
+        assert_eq!(left(i32::MAX, i32::MIN + 1), i32::MAX);
+    }
 }

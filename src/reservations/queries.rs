@@ -79,8 +79,7 @@ pub fn quota_by_period(
     person_id: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<PeriodLeft>> {
-    let first = rules::period_of(policy, rules::today(policy, now));
-    let last = rules::period_of(policy, rules::last_bookable_day(policy, now));
+    let (first, last) = rules::bookable_periods(policy, now);
     let used: HashMap<NaiveDate, i32> = crate::on_each_backend!(conn, |c| {
         quota_usage::table
             .filter(quota_usage::person_id.eq(person_id))

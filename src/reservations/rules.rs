@@ -174,6 +174,15 @@ pub struct PeriodLeft {
     pub left: i32,
 }
 
+/// The first days of the first and the last period a booking made at `now`
+/// can count against: today's and the last bookable day's.
+pub fn bookable_periods(policy: &Policy, now: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    (
+        period_of(policy, today(policy, now)),
+        period_of(policy, last_bookable_day(policy, now)),
+    )
+}
+
 /// The periods a booking made at `now` can count against — from the one that
 /// contains today to the one that contains the last bookable day — each with
 /// what is left of the quota, given what the person `used` per period start
@@ -185,15 +194,14 @@ pub fn periods_left(
     now: DateTime<Utc>,
     used: impl Fn(NaiveDate) -> i32,
 ) -> Vec<PeriodLeft> {
-    let last = period_of(policy, last_bookable_day(policy, now));
-    let mut first = period_of(policy, today(policy, now));
+    let (mut first, last) = bookable_periods(policy, now);
     let mut periods = Vec::new();
     while first <= last {
         let end = policy.period.end_of(first);
         periods.push(PeriodLeft {
             first,
             last: end,
-            left: (policy.quota_per_period - used(first)).max(0),
+            left: crate::quota::left(policy.quota_per_period, used(first)),
         });
         first = end + TimeDelta::days(1);
     }

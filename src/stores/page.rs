@@ -147,13 +147,7 @@ fn load(
     })?;
     let (viewer, used) = match user_id {
         None => (Viewer::Anonymous, HashMap::new()),
-        Some(id) => {
-            let periods = (
-                rules::period_of(policy, today),
-                rules::period_of(policy, last_day),
-            );
-            viewer(conn, id, periods)?
-        }
+        Some(id) => viewer(conn, id, rules::bookable_periods(policy, now))?,
     };
     Ok(Some(Loaded {
         store,
