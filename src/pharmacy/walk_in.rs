@@ -1,6 +1,6 @@
 //! Selling to someone without a reservation (SPEC §3, §4 invariants 1, 2, 4):
 //! the person found or created by the keyed hash of their national ID, the
-//! rotation rule for today, the quota counter ([`quota::take`]) and the
+//! rotation rule for today, the quota counter ([`quota::try_take`]) and the
 //! store-day's walk-in stock, each decided by a conditional write in one
 //! transaction with the sale and its ledger row. The quantity is checked
 //! before anything else ([`check_quantity`]), whoever calls [`sell`]. An undo
@@ -176,15 +176,14 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     let at = sale.now.naive_utc();
     let person_id = person(tx, sale, at)?;
     let period_start = policy.period.start_of(today);
-    if quota::take(
+    // Not `quota::take`: what is left is not to be said, so not read.
+    if !quota::try_take(
         tx,
         person_id,
         period_start,
         sale.quantity,
         policy.quota_per_period,
-    )?
-    .is_err()
-    {
+    )? {
         let from = next_allowed(tx, person_id, policy, period_start, q)?;
         return Err(Refusal::NotAllowedUntil { from }.into());
     }
