@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::browser::{Browser, wait_for};
-use crate::common::{eventually, fixtures, spawn_app};
+use crate::common::{Spawn, eventually, fixtures, spawn_app_with};
+use crate::reservations::{seoul, tuesday};
 
 /// A name that would become a live element, and run, if rendered as HTML.
 const HOSTILE: &str = "<img src=x onerror=\"document.body.dataset.injected='yes'\"> 약국";
@@ -47,7 +48,7 @@ async fn point_and_read(c: &fantoccini::Client, code: &str, events: &[&str], css
 
 #[tokio::test]
 async fn a_store_name_with_markup_shows_as_text_in_the_map_tooltip_and_popup() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 10, 0))).await;
     fixtures::store(&app.db, "11800001", HOSTILE);
     eventually(
         Duration::from_secs(10),
