@@ -98,6 +98,18 @@ pub struct Policy {
     /// How long before a window starts its citizens get a reminder by e-mail;
     /// 0 sends none.
     pub reminder_lead_minutes: i32,
+    /// Share of an allocated supply (rounded down) kept out of the windows
+    /// for the counter, in percent.
+    pub walk_in_share_percent: i32,
+    /// A window can be booked until this long before it ends; then its
+    /// unbooked places go to the counter.
+    pub booking_close_minutes: i32,
+    /// People one citizen may book for (SPEC §12).
+    pub max_dependants: i32,
+    /// A dependant is born in or after this year…
+    pub proxy_born_from: i32,
+    /// …or in or before this one.
+    pub proxy_born_until: i32,
 }
 
 impl Default for Policy {
@@ -112,6 +124,11 @@ impl Default for Policy {
             pickup_grace_minutes: 30,
             window_template: default_windows(),
             reminder_lead_minutes: 60,
+            walk_in_share_percent: 30,
+            booking_close_minutes: 30,
+            max_dependants: 4,
+            proxy_born_from: 2010,
+            proxy_born_until: 1940,
         }
     }
 }
@@ -183,6 +200,19 @@ impl Policy {
                 }
                 "reminder_lead_minutes" => {
                     p.reminder_lead_minutes = int_in(v, 0, 1440).ok_or(err("0–1440"))?
+                }
+                "walk_in_share_percent" => {
+                    p.walk_in_share_percent = int_in(v, 0, 100).ok_or(err("0–100"))?
+                }
+                "booking_close_minutes" => {
+                    p.booking_close_minutes = int_in(v, 0, 1440).ok_or(err("0–1440"))?
+                }
+                "max_dependants" => p.max_dependants = int_in(v, 0, 20).ok_or(err("0–20"))?,
+                "proxy_born_from" => {
+                    p.proxy_born_from = int_in(v, 1900, 2100).ok_or(err("a year, 1900–2100"))?
+                }
+                "proxy_born_until" => {
+                    p.proxy_born_until = int_in(v, 1900, 2100).ok_or(err("a year, 1900–2100"))?
                 }
                 "window_template" => {
                     p.window_template =
@@ -258,6 +288,10 @@ mod tests {
         assert_eq!(p.cancel_cutoff_minutes, 60);
         assert_eq!(p.pickup_grace_minutes, 30);
         assert_eq!(p.reminder_lead_minutes, 60);
+        assert_eq!(p.walk_in_share_percent, 30);
+        assert_eq!(p.booking_close_minutes, 30);
+        assert_eq!(p.max_dependants, 4);
+        assert_eq!((p.proxy_born_from, p.proxy_born_until), (2010, 1940));
         assert_eq!(
             p.window_template_text(),
             "09:00-12:00,12:00-15:00,15:00-18:00"
@@ -276,6 +310,11 @@ mod tests {
             ("pickup_grace_minutes", "30"),
             ("window_template", "09:00-12:00,12:00-15:00,15:00-18:00"),
             ("reminder_lead_minutes", "60"),
+            ("walk_in_share_percent", "30"),
+            ("booking_close_minutes", "30"),
+            ("max_dependants", "4"),
+            ("proxy_born_from", "2010"),
+            ("proxy_born_until", "1940"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -294,6 +333,12 @@ mod tests {
             ("window_template", "09:00-12:00,11:00-13:00"),
             ("reminder_lead_minutes", "-1"),
             ("reminder_lead_minutes", "1441"),
+            ("walk_in_share_percent", "101"),
+            ("walk_in_share_percent", "-1"),
+            ("booking_close_minutes", "1441"),
+            ("max_dependants", "21"),
+            ("proxy_born_from", "20"),
+            ("proxy_born_until", "2101"),
         ] {
             let pairs = HashMap::from([(k.to_owned(), v.to_owned())]);
             let e = Policy::from_pairs(&pairs).unwrap_err();

@@ -20,7 +20,7 @@ use crate::policy::{Policy, PolicyError, format_window_template};
 use crate::settings;
 
 /// The settings an administrator edits, in the form's order.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 14] = [
     "quota_per_period",
     "period",
     "timezone",
@@ -30,6 +30,11 @@ pub const KEYS: [&str; 9] = [
     "pickup_grace_minutes",
     "window_template",
     "reminder_lead_minutes",
+    "walk_in_share_percent",
+    "booking_close_minutes",
+    "max_dependants",
+    "proxy_born_from",
+    "proxy_born_until",
 ];
 
 /// A complete set of valid values, in their stored form.
@@ -87,6 +92,11 @@ fn stored_form(p: &Policy) -> Vec<(&'static str, String)> {
             format_window_template(&p.window_template),
         ),
         ("reminder_lead_minutes", p.reminder_lead_minutes.to_string()),
+        ("walk_in_share_percent", p.walk_in_share_percent.to_string()),
+        ("booking_close_minutes", p.booking_close_minutes.to_string()),
+        ("max_dependants", p.max_dependants.to_string()),
+        ("proxy_born_from", p.proxy_born_from.to_string()),
+        ("proxy_born_until", p.proxy_born_until.to_string()),
     ]
 }
 

@@ -60,6 +60,10 @@ fn error_key(key: &str) -> &'static str {
         "cancel_cutoff_minutes" => "admin.settings.error.cancel_cutoff_minutes",
         "pickup_grace_minutes" => "admin.settings.error.pickup_grace_minutes",
         "reminder_lead_minutes" => "admin.settings.error.reminder_lead_minutes",
+        "walk_in_share_percent" => "admin.settings.error.walk_in_share_percent",
+        "booking_close_minutes" => "admin.settings.error.booking_close_minutes",
+        "max_dependants" => "admin.settings.error.max_dependants",
+        "proxy_born_from" | "proxy_born_until" => "admin.settings.error.proxy_year",
         _ => "admin.settings.error.window_template",
     }
 }

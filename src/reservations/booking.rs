@@ -321,6 +321,7 @@ fn book_step_by_step(
         window_id: req.window_id,
         now,
         store_day_id: window.store_day_id,
+        close_minutes: policy.booking_close_minutes,
     };
     let taken = takes.run_each(tx)?;
     settle(tx, req, &takes, &window, taken)?;
@@ -384,6 +385,9 @@ struct TakeArgs {
     window_id: i64,
     now: NaiveDateTime,
     store_day_id: i64,
+    /// The policy's `booking_close_minutes`, for the windows a refusal
+    /// suggests (not a placeholder of the takes).
+    close_minutes: i32,
 }
 
 /// What each conditional take wrote, in their order. A take that did not run
@@ -441,7 +445,7 @@ fn refusal(
         return Ok(Refusal::QuotaExceeded { left: e.left }.into());
     }
     if !taken.window {
-        return Ok(window_full(tx, window, req)?.into());
+        return Ok(window_full(tx, window, req, takes.close_minutes)?.into());
     }
     Ok(Refusal::SoldOut.into())
 }
@@ -500,7 +504,7 @@ fn check(
 ) -> Result<NaiveDate, Refusal> {
     let facts = WindowFacts {
         day: window.day,
-        starts_at: window.starts_at,
+        ends_at: window.ends_at,
         store_suspended: window.suspended,
     };
     rules::check(
@@ -569,9 +573,14 @@ impl Confirmation {
 }
 
 /// The refusal of a full window, with the windows of the day still open.
-fn window_full(tx: &mut Tx<'_>, window: &Window, req: &Request) -> QueryResult<Refusal> {
+fn window_full(
+    tx: &mut Tx<'_>,
+    window: &Window,
+    req: &Request,
+    close_minutes: i32,
+) -> QueryResult<Refusal> {
     Ok(Refusal::WindowFull {
-        open: open_windows(tx, window, req)?,
+        open: open_windows(tx, window, req, close_minutes)?,
     })
 }
 
@@ -643,13 +652,20 @@ fn insert_reservation(
     Err(BookError::NoFreeCode)
 }
 
-/// Windows of the same store-day, other than the one asked for, that have not
-/// started and still have room.
-fn open_windows(tx: &mut Tx<'_>, window: &Window, req: &Request) -> QueryResult<Vec<OpenWindow>> {
+/// Windows of the same store-day, other than the one asked for, that still
+/// take bookings and have room.
+fn open_windows(
+    tx: &mut Tx<'_>,
+    window: &Window,
+    req: &Request,
+    close_minutes: i32,
+) -> QueryResult<Vec<OpenWindow>> {
     let rows: Vec<(i64, NaiveDateTime, NaiveDateTime, i32)> = pickup_windows::table
         .filter(pickup_windows::store_day_id.eq(window.store_day_id))
         .filter(pickup_windows::id.ne(req.window_id))
-        .filter(pickup_windows::starts_at.gt(req.now.naive_utc()))
+        .filter(
+            pickup_windows::ends_at.gt(rules::earliest_bookable_end(close_minutes, req.now)),
+        )
         .filter(stock::window_remaining_sql().gt(0))
         .order(pickup_windows::starts_at)
         .select((

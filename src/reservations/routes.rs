@@ -114,7 +114,7 @@ fn refusal_status(r: &Refusal) -> (StatusCode, &'static str) {
         Refusal::NotCitizen => (StatusCode::FORBIDDEN, "not_citizen"),
         Refusal::UnknownWindow => (StatusCode::NOT_FOUND, "unknown_window"),
         Refusal::StoreSuspended => (StatusCode::CONFLICT, "suspended"),
-        Refusal::WindowStarted => (StatusCode::CONFLICT, "started"),
+        Refusal::BookingClosed => (StatusCode::CONFLICT, "closed"),
         Refusal::BeyondHorizon { .. } => (StatusCode::CONFLICT, "horizon"),
         Refusal::Rotation { .. } => (StatusCode::CONFLICT, "rotation"),
         Refusal::BadQuantity { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "quantity"),

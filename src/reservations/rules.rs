@@ -21,8 +21,8 @@ pub const MAX_QUANTITY: i32 = 100;
 pub struct WindowFacts {
     /// The window's date in the service time zone.
     pub day: NaiveDate,
-    /// Its start, UTC.
-    pub starts_at: NaiveDateTime,
+    /// Its end, UTC: booking closes `booking_close_minutes` before it.
+    pub ends_at: NaiveDateTime,
     pub store_suspended: bool,
 }
 
@@ -47,7 +47,9 @@ pub enum Refusal {
     UnknownWindow,
     /// An administrator stopped sales at the store.
     StoreSuspended,
-    WindowStarted,
+    /// The window's booking has closed ([`booking_closes_at`]): what it has
+    /// left is sold at the counter.
+    BookingClosed,
     /// The window's date is after `last_day`, the last one bookable now.
     BeyondHorizon {
         last_day: NaiveDate,
@@ -65,7 +67,7 @@ pub enum Refusal {
         left: i32,
     },
     /// The window has no room for the quantity; `open` are the windows of the
-    /// same store-day that still have room and have not started.
+    /// same store-day that still have room and still take bookings.
     WindowFull {
         open: Vec<OpenWindow>,
     },
@@ -82,7 +84,7 @@ impl Refusal {
             Refusal::NotCitizen => t.get("reservation.refusal.not_citizen").to_owned(),
             Refusal::UnknownWindow => t.get("reservation.refusal.unknown_window").to_owned(),
             Refusal::StoreSuspended => t.get("reservation.refusal.suspended").to_owned(),
-            Refusal::WindowStarted => t.get("reservation.refusal.started").to_owned(),
+            Refusal::BookingClosed => t.get("reservation.refusal.closed").to_owned(),
             Refusal::BeyondHorizon { last_day } => t.fmt(
                 "reservation.refusal.horizon",
                 &[("date", &t.date(*last_day))],
@@ -208,14 +210,34 @@ pub fn periods_left(
     periods
 }
 
+/// The moment a window ending at `ends_at` stops taking bookings (exclusive):
+/// `booking_close_minutes` before its end (SPEC §3). From then on its
+/// unbooked places are the counter's.
+pub fn booking_closes_at(close_minutes: i32, ends_at: NaiveDateTime) -> NaiveDateTime {
+    ends_at - TimeDelta::minutes(i64::from(close_minutes))
+}
+
+/// Whether a window ending at `ends_at` still takes bookings at `now`.
+pub fn booking_open(close_minutes: i32, ends_at: NaiveDateTime, now: DateTime<Utc>) -> bool {
+    now.naive_utc() < booking_closes_at(close_minutes, ends_at)
+}
+
+/// [`booking_closes_at`] solved for the window's end, for the queries that
+/// select windows by their end: at `now` the windows ending after this moment
+/// take bookings, those ending at or before it have closed.
+pub fn earliest_bookable_end(close_minutes: i32, now: DateTime<Utc>) -> NaiveDateTime {
+    now.naive_utc() + TimeDelta::minutes(i64::from(close_minutes))
+}
+
 /// Whether the window can be reserved at `now`, whoever asks: the store sells,
-/// the window has not started, and its date is within the booking horizon.
+/// the window's booking has not closed, and its date is within the booking
+/// horizon.
 pub fn check_window(policy: &Policy, now: DateTime<Utc>, w: &WindowFacts) -> Result<(), Refusal> {
     if w.store_suspended {
         return Err(Refusal::StoreSuspended);
     }
-    if now.naive_utc() >= w.starts_at {
-        return Err(Refusal::WindowStarted);
+    if !booking_open(policy.booking_close_minutes, w.ends_at, now) {
+        return Err(Refusal::BookingClosed);
     }
     let last_day = last_bookable_day(policy, now);
     if w.day > last_day {
@@ -318,10 +340,11 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    /// A window of three hours from `h:00` on `day`.
     fn window(day: NaiveDate, h: u32) -> WindowFacts {
         WindowFacts {
             day,
-            starts_at: seoul(day, h, 0).naive_utc(),
+            ends_at: seoul(day, h + 3, 0).naive_utc(),
             store_suspended: false,
         }
     }
@@ -374,19 +397,43 @@ mod tests {
     }
 
     #[test]
-    fn a_window_is_bookable_until_it_starts() {
+    fn a_window_is_bookable_until_its_booking_closes_before_its_end() {
         let p = Policy::default();
         let day = date(2026, 11, 26);
+        // 12:00–15:00, booking closes 30 minutes before the end: at 14:30.
         let w = window(day, 12);
         assert_eq!(check_window(&p, seoul(day, 11, 59), &w), Ok(()));
+        assert_eq!(check_window(&p, seoul(day, 13, 0), &w), Ok(()), "started");
+        assert_eq!(check_window(&p, seoul(day, 14, 29), &w), Ok(()));
         assert_eq!(
-            check_window(&p, seoul(day, 12, 0), &w),
-            Err(Refusal::WindowStarted)
+            check_window(&p, seoul(day, 14, 30), &w),
+            Err(Refusal::BookingClosed)
         );
         assert_eq!(
-            check_window(&p, seoul(day, 13, 0), &w),
-            Err(Refusal::WindowStarted)
+            check_window(&p, seoul(day, 16, 0), &w),
+            Err(Refusal::BookingClosed)
         );
+        let at_start = Policy {
+            booking_close_minutes: 180,
+            ..Policy::default()
+        };
+        assert_eq!(
+            check_window(&at_start, seoul(day, 12, 0), &w),
+            Err(Refusal::BookingClosed)
+        );
+    }
+
+    #[test]
+    fn the_earliest_bookable_end_selects_exactly_the_windows_still_taking_bookings() {
+        let day = date(2026, 11, 26);
+        let now = seoul(day, 14, 30);
+        let end = seoul(day, 15, 0).naive_utc();
+        for close in [0, 30, 31, 180] {
+            let open = end > earliest_bookable_end(close, now);
+            assert_eq!(open, booking_open(close, end, now), "{close}");
+        }
+        assert!(!booking_open(30, end, now));
+        assert!(booking_open(29, end, now));
     }
 
     #[test]

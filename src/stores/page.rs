@@ -390,12 +390,12 @@ fn build(
         let time = rules::time_range(tz, w.starts_at, w.ends_at);
         let facts = WindowFacts {
             day: w.day,
-            starts_at: w.starts_at,
+            ends_at: w.ends_at,
             store_suspended: store.suspended,
         };
         let (reason_key, reason) = match rules::check_window(policy, now, &facts) {
             Err(Refusal::StoreSuspended) => ("suspended", t.get("store_page.reason.suspended")),
-            Err(Refusal::WindowStarted) => ("started", t.get("store_page.reason.started")),
+            Err(Refusal::BookingClosed) => ("closed", t.get("store_page.reason.closed")),
             Err(_) => ("horizon", t.get("store_page.reason.horizon")),
             Ok(()) if left == 0 => ("full", t.get("store_page.reason.full")),
             Ok(()) => ("", ""),

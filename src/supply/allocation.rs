@@ -12,7 +12,7 @@ use diesel::sql_types::{BigInt, Date, Integer, Nullable, Timestamp};
 
 use crate::db::{DbConnection, Tx};
 use crate::policy::Policy;
-use crate::supply::rules::{WindowTimes, window_times};
+use crate::supply::rules::{WindowTimes, window_times, windows_share};
 
 type Backend = <DbConnection as Connection>::Backend;
 
@@ -67,7 +67,8 @@ struct InsertedDay {
 }
 
 /// Creates every store-day of `days` that does not exist yet, each with the
-/// policy's windows and the supply split over them (remainder to the earliest),
+/// policy's windows and the supply less the policy's walk-in share split over
+/// them (remainder to the earliest), the share left to the counter,
 /// and the ledger rows of both. Answers one [`Allocated`] per item, in order. A
 /// store-day that exists — already, or created by a concurrent transaction — is
 /// left as it is (`INSERT … ON CONFLICT DO NOTHING`), never an error.
@@ -84,9 +85,15 @@ pub fn allocate_days(
             .entry(d.day)
             .or_insert_with(|| window_times(d.day, &policy.window_template, policy.timezone));
     }
+    // The windows get all but the walk-in share; a day without windows keeps
+    // everything for the counter.
     let capacity_of = |d: &NewDay| {
         let n = times.get(&d.day).map_or(0, Vec::len);
-        if n == 0 { 0 } else { d.supply }
+        if n == 0 {
+            0
+        } else {
+            windows_share(d.supply, policy.walk_in_share_percent)
+        }
     };
 
     let mut results = vec![Allocated::AlreadyAllocated; days.len()];
@@ -135,9 +142,10 @@ pub fn allocate_days(
     }
 
     // The windows come from the store-days just inserted joined to the
-    // template's windows of each date, the supply split in SQL the way
-    // `split_supply` splits it: `supply / n`, plus one for the first
-    // `supply % n` windows. Far fewer bound values than a row each.
+    // template's windows of each date, the windows' share of the supply
+    // (`window_capacity`) split in SQL the way `split_supply` splits it:
+    // `c / n`, plus one for the first `c % n` windows. Far fewer bound values
+    // than a row each.
     let mut by_day: HashMap<NaiveDate, Vec<i64>> = HashMap::new();
     for (id, d) in &created {
         by_day.entry(d.day).or_default().push(*id);
@@ -156,7 +164,8 @@ pub fn allocate_days(
             let sql = format!(
                 "INSERT INTO pickup_windows (store_day_id, store_id, day, starts_at, ends_at, capacity)
                  SELECT d.id, d.store_id, d.day, t.column4, t.column5,
-                        d.supply / t.column3 + CASE WHEN t.column2 < d.supply % t.column3 THEN 1 ELSE 0 END
+                        d.window_capacity / t.column3
+                          + CASE WHEN t.column2 < d.window_capacity % t.column3 THEN 1 ELSE 0 END
                  FROM store_days d JOIN (VALUES {}) t ON t.column1 = d.day
                  WHERE d.id IN ({})",
                 placeholders(ts.len(), 5),

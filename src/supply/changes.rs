@@ -17,6 +17,7 @@ use crate::audit::{self, Entry};
 use crate::db::schema::{pickup_windows, stock_ledger, store_days, stores};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::policy::Policy;
+use crate::reservations::rules;
 use crate::stock::{self, walk_in_left_sql};
 use crate::supply::allocation::{Allocated, NewDay, allocate_days};
 use crate::supply::rules::{DayStock, Refusal, WindowStock, check_capacity, resplit_supply};
@@ -120,7 +121,7 @@ pub fn set_supply(
             }
         }
     };
-    change_supply(tx, store_day_id, &code, day, quantity, actor, now)
+    change_supply(tx, policy, store_day_id, &code, day, quantity, actor, now)
 }
 
 fn store_day_of(
@@ -144,11 +145,12 @@ fn capacities_of(conn: &mut DbConnection, store_day_id: i64) -> QueryResult<Vec<
         .load(conn)
 }
 
-/// A store-day's figures and its windows (id first), read after the row is locked.
+/// A store-day's figures and its windows (id first), read after the row is
+/// locked; `closed` says of a window's end whether its booking has closed.
 fn read_stock(
     conn: &mut DbConnection,
     store_day_id: i64,
-    now: NaiveDateTime,
+    closed: impl Fn(NaiveDateTime) -> bool,
 ) -> QueryResult<(DayStock, Vec<i64>)> {
     let (supply, walk_in): (i32, i32) = store_days::table
         .find(store_day_id)
@@ -171,7 +173,7 @@ fn read_stock(
         .map(|(_, capacity, reserved, picked_up, ends_at)| WindowStock {
             capacity,
             taken: reserved + picked_up,
-            ended: ends_at <= now,
+            closed: closed(ends_at),
         })
         .collect();
     Ok((
@@ -192,8 +194,13 @@ fn taken_on(conn: &mut DbConnection, store_day_id: i64) -> QueryResult<i32> {
         .first(conn)
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the store-day, its audit name, the change and its author and time"
+)]
 fn change_supply(
     tx: &mut Tx<'_>,
+    policy: &Policy,
     store_day_id: i64,
     code: &str,
     day: NaiveDate,
@@ -213,11 +220,14 @@ fn change_supply(
         let taken = taken_on(tx.conn(), store_day_id)?;
         return Err(Refusal::SupplyBelowTaken { taken, quantity }.into());
     }
-    let (stock, ids) = read_stock(tx.conn(), store_day_id, now)?;
+    let close = policy.booking_close_minutes;
+    let (stock, ids) = read_stock(tx.conn(), store_day_id, |ends_at| {
+        rules::booking_closes_at(close, ends_at) <= now
+    })?;
     if stock.supply == quantity {
         return Ok(SupplyOutcome::Unchanged);
     }
-    let capacities = resplit_supply(&stock, quantity)?;
+    let capacities = resplit_supply(&stock, quantity, policy.walk_in_share_percent)?;
     let total: i32 = capacities.iter().sum();
     let written = diesel::update(
         store_days::table
@@ -358,7 +368,8 @@ pub fn set_window_capacity(
     diesel::update(store_days::table.find(store_day_id))
         .set(store_days::stock_changed_at.eq(now))
         .execute(tx.conn())?;
-    let (stock, ids) = read_stock(tx.conn(), store_day_id, now)?;
+    // Only the capacities matter to one window's change, not which are closed.
+    let (stock, ids) = read_stock(tx.conn(), store_day_id, |_| false)?;
     let Some(index) = ids.iter().position(|id| *id == window_id) else {
         return Err(ChangeError::NoSuchWindow);
     };

@@ -57,14 +57,28 @@ pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> Option<NaiveDateTime> {
     None
 }
 
+/// The walk-in share of a supply: `percent` of it, rounded down, kept out of
+/// the windows for the counter (SPEC §6).
+pub fn walk_in_share(supply: i32, percent: i32) -> i32 {
+    let share = i64::from(supply.max(0)) * i64::from(percent.clamp(0, 100)) / 100;
+    i32::try_from(share).unwrap_or(0)
+}
+
+/// What a fresh allocation of `supply` puts in its windows: all but the
+/// [`walk_in_share`].
+pub fn windows_share(supply: i32, percent: i32) -> i32 {
+    supply.max(0) - walk_in_share(supply, percent)
+}
+
 /// One pickup window of a store-day as the supply rules see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowStock {
     pub capacity: i32,
     /// Reserved (active) plus picked up: what the window's capacity must keep.
     pub taken: i32,
-    /// The window's end has passed: nobody can reserve in it any more.
-    pub ended: bool,
+    /// The window's booking has closed: nobody can reserve in it any more,
+    /// and what it does not hold belongs to the counter.
+    pub closed: bool,
 }
 
 /// A store-day's figures that a change of supply or capacity depends on.
@@ -120,30 +134,38 @@ pub fn check_supply(taken: i32, quantity: i32) -> Result<(), Refusal> {
 /// The window capacities after the store-day's supply changes to `quantity`,
 /// in the order of `day.windows`.
 ///
-/// The rule: with `margin = supply − Σcapacity` (what the administrator kept
-/// for walk-in buyers), the windows together get
-/// `C′ = clamp(quantity − margin, Σtaken, quantity − walk_in)`, so the walk-in
-/// margin is kept when the new supply allows it, shrinks only as far as the
-/// windows' reservations force it to, and the windows never hold stock that
-/// is already sold to walk-in buyers. Every window keeps what it has taken;
-/// only the unreserved rest `C′ − Σtaken` moves: it is split evenly (the
-/// remainder to the earliest) over the windows that have not ended, or over
-/// all of them when every window has ended. A store-day without windows keeps
-/// everything as walk-in stock.
-pub fn resplit_supply(day: &DayStock, quantity: i32) -> Result<Vec<i32>, Refusal> {
+/// The rule: `margin = supply − Σcapacity` is what the counter has (the
+/// walk-in share, places released by closed windows, no-shows, an
+/// administrator's own cuts); it keeps all that and gains the walk-in share
+/// (`share_percent`) of the change: `margin′ = margin + share(quantity) −
+/// share(supply)`, so a day allocated with the share keeps exactly the share
+/// of its new supply. The windows together get
+/// `C′ = clamp(quantity − margin′, Σtaken, quantity − walk_in)`: the margin
+/// shrinks only as far as the windows' reservations force it to, and the
+/// windows never hold stock that is already sold to walk-in buyers. Every
+/// window keeps what it has taken; only the unreserved rest `C′ − Σtaken`
+/// moves: it is split evenly (the remainder to the earliest) over the windows
+/// still taking bookings, or over all of them when every window has closed. A
+/// store-day without windows keeps everything as walk-in stock.
+pub fn resplit_supply(
+    day: &DayStock,
+    quantity: i32,
+    share_percent: i32,
+) -> Result<Vec<i32>, Refusal> {
     let taken = day.taken();
     check_supply(taken, quantity)?;
     if day.windows.is_empty() {
         return Ok(Vec::new());
     }
-    let margin = (day.supply - day.capacity()).max(0);
+    let margin = (day.supply - day.capacity()).max(0) + walk_in_share(quantity, share_percent)
+        - walk_in_share(day.supply, share_percent);
     let reserved = day.taken_by_windows();
     let total = (quantity - margin).clamp(reserved, quantity - day.walk_in);
     let open: Vec<usize> = match day
         .windows
         .iter()
         .enumerate()
-        .filter(|(_, w)| !w.ended)
+        .filter(|(_, w)| !w.closed)
         .map(|(i, _)| i)
         .collect::<Vec<_>>()
     {
@@ -259,11 +281,11 @@ mod tests {
         assert_eq!(SupplyDates::around(NaiveDate::MAX).last, NaiveDate::MAX);
     }
 
-    fn window(capacity: i32, taken: i32, ended: bool) -> WindowStock {
+    fn window(capacity: i32, taken: i32, closed: bool) -> WindowStock {
         WindowStock {
             capacity,
             taken,
-            ended,
+            closed,
         }
     }
 
@@ -276,21 +298,53 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_in_share_is_rounded_down_and_the_windows_get_the_rest() {
+        assert_eq!((walk_in_share(100, 30), windows_share(100, 30)), (30, 70));
+        assert_eq!((walk_in_share(6, 30), windows_share(6, 30)), (1, 5));
+        assert_eq!((walk_in_share(3, 30), windows_share(3, 30)), (0, 3));
+        assert_eq!((walk_in_share(7, 0), windows_share(7, 0)), (0, 7));
+        assert_eq!((walk_in_share(7, 100), windows_share(7, 100)), (7, 0));
+        assert_eq!(walk_in_share(i32::MAX, 100), i32::MAX, "no overflow");
+        assert_eq!(walk_in_share(-5, 30), 0, "not a supply");
+    }
+
+    #[test]
+    fn a_changed_supply_keeps_the_share_of_the_change_for_the_counter() {
+        // Allocated at 30 %: 100 → 70 in windows, 30 at the counter.
+        let d = day(100, 0, &[(24, 0, false), (23, 0, false), (23, 0, false)]);
+        // 200: the counter keeps 60, the windows 140.
+        assert_eq!(resplit_supply(&d, 200, 30), Ok(vec![47, 47, 46]));
+        // 50: the counter keeps 15, the windows 35.
+        assert_eq!(resplit_supply(&d, 50, 30), Ok(vec![12, 12, 11]));
+        // With no share, the counter keeps the 30 it has.
+        assert_eq!(resplit_supply(&d, 200, 0), Ok(vec![57, 57, 56]));
+    }
+
+    #[test]
+    fn places_released_to_the_counter_stay_there_when_the_supply_changes() {
+        // The first window's booking closed with 19 places unbooked: they
+        // went to the counter, which now has 30 + 19 = 49.
+        let d = day(100, 0, &[(5, 5, true), (23, 0, false), (23, 0, false)]);
+        // 110: the counter keeps 49 + 3; the closed window gets nothing back.
+        assert_eq!(resplit_supply(&d, 110, 30), Ok(vec![5, 27, 26]));
+    }
+
+    #[test]
     fn raising_supply_keeps_the_walk_in_margin_and_splits_the_rest() {
         // 100 supply, 90 in windows: a margin of 10 kept for walk-in buyers.
         let d = day(100, 0, &[(30, 0, false), (30, 0, false), (30, 0, false)]);
-        assert_eq!(resplit_supply(&d, 130), Ok(vec![40, 40, 40]));
-        assert_eq!(resplit_supply(&d, 101), Ok(vec![31, 30, 30]));
+        assert_eq!(resplit_supply(&d, 130, 0), Ok(vec![40, 40, 40]));
+        assert_eq!(resplit_supply(&d, 101, 0), Ok(vec![31, 30, 30]));
     }
 
     #[test]
     fn only_unreserved_capacity_moves() {
         let d = day(120, 0, &[(40, 25, false), (40, 3, false), (40, 0, false)]);
         // 28 reserved; 60 − 28 = 32 free, split 11/11/10 over the three.
-        assert_eq!(resplit_supply(&d, 60), Ok(vec![36, 14, 10]));
-        assert_eq!(resplit_supply(&d, 28), Ok(vec![25, 3, 0]));
+        assert_eq!(resplit_supply(&d, 60, 0), Ok(vec![36, 14, 10]));
+        assert_eq!(resplit_supply(&d, 28, 0), Ok(vec![25, 3, 0]));
         assert_eq!(
-            resplit_supply(&d, 27),
+            resplit_supply(&d, 27, 0),
             Err(Refusal::SupplyBelowTaken {
                 taken: 28,
                 quantity: 27
@@ -303,51 +357,51 @@ mod tests {
         // 12 sold at the counter, 10 in a window reserved: nothing below 22.
         let d = day(100, 12, &[(50, 10, false), (38, 0, false)]);
         assert_eq!(
-            resplit_supply(&d, 21),
+            resplit_supply(&d, 21, 0),
             Err(Refusal::SupplyBelowTaken {
                 taken: 22,
                 quantity: 21
             })
         );
         // At 22 the windows keep only what they hold; the sold 12 stay outside.
-        assert_eq!(resplit_supply(&d, 22), Ok(vec![10, 0]));
+        assert_eq!(resplit_supply(&d, 22, 0), Ok(vec![10, 0]));
         // The margin (12) is kept when there is room: 40 − 12 = 28 in windows.
-        assert_eq!(resplit_supply(&d, 40), Ok(vec![19, 9]));
+        assert_eq!(resplit_supply(&d, 40, 0), Ok(vec![19, 9]));
     }
 
     #[test]
     fn the_margin_gives_way_to_reservations() {
         // Margin 30, but 50 reserved: at supply 60 the windows need 50.
         let d = day(100, 0, &[(35, 25, false), (35, 25, false)]);
-        assert_eq!(resplit_supply(&d, 60), Ok(vec![25, 25]));
-        assert_eq!(resplit_supply(&d, 50), Ok(vec![25, 25]));
+        assert_eq!(resplit_supply(&d, 60, 0), Ok(vec![25, 25]));
+        assert_eq!(resplit_supply(&d, 50, 0), Ok(vec![25, 25]));
     }
 
     #[test]
     fn supply_zero_with_nothing_reserved_empties_every_window() {
         let d = day(90, 0, &[(30, 0, false), (30, 0, false), (30, 0, true)]);
-        assert_eq!(resplit_supply(&d, 0), Ok(vec![0, 0, 0]));
+        assert_eq!(resplit_supply(&d, 0, 0), Ok(vec![0, 0, 0]));
     }
 
     #[test]
-    fn ended_windows_keep_what_they_hold_and_give_the_rest_to_open_ones() {
+    fn closed_windows_keep_what_they_hold_and_give_the_rest_to_open_ones() {
         let d = day(90, 0, &[(30, 20, true), (30, 5, false), (30, 0, false)]);
         // 120 − 25 taken = 95 free over the two open windows.
-        assert_eq!(resplit_supply(&d, 120), Ok(vec![20, 53, 47]));
+        assert_eq!(resplit_supply(&d, 120, 0), Ok(vec![20, 53, 47]));
     }
 
     #[test]
-    fn when_every_window_has_ended_the_free_stock_goes_over_all() {
+    fn when_every_window_has_closed_the_free_stock_goes_over_all() {
         let d = day(90, 0, &[(30, 20, true), (30, 5, true), (30, 0, true)]);
-        assert_eq!(resplit_supply(&d, 100), Ok(vec![45, 30, 25]));
+        assert_eq!(resplit_supply(&d, 100, 0), Ok(vec![45, 30, 25]));
     }
 
     #[test]
     fn a_day_without_windows_keeps_its_supply_for_walk_ins() {
         let d = day(10, 4, &[]);
-        assert_eq!(resplit_supply(&d, 20), Ok(vec![]));
+        assert_eq!(resplit_supply(&d, 20, 0), Ok(vec![]));
         assert_eq!(
-            resplit_supply(&d, 3),
+            resplit_supply(&d, 3, 0),
             Err(Refusal::SupplyBelowTaken {
                 taken: 4,
                 quantity: 3
@@ -361,7 +415,7 @@ mod tests {
             for walk_in in [0, 1, 5] {
                 for quantity in 0..120 {
                     let d = day(supply.max(walk_in), walk_in, &[(0, 0, false), (0, 0, true)]);
-                    if let Ok(caps) = resplit_supply(&d, quantity) {
+                    if let Ok(caps) = resplit_supply(&d, quantity, 0) {
                         assert!(caps.iter().sum::<i32>() + walk_in <= quantity);
                     }
                 }

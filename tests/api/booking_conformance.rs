@@ -80,8 +80,8 @@ enum Scenario {
     RotationDay,
     /// The window is beyond the booking horizon at the time of the request.
     Horizon,
-    /// The window has started.
-    StartedWindow,
+    /// The window's booking has closed (30 minutes before its end).
+    ClosedWindow,
     /// An administrator stopped sales at the store.
     StoppedSales,
     /// The store-day's supply is used up although the window has room.
@@ -96,7 +96,7 @@ const SCENARIOS: [Scenario; 10] = [
     Scenario::SessionEnded,
     Scenario::RotationDay,
     Scenario::Horizon,
-    Scenario::StartedWindow,
+    Scenario::ClosedWindow,
     Scenario::StoppedSales,
     Scenario::SoldOut,
 ];
@@ -273,10 +273,18 @@ impl Scene {
                 )
                 .await;
             }
-            Scenario::StartedWindow => {
-                let mut req = self.request(user, w, 1, "started");
-                req.now = seoul(tuesday(), 9, 30);
-                self.refused(req, Refusal::WindowStarted).await;
+            Scenario::ClosedWindow => {
+                let mut req = self.request(user, w, 1, "closed");
+                // 09:00–12:00 takes bookings until 11:30, after it started.
+                req.now = seoul(tuesday(), 11, 29);
+                assert!(
+                    matches!(self.book(req).await, Answer::Booked { .. }),
+                    "{:?}",
+                    self.form
+                );
+                let mut req = self.request(user, w, 1, "closed-2");
+                req.now = seoul(tuesday(), 11, 30);
+                self.refused(req, Refusal::BookingClosed).await;
             }
             Scenario::StoppedSales => {
                 diesel::update(stores::table)

@@ -230,7 +230,7 @@ async fn a_full_window_is_refused_with_the_windows_still_open_that_day() {
 }
 
 #[tokio::test]
-async fn windows_that_started_or_lie_beyond_the_horizon_are_refused() {
+async fn windows_whose_booking_closed_or_that_lie_beyond_the_horizon_are_refused() {
     let (app, store, windows) = app_with_supply(30).await;
     let far = fixtures::supply(&app.db, store, tuesday() + chrono::Duration::days(8), 30);
     let v = citizen(&app, "kim@example.com").await;
@@ -238,13 +238,17 @@ async fn windows_that_started_or_lie_beyond_the_horizon_are_refused() {
         refused(reserve(&v, far[0], "1").await).await,
         (409, "horizon".into())
     );
-    app.state.clock.advance(chrono::TimeDelta::hours(1));
+    // 09:00–12:00 has started and still takes bookings until 11:30.
+    app.state.clock.advance(chrono::TimeDelta::minutes(210 - 1));
+    let page = v.html(&format!("/stores/{STORE}")).await;
+    assert!(!page.contains("data-not-bookable=\"closed\""), "{page}");
+    app.state.clock.advance(chrono::TimeDelta::minutes(1));
     assert_eq!(
         refused(reserve(&v, windows[0], "1").await).await,
-        (409, "started".into())
+        (409, "closed".into())
     );
     let page = v.html(&format!("/stores/{STORE}")).await;
-    assert!(page.contains("data-not-bookable=\"started\""), "{page}");
+    assert!(page.contains("data-not-bookable=\"closed\""), "{page}");
     // The next window still can be.
     book(&v, windows[1], "1").await;
     assert_invariants(&app.db);

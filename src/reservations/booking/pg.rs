@@ -239,6 +239,7 @@ pub(super) fn book(
         window_id: req.window_id,
         now: req.now.naive_utc(),
         store_day_id: window.store_day_id,
+        close_minutes: policy.booking_close_minutes,
     };
     if takes.quantity.get() > takes.quota {
         // `TAKE_SQL` may not run then (see there); the step-by-step form does

@@ -1,0 +1,24 @@
+DELETE FROM settings WHERE key IN ('walk_in_share_percent', 'booking_close_minutes', 'max_dependants', 'proxy_born_from', 'proxy_born_until');
+DROP INDEX pickup_windows_unreleased;
+CREATE TABLE stock_ledger_new (
+    id INTEGER PRIMARY KEY,
+    store_day_id BIGINT NOT NULL REFERENCES store_days (id),
+    window_id BIGINT REFERENCES pickup_windows (id),
+    reservation_id BIGINT REFERENCES reservations (id),
+    walk_in_sale_id BIGINT REFERENCES walk_in_sales (id),
+    kind TEXT NOT NULL CHECK (kind IN ('allocation', 'capacity', 'reservation', 'cancel', 'expiry', 'pickup', 'walk_in')),
+    supply_delta INTEGER NOT NULL DEFAULT 0,
+    capacity_delta INTEGER NOT NULL DEFAULT 0,
+    reserved_delta INTEGER NOT NULL DEFAULT 0,
+    picked_up_delta INTEGER NOT NULL DEFAULT 0,
+    walk_in_delta INTEGER NOT NULL DEFAULT 0,
+    actor_user_id BIGINT REFERENCES users (id),
+    created_at TIMESTAMP NOT NULL
+);
+INSERT INTO stock_ledger_new SELECT id, store_day_id, window_id, reservation_id, walk_in_sale_id, kind,
+    supply_delta, capacity_delta, reserved_delta, picked_up_delta, walk_in_delta, actor_user_id, created_at
+    FROM stock_ledger WHERE kind <> 'release';
+DROP TABLE stock_ledger;
+ALTER TABLE stock_ledger_new RENAME TO stock_ledger;
+CREATE INDEX stock_ledger_store_day ON stock_ledger (store_day_id);
+CREATE INDEX stock_ledger_window ON stock_ledger (window_id);
