@@ -19,6 +19,7 @@ use mask_reservation::db::{Db, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::reservations::expiry;
+use mask_reservation::supply::release;
 use mask_reservation::state::Keys;
 use mask_reservation::stores::import::{parse_csv_reporting, upsert_all_reporting};
 use mask_reservation::{demo, settings, verify};
@@ -68,8 +69,9 @@ enum Command {
     /// equals counters); exits non-zero on any violation.
     Verify,
     /// Expire now every reservation not picked up by the end of its window
-    /// plus the pickup grace (what each server instance does every minute),
-    /// and print how many expired.
+    /// plus the pickup grace, and release to the counter the unbooked places
+    /// of windows whose booking has closed (what each server instance does
+    /// every minute); print how many.
     Expire,
 }
 
@@ -173,13 +175,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs the no-show expiry once with the policy in force.
+/// Runs the no-show expiry and the release of closed windows once with the
+/// policy in force, as every instance does each minute.
 fn expire(db: &Db) -> anyhow::Result<ExitCode> {
-    let grace = Policy::load(&mut *db.get()?)?.pickup_grace_minutes;
+    let policy = Policy::load(&mut *db.get()?)?;
+    let (grace, close) = (policy.pickup_grace_minutes, policy.booking_close_minutes);
     let db = db.clone();
-    let expired = actix_web::rt::System::new()
-        .block_on(async move { expiry::expire_all(&db, Utc::now(), grace).await })?;
+    let now = Utc::now();
+    let (expired, released) = actix_web::rt::System::new().block_on(async move {
+        let expired = expiry::expire_all(&db, now, grace).await?;
+        let released = release::release_all(&db, now, close).await?;
+        anyhow::Ok((expired, released))
+    })?;
     println!("{expired} reservation(s) expired");
+    println!("{released} unbooked place(s) released to the counter");
     Ok(ExitCode::SUCCESS)
 }
 

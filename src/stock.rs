@@ -10,7 +10,14 @@
 //! data, the administrator's overview and supply pages and the pharmacist's
 //! day all show these figures.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, store_days};
+use crate::reservations::rules;
 
 /// A store-day's counters, as `store_days` holds them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,6 +103,62 @@ pub fn window_remaining_sql() -> _ {
     pickup_windows::capacity - pickup_windows::reserved - pickup_windows::picked_up
 }
 
+/// What a person can get of a store-day at a moment, in the two ways there
+/// are (SPEC §6): **reservable**, the free places of the windows still taking
+/// bookings, and **walk-in**, what the counter can sell — the walk-in stock,
+/// the places closed windows left unbooked (released to the counter, or about
+/// to be: a sale releases them first) and the masks of no-shows. Their sum is
+/// [`StockDay::remaining`]: nothing in it is out of everyone's reach.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub reservable: i32,
+    pub walk_in: i32,
+}
+
+impl Figures {
+    /// The figures of `day` whose open windows have `open_free` places free
+    /// ([`open_free_by_day`]).
+    pub fn of(day: &StockDay, open_free: i32) -> Figures {
+        let remaining = day.remaining();
+        let reservable = open_free.clamp(0, remaining);
+        Figures {
+            reservable,
+            walk_in: remaining - reservable,
+        }
+    }
+
+    /// Everything someone can still get: what the status colour and
+    /// `remain_stat` are made of.
+    pub fn remaining(&self) -> i32 {
+        self.reservable.saturating_add(self.walk_in)
+    }
+}
+
+/// The free places of the windows of each of `store_day_ids` that still take
+/// bookings at `now` (`close_minutes` before their end, [`rules::booking_open`]),
+/// by store-day; a store-day with none is missing from the map. One statement
+/// for any number of store-days.
+pub fn open_free_by_day(
+    conn: &mut DbConnection,
+    store_day_ids: &[i64],
+    close_minutes: i32,
+    now: DateTime<Utc>,
+) -> QueryResult<HashMap<i64, i32>> {
+    let mut free = HashMap::new();
+    for ids in store_day_ids.chunks(10_000) {
+        let rows: Vec<(i64, i32)> = pickup_windows::table
+            .filter(pickup_windows::store_day_id.eq_any(ids))
+            .filter(pickup_windows::ends_at.gt(rules::earliest_bookable_end(close_minutes, now)))
+            .filter(window_remaining_sql().gt(0))
+            .select((pickup_windows::store_day_id, window_remaining_sql()))
+            .load(conn)?;
+        for (id, n) in rows {
+            *free.entry(id).or_insert(0) += n;
+        }
+    }
+    Ok(free)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +195,20 @@ mod tests {
         assert_eq!(walk_in_left(100, 70, 12), 18);
         assert_eq!(walk_in_left(100, 100, 0), 0);
         assert_eq!(walk_in_left(100, 95, 10), 0, "never less than nothing");
+    }
+
+    #[test]
+    fn what_is_left_is_either_reservable_now_or_sold_at_the_counter() {
+        // 100 supply, 30 reserved, 5 sold: 65 left, of which open windows hold 40.
+        let d = day(100, 30, 0, 5);
+        let f = Figures::of(&d, 40);
+        assert_eq!((f.reservable, f.walk_in), (40, 25));
+        assert_eq!(f.remaining(), d.remaining());
+        // Every window closed: all of it at the counter.
+        assert_eq!(Figures::of(&d, 0).walk_in, 65);
+        // Never more reservable than is left, never negative.
+        assert_eq!(Figures::of(&d, 90), Figures { reservable: 65, walk_in: 0 });
+        assert_eq!(Figures::of(&d, -3), Figures { reservable: 0, walk_in: 65 });
     }
 
     #[test]

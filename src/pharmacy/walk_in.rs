@@ -32,6 +32,7 @@ use crate::quantity::Quantity;
 use crate::quota;
 use crate::reservations::rules;
 use crate::stock::walk_in_left_sql;
+use crate::supply::release;
 
 /// How long after a sale its pharmacist may undo it.
 pub const UNDO_MINUTES: i64 = 5;
@@ -95,6 +96,18 @@ pub enum WalkInError {
     Refused(Refusal),
     #[error("database error")]
     Db(#[from] DieselError),
+    /// Releasing a closed window's places found the counters inconsistent.
+    #[error(transparent)]
+    Release(release::ReleaseError),
+}
+
+impl From<release::ReleaseError> for WalkInError {
+    fn from(e: release::ReleaseError) -> Self {
+        match e {
+            release::ReleaseError::Db(e) => WalkInError::Db(e),
+            inconsistent => WalkInError::Release(inconsistent),
+        }
+    }
 }
 
 impl AsRetryable for WalkInError {
@@ -150,11 +163,27 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
         .select((store_days::id, stores::suspended, walk_in_left_sql()))
         .first(tx.conn())
         .optional()?;
-    let Some((store_day_id, suspended, left)) = day else {
+    let Some((store_day_id, suspended, mut left)) = day else {
         return Err(Refusal::NoSupply.into());
     };
     if suspended {
         return Err(Refusal::StoreSuspended.into());
+    }
+    if left < q {
+        // Closed windows' unbooked places are the counter's from the moment
+        // booking closes, not from the minute job's next run: move them now.
+        let moved = release::release_due(
+            tx,
+            sale.now,
+            policy.booking_close_minutes,
+            Some(store_day_id),
+        )?;
+        if moved.places > 0 {
+            left = store_days::table
+                .find(store_day_id)
+                .select(walk_in_left_sql())
+                .first(tx.conn())?;
+        }
     }
     if left < q {
         return Err(Refusal::OutOfStock { left: left.max(0) }.into());

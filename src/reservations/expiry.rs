@@ -7,7 +7,8 @@
 //! 'active'`) whose affected-row count decides: two instances running the job
 //! at once, or a citizen cancelling at that moment, can never both win, and a
 //! second run finds nothing left to do. Every instance runs it once a minute
-//! ([`run_every_minute`]); `mask-reservation expire` runs it once.
+//! ([`run_every`], which then releases closed windows' unbooked places,
+//! [`release`]); `mask-reservation expire` runs both once.
 //!
 //! What an expiry moves, in the one transaction of its batch: the window's
 //! `reserved` and `capacity` (−q: the masks leave the window), the store-day's
@@ -30,6 +31,7 @@ use crate::quota;
 use crate::reservations::rules;
 use crate::reservations::status::ReservationStatus;
 use crate::settings::PolicyCache;
+use crate::supply::release;
 
 /// Reservations settled per transaction: short transactions, so that bookings
 /// and pickups never wait long behind a backlog of no-shows.
@@ -201,22 +203,33 @@ pub async fn expire_all(
 /// How often every instance looks for no-shows.
 pub const EVERY: Duration = Duration::from_secs(60);
 
-/// The background job: [`expire_all`] every `every` ([`EVERY`] when serving),
-/// the first time one period after the start, with the grace of the policy in
-/// force, until the task is aborted with the server.
+/// The background job, every `every` ([`EVERY`] when serving), the first
+/// time one period after the start, with the policy in force, until the task
+/// is aborted with the server: [`expire_all`], then the release of closed
+/// windows' unbooked places ([`release::release_all`]), so that a no-show's
+/// masks and a closed window's places reach the counter in the same minute.
 pub async fn run_every(every: Duration, db: Db, clock: Clock, policy: Arc<PolicyCache>) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(grace) = policy.cached().map(|p| p.pickup_grace_minutes) else {
+        let Some((grace, close)) = policy
+            .cached()
+            .map(|p| (p.pickup_grace_minutes, p.booking_close_minutes))
+        else {
             // The policy has not been read yet (the database is down).
             continue;
         };
-        match expire_all(&db, clock.now(), grace).await {
+        let now = clock.now();
+        match expire_all(&db, now, grace).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "no-show reservations expired"),
             Err(e) => tracing::warn!(error = %e, "no-show expiry failed; trying again in a minute"),
+        }
+        match release::release_all(&db, now, close).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(places = n, "unbooked places released to the counter"),
+            Err(e) => tracing::warn!(error = %e, "release failed; trying again in a minute"),
         }
     }
 }

@@ -5,4 +5,5 @@ pub mod allocation;
 pub mod changes;
 pub mod import;
 pub mod queries;
+pub mod release;
 pub mod rules;
