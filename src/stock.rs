@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -117,7 +117,7 @@ pub struct Figures {
 
 impl Figures {
     /// The figures of `day` whose open windows have `open_free` places free
-    /// ([`open_free_by_day`]).
+    /// ([`open_free`]).
     pub fn of(day: &StockDay, open_free: i32) -> Figures {
         let remaining = day.remaining();
         let reservable = open_free.clamp(0, remaining);
@@ -134,29 +134,77 @@ impl Figures {
     }
 }
 
-/// The free places of the windows of each of `store_day_ids` that still take
-/// bookings at `now` (`close_minutes` before their end, [`rules::booking_open`]),
-/// by store-day; a store-day with none is missing from the map. One statement
-/// for any number of store-days.
-pub fn open_free_by_day(
+/// Which store-days [`open_free`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Days<'a> {
+    /// These store-days.
+    Ids(&'a [i64]),
+    /// Every store-day of this date.
+    On(NaiveDate),
+}
+
+/// The free places of the windows that still take bookings at `now`
+/// (`close_minutes` before their end, [`rules::booking_open`]), summed by
+/// store-day; a store-day with none is missing from the map. One statement
+/// for a date, one per 10,000 store-days for a list.
+pub fn open_free(
     conn: &mut DbConnection,
-    store_day_ids: &[i64],
+    days: Days<'_>,
     close_minutes: i32,
     now: DateTime<Utc>,
 ) -> QueryResult<HashMap<i64, i32>> {
-    let mut free = HashMap::new();
-    for ids in store_day_ids.chunks(10_000) {
-        let rows: Vec<(i64, i32)> = pickup_windows::table
-            .filter(pickup_windows::store_day_id.eq_any(ids))
-            .filter(pickup_windows::ends_at.gt(rules::earliest_bookable_end(close_minutes, now)))
+    let open_end = rules::earliest_bookable_end(close_minutes, now);
+    let rows = |conn: &mut DbConnection, ids: Option<&[i64]>, day: Option<NaiveDate>| {
+        let mut q = pickup_windows::table
+            .filter(pickup_windows::ends_at.gt(open_end))
             .filter(window_remaining_sql().gt(0))
             .select((pickup_windows::store_day_id, window_remaining_sql()))
-            .load(conn)?;
-        for (id, n) in rows {
+            .into_boxed();
+        if let Some(ids) = ids {
+            q = q.filter(pickup_windows::store_day_id.eq_any(ids.to_vec()));
+        }
+        if let Some(day) = day {
+            // By the store-days of the date: windows are indexed by store-day.
+            q = q.filter(
+                pickup_windows::store_day_id.eq_any(
+                    store_days::table
+                        .filter(store_days::day.eq(day))
+                        .select(store_days::id),
+                ),
+            );
+        }
+        q.load::<(i64, i32)>(conn)
+    };
+    let mut free = HashMap::new();
+    let mut add = |found: Vec<(i64, i32)>| {
+        for (id, n) in found {
             *free.entry(id).or_insert(0) += n;
+        }
+    };
+    match days {
+        Days::On(day) => add(rows(conn, None, Some(day))?),
+        Days::Ids(ids) => {
+            for chunk in ids.chunks(10_000) {
+                add(rows(conn, Some(chunk), None)?);
+            }
         }
     }
     Ok(free)
+}
+
+/// The [`Figures`] of each of `store_day_ids` (with their counters) at `now`.
+pub fn figures_of(
+    conn: &mut DbConnection,
+    days: &[(i64, StockDay)],
+    close_minutes: i32,
+    now: DateTime<Utc>,
+) -> QueryResult<HashMap<i64, Figures>> {
+    let ids: Vec<i64> = days.iter().map(|(id, _)| *id).collect();
+    let free = open_free(conn, Days::Ids(&ids), close_minutes, now)?;
+    Ok(days
+        .iter()
+        .map(|(id, day)| (*id, Figures::of(day, free.get(id).copied().unwrap_or(0))))
+        .collect())
 }
 
 #[cfg(test)]
@@ -207,8 +255,20 @@ mod tests {
         // Every window closed: all of it at the counter.
         assert_eq!(Figures::of(&d, 0).walk_in, 65);
         // Never more reservable than is left, never negative.
-        assert_eq!(Figures::of(&d, 90), Figures { reservable: 65, walk_in: 0 });
-        assert_eq!(Figures::of(&d, -3), Figures { reservable: 0, walk_in: 65 });
+        assert_eq!(
+            Figures::of(&d, 90),
+            Figures {
+                reservable: 65,
+                walk_in: 0
+            }
+        );
+        assert_eq!(
+            Figures::of(&d, -3),
+            Figures {
+                reservable: 0,
+                walk_in: 65
+            }
+        );
     }
 
     #[test]

@@ -30,11 +30,12 @@ use diesel::prelude::*;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::db::schema::{store_days, stores};
+use crate::db::schema::{pickup_windows, store_days, stores};
 use crate::db::{Db, DbConnection};
 use crate::opendata::query::{AddressQuery, MAX_ADDRESS_STORES};
+use crate::reservations::rules;
 use crate::settings::PolicyCache;
-use crate::stock::StockDay;
+use crate::stock::{self, Days, Figures, StockDay};
 use crate::stores::status::RemainStat;
 
 /// How often each instance looks for changes.
@@ -72,6 +73,8 @@ pub struct Entry {
     pub suspended: bool,
     /// Masks left today; `None` when the store has no supply today.
     pub remain: Option<i64>,
+    /// What of it can be booked now, and what sold at the counter now.
+    pub figures: Option<Figures>,
     pub stat: Option<RemainStat>,
     /// When the stock last changed, in the service zone (`TIME_FORMAT`).
     pub stock_at: Option<String>,
@@ -87,7 +90,8 @@ pub struct Entry {
 
 impl Entry {
     fn new(store: &StoreRow, day: Option<&DayRow>, tz: Tz) -> Entry {
-        let remain = day.map(|d| i64::from(d.stock().remaining()));
+        let figures = day.map(|d| Figures::of(&d.stock(), d.open_free));
+        let remain = figures.map(|f| i64::from(f.remaining()));
         let stat = RemainStat::of_day(remain, store.suspended);
         let stock_at = day.map(|d| {
             d.stock_changed_at
@@ -131,6 +135,7 @@ impl Entry {
             lng: store.lng,
             suspended: store.suspended,
             remain,
+            figures,
             stat,
             stock_at,
         }
@@ -461,17 +466,42 @@ struct StoreRow {
     updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable)]
+#[derive(Debug, Clone, PartialEq)]
 struct DayRow {
+    id: i64,
     store_id: i64,
     supply: i32,
     reserved: i32,
     picked_up: i32,
     walk_in: i32,
     stock_changed_at: NaiveDateTime,
+    /// Free places of the windows taking bookings when the row was read
+    /// ([`stock::open_free`]).
+    open_free: i32,
 }
 
+/// A `store_days` row as [`DAY_COLUMNS`] reads it.
+type DayTuple = (i64, i64, i32, i32, i32, i32, NaiveDateTime);
+
 impl DayRow {
+    /// The rows read, each with its open windows' free places from `free`.
+    fn with_free(rows: Vec<DayTuple>, free: &HashMap<i64, i32>) -> Vec<DayRow> {
+        rows.into_iter()
+            .map(
+                |(id, store_id, supply, reserved, picked_up, walk_in, stock_changed_at)| DayRow {
+                    id,
+                    store_id,
+                    supply,
+                    reserved,
+                    picked_up,
+                    walk_in,
+                    stock_changed_at,
+                    open_free: free.get(&id).copied().unwrap_or(0),
+                },
+            )
+            .collect()
+    }
+
     fn stock(&self) -> StockDay {
         StockDay {
             supply: self.supply,
@@ -507,6 +537,7 @@ const STORE_COLUMNS: StoreColumns = (
 );
 
 type DayColumns = (
+    store_days::id,
     store_days::store_id,
     store_days::supply,
     store_days::reserved,
@@ -516,6 +547,7 @@ type DayColumns = (
 );
 
 const DAY_COLUMNS: DayColumns = (
+    store_days::id,
     store_days::store_id,
     store_days::supply,
     store_days::reserved,
@@ -534,30 +566,62 @@ pub struct Loader {
     store_mark: Option<NaiveDateTime>,
     day_mark: Option<NaiveDateTime>,
     loaded: Option<(NaiveDate, Tz)>,
+    /// The moments the day's windows stop taking bookings (their ends less
+    /// `booking_close_minutes`), sorted: crossing one moves places from
+    /// reservable to walk-in with no row changing, so it reloads everything.
+    closes: Vec<NaiveDateTime>,
+    close_minutes: Option<i32>,
+    last_now: Option<NaiveDateTime>,
     last_full: Option<Instant>,
     snapshot: Option<Arc<Snapshot>>,
 }
 
 impl Loader {
     /// Reads what changed and answers a new snapshot when anything did.
+    /// `close_minutes` is the policy's `booking_close_minutes`.
     pub fn refresh(
         &mut self,
         conn: &mut DbConnection,
         now: DateTime<Utc>,
         tz: Tz,
+        close_minutes: i32,
     ) -> QueryResult<Option<Arc<Snapshot>>> {
         let day = now.with_timezone(&tz).date_naive();
+        let at = now.naive_utc();
+        let closed_since = self
+            .last_now
+            .is_some_and(|prev| self.closes.iter().any(|c| prev < *c && *c <= at));
         let full = self.loaded != Some((day, tz))
+            || self.close_minutes != Some(close_minutes)
+            || closed_since
             || self
                 .last_full
                 .is_none_or(|at| at.elapsed() >= FULL_RELOAD_EVERY);
         let (store_rows, day_rows) = if full {
             let s: Vec<StoreRow> = stores::table.select(STORE_COLUMNS).load(conn)?;
-            let d: Vec<DayRow> = store_days::table
+            let d: Vec<DayTuple> = store_days::table
                 .filter(store_days::day.eq(day))
                 .select(DAY_COLUMNS)
                 .load(conn)?;
-            (s, d)
+            let free = stock::open_free(conn, Days::On(day), close_minutes, now)?;
+            let ends: Vec<NaiveDateTime> = pickup_windows::table
+                .filter(
+                    pickup_windows::store_day_id.eq_any(
+                        store_days::table
+                            .filter(store_days::day.eq(day))
+                            .select(store_days::id),
+                    ),
+                )
+                .select(pickup_windows::ends_at)
+                .distinct()
+                .load(conn)?;
+            let mut closes: Vec<NaiveDateTime> = ends
+                .into_iter()
+                .map(|end| rules::booking_closes_at(close_minutes, end))
+                .collect();
+            closes.sort_unstable();
+            self.closes = closes;
+            (s, DayRow::with_free(d, &free))
         } else {
             let mut q = stores::table.select(STORE_COLUMNS).into_boxed();
             if let Some(mark) = self.store_mark {
@@ -571,9 +635,13 @@ impl Loader {
             if let Some(mark) = self.day_mark {
                 q = q.filter(store_days::stock_changed_at.gt(mark - LOOK_BACK));
             }
-            let d: Vec<DayRow> = q.load(conn)?;
-            (s, d)
+            let d: Vec<DayTuple> = q.load(conn)?;
+            let ids: Vec<i64> = d.iter().map(|r| r.0).collect();
+            let free = stock::open_free(conn, Days::Ids(&ids), close_minutes, now)?;
+            (s, DayRow::with_free(d, &free))
         };
+        self.close_minutes = Some(close_minutes);
+        self.last_now = Some(at);
         Ok(self.apply(full, day, tz, now, store_rows, day_rows))
     }
 
@@ -688,15 +756,15 @@ pub async fn refresh_loop(
         let (loader, policy) = (loader.clone(), policy.clone());
         let result = db
             .run(move |conn| -> Result<_, anyhow::Error> {
-                let tz = match policy.cached() {
-                    Some(p) => p.timezone,
-                    None => policy.refresh(conn)?.timezone,
+                let policy = match policy.cached() {
+                    Some(p) => p,
+                    None => policy.refresh(conn)?,
                 };
                 let mut loader = match loader.lock() {
                     Ok(g) => g,
                     Err(p) => p.into_inner(),
                 };
-                Ok(loader.refresh(conn, now, tz)?)
+                Ok(loader.refresh(conn, now, policy.timezone, policy.booking_close_minutes)?)
             })
             .await;
         match result {
@@ -759,17 +827,26 @@ mod tests {
         let again = loader.apply(false, at(0).date_naive(), tz, at(1), rows, vec![]);
         assert!(again.is_none());
         let day = DayRow {
+            id: 10,
             store_id: 1,
             supply: 100,
             reserved: 1,
             picked_up: 0,
             walk_in: 0,
             stock_changed_at: at(1).naive_utc(),
+            open_free: 60,
         };
         let moved = loader
             .apply(false, at(0).date_naive(), tz, at(2), vec![], vec![day])
             .unwrap();
         assert_eq!(moved.entries()[0].remain, Some(99));
+        assert_eq!(
+            moved.entries()[0].figures,
+            Some(Figures {
+                reservable: 60,
+                walk_in: 39
+            })
+        );
         assert_ne!(moved.version, first.unwrap().version);
     }
 
@@ -780,12 +857,14 @@ mod tests {
         let mut loader = Loader::default();
         let tz = chrono_tz::Asia::Seoul;
         let day = |reserved| DayRow {
+            id: 10,
             store_id: 1,
             supply: 200,
             reserved,
             picked_up: 0,
             walk_in: 0,
             stock_changed_at: at(1).naive_utc(),
+            open_free: 100,
         };
         let today = at(0).date_naive();
         let rows = vec![store(1, "11111111", 37.5, 127.0)];

@@ -1,7 +1,9 @@
 //! Our own figures beside the 2020 API: `/opendata/stock.csv` and
 //! `/opendata/stock.json`, one row per store by code, the same columns in
 //! both, from the same snapshot. They carry what the 2020 objects do not:
-//! `remain`, the exact number of masks left.
+//! `remain`, the exact number of masks someone can still get today, and its
+//! two parts: `reservable` (free places of the windows still taking bookings)
+//! and `walk_in` (what the counter can sell now).
 
 use std::borrow::Cow;
 
@@ -12,7 +14,7 @@ use crate::opendata::snapshot::{Entry, Snapshot};
 
 /// The columns of `stock.csv`, which are also the keys of each store of
 /// `stock.json`, in this order: [`Row`]'s fields.
-pub const COLUMNS: [&str; 9] = [
+pub const COLUMNS: [&str; 11] = [
     "code",
     "name",
     "addr",
@@ -20,6 +22,8 @@ pub const COLUMNS: [&str; 9] = [
     "lat",
     "lng",
     "remain",
+    "reservable",
+    "walk_in",
     "remain_stat",
     "stock_at",
 ];
@@ -36,6 +40,9 @@ pub struct Row<'a> {
     lng: f64,
     /// Masks left today; none (an empty cell, `null`) without supply today.
     remain: Option<i64>,
+    /// Of `remain`, what can be booked now, and what sold at the counter now.
+    reservable: Option<i32>,
+    walk_in: Option<i32>,
     remain_stat: Option<&'static str>,
     stock_at: Option<&'a str>,
 }
@@ -50,6 +57,8 @@ impl<'a> Row<'a> {
             lat: e.lat,
             lng: e.lng,
             remain: e.remain,
+            reservable: e.figures.map(|f| f.reservable),
+            walk_in: e.figures.map(|f| f.walk_in),
             remain_stat: e.stat.map(|s| s.as_str()),
             stock_at: e.stock_at.as_deref(),
         }
@@ -128,6 +137,8 @@ mod tests {
             lat: 37.3868395,
             lng: 127.1254838,
             remain,
+            reservable: remain.map(|_| 7),
+            walk_in: remain.map(|_| 5),
             remain_stat: remain.map(|_| "few"),
             stock_at: remain.map(|_| "2020/03/11 10:09:00"),
         }

@@ -663,9 +663,7 @@ fn open_windows(
     let rows: Vec<(i64, NaiveDateTime, NaiveDateTime, i32)> = pickup_windows::table
         .filter(pickup_windows::store_day_id.eq(window.store_day_id))
         .filter(pickup_windows::id.ne(req.window_id))
-        .filter(
-            pickup_windows::ends_at.gt(rules::earliest_bookable_end(close_minutes, req.now)),
-        )
+        .filter(pickup_windows::ends_at.gt(rules::earliest_bookable_end(close_minutes, req.now)))
         .filter(stock::window_remaining_sql().gt(0))
         .order(pickup_windows::starts_at)
         .select((

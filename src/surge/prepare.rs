@@ -121,7 +121,8 @@ pub fn prepare(
     let store_codes = (0..sizes.stores).map(store_code).collect();
 
     // Enough that the rush never sells out: twice what every citizen could
-    // take, however unevenly they pick stores, plus a margin for small runs.
+    // take, however unevenly they pick stores, plus a margin for small runs
+    // (the windows hold all but the policy's walk-in share of it).
     let per_store = sizes
         .citizens
         .saturating_mul(2 * usize::try_from(RUSH_QUANTITY)?)
@@ -296,9 +297,10 @@ fn citizens(
 /// the week's quota).
 ///
 /// Today's windows are given a template of their own (00:00–23:59), so that
-/// the pickups can be handed over at whatever hour the benchmark runs; they
-/// are booked as at one minute before the window opens, since `book` (rightly)
-/// refuses a window that has started.
+/// the pickups can be handed over at whatever hour the benchmark runs, and no
+/// walk-in share, so that the one window holds every reservation; they are
+/// booked as at one minute before the window opens, before its booking can
+/// have closed.
 fn pickups(
     conn: &mut DbConnection,
     policy: &Policy,
@@ -322,6 +324,7 @@ fn pickups(
             end: NaiveTime::from_hms_opt(23, 59, 0)
                 .ok_or_else(|| anyhow::anyhow!("23:59 is a time"))?,
         }],
+        walk_in_share_percent: 0,
         ..policy.clone()
     };
     let supply = i32::try_from(sizes.pickups_per_store)?;

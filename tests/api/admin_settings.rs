@@ -33,6 +33,11 @@ pub async fn form_of(admin: &Visitor) -> Vec<(&'static str, String)> {
         "pickup_grace_minutes",
         "window_template",
         "reminder_lead_minutes",
+        "walk_in_share_percent",
+        "booking_close_minutes",
+        "max_dependants",
+        "proxy_born_from",
+        "proxy_born_until",
         "version",
     ]
     .into_iter()

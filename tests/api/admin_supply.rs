@@ -36,6 +36,13 @@ async fn scene() -> Scene {
             .set(settings::value.eq("100"))
             .execute(&mut conn)
             .unwrap();
+        // These tests follow the windows' split and an administrator's own
+        // margin; the walk-in share has tests of its own below.
+        diesel::update(settings::table.find("walk_in_share_percent"))
+            .set(settings::value.eq("0"))
+            .execute(&mut conn)
+            .unwrap();
+        app.state.policy.refresh(&mut conn).unwrap();
         let policy = Policy::load(&mut conn).unwrap();
         mask_reservation::reservations::rules::today(&policy, app.state.clock.now())
             + Duration::days(1)
@@ -220,6 +227,52 @@ async fn changing_supply_up_and_down_moves_only_unreserved_capacity() {
     assert_eq!(set_supply(&admin, CODE, day, "60").await.status(), 303);
     assert_eq!(store_day(&app, store, day), Some((60, 57)));
     assert_eq!(capacities(&app, store, day), [33, 12, 12]);
+    assert_invariants(&app.db);
+}
+
+/// Sets a policy value and has the app read it at once.
+fn set_setting(app: &TestApp, key: &str, value: &str) {
+    let mut conn = app.db.get().unwrap();
+    diesel::update(settings::table.find(key))
+        .set(settings::value.eq(value))
+        .execute(&mut conn)
+        .unwrap();
+    app.state.policy.refresh(&mut conn).unwrap();
+}
+
+#[tokio::test]
+async fn a_fresh_allocation_keeps_the_walk_in_share_at_the_counter_and_a_change_the_share_of_the_change()
+ {
+    let Scene {
+        app,
+        admin,
+        store,
+        day,
+    } = scene().await;
+    set_setting(&app, "walk_in_share_percent", "30"); // the default
+    assert_eq!(set_supply(&admin, CODE, day, "100").await.status(), 303);
+    // 30 stay at the counter; the windows share 70, the remainder first.
+    assert_eq!(store_day(&app, store, day), Some((100, 70)));
+    assert_eq!(capacities(&app, store, day), [24, 23, 23]);
+    let first = windows(&app, store, day)[0].0;
+    reserve(&app, first, 20);
+
+    // 200: the counter keeps 60; 140 − 20 reserved = 120 free over the windows.
+    assert_eq!(set_supply(&admin, CODE, day, "200").await.status(), 303);
+    assert_eq!(store_day(&app, store, day), Some((200, 140)));
+    assert_eq!(capacities(&app, store, day), [60, 40, 40]);
+    // 50: the counter keeps 15; 35 − 20 = 15 free.
+    assert_eq!(set_supply(&admin, CODE, day, "50").await.status(), 303);
+    assert_eq!(store_day(&app, store, day), Some((50, 35)));
+    assert_eq!(capacities(&app, store, day), [25, 5, 5]);
+
+    // A new share does not split existing days again…
+    set_setting(&app, "walk_in_share_percent", "0");
+    assert_eq!(store_day(&app, store, day), Some((50, 35)));
+    // …and their next change keeps what the counter has, with no new share.
+    assert_eq!(set_supply(&admin, CODE, day, "60").await.status(), 303);
+    assert_eq!(store_day(&app, store, day), Some((60, 45)));
+    assert_eq!(capacities(&app, store, day), [29, 8, 8]);
     assert_invariants(&app.db);
 }
 
@@ -684,7 +737,7 @@ async fn supply_dates_further_than_a_year_from_today_are_refused_everywhere_with
         let res = set_supply(&admin, CODE, date(fine), "100").await;
         assert_eq!(res.status(), 303, "{fine}: both ends are allowed");
     }
-    assert_eq!(store_day(&app, store, date("2027-12-01")), Some((100, 100)));
+    assert_eq!(store_day(&app, store, date("2027-12-01")), Some((100, 70)));
 
     // Copying the previous day into a date out of range.
     for wrong in ["1900-01-01", "2027-12-02", "9999-12-31"] {

@@ -134,7 +134,7 @@ async fn two_hundred_citizens_racing_for_fifty_places_book_exactly_fifty() {
     let app = app_at_eight(None).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     // 150 over three windows: 50 each.
-    let windows = fixtures::supply(&app.db, store, tuesday(), 150);
+    let windows = fixtures::supply_in_windows(&app.db, store, tuesday(), 150);
     let emails = citizens(&app, "racer", 200);
     let visitors = log_in_all(&app, &emails).await;
     let booked = race(&visitors, windows[0], "1").await;
@@ -148,7 +148,7 @@ async fn two_hundred_citizens_racing_for_fifty_places_book_exactly_fifty() {
 async fn one_citizen_sending_twenty_reservations_at_once_gets_no_more_than_the_quota() {
     let app = app_at_eight(None).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
-    let windows = fixtures::supply(&app.db, store, tuesday(), 150);
+    let windows = fixtures::supply_in_windows(&app.db, store, tuesday(), 150);
     let emails = citizens(&app, "eager", 1);
     let (v, token) = log_in_all(&app, &emails).await.remove(0);
     let same: Vec<(Visitor, String)> = (0..20).map(|_| (v.clone(), token.clone())).collect();
@@ -168,7 +168,7 @@ async fn two_instances_on_one_postgresql_database_keep_both_limits() {
     }
     let second = app_at_eight(Some(first.database.clone())).await;
     let store = fixtures::store(&first.db, "11800001", "중앙약국");
-    let windows = fixtures::supply(&first.db, store, tuesday(), 150);
+    let windows = fixtures::supply_in_windows(&first.db, store, tuesday(), 150);
 
     // (a) 200 citizens, half on each instance, for 50 places.
     let emails = citizens(&first, "racer", 200);
@@ -214,7 +214,7 @@ async fn the_same_form_for_the_whole_quota_sent_ten_times_at_once_answers_the_on
 async fn the_same_form_ten_times(quantity: i32) {
     let app = app_at_eight(None).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
-    let windows = fixtures::supply(&app.db, store, tuesday(), 150);
+    let windows = fixtures::supply_in_windows(&app.db, store, tuesday(), 150);
     let emails = citizens(&app, "double", 1);
     let (v, token) = log_in_all(&app, &emails).await.remove(0);
     let (window, quantity_text) = (windows[0].to_string(), quantity.to_string());

@@ -30,7 +30,7 @@ use crate::reservations::{seoul, tuesday};
 pub async fn app_with_supply(supply: i32) -> (TestApp, Vec<i64>) {
     let app = crate::common::spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
-    let windows = fixtures::supply(&app.db, store, tuesday(), supply);
+    let windows = fixtures::supply_in_windows(&app.db, store, tuesday(), supply);
     (app, windows)
 }
 

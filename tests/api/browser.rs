@@ -219,12 +219,13 @@ async fn an_administrator_imports_stores_allocates_supply_by_file_edits_a_window
         .select((pickup_windows::id, pickup_windows::capacity))
         .load(&mut app.db.get().unwrap())
         .unwrap();
+    // 120 supplied: the walk-in share (36) stays at the counter.
     assert_eq!(
         windows.iter().map(|w| w.1).collect::<Vec<_>>(),
-        [40, 40, 40]
+        [28, 28, 28]
     );
 
-    // One window gets less; the rest of the supply becomes walk-in stock.
+    // One window gets less; what it gives up becomes walk-in stock too.
     c.goto(&app.url("/admin/stores/31802095")).await.unwrap();
     let first = windows[0].0;
     let input = wait_for(c, &format!("#cap-{first}")).await;
@@ -238,7 +239,7 @@ async fn an_administrator_imports_stores_allocates_supply_by_file_edits_a_window
         .select((pickup_windows::capacity, store_days::window_capacity))
         .first(&mut app.db.get().unwrap())
         .unwrap();
-    assert_eq!((capacity, window_capacity), (25, 105));
+    assert_eq!((capacity, window_capacity), (25, 81));
 
     // Today's supply by region, as a chart and as a table.
     c.goto(&app.url("/admin")).await.unwrap();
@@ -425,7 +426,7 @@ async fn a_pharmacist_scans_a_code_hands_it_over_and_sells_to_a_walk_in_customer
     .await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let windows = fixtures::supply(&app.db, store, tuesday(), 30);
-    crate::pharmacy_pickup::lower_capacity(&app.db, windows[2], 5);
+    crate::pharmacy_pickup::walk_in_stock(&app.db, windows[2], 5);
     let key = app.state.keys.national_id.clone();
     fixtures::user(
         &app.db,

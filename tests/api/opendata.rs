@@ -36,7 +36,7 @@ const NINE_KEYS: [&str; 9] = [
 ];
 
 /// The columns of `stock.csv`, and the keys of a store in `stock.json`.
-const STOCK_COLUMNS: [&str; 9] = [
+const STOCK_COLUMNS: [&str; 11] = [
     "code",
     "name",
     "addr",
@@ -44,6 +44,8 @@ const STOCK_COLUMNS: [&str; 9] = [
     "lat",
     "lng",
     "remain",
+    "reservable",
+    "walk_in",
     "remain_stat",
     "stock_at",
 ];
@@ -419,8 +421,10 @@ async fn a_reservation_and_a_pickup_show_in_the_next_answers_within_a_second() {
     })
     .await;
     let csv = app.get("/opendata/stock.csv").await.text().await.unwrap();
+    // Reservations written straight into the store-day's counters (not its
+    // windows'): the open windows still show room, but never more than is left.
     assert!(
-        csv.contains(&format!(",29,few,{}", seoul(picked_at))),
+        csv.contains(&format!(",29,29,0,few,{}", seoul(picked_at))),
         "{csv}"
     );
 }
@@ -869,10 +873,15 @@ async fn stock_csv_has_every_store_and_keeps_formulas_inert() {
     assert_eq!(rows.len(), 2);
     assert_eq!(&rows[0][0], "11800001");
     assert_eq!(&rows[0][1], "'=HYPERLINK(\"http://x\")");
+    // 42 left at 10:00: the windows (all still taking bookings) hold 30, the
+    // counter the walk-in share, 12.
     assert_eq!(&rows[0][6], "42");
-    assert_eq!(&rows[0][7], "some");
+    assert_eq!((&rows[0][7], &rows[0][8]), ("30", "12"));
+    assert_eq!(&rows[0][9], "some");
     assert_eq!(&rows[1][2], "'@서울특별시 중구 2");
-    assert_eq!((&rows[1][6], &rows[1][7], &rows[1][8]), ("", "", ""));
+    for empty in 6..=10 {
+        assert_eq!(&rows[1][empty], "", "no supply: column {empty}");
+    }
 }
 
 #[tokio::test]
@@ -957,7 +966,9 @@ async fn stock_json_has_the_csv_columns_and_figures_from_the_same_snapshot() {
                 "lat" | "lng" => {
                     assert_eq!(cell.parse::<f64>().unwrap(), value.as_f64().unwrap())
                 }
-                "remain" => assert_eq!(cell.parse::<i64>().ok(), value.as_i64(), "{store}"),
+                "remain" | "reservable" | "walk_in" => {
+                    assert_eq!(cell.parse::<i64>().ok(), value.as_i64(), "{store}")
+                }
                 // The CSV makes formulas inert for spreadsheets; JSON keeps
                 // the name as it is.
                 "name" | "addr" => assert_eq!(

@@ -47,9 +47,7 @@ pub async fn counter(supply: i32, walk_in: i32) -> Counter {
 pub async fn counter_on(app: TestApp, supply: i32, walk_in: i32) -> Counter {
     let store = fixtures::store(&app.db, STORE, "중앙약국");
     let windows = fixtures::supply(&app.db, store, tuesday(), supply);
-    if walk_in > 0 {
-        lower_capacity(&app.db, *windows.last().unwrap(), walk_in);
-    }
+    walk_in_stock(&app.db, *windows.last().unwrap(), walk_in);
     let pharmacist = app
         .logged_in_as(Role::Pharmacist, "p@example.com", Some(store))
         .await;
@@ -63,17 +61,26 @@ pub async fn counter_on(app: TestApp, supply: i32, walk_in: i32) -> Counter {
     }
 }
 
-/// Lowers a window's capacity by `by`, leaving that much to walk-in sales.
-pub fn lower_capacity(db: &Db, window: i64, by: i32) {
+/// Sets the walk-in stock of `window`'s store-day to exactly `n` by moving
+/// capacity into or out of `window` (the allocation kept the policy's walk-in
+/// share; a test wants its own figure).
+pub fn walk_in_stock(db: &Db, window: i64, n: i32) {
     let mut conn = db.get().unwrap();
-    let capacity: i32 = pickup_windows::table
-        .find(window)
-        .select(pickup_windows::capacity)
+    let (capacity, supply, in_windows, sold): (i32, i32, i32, i32) = pickup_windows::table
+        .inner_join(store_days::table)
+        .filter(pickup_windows::id.eq(window))
+        .select((
+            pickup_windows::capacity,
+            store_days::supply,
+            store_days::window_capacity,
+            store_days::walk_in,
+        ))
         .first(&mut conn)
         .unwrap();
     let now = chrono::Utc::now().naive_utc();
+    let more_in_window = (supply - in_windows - sold) - n;
     write_tx(&mut conn, |tx| {
-        set_window_capacity(tx, window, capacity - by, None, now)
+        set_window_capacity(tx, window, capacity + more_in_window, None, now)
     })
     .unwrap();
 }

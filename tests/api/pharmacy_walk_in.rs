@@ -28,7 +28,7 @@ use crate::common::{
     spawn_app_with,
 };
 use crate::pharmacy_pickup::{
-    OTHER_STORE, book, citizen, confirm, counter, counter_on, lower_capacity,
+    OTHER_STORE, book, citizen, confirm, counter, counter_on, walk_in_stock,
 };
 use crate::reservations::{seoul, tuesday};
 
@@ -416,7 +416,7 @@ async fn race_for_one_person(here: &TestApp, there: &TestApp) {
     let store_b = fixtures::store(&here.db, OTHER_STORE, "남산약국");
     for store in [store_a, store_b] {
         let windows = fixtures::supply(&here.db, store, tuesday(), 30);
-        lower_capacity(&here.db, windows[2], 10);
+        walk_in_stock(&here.db, windows[2], 10);
     }
     let key = here.state.keys.national_id.clone();
     fixtures::user(

@@ -41,12 +41,14 @@ async fn a_pharmacist_sees_todays_windows_and_walk_in_stock_of_their_own_store_o
         "{html}"
     );
     assert!(!html.contains("해운대약국"), "another store's name leaked");
-    // The default template has three windows; the remainder goes to the earliest.
-    assert_eq!(attr_values(&html, "data-capacity"), ["101", "100", "100"]);
-    assert_eq!(attr_values(&html, "data-remaining"), ["101", "100", "100"]);
+    // The walk-in share (30 %, rounded down: 90) stays at the counter; the
+    // default template's three windows share the rest, the remainder to the
+    // earliest.
+    assert_eq!(attr_values(&html, "data-capacity"), ["71", "70", "70"]);
+    assert_eq!(attr_values(&html, "data-remaining"), ["71", "70", "70"]);
     assert_eq!(attr_values(&html, "data-reserved"), ["0", "0", "0"]);
     assert_eq!(attr_values(&html, "data-supply"), ["301"]);
-    assert_eq!(attr_values(&html, "data-walk-in-left"), ["0"]);
+    assert_eq!(attr_values(&html, "data-walk-in-left"), ["90"]);
 }
 
 #[tokio::test]

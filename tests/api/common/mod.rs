@@ -443,13 +443,39 @@ pub mod fixtures {
         write_tx(&mut conn, |tx| insert_all(tx, std::slice::from_ref(&row))).unwrap()[0]
     }
 
-    /// Allocates `quantity` to the store on `day` (windows from the policy's
-    /// template); answers the new windows' ids, earliest first.
+    /// Allocates `quantity` to the store on `day` as the policy in force
+    /// does (windows from its template, its walk-in share kept out of them);
+    /// answers the new windows' ids, earliest first.
     pub fn supply(db: &Db, store: i64, day: chrono::NaiveDate, quantity: i32) -> Vec<i64> {
+        let policy = Policy::load(&mut db.get().unwrap()).unwrap();
+        allocate(db, &policy, store, day, quantity)
+    }
+
+    /// As [`supply`], with all of `quantity` in the windows and none kept for
+    /// the counter (a walk-in share of 0): for tests about the windows alone.
+    pub fn supply_in_windows(
+        db: &Db,
+        store: i64,
+        day: chrono::NaiveDate,
+        quantity: i32,
+    ) -> Vec<i64> {
+        let policy = Policy {
+            walk_in_share_percent: 0,
+            ..Policy::load(&mut db.get().unwrap()).unwrap()
+        };
+        allocate(db, &policy, store, day, quantity)
+    }
+
+    fn allocate(
+        db: &Db,
+        policy: &Policy,
+        store: i64,
+        day: chrono::NaiveDate,
+        quantity: i32,
+    ) -> Vec<i64> {
         let mut conn = db.get().unwrap();
-        let policy = Policy::load(&mut conn).unwrap();
         write_tx(&mut conn, |tx| {
-            allocate_new_day(tx, &policy, store, day, quantity, None)
+            allocate_new_day(tx, policy, store, day, quantity, None)
         })
         .unwrap();
         pickup_windows::table
