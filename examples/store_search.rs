@@ -15,9 +15,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::NaiveDate;
 use clap::Parser;
 use mask_reservation::db::{DatabaseUrl, write_tx};
+use mask_reservation::policy::Policy;
+use mask_reservation::stock::At;
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::stores::search::geo::Point;
 use mask_reservation::stores::search::queries;
@@ -200,7 +201,9 @@ fn main() -> anyhow::Result<()> {
         url.backend().as_str(),
         started.elapsed().as_secs_f64()
     );
-    let today = NaiveDate::from_ymd_opt(2026, 12, 1).context("a date")?;
+    // 10:00 in Seoul on 1 December 2026, with the default policy.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00+09:00")?.to_utc();
+    let at = At::of(&Policy::default(), now);
     let seoul = Point::new(37.5665, 126.9780).context("a point")?;
 
     println!(
@@ -214,11 +217,11 @@ fn main() -> anyhow::Result<()> {
         let mut found = 0;
         for _ in 0..args.runs {
             let t = Instant::now();
-            let r = queries::by_text(&mut conn, &words, today, 1, PER_PAGE)?;
+            let r = queries::by_text(&mut conn, &words, at, 1, PER_PAGE)?;
             text_times.push(t.elapsed());
             found = r.total;
             let t = Instant::now();
-            let near = queries::near(&mut conn, &words, seoul, today, 1, PER_PAGE)?;
+            let near = queries::near(&mut conn, &words, seoul, at, 1, PER_PAGE)?;
             near_times.push(t.elapsed());
             if near.total != r.total {
                 bail!("{label}: {} near, {} by text", near.total, r.total);

@@ -17,6 +17,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, store_days};
+use crate::i18n::Tr;
+use crate::policy::Policy;
 use crate::reservations::rules;
 
 /// A store-day's counters, as `store_days` holds them.
@@ -119,11 +121,10 @@ impl Figures {
     /// The figures of `day` whose open windows have `open_free` places free
     /// ([`open_free`]).
     pub fn of(day: &StockDay, open_free: i32) -> Figures {
-        let remaining = day.remaining();
-        let reservable = open_free.clamp(0, remaining);
+        let (reservable, walk_in) = split_remaining(day.remaining(), open_free);
         Figures {
             reservable,
-            walk_in: remaining - reservable,
+            walk_in,
         }
     }
 
@@ -131,6 +132,15 @@ impl Figures {
     /// `remain_stat` are made of.
     pub fn remaining(&self) -> i32 {
         self.reservable.saturating_add(self.walk_in)
+    }
+
+    /// "예약 가능 N · 현장 구매 M", in `t`'s language: the words every page
+    /// shows the two figures in.
+    pub fn text(&self, t: &Tr) -> String {
+        t.fmt(
+            "stock.figures",
+            &[("reservable", &self.reservable), ("walk_in", &self.walk_in)],
+        )
     }
 }
 
@@ -141,6 +151,18 @@ pub enum Days<'a> {
     Ids(&'a [i64]),
     /// Every store-day of this date.
     On(NaiveDate),
+}
+
+/// What is left (`remaining`) as (reservable, walk-in): the open windows'
+/// free places (`open_free`), never more than is left, and the rest. The rule
+/// of [`Figures::of`], also for sums over many store-days.
+pub fn split_remaining<N>(remaining: N, open_free: N) -> (N, N)
+where
+    N: Ord + Copy + Default + std::ops::Sub<Output = N>,
+{
+    let remaining = remaining.max(N::default());
+    let reservable = open_free.clamp(N::default(), remaining);
+    (reservable, remaining - reservable)
 }
 
 /// The free places of the windows that still take bookings at `now`
@@ -192,15 +214,34 @@ pub fn open_free(
     Ok(free)
 }
 
-/// The [`Figures`] of each of `store_day_ids` (with their counters) at `now`.
+/// The moment figures are taken at, with what of the policy they depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub now: DateTime<Utc>,
+    /// The service day at `now`.
+    pub today: NaiveDate,
+    /// The policy's `booking_close_minutes`.
+    pub close_minutes: i32,
+}
+
+impl At {
+    pub fn of(policy: &Policy, now: DateTime<Utc>) -> At {
+        At {
+            now,
+            today: rules::today(policy, now),
+            close_minutes: policy.booking_close_minutes,
+        }
+    }
+}
+
+/// The [`Figures`] of each store-day of `days` (its id and counters) at `at`.
 pub fn figures_of(
     conn: &mut DbConnection,
     days: &[(i64, StockDay)],
-    close_minutes: i32,
-    now: DateTime<Utc>,
+    at: At,
 ) -> QueryResult<HashMap<i64, Figures>> {
     let ids: Vec<i64> = days.iter().map(|(id, _)| *id).collect();
-    let free = open_free(conn, Days::Ids(&ids), close_minutes, now)?;
+    let free = open_free(conn, Days::Ids(&ids), at.close_minutes, at.now)?;
     Ok(days
         .iter()
         .map(|(id, day)| (*id, Figures::of(day, free.get(id).copied().unwrap_or(0))))

@@ -14,6 +14,7 @@ use crate::admin::overview::{self, RegionRow, StoreDayRow};
 use crate::csv_util::{inert, into_bytes, spreadsheet_writer};
 use crate::reservations::rules;
 use crate::state::AppState;
+use crate::stock::At;
 use crate::web::auth::Admin;
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -50,12 +51,13 @@ pub async fn dashboard(
     page: PageCtx,
 ) -> Result<HttpResponse, AppError> {
     let policy = state.policy().await?;
-    let (day, tz) = (rules::today(&policy, state.clock.now()), policy.timezone);
+    let at = At::of(&policy, state.clock.now());
+    let (day, tz) = (at.today, policy.timezone);
     let (regions, hourly) = state
         .db
         .run(move |conn| {
             Ok::<_, diesel::result::Error>((
-                overview::regions_on(conn, day)?,
+                overview::regions_on(conn, at)?,
                 overview::hourly_on(conn, day, tz)?,
             ))
         })

@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Integer, Text, Timestamp};
 
 use crate::db::{Backend, DbConnection};
-use crate::stock::StockDay;
+use crate::reservations::rules;
+use crate::stock::{self, At, StockDay};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, QueryableByName)]
 pub struct RegionRow {
@@ -25,10 +26,23 @@ pub struct RegionRow {
     pub no_show: i64,
     #[diesel(sql_type = BigInt)]
     pub walk_in: i64,
+    /// Free places of the windows still taking bookings ([`stock::open_free`]).
+    #[diesel(sql_type = BigInt)]
+    pub open_free: i64,
 }
 
-/// Each region with supply on `day`, in region order.
-pub fn regions_on(conn: &mut DbConnection, day: NaiveDate) -> QueryResult<Vec<RegionRow>> {
+impl RegionRow {
+    /// What is left to book now and to sell at the counter now, summed over
+    /// the region's store-days ([`Figures`]).
+    pub fn figures(&self) -> (i64, i64) {
+        let remaining = self.supply - self.reserved - self.picked_up - self.walk_in;
+        stock::split_remaining(remaining, self.open_free)
+    }
+}
+
+/// Each region with supply on `at.today`, in region order, with the free
+/// places of its windows still taking bookings at `at.now`.
+pub fn regions_on(conn: &mut DbConnection, at: At) -> QueryResult<Vec<RegionRow>> {
     diesel::sql_query(
         "SELECT s.region AS region,
                 COUNT(*) AS stores,
@@ -36,13 +50,19 @@ pub fn regions_on(conn: &mut DbConnection, day: NaiveDate) -> QueryResult<Vec<Re
                 CAST(COALESCE(SUM(d.reserved), 0) AS BIGINT) AS reserved,
                 CAST(COALESCE(SUM(d.picked_up), 0) AS BIGINT) AS picked_up,
                 CAST(COALESCE(SUM(d.no_show), 0) AS BIGINT) AS no_show,
-                CAST(COALESCE(SUM(d.walk_in), 0) AS BIGINT) AS walk_in
+                CAST(COALESCE(SUM(d.walk_in), 0) AS BIGINT) AS walk_in,
+                CAST(COALESCE(SUM(f.free), 0) AS BIGINT) AS open_free
          FROM store_days d JOIN stores s ON s.id = d.store_id
+         LEFT JOIN (SELECT w.store_day_id, SUM(w.capacity - w.reserved - w.picked_up) AS free
+                    FROM pickup_windows w JOIN store_days wd ON wd.id = w.store_day_id
+                    WHERE wd.day = $1 AND w.ends_at > $2 AND w.capacity > w.reserved + w.picked_up
+                    GROUP BY w.store_day_id) f ON f.store_day_id = d.id
          WHERE d.day = $1
          GROUP BY s.region
          ORDER BY s.region",
     )
-    .bind::<Date, _>(day)
+    .bind::<Date, _>(at.today)
+    .bind::<Timestamp, _>(rules::earliest_bookable_end(at.close_minutes, at.now))
     .load(conn)
 }
 
@@ -180,6 +200,7 @@ pub fn total(regions: &[RegionRow]) -> RegionRow {
         t.picked_up += r.picked_up;
         t.no_show += r.no_show;
         t.walk_in += r.walk_in;
+        t.open_free += r.open_free;
         t
     })
 }
@@ -197,6 +218,7 @@ mod tests {
             picked_up: 3 * n,
             no_show: n,
             walk_in: 2 * n,
+            open_free: n,
         }
     }
 
@@ -230,8 +252,16 @@ mod tests {
                 picked_up: 9,
                 no_show: 3,
                 walk_in: 6,
+                open_free: 3,
             }
         );
+        // 30 − 15 − 9 − 6 = 0 left: nothing to book, whatever the windows say.
+        assert_eq!(t.figures(), (0, 0));
+        let more = RegionRow {
+            supply: 100,
+            ..t.clone()
+        };
+        assert_eq!(more.figures(), (3, 67));
         assert_eq!(total(&[]), RegionRow::default());
     }
 }

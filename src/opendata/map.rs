@@ -12,6 +12,7 @@ use crate::opendata::api::API_PREFIX;
 use crate::opendata::query::{self, AddressQuery, BadQuery, GeoQuery, Params};
 use crate::opendata::snapshot::StockCache;
 use crate::state::AppState;
+use crate::stock::Figures;
 use crate::stores::status::NO_DATA_KEY;
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -38,6 +39,9 @@ pub struct Row {
     pub stat: &'static str,
     pub stat_label: String,
     pub remain: Option<i64>,
+    /// Of `remain`, what can be booked now and sold at the counter now, and
+    /// their words.
+    pub figures: Option<(Figures, String)>,
     /// Metres from the point asked about, when one was.
     pub distance: Option<String>,
 }
@@ -172,6 +176,7 @@ pub async fn map_page(
                 .get(e.stat.map_or(NO_DATA_KEY, |s| s.label_key()))
                 .to_owned(),
             remain: e.remain,
+            figures: e.figures.map(|f| (f, f.text(t))),
             distance: d.map(|d| format!("{:.0} m", d)),
         })
         .collect();

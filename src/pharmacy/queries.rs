@@ -5,7 +5,8 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, store_days, stores};
-use crate::stock::{StockWindow, walk_in_left};
+use crate::reservations::rules;
+use crate::stock::{At, Figures, StockDay, StockWindow};
 
 pub struct WindowStock {
     pub starts_at: NaiveDateTime,
@@ -13,6 +14,9 @@ pub struct WindowStock {
     pub capacity: i32,
     pub reserved: i32,
     pub picked_up: i32,
+    /// Still taking bookings; after that, what it does not hold is the
+    /// counter's.
+    pub booking_open: bool,
 }
 
 impl WindowStock {
@@ -29,8 +33,10 @@ impl WindowStock {
 pub struct DayStock {
     pub supply: i32,
     pub walk_in_sold: i32,
-    /// What the windows do not hold, less what walk-in customers bought.
-    pub walk_in_left: i32,
+    /// What is left to book now and to sell at the counter now
+    /// ([`Figures`]): the counter's includes the places of windows whose
+    /// booking has closed.
+    pub figures: Figures,
     pub windows: Vec<WindowStock>,
 }
 
@@ -41,30 +47,33 @@ pub struct StoreDay {
     pub stock: Option<DayStock>,
 }
 
-/// The store's name and code and its stock on `day`, windows in time order.
-pub fn store_day(conn: &mut DbConnection, store_id: i64, day: NaiveDate) -> QueryResult<StoreDay> {
+/// The store's name and code and its stock today (of `at`), windows in time
+/// order.
+pub fn store_day(conn: &mut DbConnection, store_id: i64, at: At) -> QueryResult<StoreDay> {
+    let day: NaiveDate = at.today;
     let (name, code): (String, String) = stores::table
         .find(store_id)
         .select((stores::name, stores::code))
         .first(conn)?;
-    let totals: Option<(i32, i32, i32)> = store_days::table
+    let totals: Option<(i32, i32, i32, i32)> = store_days::table
         .filter(store_days::store_id.eq(store_id))
         .filter(store_days::day.eq(day))
         .select((
             store_days::supply,
-            store_days::window_capacity,
+            store_days::reserved,
+            store_days::picked_up,
             store_days::walk_in,
         ))
         .first(conn)
         .optional()?;
-    let Some((supply, window_capacity, walk_in)) = totals else {
+    let Some((supply, reserved, picked_up, walk_in)) = totals else {
         return Ok(StoreDay {
             name,
             code,
             stock: None,
         });
     };
-    let windows = pickup_windows::table
+    let windows: Vec<WindowStock> = pickup_windows::table
         .filter(pickup_windows::store_id.eq(store_id))
         .filter(pickup_windows::day.eq(day))
         .order(pickup_windows::starts_at)
@@ -84,16 +93,28 @@ pub fn store_day(conn: &mut DbConnection, store_id: i64, day: NaiveDate) -> Quer
                 capacity,
                 reserved,
                 picked_up,
+                booking_open: rules::booking_open(at.close_minutes, ends_at, at.now),
             },
         )
         .collect();
+    let open_free = windows
+        .iter()
+        .filter(|w| w.booking_open)
+        .map(WindowStock::remaining)
+        .sum();
+    let stock = StockDay {
+        supply,
+        reserved,
+        picked_up,
+        walk_in,
+    };
     Ok(StoreDay {
         name,
         code,
         stock: Some(DayStock {
             supply,
             walk_in_sold: walk_in,
-            walk_in_left: walk_in_left(supply, window_capacity, walk_in),
+            figures: Figures::of(&stock, open_free),
             windows,
         }),
     })

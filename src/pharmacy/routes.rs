@@ -7,10 +7,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono_tz::Tz;
 
+use crate::i18n::Tr;
 use crate::pharmacy::queries::{self, DayStock};
 use crate::pharmacy::{pickup_page, summary_page, walk_in_page};
-use crate::reservations::rules;
 use crate::state::AppState;
+use crate::stock::{At, Figures};
 use crate::web::auth::Pharmacist;
 use crate::web::errors::AppError;
 use crate::web::page::PageCtx;
@@ -40,22 +41,26 @@ pub struct WindowRow {
     pub reserved: i32,
     pub picked_up: i32,
     pub remaining: i32,
+    pub booking_open: bool,
 }
 
 pub struct StockView {
     pub supply: i32,
     pub walk_in_sold: i32,
-    pub walk_in_left: i32,
+    pub figures: Figures,
+    /// "예약 가능 N · 현장 구매 M".
+    pub figures_text: String,
     pub windows: Vec<WindowRow>,
 }
 
 impl StockView {
-    fn new(stock: DayStock, tz: Tz) -> StockView {
+    fn new(stock: DayStock, tz: Tz, t: &Tr) -> StockView {
         let local = |t: chrono::NaiveDateTime| t.and_utc().with_timezone(&tz).format("%H:%M");
         StockView {
             supply: stock.supply,
             walk_in_sold: stock.walk_in_sold,
-            walk_in_left: stock.walk_in_left,
+            figures: stock.figures,
+            figures_text: stock.figures.text(t),
             windows: stock
                 .windows
                 .into_iter()
@@ -65,6 +70,7 @@ impl StockView {
                     capacity: w.capacity,
                     reserved: w.reserved,
                     picked_up: w.picked_up,
+                    booking_open: w.booking_open,
                 })
                 .collect(),
         }
@@ -87,22 +93,22 @@ async fn today(
     page: PageCtx,
 ) -> Result<HttpResponse, AppError> {
     let policy = state.policy().await?;
-    let (store_id, day) = (
-        pharmacist.store_id,
-        rules::today(&policy, state.clock.now()),
-    );
+    let (store_id, at) = (pharmacist.store_id, At::of(&policy, state.clock.now()));
     let store = state
         .db
-        .run(move |conn| queries::store_day(conn, store_id, day))
+        .run(move |conn| queries::store_day(conn, store_id, at))
         .await?;
-    let date = page.t.date(day);
+    let date = page.t.date(at.today);
+    let stock = store
+        .stock
+        .map(|s| StockView::new(s, policy.timezone, &page.t));
     render(
         &TodayPage {
             page,
             store_name: store.name,
             store_code: store.code,
             date,
-            stock: store.stock.map(|s| StockView::new(s, policy.timezone)),
+            stock,
         },
         StatusCode::OK,
     )

@@ -20,6 +20,7 @@ use crate::quantity::Quantity;
 use crate::rate_limit::Decision;
 use crate::reservations::rules::{self, MAX_QUANTITY, weekday_key};
 use crate::state::AppState;
+use crate::stock::At;
 use crate::web::auth::Pharmacist;
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData, truncate};
@@ -81,11 +82,12 @@ async fn walk_in_page(
         rules::today(&policy, now),
         pharmacist.user.id,
     );
+    let at = At::of(&policy, now);
     let (store, lines) = state
         .db
         .run(move |conn| {
             Ok::<_, diesel::result::Error>((
-                queries::store_day(conn, store_id, day)?,
+                queries::store_day(conn, store_id, at)?,
                 walk_in::sales_on(conn, store_id, day)?,
             ))
         })
@@ -106,7 +108,7 @@ async fn walk_in_page(
         })
         .collect();
     let (walk_in_left, walk_in_sold) = match &store.stock {
-        Some(s) => (Some(s.walk_in_left), s.walk_in_sold),
+        Some(s) => (Some(s.figures.walk_in), s.walk_in_sold),
         None => (None, 0),
     };
     let quantity = if back.quantity.is_empty() {

@@ -18,7 +18,7 @@ use crate::policy::Policy;
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, MAX_QUANTITY, Refusal, WindowFacts};
 use crate::state::AppState;
-use crate::stock::{StockDay, StockWindow};
+use crate::stock::{Figures, StockDay, StockWindow};
 use crate::stores::status::{NO_DATA_KEY, RemainStat};
 use crate::stores::{is_store_code, type_key};
 use crate::web::errors::AppError;
@@ -260,7 +260,8 @@ struct StorePage {
     suspended: bool,
     remain_stat: Option<&'static str>,
     status_text: String,
-    remaining_text: String,
+    /// Today's figures, and their words.
+    figures: Option<(Figures, String)>,
     days: Vec<DayView>,
     /// `anonymous`, `staff`, `unverified` or `citizen`.
     viewer: &'static str,
@@ -312,7 +313,8 @@ struct Built {
     suspended: bool,
     remain_stat: Option<&'static str>,
     status_text: String,
-    remaining_text: String,
+    /// Today's figures, and their words.
+    figures: Option<(Figures, String)>,
     days: Vec<DayView>,
     viewer: &'static str,
     /// A refusal for a window the page does not list (beyond the horizon).
@@ -337,7 +339,7 @@ impl Built {
             suspended: self.suspended,
             remain_stat: self.remain_stat,
             status_text: self.status_text,
-            remaining_text: self.remaining_text,
+            figures: self.figures,
             days: self.days,
             viewer: self.viewer,
             unlisted_error: self.unlisted_error,
@@ -357,15 +359,20 @@ fn build(
     let t = &page.t;
     let tz = policy.timezone;
     let store = loaded.store;
-    let left_today = loaded.today.map(|d| i64::from(d.remaining()));
-    let stat = RemainStat::of_day(left_today, store.suspended);
+    let today = rules::today(policy, now);
+    let open_free: i32 = loaded
+        .windows
+        .iter()
+        .filter(|w| w.day == today)
+        .filter(|w| rules::booking_open(policy.booking_close_minutes, w.ends_at, now))
+        .map(|w| w.stock().remaining())
+        .sum();
+    let figures = loaded.today.map(|d| Figures::of(&d, open_free));
+    let stat = RemainStat::of_day(figures.map(|f| i64::from(f.remaining())), store.suspended);
     let status_text = t
         .get(stat.map_or(NO_DATA_KEY, RemainStat::label_key))
         .to_owned();
-    let remaining_text = match left_today {
-        Some(n) => t.fmt("store_page.remaining_today", &[("count", &n)]),
-        None => String::new(),
-    };
+    let figures = figures.map(|f| (f, f.text(t)));
     let viewer = match loaded.viewer {
         Viewer::Anonymous => "anonymous",
         Viewer::Staff => "staff",
@@ -463,7 +470,7 @@ fn build(
         suspended: store.suspended,
         remain_stat: stat.map(RemainStat::as_str),
         status_text,
-        remaining_text,
+        figures,
         days,
         viewer,
         unlisted_error,

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::i18n::Tr;
 use crate::state::AppState;
+use crate::stock::{At, Figures};
 use crate::stores::search::geo::{BadPoint, Point};
 use crate::stores::search::queries::{Found, Results, Words};
 use crate::stores::status::{NO_DATA_KEY, RemainStat};
@@ -52,9 +53,9 @@ pub struct StoreRow {
     /// `data-remain-stat`: empty when the store has no supply today.
     pub stat: &'static str,
     pub stat_text: String,
-    pub remaining: Option<i64>,
-    /// "37개".
-    pub remaining_text: String,
+    /// Today's figures, and their words; none without supply today or when
+    /// sales are stopped.
+    pub figures: Option<(Figures, String)>,
     pub distance: Option<String>,
 }
 
@@ -95,18 +96,14 @@ async fn search(
         left_out,
     } = queries::words(&q);
     let policy = state.policy().await?;
-    let today = state
-        .clock
-        .now()
-        .with_timezone(&policy.timezone)
-        .date_naive();
+    let at = At::of(&policy, state.clock.now());
     let found = match from {
         Some(point) => {
             let words = words.clone();
             Some(
                 state
                     .db
-                    .run(move |conn| queries::near(conn, &words, point, today, number, PER_PAGE))
+                    .run(move |conn| queries::near(conn, &words, point, at, number, PER_PAGE))
                     .await?,
             )
         }
@@ -115,7 +112,7 @@ async fn search(
             Some(
                 state
                     .db
-                    .run(move |conn| queries::by_text(conn, &words, today, number, PER_PAGE))
+                    .run(move |conn| queries::by_text(conn, &words, at, number, PER_PAGE))
                     .await?,
             )
         }
@@ -172,19 +169,16 @@ async fn search(
 }
 
 fn store_row(t: &Tr, s: Found) -> StoreRow {
-    let stat = RemainStat::of_day(s.remaining, s.suspended);
+    let stat = RemainStat::of_day(s.figures.map(|f| i64::from(f.remaining())), s.suspended);
     // A suspended store sells nothing, whatever it has left.
-    let remaining = s.remaining.filter(|_| !s.suspended);
+    let figures = s.figures.filter(|_| !s.suspended);
     StoreRow {
         type_key: crate::stores::type_key(&s.store_type),
         stat: stat.map_or("", RemainStat::as_str),
         stat_text: t
             .get(stat.map_or(NO_DATA_KEY, RemainStat::label_key))
             .to_owned(),
-        remaining,
-        remaining_text: remaining.map_or_else(String::new, |n| {
-            t.fmt("stores.search.remaining_value", &[("count", &n)])
-        }),
+        figures: figures.map(|f| (f, f.text(t))),
         distance: s.distance_m.map(|m| distance_text(t, m)),
         code: s.code,
         name: s.name,

@@ -35,6 +35,16 @@
     return span;
   }
 
+  function figuresRow(code) {
+    var rows = document.querySelectorAll("tr[data-store-code][data-figures]");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getAttribute("data-store-code") === code) {
+        return rows[i];
+      }
+    }
+    return null;
+  }
+
   function popup(store, stat) {
     var div = document.createElement("div");
     var name = document.createElement("strong");
@@ -42,9 +52,16 @@
     var addr = document.createElement("div");
     addr.textContent = store.addr;
     var status = document.createElement("div");
-    status.textContent = label(stat) +
-      (store.remain === null || store.remain === undefined ? "" :
-        " · " + box.dataset.remainLabel + " " + store.remain);
+    status.textContent = label(stat);
+    // The 2020 objects carry only the status; the list beside the map has
+    // the two figures (to book, at the counter) of the same stores.
+    var row = figuresRow(store.code);
+    if (row) {
+      var figures = document.createElement("div");
+      figures.setAttribute("data-popup-figures", "");
+      figures.textContent = row.getAttribute("data-figures");
+      status.appendChild(figures);
+    }
     div.appendChild(name);
     div.appendChild(addr);
     div.appendChild(status);

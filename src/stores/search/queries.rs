@@ -11,12 +11,11 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{store_days, stores};
-use crate::stock::StockDay;
+use crate::stock::{self, At, Figures, StockDay};
 use crate::stores::search::geo::{self, Point};
 
 type Backend = <DbConnection as Connection>::Backend;
@@ -90,8 +89,9 @@ pub struct Found {
     pub addr: String,
     pub store_type: String,
     pub suspended: bool,
-    /// Masks left today; `None` when the store has no supply today.
-    pub remaining: Option<i64>,
+    /// What is left today, to book and at the counter; `None` when the store
+    /// has no supply today.
+    pub figures: Option<Figures>,
     /// Metres from the searcher, when searching from a point.
     pub distance_m: Option<f64>,
 }
@@ -135,7 +135,7 @@ fn row_columns() -> _ {
 pub fn by_text(
     conn: &mut DbConnection,
     words: &[String],
-    today: NaiveDate,
+    at: At,
     page: i64,
     per_page: i64,
 ) -> QueryResult<Results> {
@@ -151,7 +151,7 @@ pub fn by_text(
         None => matching(words).count().get_result::<i64>(conn)?,
     };
     let rows = counted.into_iter().map(|(row, _)| row).collect();
-    let stores = with_stock(conn, rows, today, &HashMap::new())?;
+    let stores = with_stock(conn, rows, at, &HashMap::new())?;
     Ok(Results { stores, total })
 }
 
@@ -163,7 +163,7 @@ pub fn near(
     conn: &mut DbConnection,
     words: &[String],
     from: Point,
-    today: NaiveDate,
+    at: At,
     page: i64,
     per_page: i64,
 ) -> QueryResult<Results> {
@@ -198,22 +198,23 @@ pub fn near(
     let position: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     rows.sort_by_key(|r| position.get(&r.0).copied().unwrap_or(usize::MAX));
     let distances: HashMap<i64, f64> = on_page.into_iter().map(|(d, id)| (id, d)).collect();
-    let stores = with_stock(conn, rows, today, &distances)?;
+    let stores = with_stock(conn, rows, at, &distances)?;
     Ok(Results { stores, total })
 }
 
-/// The rows, in order, with each store's stock on `today` and its distance.
+/// The rows, in order, with each store's figures at `at` and its distance.
 fn with_stock(
     conn: &mut DbConnection,
     rows: Vec<Row>,
-    today: NaiveDate,
+    at: At,
     distances: &HashMap<i64, f64>,
 ) -> QueryResult<Vec<Found>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let days: Vec<(i64, i32, i32, i32, i32)> = store_days::table
+    let days: Vec<(i64, i64, i32, i32, i32, i32)> = store_days::table
         .filter(store_days::store_id.eq_any(&ids))
-        .filter(store_days::day.eq(today))
+        .filter(store_days::day.eq(at.today))
         .select((
+            store_days::id,
             store_days::store_id,
             store_days::supply,
             store_days::reserved,
@@ -221,17 +222,22 @@ fn with_stock(
             store_days::walk_in,
         ))
         .load(conn)?;
-    let remaining: HashMap<i64, i64> = days
-        .into_iter()
-        .map(|(id, supply, reserved, picked_up, walk_in)| {
+    let stock: Vec<(i64, StockDay)> = days
+        .iter()
+        .map(|&(id, _, supply, reserved, picked_up, walk_in)| {
             let day = StockDay {
                 supply,
                 reserved,
                 picked_up,
                 walk_in,
             };
-            (id, i64::from(day.remaining()))
+            (id, day)
         })
+        .collect();
+    let by_day = stock::figures_of(conn, &stock, at)?;
+    let figures: HashMap<i64, Figures> = days
+        .iter()
+        .filter_map(|&(id, store_id, ..)| Some((store_id, *by_day.get(&id)?)))
         .collect();
     Ok(rows
         .into_iter()
@@ -241,7 +247,7 @@ fn with_stock(
             addr,
             store_type,
             suspended,
-            remaining: remaining.get(&id).copied(),
+            figures: figures.get(&id).copied(),
             distance_m: distances.get(&id).copied(),
         })
         .collect())
