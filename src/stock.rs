@@ -111,7 +111,7 @@ pub fn window_remaining_sql() -> _ {
 /// the places closed windows left unbooked (released to the counter, or about
 /// to be: a sale releases them first) and the masks of no-shows. Their sum is
 /// [`StockDay::remaining`]: nothing in it is out of everyone's reach.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Figures {
     pub reservable: i32,
     pub walk_in: i32,

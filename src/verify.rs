@@ -29,7 +29,7 @@ struct Check {
 const ACTIVE: &str = ReservationStatus::Active.as_str();
 const PICKED_UP: &str = ReservationStatus::PickedUp.as_str();
 
-static CHECKS: LazyLock<[Check; 11]> = LazyLock::new(|| {
+static CHECKS: LazyLock<[Check; 12]> = LazyLock::new(|| {
     [
         // 1. No oversell.
         Check {
@@ -119,6 +119,13 @@ static CHECKS: LazyLock<[Check; 11]> = LazyLock::new(|| {
                      OR d.reserved <> COALESCE(l.reserved, 0)
                      OR d.picked_up <> COALESCE(l.picked, 0)
                      OR d.walk_in <> COALESCE(l.walk_in, 0)".into(),
+        },
+        Check {
+            name: "release that moves anything but a window's unbooked capacity",
+            sql: "SELECT 'ledger' AS what, id FROM stock_ledger
+                  WHERE kind = 'release'
+                    AND (window_id IS NULL OR capacity_delta >= 0 OR supply_delta <> 0
+                         OR reserved_delta <> 0 OR picked_up_delta <> 0 OR walk_in_delta <> 0)".into(),
         },
         Check {
             name: "window counters differ from the ledger",

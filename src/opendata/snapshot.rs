@@ -260,6 +260,7 @@ impl Snapshot {
             e.store_tail.hash(&mut hash);
             // Not in the 2020 objects, but in `stock.csv` and `stock.json`.
             e.remain.hash(&mut hash);
+            e.figures.hash(&mut hash);
         }
         Snapshot {
             day,

@@ -265,11 +265,19 @@ async fn the_expire_command_expires_what_is_due_and_says_how_many() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("2 reservation(s) expired"), "{stdout}");
+    // Yesterday's windows (7 each from 30) are closed: their unbooked places
+    // go to the counter (7 + 6 + 5: the no-shows' masks went with expiry).
+    assert!(
+        stdout.contains("18 unbooked place(s) released to the counter"),
+        "{stdout}"
+    );
     assert_eq!(status(&app, due), "expired");
     assert_eq!(status(&app, also_due), "expired");
     assert_eq!(status(&app, not_yet), "active");
     let again = run();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("0 reservation(s) expired"));
+    let again = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(again.contains("0 reservation(s) expired"), "{again}");
+    assert!(again.contains("0 unbooked place(s) released"), "{again}");
     assert_invariants(&app.db);
 }
 

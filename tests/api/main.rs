@@ -37,6 +37,7 @@ mod pharmacy_pickup;
 mod pharmacy_walk_in;
 mod quota;
 mod rate_limit;
+mod release;
 mod reminders;
 mod reservations;
 mod schema;
