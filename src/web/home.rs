@@ -102,6 +102,22 @@ fn rules_in_force(t: &Tr, p: &Policy) -> Vec<Rule> {
             ),
         ),
         rule(
+            "booking_close_minutes",
+            "home.rules.booking_close",
+            t.fmt(
+                "home.rules.booking_close_value",
+                &[("minutes", &p.booking_close_minutes)],
+            ),
+        ),
+        rule(
+            "walk_in_share_percent",
+            "home.rules.walk_in_share",
+            t.fmt(
+                "home.rules.walk_in_share_value",
+                &[("percent", &p.walk_in_share_percent)],
+            ),
+        ),
+        rule(
             "cancel_cutoff_minutes",
             "home.rules.cancel",
             t.fmt(

@@ -339,3 +339,69 @@ async fn two_saves_at_once_from_the_same_version_are_one_success_and_one_conflic
     assert_eq!(applied.iter().filter(|x| **x).count(), 1, "{now:?}");
     assert_eq!(setting_entries(&app).len(), 1);
 }
+
+#[tokio::test]
+async fn the_walk_in_share_booking_close_and_dependant_rules_are_settings_with_their_bounds() {
+    let app = spawn_app().await;
+    let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
+    for (key, bad) in [
+        ("walk_in_share_percent", "101"),
+        ("walk_in_share_percent", "-1"),
+        ("booking_close_minutes", "1441"),
+        ("max_dependants", "21"),
+        ("proxy_born_from", "10"),
+        ("proxy_born_until", "year"),
+    ] {
+        let res = post(&admin, &with(form_of(&admin).await, &[(key, bad)])).await;
+        assert_eq!(res.status(), 422, "{key}={bad}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains(&format!("data-error-for=\"{key}\"")), "{key}");
+    }
+    assert_eq!(stored(&app)["walk_in_share_percent"], "30");
+
+    let form = with(
+        form_of(&admin).await,
+        &[
+            ("walk_in_share_percent", "25"),
+            ("booking_close_minutes", "45"),
+            ("max_dependants", "3"),
+        ],
+    );
+    assert_eq!(post(&admin, &form).await.status(), 303);
+    let now = stored(&app);
+    assert_eq!(
+        (
+            now["walk_in_share_percent"].as_str(),
+            now["booking_close_minutes"].as_str(),
+            now["max_dependants"].as_str()
+        ),
+        ("25", "45", "3")
+    );
+    // Each change is audited with its values before and after.
+    let audited: Vec<(String, Option<String>, Option<String>)> = audit_log::table
+        .filter(audit_log::entity.eq("setting"))
+        .filter(audit_log::entity_id.eq("walk_in_share_percent"))
+        .select((
+            audit_log::entity_id,
+            audit_log::before_json,
+            audit_log::after_json,
+        ))
+        .load(&mut app.db.get().unwrap())
+        .unwrap();
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(audited[0].1.as_deref().unwrap_or("").contains("30"));
+    assert!(audited[0].2.as_deref().unwrap_or("").contains("25"));
+    // The home page states the rules in force.
+    let home = app.html("/").await;
+    let rule = |key: &str| {
+        home.split(&format!("data-rule=\"{key}\">"))
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(rule("booking_close_minutes").contains("45분"), "{home}");
+    assert!(rule("walk_in_share_percent").contains("25%"), "{home}");
+}
