@@ -300,19 +300,20 @@ async fn every_public_figure_is_what_a_person_can_get_at_that_moment() {
     let pharmacist = app
         .logged_in_as(Role::Pharmacist, "p@example.com", Some(store))
         .await;
+    let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
     let visitor = app.new_visitor();
 
     // 08:00: 96 left; 20 + 23 + 23 = 66 to book, the 30 of the share at the counter.
-    everywhere(&visitor, &pharmacist, (66, 30)).await;
+    everywhere(&visitor, &pharmacist, &admin, (66, 30)).await;
 
     // 11:30: the first window stops taking bookings; its 20 free places are
     // the counter's at once, before any job has moved them.
     app.state.clock.advance(TimeDelta::minutes(210));
-    everywhere(&visitor, &pharmacist, (46, 50)).await;
+    everywhere(&visitor, &pharmacist, &admin, (46, 50)).await;
 
     // The release moves them in the ledger; nothing anyone sees changes.
     assert_eq!(release(&app.db, app.state.clock.now()).await, 20);
-    everywhere(&visitor, &pharmacist, (46, 50)).await;
+    everywhere(&visitor, &pharmacist, &admin, (46, 50)).await;
 
     // A sale at the counter takes from the counter's figure only.
     let res = pharmacist
@@ -325,15 +326,25 @@ async fn every_public_figure_is_what_a_person_can_get_at_that_moment() {
         )
         .await;
     assert_eq!(res.status(), 303);
-    everywhere(&visitor, &pharmacist, (46, 48)).await;
+    everywhere(&visitor, &pharmacist, &admin, (46, 48)).await;
     assert_invariants(&app.db);
 }
 
-/// The store page, the map's list, `stock.csv` and the pharmacist's day all
-/// show `(reservable, walk_in)`, and the status of their sum (30–99: `some`).
-async fn everywhere(visitor: &Visitor, pharmacist: &Visitor, want: (i32, i32)) {
+/// The store page, the search results, the map's list, `stock.csv`, the
+/// pharmacist's day and the administrator's overview all show `(reservable,
+/// walk_in)`, and the status of their sum (30–99: `some`).
+async fn everywhere(visitor: &Visitor, pharmacist: &Visitor, admin: &Visitor, want: (i32, i32)) {
     let (reservable, walk_in) = want;
     let both = format!("data-reservable=\"{reservable}\" data-walk-in=\"{walk_in}\"");
+    let found = visitor.html("/stores?q=%EC%A4%91%EC%95%99").await;
+    assert!(found.contains(&both), "search, {want:?}: {found}");
+    let overview = admin.html("/admin").await;
+    assert!(
+        overview.contains(&format!(
+            "data-reservable=\"{reservable}\" data-walk-in-now=\"{walk_in}\""
+        )),
+        "overview, {want:?}: {overview}"
+    );
     let store_page = visitor.html(&format!("/stores/{STORE}")).await;
     assert!(
         store_page.contains(&both),
