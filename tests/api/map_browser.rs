@@ -49,7 +49,10 @@ async fn point_and_read(c: &fantoccini::Client, code: &str, events: &[&str], css
 #[tokio::test]
 async fn a_store_name_with_markup_shows_as_text_in_the_map_tooltip_and_popup() {
     let app = spawn_app_with(Spawn::at(seoul(tuesday(), 10, 0))).await;
-    fixtures::store(&app.db, "11800001", HOSTILE);
+    let store = fixtures::store(&app.db, "11800001", HOSTILE);
+    // 100 today: the windows (all still taking bookings at 10:00) hold 70,
+    // the counter 30.
+    fixtures::supply(&app.db, store, tuesday(), 100);
     eventually(
         Duration::from_secs(10),
         "the snapshot to hold the store",
@@ -91,6 +94,14 @@ async fn a_store_name_with_markup_shows_as_text_in_the_map_tooltip_and_popup() {
         "{popup}"
     );
     assert_eq!(popup["img"], 0, "{popup}");
+    // The popup has the two figures the list beside the map shows.
+    assert!(
+        popup["text"]
+            .as_str()
+            .unwrap()
+            .contains("예약 가능 70 · 현장 구매 30"),
+        "{popup}"
+    );
     for seen in [&tooltip, &popup] {
         assert_eq!(seen["stray"], 0, "no image of the name anywhere: {seen}");
         assert!(seen["injected"].is_null(), "{seen}");
