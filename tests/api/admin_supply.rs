@@ -6,10 +6,7 @@ use chrono::{Duration, NaiveDate};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
-use mask_reservation::db::schema::{
-    audit_log, pickup_windows, settings, stock_ledger, store_days, stores,
-};
-use mask_reservation::policy::Policy;
+use mask_reservation::db::schema::{audit_log, pickup_windows, stock_ledger, store_days, stores};
 
 use crate::common::{
     Spawn, TestApp, Visitor, assert_invariants, fixtures, spawn_app, spawn_app_with,
@@ -29,24 +26,12 @@ struct Scene {
 async fn scene() -> Scene {
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, CODE, "중앙약국");
-    let day = {
-        let mut conn = app.db.get().unwrap();
-        // Large reservations by one citizen in these tests stay within the quota.
-        diesel::update(settings::table.find("quota_per_period"))
-            .set(settings::value.eq("100"))
-            .execute(&mut conn)
-            .unwrap();
-        // These tests follow the windows' split and an administrator's own
-        // margin; the walk-in share has tests of its own below.
-        diesel::update(settings::table.find("walk_in_share_percent"))
-            .set(settings::value.eq("0"))
-            .execute(&mut conn)
-            .unwrap();
-        app.state.policy.refresh(&mut conn).unwrap();
-        let policy = Policy::load(&mut conn).unwrap();
-        mask_reservation::reservations::rules::today(&policy, app.state.clock.now())
-            + Duration::days(1)
-    };
+    // Large reservations by one citizen in these tests stay within the quota.
+    app.set_setting("quota_per_period", "100");
+    // These tests follow the windows' split and an administrator's own
+    // margin; the walk-in share has tests of its own below.
+    app.set_setting("walk_in_share_percent", "0");
+    let day = app.today() + Duration::days(1);
     let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
     Scene {
         app,
@@ -230,16 +215,6 @@ async fn changing_supply_up_and_down_moves_only_unreserved_capacity() {
     assert_invariants(&app.db);
 }
 
-/// Sets a policy value and has the app read it at once.
-fn set_setting(app: &TestApp, key: &str, value: &str) {
-    let mut conn = app.db.get().unwrap();
-    diesel::update(settings::table.find(key))
-        .set(settings::value.eq(value))
-        .execute(&mut conn)
-        .unwrap();
-    app.state.policy.refresh(&mut conn).unwrap();
-}
-
 #[tokio::test]
 async fn a_fresh_allocation_keeps_the_walk_in_share_at_the_counter_and_a_change_the_share_of_the_change()
  {
@@ -249,7 +224,7 @@ async fn a_fresh_allocation_keeps_the_walk_in_share_at_the_counter_and_a_change_
         store,
         day,
     } = scene().await;
-    set_setting(&app, "walk_in_share_percent", "30"); // the default
+    app.set_setting("walk_in_share_percent", "30"); // the default
     assert_eq!(set_supply(&admin, CODE, day, "100").await.status(), 303);
     // 30 stay at the counter; the windows share 70, the remainder first.
     assert_eq!(store_day(&app, store, day), Some((100, 70)));
@@ -267,7 +242,7 @@ async fn a_fresh_allocation_keeps_the_walk_in_share_at_the_counter_and_a_change_
     assert_eq!(capacities(&app, store, day), [25, 5, 5]);
 
     // A new share does not split existing days again…
-    set_setting(&app, "walk_in_share_percent", "0");
+    app.set_setting("walk_in_share_percent", "0");
     assert_eq!(store_day(&app, store, day), Some((50, 35)));
     // …and their next change keeps what the counter has, with no new share.
     assert_eq!(set_supply(&admin, CODE, day, "60").await.status(), 303);

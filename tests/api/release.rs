@@ -63,6 +63,20 @@ fn releases(db: &Db) -> Vec<(Option<i64>, i32)> {
         .unwrap()
 }
 
+/// Two masks sold at the pharmacist's counter to someone born in 1985.
+async fn sell_two(pharmacist: &Visitor) {
+    let res = pharmacist
+        .post_form(
+            "/pharmacy/walk-in",
+            &[
+                ("national_id", &fixtures::national_id("850101123456")),
+                ("quantity", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+}
+
 /// Places the ledger says were released from `window`.
 fn releases_of(db: &Db, window: i64) -> i32 {
     releases(db)
@@ -162,16 +176,7 @@ async fn the_counter_sells_a_closed_windows_places_before_the_job_has_run() {
         .await;
     let page = pharmacist.html("/pharmacy/walk-in").await;
     assert!(page.contains("data-walk-in-left=\"10\""), "{page}");
-    let res = pharmacist
-        .post_form(
-            "/pharmacy/walk-in",
-            &[
-                ("national_id", &fixtures::national_id("850101123456")),
-                ("quantity", "2"),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 303);
+    sell_two(&pharmacist).await;
     // The sale moved the window's places first, then sold two of them.
     assert_eq!(releases(&app.db), [(Some(windows[0]), -10)]);
     assert_eq!(day_of(&app.db, windows[0]), (30, 20, 2));
@@ -316,16 +321,7 @@ async fn every_public_figure_is_what_a_person_can_get_at_that_moment() {
     everywhere(&visitor, &pharmacist, &admin, (46, 50)).await;
 
     // A sale at the counter takes from the counter's figure only.
-    let res = pharmacist
-        .post_form(
-            "/pharmacy/walk-in",
-            &[
-                ("national_id", &fixtures::national_id("850101123456")),
-                ("quantity", "2"),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 303);
+    sell_two(&pharmacist).await;
     everywhere(&visitor, &pharmacist, &admin, (46, 48)).await;
     assert_invariants(&app.db);
 }

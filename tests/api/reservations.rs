@@ -9,7 +9,7 @@ use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
 use mask_reservation::db::Db;
 use mask_reservation::db::schema::{
-    pickup_windows, quota_usage, reservations, settings, stock_ledger, store_days, stores, users,
+    pickup_windows, quota_usage, reservations, stock_ledger, store_days, stores, users,
 };
 use mask_reservation::policy::Policy;
 
@@ -107,15 +107,6 @@ async fn refused(res: reqwest::Response) -> (u16, String) {
         })
         .unwrap_or_else(|| panic!("no refusal on the page ({status}): {html}"));
     (status, kind)
-}
-
-fn set_setting(app: &TestApp, key: &str, value: &str) {
-    let mut conn = app.db.get().unwrap();
-    diesel::update(settings::table.find(key))
-        .set(settings::value.eq(value))
-        .execute(&mut conn)
-        .unwrap();
-    app.state.policy.refresh(&mut conn).unwrap();
 }
 
 #[tokio::test]
@@ -259,13 +250,13 @@ async fn rotation_suspension_and_unverified_accounts_are_refused_with_their_reas
     let (app, store, windows) = app_with_supply(30).await;
     let v = citizen(&app, "kim@example.com").await;
     // Fixture citizens are born in 1985: Friday. 1 December 2026 is a Tuesday.
-    set_setting(&app, "rotation", "birth_year");
+    app.set_setting("rotation", "birth_year");
     let res = reserve(&v, windows[0], "1").await;
     assert_eq!(res.status(), 409);
     let html = res.text().await.unwrap();
     assert!(html.contains("data-refusal=\"rotation\""));
     assert!(html.contains("금요일"), "{html}");
-    set_setting(&app, "rotation", "off");
+    app.set_setting("rotation", "off");
 
     {
         let mut conn = app.db.get().unwrap();

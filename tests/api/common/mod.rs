@@ -180,6 +180,20 @@ impl TestApp {
         mask_reservation::reservations::rules::today(&policy, self.state.clock.now())
     }
 
+    /// Sets a policy value (SPEC §3) and has the app read it at once, as
+    /// it would within seconds of an administrator's change.
+    pub fn set_setting(&self, key: &str, value: &str) {
+        use diesel::prelude::*;
+        use mask_reservation::db::schema::settings;
+        let mut conn = self.db.get().unwrap();
+        let changed = diesel::update(settings::table.find(key))
+            .set(settings::value.eq(value))
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(changed, 1, "no setting {key}");
+        self.state.policy.refresh(&mut conn).unwrap();
+    }
+
     /// Another visitor, with a cookie jar of its own.
     pub fn new_visitor(&self) -> Visitor {
         Visitor::new(&self.address)
