@@ -11,18 +11,28 @@
 //! ```
 //! A PostgreSQL database given must be empty (it is migrated and filled).
 //! See `docs/benchmarks.md`, "Store search at national scale".
+//!
+//! With `--supply N`, every store also gets N masks today (the default
+//! policy's three windows and walk-in share) before the searches, which then
+//! read the two figures of each store found; and afterwards the open-data
+//! snapshot (`opendata::snapshot::Loader`) is loaded whole and refreshed
+//! after 1 % of the store-days changed, `--runs` times each.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use diesel::prelude::*;
+use mask_reservation::db::schema::{store_days, stores};
 use mask_reservation::db::{DatabaseUrl, write_tx};
+use mask_reservation::opendata::snapshot::Loader;
 use mask_reservation::policy::Policy;
 use mask_reservation::stock::At;
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::stores::search::geo::Point;
 use mask_reservation::stores::search::queries;
 use mask_reservation::stores::search::{MAX_QUERY_CHARS, PER_PAGE};
+use mask_reservation::supply::allocation::{NewDay, allocate_days};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -35,6 +45,9 @@ struct Args {
     /// Times each query runs.
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// Masks given to every store today (none by default).
+    #[arg(long)]
+    supply: Option<i32>,
 }
 
 const REGIONS: [(&str, f64, f64); 17] = [
@@ -203,7 +216,29 @@ fn main() -> anyhow::Result<()> {
     );
     // 10:00 in Seoul on 1 December 2026, with the default policy.
     let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00+09:00")?.to_utc();
-    let at = At::of(&Policy::default(), now);
+    let policy = Policy::default();
+    let at = At::of(&policy, now);
+    if let Some(supply) = args.supply {
+        let ids: Vec<i64> = stores::table
+            .select(stores::id)
+            .load(&mut conn)?;
+        let days: Vec<NewDay> = ids
+            .iter()
+            .map(|&store_id| NewDay {
+                store_id,
+                day: at.today,
+                supply,
+            })
+            .collect();
+        let started = Instant::now();
+        write_tx(&mut conn, |tx| {
+            allocate_days(tx, &policy, &days, None, now.naive_utc())
+        })?;
+        println!(
+            "{supply} masks today for each store in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let seoul = Point::new(37.5665, 126.9780).context("a point")?;
 
     println!(
@@ -243,5 +278,61 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("\nslowest single search: {} ms", ms(worst));
+    if args.supply.is_some() {
+        snapshot(&mut conn, &args, &policy, at)?;
+    }
+    Ok(())
+}
+
+/// The open-data snapshot at this scale: a whole load (every store, today's
+/// store-days and the free places of their windows still taking bookings),
+/// and a refresh after 1 % of the store-days changed.
+fn snapshot(
+    conn: &mut mask_reservation::db::DbConnection,
+    args: &Args,
+    policy: &Policy,
+    at: At,
+) -> anyhow::Result<()> {
+    let (mut whole, mut changed) = (Vec::new(), Vec::new());
+    let ids: Vec<i64> = store_days::table
+        .filter(store_days::day.eq(at.today))
+        .select(store_days::id)
+        .load(conn)?;
+    for run in 0..args.runs {
+        let mut loader = Loader::default();
+        let t = Instant::now();
+        loader
+            .refresh(conn, at.now, policy.timezone, at.close_minutes)?
+            .context("a first load makes a snapshot")?;
+        whole.push(t.elapsed());
+        // 1 % of the store-days change a second later.
+        let later = at.now + chrono::TimeDelta::seconds(1 + run as i64);
+        let some: Vec<i64> = ids.iter().step_by(100).copied().collect();
+        diesel::update(store_days::table.filter(store_days::id.eq_any(&some)))
+            .set((
+                store_days::reserved.eq(store_days::reserved + 1),
+                store_days::stock_changed_at.eq(later.naive_utc()),
+            ))
+            .execute(conn)?;
+        let t = Instant::now();
+        loader
+            .refresh(conn, later, policy.timezone, at.close_minutes)?
+            .context("the change makes a new snapshot")?;
+        changed.push(t.elapsed());
+    }
+    whole.sort();
+    changed.sort();
+    println!("\n| snapshot of {} stores | p50 (ms) | max (ms) |", ids.len());
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| whole load | {} | {} |",
+        ms(percentile(&whole, 0.5)),
+        ms(percentile(&whole, 1.0))
+    );
+    println!(
+        "| refresh, 1 % of store-days changed | {} | {} |",
+        ms(percentile(&changed, 0.5)),
+        ms(percentile(&changed, 1.0))
+    );
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! [`StockWindow::remaining`]; a query that needs the number inside SQL (a sum
 //! over many store-days, a filter on windows with room) takes the same
 //! formula as a diesel expression from [`day_remaining_sql`] or
-//! [`window_remaining_sql`], written beside the Rust one.
+//! [`window_remaining_sql`], written beside the Rust one. What people are
+//! shown is that remainder split as they can get it ([`Figures`]): to book
+//! now, and at the counter now.
 //!
 //! Here rather than in one feature: the store page, the search, the open
 //! data, the administrator's overview and supply pages and the pharmacist's
@@ -83,17 +85,11 @@ pub fn day_remaining_sql() -> _ {
     store_days::supply - store_days::reserved - store_days::picked_up - store_days::walk_in
 }
 
-/// Walk-in stock a store-day still has: its supply less what the pickup
-/// windows hold (`window_capacity`) and what the counter has sold. Never
-/// negative, as [`walk_in_left_sql`] is kept by the CHECK `window_capacity +
-/// walk_in <= supply`.
-pub fn walk_in_left(supply: i32, window_capacity: i32, walk_in: i32) -> i32 {
-    supply
-        .saturating_sub(window_capacity.saturating_add(walk_in))
-        .max(0)
-}
-
-/// [`walk_in_left`] of a `store_days` row, in SQL: what a sale may take.
+/// The walk-in stock of a `store_days` row, in SQL: its supply less what the
+/// pickup windows hold (`window_capacity`) and what the counter has sold —
+/// what a sale may take. Never negative: the CHECK `window_capacity + walk_in
+/// <= supply` keeps it so. (A closed window's places join it when released,
+/// `supply::release`; [`Figures::walk_in`] counts them already.)
 #[diesel::dsl::auto_type]
 pub fn walk_in_left_sql() -> _ {
     store_days::supply - store_days::window_capacity - store_days::walk_in
@@ -278,13 +274,6 @@ mod tests {
         assert_eq!(day(i32::MAX, 0, 0, 0).remaining(), i32::MAX);
     }
 
-    #[test]
-    fn walk_in_stock_is_the_supply_the_windows_do_not_hold_less_what_was_sold() {
-        assert_eq!(walk_in_left(100, 70, 0), 30);
-        assert_eq!(walk_in_left(100, 70, 12), 18);
-        assert_eq!(walk_in_left(100, 100, 0), 0);
-        assert_eq!(walk_in_left(100, 95, 10), 0, "never less than nothing");
-    }
 
     #[test]
     fn what_is_left_is_either_reservable_now_or_sold_at_the_counter() {

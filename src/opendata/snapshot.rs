@@ -8,8 +8,12 @@
 //! `stock_changed_at` and the stores whose `updated_at` moved since the last
 //! refresh (with a look-back, so that a transaction that stamped its row
 //! before an earlier refresh but committed after it is still seen), and a
-//! full reload runs when the service day or time zone changes and every
-//! [`FULL_RELOAD_EVERY`] as a safety net. A refresh that finds nothing
+//! full reload runs when the service day, the time zone or the booking close
+//! changes, when one of the day's windows stops taking bookings (its free
+//! places then move from reservable to walk-in with no row changing), and
+//! every [`FULL_RELOAD_EVERY`] as a safety net. Each store-day is read with
+//! the free places of its windows still taking bookings, for its two figures
+//! ([`Figures`]). A refresh that finds nothing
 //! different keeps the snapshot as it is, so its answers, `created_at` and
 //! `ETag`s stay the same until the stock moves.
 //!

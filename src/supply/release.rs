@@ -5,7 +5,7 @@
 //!
 //! What a release moves, in one transaction: the window's `capacity` (down to
 //! what it holds), the store-day's `window_capacity` (the same, so
-//! [`crate::stock::walk_in_left`] grows by it), a ledger row `release` with
+//! [`crate::stock::walk_in_left_sql`] grows by it), a ledger row `release` with
 //! that capacity delta, and the store-day's `stock_changed_at`.
 //!
 //! Each window is released by one conditional update (`… WHERE capacity −
