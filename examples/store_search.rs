@@ -27,7 +27,7 @@ use mask_reservation::db::schema::{store_days, stores};
 use mask_reservation::db::{DatabaseUrl, write_tx};
 use mask_reservation::opendata::snapshot::Loader;
 use mask_reservation::policy::Policy;
-use mask_reservation::stock::At;
+use mask_reservation::stock::{self, At, Days};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::stores::search::geo::Point;
 use mask_reservation::stores::search::queries;
@@ -294,6 +294,7 @@ fn snapshot(
     at: At,
 ) -> anyhow::Result<()> {
     let (mut whole, mut changed) = (Vec::new(), Vec::new());
+    let (mut free_all, mut free_some) = (Vec::new(), Vec::new());
     let ids: Vec<i64> = store_days::table
         .filter(store_days::day.eq(at.today))
         .select(store_days::id)
@@ -305,9 +306,18 @@ fn snapshot(
             .refresh(conn, at.now, policy.timezone, at.close_minutes)?
             .context("a first load makes a snapshot")?;
         whole.push(t.elapsed());
-        // 1 % of the store-days change a second later.
-        let later = at.now + chrono::TimeDelta::seconds(1 + run as i64);
+        // 1 % of the store-days change a minute later (beyond the refresh's
+        // look-back, so that only they are read again).
+        let later = at.now + chrono::TimeDelta::seconds(60 + run as i64);
         let some: Vec<i64> = ids.iter().step_by(100).copied().collect();
+        // What the two figures add to each: the free places of the windows
+        // still taking bookings, for the whole day and for the changed rows.
+        let t = Instant::now();
+        stock::open_free(conn, Days::On(at.today), at.close_minutes, at.now)?;
+        free_all.push(t.elapsed());
+        let t = Instant::now();
+        stock::open_free(conn, Days::Ids(&some), at.close_minutes, at.now)?;
+        free_some.push(t.elapsed());
         diesel::update(store_days::table.filter(store_days::id.eq_any(&some)))
             .set((
                 store_days::reserved.eq(store_days::reserved + 1),
@@ -320,8 +330,9 @@ fn snapshot(
             .context("the change makes a new snapshot")?;
         changed.push(t.elapsed());
     }
-    whole.sort();
-    changed.sort();
+    for times in [&mut whole, &mut changed, &mut free_all, &mut free_some] {
+        times.sort();
+    }
     println!("\n| snapshot of {} stores | p50 (ms) | max (ms) |", ids.len());
     println!("| --- | ---: | ---: |");
     println!(
@@ -333,6 +344,16 @@ fn snapshot(
         "| refresh, 1 % of store-days changed | {} | {} |",
         ms(percentile(&changed, 0.5)),
         ms(percentile(&changed, 1.0))
+    );
+    println!(
+        "| of which: open windows' free places, every store-day | {} | {} |",
+        ms(percentile(&free_all, 0.5)),
+        ms(percentile(&free_all, 1.0))
+    );
+    println!(
+        "| of which: open windows' free places, 1 % of store-days | {} | {} |",
+        ms(percentile(&free_some, 0.5)),
+        ms(percentile(&free_some, 1.0))
     );
     Ok(())
 }
