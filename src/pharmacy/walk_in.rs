@@ -732,6 +732,62 @@ mod tests {
         assert_eq!(may_undo(&undone, 1, at(1)), Err(UndoRefusal::AlreadyUndone));
     }
 
+    #[test]
+    fn a_proxy_purchase_is_for_another_person_the_rule_covers_with_the_documents_seen() {
+        let p = Policy::default();
+        let born = |y: i32| NaiveDate::from_ymd_opt(y, 3, 15).unwrap();
+        let identity = |hash: &str, year: i32| Identity {
+            national_id_hash: hash.repeat(64),
+            birth_date: born(year),
+            national_id_masked: "120315-3******".into(),
+        };
+        let sale = |for_person: Option<Identity>, proxy_checked: bool| Sale {
+            pharmacist_id: 1,
+            store_id: 1,
+            national_id_hash: "a".repeat(64),
+            birth_date: born(1985),
+            national_id_masked: "850315-1******".into(),
+            for_person,
+            proxy_checked,
+            quantity: Quantity::ONE,
+            now: at(0),
+        };
+        assert_eq!(
+            check_proxy(&sale(None, false), &p),
+            Ok(()),
+            "not a proxy sale"
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 2012)), true), &p),
+            Ok(())
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 1938)), true), &p),
+            Ok(())
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 2012)), false), &p),
+            Err(Refusal::ProxyNotChecked)
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 1990)), true), &p),
+            Err(Refusal::ProxyYears {
+                from: 2010,
+                until: 1940
+            })
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("a", 2012)), true), &p),
+            Err(Refusal::ProxyForOneself)
+        );
+        // Whose quota and day: the person bought for.
+        let for_child = sale(Some(identity("b", 2012)), true);
+        assert_eq!(for_child.holder().1, born(2012));
+        assert_eq!(sale(None, false).holder().1, born(1985));
+        assert!(Refusal::ProxyNotChecked.before_look_up());
+        assert!(!Refusal::NoSupply.before_look_up());
+    }
+
     fn day(m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, m, d).unwrap()
     }
