@@ -11,7 +11,6 @@ use std::sync::mpsc;
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use futures_util::future::join_all;
-use mask_reservation::accounts::Role;
 use mask_reservation::accounts::email::{DisplayName, Email};
 use mask_reservation::accounts::national_id::NationalId;
 use mask_reservation::accounts::password::{NewPassword, hash};
@@ -19,15 +18,19 @@ use mask_reservation::accounts::queries::{
     NewUser, ensure_person, find_or_insert_person, insert_user,
 };
 use mask_reservation::accounts::service::{self as accounts_service, Signup, SignupOutcome};
+use mask_reservation::accounts::{Role, SessionClaim};
 use mask_reservation::db::schema::{
     audit_log, dependants, mail_outbox, people, quota_usage, reservations, settings, users,
     walk_in_sales,
 };
 use mask_reservation::db::{AsRetryable, Backend, Db, Tx, write_tx};
-use mask_reservation::dependants::rules::Refusal;
-use mask_reservation::dependants::service::{self, AddError, NewDependant};
+use mask_reservation::dependants::rules::{Refusal, RemoveRefusal};
+use mask_reservation::dependants::service::{self, AddError, NewDependant, RemoveError};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
+use mask_reservation::quantity::Quantity;
+use mask_reservation::reservations::booking::{self, BookError, ForWhom, Request};
+use mask_reservation::reservations::rules::Refusal as BookRefusal;
 
 use crate::common::{
     Spawn, TestApp, Visitor, assert_invariants, fixtures, sign_up, spawn_app_with,
@@ -1031,6 +1034,59 @@ async fn an_addition_and_a_sign_up_of_one_person_at_once_take_turns_on_their_row
             .get_result(&mut conn)
             .unwrap();
         assert_eq!((accounts, written(&app.db).1), (1, 0));
+        assert_invariants(&app.db);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_for_a_dependant_and_their_removal_at_once_never_leave_a_reservation_unexplained()
+{
+    for booking_first in [true, false] {
+        let c = counter(30, 0).await;
+        let app = &c.app;
+        let kim = citizen(app, "kim@example.com", "김민지").await;
+        let link = added(app, &kim, "홍길동", &child_id()).await;
+        let guardian = user_id(&app.db, "kim@example.com");
+        let policy = Policy::load(&mut app.db.get().unwrap()).unwrap();
+        let t = Tr::new(app.state.catalog.clone(), Lang::Ko);
+        let req = Request {
+            user_id: guardian,
+            window_id: c.windows[0],
+            quantity: Quantity::ONE,
+            request_id: None,
+            person: ForWhom::Dependant(link),
+            now: seoul(tuesday(), 8, 0),
+            session: SessionClaim::FIRST_CITIZEN_LOGIN,
+        };
+        let book = move |tx: &mut Tx<'_>| booking::book(tx, &req, &policy, &t, "http://localhost");
+        let now = seoul(tuesday(), 8, 0);
+        let remove = move |tx: &mut Tx<'_>| service::remove(tx, guardian, link, now);
+        let (booked, removed) = if booking_first {
+            interleave(app, book, remove)
+        } else {
+            let (removed, booked) = interleave(app, remove, book);
+            (booked, removed)
+        };
+        if booking_first {
+            // The reservation is seen: the link stays.
+            assert!(booked.is_ok(), "{booked:?}");
+            assert!(
+                matches!(
+                    removed,
+                    Err(RemoveError::Refused(RemoveRefusal::ActiveReservation))
+                ),
+                "{removed:?}"
+            );
+            assert_eq!(written(&app.db).1, 1);
+        } else {
+            // The link ended first: nobody to book for.
+            assert!(removed.is_ok(), "{removed:?}");
+            assert!(
+                matches!(booked, Err(BookError::Refused(BookRefusal::UnknownPerson))),
+                "{booked:?}"
+            );
+            assert_eq!(written(&app.db).1, 0);
+        }
         assert_invariants(&app.db);
     }
 }
