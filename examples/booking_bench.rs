@@ -44,7 +44,7 @@ use mask_reservation::db::{DatabaseUrl, Db, DbConnection, DbError, PoolOptions, 
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{BookError, Request, book};
+use mask_reservation::reservations::booking::{BookError, ForWhom, Request, book};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::{NewDay, allocate_days};
 use mask_reservation::supply::import::{SupplyRow, apply, import, plan};
@@ -172,6 +172,7 @@ fn request(i: usize, user_id: i64, windows: &[i64]) -> Request {
         window_id: windows[i % windows.len()],
         quantity: Quantity::ONE,
         request_id: Some(format!("bench-{i}")),
+        person: ForWhom::Own,
         now: Utc::now(),
         session: SessionClaim::FIRST_CITIZEN_LOGIN,
     }

@@ -219,9 +219,7 @@ fn main() -> anyhow::Result<()> {
     let policy = Policy::default();
     let at = At::of(&policy, now);
     if let Some(supply) = args.supply {
-        let ids: Vec<i64> = stores::table
-            .select(stores::id)
-            .load(&mut conn)?;
+        let ids: Vec<i64> = stores::table.select(stores::id).load(&mut conn)?;
         let days: Vec<NewDay> = ids
             .iter()
             .map(|&store_id| NewDay {
@@ -333,7 +331,10 @@ fn snapshot(
     for times in [&mut whole, &mut changed, &mut free_all, &mut free_some] {
         times.sort();
     }
-    println!("\n| snapshot of {} stores | p50 (ms) | max (ms) |", ids.len());
+    println!(
+        "\n| snapshot of {} stores | p50 (ms) | max (ms) |",
+        ids.len()
+    );
     println!("| --- | ---: | ---: |");
     println!(
         "| whole load | {} | {} |",

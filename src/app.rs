@@ -338,6 +338,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::accounts::routes::routes)
         .configure(crate::stores::page::routes)
         .configure(crate::reservations::routes::routes)
+        .configure(crate::dependants::routes::routes)
         .configure(crate::stores::search::routes)
         .configure(crate::pharmacy::routes::routes)
         .configure(crate::admin::dashboard::routes)

@@ -9,6 +9,7 @@ pub mod config;
 pub mod csv_util;
 pub mod db;
 pub mod demo;
+pub mod dependants;
 pub mod i18n;
 pub mod mail;
 pub mod opendata;

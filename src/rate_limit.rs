@@ -57,6 +57,10 @@ pub struct RateLimits {
     /// second for a minute is more than a scanner at a queue needs, and far
     /// too few to find codes by guessing.
     pub pickup_per_account: Limit,
+    /// Dependants a citizen tries to add (well-formed national IDs only): a
+    /// family needs a handful, and a refusal tells that a number is taken,
+    /// so the numbers one account may try are few.
+    pub dependant_add_per_account: Limit,
 }
 
 impl Default for RateLimits {
@@ -72,6 +76,7 @@ impl Default for RateLimits {
             resend_per_account: Limit::per_minutes(3, 60),
             walk_in_per_account: Limit::per_minutes(60, 10),
             pickup_per_account: Limit::per_minutes(120, 1),
+            dependant_add_per_account: Limit::per_minutes(10, 60),
         }
     }
 }

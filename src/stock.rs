@@ -274,7 +274,6 @@ mod tests {
         assert_eq!(day(i32::MAX, 0, 0, 0).remaining(), i32::MAX);
     }
 
-
     #[test]
     fn what_is_left_is_either_reservable_now_or_sold_at_the_counter() {
         // 100 supply, 30 reserved, 5 sold: 65 left, of which open windows hold 40.

@@ -1,6 +1,10 @@
 //! `mask-reservation verify`: checks the invariants of SPEC §4 over whatever data
 //! exists, and reports every violation. A walk-in sale that was undone
 //! (`undone_at` set) counts nowhere: not in the store-day, not in the quota.
+//! With them, the rules of dependants (SPEC §12): a reservation is for its
+//! account's own person or for a dependant of that account under a link
+//! that exists (ended links are kept for this), and nobody is both an account
+//! holder and someone's current dependant.
 
 use std::sync::LazyLock;
 
@@ -29,7 +33,7 @@ struct Check {
 const ACTIVE: &str = ReservationStatus::Active.as_str();
 const PICKED_UP: &str = ReservationStatus::PickedUp.as_str();
 
-static CHECKS: LazyLock<[Check; 12]> = LazyLock::new(|| {
+static CHECKS: LazyLock<[Check; 15]> = LazyLock::new(|| {
     [
         // 1. No oversell.
         Check {
@@ -105,6 +109,29 @@ static CHECKS: LazyLock<[Check; 12]> = LazyLock::new(|| {
             sql: "SELECT 'reservation' AS what, reservation_id AS id FROM stock_ledger
                   WHERE kind = 'pickup' AND reservation_id IS NOT NULL
                   GROUP BY reservation_id HAVING COUNT(*) > 1".into(),
+        },
+        // Dependants (SPEC §12): whose reservation it is.
+        Check {
+            name: "reservation for someone neither its account's person nor its dependant",
+            sql: "SELECT 'reservation' AS what, r.id FROM reservations r
+                  JOIN users u ON u.id = r.user_id
+                  LEFT JOIN dependants d ON d.id = r.dependant_id
+                  WHERE (r.dependant_id IS NULL
+                         AND (u.person_id IS NULL OR u.person_id <> r.person_id))
+                     OR (r.dependant_id IS NOT NULL
+                         AND (d.guardian_user_id <> r.user_id OR d.person_id <> r.person_id))".into(),
+        },
+        Check {
+            name: "dependant who has an account of their own",
+            sql: "SELECT 'dependant' AS what, d.id FROM dependants d
+                  JOIN users u ON u.person_id = d.person_id
+                  WHERE d.ended_at IS NULL".into(),
+        },
+        Check {
+            name: "proxy handover without the family documents seen",
+            sql: format!("SELECT 'reservation' AS what, id FROM reservations
+                  WHERE (status = '{PICKED_UP}' AND dependant_id IS NOT NULL)
+                        <> (proxy_checked_at IS NOT NULL)"),
         },
         // 4. Every movement is recorded: counters equal their ledger sums.
         Check {

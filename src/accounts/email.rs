@@ -93,6 +93,21 @@ impl DisplayName {
     }
 }
 
+/// A name as the counter and a proxy reservation show it: first and last
+/// character, the rest starred (김지수 → 김*수, 김지 → 김*), enough to
+/// recognise, not to identify.
+pub fn mask_name(name: &str) -> String {
+    let chars: Vec<char> = name.trim().chars().collect();
+    match chars.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [first, _] => format!("{first}*"),
+        [first, middle @ .., last] => {
+            format!("{first}{}{last}", "*".repeat(middle.len()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +144,18 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn masked_names_keep_their_first_and_last_character() {
+        assert_eq!(mask_name("김지수"), "김*수");
+        assert_eq!(mask_name("김지"), "김*");
+        assert_eq!(mask_name("남궁민수"), "남**수");
+        assert_eq!(mask_name("홍길동"), "홍*동");
+        assert_eq!(mask_name("김"), "김");
+        assert_eq!(mask_name("  "), "");
+        assert_eq!(mask_name(" 김지수 "), "김*수");
+        assert_eq!(mask_name("Kim Ji"), "K****i");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Account rows.
 
-use chrono::{NaiveDate, Utc};
+use chrono::{NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::accounts::Role;
@@ -60,6 +60,48 @@ pub fn find_or_insert_person(
         ))
         .returning(people::id)
         .get_result(tx.conn())
+}
+
+/// The person with this national-ID hash, created if new, when several
+/// transactions may create the same person at once (two pharmacies selling to
+/// a newcomer, a guardian adding someone who is buying at a counter): `ON
+/// CONFLICT DO NOTHING` lets the second wait for the first and then find its
+/// row, rather than fail with a unique violation.
+pub fn ensure_person(
+    tx: &mut Tx<'_>,
+    national_id_hash: &str,
+    birth_date: NaiveDate,
+    masked: &str,
+    at: NaiveDateTime,
+) -> QueryResult<i64> {
+    let by_hash = |tx: &mut Tx<'_>| {
+        people::table
+            .filter(people::national_id_hash.eq(national_id_hash))
+            .select(people::id)
+            .first::<i64>(tx.conn())
+            .optional()
+    };
+    if let Some(id) = by_hash(tx)? {
+        return Ok(id);
+    }
+    let row = (
+        people::national_id_hash.eq(national_id_hash),
+        people::birth_date.eq(birth_date),
+        people::national_id_masked.eq(masked),
+        people::created_at.eq(at),
+    );
+    let inserted: Option<i64> = crate::on_each_backend!(tx.conn(), |c| {
+        diesel::insert_into(people::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(people::id)
+            .get_result(c)
+            .optional()
+    })?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => by_hash(tx)?.ok_or(diesel::result::Error::NotFound),
+    }
 }
 
 /// An account as a request's guard needs it: who, which role, whether it may

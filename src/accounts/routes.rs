@@ -120,7 +120,7 @@ async fn signup_form(page: PageCtx, user: Option<CurrentUser>) -> Result<HttpRes
 
 /// The national ID as sent: the `national_id` field, or the page's two fields
 /// (the six birth-date digits, then the seven masked ones) joined with a dash.
-fn national_id_field(form: &FormData) -> String {
+pub(crate) fn national_id_field(form: &FormData) -> String {
     let whole = form.get("national_id").trim();
     if !whole.is_empty() {
         return whole.to_owned();

@@ -13,6 +13,7 @@ use crate::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use crate::accounts::tokens::{self, Purpose, TokenError};
 use crate::db::schema::{people, signup_notices, users};
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
+use crate::dependants;
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::rate_limit::{Limit, RateLimits};
@@ -116,7 +117,8 @@ pub fn sign_up(
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AccountError::Raced,
         other => AccountError::Db(other),
     };
-    // A person may already exist from a walk-in purchase; one account each.
+    // A person may already exist from a walk-in purchase, or as someone's
+    // dependant; one account each.
     let person_id = find_or_insert_person(
         tx,
         &id_hash,
@@ -124,6 +126,9 @@ pub fn sign_up(
         &s.national_id.masked(),
     )
     .map_err(raced)?;
+    // Held as an addition of a dependant holds it: of the two, one goes first
+    // and the other sees what it wrote (SPEC §12).
+    dependants::service::hold_person(tx, person_id)?;
     let user_id = insert_user(
         tx,
         &NewUser {
@@ -137,6 +142,8 @@ pub fn sign_up(
         },
     )
     .map_err(raced)?;
+    // Someone's dependant who signs up books for themself from now on.
+    dependants::service::end_on_own_account(tx, person_id, user_id)?;
     queue_link(
         tx,
         user_id,

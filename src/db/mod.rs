@@ -314,6 +314,63 @@ pub fn is_retryable(e: &DieselError) -> bool {
     }
 }
 
+/// A row a write transaction holds against concurrent ones, where two actions
+/// must not both pass a check that reads other rows (a person's own account
+/// and their guardian; a dependant's link and the reservations made under it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locked {
+    /// A `people` row.
+    Person(i64),
+    /// A `users` row.
+    Account(i64),
+    /// A `dependants` row.
+    Dependant(i64),
+}
+
+/// How a [`Locked`] row is held: `Update` excludes every other holder,
+/// `Share` only `Update` holders (several readers may share it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Update,
+    Share,
+}
+
+/// Locks `row` until the transaction ends. On PostgreSQL a `SELECT … FOR
+/// UPDATE` or `FOR SHARE`: a second holder waits for the first to commit, and
+/// its next statement sees what the first wrote (READ COMMITTED). On SQLite
+/// nothing: a write transaction holds the database's one write lock from its
+/// `BEGIN IMMEDIATE`, so no other write runs beside it. A row that does not
+/// exist is no error: there is nothing to hold.
+pub fn lock_row(tx: &mut Tx<'_>, row: Locked, mode: LockMode) -> QueryResult<()> {
+    use statement::{Arg, Statement};
+    let DbConnection::Postgres(conn) = tx.conn() else {
+        return Ok(());
+    };
+    let (sql, id) = match (row, mode) {
+        (Locked::Person(id), LockMode::Update) => {
+            ("SELECT id FROM people WHERE id = $1 FOR UPDATE", id)
+        }
+        (Locked::Person(id), LockMode::Share) => {
+            ("SELECT id FROM people WHERE id = $1 FOR SHARE", id)
+        }
+        (Locked::Account(id), LockMode::Update) => {
+            ("SELECT id FROM users WHERE id = $1 FOR UPDATE", id)
+        }
+        (Locked::Account(id), LockMode::Share) => {
+            ("SELECT id FROM users WHERE id = $1 FOR SHARE", id)
+        }
+        (Locked::Dependant(id), LockMode::Update) => {
+            ("SELECT id FROM dependants WHERE id = $1 FOR UPDATE", id)
+        }
+        (Locked::Dependant(id), LockMode::Share) => {
+            ("SELECT id FROM dependants WHERE id = $1 FOR SHARE", id)
+        }
+    };
+    Statement::new(sql, vec![Arg::BigInt(id)])
+        .execute(conn)
+        .map(drop)
+}
+
 /// r2d2 manager that opens connections with [`DatabaseUrl::connect`].
 #[derive(Debug, Clone)]
 pub struct Manager {

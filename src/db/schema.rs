@@ -27,6 +27,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    dependants (id) {
+        id -> BigInt,
+        guardian_user_id -> BigInt,
+        person_id -> BigInt,
+        name -> Text,
+        created_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        end_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     mail_outbox (id) {
         id -> BigInt,
         recipient -> Text,
@@ -103,6 +115,8 @@ diesel::table! {
         reminded_at -> Nullable<Timestamp>,
         request_id -> Nullable<Text>,
         mail_lang -> Text,
+        dependant_id -> Nullable<BigInt>,
+        proxy_checked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -203,13 +217,17 @@ diesel::table! {
         sold_by -> BigInt,
         created_at -> Timestamp,
         undone_at -> Nullable<Timestamp>,
+        proxy_person_id -> Nullable<BigInt>,
     }
 }
 
 diesel::joinable!(account_tokens -> users (user_id));
+diesel::joinable!(dependants -> people (person_id));
+diesel::joinable!(dependants -> users (guardian_user_id));
 diesel::joinable!(pickup_windows -> store_days (store_day_id));
 diesel::joinable!(pickup_windows -> stores (store_id));
 diesel::joinable!(quota_usage -> people (person_id));
+diesel::joinable!(reservations -> dependants (dependant_id));
 diesel::joinable!(reservations -> pickup_windows (window_id));
 diesel::joinable!(reservations -> people (person_id));
 diesel::joinable!(reservations -> stores (store_id));
@@ -224,6 +242,7 @@ diesel::joinable!(walk_in_sales -> stores (store_id));
 diesel::allow_tables_to_appear_in_same_query!(
     account_tokens,
     audit_log,
+    dependants,
     mail_outbox,
     people,
     pickup_windows,

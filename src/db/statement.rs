@@ -28,6 +28,7 @@ use super::DbConnection;
 #[derive(Debug, Clone)]
 pub enum Arg<'a> {
     BigInt(i64),
+    NullableBigInt(Option<i64>),
     Integer(i32),
     Date(NaiveDate),
     Timestamp(NaiveDateTime),
@@ -95,6 +96,9 @@ macro_rules! walk_statement {
                         })?;
                     match arg {
                         Arg::BigInt(v) => out.push_bind_param::<BigInt, _>(v)?,
+                        Arg::NullableBigInt(v) => {
+                            out.push_bind_param::<Nullable<BigInt>, _>(v)?
+                        }
                         Arg::Integer(v) => out.push_bind_param::<Integer, _>(v)?,
                         Arg::Date(v) => out.push_bind_param::<Date, _>(v)?,
                         Arg::Timestamp(v) => out.push_bind_param::<Timestamp, _>(v)?,

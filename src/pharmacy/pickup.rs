@@ -3,13 +3,19 @@
 //! hand it over now ([`judge`], pure), and the one transaction that does it
 //! ([`confirm`]) — decided by a conditional update of the reservation, so that
 //! two scans of one code hand over once, on any number of app instances.
+//!
+//! A reservation made for a dependant (SPEC §12) is collected by their
+//! guardian: the counter shows who collects for whom, and hands it over only
+//! with `proxy_checked` — the pharmacist saw the family documents — which is
+//! recorded with the handover (`proxy_checked_at`).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use diesel::sql_types::Bool;
 
 use crate::db::schema::{
-    people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
+    dependants, people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
 };
 use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
 use crate::policy::Policy;
@@ -37,6 +43,25 @@ pub struct Facts {
     pub picked_up_at: Option<NaiveDateTime>,
     /// The name of the account that handed it over, if it was.
     pub picked_up_by: Option<String>,
+    /// A reservation for a dependant: collected by the citizen
+    /// (`citizen_name`) for them.
+    pub proxy: Option<Proxy>,
+}
+
+/// Whom a proxy reservation is for: the name its guardian gave and the year
+/// of birth (the masked national ID is the dependant's too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub dependant_name: String,
+    pub birth_year: i32,
+}
+
+/// What the pharmacist asks of a code: to see the reservation, or to hand it
+/// over — a proxy reservation only with the family documents seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    LookUp,
+    HandOver { proxy_checked: bool },
 }
 
 impl Facts {
@@ -69,6 +94,8 @@ pub enum Refusal {
     TooLate {
         closed_at: NaiveDateTime,
     },
+    /// A proxy reservation asked to be handed over without `proxy_checked`.
+    ProxyNotChecked,
 }
 
 impl Refusal {
@@ -83,15 +110,23 @@ impl Refusal {
             Refusal::AlreadyPickedUp { .. } => ReservationStatus::PickedUp.as_str(),
             Refusal::OtherDay { .. } => "other_day",
             Refusal::TooLate { .. } => "too_late",
+            Refusal::ProxyNotChecked => "proxy_unchecked",
         }
     }
 }
 
-/// Whether the pharmacist of `store_id` may hand over `r` at `now`: another
-/// store's reservation is refused before anything about it is said; then its
-/// state; then its date and time (SPEC §3: any time on the window's date up to
-/// its end plus `pickup_grace_minutes`).
-pub fn judge(r: &Facts, store_id: i64, now: DateTime<Utc>, policy: &Policy) -> Result<(), Refusal> {
+/// Whether the pharmacist of `store_id` may see (`Intent::LookUp`) or hand
+/// over `r` at `now`: another store's reservation is refused before anything
+/// about it is said; then its state; then its date and time (SPEC §3: any
+/// time on the window's date up to its end plus `pickup_grace_minutes`); and
+/// a handover of a proxy reservation needs the family documents seen.
+pub fn judge(
+    r: &Facts,
+    store_id: i64,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    intent: Intent,
+) -> Result<(), Refusal> {
     if r.store_id != store_id {
         return Err(Refusal::OtherStore {
             store: r.store_name.clone(),
@@ -117,21 +152,17 @@ pub fn judge(r: &Facts, store_id: i64, now: DateTime<Utc>, policy: &Policy) -> R
             closed_at: rules::pickup_deadline(grace, r.ends_at),
         });
     }
-    Ok(())
-}
-
-/// A name as the counter shows it: first and last character, the rest
-/// starred (김지수 → 김*수, 김지 → 김*), enough to recognise, not to identify.
-pub fn mask_name(name: &str) -> String {
-    let chars: Vec<char> = name.trim().chars().collect();
-    match chars.as_slice() {
-        [] => String::new(),
-        [one] => one.to_string(),
-        [first, _] => format!("{first}*"),
-        [first, middle @ .., last] => {
-            format!("{first}{}{last}", "*".repeat(middle.len()))
-        }
+    if r.proxy.is_some()
+        && matches!(
+            intent,
+            Intent::HandOver {
+                proxy_checked: false
+            }
+        )
+    {
+        return Err(Refusal::ProxyNotChecked);
     }
+    Ok(())
 }
 
 type Row = (
@@ -139,8 +170,9 @@ type Row = (
     (i64, NaiveDate, NaiveDateTime, NaiveDateTime),
     String,
     String,
-    String,
+    (String, NaiveDate),
     (Option<NaiveDateTime>, Option<i64>),
+    Option<String>,
 );
 
 /// The reservation with this (normalised) pickup code, if any.
@@ -150,6 +182,7 @@ pub fn find(conn: &mut DbConnection, code: &str) -> QueryResult<Option<Facts>> {
         .inner_join(stores::table)
         .inner_join(people::table)
         .inner_join(users::table.on(users::id.eq(reservations::user_id)))
+        .left_join(dependants::table)
         .filter(reservations::pickup_code.eq(code))
         .select((
             (
@@ -168,8 +201,9 @@ pub fn find(conn: &mut DbConnection, code: &str) -> QueryResult<Option<Facts>> {
             ),
             stores::name,
             users::name,
-            people::national_id_masked,
+            (people::national_id_masked, people::birth_date),
             (reservations::picked_up_at, reservations::picked_up_by),
+            dependants::name.nullable(),
         ))
         .first(conn)
         .optional()?;
@@ -178,8 +212,9 @@ pub fn find(conn: &mut DbConnection, code: &str) -> QueryResult<Option<Facts>> {
         (store_day_id, day, starts_at, ends_at),
         store_name,
         citizen_name,
-        national_id_masked,
+        (national_id_masked, birth_date),
         (picked_up_at, picked_up_by),
+        dependant_name,
     )) = row
     else {
         return Ok(None);
@@ -209,6 +244,10 @@ pub fn find(conn: &mut DbConnection, code: &str) -> QueryResult<Option<Facts>> {
         national_id_masked,
         picked_up_at,
         picked_up_by,
+        proxy: dependant_name.map(|dependant_name| Proxy {
+            dependant_name,
+            birth_year: birth_date.year(),
+        }),
     }))
 }
 
@@ -223,7 +262,7 @@ pub fn look_up(
     let Some(found) = find(conn, code)? else {
         return Ok(Err(Refusal::UnknownCode));
     };
-    Ok(judge(&found, store_id, now, policy).map(|()| found))
+    Ok(judge(&found, store_id, now, policy, Intent::LookUp).map(|()| found))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,10 +284,12 @@ impl AsRetryable for PickupError {
 }
 
 /// Hands over the reservation with pickup code `code` at the store
-/// `store_id`, by the pharmacist `by`, at `now`; answers it as it was. The
-/// reservation's conditional update decides — active, this store's, its
-/// window today and not yet closed — so of two confirmations of one code one
-/// hands over and the other is told when and by whom it was.
+/// `store_id`, by the pharmacist `by`, at `now`, with the family documents of
+/// a proxy reservation seen or not (`proxy_checked`); answers it as it was.
+/// The reservation's conditional update decides — active, this store's, its
+/// window today and not yet closed, not a proxy one unless checked — so of two
+/// confirmations of one code one hands over and the other is told when and by
+/// whom it was.
 pub fn confirm(
     tx: &mut Tx<'_>,
     by: i64,
@@ -256,9 +297,11 @@ pub fn confirm(
     code: &str,
     now: DateTime<Utc>,
     policy: &Policy,
+    proxy_checked: bool,
 ) -> Result<Facts, PickupError> {
+    let intent = Intent::HandOver { proxy_checked };
     let found = find(tx.conn(), code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
-    judge(&found, store_id, now, policy).map_err(PickupError::Refused)?;
+    judge(&found, store_id, now, policy, intent).map_err(PickupError::Refused)?;
 
     let at = now.naive_utc();
     let today = rules::today(policy, now);
@@ -275,19 +318,26 @@ pub fn confirm(
             .filter(reservations::id.eq(found.id))
             .filter(reservations::status.eq(ReservationStatus::Active))
             .filter(reservations::store_id.eq(store_id))
-            .filter(reservations::window_id.eq_any(open_windows)),
+            .filter(reservations::window_id.eq_any(open_windows))
+            .filter(
+                reservations::dependant_id
+                    .is_null()
+                    .or(proxy_checked.into_sql::<Bool>()),
+            ),
     )
     .set((
         reservations::status.eq(ReservationStatus::PickedUp),
         reservations::picked_up_at.eq(at),
         reservations::picked_up_by.eq(by),
         reservations::updated_at.eq(at),
+        // The tick, kept only where it means something (a CHECK holds it so).
+        reservations::proxy_checked_at.eq(found.proxy.as_ref().map(|_| at)),
     ))
     .execute(tx.conn())?;
     if handed != 1 {
         // Someone else changed it since the read: say what it is now.
         let now_is = find(tx.conn(), code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
-        return Err(match judge(&now_is, store_id, now, policy) {
+        return Err(match judge(&now_is, store_id, now, policy, intent) {
             Err(refusal) => PickupError::Refused(refusal),
             Ok(()) => PickupError::Inconsistent(found.id),
         });
@@ -357,16 +407,6 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn names_keep_their_first_and_last_character() {
-        assert_eq!(mask_name("김지수"), "김*수");
-        assert_eq!(mask_name("김지"), "김*");
-        assert_eq!(mask_name("남궁민수"), "남**수");
-        assert_eq!(mask_name("김"), "김");
-        assert_eq!(mask_name("  "), "");
-        assert_eq!(mask_name("Kim Ji"), "K****i");
-    }
-
     fn seoul(h: u32, m: u32) -> DateTime<Utc> {
         chrono_tz::Asia::Seoul
             .with_ymd_and_hms(2026, 12, 1, h, m, 0)
@@ -391,19 +431,67 @@ mod tests {
             national_id_masked: "850101-1******".into(),
             picked_up_at: None,
             picked_up_by: None,
+            proxy: None,
         }
+    }
+
+    const LOOK: Intent = Intent::LookUp;
+    const HAND: Intent = Intent::HandOver {
+        proxy_checked: false,
+    };
+    const HAND_CHECKED: Intent = Intent::HandOver {
+        proxy_checked: true,
+    };
+
+    #[test]
+    fn a_proxy_reservation_is_shown_but_handed_over_only_with_the_documents_seen() {
+        let p = Policy::default();
+        let mut r = facts();
+        assert_eq!(
+            judge(&r, 7, seoul(13, 0), &p, HAND),
+            Ok(()),
+            "not a proxy one"
+        );
+        r.proxy = Some(Proxy {
+            dependant_name: "홍길동".into(),
+            birth_year: 2012,
+        });
+        assert_eq!(judge(&r, 7, seoul(13, 0), &p, LOOK), Ok(()));
+        assert_eq!(
+            judge(&r, 7, seoul(13, 0), &p, HAND),
+            Err(Refusal::ProxyNotChecked)
+        );
+        assert_eq!(judge(&r, 7, seoul(13, 0), &p, HAND_CHECKED), Ok(()));
+        // Whatever else is wrong is said first: the tick would not help.
+        assert_eq!(
+            judge(&r, 8, seoul(13, 0), &p, HAND),
+            Err(Refusal::OtherStore {
+                store: "중앙약국".into()
+            })
+        );
+        r.status = ReservationStatus::Cancelled;
+        assert_eq!(
+            judge(&r, 7, seoul(13, 0), &p, HAND),
+            Err(Refusal::Cancelled)
+        );
+        r.status = ReservationStatus::Active;
+        assert!(matches!(
+            judge(&r, 7, seoul(16, 0), &p, HAND),
+            Err(Refusal::TooLate { .. })
+        ));
+        assert_eq!(Refusal::ProxyNotChecked.kind(), "proxy_unchecked");
     }
 
     #[test]
     fn a_reservation_is_handed_over_all_day_until_the_end_plus_grace() {
         let p = Policy::default();
         let r = facts();
-        assert_eq!(judge(&r, 7, seoul(0, 1), &p), Ok(()));
+        assert_eq!(judge(&r, 7, seoul(0, 1), &p, LOOK), Ok(()));
         assert!(r.came_early(seoul(11, 59)));
         assert!(!r.came_early(seoul(12, 0)));
-        assert_eq!(judge(&r, 7, seoul(15, 30), &p), Ok(()));
+        assert_eq!(judge(&r, 7, seoul(15, 30), &p, LOOK), Ok(()));
         assert_eq!(
-            judge(&r, 7, seoul(15, 31), &p),
+            judge(&r, 7, seoul(15, 31), &p, LOOK),
             Err(Refusal::TooLate {
                 closed_at: seoul(15, 30).naive_utc()
             })
@@ -416,19 +504,22 @@ mod tests {
         let mut r = facts();
         r.status = ReservationStatus::Cancelled;
         assert_eq!(
-            judge(&r, 8, seoul(13, 0), &p),
+            judge(&r, 8, seoul(13, 0), &p, LOOK),
             Err(Refusal::OtherStore {
                 store: "중앙약국".into()
             })
         );
-        assert_eq!(judge(&r, 7, seoul(13, 0), &p), Err(Refusal::Cancelled));
+        assert_eq!(
+            judge(&r, 7, seoul(13, 0), &p, LOOK),
+            Err(Refusal::Cancelled)
+        );
         r.status = ReservationStatus::Expired;
-        assert_eq!(judge(&r, 7, seoul(13, 0), &p), Err(Refusal::Expired));
+        assert_eq!(judge(&r, 7, seoul(13, 0), &p, LOOK), Err(Refusal::Expired));
         r.status = ReservationStatus::PickedUp;
         r.picked_up_at = Some(seoul(12, 5).naive_utc());
         r.picked_up_by = Some("약사".into());
         assert_eq!(
-            judge(&r, 7, seoul(13, 0), &p),
+            judge(&r, 7, seoul(13, 0), &p, LOOK),
             Err(Refusal::AlreadyPickedUp {
                 at: seoul(12, 5).naive_utc(),
                 by: "약사".into()
@@ -443,11 +534,11 @@ mod tests {
         // 23:59 on 30 November in Seoul, and 00:00 on 2 December.
         let before = seoul(0, 0) - TimeDelta::minutes(1);
         assert_eq!(
-            judge(&r, 7, before, &p),
+            judge(&r, 7, before, &p, LOOK),
             Err(Refusal::OtherDay { day: r.day })
         );
         assert_eq!(
-            judge(&r, 7, seoul(0, 0) + TimeDelta::days(1), &p),
+            judge(&r, 7, seoul(0, 0) + TimeDelta::days(1), &p, LOOK),
             Err(Refusal::OtherDay { day: r.day })
         );
     }

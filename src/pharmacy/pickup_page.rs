@@ -6,16 +6,26 @@
 //! scan: the code just read is shown in the answer instead. Only a code that
 //! cannot be one is kept in the field (shortened), to be corrected by hand,
 //! and a code posted over the look-up limit, to be sent again after the wait.
+//!
+//! A proxy reservation (SPEC §12) says who collects for whom, and its confirm
+//! button comes with the box "family documents seen" (`proxy_checked=1`),
+//! without which it is not handed over — not even at the first scan of a
+//! pharmacist who hands over on scan: it is shown, box and button, instead.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::accounts::email::mask_name;
 use crate::db::DbError;
+use crate::dependants::rules::proxy_line;
 use crate::pharmacy::pickup::{self, Facts, PickupError, Refusal};
+use crate::policy::Policy;
 use crate::rate_limit::Decision;
 use crate::reservations::{code, rules};
 use crate::state::AppState;
@@ -38,6 +48,8 @@ pub struct Shown {
     /// "2 masks", and the confirm button's words.
     pub masks: String,
     pub confirm: String,
+    /// "대리 수령: 홍*동(2012년생) 대신 김*지", for a proxy reservation.
+    pub proxy_line: Option<String>,
 }
 
 impl Shown {
@@ -45,7 +57,7 @@ impl Shown {
         let t = &page.t;
         Shown {
             code: code::display(&f.code),
-            name: pickup::mask_name(&f.citizen_name),
+            name: mask_name(&f.citizen_name),
             national_id: f.national_id_masked.clone(),
             quantity: f.quantity,
             window: format!(
@@ -57,6 +69,10 @@ impl Shown {
             came_early: f.came_early(now),
             masks: t.fmt("pharmacy.pickup.masks", &[("quantity", &f.quantity)]),
             confirm: t.fmt("pharmacy.pickup.confirm", &[("quantity", &f.quantity)]),
+            proxy_line: f
+                .proxy
+                .as_ref()
+                .map(|p| proxy_line(t, &f.citizen_name, &p.dependant_name, p.birth_year)),
         }
     }
 }
@@ -117,6 +133,10 @@ fn refusal(r: &Refusal, typed: &str, page: &PageCtx, tz: Tz) -> (StatusCode, Ref
                 &[("time", &rules::local(tz, *closed_at).format("%H:%M"))],
             ),
         ),
+        Refusal::ProxyNotChecked => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t.get("pharmacy.pickup.refusal.proxy_unchecked").to_owned(),
+        ),
     };
     let kind = r.kind();
     (
@@ -139,6 +159,8 @@ struct PickupPage {
     confirm_on_scan: bool,
     /// Looked up and waiting for the confirm button.
     found: Option<Shown>,
+    /// A scan that would have handed over, stopped for the proxy box.
+    proxy_needed: bool,
     /// Just handed over.
     handed: Option<Shown>,
     refused: Option<Refused>,
@@ -148,6 +170,7 @@ struct Answer {
     value: String,
     errors: FieldErrors,
     found: Option<Shown>,
+    proxy_needed: bool,
     handed: Option<Shown>,
     refused: Option<Refused>,
 }
@@ -158,6 +181,7 @@ impl Answer {
             value: String::new(),
             errors: FieldErrors::default(),
             found: None,
+            proxy_needed: false,
             handed: None,
             refused: None,
         }
@@ -183,6 +207,7 @@ async fn pickup_page(
             errors: answer.errors,
             confirm_on_scan,
             found: answer.found,
+            proxy_needed: answer.proxy_needed,
             handed: answer.handed,
             refused: answer.refused,
         },
@@ -199,7 +224,9 @@ pub async fn show(
 }
 
 /// A post of `code` looks the reservation up; with `confirm=1` (or with the
-/// pharmacist's "confirm on scan") it hands it over. Every post counts
+/// pharmacist's "confirm on scan") it hands it over — a proxy reservation
+/// only with `proxy_checked=1` as well: without it, `confirm=1` is refused
+/// (422) and a scan shows the reservation to tick. Every post counts
 /// against the pharmacist's limit of look-ups (`pickup_per_account`), so
 /// that codes cannot be guessed at speed; over it, the counter page answers
 /// 429 with the wait next to the code field, the code kept to send again.
@@ -239,33 +266,44 @@ pub async fn post(
     let policy = state.policy().await?;
     let (now, tz) = (state.clock.now(), policy.timezone);
     let (by, store_id) = (pharmacist.user.id, pharmacist.store_id);
-    let confirm = form.get("confirm") == "1"
+    let asked = form.get("confirm") == "1";
+    let proxy_checked = form.get("proxy_checked") == "1";
+    let confirm = asked
         || state
             .db
             .run(move |conn| pickup::confirm_on_scan(conn, by))
             .await?;
     let mut answer = Answer::empty();
     let result = if confirm {
-        let (code, policy) = (code.clone(), policy.clone());
+        let (for_tx, policy_tx) = (code.clone(), policy.clone());
         match state
             .db
-            .write(move |tx| pickup::confirm(tx, by, store_id, &code, now, &policy))
+            .write(move |tx| {
+                pickup::confirm(tx, by, store_id, &for_tx, now, &policy_tx, proxy_checked)
+            })
             .await
         {
             Ok(facts) => {
                 answer.handed = Some(Shown::new(&facts, &page, tz, now));
                 Ok(())
             }
+            Err(DbError::Work(PickupError::Refused(Refusal::ProxyNotChecked))) => {
+                // Shown with its box: a scan asked nothing wrong, a post of
+                // the button without the box is refused beside it.
+                let found = look_up(&state, store_id, code.clone(), now, policy.clone()).await?;
+                answer.found = found.ok().map(|f| Shown::new(&f, &page, tz, now));
+                answer.proxy_needed = !asked;
+                if asked {
+                    Err(Refusal::ProxyNotChecked)
+                } else {
+                    Ok(())
+                }
+            }
             Err(DbError::Work(PickupError::Refused(r))) => Err(r),
             Err(e) => return Err(e.into()),
         }
     } else {
-        let (code, policy) = (code.clone(), policy.clone());
-        match state
-            .db
-            .run(move |conn| pickup::look_up(conn, store_id, &code, now, &policy))
-            .await?
-        {
+        match look_up(&state, store_id, code.clone(), now, policy.clone()).await? {
             Ok(facts) => {
                 answer.found = Some(Shown::new(&facts, &page, tz, now));
                 Ok(())
@@ -282,6 +320,20 @@ pub async fn post(
         }
     };
     pickup_page(&state, &pharmacist, page, answer, status).await
+}
+
+/// The reservation a code names, if this store may see it now.
+async fn look_up(
+    state: &AppState,
+    store_id: i64,
+    code: String,
+    now: DateTime<Utc>,
+    policy: Arc<Policy>,
+) -> Result<Result<Facts, Refusal>, AppError> {
+    Ok(state
+        .db
+        .run(move |conn| pickup::look_up(conn, store_id, &code, now, &policy))
+        .await?)
 }
 
 /// `POST /pharmacy/pickup/preferences`: `confirm_on_scan=1` turns handing over

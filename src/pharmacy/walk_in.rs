@@ -14,7 +14,15 @@
 //! naming the pharmacist, the store, the time, the keyed hash of the number
 //! and the outcome: in the sale's transaction, or in a write of its own when
 //! the sale is refused (the refused transaction is rolled back whole).
+//!
+//! Someone may buy for another person (SPEC §12): the second number,
+//! `for_national_id`, is whose quota and rotation day the sale takes, and
+//! the sale records the buyer present as `proxy_person_id`. Only for a person
+//! the proxy rule allows (a child or an elderly person, by birth year), and
+//! only once the pharmacist has seen the family documents (`proxy_checked`).
+//! Those are checks of what was typed, made before anyone is looked up.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc, Weekday};
@@ -22,11 +30,13 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use serde_json::json;
 
+use crate::accounts::queries::ensure_person;
 use crate::audit::{self, Entry};
 use crate::db::schema::{
     people, quota_usage, stock_ledger, store_days, stores, users, walk_in_sales,
 };
 use crate::db::{AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
+use crate::dependants::rules::may_be_dependant;
 use crate::policy::{Period, Policy, rotation_weekday};
 use crate::quantity::Quantity;
 use crate::quota;
@@ -41,7 +51,8 @@ pub const UNDO_MINUTES: i64 = 5;
 pub const LOOKUP_ACTION: &str = "walk_in.lookup";
 
 /// A sale asked for. The national ID itself is not here: only what may be
-/// kept of it (its keyed hash, birth date and masked form).
+/// kept of it (its keyed hash, birth date and masked form) — of the buyer
+/// present, and for a proxy purchase of the person bought for.
 #[derive(Debug, Clone)]
 pub struct Sale {
     pub pharmacist_id: i64,
@@ -49,8 +60,36 @@ pub struct Sale {
     pub national_id_hash: String,
     pub birth_date: NaiveDate,
     pub national_id_masked: String,
+    /// The person bought for, when the buyer buys for someone else: their
+    /// quota and their rotation day.
+    pub for_person: Option<Identity>,
+    /// The pharmacist saw the family documents of a proxy purchase.
+    pub proxy_checked: bool,
     pub quantity: Quantity,
     pub now: DateTime<Utc>,
+}
+
+/// What may be kept of a national ID typed at the counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub national_id_hash: String,
+    pub birth_date: NaiveDate,
+    pub national_id_masked: String,
+}
+
+impl Sale {
+    /// Whose quota and rotation day the sale takes: the person bought for,
+    /// or the buyer.
+    fn holder(&self) -> (&str, NaiveDate, &str) {
+        match &self.for_person {
+            Some(p) => (&p.national_id_hash, p.birth_date, &p.national_id_masked),
+            None => (
+                &self.national_id_hash,
+                self.birth_date,
+                &self.national_id_masked,
+            ),
+        }
+    }
 }
 
 /// Why a sale is refused, in the order the checks run: first what the sale
@@ -60,6 +99,13 @@ pub struct Sale {
 pub enum Refusal {
     /// More masks than one sale may be for: at most `max` ([`check_quantity`]).
     BadQuantity { max: i32 },
+    /// A proxy purchase for the buyer's own number.
+    ProxyForOneself,
+    /// A proxy purchase for someone the proxy rule does not cover: born
+    /// after `until` and before `from`.
+    ProxyYears { from: i32, until: i32 },
+    /// A proxy purchase without the family documents seen.
+    ProxyNotChecked,
     /// The store has no supply allocated today.
     NoSupply,
     /// An administrator stopped sales at the store.
@@ -80,6 +126,9 @@ impl Refusal {
     pub fn kind(&self) -> &'static str {
         match self {
             Refusal::BadQuantity { .. } => "quantity",
+            Refusal::ProxyForOneself => "proxy_oneself",
+            Refusal::ProxyYears { .. } => "proxy_years",
+            Refusal::ProxyNotChecked => "proxy_unchecked",
             Refusal::NoSupply => "no_supply",
             Refusal::StoreSuspended => "suspended",
             Refusal::OutOfStock { .. } => "stock",
@@ -127,7 +176,8 @@ impl From<Refusal> for WalkInError {
 /// sale's transaction is rolled back, so its entry is written after it, on
 /// its own. Answers the new sale's id or the refusal. A quantity no sale may
 /// have is a typing mistake refused before anything is read, like a mistyped
-/// number: no look-up happened, and none is recorded.
+/// number, and so is a proxy purchase that is not one ([`check_proxy`]): no
+/// look-up happened, and none is recorded.
 pub async fn sell_recorded(
     db: &Db,
     sale: Sale,
@@ -136,7 +186,7 @@ pub async fn sell_recorded(
     let asked = sale.clone();
     match db.write(move |tx| sell(tx, &asked, &policy)).await {
         Ok(sale_id) => Ok(Ok(sale_id)),
-        Err(DbError::Work(WalkInError::Refused(refusal @ Refusal::BadQuantity { .. }))) => {
+        Err(DbError::Work(WalkInError::Refused(refusal))) if refusal.before_look_up() => {
             Ok(Err(refusal))
         }
         Err(DbError::Work(WalkInError::Refused(refusal))) => {
@@ -149,10 +199,24 @@ pub async fn sell_recorded(
     }
 }
 
+impl Refusal {
+    /// A refusal of what was typed, made before anyone is looked up.
+    fn before_look_up(&self) -> bool {
+        matches!(
+            self,
+            Refusal::BadQuantity { .. }
+                | Refusal::ProxyForOneself
+                | Refusal::ProxyYears { .. }
+                | Refusal::ProxyNotChecked
+        )
+    }
+}
+
 /// Sells `sale.quantity` masks at the store today; the new sale's id. The
 /// look-up's audit entry is written in the same transaction.
 pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkInError> {
     check_quantity(sale.quantity)?;
+    check_proxy(sale, policy)?;
     let today = rules::today(policy, sale.now);
     let q = sale.quantity.get();
     // What the store has, before anything about the person is read.
@@ -194,7 +258,8 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
         }
         .into());
     }
-    let birth_year = rules::birth_year(sale.birth_date);
+    let (holder_hash, holder_birth, holder_masked) = sale.holder();
+    let birth_year = rules::birth_year(holder_birth);
     if !policy.rotation.allows(birth_year, today) {
         return Err(Refusal::Rotation {
             weekday: rotation_weekday(birth_year),
@@ -203,7 +268,17 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
     }
 
     let at = sale.now.naive_utc();
-    let person_id = person(tx, sale, at)?;
+    let person_id = ensure_person(tx, holder_hash, holder_birth, holder_masked, at)?;
+    let proxy_person_id = match sale.for_person {
+        Some(_) => Some(ensure_person(
+            tx,
+            &sale.national_id_hash,
+            sale.birth_date,
+            &sale.national_id_masked,
+            at,
+        )?),
+        None => None,
+    };
     let period_start = policy.period.start_of(today);
     // Not `quota::take`: what is left is not to be said, so not read.
     if !quota::try_take(
@@ -241,6 +316,7 @@ pub fn sell(tx: &mut Tx<'_>, sale: &Sale, policy: &Policy) -> Result<i64, WalkIn
             walk_in_sales::store_day_id.eq(store_day_id),
             walk_in_sales::store_id.eq(sale.store_id),
             walk_in_sales::person_id.eq(person_id),
+            walk_in_sales::proxy_person_id.eq(proxy_person_id),
             walk_in_sales::quantity.eq(q),
             walk_in_sales::period_start.eq(period_start),
             walk_in_sales::sold_by.eq(sale.pharmacist_id),
@@ -271,9 +347,33 @@ pub fn check_quantity(quantity: Quantity) -> Result<(), Refusal> {
     })
 }
 
+/// What a proxy purchase must be, before anyone is looked up: for another
+/// person than the buyer, one the proxy rule covers, with the family
+/// documents seen. Nothing to check when the buyer buys for themself.
+pub fn check_proxy(sale: &Sale, policy: &Policy) -> Result<(), Refusal> {
+    let Some(for_person) = &sale.for_person else {
+        return Ok(());
+    };
+    if for_person.national_id_hash == sale.national_id_hash {
+        return Err(Refusal::ProxyForOneself);
+    }
+    if !may_be_dependant(policy, rules::birth_year(for_person.birth_date)) {
+        return Err(Refusal::ProxyYears {
+            from: policy.proxy_born_from,
+            until: policy.proxy_born_until,
+        });
+    }
+    if !sale.proxy_checked {
+        return Err(Refusal::ProxyNotChecked);
+    }
+    Ok(())
+}
+
 /// The audit entry of one look-up: who looked, at which store, when (the
 /// entry's time), whom (the keyed hash of the number, never the number) and
-/// what came of it (`sold` or the refusal's kind).
+/// what came of it (`sold` or the refusal's kind). A proxy purchase looks up
+/// two numbers: the entry is about the person bought for, and names the
+/// buyer's keyed hash too.
 fn record_lookup(
     tx: &mut Tx<'_>,
     sale: &Sale,
@@ -291,13 +391,14 @@ fn record_lookup(
             actor: Some(sale.pharmacist_id),
             action: LOOKUP_ACTION,
             entity: "person",
-            entity_id: sale.national_id_hash.clone(),
+            entity_id: sale.holder().0.to_owned(),
             before: None,
             after: Some(json!({
                 "store": store_code,
                 "quantity": sale.quantity.get(),
                 "outcome": outcome,
                 "sale": sale_id,
+                "proxy_buyer": sale.for_person.as_ref().map(|_| &sale.national_id_hash),
             })),
         },
         sale.now.naive_utc(),
@@ -352,41 +453,6 @@ pub fn first_period_with_room(
         candidate = next(candidate);
     }
     candidate
-}
-
-/// The person with this national ID, created on their first purchase. Two
-/// pharmacies selling to a new person at once both insert: `ON CONFLICT DO
-/// NOTHING` lets the second wait for the first and then find its row, rather
-/// than fail with a unique violation.
-fn person(tx: &mut Tx<'_>, sale: &Sale, at: NaiveDateTime) -> QueryResult<i64> {
-    let by_hash = |tx: &mut Tx<'_>| {
-        people::table
-            .filter(people::national_id_hash.eq(&sale.national_id_hash))
-            .select(people::id)
-            .first::<i64>(tx.conn())
-            .optional()
-    };
-    if let Some(id) = by_hash(tx)? {
-        return Ok(id);
-    }
-    let row = (
-        people::national_id_hash.eq(&sale.national_id_hash),
-        people::birth_date.eq(sale.birth_date),
-        people::national_id_masked.eq(&sale.national_id_masked),
-        people::created_at.eq(at),
-    );
-    let inserted: Option<i64> = crate::on_each_backend!(tx.conn(), |c| {
-        diesel::insert_into(people::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .returning(people::id)
-            .get_result(c)
-            .optional()
-    })?;
-    match inserted {
-        Some(id) => Ok(id),
-        None => by_hash(tx)?.ok_or(DieselError::NotFound),
-    }
 }
 
 /// A sale as the undo needs it.
@@ -550,7 +616,10 @@ pub fn undo(
 #[derive(Debug, Clone)]
 pub struct SaleLine {
     pub id: i64,
+    /// Whose quota it took.
     pub national_id_masked: String,
+    /// Who bought it, when it was bought for someone else.
+    pub proxy_masked: Option<String>,
     pub quantity: i32,
     pub sold_by: i64,
     pub seller: String,
@@ -591,12 +660,22 @@ pub fn sales_on(
             walk_in_sales::undone_at,
         ))
         .load(conn)?;
+    let proxies: HashMap<i64, String> = walk_in_sales::table
+        .inner_join(store_days::table)
+        .inner_join(people::table.on(people::id.nullable().eq(walk_in_sales::proxy_person_id)))
+        .filter(walk_in_sales::store_id.eq(store_id))
+        .filter(store_days::day.eq(day))
+        .select((walk_in_sales::id, people::national_id_masked))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
     Ok(rows
         .into_iter()
         .map(
             |(id, national_id_masked, quantity, sold_by, seller, created_at, undone_at)| SaleLine {
                 id,
                 national_id_masked,
+                proxy_masked: proxies.get(&id).cloned(),
                 quantity,
                 sold_by,
                 seller,
@@ -651,6 +730,62 @@ mod tests {
             ..sale
         };
         assert_eq!(may_undo(&undone, 1, at(1)), Err(UndoRefusal::AlreadyUndone));
+    }
+
+    #[test]
+    fn a_proxy_purchase_is_for_another_person_the_rule_covers_with_the_documents_seen() {
+        let p = Policy::default();
+        let born = |y: i32| NaiveDate::from_ymd_opt(y, 3, 15).unwrap();
+        let identity = |hash: &str, year: i32| Identity {
+            national_id_hash: hash.repeat(64),
+            birth_date: born(year),
+            national_id_masked: "120315-3******".into(),
+        };
+        let sale = |for_person: Option<Identity>, proxy_checked: bool| Sale {
+            pharmacist_id: 1,
+            store_id: 1,
+            national_id_hash: "a".repeat(64),
+            birth_date: born(1985),
+            national_id_masked: "850315-1******".into(),
+            for_person,
+            proxy_checked,
+            quantity: Quantity::ONE,
+            now: at(0),
+        };
+        assert_eq!(
+            check_proxy(&sale(None, false), &p),
+            Ok(()),
+            "not a proxy sale"
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 2012)), true), &p),
+            Ok(())
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 1938)), true), &p),
+            Ok(())
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 2012)), false), &p),
+            Err(Refusal::ProxyNotChecked)
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("b", 1990)), true), &p),
+            Err(Refusal::ProxyYears {
+                from: 2010,
+                until: 1940
+            })
+        );
+        assert_eq!(
+            check_proxy(&sale(Some(identity("a", 2012)), true), &p),
+            Err(Refusal::ProxyForOneself)
+        );
+        // Whose quota and day: the person bought for.
+        let for_child = sale(Some(identity("b", 2012)), true);
+        assert_eq!(for_child.holder().1, born(2012));
+        assert_eq!(sale(None, false).holder().1, born(1985));
+        assert!(Refusal::ProxyNotChecked.before_look_up());
+        assert!(!Refusal::NoSupply.before_look_up());
     }
 
     fn day(m: u32, d: u32) -> NaiveDate {

@@ -4,7 +4,8 @@
 //!
 //! The national ID typed is parsed, hashed and dropped: the page never shows
 //! it back, not even after a mistake — a valid number is shown masked, and the
-//! pharmacist is asked to type it again.
+//! pharmacist is asked to type it again. The same for the second number of
+//! a proxy purchase (`for_national_id`, with `proxy_checked=1`).
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -15,7 +16,7 @@ use crate::accounts::national_id::NationalId;
 use crate::db::DbError;
 use crate::i18n::Tr;
 use crate::pharmacy::queries;
-use crate::pharmacy::walk_in::{self, Refusal, Sale, UndoError, UndoRefusal};
+use crate::pharmacy::walk_in::{self, Identity, Refusal, Sale, UndoError, UndoRefusal};
 use crate::quantity::Quantity;
 use crate::rate_limit::Decision;
 use crate::reservations::rules::{self, MAX_QUANTITY, weekday_key};
@@ -32,6 +33,8 @@ pub struct SaleRow {
     pub id: i64,
     pub time: String,
     pub national_id: String,
+    /// "대리 구매: 850101-1******", for a sale bought for someone else.
+    pub proxy: Option<String>,
     pub quantity: i32,
     pub seller: String,
     pub undone: bool,
@@ -99,6 +102,9 @@ async fn walk_in_page(
             id: s.id,
             time: rules::local(tz, s.created_at).format("%H:%M").to_string(),
             national_id: s.national_id_masked,
+            proxy: s
+                .proxy_masked
+                .map(|id| page.t.fmt("pharmacy.walk_in.proxy_by", &[("id", &id)])),
             quantity: s.quantity,
             seller: s.seller,
             undone: s.undone,
@@ -185,20 +191,48 @@ pub async fn sell(
     let id = NationalId::parse(form.get("national_id"), today)
         .map_err(|e| back.errors.add("national_id", page.t.get(e.message_key())))
         .ok();
-    let (Some(id), Some(quantity)) = (id, quantity) else {
+    // A proxy purchase: empty is none; anything else must be a number.
+    let for_person = match form.get("for_national_id").trim() {
+        "" => Some(None),
+        typed => NationalId::parse(typed, today)
+            .map_err(|e| {
+                back.errors
+                    .add("for_national_id", page.t.get(e.message_key()))
+            })
+            .ok()
+            .map(Some),
+    };
+    let (Some(id), Some(quantity), Some(for_person)) = (id, quantity, for_person) else {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return walk_in_page(&state, &pharmacist, page, back, status).await;
     };
+    let key = &state.keys.national_id;
+    let for_person = for_person.map(|p| Identity {
+        national_id_hash: p.keyed_hash(key),
+        birth_date: p.birth_date(),
+        national_id_masked: p.masked(),
+    });
     let sale = Sale {
         pharmacist_id: pharmacist.user.id,
         store_id: pharmacist.store_id,
         national_id_hash: id.keyed_hash(&state.keys.national_id),
         birth_date: id.birth_date(),
         national_id_masked: id.masked(),
+        for_person,
+        proxy_checked: form.get("proxy_checked") == "1",
         quantity,
         now,
     };
-    let masked = sale.national_id_masked.clone();
+    let masked = match &sale.for_person {
+        Some(p) => page.t.fmt(
+            "pharmacy.walk_in.for_proxy",
+            &[
+                ("id", &p.national_id_masked),
+                ("buyer", &sale.national_id_masked),
+            ],
+        ),
+        None => sale.national_id_masked.clone(),
+    };
     let refusal = match walk_in::sell_recorded(&state.db, sale, policy).await? {
         Ok(_) => {
             session::set_flash(&session, "pharmacy.walk_in.flash.sold");
@@ -206,6 +240,20 @@ pub async fn sell(
         }
         Err(Refusal::BadQuantity { max }) => {
             back.errors.add("quantity", quantity_message(&page.t, max));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return walk_in_page(&state, &pharmacist, page, back, status).await;
+        }
+        Err(
+            refusal @ (Refusal::ProxyForOneself
+            | Refusal::ProxyYears { .. }
+            | Refusal::ProxyNotChecked),
+        ) => {
+            let field = match refusal {
+                Refusal::ProxyNotChecked => "proxy_checked",
+                _ => "for_national_id",
+            };
+            back.errors.add(field, refusal_message(&page.t, &refusal));
+            back.refusal = Some(refusal.kind());
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return walk_in_page(&state, &pharmacist, page, back, status).await;
         }
@@ -231,6 +279,12 @@ fn quantity_message(t: &Tr, max: i32) -> String {
 fn refusal_message(t: &Tr, refusal: &Refusal) -> String {
     match refusal {
         Refusal::BadQuantity { max } => quantity_message(t, *max),
+        Refusal::ProxyForOneself => t.get("pharmacy.walk_in.refusal.proxy_oneself").to_owned(),
+        Refusal::ProxyYears { from, until } => t.fmt(
+            "pharmacy.walk_in.refusal.proxy_years",
+            &[("from", from), ("until", until)],
+        ),
+        Refusal::ProxyNotChecked => t.get("pharmacy.walk_in.refusal.proxy_unchecked").to_owned(),
         Refusal::NoSupply => t.get("pharmacy.walk_in.refusal.no_supply").to_owned(),
         Refusal::StoreSuspended => t.get("pharmacy.walk_in.refusal.suspended").to_owned(),
         Refusal::OutOfStock { left: 0 } => t.get("pharmacy.walk_in.refusal.stock_none").to_owned(),

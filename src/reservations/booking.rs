@@ -15,6 +15,13 @@
 //! [`settle`], which decides every refusal, and one table of scenarios
 //! (`tests/api/booking_conformance.rs`) runs against each form on each
 //! backend, so the two cannot drift.
+//!
+//! A citizen may book for one of their dependants (SPEC §12, `person` on the
+//! form): the transaction then checks that the link is current and this
+//! account's — holding it, so that it cannot end under the booking — and
+//! the quota taken, the rotation day and the reservation's `person_id` are
+//! the dependant's, its `user_id` the guardian's and its `dependant_id` the
+//! link it was made under.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -23,7 +30,9 @@ use diesel::result::Error as DieselError;
 use crate::accounts::SessionClaim;
 use crate::db::schema::{people, pickup_windows, reservations, stock_ledger, stores, users};
 use crate::db::statement::{Arg, Statement};
-use crate::db::{AsRetryable, Backend, Tx, is_retryable};
+use crate::db::{self, AsRetryable, Backend, LockMode, Locked, Tx, is_retryable};
+use crate::dependants::queries::{Current, current_one};
+use crate::dependants::rules::proxy_line;
 use crate::i18n::Tr;
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::policy::Policy;
@@ -49,10 +58,32 @@ pub struct Request {
     /// The form's random id: a second request with the same (user, id) answers
     /// the first reservation and books nothing.
     pub request_id: Option<String>,
+    /// Whom the masks are for: the citizen, or one of their dependants.
+    pub person: ForWhom,
     pub now: DateTime<Utc>,
     /// What the login session asking says of its account: held against the
     /// account row read in the transaction, before anything else is answered.
     pub session: SessionClaim,
+}
+
+/// Whom a reservation is for: the form's `person` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForWhom {
+    /// The citizen asking (`self`, the default).
+    Own,
+    /// The dependant with this link id.
+    Dependant(i64),
+}
+
+impl ForWhom {
+    /// The form's value: empty or `self` for the citizen, a link's id for a
+    /// dependant; anything else names nobody.
+    pub fn parse(text: &str) -> Option<ForWhom> {
+        match text.trim() {
+            "" | "self" => Some(ForWhom::Own),
+            id => id.parse().ok().map(ForWhom::Dependant),
+        }
+    }
 }
 
 /// A reservation that exists.
@@ -174,6 +205,36 @@ impl Account {
     }
 }
 
+/// Whose quota and rotation day a booking takes, and under which link.
+struct Holder {
+    person_id: i64,
+    birth_date: NaiveDate,
+    /// For a dependant: the link's id and the name the guardian gave.
+    dependant: Option<(i64, String)>,
+}
+
+impl Holder {
+    fn own(citizen: &Citizen) -> Holder {
+        Holder {
+            person_id: citizen.person_id,
+            birth_date: citizen.birth_date,
+            dependant: None,
+        }
+    }
+
+    fn dependant(id: i64, d: Current) -> Holder {
+        Holder {
+            person_id: d.person_id,
+            birth_date: d.birth_date,
+            dependant: Some((id, d.name)),
+        }
+    }
+
+    fn dependant_id(&self) -> Option<i64> {
+        self.dependant.as_ref().map(|(id, _)| *id)
+    }
+}
+
 #[derive(Debug, Clone, Queryable)]
 struct Window {
     store_day_id: i64,
@@ -289,6 +350,14 @@ fn book_step_by_step(
         return Ok(existing);
     }
     let citizen = Account::citizen(account)?;
+    let holder = match req.person {
+        ForWhom::Own => Holder::own(&citizen),
+        ForWhom::Dependant(id) => {
+            db::lock_row(tx, Locked::Dependant(id), LockMode::Share)?;
+            let found = current_one(tx.conn(), req.user_id, id)?.ok_or(Refusal::UnknownPerson)?;
+            Holder::dependant(id, found)
+        }
+    };
 
     let window: Window = crate::on_each_backend!(tx.conn(), |c| {
         pickup_windows::table
@@ -308,10 +377,10 @@ fn book_step_by_step(
             .optional()
     })?
     .ok_or(Refusal::UnknownWindow)?;
-    let period_start = check(policy, req, &citizen, &window)?;
+    let period_start = check(policy, req, &holder, &window)?;
 
     let q = req.quantity;
-    let person_id = citizen.person_id;
+    let person_id = holder.person_id;
     let now = req.now.naive_utc();
     let takes = TakeArgs {
         person_id,
@@ -327,7 +396,7 @@ fn book_step_by_step(
     settle(tx, req, &takes, &window, taken)?;
 
     let (reservation_id, pickup_code) =
-        insert_reservation(tx, req, person_id, &window, period_start, t.code())?;
+        insert_reservation(tx, req, &holder, &window, period_start, t.code())?;
 
     crate::on_each_backend!(tx.conn(), |c| {
         diesel::insert_into(stock_ledger::table)
@@ -348,6 +417,7 @@ fn book_step_by_step(
         policy,
         base_url,
         &citizen,
+        &holder,
         &window,
         req,
         reservation_id,
@@ -499,7 +569,7 @@ const MAIL_KIND: &str = "reservation_confirmed";
 fn check(
     policy: &Policy,
     req: &Request,
-    citizen: &Citizen,
+    holder: &Holder,
     window: &Window,
 ) -> Result<NaiveDate, Refusal> {
     let facts = WindowFacts {
@@ -510,7 +580,7 @@ fn check(
     rules::check(
         policy,
         req.now,
-        rules::birth_year(citizen.birth_date),
+        rules::birth_year(holder.birth_date),
         &facts,
         req.quantity,
     )?;
@@ -533,11 +603,20 @@ impl Confirmation {
         policy: &Policy,
         base_url: &str,
         citizen: &Citizen,
+        holder: &Holder,
         window: &Window,
         req: &Request,
         reservation_id: i64,
         pickup_code: &str,
     ) -> Confirmation {
+        // A line of its own under the quantity, for a dependant only.
+        let proxy = match &holder.dependant {
+            Some((_, name)) => format!(
+                "\n{}",
+                proxy_line(t, &citizen.name, name, rules::birth_year(holder.birth_date))
+            ),
+            None => String::new(),
+        };
         let body = t.fmt(
             "mail.reservation_confirmed.body",
             &[
@@ -550,6 +629,7 @@ impl Confirmation {
                     &rules::time_range(policy.timezone, window.starts_at, window.ends_at),
                 ),
                 ("quantity", &req.quantity),
+                ("proxy", &proxy),
                 ("code", &code::display(pickup_code)),
                 ("link", &format!("{base_url}/reservations/{reservation_id}")),
                 ("cutoff", &policy.cancel_cutoff_minutes),
@@ -612,7 +692,7 @@ fn replay(tx: &mut Tx<'_>, req: &Request) -> QueryResult<Option<Booked>> {
 fn insert_reservation(
     tx: &mut Tx<'_>,
     req: &Request,
-    person_id: i64,
+    holder: &Holder,
     window: &Window,
     period_start: NaiveDate,
     mail_lang: &str,
@@ -622,7 +702,8 @@ fn insert_reservation(
         let pickup_code = code::generate();
         let row = (
             reservations::user_id.eq(req.user_id),
-            reservations::person_id.eq(person_id),
+            reservations::person_id.eq(holder.person_id),
+            reservations::dependant_id.eq(holder.dependant_id()),
             reservations::window_id.eq(req.window_id),
             reservations::store_id.eq(window.store_id),
             reservations::quantity.eq(req.quantity.get()),

@@ -6,7 +6,10 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{pickup_windows, quota_usage, reservations, stores, users};
+use crate::db::schema::{
+    dependants, people, pickup_windows, quota_usage, reservations, stores, users,
+};
+use crate::dependants::queries::{Dependant, with_quota};
 use crate::policy::Policy;
 use crate::reservations::rules::{self, PeriodLeft};
 use crate::reservations::status::ReservationStatus;
@@ -21,7 +24,20 @@ pub struct ReservationSummary {
     pub ends_at: NaiveDateTime,
     pub quantity: i32,
     pub status: ReservationStatus,
+    /// For a dependant's reservation, the name their guardian gave.
+    pub dependant_name: Option<String>,
 }
+
+type SummaryRow = (
+    i64,
+    String,
+    String,
+    NaiveDateTime,
+    NaiveDateTime,
+    i32,
+    ReservationStatus,
+    Option<String>,
+);
 
 /// The user's reservations, newest first.
 pub fn for_user(
@@ -29,17 +45,10 @@ pub fn for_user(
     user_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<ReservationSummary>> {
-    let rows: Vec<(
-        i64,
-        String,
-        String,
-        NaiveDateTime,
-        NaiveDateTime,
-        i32,
-        ReservationStatus,
-    )> = reservations::table
+    let rows: Vec<SummaryRow> = reservations::table
         .inner_join(pickup_windows::table)
         .inner_join(stores::table)
+        .left_join(dependants::table)
         .filter(reservations::user_id.eq(user_id))
         .order((reservations::created_at.desc(), reservations::id.desc()))
         .limit(limit)
@@ -51,12 +60,13 @@ pub fn for_user(
             pickup_windows::ends_at,
             reservations::quantity,
             reservations::status,
+            dependants::name.nullable(),
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(
-            |(id, store_name, store_code, starts_at, ends_at, quantity, status)| {
+            |(id, store_name, store_code, starts_at, ends_at, quantity, status, dependant_name)| {
                 ReservationSummary {
                     id,
                     store_name,
@@ -65,6 +75,7 @@ pub fn for_user(
                     ends_at,
                     quantity,
                     status,
+                    dependant_name,
                 }
             },
         )
@@ -115,10 +126,11 @@ pub fn quota_by_period_of_user(
 }
 
 /// What the citizen's own page shows: the quota left in each period they can
-/// book for, and their reservations, newest first.
+/// book for, their reservations, newest first, and each dependant's quota.
 pub struct Overview {
     pub quota: Vec<PeriodLeft>,
     pub reservations: Vec<ReservationSummary>,
+    pub dependants: Vec<(Dependant, Vec<PeriodLeft>)>,
 }
 
 /// How many reservations the citizen's page lists at most.
@@ -134,6 +146,7 @@ pub fn overview(
     Ok(Overview {
         quota: quota_by_period(conn, policy, person_id, now)?,
         reservations: for_user(conn, user_id, LIST_LIMIT)?,
+        dependants: with_quota(conn, policy, user_id, now)?,
     })
 }
 
@@ -152,6 +165,10 @@ pub struct Detail {
     pub quantity: i32,
     pub status: ReservationStatus,
     pub pickup_code: String,
+    /// The birth date of whom it is for (the citizen, or a dependant).
+    pub birth_date: NaiveDate,
+    /// For a dependant's reservation, the name their guardian gave.
+    pub dependant_name: Option<String>,
 }
 
 /// Reservation `id` if it belongs to `user_id`: another's is as absent as one
@@ -160,6 +177,8 @@ pub fn detail(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Opt
     reservations::table
         .inner_join(pickup_windows::table)
         .inner_join(stores::table)
+        .inner_join(people::table)
+        .left_join(dependants::table)
         .filter(reservations::id.eq(id))
         .filter(reservations::user_id.eq(user_id))
         .select((
@@ -174,6 +193,8 @@ pub fn detail(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Opt
             reservations::quantity,
             reservations::status,
             reservations::pickup_code,
+            people::birth_date,
+            dependants::name.nullable(),
         ))
         .first(conn)
         .optional()

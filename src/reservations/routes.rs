@@ -9,8 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::db::DbError;
+use crate::dependants::rules::proxy_line;
 use crate::quantity::Quantity;
-use crate::reservations::booking::{self, BookError, Request};
+use crate::reservations::booking::{self, BookError, ForWhom, Request};
 use crate::reservations::cancel::{self, CancelError};
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, Refusal};
@@ -34,6 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub struct Row {
     pub id: i64,
     pub store_name: String,
+    /// For a dependant's reservation: "홍길동의 마스크".
+    pub for_whom: Option<String>,
     pub when: String,
     pub quantity: i32,
     pub status_key: &'static str,
@@ -47,6 +50,8 @@ struct ListPage {
     verified: bool,
     verify_text: String,
     quota_lines: Vec<QuotaLine>,
+    /// Each dependant's name with their lines.
+    dependant_quota: Vec<(String, Vec<QuotaLine>)>,
     rows: Vec<Row>,
 }
 
@@ -61,6 +66,7 @@ async fn list(
     let queries::Overview {
         quota,
         reservations,
+        dependants,
     } = state
         .db
         .run(move |conn| queries::overview(conn, &for_policy, user_id, person_id, now))
@@ -74,6 +80,9 @@ async fn list(
             Row {
                 id: r.id,
                 store_name: format!("{} ({})", r.store_name, r.store_code),
+                for_whom: r
+                    .dependant_name
+                    .map(|name| page.t.fmt("reservations.for_dependant", &[("name", &name)])),
                 when: format!(
                     "{} {}–{}",
                     page.t.date(start.date_naive()),
@@ -86,7 +95,12 @@ async fn list(
             }
         })
         .collect();
-    let quota_lines = quota_view::lines(&page.t, &policy, rules::today(&policy, now), &quota);
+    let day = rules::today(&policy, now);
+    let quota_lines = quota_view::lines(&page.t, &policy, day, &quota);
+    let dependant_quota = dependants
+        .into_iter()
+        .map(|(d, periods)| (d.name, quota_view::lines(&page.t, &policy, day, &periods)))
+        .collect();
     let verify_text = page.t.fmt(
         "reservations.verify_first",
         &[("email", &citizen.user.email)],
@@ -97,6 +111,7 @@ async fn list(
             verified: citizen.user.email_verified,
             verify_text,
             quota_lines,
+            dependant_quota,
             rows,
         },
         StatusCode::OK,
@@ -113,6 +128,7 @@ fn refusal_status(r: &Refusal) -> (StatusCode, &'static str) {
         Refusal::AccountDisabled => (StatusCode::FORBIDDEN, "disabled"),
         Refusal::NotCitizen => (StatusCode::FORBIDDEN, "not_citizen"),
         Refusal::UnknownWindow => (StatusCode::NOT_FOUND, "unknown_window"),
+        Refusal::UnknownPerson => (StatusCode::NOT_FOUND, "unknown_person"),
         Refusal::StoreSuspended => (StatusCode::CONFLICT, "suspended"),
         Refusal::BookingClosed => (StatusCode::CONFLICT, "closed"),
         Refusal::BeyondHorizon { .. } => (StatusCode::CONFLICT, "horizon"),
@@ -147,17 +163,22 @@ async fn create(
         id if id.len() <= MAX_REQUEST_ID => Some(id.to_owned()),
         _ => return Err(AppError::BadRequest("request_id is too long".into())),
     };
+    // Whom for: the citizen (`self`, the default) or a dependant's link id,
+    // checked against the account in the booking's transaction.
+    let typed_person = truncate(form.get("person").trim(), 20);
     let policy = state.policy().await?;
-    let refusal = match typed.parse::<Quantity>() {
-        Err(_) => Refusal::BadQuantity {
+    let refusal = match (typed.parse::<Quantity>(), ForWhom::parse(&typed_person)) {
+        (Err(_), _) => Refusal::BadQuantity {
             max: rules::MAX_QUANTITY,
         },
-        Ok(quantity) => {
+        (Ok(_), None) => Refusal::UnknownPerson,
+        (Ok(quantity), Some(person)) => {
             let asked = Request {
                 user_id: citizen.user_id,
                 window_id,
                 quantity,
                 request_id,
+                person,
                 now: state.clock.now(),
                 session: citizen.claim,
             };
@@ -201,6 +222,7 @@ async fn create(
     let retry = Retry {
         window_id,
         quantity: typed,
+        person: typed_person,
         message: refusal.message(&page.t, policy.timezone),
         kind,
     };
@@ -227,6 +249,8 @@ struct ShowPage {
     cancel_until: Option<String>,
     /// Why a cancel just failed.
     error: Option<String>,
+    /// "대리 수령: 홍*동(2012년생) 대신 김*지", for a dependant's reservation.
+    proxy_line: Option<String>,
 }
 
 /// A reservation id from the path: anything but a number is no reservation.
@@ -285,6 +309,10 @@ async fn reservation_page(
         t.date(r.day),
         rules::time_range(tz, r.starts_at, r.ends_at)
     );
+    let proxy_line = r
+        .dependant_name
+        .as_ref()
+        .map(|name| proxy_line(t, &citizen.user.name, name, rules::birth_year(r.birth_date)));
     render(
         &ShowPage {
             id: r.id,
@@ -301,6 +329,7 @@ async fn reservation_page(
             qr,
             cancel_until,
             error,
+            proxy_line,
             page,
         },
         status,

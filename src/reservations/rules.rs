@@ -45,6 +45,9 @@ pub enum Refusal {
     /// Only citizens reserve.
     NotCitizen,
     UnknownWindow,
+    /// The form names someone who is not a current dependant of the account
+    /// (another's, one removed, or no one).
+    UnknownPerson,
     /// An administrator stopped sales at the store.
     StoreSuspended,
     /// The window's booking has closed ([`booking_closes_at`]): what it has
@@ -83,6 +86,7 @@ impl Refusal {
             Refusal::AccountDisabled => t.get("reservation.refusal.disabled").to_owned(),
             Refusal::NotCitizen => t.get("reservation.refusal.not_citizen").to_owned(),
             Refusal::UnknownWindow => t.get("reservation.refusal.unknown_window").to_owned(),
+            Refusal::UnknownPerson => t.get("reservation.refusal.unknown_person").to_owned(),
             Refusal::StoreSuspended => t.get("reservation.refusal.suspended").to_owned(),
             Refusal::BookingClosed => t.get("reservation.refusal.closed").to_owned(),
             Refusal::BeyondHorizon { last_day } => t.fmt(

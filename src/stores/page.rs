@@ -1,7 +1,8 @@
 //! `GET /stores/{code}`: one store for anyone — its stock today and its pickup
 //! windows for the booking horizon — with a reserve form per bookable window
 //! for a citizen who may reserve. `POST /reservations` shows this page again,
-//! with the refusal next to the form that was sent.
+//! with the refusal next to the form that was sent. A citizen with dependants
+//! (SPEC §12) picks in each form whom the masks are for (`person`).
 
 use std::collections::HashMap;
 
@@ -14,9 +15,11 @@ use diesel::prelude::*;
 use crate::accounts::Role;
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, quota_usage, store_days, stores, users};
+use crate::dependants::queries::{Dependant, with_quota};
+use crate::i18n::Tr;
 use crate::policy::Policy;
 use crate::reservations::quota_view::{self, QuotaLine};
-use crate::reservations::rules::{self, MAX_QUANTITY, Refusal, WindowFacts};
+use crate::reservations::rules::{self, MAX_QUANTITY, PeriodLeft, Refusal, WindowFacts};
 use crate::state::AppState;
 use crate::stock::{Figures, StockDay, StockWindow};
 use crate::stores::status::{NO_DATA_KEY, RemainStat};
@@ -34,6 +37,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub struct Retry {
     pub window_id: i64,
     pub quantity: String,
+    /// The `person` chosen (`self` or a dependant's id), as sent.
+    pub person: String,
     pub message: String,
     /// `data-refusal` on the message, for tests and styling.
     pub kind: &'static str,
@@ -87,12 +92,15 @@ struct Loaded {
     viewer: Viewer,
     /// Masks used per period start, for a citizen.
     used: HashMap<NaiveDate, i32>,
+    /// A citizen's dependants, with what each has left per period.
+    dependants: Vec<(Dependant, Vec<PeriodLeft>)>,
 }
 
 /// The page's reads, three statements on the connection: the store with
 /// today's stock, its windows over the horizon, and — for a logged-in
 /// visitor — the account with what it used of the quota in the periods those
-/// windows fall in.
+/// windows fall in; for a citizen, a fourth for their dependants, and for
+/// each of them what they used.
 fn load(
     conn: &mut DbConnection,
     policy: &Policy,
@@ -149,6 +157,10 @@ fn load(
         None => (Viewer::Anonymous, HashMap::new()),
         Some(id) => viewer(conn, id, rules::bookable_periods(policy, now))?,
     };
+    let dependants = match (viewer, user_id) {
+        (Viewer::Citizen { .. }, Some(id)) => with_quota(conn, policy, id, now)?,
+        _ => Vec::new(),
+    };
     Ok(Some(Loaded {
         store,
         today: today_stock.map(|(supply, reserved, picked_up, walk_in)| StockDay {
@@ -160,6 +172,7 @@ fn load(
         windows,
         viewer,
         used,
+        dependants,
     }))
 }
 
@@ -234,12 +247,26 @@ pub struct WindowView {
 }
 
 pub struct FormView {
-    /// The most this citizen may ask for here (0: the quota is used up).
+    /// The most this citizen may ask for here, for themself or a dependant
+    /// (0: every quota is used up).
     pub max: i32,
     pub quantity: String,
+    /// Whom for: the citizen, then each dependant; empty without dependants
+    /// (the form has no choice then).
+    pub people: Vec<PersonOption>,
+    /// What each dependant has left in the window's period.
+    pub dependants_note: String,
     pub label: String,
     pub request_id: String,
     pub quota_note: String,
+}
+
+/// One choice of the form's `person` field.
+pub struct PersonOption {
+    /// `self` or the dependant's link id.
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
 }
 
 pub struct DayView {
@@ -349,6 +376,53 @@ impl Built {
     }
 }
 
+/// The form's choices of whom for: the citizen, then each dependant with
+/// their birth year; none when there are no dependants.
+fn person_options(t: &Tr, dependants: &[(&Dependant, i32)], chosen: &str) -> Vec<PersonOption> {
+    if dependants.is_empty() {
+        return Vec::new();
+    }
+    let mut options = vec![PersonOption {
+        value: "self".to_owned(),
+        label: t.get("store_page.person_self").to_owned(),
+        selected: !dependants.iter().any(|(d, _)| d.id.to_string() == chosen),
+    }];
+    options.extend(dependants.iter().map(|(d, _)| {
+        let value = d.id.to_string();
+        PersonOption {
+            label: t.fmt(
+                "store_page.person_dependant",
+                &[
+                    ("name", &d.name),
+                    ("year", &rules::birth_year(d.birth_date)),
+                ],
+            ),
+            selected: value == chosen,
+            value,
+        }
+    }));
+    options
+}
+
+/// "홍길동 2개, 김영희 0개 남음": what each dependant has left in a window's
+/// period; empty without dependants.
+fn dependants_note(t: &Tr, dependants: &[(&Dependant, i32)]) -> String {
+    if dependants.is_empty() {
+        return String::new();
+    }
+    let list = dependants
+        .iter()
+        .map(|(d, left)| {
+            t.fmt(
+                "store_page.dependant_left",
+                &[("name", &d.name), ("left", left)],
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    t.fmt("store_page.dependants_left", &[("list", &list)])
+}
+
 fn build(
     page: &PageCtx,
     policy: &Policy,
@@ -419,9 +493,27 @@ fn build(
                     "store_page.period",
                     &[("range", &t.date_range(period, policy.period.end_of(w.day)))],
                 );
+                let dependants_left: Vec<(&Dependant, i32)> = loaded
+                    .dependants
+                    .iter()
+                    .map(|(d, periods)| {
+                        let left = periods
+                            .iter()
+                            .find(|p| p.first == period)
+                            .map_or(policy.quota_per_period, |p| p.left);
+                        (d, left)
+                    })
+                    .collect();
+                let most_left = dependants_left
+                    .iter()
+                    .map(|(_, left)| *left)
+                    .fold(quota_left, i32::max);
+                let chosen = retried.map_or("self", |r| r.person.as_str());
                 Some(FormView {
-                    max: quota_left.min(left).min(MAX_QUANTITY),
+                    max: most_left.min(left).min(MAX_QUANTITY),
                     quantity: retried.map_or_else(|| "1".to_owned(), |r| r.quantity.clone()),
+                    people: person_options(t, &dependants_left, chosen),
+                    dependants_note: dependants_note(t, &dependants_left),
                     label: t.fmt(
                         "store_page.quantity_for",
                         &[("date", &t.date(w.day)), ("time", &time)],

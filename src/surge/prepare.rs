@@ -22,7 +22,7 @@ use crate::db::{Backend, DbConnection, write_tx};
 use crate::i18n::{Catalog, Lang, Tr};
 use crate::policy::{Policy, WindowSpec};
 use crate::quantity::Quantity;
-use crate::reservations::booking::{Request, book};
+use crate::reservations::booking::{ForWhom, Request, book};
 use crate::reservations::rules;
 use crate::settings;
 use crate::stores::import::{StoreRow, insert_all};
@@ -397,6 +397,7 @@ fn pickups(
                             window_id,
                             quantity: Quantity::ONE,
                             request_id: None,
+                            person: ForWhom::Own,
                             now,
                             session: SessionClaim::FIRST_CITIZEN_LOGIN,
                         };

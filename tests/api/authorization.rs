@@ -110,6 +110,12 @@ fn table() -> Vec<Row> {
         get("/reservations/999999",           [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         get("/reservations/abc",              [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         post("/reservations/999999/cancel",   [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        get("/dependants",                    [Login,      OK,           OK,           FORBIDDEN,              FORBIDDEN]),
+        // No field: an unverified citizen is refused first, a verified one
+        // gets both fields back as missing.
+        post("/dependants",                   [Login,      FORBIDDEN,    Status(422),  FORBIDDEN,              FORBIDDEN]),
+        post("/dependants/999999/remove",     [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        post("/dependants/abc/remove",        [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         get("/stores/11800001",               [OK,         OK,           OK,           OK,                     OK]),
         get("/stores/99999999",               [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
         get("/stores/abc",                    [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),

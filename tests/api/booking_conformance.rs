@@ -17,16 +17,21 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use mask_reservation::accounts::SessionClaim;
-use mask_reservation::db::schema::{reservations, settings, store_days, stores};
+use mask_reservation::accounts::email::DisplayName;
+use mask_reservation::accounts::national_id::NationalId;
+use mask_reservation::db::schema::{
+    dependants, quota_usage, reservations, settings, store_days, stores,
+};
 use mask_reservation::db::{Backend, DbConnection, DbError, write_tx};
+use mask_reservation::dependants::service::{self, NewDependant};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, BookError, Booked, Form, Request};
+use mask_reservation::reservations::booking::{self, BookError, Booked, ForWhom, Form, Request};
 use mask_reservation::reservations::rules::Refusal;
 
 use crate::booking_steps::{app_with_supply, citizens, open_besides, written};
-use crate::common::{TestApp, assert_invariants};
+use crate::common::{TestApp, assert_invariants, fixtures};
 use crate::reservations::{seoul, tuesday};
 
 /// What a booking answered, as the scenarios compare it.
@@ -86,9 +91,14 @@ enum Scenario {
     StoppedSales,
     /// The store-day's supply is used up although the window has room.
     SoldOut,
+    /// For a dependant (a child born in 2012, whose day Tuesday is, unlike
+    /// the citizen's): booked with the child's day and quota, the link named;
+    /// the child's quota spent next; refused as unknown for another account
+    /// or a link that does not exist, nothing written.
+    ForADependant,
 }
 
-const SCENARIOS: [Scenario; 10] = [
+const SCENARIOS: [Scenario; 11] = [
     Scenario::DoublePostAtFullQuota,
     Scenario::DoublePostAtFullWindow,
     Scenario::QuotaRace,
@@ -99,6 +109,7 @@ const SCENARIOS: [Scenario; 10] = [
     Scenario::ClosedWindow,
     Scenario::StoppedSales,
     Scenario::SoldOut,
+    Scenario::ForADependant,
 ];
 
 /// How many identical posts a burst sends.
@@ -143,6 +154,7 @@ impl Scene {
             window_id,
             quantity: Quantity::new(quantity).unwrap(),
             request_id: Some(request_id.to_owned()),
+            person: ForWhom::Own,
             now: seoul(tuesday(), 8, 0),
             session: SessionClaim::FIRST_CITIZEN_LOGIN,
         }
@@ -294,6 +306,42 @@ impl Scene {
                 self.refused(self.request(user, w, 1, "stopped"), Refusal::StoreSuspended)
                     .await;
             }
+            Scenario::ForADependant => {
+                self.set("rotation", "birth_year");
+                let (link, child) = self.dependant_of(user);
+                self.refused(
+                    self.request(user, w, 1, "own"),
+                    Refusal::Rotation {
+                        weekday: chrono::Weekday::Fri,
+                    },
+                )
+                .await;
+                let mut req = self.request(user, w, 2, "child");
+                req.person = ForWhom::Dependant(link);
+                let id = self.book(req).await.booked_id();
+                let mut conn = self.app.db.get().unwrap();
+                let (person, under): (i64, Option<i64>) = reservations::table
+                    .find(id)
+                    .select((reservations::person_id, reservations::dependant_id))
+                    .first(&mut conn)
+                    .unwrap();
+                assert_eq!((person, under), (child, Some(link)), "{:?}", self.form);
+                let used: Vec<(i64, i32)> = quota_usage::table
+                    .select((quota_usage::person_id, quota_usage::used))
+                    .load(&mut conn)
+                    .unwrap();
+                assert_eq!(used, vec![(child, 2)], "{:?}", self.form);
+
+                let mut req = self.request(user, self.windows[1], 1, "child-again");
+                req.person = ForWhom::Dependant(link);
+                self.refused(req, Refusal::QuotaExceeded { left: 0 }).await;
+                let other = citizens(&self.app, "o", 1)[0];
+                for (who, person) in [(other, link), (user, link + 1000)] {
+                    let mut req = self.request(who, w, 1, &format!("unknown-{who}-{person}"));
+                    req.person = ForWhom::Dependant(person);
+                    self.refused(req, Refusal::UnknownPerson).await;
+                }
+            }
             Scenario::SoldOut => {
                 // The windows' capacities keep the store-day's own check out
                 // of reach; its counter is made to look used up for the
@@ -400,6 +448,32 @@ impl Scene {
         assert_eq!(self.reservations(), before + 1);
     }
 
+    /// Links a child born in 2012 to the citizen `user`; the link's id and
+    /// the child's person.
+    fn dependant_of(&self, user: i64) -> (i64, i64) {
+        let key = self.app.state.keys.national_id.clone();
+        let today = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
+        let id = NationalId::parse(&fixtures::national_id("120315323456"), today).unwrap();
+        let new = NewDependant {
+            name: DisplayName::parse("홍길동").unwrap(),
+            national_id_hash: id.keyed_hash(&key),
+            birth_date: id.birth_date(),
+            national_id_masked: id.masked(),
+        };
+        let policy = self.policy();
+        let mut conn = self.app.db.get().unwrap();
+        let link = write_tx(&mut conn, |tx| {
+            service::add(tx, user, &new, &policy, seoul(tuesday(), 7, 0))
+        })
+        .unwrap();
+        let child = dependants::table
+            .find(link)
+            .select(dependants::person_id)
+            .first(&mut conn)
+            .unwrap();
+        (link, child)
+    }
+
     fn reservations(&self) -> i64 {
         reservations::table
             .count()
@@ -410,7 +484,7 @@ impl Scene {
 
 /// Polls until a session of this database waits on a lock (the second post
 /// on the first's rows), for at most ten seconds.
-fn wait_for_a_lock_waiter(conn: &mut DbConnection) {
+pub fn wait_for_a_lock_waiter(conn: &mut DbConnection) {
     #[derive(QueryableByName)]
     struct Waiting {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

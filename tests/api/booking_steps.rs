@@ -20,7 +20,7 @@ use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::mail::outbox::{OutgoingMail, enqueue};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, BookError, Booked, Request};
+use mask_reservation::reservations::booking::{self, BookError, Booked, ForWhom, Request};
 use mask_reservation::reservations::rules::{OpenWindow, Refusal};
 
 use crate::common::{TestApp, assert_invariants, fixtures};
@@ -81,6 +81,7 @@ async fn book(
         window_id,
         quantity: Quantity::new(quantity).unwrap(),
         request_id: Some(mask_reservation::random::token()),
+        person: ForWhom::Own,
         now: seoul(tuesday(), 8, 0),
         session: SessionClaim::FIRST_CITIZEN_LOGIN,
     };
@@ -246,6 +247,7 @@ async fn the_confirmation_is_queued_as_enqueue_queues_a_mail() {
         window_id: windows[0],
         quantity: Quantity::ONE,
         request_id: None,
+        person: ForWhom::Own,
         now: seoul(tuesday(), 8, 0),
         session: SessionClaim::FIRST_CITIZEN_LOGIN,
     };
@@ -363,6 +365,7 @@ async fn on_postgresql_a_connection_prepares_bookings_two_statements_once() {
             window_id: windows[0],
             quantity: Quantity::ONE,
             request_id: None,
+            person: ForWhom::Own,
             now: seoul(tuesday(), 8, 0),
             session: SessionClaim::FIRST_CITIZEN_LOGIN,
         };

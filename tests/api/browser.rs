@@ -498,3 +498,124 @@ async fn a_pharmacist_scans_a_code_hands_it_over_and_sells_to_a_walk_in_customer
     crate::common::assert_invariants(&app.db);
     browser.close().await;
 }
+
+/// A parent adds their child, reserves the child's masks, and the pharmacist
+/// hands them over once the family documents are ticked as seen.
+#[tokio::test]
+async fn a_citizen_adds_a_child_reserves_for_them_and_the_pharmacist_hands_over_with_the_tick() {
+    use diesel::prelude::*;
+    use mask_reservation::accounts::Role;
+    use mask_reservation::db::schema::reservations;
+
+    let app = spawn_on_a_tuesday().await;
+    let key = app.state.keys.national_id.clone();
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    fixtures::supply(&app.db, store, tuesday(), 60);
+    fixtures::user(
+        &app.db,
+        Role::Citizen,
+        "minji@example.com",
+        None,
+        true,
+        &key,
+    );
+    fixtures::user(
+        &app.db,
+        Role::Pharmacist,
+        "p@example.com",
+        Some(store),
+        true,
+        &key,
+    );
+
+    let browser = Browser::start_in("ko-KR").await;
+    let c = &browser.client;
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", "minji@example.com").await;
+    fill(c, "password", fixtures::PASSWORD).await;
+    submit(c, "/login").await;
+    wait_for(c, "[data-quota-left]").await;
+
+    // The child, from the navigation's link.
+    c.find(Locator::Css("a[data-nav-dependants]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "form[data-add-dependant]").await;
+    browser.check_page("dependants-empty").await;
+    fill(c, "name", "홍길동").await;
+    fill_national_id(c, &crate::dependants::child_id()).await;
+    submit(c, "/dependants").await;
+    let row = wait_for(c, "[data-dependant-id]").await;
+    let link = row.attr("data-dependant-id").await.unwrap().unwrap();
+    wait_for(c, "[data-birth-year='2012']").await;
+    browser.check_page("dependants").await;
+
+    // The store page: the first window's form, for the child.
+    c.goto(&app.url("/stores/11800001")).await.unwrap();
+    let form = wait_for(c, "form[data-reserve-form]").await;
+    browser.check_page("store-with-dependants").await;
+    form.find(Locator::Css("select[name='person']"))
+        .await
+        .unwrap()
+        .select_by_value(&link)
+        .await
+        .unwrap();
+    let quantity = form
+        .find(Locator::Css("input[name='quantity']"))
+        .await
+        .unwrap();
+    quantity.clear().await.unwrap();
+    quantity.send_keys("2").await.unwrap();
+    form.find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let code = wait_for(c, "[data-pickup-code]")
+        .await
+        .attr("data-pickup-code")
+        .await
+        .unwrap()
+        .unwrap();
+    let line = wait_for(c, "[data-proxy-line]").await.text().await.unwrap();
+    assert!(line.contains("홍*동(2012년생)"), "{line}");
+    submit(c, "/logout").await;
+    wait_for(c, "a[href='/signup']").await;
+
+    // At the counter: scanned, shown with the box; ticked, handed over.
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", "p@example.com").await;
+    fill(c, "password", fixtures::PASSWORD).await;
+    submit(c, "/login").await;
+    wait_for(c, "form[action='/logout']").await;
+    c.goto(&app.url("/pharmacy/pickup")).await.unwrap();
+    let field = wait_for(c, "input[name='code'][autofocus]").await;
+    field.send_keys(&format!("{code}\u{E007}")).await.unwrap();
+    wait_for(c, "[data-found][data-proxy]").await;
+    browser.check_page("pickup-proxy").await;
+    c.find(Locator::Css("input[name='proxy_checked']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[data-confirm]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "[data-handed][data-quantity='2']").await;
+    wait_for(c, "[data-proxy-checked]").await;
+    let checked: Option<chrono::NaiveDateTime> = reservations::table
+        .select(reservations::proxy_checked_at)
+        .first(&mut app.db.get().unwrap())
+        .unwrap();
+    assert!(checked.is_some());
+    crate::common::assert_invariants(&app.db);
+    browser.close().await;
+}

@@ -15,7 +15,7 @@ use mask_reservation::db::{Backend, DbError};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, Request};
+use mask_reservation::reservations::booking::{self, ForWhom, Request};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::import::{self, CHUNK, ImportError, SupplyRow};
 use mask_reservation::supply::rules::Refusal;
@@ -145,6 +145,7 @@ async fn a_refusal_that_appears_after_the_check_stops_the_import_at_its_line() {
             window_id: windows[0],
             quantity: Quantity::ONE,
             request_id: Some("between-chunks".into()),
+            person: ForWhom::Own,
             now: seoul(tuesday(), 8, 0),
             session: SessionClaim::FIRST_CITIZEN_LOGIN,
         };

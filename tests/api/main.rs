@@ -23,6 +23,7 @@ mod booking_steps;
 mod browser;
 mod bulk_writes;
 mod cli;
+mod dependants;
 mod expiry;
 mod foundation;
 mod hashing;

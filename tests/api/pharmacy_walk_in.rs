@@ -756,6 +756,8 @@ async fn a_sale_beyond_the_bound_of_a_form_is_refused_by_the_sale_itself() {
         national_id_hash: "ab".repeat(32),
         birth_date: NaiveDate::from_ymd_opt(1985, 1, 1).unwrap(),
         national_id_masked: "850101-1******".into(),
+        for_person: None,
+        proxy_checked: false,
         quantity: Quantity::new(n).unwrap(),
         now: seoul(tuesday(), 8, 0),
     };

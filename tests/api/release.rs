@@ -14,7 +14,7 @@ use mask_reservation::db::{Backend, Db, DbError};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, Form, Request};
+use mask_reservation::reservations::booking::{self, ForWhom, Form, Request};
 use mask_reservation::supply::release::{release_all, release_due};
 
 use crate::booking_steps::citizens;
@@ -240,6 +240,7 @@ async fn a_booking_of_the_last_places_racing_the_release_books_or_releases_each_
             let req = Request {
                 user_id,
                 window_id: w,
+                person: ForWhom::Own,
                 quantity: Quantity::new(1).unwrap(),
                 request_id: Some(format!("r{user_id}")),
                 now: open_at,

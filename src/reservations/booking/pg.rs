@@ -22,11 +22,12 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Bool, Date, Nullable, Text, Timestamp};
 
 use super::{
-    Account, BookError, Booked, Confirmation, DAY_TAKE_SQL, LEDGER_KIND, MAIL_KIND, Request,
-    TakeArgs, Taken, WINDOW_TAKE_SQL, Window, check, refusal, replay, settle,
+    Account, BookError, Booked, Confirmation, DAY_TAKE_SQL, ForWhom, Holder, LEDGER_KIND,
+    MAIL_KIND, Request, TakeArgs, Taken, WINDOW_TAKE_SQL, Window, check, refusal, replay, settle,
 };
 use crate::db::statement::{Arg, Statement};
 use crate::db::{DbConnection, Tx};
+use crate::dependants::queries::Current;
 use crate::i18n::Tr;
 use crate::mail::outbox;
 use crate::policy::Policy;
@@ -40,9 +41,11 @@ use crate::reservations::status::ReservationStatus;
 pub const RESERVATION_ID_SEQUENCE: &str = "reservations_id_seq";
 
 /// Round trip 1: the earlier reservation of this request id, the account, the
-/// window with its store, and — only when there is something to book — the
-/// id the reservation will have. One row, whatever is missing. `$1` user,
-/// `$2` request id (may be null: never a replay), `$3` window.
+/// window with its store, the dependant booked for if any — their link held
+/// (`FOR SHARE`) as the step-by-step form holds it — and, only when there is
+/// something to book, the id the reservation will have. One row, whatever is
+/// missing. `$1` user, `$2` request id (may be null: never a replay), `$3`
+/// window, `$4` the dependant's link (null: the citizen themself).
 static FACTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT r.id AS replay_id, r.pickup_code AS replay_code, \
@@ -51,6 +54,8 @@ static FACTS_SQL: LazyLock<String> = LazyLock::new(|| {
                 u.disabled_at IS NOT NULL AS disabled, u.person_id, p.birth_date, \
                 w.store_day_id, w.store_id, w.day, w.starts_at, w.ends_at, \
                 s.suspended, s.name AS store_name, s.addr AS store_addr, \
+                dep.person_id AS dep_person_id, dep.birth_date AS dep_birth_date, \
+                dep.name AS dep_name, \
                 CASE WHEN r.id IS NULL AND u.id IS NOT NULL AND w.id IS NOT NULL \
                      THEN nextval('{RESERVATION_ID_SEQUENCE}') END AS next_id \
          FROM (VALUES (1)) AS one (x) \
@@ -58,7 +63,12 @@ static FACTS_SQL: LazyLock<String> = LazyLock::new(|| {
          LEFT JOIN users u ON u.id = $1 \
          LEFT JOIN people p ON p.id = u.person_id \
          LEFT JOIN pickup_windows w ON w.id = $3 \
-         LEFT JOIN stores s ON s.id = w.store_id"
+         LEFT JOIN stores s ON s.id = w.store_id \
+         LEFT JOIN LATERAL ( \
+             SELECT d.person_id, dp.birth_date, d.name FROM dependants d \
+             JOIN people dp ON dp.id = d.person_id \
+             WHERE d.id = $4 AND d.guardian_user_id = $1 AND d.ended_at IS NULL \
+             FOR SHARE OF d) dep ON true"
     )
 });
 
@@ -101,6 +111,12 @@ struct Facts {
     #[diesel(sql_type = Nullable<Text>)]
     store_addr: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
+    dep_person_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Date>)]
+    dep_birth_date: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<Text>)]
+    dep_name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     next_id: Option<i64>,
 }
 
@@ -129,6 +145,14 @@ impl Facts {
         })
     }
 
+    fn dependant(&mut self) -> Option<Current> {
+        Some(Current {
+            person_id: self.dep_person_id?,
+            birth_date: self.dep_birth_date?,
+            name: self.dep_name.take()?,
+        })
+    }
+
     fn window(&mut self) -> Option<Window> {
         Some(Window {
             store_day_id: self.store_day_id?,
@@ -153,7 +177,7 @@ impl Facts {
 /// `$6` now, `$7` store-day (`WINDOW_TAKE_SQL`, `DAY_TAKE_SQL`); then `$8` the reservation's id, `$9` user, `$10` store,
 /// `$11` pickup code, `$12` request id, `$13` mail language, `$14` recipient,
 /// `$15` mail kind, `$16` subject, `$17` body, `$18` mail status, `$19` the
-/// mail's due time. The outbox row is the one `mail::outbox::enqueue` writes
+/// mail's due time, `$20` the dependant's link (null for the citizen's own). The outbox row is the one `mail::outbox::enqueue` writes
 /// (pending, no attempt, due at once).
 static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -162,9 +186,11 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
          store_day AS ({day_take} AND EXISTS (SELECT 1 FROM win) RETURNING 1), \
          booked AS ( \
              INSERT INTO reservations (id, user_id, person_id, window_id, store_id, quantity, \
-                 period_start, status, pickup_code, created_at, updated_at, request_id, mail_lang) \
+                 period_start, status, pickup_code, created_at, updated_at, request_id, mail_lang, \
+                 dependant_id) \
              OVERRIDING SYSTEM VALUE \
-             SELECT $8, $9, $1, $5, $10, $3, $2, '{active}', $11, $6, $6, $12, $13 FROM store_day \
+             SELECT $8, $9, $1, $5, $10, $3, $2, '{active}', $11, $6, $6, $12, $13, $20 \
+             FROM store_day \
              ON CONFLICT DO NOTHING \
              RETURNING id), \
          ledger AS ( \
@@ -220,6 +246,10 @@ pub(super) fn book(
             Arg::BigInt(req.user_id),
             Arg::NullableText(req.request_id.as_deref()),
             Arg::BigInt(req.window_id),
+            Arg::NullableBigInt(match req.person {
+                ForWhom::Own => None,
+                ForWhom::Dependant(id) => Some(id),
+            }),
         ],
     )
     .get_result(pg(tx)?)?;
@@ -229,10 +259,16 @@ pub(super) fn book(
         return Ok(existing);
     }
     let citizen = Account::citizen(account)?;
+    let holder = match req.person {
+        ForWhom::Own => Holder::own(&citizen),
+        ForWhom::Dependant(id) => {
+            Holder::dependant(id, facts.dependant().ok_or(Refusal::UnknownPerson)?)
+        }
+    };
     let window = facts.window().ok_or(Refusal::UnknownWindow)?;
-    let period_start = check(policy, req, &citizen, &window)?;
+    let period_start = check(policy, req, &holder, &window)?;
     let takes = TakeArgs {
-        person_id: citizen.person_id,
+        person_id: holder.person_id,
         period_start,
         quantity: req.quantity,
         quota: policy.quota_per_period,
@@ -258,6 +294,7 @@ pub(super) fn book(
         policy,
         base_url,
         &citizen,
+        &holder,
         &window,
         req,
         reservation_id,
@@ -280,6 +317,7 @@ pub(super) fn book(
                 Arg::Text(&mail.body),
                 Arg::Text(outbox::PENDING),
                 Arg::Timestamp(Utc::now().naive_utc()),
+                Arg::NullableBigInt(holder.dependant_id()),
             ],
         ]
         .concat(),

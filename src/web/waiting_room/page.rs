@@ -20,6 +20,8 @@ pub struct Booking {
     pub window_id: String,
     pub quantity: String,
     pub request_id: String,
+    /// Whom for: `self` or a dependant's id (empty: the citizen).
+    pub person: String,
 }
 
 impl Booking {
@@ -30,6 +32,7 @@ impl Booking {
             window_id: field("window_id"),
             quantity: field("quantity"),
             request_id: field("request_id"),
+            person: field("person"),
         }
     }
 }
@@ -148,10 +151,12 @@ mod tests {
             ("window_id", "12"),
             ("quantity", &long),
             ("request_id", "abc"),
+            ("person", "7"),
             ("password", "not kept"),
         ]));
         assert_eq!(kept.window_id, "12");
         assert_eq!(kept.quantity.chars().count(), 64);
         assert_eq!(kept.request_id, "abc");
+        assert_eq!(kept.person, "7");
     }
 }

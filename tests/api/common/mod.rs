@@ -92,6 +92,7 @@ pub fn generous_limits() -> RateLimits {
         resend_per_account: lots,
         walk_in_per_account: lots,
         pickup_per_account: lots,
+        dependant_add_per_account: lots,
     }
 }
 
