@@ -346,18 +346,7 @@ async fn citizen_journey(now: DateTime<Utc>, day: NaiveDate) {
 
     // The first window of the day: reserve one mask.
     let form = wait_for(c, "form[data-reserve-form]").await;
-    let quantity = form
-        .find(Locator::Css("input[name='quantity']"))
-        .await
-        .unwrap();
-    quantity.clear().await.unwrap();
-    quantity.send_keys("1").await.unwrap();
-    form.find(Locator::Css("button[type='submit']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    reserve_with(&form, "1").await;
 
     // The reservation page: the code, large and grouped, with its QR code.
     let code = wait_for(c, "[data-pickup-code]").await;
@@ -563,18 +552,7 @@ async fn a_citizen_adds_a_child_reserves_for_them_and_the_pharmacist_hands_over_
         .select_by_value(&link)
         .await
         .unwrap();
-    let quantity = form
-        .find(Locator::Css("input[name='quantity']"))
-        .await
-        .unwrap();
-    quantity.clear().await.unwrap();
-    quantity.send_keys("2").await.unwrap();
-    form.find(Locator::Css("button[type='submit']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    reserve_with(&form, "2").await;
     let code = wait_for(c, "[data-pickup-code]")
         .await
         .attr("data-pickup-code")
@@ -618,4 +596,20 @@ async fn a_citizen_adds_a_child_reserves_for_them_and_the_pharmacist_hands_over_
     assert!(checked.is_some());
     crate::common::assert_invariants(&app.db);
     browser.close().await;
+}
+
+/// Types `quantity` into a reserve form and sends it.
+async fn reserve_with(form: &fantoccini::elements::Element, quantity: &str) {
+    let field = form
+        .find(Locator::Css("input[name='quantity']"))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(quantity).await.unwrap();
+    form.find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
