@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod dependants;
 pub mod i18n;
+pub mod logging;
 pub mod mail;
 pub mod opendata;
 pub mod pharmacy;

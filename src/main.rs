@@ -7,16 +7,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mask_reservation::accounts::Role;
 use mask_reservation::accounts::password::{self, NewPassword};
 use mask_reservation::accounts::queries::{NewUser, insert_user};
 use mask_reservation::app::{Application, open_db};
+use mask_reservation::clock::Clock;
 use mask_reservation::config::{Config, ConfigArgs};
-use mask_reservation::db::{Db, write_tx};
+use mask_reservation::db::{Db, database_now, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
+use mask_reservation::logging::{OneLine, one_line};
 use mask_reservation::policy::Policy;
 use mask_reservation::reservations::expiry;
 use mask_reservation::state::Keys;
@@ -82,7 +83,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line, as every log event (a cause may hold line breaks).
+            let line = format!("error: {e:#}");
+            eprintln!("{}", String::from_utf8_lossy(&one_line(line.as_bytes())));
             ExitCode::FAILURE
         }
     }
@@ -101,12 +104,12 @@ fn init_tracing() -> WorkerGuard {
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer);
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
-        builder.json().init();
+        builder.with_writer(writer).json().init();
     } else {
-        builder.init();
+        // One line per event, whatever its message holds (logging::one_line).
+        builder.with_writer(OneLine(writer)).init();
     }
     guard
 }
@@ -178,10 +181,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Runs the no-show expiry and the release of closed windows once with the
 /// policy in force, as every instance does each minute.
 fn expire(db: &Db) -> anyhow::Result<ExitCode> {
-    let policy = Policy::load(&mut *db.get()?)?;
+    let mut conn = db.get()?;
+    let policy = Policy::load(&mut conn)?;
     let (grace, close) = (policy.pickup_grace_minutes, policy.booking_close_minutes);
+    // The database's clock, as every instance's minute job takes it; not at
+    // all when this machine's is off it.
+    let now = match Clock::system().trusted(database_now(&mut conn)?) {
+        Ok(now) => now,
+        Err(skew) => {
+            eprintln!(
+                "not expiring: {skew}; fix this machine's clock (more than {} s is refused)",
+                mask_reservation::clock::MAX_SKEW.num_seconds()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    drop(conn);
     let db = db.clone();
-    let now = Utc::now();
     let (expired, released) = actix_web::rt::System::new().block_on(async move {
         let expired = expiry::expire_all(&db, now, grace).await?;
         let released = release::release_all(&db, now, close).await?;

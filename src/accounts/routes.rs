@@ -496,7 +496,13 @@ async fn login(
             );
         }
     };
-    let claims = SessionUser::new(user.id, user.role, user.name.clone(), user.epoch);
+    let claims = SessionUser::new(
+        user.id,
+        user.role,
+        user.name.clone(),
+        user.epoch,
+        state.clock.now(),
+    );
     session::log_in(&session, &claims).map_err(AppError::internal)?;
     let target = if next == "/" {
         user.role.home_path().to_owned()

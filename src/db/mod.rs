@@ -583,6 +583,28 @@ pub fn health_check(conn: &mut DbConnection) -> QueryResult<()> {
     conn.batch_execute("SELECT 1 FROM settings LIMIT 1")
 }
 
+#[derive(QueryableByName)]
+struct DatabaseNow {
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    now: chrono::NaiveDateTime,
+}
+
+/// The database's clock, in UTC: the one time every instance shares, which
+/// the jobs that act on time take "now" from ([`crate::clock::Clock::trusted`]).
+/// On SQLite it is this machine's clock, read by SQLite; on PostgreSQL the
+/// server's.
+pub fn database_now(conn: &mut DbConnection) -> QueryResult<chrono::NaiveDateTime> {
+    let sql = match conn.backend() {
+        Backend::Sqlite => "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now') AS now",
+        Backend::Postgres => {
+            "SELECT CAST(statement_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP) AS now"
+        }
+    };
+    diesel::sql_query(sql)
+        .get_result::<DatabaseNow>(conn)
+        .map(|r| r.now)
+}
+
 /// [`health_check`] on a connection of its own, outside the pool: tells a
 /// database that answers but whose pool is all in use from one that is gone.
 pub fn health_check_fresh(

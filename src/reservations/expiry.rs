@@ -204,8 +204,10 @@ pub async fn expire_all(
 pub const EVERY: Duration = Duration::from_secs(60);
 
 /// The background job, every `every` ([`EVERY`] when serving), the first
-/// time one period after the start, with the policy in force, until the task
-/// is aborted with the server: [`expire_all`], then the release of closed
+/// time one period after the start, with the policy in force and the
+/// database's clock ([`crate::clock::now_for_job`]: not at all while this
+/// machine's clock is off it), until the task is aborted with the server:
+/// [`expire_all`], then the release of closed
 /// windows' unbooked places ([`release::release_all`]), so that a no-show's
 /// masks and a closed window's places reach the counter in the same minute.
 pub async fn run_every(every: Duration, db: Db, clock: Clock, policy: Arc<PolicyCache>) {
@@ -213,23 +215,47 @@ pub async fn run_every(every: Duration, db: Db, clock: Clock, policy: Arc<Policy
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some((grace, close)) = policy
-            .cached()
-            .map(|p| (p.pickup_grace_minutes, p.booking_close_minutes))
-        else {
-            // The policy has not been read yet (the database is down).
-            continue;
-        };
-        let now = clock.now();
-        match expire_all(&db, now, grace).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "no-show reservations expired"),
-            Err(e) => tracing::warn!(error = %e, "no-show expiry failed; trying again in a minute"),
-        }
-        match release::release_all(&db, now, close).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(places = n, "unbooked places released to the counter"),
-            Err(e) => tracing::warn!(error = %e, "release failed; trying again in a minute"),
-        }
+        run_once(&db, &clock, &policy).await;
     }
+}
+
+/// One round of the minute job: what it did, or `None` when it did not run
+/// (no policy read yet, the database's clock unreadable, or this machine's
+/// clock off it).
+pub async fn run_once(db: &Db, clock: &Clock, policy: &PolicyCache) -> Option<Round> {
+    let Some((grace, close)) = policy
+        .cached()
+        .map(|p| (p.pickup_grace_minutes, p.booking_close_minutes))
+    else {
+        // The policy has not been read yet (the database is down).
+        return None;
+    };
+    let now = crate::clock::now_for_job(db, clock, "expiry and release").await?;
+    let mut round = Round::default();
+    match expire_all(db, now, grace).await {
+        Ok(0) => {}
+        Ok(n) => {
+            round.expired = n;
+            tracing::info!(expired = n, "no-show reservations expired");
+        }
+        Err(e) => tracing::warn!(error = %e, "no-show expiry failed; trying again in a minute"),
+    }
+    match release::release_all(db, now, close).await {
+        Ok(0) => {}
+        Ok(n) => {
+            round.released = n;
+            tracing::info!(places = n, "unbooked places released to the counter");
+        }
+        Err(e) => tracing::warn!(error = %e, "release failed; trying again in a minute"),
+    }
+    Some(round)
+}
+
+/// What one round of the minute job moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Reservations expired as no-shows.
+    pub expired: usize,
+    /// Places released to the counter.
+    pub released: i64,
 }

@@ -217,8 +217,9 @@ pub struct Job {
 }
 
 /// The background job: [`send_all`] every `every` ([`EVERY`] when serving),
-/// the first time one period after the start, until the task is aborted with
-/// the server.
+/// the first time one period after the start, at the database's time
+/// ([`crate::clock::now_for_job`]: not at all while this machine's clock is
+/// off it), until the task is aborted with the server.
 pub async fn run_every(every: Duration, job: Job) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,14 +228,10 @@ pub async fn run_every(every: Duration, job: Job) {
         let Some(policy) = job.policy.cached() else {
             continue;
         };
-        let sent = send_all(
-            &job.db,
-            job.clock.now(),
-            &policy,
-            job.catalog.clone(),
-            &job.base_url,
-        )
-        .await;
+        let Some(now) = crate::clock::now_for_job(&job.db, &job.clock, "reminders").await else {
+            continue;
+        };
+        let sent = send_all(&job.db, now, &policy, job.catalog.clone(), &job.base_url).await;
         match sent {
             Ok(0) => {}
             Ok(n) => {

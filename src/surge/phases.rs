@@ -608,7 +608,13 @@ async fn rush_user(
             // Not taken after all: nobody else will either (the phase is over).
             break;
         }
-        let user = SessionUser::new(citizen.id, Role::Citizen, citizen.name.clone(), 0);
+        let user = SessionUser::new(
+            citizen.id,
+            Role::Citizen,
+            citizen.name.clone(),
+            0,
+            chrono::Utc::now(),
+        );
         let Ok(cookie) = session_cookie(&shared.cookie_key, &user) else {
             break;
         };
@@ -710,7 +716,13 @@ async fn pharmacist(
         return vec![rec];
     };
     let mut conn = Connection::new(shared.addr);
-    let user = SessionUser::new(who.id, Role::Pharmacist, who.name.clone(), 0);
+    let user = SessionUser::new(
+        who.id,
+        Role::Pharmacist,
+        who.name.clone(),
+        0,
+        chrono::Utc::now(),
+    );
     let Ok(cookie) = session_cookie(&shared.cookie_key, &user) else {
         return vec![rec];
     };
@@ -786,7 +798,7 @@ mod tests {
     #[test]
     fn a_minted_session_cookie_opens_with_the_key_only() {
         let key = Key::generate();
-        let user = SessionUser::new(7, Role::Citizen, "시민".into(), 0);
+        let user = SessionUser::new(7, Role::Citizen, "시민".into(), 0, chrono::Utc::now());
         let value = session_cookie(&key, &user).unwrap();
         let mut jar = CookieJar::new();
         jar.add_original(Cookie::new(SESSION_COOKIE, value.clone()));

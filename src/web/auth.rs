@@ -13,7 +13,7 @@ use chrono::Utc;
 use crate::accounts::{Role, SessionClaim, queries};
 use crate::state::AppState;
 use crate::web::errors::AppError;
-use crate::web::session::{self, MAX_SESSION_AGE_SECS, SessionUser};
+use crate::web::session::{self, SessionUser};
 
 /// The logged-in, enabled account, as the database has it now.
 #[derive(Debug, Clone)]
@@ -32,7 +32,10 @@ pub struct CurrentUser {
 fn logged_in(req: &HttpRequest) -> Result<SessionUser, AppError> {
     let session = req.get_session();
     let claims = session::current_user(&session).ok_or_else(|| login_required(req))?;
-    if Utc::now().timestamp() - claims.issued_at > MAX_SESSION_AGE_SECS {
+    let now = req
+        .app_data::<web::Data<AppState>>()
+        .map_or_else(Utc::now, |state| state.clock.now());
+    if !claims.current_at(now) {
         session::log_out(&session);
         return Err(login_required(req));
     }

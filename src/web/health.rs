@@ -2,7 +2,7 @@
 //! `GET /status` says the same to people, as a page in their language.
 //!
 //! To the public both say only that: `{"status": "ok" | "busy" |
-//! "unavailable"}` with 200 or 503, and the page's sentence. The details —
+//! "clock_skew" | "unavailable"}` with 200 or 503, and the page's sentence. The details —
 //! the backend, the database's state, the pool's connections — are for the
 //! operator: `/healthz` adds them for a request that may read `/metrics`
 //! (`METRICS_TOKEN`, or an address of `METRICS_ALLOW`; [`Access::admits`]).
@@ -22,6 +22,12 @@
 //!   On SQLite it is also `busy` when a write has waited for the one writer
 //!   longer than [`WRITER_LAG`]: the database reads fine, but writes queue
 //!   (a long bulk write, a disk that has slowed down); bookings are slow.
+//! - `clock_skew` (503, `Retry-After`): the database answered, but this
+//!   machine's clock is more than [`crate::clock::MAX_SKEW`] off the
+//!   database's. Pages would judge windows, cut-offs and logins by a wrong
+//!   time, and the jobs that act on time refuse to run
+//!   ([`crate::clock::now_for_job`]): take the instance out of rotation and
+//!   fix its clock (NTP). `database.clock_skew_seconds` says by how much.
 //! - `down` (503, `Retry-After`): the database did not answer a read, neither
 //!   through the pool nor on a fresh connection (an error, or no answer within
 //!   the probe time). Take the instance out of rotation; look at the database
@@ -97,6 +103,8 @@ impl HealthCache {
 pub enum DbState {
     Up,
     Busy,
+    /// This machine's clock is this many seconds off the database's.
+    ClockSkew(i64),
     Down,
 }
 
@@ -105,21 +113,39 @@ impl DbState {
         match self {
             DbState::Up => "up",
             DbState::Busy => "busy",
+            DbState::ClockSkew(_) => "clock_skew",
             DbState::Down => "down",
         }
+    }
+
+    /// Whether the instance should be taken out of rotation.
+    pub fn unavailable(self) -> bool {
+        matches!(self, DbState::ClockSkew(_) | DbState::Down)
     }
 }
 
 /// Probes the database as described in the module documentation.
 pub async fn probe(state: &AppState) -> DbState {
-    let pooled = tokio::time::timeout(POOL_WAIT, state.db.run(db::health_check)).await;
+    let pooled = tokio::time::timeout(
+        POOL_WAIT,
+        state.db.run(|conn| {
+            db::health_check(conn)?;
+            db::database_now(conn)
+        }),
+    )
+    .await;
     let writes_wait = state
         .db
         .write_queue_age()
         .is_some_and(|age| age > WRITER_LAG);
     let pool_was_full = match pooled {
-        Ok(Ok(())) if writes_wait => return DbState::Busy,
-        Ok(Ok(())) => return DbState::Up,
+        Ok(Ok(database_now)) => {
+            return match state.clock.skew(database_now) {
+                Err(skew) => DbState::ClockSkew(skew.seconds),
+                Ok(()) if writes_wait => DbState::Busy,
+                Ok(()) => DbState::Up,
+            };
+        }
         // The connection failed under the read: a fresh one tells whether the
         // database is gone or only that connection was.
         Ok(Err(DbError::Work(e))) => {
@@ -183,9 +209,10 @@ pub async fn status(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRes
             now.format("%H:%M:%S")
         ),
     };
-    let code = match db_state {
-        DbState::Up | DbState::Busy => StatusCode::OK,
-        DbState::Down => StatusCode::SERVICE_UNAVAILABLE,
+    let code = if db_state.unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
     let mut res = render(
         &StatusPage {
@@ -195,7 +222,7 @@ pub async fn status(state: web::Data<AppState>, page: PageCtx) -> Result<HttpRes
         },
         code,
     )?;
-    if db_state == DbState::Down {
+    if db_state.unavailable() {
         res.headers_mut().insert(
             actix_web::http::header::RETRY_AFTER,
             actix_web::http::header::HeaderValue::from_static("5"),
@@ -217,7 +244,7 @@ pub async fn healthz(
             return json!({ "status": status });
         }
         let pool = state.db.pool_state();
-        json!({
+        let mut details = json!({
             "status": status,
             "database": {
                 "backend": state.db.backend().as_str(),
@@ -225,11 +252,18 @@ pub async fn healthz(
                 "connections": pool.connections,
                 "idle": pool.idle_connections,
             },
-        })
+        });
+        if let DbState::ClockSkew(seconds) = db_state {
+            details["database"]["clock_skew_seconds"] = json!(seconds);
+        }
+        details
     };
     match db_state {
         DbState::Up => HttpResponse::Ok().json(body("ok")),
         DbState::Busy => HttpResponse::Ok().json(body("busy")),
+        DbState::ClockSkew(_) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(body("clock_skew")),
         DbState::Down => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
             .json(body("unavailable")),

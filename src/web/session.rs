@@ -35,15 +35,31 @@ impl SessionUser {
         }
     }
 
-    /// The claims of a login happening now.
-    pub fn new(id: i64, role: Role, name: String, epoch: i64) -> SessionUser {
+    /// The claims of a login happening at `now` (the app's clock).
+    pub fn new(
+        id: i64,
+        role: Role,
+        name: String,
+        epoch: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> SessionUser {
         SessionUser {
             id,
             role,
             name,
             epoch,
-            issued_at: chrono::Utc::now().timestamp(),
+            issued_at: now.timestamp(),
         }
+    }
+
+    /// Whether the login still holds at `now`: not older than
+    /// [`MAX_SESSION_AGE_SECS`], and not issued in the future — a cookie from
+    /// an instance whose clock ran ahead is not a login that has not begun
+    /// yet, but one whose age cannot be known. Instances' clocks may differ
+    /// by up to [`crate::clock::MAX_SKEW`].
+    pub fn current_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let age = now.timestamp() - self.issued_at;
+        (-crate::clock::MAX_SKEW.num_seconds()..=MAX_SESSION_AGE_SECS).contains(&age)
     }
 }
 
@@ -115,4 +131,24 @@ pub fn set_signup_address(
 
 pub fn signup_address(session: &Session) -> Option<String> {
     session.get::<String>(SIGNUP_KEY).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_holds_for_its_age_and_never_from_the_future() {
+        let at = chrono::DateTime::from_timestamp(1_764_540_000, 0).unwrap();
+        let user = SessionUser::new(1, Role::Citizen, "김".into(), 0, at);
+        let after = |secs| at + chrono::TimeDelta::seconds(secs);
+        assert!(user.current_at(at));
+        assert!(user.current_at(after(MAX_SESSION_AGE_SECS)));
+        assert!(!user.current_at(after(MAX_SESSION_AGE_SECS + 1)));
+        // Issued by a clock a little ahead: within the skew instances may have.
+        assert!(user.current_at(after(-60)));
+        // Issued three days ahead: refused.
+        assert!(!user.current_at(after(-61)));
+        assert!(!user.current_at(after(-3 * 86_400)));
+    }
 }

@@ -25,6 +25,7 @@ mod bulk_writes;
 mod cli;
 mod dependants;
 mod expiry;
+mod faults;
 mod foundation;
 mod hashing;
 mod health;

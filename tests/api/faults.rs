@@ -1,0 +1,209 @@
+//! Fault drills: the service broken on purpose, and what it must do then.
+//!
+//! A clock that is wrong. An instance started with its clock three days
+//! ahead would expire every active reservation at its first minute job and
+//! accept logins "issued" in its future. Jobs that act on time take "now"
+//! from the database's clock and refuse while this machine's is more than a
+//! minute off it; `/healthz` and `/status` say `clock_skew`; a login cookie
+//! issued in the future is refused. The instance here is given a wrong clock
+//! in the process (`Clock::wrong_by`); the command line is run under
+//! libfaketime against PostgreSQL, whose clock is the server's (on SQLite the
+//! database's clock is the machine's own, so a faked process clock fakes both
+//! and there is no second clock to compare with).
+
+use std::process::Command;
+
+use chrono::{TimeDelta, Utc};
+use diesel::prelude::*;
+use mask_reservation::accounts::Role;
+use mask_reservation::clock::Clock;
+use mask_reservation::db::schema::reservations;
+use mask_reservation::db::{Backend, DatabaseUrl, Db};
+use mask_reservation::reservations::expiry::{Round, run_once};
+
+use crate::common::{Spawn, TestApp, assert_invariants, fixtures, spawn_app_with};
+use crate::expiry::citizen;
+use crate::reservations::{seoul, tuesday};
+
+fn status(db: &Db, id: i64) -> String {
+    reservations::table
+        .find(id)
+        .select(reservations::status)
+        .first(&mut db.get().unwrap())
+        .unwrap()
+}
+
+/// A store with supply on the real day after tomorrow in Seoul and an active
+/// reservation in its first window: not due by the real clock, long due by a
+/// clock three days ahead.
+fn reservation_due_only_in_three_days(app: &TestApp) -> i64 {
+    let day = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Seoul)
+        .date_naive()
+        + TimeDelta::days(2);
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    let windows = fixtures::supply(&app.db, store, day, 30);
+    fixtures::reservation(&app.db, windows[0], citizen(app, "c@example.com"), 2)
+}
+
+#[tokio::test]
+async fn an_instance_whose_clock_runs_days_ahead_expires_nothing_and_says_clock_skew() {
+    let app = spawn_app_with(Spawn {
+        clock: Some(Clock::wrong_by(TimeDelta::days(3))),
+        ..Spawn::default()
+    })
+    .await;
+    let id = reservation_due_only_in_three_days(&app);
+    app.state
+        .policy
+        .refresh(&mut app.db.get().unwrap())
+        .unwrap();
+
+    // The minute job does not run on this instance's clock…
+    assert_eq!(
+        run_once(&app.db, &app.state.clock, &app.state.policy).await,
+        None
+    );
+    assert_eq!(status(&app.db, id), "active");
+    // …while an instance with a right clock runs it, and finds nothing due.
+    assert_eq!(
+        run_once(&app.db, &Clock::system(), &app.state.policy).await,
+        Some(Round::default())
+    );
+    assert_eq!(status(&app.db, id), "active");
+
+    // The instance takes itself out of rotation, and says why.
+    let res = app.get("/healthz").await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let health: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(health["status"], "clock_skew", "{health}");
+    assert_eq!(health["database"]["state"], "clock_skew", "{health}");
+    let skew = health["database"]["clock_skew_seconds"].as_i64().unwrap();
+    assert!((259_100..=259_300).contains(&skew), "{health}");
+    let res = app.get("/status").await;
+    assert_eq!(res.status(), 503);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("data-status=\"clock_skew\""), "{page}");
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn a_login_cookie_issued_in_the_future_is_refused() {
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
+    // Logged in while this instance's clock ran three days ahead…
+    app.state.clock.advance(TimeDelta::days(3));
+    let citizen = app
+        .logged_in_as(Role::Citizen, "kim@example.com", None)
+        .await;
+    assert_eq!(citizen.get("/reservations").await.status(), 200);
+    // …the cookie says it was issued three days from now once the clock is
+    // right again: no login whose age is unknown is honoured.
+    app.state.clock.advance(TimeDelta::days(-3));
+    let res = citizen.get("/reservations").await;
+    assert_eq!(res.status(), 303);
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login"),
+        "{:?}",
+        res.headers()
+    );
+    // A minute's difference between instances is not a reason to log out.
+    app.state
+        .clock
+        .advance(TimeDelta::days(3) - TimeDelta::seconds(50));
+    let again = app
+        .logged_in_as(Role::Citizen, "lee@example.com", None)
+        .await;
+    app.state.clock.advance(TimeDelta::seconds(-50));
+    assert_eq!(again.get("/reservations").await.status(), 200);
+}
+
+/// `mask-reservation expire` on a machine whose clock is three days ahead
+/// (libfaketime), against PostgreSQL: it refuses, says why, exits 2, and
+/// expires nothing.
+#[tokio::test]
+async fn the_expire_command_on_a_machine_three_days_ahead_refuses_and_expires_nothing() {
+    let app = spawn_app_with(Spawn::default()).await;
+    let DatabaseUrl::Postgres(url) = app.database.url() else {
+        assert_eq!(app.backend(), Backend::Sqlite);
+        // SQLite reads the time from the same (faked) process clock.
+        return;
+    };
+    let id = reservation_due_only_in_three_days(&app);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |faked: Option<&str>| {
+        let mut cmd = match faked {
+            Some(offset) => {
+                let mut c = Command::new("faketime");
+                c.args(["-f", offset, env!("CARGO_BIN_EXE_mask-reservation")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mask-reservation")),
+        };
+        cmd.arg("expire")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &url)
+            .env("DATA_DIR", dir.path())
+            .env(
+                "SECRET_KEY",
+                mask_reservation::config::SecretKey::generate().to_base64(),
+            )
+            .env("MAIL_URL", format!("file://{}/mail", dir.path().display()))
+            .env("LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(Some("+3d"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not expiring"), "{stderr}");
+    assert_eq!(status(&app.db, id), "active");
+    // The same command on the right clock runs, and finds nothing due.
+    let out = run(None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("0 reservation(s) expired"), "{stdout}");
+    assert_eq!(status(&app.db, id), "active");
+    assert_invariants(&app.db);
+}
+
+/// A database that refuses connections: the PostgreSQL client's messages
+/// hold line breaks ("…failed: Connection refused\n\tIs the server
+/// running…"). Every line the server writes is one event: a time and a level
+/// (or the final `error:`), no continuation lines.
+#[tokio::test]
+async fn pool_errors_are_logged_one_line_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mask-reservation"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+        .env("DATA_DIR", dir.path())
+        .env("BIND", "127.0.0.1:0")
+        .env("DEMO", "0")
+        .env(
+            "SECRET_KEY",
+            mask_reservation::config::SecretKey::generate().to_base64(),
+        )
+        .env("MAIL_URL", format!("file://{}/mail", dir.path().display()))
+        .env("LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("Connection refused")),
+        "{stderr}"
+    );
+    for line in &lines {
+        let event = line.starts_with("20") && line.contains("Z ");
+        assert!(
+            event || line.starts_with("error: "),
+            "a line that is not an event of its own: {line:?}\n{stderr}"
+        );
+    }
+}
