@@ -328,7 +328,38 @@ fn serve(config: Config, db: Db) -> anyhow::Result<ExitCode> {
     if let Some(warning) = config.secret_beside_database_warning() {
         tracing::warn!("{warning}");
     }
-    migrate(&db, &config)?;
+    // A database that is down at start does not stop the instance: it serves
+    // (503 for whatever needs the database, /healthz and /status say so) and
+    // prepares the database once it answers.
+    let prepared = match prepare(&db, &config) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "the database could not be prepared; serving 503 until it can be"
+            );
+            db.set_prepared(false);
+            false
+        }
+    };
+    let bind = config.bind;
+    println!(
+        "mask-reservation listening on http://{bind} ({} database)",
+        db.backend().as_str()
+    );
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config.clone(), db.clone())?;
+        if !prepared {
+            actix_web::rt::spawn(prepare_when_up(db, config));
+        }
+        app.run_until_stopped().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The migrations, then the demo data into an empty database when asked.
+fn prepare(db: &Db, config: &Config) -> anyhow::Result<()> {
+    migrate(db, config)?;
     if config.seed_demo {
         let mut conn = db.get()?;
         if let Some(creds) =
@@ -337,14 +368,28 @@ fn serve(config: Config, db: Db) -> anyhow::Result<ExitCode> {
             println!("{creds}");
         }
     }
-    let bind = config.bind;
-    println!(
-        "mask-reservation listening on http://{bind} ({} database)",
-        db.backend().as_str()
-    );
-    actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(config, db)?;
-        app.run_until_stopped().await?;
-        Ok(ExitCode::SUCCESS)
-    })
+    Ok(())
+}
+
+/// Tries [`prepare`] again, waiting twice as long after each failure (from a
+/// second, at most 30 s), until it succeeds; then lets requests through.
+async fn prepare_when_up(db: Db, config: Config) {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        let (d, c) = (db.clone(), config.clone());
+        match actix_web::web::block(move || prepare(&d, &c)).await {
+            Ok(Ok(())) => {
+                db.set_prepared(true);
+                tracing::info!("the database is prepared; serving");
+                return;
+            }
+            Ok(Err(e)) => tracing::warn!(
+                error = format!("{e:#}"),
+                "the database could not be prepared yet"
+            ),
+            Err(e) => tracing::warn!(error = %e, "preparing the database: blocking pool"),
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+    }
 }

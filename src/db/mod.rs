@@ -10,6 +10,7 @@ pub use writer::{Kind as WriteKind, Writer};
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -428,6 +429,11 @@ pub struct Db {
     acquire_timeout: Duration,
     backend: Backend,
     writer: Option<Writer>,
+    /// Whether the database has been prepared (migrated) for this instance.
+    /// An instance started while the database was down serves — 503 for
+    /// whatever needs the database — and prepares it when it answers; until
+    /// then no request reaches a schema that may not be there yet.
+    prepared: Arc<AtomicBool>,
 }
 
 pub struct PoolOptions {
@@ -451,7 +457,24 @@ impl Db {
             acquire_timeout: options.acquire_timeout,
             backend: url.backend(),
             writer: start_writer(url),
+            prepared: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Says whether the database is prepared ([`Db::prepared`]); every clone
+    /// of this `Db` sees it.
+    pub fn set_prepared(&self, prepared: bool) {
+        self.prepared.store(prepared, Ordering::SeqCst);
+    }
+
+    /// Whether requests may use the database: `false` from a start with the
+    /// database down until its migrations have been applied.
+    pub fn prepared(&self) -> bool {
+        self.prepared.load(Ordering::SeqCst)
+    }
+
+    fn not_prepared<E>() -> DbError<E> {
+        DbError::Unavailable("the database is not prepared yet (it was down at start)".into())
     }
 
     pub fn backend(&self) -> Backend {
@@ -465,6 +488,9 @@ impl Db {
         T: Send + 'static,
         E: Send + 'static,
     {
+        if !self.prepared() {
+            return Err(Db::not_prepared());
+        }
         let permit =
             tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
                 .await
@@ -505,6 +531,9 @@ impl Db {
         T: Send + 'static,
         E: From<DieselError> + AsRetryable + Send + 'static,
     {
+        if !self.prepared() {
+            return Err(Db::not_prepared());
+        }
         let write = async {
             match &self.writer {
                 Some(writer) => {
@@ -534,6 +563,9 @@ impl Db {
         T: Send + 'static,
         E: From<DieselError> + AsRetryable + Send + 'static,
     {
+        if !self.prepared() {
+            return Err(Db::not_prepared());
+        }
         match &self.writer {
             Some(writer) => writer.write(Kind::Bulk, self.acquire_timeout, f).await,
             None => self.run(move |conn| write_tx(conn, f)).await,

@@ -30,7 +30,9 @@
 //!   fix its clock (NTP). `database.clock_skew_seconds` says by how much.
 //! - `down` (503, `Retry-After`): the database did not answer a read, neither
 //!   through the pool nor on a fresh connection (an error, or no answer within
-//!   the probe time). Take the instance out of rotation; look at the database
+//!   the probe time), or this instance started while the database was down
+//!   and has not prepared it yet (it keeps trying, with back-off, and serves
+//!   once it has). Take the instance out of rotation; look at the database
 //!   and the network to it.
 //!
 //! The probe only reads, so on SQLite it neither takes nor waits for the write
@@ -126,6 +128,10 @@ impl DbState {
 
 /// Probes the database as described in the module documentation.
 pub async fn probe(state: &AppState) -> DbState {
+    if !state.db.prepared() {
+        // Started while the database was down: its migrations have not run.
+        return DbState::Down;
+    }
     let pooled = tokio::time::timeout(
         POOL_WAIT,
         state.db.run(|conn| {
