@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::{AppEnv, Config};
 use crate::db::{Db, PoolOptions};
 use crate::i18n::Catalog;
-use crate::mail::sender::Sender;
+use crate::mail::sender::{MessageIds, Sender};
 use crate::opendata::snapshot::{self as stock, StockCache};
 use crate::rate_limit::RateLimits;
 use crate::reservations::{expiry, reminders};
@@ -124,8 +124,10 @@ impl Application {
             state.db.clone(),
             state.config.mail.clone(),
             state.config.mail_from.clone(),
+            MessageIds::for_base_url(&state.base_url),
             state.mail_wake.clone(),
         )
+        .connections(state.config.mail_connections)
         .yielding_to(move || room.crowded());
         let mail = tokio::spawn(sender.run());
         let upkeep = tokio::spawn(upkeep(state.db.clone(), state.clock.clone()));

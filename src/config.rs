@@ -51,6 +51,14 @@ pub struct ConfigArgs {
         global = true
     )]
     pub mail_from: String,
+    /// SMTP connections the mail sender uses at once (1–32).
+    #[arg(
+        long,
+        env = "MAIL_CONNECTIONS",
+        default_value_t = crate::mail::sender::DEFAULT_CONNECTIONS,
+        global = true
+    )]
+    pub mail_connections: usize,
     /// Service time zone (IANA name).
     #[arg(long, env = "TIMEZONE", default_value = "Asia/Seoul", global = true)]
     pub timezone: String,
@@ -126,6 +134,11 @@ pub struct ConfigArgs {
     pub body_read_timeout: u64,
 }
 
+/// The most SMTP connections one instance opens at once: each is a blocking
+/// thread here and a session at the relay, which limits sessions per client
+/// (Postfix: 50 by default).
+pub const MAX_MAIL_CONNECTIONS: usize = 32;
+
 /// Held requests in flight per HTTP worker when `WAITING_ROOM_CAPACITY` is not set.
 pub const WAITING_ROOM_PER_WORKER: usize = 64;
 
@@ -152,6 +165,8 @@ pub struct Config {
     pub secret: SecretKey,
     pub mail: MailTransport,
     pub mail_from: String,
+    /// SMTP connections the mail sender uses at once.
+    pub mail_connections: usize,
     pub timezone: Tz,
     pub seed_demo: bool,
     pub app_env: AppEnv,
@@ -184,6 +199,7 @@ impl std::fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("database_url", &self.database_url.redacted())
             .field("mail", &self.mail)
+            .field("mail_connections", &self.mail_connections)
             .field("timezone", &self.timezone)
             .field("seed_demo", &self.seed_demo)
             .field("app_env", &self.app_env)
@@ -368,6 +384,8 @@ pub enum ConfigError {
     MetricsToken,
     #[error("MAP_TILE_URL `{0}` must be an http(s):// URL with {{z}}, {{x}} and {{y}}")]
     MapTileUrl(String),
+    #[error("MAIL_CONNECTIONS must be between 1 and {max}", max = MAX_MAIL_CONNECTIONS)]
+    MailConnections,
     #[error("DB_POOL_SIZE must be between 1 and 512")]
     PoolSize,
     #[error("DB_TIMEOUT `{0}` must be a number of seconds from 0.1 to 60, such as 3 or 0.5")]
@@ -409,6 +427,9 @@ impl Config {
         if !(1..=512).contains(&args.db_pool_size) {
             return Err(ConfigError::PoolSize);
         }
+        if !(1..=MAX_MAIL_CONNECTIONS).contains(&args.mail_connections) {
+            return Err(ConfigError::MailConnections);
+        }
         if !(1..=600).contains(&args.body_read_timeout) {
             return Err(ConfigError::BodyReadTimeout);
         }
@@ -446,6 +467,7 @@ impl Config {
             secret,
             mail,
             mail_from: args.mail_from.trim().to_owned(),
+            mail_connections: args.mail_connections,
             timezone,
             seed_demo,
             app_env,
@@ -664,6 +686,7 @@ mod tests {
             DatabaseUrl::Sqlite(PathBuf::from("./data/mask-reservation.db"))
         );
         assert_eq!(c.mail, MailTransport::File(PathBuf::from("./data/mail")));
+        assert_eq!(c.mail_connections, 4);
         assert_eq!(c.timezone, chrono_tz::Asia::Seoul);
         assert!(
             c.seed_demo,
@@ -755,7 +778,9 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 10] = [
+            (&["--mail-connections", "0"], "MAIL_CONNECTIONS"),
+            (&["--mail-connections", "33"], "MAIL_CONNECTIONS"),
             (&["--body-read-timeout", "0"], "BODY_READ_TIMEOUT"),
             (&["--body-read-timeout", "601"], "BODY_READ_TIMEOUT"),
             (&["--bind", "localhost"], "BIND"),

@@ -1,6 +1,6 @@
 //! The `mail_outbox` table: enqueueing a message inside the caller's transaction,
-//! and the claim and settle statements the sender uses to deliver it exactly once
-//! across several app instances.
+//! and the claim and settle statements the sender uses so that several app
+//! instances never send one message at the same time.
 //!
 //! A row is `pending` until it is delivered (`sent`) or given up on (`failed`).
 //! `next_attempt_at` is both the retry schedule and the claim lease: claiming a row
@@ -73,6 +73,10 @@ pub(crate) struct Claimed {
     /// The attempt count after this claim. It doubles as a fencing token: the
     /// settle statements only touch the row if no later claim has raised it.
     pub attempts: i32,
+    /// When the message was enqueued; with the id, it names the message for
+    /// good (`sender::MessageIds`), even across a restored backup that hands
+    /// out the same ids again.
+    pub created_at: NaiveDateTime,
 }
 
 /// Claims up to `limit` pending messages due at `now`, above `after_id`, with a
@@ -121,6 +125,7 @@ pub(crate) fn claim_due(
         mail_outbox::subject,
         mail_outbox::body_text,
         mail_outbox::attempts,
+        mail_outbox::created_at,
     ))
     .get_results(tx.conn())?;
     claimed.sort_by_key(|m| m.id);

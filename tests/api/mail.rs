@@ -1,13 +1,15 @@
 //! The outbox sender: delivery over SMTP and into files, retry after an outage,
-//! permanent failures, exactly-once delivery with several instances, and the
-//! subject and body erased once a message is settled.
+//! permanent failures, one delivery per message with several instances, each
+//! message settled as soon as the server took it and named by one Message-ID
+//! on every attempt, several kept connections at once, and the subject and
+//! body erased once a message is settled.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::fixtures;
-use crate::common::smtp::{ReceivedMail, SmtpSink};
+use crate::common::smtp::{ReceivedMail, SmtpSink, Then};
 use crate::common::{TestDatabase, spawn_app};
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -15,7 +17,7 @@ use mask_reservation::config::MailTransport;
 use mask_reservation::db::schema::mail_outbox;
 use mask_reservation::db::{DatabaseUrl, Db, PoolOptions, write_tx};
 use mask_reservation::mail::outbox::{self, OutgoingMail};
-use mask_reservation::mail::sender::{MAX_ATTEMPTS, Sender};
+use mask_reservation::mail::sender::{MAX_ATTEMPTS, MessageIds, Sender};
 use tokio::sync::Notify;
 
 const SUBJECT: &str = "마스크 예약 확인";
@@ -45,9 +47,12 @@ fn sender(db: &Db, transport: MailTransport) -> Sender {
         db.clone(),
         transport,
         "공적 마스크 예약 <noreply@mask.example>".into(),
+        MessageIds::for_base_url(BASE_URL),
         Arc::new(Notify::new()),
     )
 }
+
+const BASE_URL: &str = "https://mask.example";
 
 fn enqueue(db: &Db, to: &str) -> i64 {
     let mut conn = db.get().unwrap();
@@ -404,6 +409,7 @@ async fn the_running_sender_delivers_mail_enqueued_after_it_started() {
         db.clone(),
         smtp(sink.port),
         "noreply@mask.example".into(),
+        MessageIds::for_base_url(BASE_URL),
         wake.clone(),
     );
     let running = tokio::spawn(sender.run());
@@ -440,6 +446,275 @@ async fn an_unreachable_database_is_an_error_to_retry_not_a_panic() {
     let result = sender(&db, smtp(down.port)).deliver_due().await;
 
     assert!(result.is_err());
+}
+
+fn count_with_status(db: &Db, status: &str) -> i64 {
+    mail_outbox::table
+        .filter(mail_outbox::status.eq(status))
+        .count()
+        .get_result(&mut *db.get().unwrap())
+        .unwrap()
+}
+
+/// Every pending message due now, as if its claim's lease had run out.
+fn make_all_due(db: &Db) {
+    diesel::update(mail_outbox::table.filter(mail_outbox::status.eq("pending")))
+        .set(mail_outbox::next_attempt_at.eq(Utc::now().naive_utc() - TimeDelta::seconds(1)))
+        .execute(&mut *db.get().unwrap())
+        .unwrap();
+}
+
+fn recipient(mail: &ReceivedMail) -> String {
+    mail.recipients.join(",")
+}
+
+#[tokio::test]
+async fn every_attempt_of_a_message_carries_its_one_message_id_and_another_message_its_own() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    sink.refuse_next(1);
+    let first = enqueue(&db, "first@example.com");
+    let second = enqueue(&db, "second@example.com");
+
+    assert_eq!(sender(&db, smtp(sink.port)).deliver_due().await.unwrap(), 0);
+    let refused = sink.refused();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].recipients, ["first@example.com"]);
+    let refused_id = refused[0].header("Message-ID").unwrap();
+    assert!(
+        refused_id.starts_with(&format!("<outbox-{first}.")),
+        "{refused_id}"
+    );
+    assert!(refused_id.ends_with("@mask.example>"), "{refused_id}");
+    let waiting = row(&db, first);
+    assert_eq!((waiting.status.as_str(), waiting.attempts), ("pending", 1));
+    assert!(waiting.last_error.unwrap().contains("451"));
+
+    // The retry, by another instance of the same deployment.
+    make_due(&db, first);
+    let other_instance = sender(&db, smtp(sink.port));
+    assert_eq!(other_instance.deliver_due().await.unwrap(), 2);
+
+    let delivered = sink.wait_for(2).await;
+    let id_of = |to: &str| {
+        delivered
+            .iter()
+            .find(|m| m.recipients == [to])
+            .and_then(|m| m.header("Message-ID"))
+            .unwrap()
+    };
+    assert_eq!(id_of("first@example.com"), refused_id);
+    assert_ne!(id_of("second@example.com"), refused_id);
+    assert!(id_of("second@example.com").starts_with(&format!("<outbox-{second}.")));
+    assert_eq!(row(&db, first).attempts, 2);
+}
+
+#[tokio::test]
+async fn what_the_server_took_before_a_crash_is_settled_and_never_sent_again() {
+    const MESSAGES: usize = 30;
+    const TAKEN: usize = 7;
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    for i in 0..MESSAGES {
+        enqueue(&db, &format!("citizen{i}@example.com"));
+    }
+    // After seven messages the server keeps what it is sent but its answers
+    // never come: the sender is stuck in the middle of its batch.
+    sink.accept_only(TAKEN, Then::Hang);
+    let crashing = sender(&db, smtp(sink.port)).connections(4);
+    let running = tokio::spawn(async move { crashing.deliver_due().await });
+
+    // Each message the server answered is settled without waiting for the rest.
+    crate::common::eventually(Duration::from_secs(10), "the taken mail settled", || {
+        let sent = count_with_status(&db, "sent");
+        async move { (sent == TAKEN as i64).then_some(()) }
+    })
+    .await;
+    // Every lane is then stuck on a message of its own.
+    sink.wait_for(TAKEN + 4).await;
+    // The process dies (kill -9) while sends are unanswered.
+    running.abort();
+    assert!(running.await.unwrap_err().is_cancelled());
+    sink.hang_up();
+    let taken: Vec<String> = sink.messages().iter().map(recipient).collect();
+    let unsure = taken.len() - TAKEN;
+    assert_eq!(unsure, 4, "one message per connection is in doubt");
+    assert_eq!(count_with_status(&db, "sent"), TAKEN as i64);
+
+    // A restarted instance, once the leases have run out.
+    sink.accept_all();
+    make_all_due(&db);
+    let restarted = sender(&db, smtp(sink.port));
+    assert_eq!(restarted.deliver_due().await.unwrap(), MESSAGES - TAKEN);
+
+    let received = sink.wait_for(MESSAGES + unsure).await;
+    assert_eq!(received.len(), MESSAGES + unsure);
+    let mut copies: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for mail in &received {
+        copies
+            .entry(recipient(mail))
+            .or_default()
+            .push(mail.header("Message-ID").unwrap());
+    }
+    assert_eq!(copies.len(), MESSAGES);
+    let answered: HashSet<&String> = taken[..TAKEN].iter().collect();
+    for (to, ids) in &copies {
+        if answered.contains(to) {
+            assert_eq!(ids.len(), 1, "{to} was settled, then sent again");
+        } else if taken.contains(to) {
+            // In doubt at the crash: sent again, under the same Message-ID,
+            // which the receiver drops.
+            assert_eq!(ids.len(), 2, "{to}");
+            assert_eq!(ids[0], ids[1], "{to}");
+        } else {
+            assert_eq!(ids.len(), 1, "{to}");
+        }
+    }
+    assert_eq!(count_with_status(&db, "sent"), MESSAGES as i64);
+}
+
+#[tokio::test]
+async fn when_the_server_starts_refusing_mid_batch_what_it_took_stays_settled() {
+    const MESSAGES: usize = 20;
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    for i in 0..MESSAGES {
+        enqueue(&db, &format!("citizen{i}@example.com"));
+    }
+    sink.accept_only(7, Then::Refuse);
+    let sender = sender(&db, smtp(sink.port));
+
+    assert_eq!(sender.deliver_due().await.unwrap(), 7);
+
+    assert_eq!(count_with_status(&db, "sent"), 7);
+    assert_eq!(count_with_status(&db, "pending"), 13);
+    let refused = sink.refused().len();
+    // The lanes already under way when the first refusal came may each have
+    // had one; the rest were given back without an attempt.
+    assert!((1..=4).contains(&refused), "{refused}");
+    let tried_and_waiting: i64 = mail_outbox::table
+        .filter(mail_outbox::status.eq("pending"))
+        .filter(mail_outbox::attempts.eq(1))
+        .count()
+        .get_result(&mut *db.get().unwrap())
+        .unwrap();
+    assert_eq!(tried_and_waiting, refused as i64);
+
+    sink.accept_all();
+    make_all_due(&db);
+    assert_eq!(sender.deliver_due().await.unwrap(), 13);
+    let received = sink.wait_for(MESSAGES).await;
+    assert_eq!(received.len(), MESSAGES);
+    let distinct: HashSet<String> = received.iter().map(recipient).collect();
+    assert_eq!(distinct.len(), MESSAGES, "a taken message went again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_go_over_several_kept_connections_at_once() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    // Slow enough that the lanes overlap.
+    sink.delay_each(Duration::from_millis(30));
+    for i in 0..24 {
+        enqueue(&db, &format!("citizen{i}@example.com"));
+    }
+    let sender = sender(&db, smtp(sink.port)).connections(4);
+
+    assert_eq!(sender.deliver_due().await.unwrap(), 24);
+    for i in 24..32 {
+        enqueue(&db, &format!("citizen{i}@example.com"));
+    }
+    assert_eq!(sender.deliver_due().await.unwrap(), 8);
+
+    assert_eq!(sink.wait_for(32).await.len(), 32);
+    assert!(
+        (2..=4).contains(&sink.most_at_once()),
+        "{} at once",
+        sink.most_at_once()
+    );
+    // One per lane, kept from message to message and round to round.
+    assert!(
+        sink.connections() <= 4,
+        "{} connections",
+        sink.connections()
+    );
+    assert_eq!(count_with_status(&db, "sent"), 32);
+}
+
+#[tokio::test]
+async fn with_one_connection_messages_go_one_at_a_time_over_it() {
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    sink.delay_each(Duration::from_millis(5));
+    for i in 0..10 {
+        enqueue(&db, &format!("citizen{i}@example.com"));
+    }
+
+    let sender = sender(&db, smtp(sink.port)).connections(1);
+    assert_eq!(sender.deliver_due().await.unwrap(), 10);
+
+    assert_eq!(sink.most_at_once(), 1);
+    assert_eq!(sink.connections(), 1);
+}
+
+/// Throughput of the sender against a local SMTP server that takes 3 ms per
+/// message (docs/benchmarks.md, "Mail"):
+/// `MAIL_BENCH_MESSAGES=3260 MAIL_BENCH_CONNECTIONS=4 $API mail_throughput --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run on its own with --ignored --nocapture"]
+async fn mail_throughput() {
+    let setting = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let messages = setting("MAIL_BENCH_MESSAGES", 3260);
+    let connections = setting("MAIL_BENCH_CONNECTIONS", 4);
+    let delay = setting("MAIL_BENCH_DELAY_MS", 3);
+    let database = TestDatabase::fresh();
+    let db = open(&database);
+    let sink = SmtpSink::start().await;
+    sink.delay_each(Duration::from_millis(delay as u64));
+    let mut conn = db.get().unwrap();
+    write_tx(&mut conn, |tx| {
+        for i in 0..messages {
+            outbox::enqueue(
+                tx,
+                &OutgoingMail {
+                    to: &format!("citizen{i}@example.com"),
+                    kind: "reservation_confirmed",
+                    subject: SUBJECT,
+                    body_text: BODY,
+                },
+            )?;
+        }
+        diesel::QueryResult::Ok(())
+    })
+    .unwrap();
+    drop(conn);
+    let sender = sender(&db, smtp(sink.port)).connections(connections);
+
+    let started = Instant::now();
+    let delivered = sender.deliver_due().await.unwrap();
+    let took = started.elapsed();
+
+    assert_eq!(delivered, messages);
+    assert_eq!(sink.messages().len(), messages);
+    println!(
+        "{:?}: {messages} mails over {connections} connections, {delay} ms each at the server: \
+         {:.2} s, {:.0} mails/s; at most {} at once, {} connections",
+        db.backend(),
+        took.as_secs_f64(),
+        messages as f64 / took.as_secs_f64(),
+        sink.most_at_once(),
+        sink.connections(),
+    );
 }
 
 /// The first http link in a mail body, as a path with its query.

@@ -116,6 +116,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
             port: options.smtp_port.unwrap_or(smtp.port),
         },
         mail_from: "공적 마스크 예약 <no-reply@example.com>".into(),
+        mail_connections: 4,
         timezone: chrono_tz::Asia::Seoul,
         seed_demo: false,
         app_env: AppEnv::Development,

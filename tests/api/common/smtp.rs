@@ -1,7 +1,10 @@
 //! A minimal SMTP server for tests: enough of RFC 5321 for lettre's client (no TLS,
 //! no AUTH), keeping every message it accepts so tests can read what was sent.
+//! It can be slow (a delay before each answer, like a real MTA writing to disk),
+//! refuse messages, or take them and never answer (a server whose answer is
+//! lost), and it counts connections and messages in progress at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,34 @@ pub struct SmtpSink {
     pub port: u16,
     messages: Arc<Mutex<Vec<ReceivedMail>>>,
     up: Arc<AtomicBool>,
+    script: Arc<Script>,
     accept: JoinHandle<()>,
+}
+
+/// What the sink does with the messages it is sent.
+#[derive(Default)]
+struct Script {
+    /// Waited before answering each message it takes.
+    delay: Mutex<Duration>,
+    /// This many next messages are refused.
+    refuse_next: AtomicUsize,
+    /// Once it holds this many messages, every further one meets [`Then`].
+    limit: Mutex<Option<(usize, Then)>>,
+    refused: Mutex<Vec<ReceivedMail>>,
+    connections: AtomicUsize,
+    in_progress: AtomicUsize,
+    most_in_progress: AtomicUsize,
+    /// Set by [`SmtpSink::hang_up`]: the connections left without an answer close.
+    hung_up: tokio::sync::watch::Sender<bool>,
+}
+
+/// What becomes of the messages past [`SmtpSink::accept_only`]'s limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Answered `451` (try again later) and not kept.
+    Refuse,
+    /// Kept, but the answer never comes (until [`SmtpSink::hang_up`]).
+    Hang,
 }
 
 impl SmtpSink {
@@ -46,12 +76,57 @@ impl SmtpSink {
         self.up.store(true, Ordering::SeqCst);
     }
 
+    /// Waits `delay` before answering each message it takes.
+    pub fn delay_each(&self, delay: Duration) {
+        *self.script.delay.lock().unwrap() = delay;
+    }
+
+    /// Refuses the next `n` messages with `451`, keeping them in
+    /// [`SmtpSink::refused`].
+    pub fn refuse_next(&self, n: usize) {
+        self.script.refuse_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Takes `n` more messages; every one after them meets `then`.
+    pub fn accept_only(&self, n: usize, then: Then) {
+        let held = self.messages.lock().unwrap().len();
+        *self.script.limit.lock().unwrap() = Some((held + n, then));
+    }
+
+    /// Takes every message again.
+    pub fn accept_all(&self) {
+        *self.script.limit.lock().unwrap() = None;
+        self.script.refuse_next.store(0, Ordering::SeqCst);
+    }
+
+    /// Closes the connections whose message was taken but never answered.
+    pub fn hang_up(&self) {
+        self.script.hung_up.send_replace(true);
+    }
+
+    /// The messages answered with a refusal.
+    pub fn refused(&self) -> Vec<ReceivedMail> {
+        self.script.refused.lock().unwrap().clone()
+    }
+
+    /// How many connections were served.
+    pub fn connections(&self) -> usize {
+        self.script.connections.load(Ordering::SeqCst)
+    }
+
+    /// The most messages that were being transferred at one time (from DATA
+    /// to its answer).
+    pub fn most_at_once(&self) -> usize {
+        self.script.most_in_progress.load(Ordering::SeqCst)
+    }
+
     async fn start_with(up: bool) -> SmtpSink {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let messages = Arc::new(Mutex::new(Vec::new()));
         let up = Arc::new(AtomicBool::new(up));
-        let (store, serving) = (messages.clone(), up.clone());
+        let script = Arc::new(Script::default());
+        let (store, serving, plan) = (messages.clone(), up.clone(), script.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 if !serving.load(Ordering::SeqCst) {
@@ -60,10 +135,11 @@ impl SmtpSink {
                         .await;
                     continue;
                 }
-                let store = store.clone();
+                let (store, plan) = (store.clone(), plan.clone());
+                plan.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     // A client that hangs up mid-conversation is not the test's concern.
-                    let _ = serve(stream, store).await;
+                    let _ = serve(stream, store, plan).await;
                 });
             }
         });
@@ -71,6 +147,7 @@ impl SmtpSink {
             port,
             messages,
             up,
+            script,
             accept,
         }
     }
@@ -100,10 +177,52 @@ impl SmtpSink {
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.accept.abort();
+        self.hang_up();
     }
 }
 
-async fn serve(stream: TcpStream, store: Arc<Mutex<Vec<ReceivedMail>>>) -> std::io::Result<()> {
+/// What the sink does with one message it has read.
+enum Answer {
+    Take,
+    Refuse,
+    Hang,
+}
+
+impl Script {
+    /// Decides, and keeps the message where the decision says, in one step:
+    /// connections sending at once each get their own place in the count.
+    fn answer(&self, store: &Mutex<Vec<ReceivedMail>>, mail: ReceivedMail) -> Answer {
+        let mut held = store.lock().unwrap();
+        let refuse_one = self
+            .refuse_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let past_limit = match *self.limit.lock().unwrap() {
+            Some((limit, then)) if held.len() >= limit => Some(then),
+            _ => None,
+        };
+        match (refuse_one, past_limit) {
+            (true, _) | (false, Some(Then::Refuse)) => {
+                self.refused.lock().unwrap().push(mail);
+                Answer::Refuse
+            }
+            (false, Some(Then::Hang)) => {
+                held.push(mail);
+                Answer::Hang
+            }
+            (false, None) => {
+                held.push(mail);
+                Answer::Take
+            }
+        }
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    store: Arc<Mutex<Vec<ReceivedMail>>>,
+    script: Arc<Script>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     write
@@ -135,20 +254,25 @@ async fn serve(stream: TcpStream, store: Arc<Mutex<Vec<ReceivedMail>>>) -> std::
                 b"250 OK\r\n"
             }
             "DATA" => {
-                write
-                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                    .await?;
-                let Some(data) = read_data(&mut read).await? else {
-                    return Ok(());
-                };
-                // Stored before the reply, so a client that has its 250 finds
-                // the message already here.
-                store.lock().unwrap().push(ReceivedMail {
-                    from: std::mem::take(&mut from),
-                    recipients: std::mem::take(&mut recipients),
-                    data,
-                });
-                b"250 OK queued\r\n"
+                let now = script.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+                script.most_in_progress.fetch_max(now, Ordering::SeqCst);
+                let answer = transfer(
+                    &mut read,
+                    &mut write,
+                    &store,
+                    &script,
+                    ReceivedMail {
+                        from: std::mem::take(&mut from),
+                        recipients: std::mem::take(&mut recipients),
+                        data: String::new(),
+                    },
+                )
+                .await;
+                script.in_progress.fetch_sub(1, Ordering::SeqCst);
+                match answer? {
+                    Some(reply) => reply,
+                    None => return Ok(()),
+                }
             }
             "RSET" => {
                 from.clear();
@@ -163,6 +287,41 @@ async fn serve(stream: TcpStream, store: Arc<Mutex<Vec<ReceivedMail>>>) -> std::
             _ => b"502 Command not implemented\r\n",
         };
         write.write_all(reply).await?;
+    }
+}
+
+/// DATA: reads the message and decides its answer; `None` when the
+/// conversation ends here (the client hung up, or the answer never comes).
+async fn transfer(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    store: &Mutex<Vec<ReceivedMail>>,
+    script: &Script,
+    envelope: ReceivedMail,
+) -> std::io::Result<Option<&'static [u8]>> {
+    write
+        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .await?;
+    let Some(data) = read_data(read).await? else {
+        return Ok(None);
+    };
+    // Stored before the reply, so a client that has its 250 finds the
+    // message already here.
+    let mail = ReceivedMail { data, ..envelope };
+    match script.answer(store, mail) {
+        Answer::Take => {
+            let delay = *script.delay.lock().unwrap();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(Some(b"250 OK queued\r\n"))
+        }
+        Answer::Refuse => Ok(Some(b"451 4.3.0 Try again later\r\n")),
+        Answer::Hang => {
+            let mut hung_up = script.hung_up.subscribe();
+            let _ = hung_up.wait_for(|closed| *closed).await;
+            Ok(None)
+        }
     }
 }
 
