@@ -140,6 +140,22 @@ impl Figures {
     }
 }
 
+/// [`open_free`] of one store-day's windows already read, in Rust: the free
+/// places of those (each its counters and its end) still taking bookings at
+/// `now`, `close_minutes` before their end. The page that has the windows in
+/// hand sums them here rather than asking again.
+pub fn open_free_of(
+    windows: impl IntoIterator<Item = (StockWindow, chrono::NaiveDateTime)>,
+    close_minutes: i32,
+    now: DateTime<Utc>,
+) -> i32 {
+    windows
+        .into_iter()
+        .filter(|(_, ends_at)| rules::booking_open(close_minutes, *ends_at, now))
+        .map(|(w, _)| w.remaining())
+        .sum()
+}
+
 /// Which store-days [`open_free`] reads.
 #[derive(Debug, Clone, Copy)]
 pub enum Days<'a> {

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::db::DbConnection;
 use crate::db::schema::{pickup_windows, store_days, stores};
 use crate::reservations::rules;
-use crate::stock::{At, Figures, StockDay, StockWindow};
+use crate::stock::{self, At, Figures, StockDay, StockWindow};
 
 pub struct WindowStock {
     pub starts_at: NaiveDateTime,
@@ -20,13 +20,16 @@ pub struct WindowStock {
 }
 
 impl WindowStock {
-    pub fn remaining(&self) -> i32 {
+    fn stock(&self) -> StockWindow {
         StockWindow {
             capacity: self.capacity,
             reserved: self.reserved,
             picked_up: self.picked_up,
         }
-        .remaining()
+    }
+
+    pub fn remaining(&self) -> i32 {
+        self.stock().remaining()
     }
 }
 
@@ -97,11 +100,11 @@ pub fn store_day(conn: &mut DbConnection, store_id: i64, at: At) -> QueryResult<
             },
         )
         .collect();
-    let open_free = windows
-        .iter()
-        .filter(|w| w.booking_open)
-        .map(WindowStock::remaining)
-        .sum();
+    let open_free = stock::open_free_of(
+        windows.iter().map(|w| (w.stock(), w.ends_at)),
+        at.close_minutes,
+        at.now,
+    );
     let stock = StockDay {
         supply,
         reserved,

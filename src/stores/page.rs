@@ -21,7 +21,7 @@ use crate::policy::Policy;
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, MAX_QUANTITY, PeriodLeft, Refusal, WindowFacts};
 use crate::state::AppState;
-use crate::stock::{Figures, StockDay, StockWindow};
+use crate::stock::{self, Figures, StockDay, StockWindow};
 use crate::stores::status::{NO_DATA_KEY, RemainStat};
 use crate::stores::{is_store_code, type_key};
 use crate::web::errors::AppError;
@@ -434,13 +434,15 @@ fn build(
     let tz = policy.timezone;
     let store = loaded.store;
     let today = rules::today(policy, now);
-    let open_free: i32 = loaded
-        .windows
-        .iter()
-        .filter(|w| w.day == today)
-        .filter(|w| rules::booking_open(policy.booking_close_minutes, w.ends_at, now))
-        .map(|w| w.stock().remaining())
-        .sum();
+    let open_free = stock::open_free_of(
+        loaded
+            .windows
+            .iter()
+            .filter(|w| w.day == today)
+            .map(|w| (w.stock(), w.ends_at)),
+        policy.booking_close_minutes,
+        now,
+    );
     let figures = loaded.today.map(|d| Figures::of(&d, open_free));
     let stat = RemainStat::of_day(figures.map(|f| i64::from(f.remaining())), store.suspended);
     let status_text = t
