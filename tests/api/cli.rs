@@ -6,38 +6,22 @@ use std::process::{Command, Output, Stdio};
 use diesel::prelude::*;
 use mask_reservation::db::schema::{pickup_windows, store_days, stores, users};
 
+use crate::common::server::Binary;
+
 struct Cli {
     db: crate::common::TestDatabase,
-    data_dir: tempfile::TempDir,
-    secret: String,
+    binary: Binary,
 }
 
 impl Cli {
     fn new() -> Cli {
-        Cli {
-            db: crate::common::TestDatabase::fresh(),
-            data_dir: tempfile::tempdir().unwrap(),
-            secret: mask_reservation::config::SecretKey::generate().to_base64(),
-        }
+        let db = crate::common::TestDatabase::fresh();
+        let binary = Binary::new(&db.url());
+        Cli { db, binary }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let url = match self.db.url() {
-            mask_reservation::db::DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            mask_reservation::db::DatabaseUrl::Postgres(u) => u,
-        };
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mask-reservation"));
-        cmd.args(args)
-            .env_clear()
-            .env("DATABASE_URL", url)
-            .env("DATA_DIR", self.data_dir.path())
-            .env("SECRET_KEY", &self.secret)
-            .env(
-                "MAIL_URL",
-                format!("file://{}/mail", self.data_dir.path().display()),
-            )
-            .env("LOG", "warn");
-        cmd
+        self.binary.command(args)
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -199,12 +183,12 @@ fn a_mistyped_database_url_is_an_error_not_a_new_file() {
     let out = cli
         .command(&["migrate"])
         .env("DATABASE_URL", "postgress://localhost/db")
-        .current_dir(cli.data_dir.path())
+        .current_dir(cli.binary.data_dir())
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("DATABASE_URL"), "{}", text(&out));
-    let files: Vec<_> = std::fs::read_dir(cli.data_dir.path()).unwrap().collect();
+    let files: Vec<_> = std::fs::read_dir(cli.binary.data_dir()).unwrap().collect();
     assert!(files.is_empty(), "nothing was created");
 }
 

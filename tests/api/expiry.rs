@@ -3,7 +3,6 @@
 //! and its quota back to its person — from the job, the command line, or
 //! several instances at once.
 
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -12,10 +11,11 @@ use mask_reservation::accounts::Role;
 use mask_reservation::db::schema::{
     pickup_windows, quota_usage, reservations, stock_ledger, store_days,
 };
-use mask_reservation::db::{DatabaseUrl, write_tx};
+use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
 use mask_reservation::reservations::expiry::{expire_all, expire_due};
 
+use crate::common::server::Binary;
 use crate::common::{
     Spawn, TestApp, assert_invariants, eventually, fixtures, spawn_app, spawn_app_with,
 };
@@ -237,26 +237,8 @@ async fn the_expire_command_expires_what_is_due_and_says_how_many() {
     let also_due = fixtures::reservation(&app.db, past[2], citizen(&app, "b@example.com"), 2);
     let not_yet = fixtures::reservation(&app.db, future[0], citizen(&app, "c@example.com"), 1);
 
-    let run = || {
-        let url = match app.database.url() {
-            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            DatabaseUrl::Postgres(u) => u,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        Command::new(env!("CARGO_BIN_EXE_mask-reservation"))
-            .arg("expire")
-            .env_clear()
-            .env("DATABASE_URL", url)
-            .env("DATA_DIR", dir.path())
-            .env(
-                "SECRET_KEY",
-                mask_reservation::config::SecretKey::generate().to_base64(),
-            )
-            .env("MAIL_URL", format!("file://{}/mail", dir.path().display()))
-            .env("LOG", "warn")
-            .output()
-            .unwrap()
-    };
+    let binary = Binary::new(&app.database.url());
+    let run = || binary.command(&["expire"]).output().unwrap();
     let out = run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -11,8 +11,6 @@
 //! database's clock is the machine's own, so a faked process clock fakes both
 //! and there is no second clock to compare with).
 
-use std::process::Command;
-
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
@@ -21,7 +19,8 @@ use mask_reservation::db::schema::reservations;
 use mask_reservation::db::{Backend, DatabaseUrl, Db};
 use mask_reservation::reservations::expiry::{Round, run_once};
 
-use crate::common::{Spawn, TestApp, assert_invariants, eventually, fixtures, spawn_app_with};
+use crate::common::server::{Binary, free_port};
+use crate::common::{Spawn, TestApp, assert_invariants, fixtures, spawn_app_with};
 use crate::expiry::citizen;
 use crate::reservations::{seoul, tuesday};
 
@@ -133,29 +132,14 @@ async fn the_expire_command_on_a_machine_three_days_ahead_refuses_and_expires_no
         return;
     };
     let id = reservation_due_only_in_three_days(&app);
-    let dir = tempfile::tempdir().unwrap();
+    let binary = Binary::with_url(&url);
     let run = |faked: Option<&str>| {
-        let mut cmd = match faked {
-            Some(offset) => {
-                let mut c = Command::new("faketime");
-                c.args(["-f", offset, env!("CARGO_BIN_EXE_mask-reservation")]);
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_mask-reservation")),
-        };
-        cmd.arg("expire")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &url)
-            .env("DATA_DIR", dir.path())
-            .env(
-                "SECRET_KEY",
-                mask_reservation::config::SecretKey::generate().to_base64(),
-            )
-            .env("MAIL_URL", format!("file://{}/mail", dir.path().display()))
-            .env("LOG", "warn")
-            .output()
-            .unwrap()
+        match faked {
+            Some(offset) => binary.command_faked(offset, &["expire"]),
+            None => binary.command(&["expire"]),
+        }
+        .output()
+        .unwrap()
     };
     let out = run(Some("+3d"));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -179,22 +163,14 @@ async fn the_expire_command_on_a_machine_three_days_ahead_refuses_and_expires_no
 async fn pool_errors_are_logged_one_line_per_event() {
     use tokio::io::AsyncBufReadExt;
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_mask-reservation"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
-        .env("DATA_DIR", dir.path())
-        .env("BIND", format!("127.0.0.1:{}", free_port()))
+    let binary = Binary::with_url("postgres://postgres@127.0.0.1:1/nowhere");
+    let mut cmd = binary.command(&["serve"]);
+    cmd.env("BIND", format!("127.0.0.1:{}", free_port()))
         .env("DEMO", "0")
-        .env(
-            "SECRET_KEY",
-            mask_reservation::config::SecretKey::generate().to_base64(),
-        )
-        .env("MAIL_URL", format!("file://{}/mail", dir.path().display()))
         .env("LOG", "info")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut server = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -226,15 +202,6 @@ async fn pool_errors_are_logged_one_line_per_event() {
     }
 }
 
-/// A free port on loopback for a server the test starts.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The server started while PostgreSQL is unreachable (a cut proxy in front
 /// of it): it stays up, answers `/healthz` and `/status` with 503, and begins
 /// serving by itself once the database answers — without a restart, so that
@@ -251,35 +218,12 @@ async fn a_server_started_while_the_database_is_down_serves_503_then_comes_back_
     let DatabaseUrl::Postgres(url) = database.url_via(Some(proxy.port)) else {
         unreachable!("a PostgreSQL database");
     };
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_mask-reservation"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", &url)
-        .env("DATA_DIR", dir.path())
-        .env("BIND", format!("127.0.0.1:{port}"))
-        .env("DEMO", "0")
-        .env(
-            "SECRET_KEY",
-            mask_reservation::config::SecretKey::generate().to_base64(),
-        )
-        .env("MAIL_URL", format!("file://{}/mail", dir.path().display()))
-        .env("LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let binary = Binary::with_url(&url);
+    let mut server = binary.serve(&[]);
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(format!("{base}{path}")).send();
-    let health = eventually(
-        std::time::Duration::from_secs(30),
-        "the server to answer",
-        || async { get("/healthz").await.ok() },
-    )
-    .await;
+    let health = server.answering().await;
     assert_eq!(health.status(), 503);
     let status = get("/status").await.unwrap();
     assert_eq!(status.status(), 503);
@@ -292,20 +236,11 @@ async fn a_server_started_while_the_database_is_down_serves_503_then_comes_back_
     );
     let page = get("/stores/11800001").await.unwrap();
     assert_eq!(page.status(), 503, "a page that needs the database");
-    assert!(server.try_wait().unwrap().is_none(), "still running");
+    assert!(server.running(), "still running");
 
     proxy.restore();
-    eventually(
-        std::time::Duration::from_secs(60),
-        "the server to come back",
-        || async {
-            let res = get("/healthz").await.ok()?;
-            (res.status() == 200).then_some(())
-        },
-    )
-    .await;
+    server.healthy().await;
     let page = get("/stores/11800001").await.unwrap();
     assert_eq!(page.status(), 404, "served: no such store");
     assert_eq!(get("/login").await.unwrap().status(), 200);
-    server.kill().await.unwrap();
 }

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod db;
 pub mod proxy;
+pub mod server;
 pub mod smtp;
 
 use std::path::PathBuf;
