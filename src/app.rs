@@ -11,7 +11,7 @@ use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::SameSite;
 use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderName};
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use tokio::sync::Notify;
 
@@ -285,13 +285,18 @@ fn server(
         // pages (login, store page, booking) once the bound on them is reached;
         // it renders its page with the session's language and CSRF token.
         // Inside the request log and the headers, every body is read through
-        // the body timeout, whose 408 they then log and dress like any answer.
+        // the body timeout, whose 408 they then log and dress like any answer;
+        // innermost, the request's one deadline for the database
+        // (`db::deadline`).
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::from(metrics.clone()))
             .app_data(metrics_access.clone())
             .app_data(stock.clone())
             .app_data(web::FormConfig::default().limit(csrf::MAX_FORM_BYTES))
+            .wrap(from_fn(|req, next: Next<_>| {
+                crate::db::deadline::scoped(next.call(req))
+            }))
             .wrap(from_fn(move |req, next| {
                 body_timeout::guard(body_read_timeout, req, next)
             }))

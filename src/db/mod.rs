@@ -1,6 +1,7 @@
 //! The database: one connection type over SQLite and PostgreSQL, the pool,
 //! the embedded migrations, and the one helper every write goes through.
 
+pub mod deadline;
 pub mod schema;
 pub mod statement;
 mod writer;
@@ -11,7 +12,7 @@ pub use writer::{Kind as WriteKind, Writer};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
@@ -376,6 +377,58 @@ pub fn lock_row(tx: &mut Tx<'_>, row: Locked, mode: LockMode) -> QueryResult<()>
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    /// When a pooled connection was last found dead ([`Lost`]).
+    lost: Arc<Lost>,
+}
+
+/// When a pooled connection was last found dead: for a while after, every
+/// connection is asked whether it still answers before work is given to it,
+/// since the others that sat idle in the pool through the same outage are
+/// dead too, and each would otherwise fail one request after the database
+/// is back.
+#[derive(Debug, Default)]
+struct Lost {
+    /// Milliseconds after `since` of the last death seen; 0 for none.
+    at: std::sync::atomic::AtomicU64,
+    since: std::sync::OnceLock<Instant>,
+}
+
+impl Lost {
+    /// How long after a death every checkout is checked: longer than an
+    /// idle connection lives through a restart, far shorter than a day of
+    /// round trips saved.
+    const CHECK_FOR: Duration = Duration::from_secs(60);
+
+    fn millis(&self) -> u64 {
+        let since = *self.since.get_or_init(Instant::now);
+        u64::try_from(since.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    fn seen(&self) {
+        let now = self.millis();
+        self.at.store(now, Ordering::Relaxed);
+    }
+
+    fn recent(&self) -> bool {
+        let at = self.at.load(Ordering::Relaxed);
+        let window = u64::try_from(Lost::CHECK_FOR.as_millis()).unwrap_or(u64::MAX);
+        at != 0 && self.millis().saturating_sub(at) < window
+    }
+}
+
+/// Whether a PostgreSQL connection's server still answers it (one round
+/// trip). An SQLite connection is a file the process holds: always.
+fn answers(conn: &mut DbConnection) -> bool {
+    !matches!(conn, DbConnection::Postgres(_)) || conn.batch_execute("SELECT 1").is_ok()
+}
+
+thread_local! {
+    /// Set when work on a pooled connection returned an error; read by the
+    /// pool's check of that connection, which runs on the same thread as the
+    /// connection goes back (the end of [`Db::run`]'s blocking closure).
+    static WORK_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -393,9 +446,18 @@ impl r2d2::ManageConnection for Manager {
 
     /// Also a connection still inside a transaction: work that panicked
     /// between BEGIN and COMMIT unwinds past `write_tx`, and the next user of
-    /// that connection would otherwise inherit its open transaction.
+    /// that connection would otherwise inherit its open transaction. And a
+    /// PostgreSQL connection whose server has gone: once the work on it
+    /// failed ([`WORK_FAILED`]), it is asked whether it still answers, so
+    /// that a connection cut in an outage is closed rather than handed out
+    /// again — checked only then, since a check on every return is a round
+    /// trip on every request.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         type Manager = <DbConnection as Connection>::TransactionManager;
+        if WORK_FAILED.replace(false) && !answers(conn) {
+            self.lost.seen();
+            return true;
+        }
         Manager::is_broken_transaction_manager(conn)
             || !matches!(
                 Manager::transaction_manager_status_mut(conn).transaction_depth(),
@@ -434,6 +496,7 @@ pub struct Db {
     /// whatever needs the database — and prepares it when it answers; until
     /// then no request reaches a schema that may not be there yet.
     prepared: Arc<AtomicBool>,
+    lost: Arc<Lost>,
 }
 
 pub struct PoolOptions {
@@ -445,12 +508,16 @@ impl Db {
     /// Builds the pool lazily: a database that is down at start does not stop the
     /// server from answering `/healthz` with 503.
     pub fn new(url: &DatabaseUrl, options: PoolOptions) -> Self {
+        let lost = Arc::new(Lost::default());
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size)
             .min_idle(Some(0))
             .test_on_check_out(false)
             .connection_timeout(options.acquire_timeout)
-            .build_unchecked(Manager { url: url.clone() });
+            .build_unchecked(Manager {
+                url: url.clone(),
+                lost: lost.clone(),
+            });
         Db {
             pool,
             permits: Arc::new(Semaphore::new(options.max_size as usize)),
@@ -458,6 +525,7 @@ impl Db {
             backend: url.backend(),
             writer: start_writer(url),
             prepared: Arc::new(AtomicBool::new(true)),
+            lost,
         }
     }
 
@@ -481,7 +549,12 @@ impl Db {
         self.backend
     }
 
-    /// Runs blocking database work on the blocking thread pool.
+    /// Runs blocking database work on the blocking thread pool. Waiting for a
+    /// permit and a connection, and the work itself, end at the request's
+    /// deadline ([`deadline`]): past it the caller gets
+    /// [`DbError::Unavailable`] (the 503 page), and work that had started
+    /// finishes on its blocking thread, holding its permit, so the pool stays
+    /// bounded.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -491,24 +564,41 @@ impl Db {
         if !self.prepared() {
             return Err(Db::not_prepared());
         }
-        let permit =
-            tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| DbError::Unavailable("timed out waiting for a connection".into()))?
-                .map_err(|_| DbError::Unavailable("pool closed".into()))?;
-        let pool = self.pool.clone();
-        let result = actix_web::web::block(move || {
-            let _permit = permit;
-            let mut conn = pool
-                .get()
-                .map_err(|e| DbError::Unavailable(e.to_string()))?;
-            f(&mut conn).map_err(DbError::Work)
-        })
-        .await;
-        match result {
-            Ok(inner) => inner,
-            Err(e) => Err(DbError::Unavailable(format!("blocking pool: {e}"))),
+        let deadline = deadline::deadline(self.acquire_timeout);
+        if Instant::now() >= deadline {
+            return Err(Db::out_of_time());
         }
+        let pool = self.pool.clone();
+        let permits = self.permits.clone();
+        let lost = self.lost.clone();
+        let work = async move {
+            let permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| DbError::Unavailable("pool closed".into()))?;
+            actix_web::web::block(move || {
+                let _permit = permit;
+                let mut conn = live_connection(&pool, &lost, deadline)?;
+                // Its caller has been answered 503 by now: a write must not
+                // happen after that answer.
+                if Instant::now() >= deadline {
+                    return Err(Db::out_of_time());
+                }
+                let result = f(&mut conn);
+                WORK_FAILED.set(result.is_err());
+                drop(conn);
+                result.map_err(DbError::Work)
+            })
+            .await
+            .unwrap_or_else(|e| Err(DbError::Unavailable(format!("blocking pool: {e}"))))
+        };
+        tokio::time::timeout_at(deadline.into(), work)
+            .await
+            .unwrap_or_else(|_| Err(Db::out_of_time()))
+    }
+
+    fn out_of_time<E>() -> DbError<E> {
+        DbError::Unavailable("the request's time for the database (DB_TIMEOUT) ran out".into())
     }
 
     /// Runs `f` as one write transaction: the door every write of a request goes
@@ -534,22 +624,23 @@ impl Db {
         if !self.prepared() {
             return Err(Db::not_prepared());
         }
+        let deadline = deadline::deadline(self.acquire_timeout);
+        if Instant::now() >= deadline {
+            return Err(Db::out_of_time());
+        }
         let write = async {
             match &self.writer {
                 Some(writer) => {
                     writer
-                        .write(Kind::Interactive, self.acquire_timeout, f)
+                        .write(Kind::Interactive, deadline, Some(deadline), f)
                         .await
                 }
                 None => self.run(move |conn| write_tx(conn, f)).await,
             }
         };
-        match tokio::time::timeout(self.acquire_timeout, write).await {
-            Ok(answer) => answer,
-            Err(_) => Err(DbError::Unavailable(
-                "timed out waiting for the write to be committed".into(),
-            )),
-        }
+        tokio::time::timeout_at(deadline.into(), write)
+            .await
+            .unwrap_or_else(|_| Err(Db::out_of_time()))
     }
 
     /// One piece of a bulk change (an import's chunk): as [`Db::write`], but
@@ -566,10 +657,16 @@ impl Db {
         if !self.prepared() {
             return Err(Db::not_prepared());
         }
-        match &self.writer {
-            Some(writer) => writer.write(Kind::Bulk, self.acquire_timeout, f).await,
-            None => self.run(move |conn| write_tx(conn, f)).await,
-        }
+        deadline::per_call(async {
+            match &self.writer {
+                Some(writer) => {
+                    let queue_until = Instant::now() + self.acquire_timeout;
+                    writer.write(Kind::Bulk, queue_until, None, f).await
+                }
+                None => self.run(move |conn| write_tx(conn, f)).await,
+            }
+        })
+        .await
     }
 
     /// Writes waiting for the SQLite writer (0 on PostgreSQL).
@@ -590,6 +687,25 @@ impl Db {
 
     pub fn pool_state(&self) -> r2d2::State {
         self.pool.state()
+    }
+}
+
+/// A pooled connection by `deadline`; for a while after one was found dead,
+/// only one that answers (the dead are closed as they are found).
+fn live_connection<E>(
+    pool: &Pool,
+    lost: &Lost,
+    deadline: Instant,
+) -> Result<PooledConn, DbError<E>> {
+    loop {
+        let mut conn = pool
+            .get_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        if !lost.recent() || answers(&mut conn) {
+            return Ok(conn);
+        }
+        // Closed by the pool's check as it goes back.
+        WORK_FAILED.set(true);
     }
 }
 
@@ -649,6 +765,71 @@ pub fn health_check_fresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn select_one(conn: &mut DbConnection) -> QueryResult<usize> {
+        diesel::sql_query("SELECT 1").execute(conn)
+    }
+
+    fn out_of_time<T>(answer: &Result<T, DbError<DieselError>>) -> bool {
+        matches!(answer, Err(DbError::Unavailable(why)) if why.contains("DB_TIMEOUT"))
+    }
+
+    /// A request that spent its time waiting for a connection gets no second
+    /// wait: its next read fails at once, even with a connection free by
+    /// then; a new request has its own time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_whose_time_ran_out_waits_no_more_even_when_a_connection_frees() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("t.db"));
+        let db = Db::new(
+            &url,
+            PoolOptions {
+                max_size: 1,
+                acquire_timeout: Duration::from_millis(300),
+            },
+        );
+        // The one connection, held until `free` is used.
+        let (free, held) = std::sync::mpsc::channel::<()>();
+        let (running, is_running) = tokio::sync::oneshot::channel();
+        let holder = db.clone();
+        let holding = tokio::spawn(deadline::per_call(async move {
+            holder
+                .run(move |_conn| {
+                    let _ = running.send(());
+                    let _ = held.recv();
+                    Ok::<_, DieselError>(())
+                })
+                .await
+        }));
+        is_running.await.unwrap();
+        deadline::scoped(async {
+            let first = db.run(select_one).await;
+            assert!(out_of_time(&first), "{:?}", first.err());
+            free.send(()).unwrap();
+            let _ = holding.await;
+            let second = db.run(select_one).await;
+            assert!(out_of_time(&second), "{:?}", second.err());
+            let write = db
+                .write(|tx| diesel::sql_query("CREATE TABLE t (x)").execute(tx.conn()))
+                .await;
+            assert!(out_of_time(&write), "nor a write");
+        })
+        .await;
+        let mut conn = db.get().unwrap();
+        assert!(
+            diesel::sql_query("SELECT x FROM t")
+                .execute(&mut conn)
+                .is_err(),
+            "the refused write did not happen"
+        );
+        drop(conn);
+        let next = deadline::scoped(db.run(select_one)).await;
+        assert!(
+            next.is_ok(),
+            "a new request has its own time: {:?}",
+            next.err()
+        );
+    }
 
     #[derive(QueryableByName)]
     struct CompileOption {

@@ -133,10 +133,17 @@ impl Writer {
     }
 
     /// Queues `f` and waits for its answer, which comes after the commit of its
-    /// group. Waiting for room in the queue is bounded by `timeout`; the
-    /// caller bounds the whole wait, and a job whose caller gave up before it
-    /// ran is not run.
-    pub async fn write<T, E, F>(&self, kind: Kind, timeout: Duration, f: F) -> Result<T, DbError<E>>
+    /// group. Waiting for room in the queue ends at `queue_until`; a job with
+    /// a `run_by` that has passed when its turn comes is not run (its caller
+    /// was answered 503 at that moment), and neither is one whose caller gave
+    /// up before it ran.
+    pub async fn write<T, E, F>(
+        &self,
+        kind: Kind,
+        queue_until: Instant,
+        run_by: Option<Instant>,
+        f: F,
+    ) -> Result<T, DbError<E>>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -146,11 +153,12 @@ impl Writer {
         let job = Box::new(TypedJob {
             f,
             kind,
+            run_by,
             kept: None,
             lost: None,
             reply,
         });
-        match tokio::time::timeout(timeout, self.jobs.send(job)).await {
+        match tokio::time::timeout_at(queue_until.into(), self.jobs.send(job)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(DbError::Unavailable("the database writer stopped".into())),
             Err(_) => {
@@ -191,7 +199,7 @@ enum Step {
 }
 
 const PANICKED: &str = "the write panicked";
-const ABANDONED: &str = "the caller stopped waiting before the write ran";
+const ABANDONED: &str = "the caller stopped waiting (or its deadline passed) before the write ran";
 
 /// A queued write with its result type erased: it runs the typed closure,
 /// keeps the typed result, and delivers it when told to.
@@ -214,6 +222,8 @@ trait Job: Send {
 struct TypedJob<T, E, F> {
     f: F,
     kind: Kind,
+    /// Past this moment the job is not run: its caller has been answered.
+    run_by: Option<Instant>,
     kept: Option<Result<T, E>>,
     /// Why there is no result to give.
     lost: Option<&'static str>,
@@ -224,6 +234,12 @@ impl<T, E, F> TypedJob<T, E, F>
 where
     E: AsRetryable,
 {
+    /// Its caller has stopped waiting, or will have by the time it could be
+    /// answered.
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed() || self.run_by.is_some_and(|by| Instant::now() >= by)
+    }
+
     fn keep(&mut self, outcome: std::thread::Result<Result<T, E>>) -> Step {
         match outcome {
             Ok(Ok(value)) => {
@@ -255,7 +271,7 @@ where
     E: From<DieselError> + AsRetryable + Send,
 {
     fn run(&mut self, tx: &mut Tx<'_>) -> Step {
-        if self.reply.is_closed() {
+        if self.abandoned() {
             self.lost = Some(ABANDONED);
             return Step::Abandoned;
         }
@@ -265,7 +281,7 @@ where
     }
 
     fn run_alone(&mut self, conn: &mut DbConnection) -> Step {
-        if self.reply.is_closed() {
+        if self.abandoned() {
             self.kept = None;
             self.lost = Some(ABANDONED);
             return Step::Abandoned;
@@ -526,6 +542,7 @@ mod tests {
             Box::new(TypedJob {
                 f,
                 kind: Kind::Interactive,
+                run_by: None,
                 kept: None,
                 lost: None,
                 reply,
@@ -607,8 +624,13 @@ mod tests {
             .map(|v| {
                 let w = writer.clone();
                 tokio::spawn(async move {
-                    w.write(Kind::Interactive, Duration::from_secs(30), insert(v))
-                        .await
+                    w.write(
+                        Kind::Interactive,
+                        Instant::now() + Duration::from_secs(30),
+                        None,
+                        insert(v),
+                    )
+                    .await
                 })
             })
             .collect();
@@ -635,7 +657,8 @@ mod tests {
             tokio::spawn(async move {
                 w.write(
                     Kind::Interactive,
-                    Duration::from_secs(30),
+                    Instant::now() + Duration::from_secs(30),
+                    None,
                     move |_tx: &mut Tx<'_>| {
                         running.store(true, std::sync::atomic::Ordering::SeqCst);
                         let _ = gate.lock().map(|g| g.recv());
@@ -664,7 +687,8 @@ mod tests {
                 tokio::spawn(async move {
                     w.write(
                         Kind::Interactive,
-                        Duration::from_secs(30),
+                        Instant::now() + Duration::from_secs(30),
+                        None,
                         |_tx: &mut Tx<'_>| Ok::<_, DieselError>(1),
                     )
                     .await
@@ -682,7 +706,8 @@ mod tests {
         let late = writer
             .write(
                 Kind::Interactive,
-                Duration::from_millis(50),
+                Instant::now() + Duration::from_millis(50),
+                None,
                 |_tx: &mut Tx<'_>| Ok::<_, DieselError>(2),
             )
             .await;
@@ -748,6 +773,22 @@ mod tests {
         assert_eq!(rows(&url), vec![9], "the abandoned write did not happen");
     }
 
+    #[test]
+    fn a_job_whose_deadline_passed_in_the_queue_is_not_run_though_its_caller_still_listens() {
+        let (_dir, url) = scratch();
+        let (mut late, mut late_answer) = job(insert(8));
+        late.run_by = Some(Instant::now());
+        let (kept, mut kept_answer) = job(insert(9));
+        let mut conn = None;
+        settle(&url, &mut conn, vec![late as Box<dyn Job>, kept]);
+        assert!(matches!(
+            late_answer.try_recv().unwrap(),
+            Err(DbError::Unavailable(why)) if why == ABANDONED
+        ));
+        assert!(matches!(kept_answer.try_recv().unwrap(), Ok(9)));
+        assert_eq!(rows(&url), vec![9], "the late write did not happen");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_queue_tells_how_long_its_oldest_job_has_waited() {
         let (_dir, url) = scratch();
@@ -757,8 +798,13 @@ mod tests {
         let queued = {
             let w = writer.clone();
             tokio::spawn(async move {
-                w.write(Kind::Interactive, Duration::from_secs(30), insert(1))
-                    .await
+                w.write(
+                    Kind::Interactive,
+                    Instant::now() + Duration::from_secs(30),
+                    None,
+                    insert(1),
+                )
+                .await
             })
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -384,7 +384,11 @@ pub async fn import(
     actor: Option<i64>,
     now: NaiveDateTime,
 ) -> Result<Imported, DbError<ImportError>> {
-    let planned = Arc::new(db.run(move |conn| plan(conn, &rows, &problems)).await?);
+    // The plan reads every line's store-day: bounded on its own, not by the
+    // request's deadline, like the chunks after it.
+    let planned = Arc::new(
+        crate::db::deadline::per_call(db.run(move |conn| plan(conn, &rows, &problems))).await?,
+    );
     let mut done = Imported::default();
     let chunks = planned.len().div_ceil(CHUNK);
     for i in 0..chunks {

@@ -63,12 +63,15 @@ impl<E: Into<anyhow::Error>> From<DbError<E>> for AppError {
     }
 }
 
+/// The connection died under the work: closed while a statement ran, or
+/// already gone when the next was sent ("no connection to the server": the
+/// statement never left, so nothing of it happened).
 fn is_lost_connection(cause: &(dyn std::error::Error + 'static)) -> bool {
     use diesel::result::{DatabaseErrorKind, Error as DieselError};
     matches!(
         cause.downcast_ref::<DieselError>(),
         Some(DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection,
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
             _
         ))
     )
