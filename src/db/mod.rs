@@ -3,10 +3,12 @@
 
 pub mod schema;
 pub mod statement;
+pub mod storage;
 mod writer;
 
+pub use storage::Storage;
 use writer::Kind;
-pub use writer::{Kind as WriteKind, Writer};
+pub use writer::{IDLE_CHECKPOINT_EVERY, Kind as WriteKind, Writer};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +75,10 @@ impl Backend {
         }
     }
 }
+
+/// How long an SQLite connection waits for a lock held by another before it
+/// fails with "database is locked" (`PRAGMA busy_timeout`).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A parsed `DATABASE_URL`. Parsed here, not by diesel, so that a mistyped
 /// PostgreSQL URL is an error at start rather than a new SQLite file.
@@ -153,15 +159,20 @@ impl DatabaseUrl {
                 // pages a rush rewrites in every group (its windows, store-days
                 // and the ends of its indexes) are copied once per checkpoint,
                 // so fewer checkpoints copy far fewer pages (the checkpoints
-                // went from 4.3 % of the server to 1.2 %).
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000;
+                // went from 4.3 % of the server to 1.2 %). A WAL that a burst
+                // grew beyond its limit is cut back to it when it starts again
+                // (the writer also empties it when idle: `writer`).
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
                      PRAGMA foreign_keys = ON;
                      PRAGMA temp_store = MEMORY;
-                     PRAGMA wal_autocheckpoint = 10000;",
-                )
+                     PRAGMA wal_autocheckpoint = 10000;
+                     PRAGMA journal_size_limit = {};",
+                    BUSY_TIMEOUT.as_millis(),
+                    storage::WAL_LIMIT,
+                ))
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
             }
@@ -413,6 +424,10 @@ pub enum DbError<E> {
     /// No connection could be had in time: the database is down or saturated.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The work was refused whole for lack of room on the database's
+    /// volume ([`storage::is_storage_full`]): nothing of it is on disk.
+    #[error("no room left on the database's volume: {0}")]
+    StorageFull(String),
     /// The work itself failed.
     #[error(transparent)]
     Work(E),
@@ -434,6 +449,8 @@ pub struct Db {
     /// whatever needs the database — and prepares it when it answers; until
     /// then no request reaches a schema that may not be there yet.
     prepared: Arc<AtomicBool>,
+    /// Room on the database's volume, and writes refused for lack of it.
+    storage: Arc<Storage>,
 }
 
 pub struct PoolOptions {
@@ -451,14 +468,22 @@ impl Db {
             .test_on_check_out(false)
             .connection_timeout(options.acquire_timeout)
             .build_unchecked(Manager { url: url.clone() });
+        let storage = Arc::new(Storage::new(url));
         Db {
             pool,
             permits: Arc::new(Semaphore::new(options.max_size as usize)),
             acquire_timeout: options.acquire_timeout,
             backend: url.backend(),
-            writer: start_writer(url),
+            writer: start_writer(url, &storage),
             prepared: Arc::new(AtomicBool::new(true)),
+            storage,
         }
+    }
+
+    /// Room on the database's volume, and whether writes are being refused
+    /// for lack of it.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Says whether the database is prepared ([`Db::prepared`]); every clone
@@ -529,7 +554,7 @@ impl Db {
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DieselError> + AsRetryable + Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
     {
         if !self.prepared() {
             return Err(Db::not_prepared());
@@ -541,7 +566,7 @@ impl Db {
                         .write(Kind::Interactive, self.acquire_timeout, f)
                         .await
                 }
-                None => self.run(move |conn| write_tx(conn, f)).await,
+                None => self.write_through_pool(f).await,
             }
         };
         match tokio::time::timeout(self.acquire_timeout, write).await {
@@ -561,14 +586,62 @@ impl Db {
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DieselError> + AsRetryable + Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
     {
         if !self.prepared() {
             return Err(Db::not_prepared());
         }
         match &self.writer {
             Some(writer) => writer.write(Kind::Bulk, self.acquire_timeout, f).await,
-            None => self.run(move |conn| write_tx(conn, f)).await,
+            None => self.write_through_pool(f).await,
+        }
+    }
+
+    /// A write in [`write_tx`] on a pooled connection (PostgreSQL), told to
+    /// [`Storage`] as the SQLite writer tells it: an error for lack of room
+    /// is answered [`DbError::StorageFull`] and counted; while writes are
+    /// refused so, one that changed something ends the episode.
+    async fn write_through_pool<T, E, F>(&self, mut f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
+    {
+        let refusing = self.storage.is_full();
+        // Whether the work changed something (asked only while refusing).
+        let changed = Arc::new(AtomicBool::new(false));
+        let seen = changed.clone();
+        let answer = self
+            .run(move |conn| {
+                write_tx(conn, |tx| {
+                    if !refusing {
+                        return f(tx);
+                    }
+                    let before = write_mark(tx)?;
+                    let value = f(tx)?;
+                    let after = write_mark(tx)?;
+                    seen.store(after != before, Ordering::SeqCst);
+                    Ok(value)
+                })
+            })
+            .await;
+        match answer {
+            Ok(value) => {
+                if changed.load(Ordering::SeqCst) {
+                    self.storage.recovered("a write committed");
+                }
+                Ok(value)
+            }
+            Err(DbError::Work(e)) => {
+                match self.storage.full_error_in(&e).map(ToString::to_string) {
+                    Some(why) => {
+                        self.storage.refused(1, &why);
+                        Err(DbError::StorageFull(why))
+                    }
+                    None => Err(DbError::Work(e)),
+                }
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -593,11 +666,32 @@ impl Db {
     }
 }
 
+/// A mark of what a transaction has written so far: two marks differ when it
+/// changed something between them. On SQLite the rows this connection has
+/// changed; on PostgreSQL the transaction's id, which it is given with its
+/// first change (0 before).
+fn write_mark(tx: &mut Tx<'_>) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Mark {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        mark: i64,
+    }
+    let sql = match tx.backend() {
+        Backend::Sqlite => "SELECT total_changes() AS mark",
+        Backend::Postgres => {
+            "SELECT CAST(COALESCE(txid_current_if_assigned(), 0) AS BIGINT) AS mark"
+        }
+    };
+    diesel::sql_query(sql)
+        .get_result::<Mark>(tx.conn())
+        .map(|m| m.mark)
+}
+
 /// The SQLite writer, or none (PostgreSQL; or a thread that could not start,
 /// in which case writes take the pool path, which is correct, only slower).
-fn start_writer(url: &DatabaseUrl) -> Option<Writer> {
+fn start_writer(url: &DatabaseUrl, storage: &Arc<Storage>) -> Option<Writer> {
     match url {
-        DatabaseUrl::Sqlite(_) => match Writer::start(url.clone()) {
+        DatabaseUrl::Sqlite(_) => match Writer::start(url.clone(), storage.clone()) {
             Ok(writer) => Some(writer),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the database writer; writing through the pool");
@@ -678,6 +772,25 @@ mod tests {
                 "SQLite was built without {wanted}: {options:?}"
             );
         }
+    }
+
+    #[derive(QueryableByName)]
+    struct Limit {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        journal_size_limit: i64,
+    }
+
+    #[test]
+    fn an_sqlite_connection_bounds_its_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = DatabaseUrl::Sqlite(dir.path().join("l.db"))
+            .connect()
+            .unwrap();
+        let limit = diesel::sql_query("PRAGMA journal_size_limit")
+            .get_result::<Limit>(&mut conn)
+            .unwrap()
+            .journal_size_limit;
+        assert_eq!(u64::try_from(limit).unwrap(), storage::WAL_LIMIT);
     }
 
     #[test]
