@@ -550,6 +550,12 @@ impl Db {
     /// run at all. One that had started commits all the same, as on the pool
     /// path, where a statement cannot be called back either: a resent form
     /// finds it by its request id.
+    ///
+    /// A write that fails for lack of room on the database's volume gets
+    /// [`DbError::StorageFull`] (the 503 page that says storage is full),
+    /// whatever error type its work has: the rule is [`storage::is_storage_full`],
+    /// found anywhere in the error's causes, and [`Db::storage`] keeps the
+    /// episode. That is why `E` must be an error whose causes can be walked.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
