@@ -328,6 +328,8 @@ fn serve(config: Config, db: Db) -> anyhow::Result<ExitCode> {
     if let Some(warning) = config.secret_beside_database_warning() {
         tracing::warn!("{warning}");
     }
+    // A volume with little room fills during a rush: said once, at start.
+    db.storage().warn_if_little_room();
     // A database that is down at start does not stop the instance: it serves
     // (503 for whatever needs the database, /healthz and /status say so) and
     // prepares the database once it answers.

@@ -4,10 +4,12 @@
 pub mod deadline;
 pub mod schema;
 pub mod statement;
+pub mod storage;
 mod writer;
 
+pub use storage::Storage;
 use writer::Kind;
-pub use writer::{Kind as WriteKind, Writer};
+pub use writer::{IDLE_CHECKPOINT_EVERY, Kind as WriteKind, Writer};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,6 +76,10 @@ impl Backend {
         }
     }
 }
+
+/// How long an SQLite connection waits for a lock held by another before it
+/// fails with "database is locked" (`PRAGMA busy_timeout`).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A parsed `DATABASE_URL`. Parsed here, not by diesel, so that a mistyped
 /// PostgreSQL URL is an error at start rather than a new SQLite file.
@@ -154,15 +160,20 @@ impl DatabaseUrl {
                 // pages a rush rewrites in every group (its windows, store-days
                 // and the ends of its indexes) are copied once per checkpoint,
                 // so fewer checkpoints copy far fewer pages (the checkpoints
-                // went from 4.3 % of the server to 1.2 %).
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000;
+                // went from 4.3 % of the server to 1.2 %). A WAL that a burst
+                // grew beyond its limit is cut back to it when it starts again
+                // (the writer also empties it when idle: `writer`).
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
                      PRAGMA foreign_keys = ON;
                      PRAGMA temp_store = MEMORY;
-                     PRAGMA wal_autocheckpoint = 10000;",
-                )
+                     PRAGMA wal_autocheckpoint = 10000;
+                     PRAGMA journal_size_limit = {};",
+                    BUSY_TIMEOUT.as_millis(),
+                    storage::WAL_LIMIT,
+                ))
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
             }
@@ -475,6 +486,10 @@ pub enum DbError<E> {
     /// No connection could be had in time: the database is down or saturated.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The work was refused whole for lack of room on the database's
+    /// volume ([`storage::is_storage_full`]): nothing of it is on disk.
+    #[error("no room left on the database's volume: {0}")]
+    StorageFull(String),
     /// The work itself failed.
     #[error(transparent)]
     Work(E),
@@ -497,6 +512,8 @@ pub struct Db {
     /// then no request reaches a schema that may not be there yet.
     prepared: Arc<AtomicBool>,
     lost: Arc<Lost>,
+    /// Room on the database's volume, and writes refused for lack of it.
+    storage: Arc<Storage>,
 }
 
 pub struct PoolOptions {
@@ -518,15 +535,23 @@ impl Db {
                 url: url.clone(),
                 lost: lost.clone(),
             });
+        let storage = Arc::new(Storage::new(url));
         Db {
             pool,
             permits: Arc::new(Semaphore::new(options.max_size as usize)),
             acquire_timeout: options.acquire_timeout,
             backend: url.backend(),
-            writer: start_writer(url),
+            writer: start_writer(url, &storage),
             prepared: Arc::new(AtomicBool::new(true)),
             lost,
+            storage,
         }
+    }
+
+    /// Room on the database's volume, and whether writes are being refused
+    /// for lack of it.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Says whether the database is prepared ([`Db::prepared`]); every clone
@@ -615,11 +640,17 @@ impl Db {
     /// run at all. One that had started commits all the same, as on the pool
     /// path, where a statement cannot be called back either: a resent form
     /// finds it by its request id.
+    ///
+    /// A write that fails for lack of room on the database's volume gets
+    /// [`DbError::StorageFull`] (the 503 page that says storage is full),
+    /// whatever error type its work has: the rule is [`storage::is_storage_full`],
+    /// found anywhere in the error's causes, and [`Db::storage`] keeps the
+    /// episode. That is why `E` must be an error whose causes can be walked.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DieselError> + AsRetryable + Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
     {
         if !self.prepared() {
             return Err(Db::not_prepared());
@@ -635,7 +666,7 @@ impl Db {
                         .write(Kind::Interactive, deadline, Some(deadline), f)
                         .await
                 }
-                None => self.run(move |conn| write_tx(conn, f)).await,
+                None => self.write_through_pool(f).await,
             }
         };
         tokio::time::timeout_at(deadline.into(), write)
@@ -652,7 +683,7 @@ impl Db {
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DieselError> + AsRetryable + Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
     {
         if !self.prepared() {
             return Err(Db::not_prepared());
@@ -663,10 +694,58 @@ impl Db {
                     let queue_until = Instant::now() + self.acquire_timeout;
                     writer.write(Kind::Bulk, queue_until, None, f).await
                 }
-                None => self.run(move |conn| write_tx(conn, f)).await,
+                None => self.write_through_pool(f).await,
             }
         })
         .await
+    }
+
+    /// A write in [`write_tx`] on a pooled connection (PostgreSQL), told to
+    /// [`Storage`] as the SQLite writer tells it: an error for lack of room
+    /// is answered [`DbError::StorageFull`] and counted; while writes are
+    /// refused so, one that changed something ends the episode.
+    async fn write_through_pool<T, E, F>(&self, mut f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
+    {
+        let refusing = self.storage.is_full();
+        // Whether the work changed something (asked only while refusing).
+        let changed = Arc::new(AtomicBool::new(false));
+        let seen = changed.clone();
+        let answer = self
+            .run(move |conn| {
+                write_tx(conn, |tx| {
+                    if !refusing {
+                        return f(tx);
+                    }
+                    let before = write_mark(tx)?;
+                    let value = f(tx)?;
+                    let after = write_mark(tx)?;
+                    seen.store(after != before, Ordering::SeqCst);
+                    Ok(value)
+                })
+            })
+            .await;
+        match answer {
+            Ok(value) => {
+                if changed.load(Ordering::SeqCst) {
+                    self.storage.recovered("a write committed");
+                }
+                Ok(value)
+            }
+            Err(DbError::Work(e)) => {
+                match self.storage.full_error_in(&e).map(ToString::to_string) {
+                    Some(why) => {
+                        self.storage.refused(1, &why);
+                        Err(DbError::StorageFull(why))
+                    }
+                    None => Err(DbError::Work(e)),
+                }
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Writes waiting for the SQLite writer (0 on PostgreSQL).
@@ -709,11 +788,32 @@ fn live_connection<E>(
     }
 }
 
+/// A mark of what a transaction has written so far: two marks differ when it
+/// changed something between them. On SQLite the rows this connection has
+/// changed; on PostgreSQL the transaction's id, which it is given with its
+/// first change (0 before).
+fn write_mark(tx: &mut Tx<'_>) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Mark {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        mark: i64,
+    }
+    let sql = match tx.backend() {
+        Backend::Sqlite => "SELECT total_changes() AS mark",
+        Backend::Postgres => {
+            "SELECT CAST(COALESCE(txid_current_if_assigned(), 0) AS BIGINT) AS mark"
+        }
+    };
+    diesel::sql_query(sql)
+        .get_result::<Mark>(tx.conn())
+        .map(|m| m.mark)
+}
+
 /// The SQLite writer, or none (PostgreSQL; or a thread that could not start,
 /// in which case writes take the pool path, which is correct, only slower).
-fn start_writer(url: &DatabaseUrl) -> Option<Writer> {
+fn start_writer(url: &DatabaseUrl, storage: &Arc<Storage>) -> Option<Writer> {
     match url {
-        DatabaseUrl::Sqlite(_) => match Writer::start(url.clone()) {
+        DatabaseUrl::Sqlite(_) => match Writer::start(url.clone(), storage.clone()) {
             Ok(writer) => Some(writer),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the database writer; writing through the pool");
@@ -859,6 +959,25 @@ mod tests {
                 "SQLite was built without {wanted}: {options:?}"
             );
         }
+    }
+
+    #[derive(QueryableByName)]
+    struct Limit {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        journal_size_limit: i64,
+    }
+
+    #[test]
+    fn an_sqlite_connection_bounds_its_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = DatabaseUrl::Sqlite(dir.path().join("l.db"))
+            .connect()
+            .unwrap();
+        let limit = diesel::sql_query("PRAGMA journal_size_limit")
+            .get_result::<Limit>(&mut conn)
+            .unwrap()
+            .journal_size_limit;
+        assert_eq!(u64::try_from(limit).unwrap(), storage::WAL_LIMIT);
     }
 
     #[test]

@@ -31,8 +31,26 @@
 //! - `BEGIN IMMEDIATE` fails (the database is gone, or another connection —
 //!   the command line — holds the lock past the busy timeout and the retries):
 //!   every job gets `Unavailable`, which the pages answer with 503.
+//! - A job fails for lack of room on the disk, or the `COMMIT` does
+//!   ([`Storage`]'s rule, [`super::storage::is_storage_full`]): the whole
+//!   group is rolled back (by closing the connection) and every job gets
+//!   [`DbError::StorageFull`], the 503 page that says storage is full. Not run
+//!   again alone: on a full disk that only fails again, one fsync at a time.
+//!   The first refusal of an episode is logged, the others counted.
 //! - Any failure but a job's own `Err` drops the connection; the next group
 //!   opens a new one.
+//!
+//! The WAL is kept small, so that a full disk is rarer and freeing room is
+//! enough to recover: when the queue is empty after a group, at most every
+//! [`IDLE_CHECKPOINT_EVERY`], the writer runs `PRAGMA wal_checkpoint(TRUNCATE)`
+//! (every page copied back into the database file, the WAL cut to nothing),
+//! waiting at most [`CHECKPOINT_WAIT`] for readers of an older snapshot (else
+//! it tries again next time). It does the same right after a group refused
+//! for lack of room (at most every [`NO_ROOM_CHECKPOINT_EVERY`]) and, while
+//! writes are being refused or the WAL is not empty, wakes up to do it when
+//! no job comes: a checkpoint that empties the WAL on a volume with room again
+//! ends the episode ([`Storage::wal_emptied`]), as does a group that commits
+//! a change.
 //!
 //! Jobs may run more than once, as with [`write_tx`]: that is why `Db::write`
 //! takes an `FnMut` that has no effect outside its transaction.
@@ -58,11 +76,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, Connection, SimpleConnection, TransactionManager,
+};
+use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AsRetryable, DatabaseUrl, DbConnection, DbError, Tx, WRITE_ATTEMPTS, write_tx};
+use super::storage::Storage;
+use super::{
+    AsRetryable, BUSY_TIMEOUT, DatabaseUrl, DbConnection, DbError, Tx, WRITE_ATTEMPTS, write_tx,
+};
 
 /// Most jobs committed together. Large enough that a rush is served in few
 /// commits, small enough that one group's answers do not wait long for its
@@ -72,6 +97,19 @@ pub const MAX_GROUP: usize = 128;
 /// Jobs that may wait for the writer. A full queue makes `Db::write` wait,
 /// bounded by the acquire timeout, as a full pool does on the pool path.
 pub const QUEUE: usize = 1024;
+
+/// The idle writer empties the WAL at most this often.
+pub const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// After a group refused for lack of room, the WAL is checkpointed at once,
+/// but not more often than this: during a rush on a full disk the groups
+/// fail quickly, and each checkpoint may copy a large WAL.
+pub const NO_ROOM_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a checkpoint waits for readers of an older snapshot to finish
+/// (the busy timeout while it runs). The queue waits meanwhile, so it is
+/// short: a checkpoint that could not finish is tried again next time.
+pub const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
 
 type Reply<T, E> = oneshot::Sender<Result<T, DbError<E>>>;
 
@@ -119,16 +157,26 @@ impl TookAt {
 }
 
 impl Writer {
-    /// Starts the writer thread for `url` (an SQLite database). It connects on
-    /// its first job, so a database that is missing at start does not stop the
-    /// server.
-    pub fn start(url: DatabaseUrl) -> std::io::Result<Writer> {
+    /// Starts the writer thread for `url` (an SQLite database), which tells
+    /// `storage` of writes refused for lack of room and of recoveries. It
+    /// connects on its first job, so a database that is missing at start does
+    /// not stop the server.
+    pub fn start(url: DatabaseUrl, storage: Arc<Storage>) -> std::io::Result<Writer> {
+        Writer::start_checkpointing_every(url, storage, IDLE_CHECKPOINT_EVERY)
+    }
+
+    /// [`Writer::start`], with the idle checkpoints at most every `every`.
+    pub fn start_checkpointing_every(
+        url: DatabaseUrl,
+        storage: Arc<Storage>,
+        every: Duration,
+    ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let took_at = Arc::new(TookAt::new());
         let took = took_at.clone();
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || serve(&url, rx, &took))?;
+            .spawn(move || serve(&url, rx, &took, &storage, every))?;
         Ok(Writer { jobs, took_at })
     }
 
@@ -147,7 +195,7 @@ impl Writer {
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DieselError> + AsRetryable + Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
@@ -213,10 +261,16 @@ trait Job: Send {
     fn panicked(&self) -> bool;
     /// Committed in a group of its own.
     fn bulk(&self) -> bool;
+    /// The database's words when the work failed for lack of room.
+    fn no_room(&self, storage: &Storage) -> Option<String>;
     /// Delivers the kept result: only once it is committed (or was an error).
-    fn answer(self: Box<Self>);
+    /// An error for lack of room is delivered as `StorageFull`, and its words
+    /// returned.
+    fn answer(self: Box<Self>, storage: &Storage) -> Option<String>;
     /// Delivers `Unavailable` whatever the work did.
     fn fail(self: Box<Self>, why: &str);
+    /// Delivers `StorageFull` whatever the work did.
+    fn refuse(self: Box<Self>, why: &str);
 }
 
 struct TypedJob<T, E, F> {
@@ -268,7 +322,7 @@ impl<T, E, F> Job for TypedJob<T, E, F>
 where
     F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send,
     T: Send,
-    E: From<DieselError> + AsRetryable + Send,
+    E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
 {
     fn run(&mut self, tx: &mut Tx<'_>) -> Step {
         if self.abandoned() {
@@ -307,7 +361,18 @@ where
         self.kind == Kind::Bulk
     }
 
-    fn answer(self: Box<Self>) {
+    fn no_room(&self, storage: &Storage) -> Option<String> {
+        match &self.kept {
+            Some(Err(e)) => storage.full_error_in(e).map(ToString::to_string),
+            _ => None,
+        }
+    }
+
+    fn answer(self: Box<Self>, storage: &Storage) -> Option<String> {
+        if let Some(why) = self.no_room(storage) {
+            let _ = self.reply.send(Err(DbError::StorageFull(why.clone())));
+            return Some(why);
+        }
         let result = match self.kept {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => Err(DbError::Work(e)),
@@ -318,22 +383,58 @@ where
         // The caller may have gone (its request was dropped): the work is
         // committed all the same, as on the pool path.
         let _ = self.reply.send(result);
+        None
     }
 
     fn fail(self: Box<Self>, why: &str) {
         let _ = self.reply.send(Err(DbError::Unavailable(why.to_owned())));
     }
+
+    fn refuse(self: Box<Self>, why: &str) {
+        let _ = self.reply.send(Err(DbError::StorageFull(why.to_owned())));
+    }
 }
 
 /// The writer thread: takes what is queued, up to [`MAX_GROUP`], and settles
 /// it — a bulk job alone — and ends when the queue is closed and empty.
-fn serve(url: &DatabaseUrl, mut rx: mpsc::Receiver<Box<dyn Job>>, took_at: &TookAt) {
+/// Between groups it keeps the WAL small ([`Checkpoints`]).
+fn serve(
+    url: &DatabaseUrl,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    took_at: &TookAt,
+    storage: &Storage,
+    every: Duration,
+) {
+    // The queue is tokio's: waiting on it with a deadline (to checkpoint
+    // when no job comes) needs a runtime of this thread's own.
+    let clock = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| {
+            tracing::warn!(error = %e, "the database writer checkpoints only after groups");
+        })
+        .ok();
     let mut conn: Option<DbConnection> = None;
+    let mut wal = Checkpoints::new(every);
     // A bulk job met while a group was being filled: the next group.
     let mut next: Option<Box<dyn Job>> = None;
     loop {
-        let Some(first) = next.take().or_else(|| rx.blocking_recv()) else {
-            break;
+        let first = match next.take() {
+            Some(job) => job,
+            None => match rx.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    match wait(&mut rx, clock.as_ref(), wal.wake_in(storage.is_full())) {
+                        Wait::Job(job) => job,
+                        Wait::Closed => break,
+                        Wait::Elapsed => {
+                            wal.checkpoint(url, &mut conn, storage);
+                            continue;
+                        }
+                    }
+                }
+            },
         };
         took_at.now();
         let mut group = Vec::with_capacity(MAX_GROUP);
@@ -352,11 +453,190 @@ fn serve(url: &DatabaseUrl, mut rx: mpsc::Receiver<Box<dyn Job>>, took_at: &Took
         // Every job catches its own panic; this one guards the writer's own
         // code so that a bug there costs one group (whose callers see their
         // reply dropped → Unavailable), not every later write.
-        if catch_unwind(AssertUnwindSafe(|| settle(url, &mut conn, group))).is_err() {
-            tracing::error!("the database writer panicked settling a group");
-            conn = None;
+        match catch_unwind(AssertUnwindSafe(|| settle(url, &mut conn, group, storage))) {
+            Ok(settled) => {
+                if settled.committed {
+                    wal.committed();
+                }
+                let idle = next.is_none() && rx.is_empty();
+                if (settled.no_room && wal.due_after_no_room()) || (idle && wal.due_when_idle()) {
+                    wal.checkpoint(url, &mut conn, storage);
+                }
+            }
+            Err(_) => {
+                tracing::error!("the database writer panicked settling a group");
+                conn = None;
+            }
         }
     }
+}
+
+/// What the idle writer's wait ended with.
+enum Wait {
+    Job(Box<dyn Job>),
+    /// No job came in time: a checkpoint is due.
+    Elapsed,
+    /// Every sender is gone and the queue is empty.
+    Closed,
+}
+
+/// Waits for the next job, at most `within` when it is given (and a clock is).
+fn wait(
+    rx: &mut mpsc::Receiver<Box<dyn Job>>,
+    clock: Option<&tokio::runtime::Runtime>,
+    within: Option<Duration>,
+) -> Wait {
+    let job = match (clock, within) {
+        (Some(clock), Some(within)) => {
+            // The timer is made inside the runtime, whose clock it needs.
+            match clock.block_on(async { tokio::time::timeout(within, rx.recv()).await }) {
+                Ok(job) => job,
+                Err(_) => return Wait::Elapsed,
+            }
+        }
+        _ => rx.blocking_recv(),
+    };
+    job.map_or(Wait::Closed, Wait::Job)
+}
+
+/// When the writer empties the WAL (`PRAGMA wal_checkpoint(TRUNCATE)`).
+struct Checkpoints {
+    /// Idle checkpoints at most this often.
+    every: Duration,
+    /// The last one tried.
+    last: Option<Instant>,
+    /// The last one emptied the WAL and no group has committed since.
+    clean: bool,
+    /// A failure was logged and no checkpoint has succeeded since.
+    failing: bool,
+}
+
+impl Checkpoints {
+    fn new(every: Duration) -> Checkpoints {
+        Checkpoints {
+            every,
+            last: None,
+            // Nothing to do before the first group: the writer connects on
+            // its first job. A WAL left by an earlier run is emptied after
+            // that first group.
+            clean: true,
+            failing: false,
+        }
+    }
+
+    fn committed(&mut self) {
+        self.clean = false;
+    }
+
+    fn since_last(&self) -> Option<Duration> {
+        self.last.map(|at| at.elapsed())
+    }
+
+    fn due_when_idle(&self) -> bool {
+        !self.clean && self.since_last().is_none_or(|d| d >= self.every)
+    }
+
+    fn due_after_no_room(&self) -> bool {
+        self.since_last()
+            .is_none_or(|d| d >= NO_ROOM_CHECKPOINT_EVERY)
+    }
+
+    /// How long the idle writer may wait for a job before a checkpoint is
+    /// due: for ever while the WAL is empty and writes are not refused.
+    fn wake_in(&self, refusing: bool) -> Option<Duration> {
+        if self.clean && !refusing {
+            return None;
+        }
+        let since = self.since_last().unwrap_or(self.every);
+        Some(self.every.saturating_sub(since))
+    }
+
+    /// Tries to empty the WAL; says so to `storage` when it did.
+    fn checkpoint(
+        &mut self,
+        url: &DatabaseUrl,
+        slot: &mut Option<DbConnection>,
+        storage: &Storage,
+    ) {
+        self.last = Some(Instant::now());
+        let conn = match connection(url, slot) {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.failed(
+                    &format!("cannot connect to the database: {e}"),
+                    false,
+                    storage,
+                );
+                return;
+            }
+        };
+        match truncate_wal(conn) {
+            Ok(true) => {
+                self.clean = true;
+                if self.failing {
+                    tracing::info!("the WAL is checkpointed again");
+                    self.failing = false;
+                }
+                storage.wal_emptied();
+            }
+            // Readers of an older snapshot: next time.
+            Ok(false) => {}
+            Err(e) => {
+                *slot = None;
+                self.failed(&e.to_string(), storage.explains(&e), storage);
+            }
+        }
+    }
+
+    /// Logs the first failure of a run of them, unless it is for lack of
+    /// room while the episode's own line has said so.
+    fn failed(&mut self, why: &str, no_room: bool, storage: &Storage) {
+        if self.failing || (no_room && storage.is_full()) {
+            return;
+        }
+        self.failing = true;
+        tracing::warn!(
+            why,
+            "the WAL could not be checkpointed; trying again in a few seconds"
+        );
+    }
+}
+
+#[derive(QueryableByName)]
+struct Checkpointed {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`, waiting at most [`CHECKPOINT_WAIT`]
+/// for readers: `true` when the WAL was emptied.
+fn truncate_wal(conn: &mut DbConnection) -> QueryResult<bool> {
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}",
+        CHECKPOINT_WAIT.as_millis()
+    ))?;
+    let done =
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpointed>(conn);
+    let restored = conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}",
+        BUSY_TIMEOUT.as_millis()
+    ));
+    let done = done?;
+    restored?;
+    Ok(done.busy == 0)
+}
+
+#[derive(QueryableByName)]
+struct Changes {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Rows this connection has changed since it was opened.
+fn total_changes(conn: &mut DbConnection) -> QueryResult<i64> {
+    diesel::sql_query("SELECT total_changes() AS n")
+        .get_result::<Changes>(conn)
+        .map(|c| c.n)
 }
 
 /// How a group's transaction ended.
@@ -367,18 +647,75 @@ enum End {
     NotCommitted(String),
     /// Not started, or maybe on disk: no job may run again.
     Failed(String),
+    /// Something failed for lack of room: the group is rolled back, no job
+    /// runs again.
+    NoRoom(String),
 }
 
-fn settle(url: &DatabaseUrl, slot: &mut Option<DbConnection>, group: Vec<Box<dyn Job>>) {
+/// What settling a group came to, for the checkpoints.
+#[derive(Debug, Clone, Copy, Default)]
+struct Settled {
+    /// Something may have been committed.
+    committed: bool,
+    /// Something was refused for lack of room.
+    no_room: bool,
+}
+
+fn settle(
+    url: &DatabaseUrl,
+    slot: &mut Option<DbConnection>,
+    group: Vec<Box<dyn Job>>,
+    storage: &Storage,
+) -> Settled {
     let mut group = group;
+    // While writes are refused for lack of room, a group that changes a row
+    // ends the episode; one that changes nothing (a claim of mail when none
+    // is due) proves nothing.
+    let refusing = storage.is_full();
+    let mut changed = false;
     let end = match connection(url, slot) {
-        Ok(conn) => commit_group(conn, &mut group),
+        Ok(conn) => {
+            let before = if refusing {
+                total_changes(conn).ok()
+            } else {
+                None
+            };
+            let end = commit_group(conn, &mut group, storage);
+            if let (End::Committed, Some(before)) = (&end, before) {
+                changed = total_changes(conn).is_ok_and(|after| after > before);
+            }
+            end
+        }
         Err(e) => End::Failed(format!("cannot connect to the database: {e}")),
     };
     match end {
         End::Committed => {
             for job in group {
-                job.answer();
+                job.answer(storage);
+            }
+            if changed {
+                storage.recovered("a write committed");
+            }
+            Settled {
+                committed: true,
+                no_room: false,
+            }
+        }
+        End::NoRoom(why) => {
+            // Closing the connection rolls back whatever it still had open.
+            *slot = None;
+            let refused = group.len() as u64;
+            for job in group {
+                if job.panicked() {
+                    job.answer(storage);
+                } else {
+                    job.refuse(&why);
+                }
+            }
+            storage.refused(refused, &why);
+            Settled {
+                committed: false,
+                no_room: true,
             }
         }
         End::Failed(why) => {
@@ -387,14 +724,16 @@ fn settle(url: &DatabaseUrl, slot: &mut Option<DbConnection>, group: Vec<Box<dyn
             for job in group {
                 job.fail(&why);
             }
+            Settled::default()
         }
         End::NotCommitted(why) => {
             tracing::warn!(%why, jobs = group.len(), "a group of writes is run again job by job");
             // Closing the connection rolls back whatever it still had open.
             *slot = None;
+            let mut refused: Option<(u64, String)> = None;
             for mut job in group {
                 if job.panicked() {
-                    job.answer();
+                    job.answer(storage);
                     continue;
                 }
                 match connection(url, slot) {
@@ -402,10 +741,20 @@ fn settle(url: &DatabaseUrl, slot: &mut Option<DbConnection>, group: Vec<Box<dyn
                         if job.run_alone(conn) == Step::Lost {
                             *slot = None;
                         }
-                        job.answer();
+                        if let Some(why) = job.answer(storage) {
+                            let (n, _) = refused.get_or_insert((0, why));
+                            *n += 1;
+                        }
                     }
                     Err(e) => job.fail(&format!("cannot connect to the database: {e}")),
                 }
+            }
+            if let Some((n, why)) = &refused {
+                storage.refused(*n, why);
+            }
+            Settled {
+                committed: true,
+                no_room: refused.is_some(),
             }
         }
     }
@@ -429,9 +778,14 @@ fn connection<'a>(
 type Manager = <DbConnection as Connection>::TransactionManager;
 
 /// Runs the group in one `BEGIN IMMEDIATE … COMMIT`, each job in a savepoint.
-fn commit_group(conn: &mut DbConnection, group: &mut [Box<dyn Job>]) -> End {
+fn commit_group(conn: &mut DbConnection, group: &mut [Box<dyn Job>], storage: &Storage) -> End {
     if let Err(e) = begin_immediate(conn) {
-        return End::Failed(format!("cannot begin the write transaction: {e}"));
+        let why = format!("cannot begin the write transaction: {e}");
+        return if storage.explains(&e) {
+            End::NoRoom(why)
+        } else {
+            End::Failed(why)
+        };
     }
     for job in group.iter_mut() {
         for attempt in 1..=WRITE_ATTEMPTS {
@@ -441,6 +795,13 @@ fn commit_group(conn: &mut DbConnection, group: &mut [Box<dyn Job>]) -> End {
             let step = job.run(&mut Tx { conn });
             if step == Step::Lost {
                 return End::NotCommitted("a write panicked".into());
+            }
+            // SQLite may have rolled back the whole transaction already
+            // (its rule for a full disk); either way none of it is kept.
+            if step == Step::Failed
+                && let Some(why) = job.no_room(storage)
+            {
+                return End::NoRoom(why);
             }
             if depth(conn) != Some(2) {
                 return End::NotCommitted("a write left its savepoint unbalanced".into());
@@ -459,6 +820,11 @@ fn commit_group(conn: &mut DbConnection, group: &mut [Box<dyn Job>]) -> End {
     }
     match Manager::commit_transaction(conn) {
         Ok(()) => End::Committed,
+        // `SQLITE_FULL` at COMMIT: nothing is on disk. An I/O error on a
+        // volume without room may have left the group in the WAL: its
+        // callers are told all the same, and it is not run again (a resent
+        // form finds its request by id).
+        Err(e) if storage.explains(&e) => End::NoRoom(format!("commit: {e}")),
         // diesel rolled back after the failed COMMIT, and that rollback
         // succeeded: the transaction was still open, so nothing is on disk.
         Err(e @ DieselError::DatabaseError(..)) => End::NotCommitted(format!("commit: {e}")),
@@ -498,7 +864,6 @@ fn depth(conn: &mut DbConnection) -> Option<u32> {
 mod tests {
     use super::*;
     use diesel::connection::SimpleConnection;
-    use diesel::prelude::*;
     use diesel::sql_types::BigInt;
 
     type Work = Box<dyn FnMut(&mut Tx<'_>) -> Result<i64, DieselError> + Send>;
@@ -508,6 +873,10 @@ mod tests {
     struct Row {
         #[diesel(sql_type = BigInt)]
         v: i64,
+    }
+
+    fn storage(url: &DatabaseUrl) -> Storage {
+        Storage::new(url)
     }
 
     fn scratch() -> (tempfile::TempDir, DatabaseUrl) {
@@ -564,7 +933,7 @@ mod tests {
             .map(|(j, a)| (j as Box<dyn Job>, a))
             .unzip();
         let mut conn = None;
-        settle(url, &mut conn, group);
+        settle(url, &mut conn, group, &storage(url));
         answers
             .into_iter()
             .map(|mut a| a.try_recv().unwrap())
@@ -619,7 +988,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_queued_when_the_last_handle_goes_are_all_committed_and_answered() {
         let (_dir, url) = scratch();
-        let writer = Writer::start(url.clone()).unwrap();
+        let writer = Writer::start(url.clone(), Arc::new(storage(&url))).unwrap();
         let writes: Vec<_> = (0..50)
             .map(|v| {
                 let w = writer.clone();
@@ -679,7 +1048,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_makes_a_write_wait_then_answers_unavailable() {
         let (_dir, url) = scratch();
-        let writer = Writer::start(url).unwrap();
+        let writer = Writer::start(url.clone(), Arc::new(storage(&url))).unwrap();
         let (open, held) = hold(&writer).await;
         let queued: Vec<_> = (0..QUEUE)
             .map(|_| {
@@ -750,7 +1119,13 @@ mod tests {
         }
         drop(tx);
         // Everything is queued before the writer takes the first job.
-        serve(&url, rx, &TookAt::new());
+        serve(
+            &url,
+            rx,
+            &TookAt::new(),
+            &storage(&url),
+            IDLE_CHECKPOINT_EVERY,
+        );
         let seen: Vec<i64> = answers
             .into_iter()
             .map(|mut a| a.try_recv().unwrap().unwrap())
@@ -768,7 +1143,12 @@ mod tests {
         drop(answer);
         let (kept, mut kept_answer) = job(insert(9));
         let mut conn = None;
-        settle(&url, &mut conn, vec![gone as Box<dyn Job>, kept]);
+        settle(
+            &url,
+            &mut conn,
+            vec![gone as Box<dyn Job>, kept],
+            &storage(&url),
+        );
         assert!(matches!(kept_answer.try_recv().unwrap(), Ok(9)));
         assert_eq!(rows(&url), vec![9], "the abandoned write did not happen");
     }
@@ -780,7 +1160,12 @@ mod tests {
         late.run_by = Some(Instant::now());
         let (kept, mut kept_answer) = job(insert(9));
         let mut conn = None;
-        settle(&url, &mut conn, vec![late as Box<dyn Job>, kept]);
+        settle(
+            &url,
+            &mut conn,
+            vec![late as Box<dyn Job>, kept],
+            &storage(&url),
+        );
         assert!(matches!(
             late_answer.try_recv().unwrap(),
             Err(DbError::Unavailable(why)) if why == ABANDONED
@@ -792,7 +1177,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_queue_tells_how_long_its_oldest_job_has_waited() {
         let (_dir, url) = scratch();
-        let writer = Writer::start(url).unwrap();
+        let writer = Writer::start(url.clone(), Arc::new(storage(&url))).unwrap();
         assert_eq!(writer.queue_age(), None, "nothing waits");
         let (open, held) = hold(&writer).await;
         let queued = {
@@ -832,5 +1217,162 @@ mod tests {
                 .iter()
                 .all(|a| matches!(a, Err(DbError::Unavailable(_))))
         );
+    }
+
+    /// Settles `fs` as one group on `conn`, reporting to `storage`.
+    fn settle_on(
+        url: &DatabaseUrl,
+        conn: &mut Option<DbConnection>,
+        storage: &Storage,
+        fs: Vec<Work>,
+    ) -> Vec<Result<i64, DbError<DieselError>>> {
+        let (group, answers): (Vec<Box<dyn Job>>, Vec<_>) = fs
+            .into_iter()
+            .map(job)
+            .map(|(j, a)| (j as Box<dyn Job>, a))
+            .unzip();
+        settle(url, conn, group, storage);
+        answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap())
+            .collect()
+    }
+
+    /// A connection to `url` that may not grow the database past a few pages
+    /// more than it has: SQLite answers `SQLITE_FULL`, as on a full disk.
+    fn cramped(url: &DatabaseUrl) -> Option<DbConnection> {
+        let mut conn = url.connect().unwrap();
+        conn.batch_execute("CREATE TABLE IF NOT EXISTS b (x BLOB NOT NULL)")
+            .unwrap();
+        #[derive(QueryableByName)]
+        struct Pages {
+            #[diesel(sql_type = BigInt)]
+            page_count: i64,
+        }
+        let pages = diesel::sql_query("PRAGMA page_count")
+            .get_result::<Pages>(&mut conn)
+            .unwrap()
+            .page_count;
+        conn.batch_execute(&format!("PRAGMA max_page_count = {}", pages + 4))
+            .unwrap();
+        Some(conn)
+    }
+
+    fn big_blob() -> Work {
+        Box::new(|tx: &mut Tx<'_>| {
+            diesel::sql_query("INSERT INTO b (x) VALUES (randomblob(200000))")
+                .execute(tx.conn())?;
+            Ok(0)
+        })
+    }
+
+    fn read_only() -> Work {
+        Box::new(|tx: &mut Tx<'_>| {
+            diesel::sql_query("SELECT v FROM t")
+                .load::<Row>(tx.conn())
+                .map(|r| r.len() as i64)
+        })
+    }
+
+    #[test]
+    fn a_group_with_a_write_that_finds_no_room_is_refused_whole_as_storage_full() {
+        let (_dir, url) = scratch();
+        let storage = storage(&url);
+        let mut conn = cramped(&url);
+        let answers = settle_on(
+            &url,
+            &mut conn,
+            &storage,
+            vec![insert(1), big_blob(), insert(2)],
+        );
+        for answer in &answers {
+            assert!(
+                matches!(answer, Err(DbError::StorageFull(why)) if why.contains("full")),
+                "{answer:?}"
+            );
+        }
+        assert!(
+            conn.is_none(),
+            "the connection is closed: its transaction rolled back"
+        );
+        assert_eq!(
+            rows(&url),
+            Vec::<i64>::new(),
+            "nothing of the group is kept"
+        );
+        assert!(storage.is_full());
+        assert_eq!(storage.report().map(|r| r.refused), Some(3));
+
+        // A group that changes nothing proves nothing…
+        let answers = settle_on(&url, &mut conn, &storage, vec![read_only()]);
+        assert!(matches!(answers[0], Ok(0)));
+        assert!(storage.is_full());
+        // …one that commits a change ends the episode.
+        let answers = settle_on(&url, &mut conn, &storage, vec![insert(3)]);
+        assert!(matches!(answers[0], Ok(3)));
+        assert!(!storage.is_full());
+        assert_eq!(rows(&url), vec![3]);
+    }
+
+    fn wal_bytes(url: &DatabaseUrl) -> u64 {
+        let DatabaseUrl::Sqlite(path) = url else {
+            unreachable!("an SQLite database")
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(std::path::PathBuf::from(wal)).map_or(0, |m| m.len())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_idle_writer_empties_the_wal() {
+        let (_dir, url) = scratch();
+        let storage = Arc::new(storage(&url));
+        let writer =
+            Writer::start_checkpointing_every(url.clone(), storage, Duration::from_millis(200))
+                .unwrap();
+        // A reader that keeps the database open, so the WAL is not removed
+        // by the last connection closing.
+        let _reader = url.connect().unwrap();
+        for v in 0..20 {
+            writer
+                .write(
+                    Kind::Interactive,
+                    Instant::now() + Duration::from_secs(30),
+                    None,
+                    insert(v),
+                )
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while wal_bytes(&url) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL is still {} bytes",
+                wal_bytes(&url)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(rows(&url), (0..20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_writer_ends_an_episode_once_the_volume_has_room() {
+        let (_dir, url) = scratch();
+        let storage = Arc::new(storage(&url));
+        let _writer = Writer::start_checkpointing_every(
+            url.clone(),
+            storage.clone(),
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        // Refused writes, then no write at all (the instance is out of
+        // rotation): the writer's own checkpoint finds the room.
+        storage.refused(1, "database or disk is full");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while storage.is_full() {
+            assert!(std::time::Instant::now() < deadline, "still refusing");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

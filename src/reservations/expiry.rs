@@ -238,6 +238,8 @@ pub async fn run_once(db: &Db, clock: &Clock, policy: &PolicyCache) -> Option<Ro
             round.expired = n;
             tracing::info!(expired = n, "no-show reservations expired");
         }
+        // Counted in the line of the storage episode (db::storage).
+        Err(DbError::StorageFull(_)) => {}
         Err(e) => tracing::warn!(error = %e, "no-show expiry failed; trying again in a minute"),
     }
     match release::release_all(db, now, close).await {
@@ -246,6 +248,7 @@ pub async fn run_once(db: &Db, clock: &Clock, policy: &PolicyCache) -> Option<Ro
             round.released = n;
             tracing::info!(places = n, "unbooked places released to the counter");
         }
+        Err(DbError::StorageFull(_)) => {}
         Err(e) => tracing::warn!(error = %e, "release failed; trying again in a minute"),
     }
     Some(round)

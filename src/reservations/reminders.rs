@@ -238,6 +238,8 @@ pub async fn run_every(every: Duration, job: Job) {
                 tracing::info!(queued = n, "pickup reminders queued");
                 job.mail_wake.notify_one();
             }
+            // Counted in the line of the storage episode (db::storage).
+            Err(DbError::StorageFull(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "pickup reminders failed; trying again in a minute")
             }

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::db::DbError;
+use crate::db::storage::storage_full_in_chain;
 use crate::web::page::PageCtx;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,11 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A write refused for lack of room on the database's volume: 503, with
+    /// a page that says storage is full. Not logged per request: the
+    /// database's storage logs the episode once (`db::storage`).
+    #[error("storage full: {0}")]
+    StorageFull(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -46,15 +52,23 @@ impl AppError {
 
 /// Work that failed because the connection died under it (the database went
 /// away after the connection was taken from the pool) is the database being
-/// unavailable, answered 503 like a connection that could not be had at all.
+/// unavailable, answered 503 like a connection that could not be had at all;
+/// work that failed for lack of room (read outside the write door, which
+/// already says so) is storage full.
 impl<E: Into<anyhow::Error>> From<DbError<E>> for AppError {
     fn from(e: DbError<E>) -> Self {
         match e {
             DbError::Unavailable(why) => AppError::Unavailable(why),
+            DbError::StorageFull(why) => AppError::StorageFull(why),
             DbError::Work(e) => {
                 let e: anyhow::Error = e.into();
                 if e.chain().any(is_lost_connection) {
                     AppError::Unavailable(format!("{e:#}"))
+                } else if let Some(full) = e
+                    .chain()
+                    .find_map(|cause| storage_full_in_chain(cause, || None))
+                {
+                    AppError::StorageFull(full.to_string())
                 } else {
                     AppError::Internal(e)
                 }
@@ -92,7 +106,7 @@ impl ResponseError for AppError {
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::StorageFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,11 +134,16 @@ impl ResponseError for AppError {
             AppError::Unavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
+            // Room is not made in seconds: someone has to free it.
+            AppError::StorageFull(_) => {
+                res.insert_header((header::RETRY_AFTER, STORAGE_FULL_RETRY_AFTER));
+            }
             _ => {}
         }
         let kind = match self {
             AppError::Csrf => ErrorKind::Csrf,
             AppError::UnreadableForm => ErrorKind::UnreadableForm,
+            AppError::StorageFull(_) => ErrorKind::StorageFull,
             _ => ErrorKind::Status,
         };
         let mut res = res.body(self.status_code().canonical_reason().unwrap_or("error"));
@@ -133,12 +152,26 @@ impl ResponseError for AppError {
     }
 }
 
+/// `Retry-After` of the storage-full page, in seconds.
+pub const STORAGE_FULL_RETRY_AFTER: &str = "30";
+
 /// What an error response means, for the page that replaces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ErrorKind {
     Status,
     Csrf,
     UnreadableForm,
+    StorageFull,
+}
+
+impl ErrorKind {
+    /// The page's `data-reason`, where the status alone does not say it.
+    fn reason(kind: Option<ErrorKind>) -> &'static str {
+        match kind {
+            Some(ErrorKind::StorageFull) => "storage_full",
+            _ => "",
+        }
+    }
 }
 
 /// Marks a response whose body is already final (a page with form errors, JSON),
@@ -151,6 +184,7 @@ pub struct FinalBody;
 struct ErrorPage {
     page: PageCtx,
     status: u16,
+    reason: &'static str,
     title_key: &'static str,
     message_key: &'static str,
 }
@@ -169,6 +203,9 @@ fn keys_for(status: StatusCode, kind: Option<ErrorKind>) -> (&'static str, &'sta
         (413, _) => ("error.413.title", "error.413.message"),
         (422, _) => ("error.422.title", "error.422.message"),
         (429, _) => ("error.429.title", "error.429.message"),
+        (503, Some(ErrorKind::StorageFull)) => {
+            ("error.storage_full.title", "error.storage_full.message")
+        }
         (503, _) => ("error.503.title", "error.503.message"),
         (s, _) if s < 500 => ("error.400.title", "error.400.message"),
         _ => ("error.500.title", "error.500.message"),
@@ -185,6 +222,7 @@ fn render_error(req: &HttpRequest, status: StatusCode, kind: Option<ErrorKind>) 
     let page = ErrorPage {
         page: PageCtx::from_request(req),
         status: status.as_u16(),
+        reason: ErrorKind::reason(kind),
         title_key,
         message_key,
     };
@@ -262,6 +300,48 @@ mod tests {
         )
         .into();
         assert_eq!(in_anyhow.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn a_write_refused_for_lack_of_room_is_503_storage_full_wherever_it_is_read() {
+        let refused: AppError =
+            DbError::<DieselError>::StorageFull("database or disk is full".into()).into();
+        let found_in_work: AppError = DbError::Work(AccountError::Db(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("database or disk is full".to_owned()),
+        )))
+        .into();
+        for e in [&refused, &found_in_work] {
+            assert!(matches!(e, AppError::StorageFull(_)), "{e:?}");
+            assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+            let res = e.error_response();
+            assert_eq!(
+                res.headers().get(header::RETRY_AFTER).unwrap(),
+                STORAGE_FULL_RETRY_AFTER
+            );
+            assert_eq!(
+                res.extensions().get::<ErrorKind>(),
+                Some(&ErrorKind::StorageFull)
+            );
+        }
+        // Any other unknown database error stays a 500.
+        let other: AppError = DbError::Work(db_error(DatabaseErrorKind::Unknown)).into();
+        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn the_storage_full_page_has_its_own_words() {
+        assert_eq!(
+            keys_for(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(ErrorKind::StorageFull)
+            ),
+            ("error.storage_full.title", "error.storage_full.message")
+        );
+        assert_eq!(
+            keys_for(StatusCode::SERVICE_UNAVAILABLE, Some(ErrorKind::Status)),
+            ("error.503.title", "error.503.message")
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `GET /status` says the same to people, as a page in their language.
 //!
 //! To the public both say only that: `{"status": "ok" | "busy" |
-//! "clock_skew" | "unavailable"}` with 200 or 503, and the page's sentence. The details —
+//! "clock_skew" | "storage_full" | "unavailable"}` with 200 or 503, and the page's sentence. The details —
 //! the backend, the database's state, the pool's connections — are for the
 //! operator: `/healthz` adds them for a request that may read `/metrics`
 //! (`METRICS_TOKEN`, or an address of `METRICS_ALLOW`; [`Access::admits`]).
@@ -28,6 +28,15 @@
 //!   time, and the jobs that act on time refuse to run
 //!   ([`crate::clock::now_for_job`]): take the instance out of rotation and
 //!   fix its clock (NTP). `database.clock_skew_seconds` says by how much.
+//! - `storage_full` (503, `Retry-After`): the database answered, but writes
+//!   are being refused for lack of room on its volume (`db::storage`: from
+//!   the first write refused so until one commits again, or the SQLite
+//!   writer's checkpoint empties the WAL on a volume with room). Reads are
+//!   served, nothing can be booked: take the instance out of rotation and
+//!   free room on the volume; the instance recovers by itself, within a few
+//!   seconds of the room being there. The operator's details add
+//!   `database.free_bytes`, `database.wal_bytes` and
+//!   `database.writes_refused`.
 //! - `down` (503, `Retry-After`): the database did not answer a read, neither
 //!   through the pool nor on a fresh connection (an error, or no answer within
 //!   the probe time), or this instance started while the database was down
@@ -107,6 +116,8 @@ pub enum DbState {
     Busy,
     /// This machine's clock is this many seconds off the database's.
     ClockSkew(i64),
+    /// Writes are refused for lack of room on the database's volume.
+    StorageFull,
     Down,
 }
 
@@ -116,13 +127,17 @@ impl DbState {
             DbState::Up => "up",
             DbState::Busy => "busy",
             DbState::ClockSkew(_) => "clock_skew",
+            DbState::StorageFull => "storage_full",
             DbState::Down => "down",
         }
     }
 
     /// Whether the instance should be taken out of rotation.
     pub fn unavailable(self) -> bool {
-        matches!(self, DbState::ClockSkew(_) | DbState::Down)
+        matches!(
+            self,
+            DbState::ClockSkew(_) | DbState::StorageFull | DbState::Down
+        )
     }
 }
 
@@ -148,13 +163,14 @@ pub async fn probe(state: &AppState) -> DbState {
         Ok(Ok(database_now)) => {
             return match state.clock.skew(database_now) {
                 Err(skew) => DbState::ClockSkew(skew.seconds),
+                Ok(()) if state.db.storage().is_full() => DbState::StorageFull,
                 Ok(()) if writes_wait => DbState::Busy,
                 Ok(()) => DbState::Up,
             };
         }
         // The connection failed under the read: a fresh one tells whether the
         // database is gone or only that connection was.
-        Ok(Err(DbError::Work(e))) => {
+        Ok(Err(e @ (DbError::Work(_) | DbError::StorageFull(_)))) => {
             tracing::warn!(error = %e, "health probe: the read on a pooled connection failed");
             false
         }
@@ -262,6 +278,12 @@ pub async fn healthz(
         if let DbState::ClockSkew(seconds) = db_state {
             details["database"]["clock_skew_seconds"] = json!(seconds);
         }
+        if db_state == DbState::StorageFull {
+            let storage = state.db.storage();
+            details["database"]["free_bytes"] = json!(storage.free_bytes());
+            details["database"]["wal_bytes"] = json!(storage.wal_bytes());
+            details["database"]["writes_refused"] = json!(storage.report().map(|r| r.refused));
+        }
         details
     };
     match db_state {
@@ -270,6 +292,9 @@ pub async fn healthz(
         DbState::ClockSkew(_) => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
             .json(body("clock_skew")),
+        DbState::StorageFull => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(body("storage_full")),
         DbState::Down => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
             .json(body("unavailable")),

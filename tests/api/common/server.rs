@@ -159,6 +159,20 @@ impl Server {
         self.child.kill().await.unwrap();
     }
 
+    /// `kill -TERM`, then waits for the process to end (a clean stop: the
+    /// server finishes what it has and closes the database).
+    pub async fn stop(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {}", self.pid());
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the server stops within a minute of SIGTERM")
+            .unwrap()
+    }
+
     /// What the server has written to standard error so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
