@@ -23,7 +23,9 @@ use mask_reservation::db::{Backend, DatabaseUrl, Db};
 use mask_reservation::reservations::expiry::{Round, run_once};
 
 use crate::common::server::{Binary, free_port};
-use crate::common::{Spawn, TestApp, assert_invariants, fixtures, spawn_app_with};
+use crate::common::{
+    Spawn, TestApp, assert_invariants, assert_status_page_says, fixtures, spawn_app_with,
+};
 use crate::expiry::citizen;
 use crate::reservations::{seoul, tuesday};
 
@@ -83,10 +85,7 @@ async fn an_instance_whose_clock_runs_days_ahead_expires_nothing_and_says_clock_
     assert_eq!(health["database"]["state"], "clock_skew", "{health}");
     let skew = health["database"]["clock_skew_seconds"].as_i64().unwrap();
     assert!((259_100..=259_300).contains(&skew), "{health}");
-    let res = app.get("/status").await;
-    assert_eq!(res.status(), 503);
-    let page = res.text().await.unwrap();
-    assert!(page.contains("data-status=\"clock_skew\""), "{page}");
+    assert_status_page_says(app.get("/status").await, "clock_skew").await;
     assert_invariants(&app.db);
 }
 
@@ -228,15 +227,7 @@ async fn a_server_started_while_the_database_is_down_serves_503_then_comes_back_
     let get = |path: &str| client.get(format!("{base}{path}")).send();
     let health = server.answering().await;
     assert_eq!(health.status(), 503);
-    let status = get("/status").await.unwrap();
-    assert_eq!(status.status(), 503);
-    assert!(
-        status
-            .text()
-            .await
-            .unwrap()
-            .contains("data-status=\"down\"")
-    );
+    assert_status_page_says(get("/status").await.unwrap(), "down").await;
     let page = get("/stores/11800001").await.unwrap();
     assert_eq!(page.status(), 503, "a page that needs the database");
     assert!(server.running(), "still running");

@@ -24,7 +24,9 @@ use mask_reservation::db::{Backend, DatabaseUrl, Tx};
 use serde_json::Value;
 
 use crate::common::server::{Binary, Server};
-use crate::common::{TestDatabase, Visitor, eventually, fixtures, spawn_app};
+use crate::common::{
+    TestDatabase, Visitor, assert_status_page_says, eventually, fixtures, spawn_app,
+};
 
 /// The end of an episode. On PostgreSQL (whose volume this instance cannot
 /// see) only a write that changes something ends it; on SQLite the writer's
@@ -59,10 +61,7 @@ async fn writes_refused_for_lack_of_room_say_storage_full_until_there_is_room() 
     assert_eq!(health["status"], "storage_full", "{health}");
     assert_eq!(health["database"]["state"], "storage_full", "{health}");
     assert_eq!(health["database"]["writes_refused"], 1, "{health}");
-    let res = app.get("/status").await;
-    assert_eq!(res.status(), 503);
-    let page = res.text().await.unwrap();
-    assert!(page.contains("data-status=\"storage_full\""), "{page}");
+    assert_status_page_says(app.get("/status").await, "storage_full").await;
 
     // A write that changes nothing (a claim of mail when none is due) does
     // not show there is room again…
@@ -284,15 +283,11 @@ async fn a_full_disk_refuses_writes_with_503_and_recovers_without_a_restart_once
         body["database"]["writes_refused"].as_u64().unwrap() >= 11,
         "{body}"
     );
-    let status = reqwest::get(server.url("/status")).await.unwrap();
-    assert_eq!(status.status(), 503);
-    assert!(
-        status
-            .text()
-            .await
-            .unwrap()
-            .contains("data-status=\"storage_full\"")
-    );
+    assert_status_page_says(
+        reqwest::get(server.url("/status")).await.unwrap(),
+        "storage_full",
+    )
+    .await;
     let log = server.log_text();
     assert_eq!(
         alarms(&log),

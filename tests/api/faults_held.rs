@@ -254,26 +254,55 @@ impl Sent {
 }
 
 /// How a rush goes.
-struct Rush<'a> {
+struct Rush {
     /// Forms in flight at once.
     at_once: usize,
     quantity: u8,
     /// Once set, no form is posted any more (the server is gone).
-    stopped: &'a AtomicBool,
+    stopped: AtomicBool,
     /// Acknowledged bookings so far.
-    acked: &'a AtomicUsize,
+    acked: AtomicUsize,
     /// 503s and 429s answered so far.
-    later: &'a AtomicUsize,
+    later: AtomicUsize,
     /// Told once the acknowledged bookings reach the number given: "the
     /// middle of the rush", for the fault to strike.
-    middle: Option<(usize, &'a Notify)>,
+    middle: Option<(usize, Notify)>,
     /// A form answered 503 is sent again, with the same request id, a second
     /// later (the page's `Retry-After` says 5: sooner is harder on the
     /// server), until this long after the rush began.
     resend_for: Duration,
 }
 
-impl Rush<'_> {
+impl Rush {
+    fn new(at_once: usize, quantity: u8, resend_for: Duration) -> Rush {
+        Rush {
+            at_once,
+            quantity,
+            stopped: AtomicBool::new(false),
+            acked: AtomicUsize::new(0),
+            later: AtomicUsize::new(0),
+            middle: None,
+            resend_for,
+        }
+    }
+
+    /// The same rush, with [`Rush::middle`] told once `acked` bookings are
+    /// acknowledged.
+    fn middle_at(self, acked: usize) -> Rush {
+        Rush {
+            middle: Some((acked, Notify::new())),
+            ..self
+        }
+    }
+
+    /// Waits for the middle of the rush (never, without [`Rush::middle_at`]).
+    async fn middle(&self) {
+        match &self.middle {
+            Some((_, told)) => told.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Posts every booker's form; what each got, in the bookers' order.
     async fn run(&self, bookers: &[Booker]) -> Vec<Sent> {
         let until = Instant::now() + self.resend_for;
@@ -288,8 +317,8 @@ impl Rush<'_> {
                     match answer {
                         Answer::Booked(_) => {
                             let n = self.acked.fetch_add(1, Ordering::SeqCst) + 1;
-                            if let Some((at, middle)) = self.middle
-                                && n == at
+                            if let Some((at, middle)) = &self.middle
+                                && n == *at
                             {
                                 middle.notify_one();
                             }
@@ -398,28 +427,14 @@ async fn kill_9_in_the_middle_of_a_rush_loses_no_acknowledged_booking_and_stores
         .bookers(&[&server], |i| windows[i % windows.len()])
         .await;
 
-    let (stopped, acked, later, middle) = (
-        AtomicBool::new(false),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        Notify::new(),
-    );
-    let rush = Rush {
-        at_once: 64,
-        quantity: 2,
-        stopped: &stopped,
-        acked: &acked,
-        later: &later,
-        middle: Some((CITIZENS / 3, &middle)),
-        resend_for: Duration::from_secs(20),
-    };
+    let rush = Rush::new(64, 2, Duration::from_secs(20)).middle_at(CITIZENS / 3);
     let kill = async {
-        middle.notified().await;
+        rush.middle().await;
         // No form is posted from now on: those without an answer were in
         // flight at the kill.
-        stopped.store(true, Ordering::SeqCst);
+        rush.stopped.store(true, Ordering::SeqCst);
         server.kill9().await;
-        acked.load(Ordering::SeqCst)
+        rush.acked.load(Ordering::SeqCst)
     };
     let (sent, acked_at_kill) = tokio::join!(rush.run(&bookers), kill);
     assert!(unexpected(&sent).is_empty(), "{}", tally(&sent));
@@ -572,37 +587,23 @@ async fn postgresql_crash_stopped_mid_rush_answers_503_loses_nothing_and_the_ser
         .bookers(&[&server], |i| windows[i % windows.len()])
         .await;
 
-    let (stopped, acked, later, middle) = (
-        AtomicBool::new(false),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        Notify::new(),
-    );
-    let rush = Rush {
-        at_once: 32,
-        quantity: 2,
-        stopped: &stopped,
-        acked: &acked,
-        later: &later,
-        middle: Some((CITIZENS / 3, &middle)),
-        resend_for: Duration::from_secs(60),
-    };
+    let rush = Rush::new(32, 2, Duration::from_secs(60)).middle_at(CITIZENS / 3);
     let health = reqwest::Client::new();
     let healthz = server.url("/healthz");
     let outage = async {
-        middle.notified().await;
+        rush.middle().await;
         // The database stops dead: every connection dropped, none taken.
         proxy.cut();
         let cut = Instant::now();
-        let acked_at_cut = acked.load(Ordering::SeqCst);
+        let acked_at_cut = rush.acked.load(Ordering::SeqCst);
         // Down until the server has said so: /healthz 503, and more 503s
         // than there were forms in flight at the cut, so that forms posted
         // during the cut (which wait `DB_TIMEOUT` for a connection) were
         // answered too.
-        let later_at_cut = later.load(Ordering::SeqCst);
+        let later_at_cut = rush.later.load(Ordering::SeqCst);
         eventually(Duration::from_secs(30), "503s during the cut", || async {
             let down = health.get(&healthz).send().await.ok()?.status() == 503;
-            let answered = later.load(Ordering::SeqCst) - later_at_cut;
+            let answered = rush.later.load(Ordering::SeqCst) - later_at_cut;
             (down && answered > rush.at_once).then_some(())
         })
         .await;
@@ -679,7 +680,7 @@ async fn postgresql_crash_stopped_mid_rush_answers_503_loses_nothing_and_the_ser
          stored {} = acknowledged {}; answers: {}",
         (restored - cut).as_millis(),
         answered_503.len(),
-        later.load(Ordering::SeqCst),
+        rush.later.load(Ordering::SeqCst),
         found_again,
         healthy_in.as_millis(),
         first_booking_after,
@@ -704,22 +705,9 @@ async fn bookings_made_while_smtp_is_down_succeed_and_each_confirmation_is_deliv
         .bookers(&[&server], |i| windows[i % windows.len()])
         .await;
 
-    let (stopped, acked, later) = (
-        AtomicBool::new(false),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    );
-    let sent = Rush {
-        at_once: CITIZENS,
-        quantity: 2,
-        stopped: &stopped,
-        acked: &acked,
-        later: &later,
-        middle: None,
-        resend_for: Duration::from_secs(20),
-    }
-    .run(&bookers)
-    .await;
+    let sent = Rush::new(CITIZENS, 2, Duration::from_secs(20))
+        .run(&bookers)
+        .await;
     // Every booking succeeds without a mail server.
     assert!(
         sent.iter().all(|s| s.booked().is_some()),
@@ -829,22 +817,9 @@ async fn two_instances_racing_for_ten_places_take_exactly_ten_and_refuse_the_res
     second.healthy().await;
     let bookers = crowd.bookers(&[&first, &second], |_| window).await;
 
-    let (stopped, acked, later) = (
-        AtomicBool::new(false),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    );
-    let sent = Rush {
-        at_once: CITIZENS,
-        quantity: 1,
-        stopped: &stopped,
-        acked: &acked,
-        later: &later,
-        middle: None,
-        resend_for: Duration::from_secs(20),
-    }
-    .run(&bookers)
-    .await;
+    let sent = Rush::new(CITIZENS, 1, Duration::from_secs(20))
+        .run(&bookers)
+        .await;
 
     assert!(unexpected(&sent).is_empty(), "{}", tally(&sent));
     let booked: Vec<usize> = (0..CITIZENS)

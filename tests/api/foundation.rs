@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::common::proxy::DbProxy;
-use crate::common::{Spawn, eventually, extract_csrf, spawn_app, spawn_app_with};
+use crate::common::{
+    Spawn, assert_status_page_says, eventually, extract_csrf, spawn_app, spawn_app_with,
+};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use mask_reservation::accounts::Role;
@@ -60,15 +62,7 @@ async fn healthz_answers_503_while_the_database_is_unreachable_and_recovers() {
             // Pages that need the database say so too, in a page, not a hang;
             // the home page and its rules are served from memory meanwhile.
             assert_eq!(app.get("/").await.status(), 200);
-            let status = app.get("/status").await;
-            assert_eq!(status.status(), 503);
-            assert!(
-                status
-                    .text()
-                    .await
-                    .unwrap()
-                    .contains("data-status=\"down\"")
-            );
+            assert_status_page_says(app.get("/status").await, "down").await;
             let page = citizen.get("/reservations").await;
             assert_eq!(page.status(), 503);
             assert!(

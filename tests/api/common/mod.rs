@@ -344,6 +344,16 @@ impl Visitor {
 }
 
 /// A response's `Retry-After`, in whole seconds.
+/// `/status` answered 503 and says `state` (its `data-status`).
+pub async fn assert_status_page_says(res: reqwest::Response, state: &str) {
+    assert_eq!(res.status(), 503, "/status while {state}");
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains(&format!("data-status=\"{state}\"")),
+        "/status should say {state}:\n{page}"
+    );
+}
+
 pub fn retry_after(res: &reqwest::Response) -> u64 {
     res.headers()["retry-after"]
         .to_str()
