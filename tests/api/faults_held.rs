@@ -80,6 +80,14 @@ impl Crowd {
         }
     }
 
+    /// The bookers of [`Crowd::bookers`] on one server, spread over the
+    /// crowd's windows in turn.
+    async fn bookers_spread(&self, server: &Server) -> Vec<Booker> {
+        let windows = &self.windows;
+        self.bookers(&[server], |i| windows[i % windows.len()])
+            .await
+    }
+
     /// Every citizen as a browser, logged in, that has opened the home page
     /// (its CSRF token) on one of `servers` (the `i`-th citizen on server
     /// `i` modulo their number), with the form it will post: the window
@@ -422,10 +430,7 @@ async fn kill_9_in_the_middle_of_a_rush_loses_no_acknowledged_booking_and_stores
     let crowd = Crowd::prepare(&database, &binary, 2, CITIZENS);
     let mut server = binary.serve(&[]);
     server.healthy().await;
-    let windows = crowd.windows.clone();
-    let bookers = crowd
-        .bookers(&[&server], |i| windows[i % windows.len()])
-        .await;
+    let bookers = crowd.bookers_spread(&server).await;
 
     let rush = Rush::new(64, 2, Duration::from_secs(20)).middle_at(CITIZENS / 3);
     let kill = async {
@@ -582,10 +587,7 @@ async fn postgresql_crash_stopped_mid_rush_answers_503_loses_nothing_and_the_ser
     let crowd = Crowd::prepare(&database, &binary, 2, CITIZENS);
     let mut server = binary.serve(&[]);
     server.healthy().await;
-    let windows = crowd.windows.clone();
-    let bookers = crowd
-        .bookers(&[&server], |i| windows[i % windows.len()])
-        .await;
+    let bookers = crowd.bookers_spread(&server).await;
 
     let rush = Rush::new(32, 2, Duration::from_secs(60)).middle_at(CITIZENS / 3);
     let health = reqwest::Client::new();
@@ -700,10 +702,7 @@ async fn bookings_made_while_smtp_is_down_succeed_and_each_confirmation_is_deliv
     let smtp = SmtpSink::start_down().await;
     let server = binary.serve(&[("MAIL_URL", &format!("smtp://127.0.0.1:{}", smtp.port))]);
     server.healthy().await;
-    let windows = crowd.windows.clone();
-    let bookers = crowd
-        .bookers(&[&server], |i| windows[i % windows.len()])
-        .await;
+    let bookers = crowd.bookers_spread(&server).await;
 
     let sent = Rush::new(CITIZENS, 2, Duration::from_secs(20))
         .run(&bookers)
