@@ -26,6 +26,7 @@ mod cli;
 mod dependants;
 mod expiry;
 mod faults;
+mod faults_clients;
 mod foundation;
 mod hashing;
 mod health;
