@@ -317,6 +317,7 @@ fn server(
     .shutdown_timeout(10)
     .client_request_timeout(connections::REQUEST_HEAD_TIMEOUT)
     .keep_alive(connections::KEEP_ALIVE)
+    .tcp_nodelay(true)
     .on_connect(connections::on_connect(send_timeout))
     .listen(listener)?
     .run();
