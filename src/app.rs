@@ -29,7 +29,7 @@ use crate::state::{AppState, Keys};
 use crate::web::access_log::{self, RequestLog};
 use crate::web::metrics::{self, Metrics};
 use crate::web::waiting_room::{self, WaitingRoom};
-use crate::web::{body_timeout, csrf, errors, health, home, language};
+use crate::web::{body_timeout, connections, csrf, errors, health, home, language};
 
 pub struct Application {
     port: u16,
@@ -59,7 +59,7 @@ impl Application {
 
     /// As [`Application::build`], with some parts replaced (for tests).
     pub fn build_with(config: Config, db: Db, overrides: Overrides) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(config.bind)?;
+        let listener = connections::listen(config.bind)?;
         let local = listener.local_addr()?;
         let port = local.port();
         let catalog = Arc::new(Catalog::load()?);
@@ -262,6 +262,7 @@ fn server(
     let stock = web::Data::from(stock);
     let workers = state.config.workers;
     let body_read_timeout = state.config.body_read_timeout;
+    let send_timeout = state.config.send_timeout;
     let metrics_access = web::Data::new(metrics::Access::from_config(&state.config));
     let server = HttpServer::new(move || {
         let session =
@@ -289,7 +290,8 @@ fn server(
         // Inside the request log and the headers, every body is read through
         // the body timeout, whose 408 they then log and dress like any answer;
         // innermost, the request's one deadline for the database
-        // (`db::deadline`).
+        // (`db::deadline`). Outermost, every answer in memory is handed to the
+        // connection in slices (`connections::pace`).
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::from(metrics.clone()))
@@ -304,6 +306,7 @@ fn server(
             }))
             .wrap(security_headers(production, &csp))
             .wrap(RequestLog::new(metrics.clone()))
+            .wrap(from_fn(connections::pace))
             .configure(public_routes)
             .service(
                 web::scope("")
@@ -318,7 +321,10 @@ fn server(
     })
     .workers(workers)
     .shutdown_timeout(10)
-    .client_request_timeout(Duration::from_secs(10))
+    .client_request_timeout(connections::REQUEST_HEAD_TIMEOUT)
+    .keep_alive(connections::KEEP_ALIVE)
+    .tcp_nodelay(true)
+    .on_connect(connections::on_connect(send_timeout))
     .listen(listener)?
     .run();
     Ok(server)

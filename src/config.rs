@@ -132,6 +132,16 @@ pub struct ConfigArgs {
     /// answered 408 and its connection closed.
     #[arg(long, env = "BODY_READ_TIMEOUT", default_value_t = 15, global = true)]
     pub body_read_timeout: u64,
+    /// Seconds an answer may wait for its client to take it (unacknowledged,
+    /// or unsent because the client does not read) before the connection is
+    /// dropped.
+    #[arg(
+        long,
+        env = "SEND_TIMEOUT",
+        default_value_t = crate::web::connections::DEFAULT_SEND_TIMEOUT.as_secs(),
+        global = true
+    )]
+    pub send_timeout: u64,
 }
 
 /// The most SMTP connections one instance opens at once: each is a blocking
@@ -191,6 +201,9 @@ pub struct Config {
     pub waiting_room_capacity: usize,
     /// The longest wait for a request body's next bytes (`web::body_timeout`).
     pub body_read_timeout: Duration,
+    /// The longest an answer waits for its client to take it
+    /// (`web::connections`).
+    pub send_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -212,6 +225,7 @@ impl std::fmt::Debug for Config {
             .field("metrics_allow", &self.metrics_allow)
             .field("waiting_room_capacity", &self.waiting_room_capacity)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("send_timeout", &self.send_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -392,6 +406,8 @@ pub enum ConfigError {
     DbTimeout(String),
     #[error("BODY_READ_TIMEOUT must be whole seconds between 1 and 600")]
     BodyReadTimeout,
+    #[error("SEND_TIMEOUT must be whole seconds between 1 and 600")]
+    SendTimeout,
     #[error("cannot read or write the secret key file {path}: {source}")]
     SecretFile {
         path: PathBuf,
@@ -432,6 +448,9 @@ impl Config {
         }
         if !(1..=600).contains(&args.body_read_timeout) {
             return Err(ConfigError::BodyReadTimeout);
+        }
+        if !(1..=600).contains(&args.send_timeout) {
+            return Err(ConfigError::SendTimeout);
         }
         let secret = match args.secret_key.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(text) => SecretKey::from_base64(text)?,
@@ -484,6 +503,7 @@ impl Config {
                 .waiting_room_capacity
                 .unwrap_or(WAITING_ROOM_PER_WORKER * workers),
             body_read_timeout: Duration::from_secs(args.body_read_timeout),
+            send_timeout: Duration::from_secs(args.send_timeout),
         })
     }
 
@@ -778,11 +798,13 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: [(&[&str], &str); 10] = [
+        let cases: [(&[&str], &str); 12] = [
             (&["--mail-connections", "0"], "MAIL_CONNECTIONS"),
             (&["--mail-connections", "33"], "MAIL_CONNECTIONS"),
             (&["--body-read-timeout", "0"], "BODY_READ_TIMEOUT"),
             (&["--body-read-timeout", "601"], "BODY_READ_TIMEOUT"),
+            (&["--send-timeout", "0"], "SEND_TIMEOUT"),
+            (&["--send-timeout", "601"], "SEND_TIMEOUT"),
             (&["--bind", "localhost"], "BIND"),
             (&["--database-url", "mysql://x"], "DATABASE_URL"),
             (&["--mail-url", "http://x"], "MAIL_URL"),
@@ -957,6 +979,15 @@ mod tests {
         assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
         let off = Config::from_args(&with_dir(&dir, &["--trust-forwarded", "0"])).unwrap();
         assert_eq!(off.trusted_proxies, TrustedProxies::None);
+    }
+
+    #[test]
+    fn the_send_timeout_is_a_minute_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_args(&with_dir(&dir, &[])).unwrap();
+        assert_eq!(c.send_timeout, Duration::from_secs(60));
+        let c = Config::from_args(&with_dir(&dir, &["--send-timeout", "8"])).unwrap();
+        assert_eq!(c.send_timeout, Duration::from_secs(8));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod allocator;
 pub mod app;
 pub mod audit;
 pub mod clock;

@@ -5,6 +5,7 @@ pub mod access_log;
 pub mod auth;
 pub mod body_timeout;
 pub mod client_addr;
+pub mod connections;
 pub mod csrf;
 pub mod device;
 pub mod errors;

@@ -26,6 +26,7 @@ mod cli;
 mod dependants;
 mod expiry;
 mod faults;
+mod faults_clients;
 mod faults_disk;
 mod faults_held;
 mod foundation;

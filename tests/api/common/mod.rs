@@ -137,6 +137,7 @@ pub async fn spawn_app_with(options: Spawn) -> TestApp {
         // at once); the waiting room's own tests set theirs.
         waiting_room_capacity: 1024,
         body_read_timeout: mask_reservation::web::body_timeout::DEFAULT,
+        send_timeout: mask_reservation::web::connections::DEFAULT_SEND_TIMEOUT,
     };
     if let Some(configure) = options.configure {
         configure(&mut config);
