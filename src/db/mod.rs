@@ -436,10 +436,35 @@ fn answers(conn: &mut DbConnection) -> bool {
 }
 
 thread_local! {
-    /// Set when work on a pooled connection returned an error; read by the
-    /// pool's check of that connection, which runs on the same thread as the
+    /// Set when work on a pooled connection failed as a connection whose
+    /// server is gone fails ([`is_lost_connection`]); read by the pool's
+    /// check of that connection, which runs on the same thread as the
     /// connection goes back (the end of [`Db::run`]'s blocking closure).
-    static WORK_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Not set by any other error: a refused booking is an error too, and
+    /// must not cost a round trip.
+    static CONNECTION_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a statement failed because the connection died under it: closed
+/// while the statement ran, or already gone when it was sent ("no
+/// connection to the server": it never left, so nothing of it happened).
+/// Either way the database is unavailable, not the request wrong.
+pub fn is_lost_connection(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        )
+    )
+}
+
+/// [`is_lost_connection`] anywhere in `e`'s causes (the features' errors
+/// keep the database's error as their source).
+pub fn lost_connection_in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |&e| e.source())
+        .filter_map(|cause| cause.downcast_ref::<DieselError>())
+        .any(is_lost_connection)
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -458,14 +483,14 @@ impl r2d2::ManageConnection for Manager {
     /// Also a connection still inside a transaction: work that panicked
     /// between BEGIN and COMMIT unwinds past `write_tx`, and the next user of
     /// that connection would otherwise inherit its open transaction. And a
-    /// PostgreSQL connection whose server has gone: once the work on it
-    /// failed ([`WORK_FAILED`]), it is asked whether it still answers, so
-    /// that a connection cut in an outage is closed rather than handed out
-    /// again — checked only then, since a check on every return is a round
-    /// trip on every request.
+    /// PostgreSQL connection whose server has gone: once work on it failed
+    /// as if it had ([`CONNECTION_LOST`]), it is asked whether it still
+    /// answers, so that a connection cut in an outage is closed rather than
+    /// handed out again — checked only then, since a check on every return
+    /// is a round trip on every request.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         type Manager = <DbConnection as Connection>::TransactionManager;
-        if WORK_FAILED.replace(false) && !answers(conn) {
+        if CONNECTION_LOST.replace(false) && !answers(conn) {
             self.lost.seen();
             return true;
         }
@@ -609,8 +634,15 @@ impl Db {
                 if Instant::now() >= deadline {
                     return Err(Db::out_of_time());
                 }
+                CONNECTION_LOST.set(false);
                 let result = f(&mut conn);
-                WORK_FAILED.set(result.is_err());
+                if let Err(e) = &result
+                    && (e as &dyn std::any::Any)
+                        .downcast_ref::<DieselError>()
+                        .is_some_and(is_lost_connection)
+                {
+                    CONNECTION_LOST.set(true);
+                }
                 drop(conn);
                 result.map_err(DbError::Work)
             })
@@ -716,7 +748,7 @@ impl Db {
         let seen = changed.clone();
         let answer = self
             .run(move |conn| {
-                write_tx(conn, |tx| {
+                let result = write_tx(conn, |tx| {
                     if !refusing {
                         return f(tx);
                     }
@@ -725,7 +757,13 @@ impl Db {
                     let after = write_mark(tx)?;
                     seen.store(after != before, Ordering::SeqCst);
                     Ok(value)
-                })
+                });
+                if let Err(e) = &result
+                    && lost_connection_in_chain(e)
+                {
+                    CONNECTION_LOST.set(true);
+                }
+                result
             })
             .await;
         match answer {
@@ -784,7 +822,7 @@ fn live_connection<E>(
             return Ok(conn);
         }
         // Closed by the pool's check as it goes back.
-        WORK_FAILED.set(true);
+        CONNECTION_LOST.set(true);
     }
 }
 
@@ -865,6 +903,29 @@ pub fn health_check_fresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("booking failed")]
+    struct Wrapped(#[source] DieselError);
+
+    #[test]
+    fn a_connection_gone_is_told_from_every_other_error_also_inside_a_feature_error() {
+        let lost = |kind| DieselError::DatabaseError(kind, Box::new(String::from("gone")));
+        assert!(is_lost_connection(&lost(
+            DatabaseErrorKind::ClosedConnection
+        )));
+        assert!(is_lost_connection(&lost(
+            DatabaseErrorKind::UnableToSendCommand
+        )));
+        assert!(!is_lost_connection(&lost(
+            DatabaseErrorKind::UniqueViolation
+        )));
+        assert!(!is_lost_connection(&DieselError::NotFound));
+        assert!(lost_connection_in_chain(&Wrapped(lost(
+            DatabaseErrorKind::UnableToSendCommand
+        ))));
+        assert!(!lost_connection_in_chain(&Wrapped(DieselError::NotFound)));
+    }
 
     fn select_one(conn: &mut DbConnection) -> QueryResult<usize> {
         diesel::sql_query("SELECT 1").execute(conn)

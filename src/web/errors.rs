@@ -62,7 +62,7 @@ impl<E: Into<anyhow::Error>> From<DbError<E>> for AppError {
             DbError::StorageFull(why) => AppError::StorageFull(why),
             DbError::Work(e) => {
                 let e: anyhow::Error = e.into();
-                if e.chain().any(is_lost_connection) {
+                if crate::db::lost_connection_in_chain(e.as_ref()) {
                     AppError::Unavailable(format!("{e:#}"))
                 } else if let Some(full) = e
                     .chain()
@@ -75,20 +75,6 @@ impl<E: Into<anyhow::Error>> From<DbError<E>> for AppError {
             }
         }
     }
-}
-
-/// The connection died under the work: closed while a statement ran, or
-/// already gone when the next was sent ("no connection to the server": the
-/// statement never left, so nothing of it happened).
-fn is_lost_connection(cause: &(dyn std::error::Error + 'static)) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error as DieselError};
-    matches!(
-        cause.downcast_ref::<DieselError>(),
-        Some(DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _
-        ))
-    )
 }
 
 impl From<askama::Error> for AppError {
