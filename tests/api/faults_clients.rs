@@ -120,13 +120,7 @@ fn enough_open_files() {
 async fn serve(country: &Country, envs: &[(&str, &str)]) -> Server {
     let server = country.binary.serve(envs);
     server.healthy().await;
-    let client = reqwest::Client::new();
-    let url = server.url("/opendata/stock.csv");
-    eventually(Duration::from_secs(30), "the stock snapshot", || async {
-        let res = client.get(&url).send().await.ok()?;
-        (res.status() == 200).then_some(())
-    })
-    .await;
+    server.until_ok("/opendata/stock.csv").await;
     server
 }
 

@@ -136,12 +136,21 @@ impl Server {
 
     /// Waits until `/healthz` says the server is up (200).
     pub async fn healthy(&self) {
+        self.until_ok("/healthz").await;
+    }
+
+    /// Waits until `path` answers 200.
+    pub async fn until_ok(&self, path: &str) {
         let client = reqwest::Client::new();
-        let url = self.url("/healthz");
-        eventually(Duration::from_secs(60), "the server to be up", || async {
-            let res = client.get(&url).send().await.ok()?;
-            (res.status() == 200).then_some(())
-        })
+        let url = self.url(path);
+        eventually(
+            Duration::from_secs(60),
+            &format!("{path} to answer 200"),
+            || async {
+                let res = client.get(&url).send().await.ok()?;
+                (res.status() == 200).then_some(())
+            },
+        )
         .await;
     }
 
