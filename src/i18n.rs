@@ -1,5 +1,6 @@
-//! Languages: Korean by default, English complete. Every user-facing string
-//! lives in `locales/*.toml`; pages look strings up through [`Tr`].
+//! Languages: Korean by default; English and Traditional Chinese (`zh-TW`)
+//! complete. Every user-facing string lives in `locales/*.toml`; pages look
+//! strings up through [`Tr`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -10,15 +11,28 @@ use chrono::{Datelike, NaiveDate};
 pub enum Lang {
     Ko,
     En,
+    /// Traditional Chinese as written in Taiwan.
+    ZhTw,
+}
+
+/// How well a language tag is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// The language asked for.
+    Asked(Lang),
+    /// Simplified Chinese: we have only Traditional, which its readers can
+    /// read but did not ask for.
+    Substitute(Lang),
 }
 
 impl Lang {
-    pub const ALL: [Lang; 2] = [Lang::Ko, Lang::En];
+    pub const ALL: [Lang; 3] = [Lang::Ko, Lang::En, Lang::ZhTw];
 
     pub fn code(self) -> &'static str {
         match self {
             Lang::Ko => "ko",
             Lang::En => "en",
+            Lang::ZhTw => "zh-TW",
         }
     }
 
@@ -27,21 +41,28 @@ impl Lang {
         match self {
             Lang::Ko => "한국어",
             Lang::En => "English",
+            Lang::ZhTw => "繁體中文",
         }
     }
 
+    /// The language a tag (`ko-KR`, `en`, `zh-Hant-TW`) asks for, if we have
+    /// it. Simplified Chinese is not one of ours (see [`Lang::from_accept_language`]).
     pub fn from_code(code: &str) -> Option<Lang> {
-        let primary = code.trim().split(['-', '_']).next()?.to_ascii_lowercase();
-        match primary.as_str() {
-            "ko" => Some(Lang::Ko),
-            "en" => Some(Lang::En),
-            _ => None,
+        match fit(code)? {
+            Fit::Asked(lang) => Some(lang),
+            Fit::Substitute(_) => None,
         }
     }
 
     /// Picks from an `Accept-Language` header by quality; Korean when nothing fits.
+    ///
+    /// A Simplified Chinese tag (`zh-CN`, `zh-SG`, `zh-Hans…`) counts only
+    /// when no other language in the header is one we have: its readers read
+    /// Traditional Chinese more easily than Korean, but a second language they
+    /// named (often English) is the one they asked for.
     pub fn from_accept_language(header: &str) -> Lang {
         let mut best: Option<(f32, Lang)> = None;
+        let mut substitute: Option<(f32, Lang)> = None;
         for item in header.split(',') {
             let mut parts = item.split(';');
             let tag = parts.next().unwrap_or("").trim();
@@ -49,14 +70,54 @@ impl Lang {
                 .find_map(|p| p.trim().strip_prefix("q="))
                 .and_then(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
-            if let Some(lang) = Lang::from_code(tag)
-                && q > 0.0
-                && best.is_none_or(|(bq, _)| q > bq)
+            if q <= 0.0 {
+                continue;
+            }
+            let slot = match fit(tag) {
+                Some(Fit::Asked(lang)) => Some((&mut best, lang)),
+                Some(Fit::Substitute(lang)) => Some((&mut substitute, lang)),
+                None => None,
+            };
+            if let Some((slot, lang)) = slot
+                && slot.is_none_or(|(bq, _)| q > bq)
             {
-                best = Some((q, lang));
+                *slot = Some((q, lang));
             }
         }
-        best.map_or(Lang::Ko, |(_, l)| l)
+        best.or(substitute).map_or(Lang::Ko, |(_, l)| l)
+    }
+}
+
+/// Reads a BCP 47 tag's language, script and region subtags.
+fn fit(tag: &str) -> Option<Fit> {
+    let lower = tag.trim().to_ascii_lowercase();
+    let mut subtags = lower.split(['-', '_']);
+    match subtags.next()? {
+        "ko" => Some(Fit::Asked(Lang::Ko)),
+        "en" => Some(Fit::Asked(Lang::En)),
+        // Traditional Chinese is the only Chinese we have, so a plain `zh`
+        // (or a region we do not know) gets it. The script subtag, when
+        // given, outranks the region: `zh-Hant-CN` asks for Traditional.
+        "zh" => {
+            let (mut script, mut region) = (None, None);
+            for sub in subtags {
+                match sub.len() {
+                    4 if script.is_none() => script = Some(sub),
+                    2 | 3 if region.is_none() => region = Some(sub),
+                    _ => {}
+                }
+            }
+            let simplified = match script {
+                Some(script) => script == "hans",
+                None => matches!(region, Some("cn" | "sg" | "my")),
+            };
+            Some(if simplified {
+                Fit::Substitute(Lang::ZhTw)
+            } else {
+                Fit::Asked(Lang::ZhTw)
+            })
+        }
+        _ => None,
     }
 }
 
@@ -73,9 +134,10 @@ pub struct CatalogError {
     reason: String,
 }
 
-const SOURCES: [(Lang, &str); 2] = [
+const SOURCES: [(Lang, &str); 3] = [
     (Lang::Ko, include_str!("../locales/ko.toml")),
     (Lang::En, include_str!("../locales/en.toml")),
+    (Lang::ZhTw, include_str!("../locales/zh-TW.toml")),
 ];
 
 impl Catalog {
@@ -203,7 +265,7 @@ impl Tr {
         self.lang.code()
     }
 
-    /// A day as people write it: `11월 26일(목)`, `Thu 26 Nov`.
+    /// A day as people write it: `11월 26일(목)`, `Thu 26 Nov`, `11月26日(週四)`.
     pub fn date(&self, day: NaiveDate) -> String {
         self.fmt(
             "date.day",
@@ -219,7 +281,8 @@ impl Tr {
     }
 
     /// A span of days, the month said once when both ends share it:
-    /// `11월 23일~29일`, `23–29 Nov`; `11월 30일~12월 6일`, `30 Nov – 6 Dec`.
+    /// `11월 23일~29일`, `23–29 Nov`, `11月23日至29日`; `11월 30일~12월 6일`,
+    /// `30 Nov – 6 Dec`, `11月30日至12月6日`.
     pub fn date_range(&self, first: NaiveDate, last: NaiveDate) -> String {
         if (first.year(), first.month()) == (last.year(), last.month()) {
             self.fmt(
@@ -309,6 +372,9 @@ mod tests {
         assert_eq!(tr(Lang::En).date(day(2026, 11, 26)), "Thu 26 Nov");
         assert_eq!(tr(Lang::Ko).date(day(2027, 1, 3)), "1월 3일(일)");
         assert_eq!(tr(Lang::En).date(day(2027, 1, 3)), "Sun 3 Jan");
+        assert_eq!(tr(Lang::ZhTw).date(day(2026, 11, 26)), "11月26日(週四)");
+        assert_eq!(tr(Lang::ZhTw).date(day(2026, 12, 7)), "12月7日(週一)");
+        assert_eq!(tr(Lang::ZhTw).date(day(2027, 1, 3)), "1月3日(週日)");
     }
 
     #[test]
@@ -334,6 +400,15 @@ mod tests {
             en.date_range(day(2026, 12, 28), day(2027, 1, 3)),
             "28 Dec – 3 Jan"
         );
+        let zh = tr(Lang::ZhTw);
+        assert_eq!(
+            zh.date_range(day(2026, 11, 23), day(2026, 11, 29)),
+            "11月23日至29日"
+        );
+        assert_eq!(
+            zh.date_range(day(2026, 11, 30), day(2026, 12, 6)),
+            "11月30日至12月6日"
+        );
     }
 
     #[test]
@@ -357,14 +432,99 @@ mod tests {
     }
 
     #[test]
-    fn both_languages_have_exactly_the_same_keys() {
+    fn every_language_has_exactly_the_keys_of_korean() {
         let c = Catalog::load().unwrap();
         let ko = c.keys(Lang::Ko);
-        let en = c.keys(Lang::En);
-        let only_ko: Vec<_> = ko.iter().filter(|k| !en.contains(k)).collect();
-        let only_en: Vec<_> = en.iter().filter(|k| !ko.contains(k)).collect();
-        assert!(only_ko.is_empty(), "missing in en.toml: {only_ko:?}");
-        assert!(only_en.is_empty(), "missing in ko.toml: {only_en:?}");
+        for lang in Lang::ALL {
+            let keys = c.keys(lang);
+            let missing: Vec<_> = ko.iter().filter(|k| !keys.contains(k)).collect();
+            let extra: Vec<_> = keys.iter().filter(|k| !ko.contains(k)).collect();
+            let file = lang.code();
+            assert!(missing.is_empty(), "missing in {file}.toml: {missing:?}");
+            assert!(
+                extra.is_empty(),
+                "in {file}.toml but not ko.toml: {extra:?}"
+            );
+        }
+    }
+
+    /// The `{name}` placeholders of a string, sorted.
+    fn placeholders(text: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = text
+            .split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+            .filter(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn every_translation_keeps_the_placeholders_of_korean() {
+        let c = Catalog::load().unwrap();
+        let mut wrong = Vec::new();
+        for lang in Lang::ALL {
+            for key in c.keys(Lang::Ko) {
+                let ko = placeholders(c.get(Lang::Ko, key).unwrap_or(""));
+                let other = placeholders(c.get(lang, key).unwrap_or(""));
+                if ko != other {
+                    wrong.push(format!("{}: {key}: {other:?}, ko has {ko:?}", lang.code()));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn the_chinese_catalog_is_translated_not_copied_from_english() {
+        // A string may read the same in both only when it has no words:
+        // numbers, placeholders, symbols.
+        let c = Catalog::load().unwrap();
+        let wordless = |s: &str| {
+            let mut rest = s.to_owned();
+            for name in placeholders(s) {
+                rest = rest.replace(&format!("{{{name}}}"), "");
+            }
+            !rest.chars().any(char::is_alphabetic)
+        };
+        let same: Vec<String> = c
+            .keys(Lang::ZhTw)
+            .into_iter()
+            .filter_map(|key| {
+                let zh = c.get(Lang::ZhTw, key)?;
+                (Some(zh) == c.get(Lang::En, key) && !wordless(zh))
+                    .then(|| format!("{key} = {zh:?}"))
+            })
+            .collect();
+        // A few names of things (a file format, a map's name) may stay as
+        // they are; more than that is an untranslated catalog.
+        assert!(same.len() <= 3, "zh-TW.toml has English strings: {same:#?}");
+    }
+
+    #[test]
+    fn the_chinese_catalog_shows_korean_only_in_korean_place_name_examples() {
+        // Searches and imports take Korean addresses, so their examples are
+        // Korean; anything else in Hangul was copied from ko.toml.
+        const EXAMPLES: [&str; 5] = [
+            "home.search.hint",
+            "admin.store.region_hint",
+            "map.address_hint",
+            "map.error.address_short",
+            "opendata.error.address_short",
+        ];
+        let c = Catalog::load().unwrap();
+        let hangul: Vec<&str> = c
+            .keys(Lang::ZhTw)
+            .into_iter()
+            .filter(|key| !EXAMPLES.contains(key))
+            .filter(|key| {
+                c.get(Lang::ZhTw, key)
+                    .is_some_and(|s| s.chars().any(|ch| ('가'..='힣').contains(&ch)))
+            })
+            .collect();
+        assert!(hangul.is_empty(), "zh-TW.toml has Korean in {hangul:?}");
     }
 
     #[test]
@@ -445,6 +605,58 @@ mod tests {
         assert_eq!(Lang::from_accept_language("de, fr"), Lang::Ko);
         assert_eq!(Lang::from_accept_language(""), Lang::Ko);
         assert_eq!(Lang::from_accept_language("en;q=0"), Lang::Ko);
+    }
+
+    #[test]
+    fn traditional_chinese_is_chosen_for_every_chinese_but_the_simplified() {
+        for tag in [
+            "zh-TW",
+            "zh-tw",
+            "zh_TW",
+            "zh-Hant",
+            "zh-Hant-TW",
+            "zh-Hant-HK",
+            "zh-HK",
+            "zh-MO",
+            "zh",
+            "zh-Hant-CN",
+        ] {
+            assert_eq!(Lang::from_code(tag), Some(Lang::ZhTw), "{tag}");
+            assert_eq!(Lang::from_accept_language(tag), Lang::ZhTw, "{tag}");
+        }
+        assert_eq!(
+            Lang::from_accept_language("zh-TW,zh;q=0.9,en-US;q=0.8,en;q=0.7"),
+            Lang::ZhTw
+        );
+        assert_eq!(
+            Lang::from_accept_language("en;q=0.5, zh-HK;q=0.8"),
+            Lang::ZhTw
+        );
+        assert_eq!(Lang::from_accept_language("zh-TW;q=0.4, ko"), Lang::Ko);
+    }
+
+    #[test]
+    fn simplified_chinese_gets_traditional_only_when_nothing_else_fits() {
+        for tag in ["zh-CN", "zh-SG", "zh-Hans", "zh-Hans-CN", "zh-Hans-TW"] {
+            assert_eq!(Lang::from_code(tag), None, "{tag} is not what we have");
+            assert_eq!(Lang::from_accept_language(tag), Lang::ZhTw, "{tag}");
+        }
+        // A second language they named is one they asked for.
+        assert_eq!(Lang::from_accept_language("zh-CN,en;q=0.8"), Lang::En);
+        assert_eq!(
+            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Lang::ZhTw,
+            "a plain zh asks for any Chinese"
+        );
+        assert_eq!(Lang::from_accept_language("zh-CN, fr;q=0.9"), Lang::ZhTw);
+        assert_eq!(Lang::from_accept_language("zh-CN;q=0"), Lang::Ko);
+    }
+
+    #[test]
+    fn each_language_reads_back_from_its_own_code() {
+        for lang in Lang::ALL {
+            assert_eq!(Lang::from_code(lang.code()), Some(lang));
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub struct PageCtx {
     pub user: Option<SessionUser>,
     /// Path and query of this page, to come back to after switching language.
     pub here: String,
-    pub languages: [Lang; 2],
+    pub languages: [Lang; Lang::ALL.len()],
     /// A one-time message from the previous action (a locale key).
     pub flash: Option<String>,
 }
