@@ -53,3 +53,4 @@ mod surge;
 mod waiting_room;
 mod web_stack;
 mod writer;
+mod zh_tw;

@@ -16,7 +16,7 @@ use crate::admin_settings::{form_of, with};
 use crate::common::{Spawn, TestApp, fixtures, spawn_app, spawn_app_with};
 use crate::expiry::citizen;
 
-fn window_start(app: &TestApp, window: i64) -> DateTime<Utc> {
+pub fn window_start(app: &TestApp, window: i64) -> DateTime<Utc> {
     let start: chrono::NaiveDateTime = pickup_windows::table
         .find(window)
         .select(pickup_windows::starts_at)
@@ -29,7 +29,7 @@ fn policy(app: &TestApp) -> Policy {
     Policy::load(&mut app.db.get().unwrap()).unwrap()
 }
 
-async fn remind(app: &TestApp, now: DateTime<Utc>) -> usize {
+pub async fn remind(app: &TestApp, now: DateTime<Utc>) -> usize {
     let catalog = app.state.catalog.clone();
     send_all(&app.db, now, &policy(app), catalog, "http://masks.example")
         .await
