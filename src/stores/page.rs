@@ -1,8 +1,11 @@
 //! `GET /stores/{code}`: one store for anyone — its stock today and its pickup
-//! windows for the booking horizon — with a reserve form per bookable window
-//! for a citizen who may reserve. `POST /reservations` shows this page again,
-//! with the refusal next to the form that was sent. A citizen with dependants
-//! (SPEC §12) picks in each form whom the masks are for (`person`).
+//! windows for the booking horizon, one day at a time (`?day=`), ended ones
+//! left out — with a reserve form per bookable window for a citizen who may
+//! reserve. `POST /reservations` shows this page again, with the refusal at
+//! the top (the forms' error summary, and the nearest window still open to
+//! that person as one button) and next to the form that was sent. A citizen
+//! with dependants (SPEC §12) picks in each form whom the masks are for
+//! (`person`).
 
 use std::collections::HashMap;
 
