@@ -24,6 +24,7 @@ pub struct ReservationSummary {
     pub ends_at: NaiveDateTime,
     pub quantity: i32,
     pub status: ReservationStatus,
+    pub pickup_code: String,
     /// For a dependant's reservation, the name their guardian gave.
     pub dependant_name: Option<String>,
 }
@@ -36,6 +37,7 @@ type SummaryRow = (
     NaiveDateTime,
     i32,
     ReservationStatus,
+    String,
     Option<String>,
 );
 
@@ -60,23 +62,33 @@ pub fn for_user(
             pickup_windows::ends_at,
             reservations::quantity,
             reservations::status,
+            reservations::pickup_code,
             dependants::name.nullable(),
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(
-            |(id, store_name, store_code, starts_at, ends_at, quantity, status, dependant_name)| {
-                ReservationSummary {
-                    id,
-                    store_name,
-                    store_code,
-                    starts_at,
-                    ends_at,
-                    quantity,
-                    status,
-                    dependant_name,
-                }
+            |(
+                id,
+                store_name,
+                store_code,
+                starts_at,
+                ends_at,
+                quantity,
+                status,
+                pickup_code,
+                dependant_name,
+            )| ReservationSummary {
+                id,
+                store_name,
+                store_code,
+                starts_at,
+                ends_at,
+                quantity,
+                status,
+                pickup_code,
+                dependant_name,
             },
         )
         .collect())

@@ -1,12 +1,15 @@
 //! The citizen's reservation pages: `GET /reservations` (their own, newest
 //! first, and what is left of the quota), `POST /reservations` (book),
-//! `GET /reservations/{id}` (the pickup code and its QR code) and
-//! `POST /reservations/{id}/cancel`. The work is in [`booking`] and [`cancel`].
+//! `GET /reservations/{id}` (the pickup code and its QR code),
+//! `GET /reservations/{id}/cancel` (what cancelling would give up, asked
+//! before it is done) and `POST /reservations/{id}/cancel`. The work is in
+//! [`booking`] and [`cancel`].
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono::NaiveDateTime;
 
 use crate::db::DbError;
 use crate::dependants::rules::proxy_line;
@@ -29,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/reservations", web::get().to(list))
         .route("/reservations", web::post().to(create))
         .route("/reservations/{id}", web::get().to(show))
+        .route("/reservations/{id}/cancel", web::get().to(confirm_cancel))
         .route("/reservations/{id}/cancel", web::post().to(cancel_one));
 }
 
@@ -41,6 +45,10 @@ pub struct Row {
     pub quantity: i32,
     pub status_key: &'static str,
     pub status: ReservationStatus,
+    /// The pickup code as it is read out (`ABCD-EFGH`).
+    pub code: String,
+    /// The row's one action: where it leads and its words.
+    pub action: (String, &'static str),
 }
 
 #[derive(Template)]
@@ -92,6 +100,8 @@ async fn list(
                 quantity: r.quantity,
                 status_key: r.status.label_key(),
                 status: r.status,
+                code: code::display(&r.pickup_code),
+                action: list_action(r.id, r.status),
             }
         })
         .collect();
@@ -116,6 +126,17 @@ async fn list(
         },
         StatusCode::OK,
     )
+}
+
+/// A row's one action: an active reservation is shown at the counter, so its
+/// QR code is what is wanted (cancelling is offered there); any other can
+/// only be looked at.
+fn list_action(id: i64, status: ReservationStatus) -> (String, &'static str) {
+    let key = match status {
+        ReservationStatus::Active => "reservations.action_show_code",
+        _ => "reservations.action_details",
+    };
+    (format!("/reservations/{id}"), key)
 }
 
 /// The longest request id a form may carry (the page's are 43 characters).
@@ -226,7 +247,7 @@ async fn create(
         message: refusal.message(&page.t, policy.timezone),
         kind,
     };
-    store_page(&state, page, store_code, Some(retry), status).await
+    store_page(&state, page, store_code, None, Some(retry), status).await
 }
 
 #[derive(Template)]
@@ -336,6 +357,108 @@ async fn reservation_page(
     )
 }
 
+#[derive(Template)]
+#[template(path = "reservations/cancel.html")]
+struct CancelPage {
+    page: PageCtx,
+    id: i64,
+    store_name: String,
+    when: String,
+    quantity: i32,
+    /// "마스크 2개".
+    quantity_text: String,
+    /// "홍길동 님 몫 (대리 예약)", for a dependant's reservation.
+    for_whom: Option<String>,
+    /// Until when it can be cancelled; `None` when it cannot be any more.
+    cancel_until: Option<String>,
+    /// Why it cannot be cancelled.
+    refused: Option<String>,
+}
+
+/// The words for a cancel refused at `deadline` (UTC): the moment it was
+/// still possible, in the service zone.
+fn too_late_text(t: &crate::i18n::Tr, tz: chrono_tz::Tz, deadline: NaiveDateTime) -> String {
+    let deadline = rules::local(tz, deadline);
+    t.fmt(
+        "reservation.cancel_refused.too_late",
+        &[
+            ("date", &t.date(deadline.date_naive())),
+            ("time", &deadline.format("%H:%M")),
+        ],
+    )
+}
+
+/// `GET /reservations/{id}/cancel`: names what would be cancelled and asks;
+/// a reservation that can no longer be cancelled says why, with no button.
+async fn confirm_cancel(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    page: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = reservation_id(&path)?;
+    let policy = state.policy().await?;
+    let user_id = citizen.user.id;
+    let r = state
+        .db
+        .run(move |conn| queries::detail(conn, user_id, id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let t = &page.t;
+    let tz = policy.timezone;
+    let now = state.clock.now();
+    let (cancel_until, refused) = match r.status {
+        ReservationStatus::Active if rules::cancellable(&policy, now, r.starts_at) => {
+            let deadline = rules::local(tz, rules::cancel_deadline(&policy, r.starts_at));
+            let until = t.fmt(
+                "reservation.cancel_until",
+                &[
+                    ("date", &t.date(deadline.date_naive())),
+                    ("time", &deadline.format("%H:%M")),
+                ],
+            );
+            (Some(until), None)
+        }
+        ReservationStatus::Active => (
+            None,
+            Some(too_late_text(
+                t,
+                tz,
+                rules::cancel_deadline(&policy, r.starts_at),
+            )),
+        ),
+        status => (
+            None,
+            Some(t.fmt(
+                "reservation.cancel_refused.not_active",
+                &[("status", &t.get(status.label_key()))],
+            )),
+        ),
+    };
+    let when = format!(
+        "{} {}",
+        t.date(r.day),
+        rules::time_range(tz, r.starts_at, r.ends_at)
+    );
+    let for_whom = r
+        .dependant_name
+        .map(|name| t.fmt("reservations.for_dependant", &[("name", &name)]));
+    render(
+        &CancelPage {
+            id: r.id,
+            store_name: format!("{} ({})", r.store_name, r.store_code),
+            when,
+            quantity: r.quantity,
+            quantity_text: t.fmt("reservation.cancel_quantity", &[("quantity", &r.quantity)]),
+            for_whom,
+            cancel_until,
+            refused,
+            page,
+        },
+        StatusCode::OK,
+    )
+}
+
 async fn cancel_one(
     state: web::Data<AppState>,
     citizen: Citizen,
@@ -363,14 +486,7 @@ async fn cancel_one(
             &[("status", &page.t.get(status.label_key()))],
         ),
         Err(DbError::Work(CancelError::TooLate { deadline })) => {
-            let deadline = rules::local(policy.timezone, deadline);
-            page.t.fmt(
-                "reservation.cancel_refused.too_late",
-                &[
-                    ("date", &page.t.date(deadline.date_naive())),
-                    ("time", &deadline.format("%H:%M")),
-                ],
-            )
+            too_late_text(&page.t, policy.timezone, deadline)
         }
         Err(e) => return Err(e.into()),
     };

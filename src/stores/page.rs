@@ -1,8 +1,11 @@
 //! `GET /stores/{code}`: one store for anyone — its stock today and its pickup
-//! windows for the booking horizon — with a reserve form per bookable window
-//! for a citizen who may reserve. `POST /reservations` shows this page again,
-//! with the refusal next to the form that was sent. A citizen with dependants
-//! (SPEC §12) picks in each form whom the masks are for (`person`).
+//! windows for the booking horizon, one day at a time (`?day=`), ended ones
+//! left out — with a reserve form per bookable window for a citizen who may
+//! reserve. `POST /reservations` shows this page again, with the refusal at
+//! the top (the forms' error summary, and the nearest window still open to
+//! that person as one button) and next to the form that was sent. A citizen
+//! with dependants (SPEC §12) picks in each form whom the masks are for
+//! (`person`).
 
 use std::collections::HashMap;
 
@@ -11,13 +14,14 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use serde::Deserialize;
 
 use crate::accounts::Role;
 use crate::db::DbConnection;
-use crate::db::schema::{pickup_windows, quota_usage, store_days, stores, users};
+use crate::db::schema::{people, pickup_windows, quota_usage, store_days, stores, users};
 use crate::dependants::queries::{Dependant, with_quota};
 use crate::i18n::Tr;
-use crate::policy::Policy;
+use crate::policy::{Policy, Rotation, rotation_weekday};
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, MAX_QUANTITY, PeriodLeft, Refusal, WindowFacts};
 use crate::state::AppState;
@@ -25,6 +29,7 @@ use crate::stock::{self, Figures, StockDay, StockWindow};
 use crate::stores::status::{NO_DATA_KEY, RemainStat};
 use crate::stores::{is_store_code, type_key};
 use crate::web::errors::AppError;
+use crate::web::form::FieldErrors;
 use crate::web::page::PageCtx;
 use crate::web::render;
 
@@ -50,7 +55,11 @@ enum Viewer {
     Anonymous,
     Staff,
     Unverified,
-    Citizen { person_id: i64 },
+    /// `birth_year` decides their weekday under the rotation rule.
+    Citizen {
+        person_id: i64,
+        birth_year: i32,
+    },
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -191,9 +200,11 @@ fn viewer(
         Option<i64>,
         Option<NaiveDate>,
         Option<i32>,
+        Option<NaiveDate>,
     );
     let rows: Vec<Row> = crate::on_each_backend!(conn, |c| {
         users::table
+            .left_join(people::table)
             .left_join(
                 quota_usage::table.on(quota_usage::person_id
                     .nullable()
@@ -208,17 +219,19 @@ fn viewer(
                 users::person_id,
                 quota_usage::period_start.nullable(),
                 quota_usage::used.nullable(),
+                people::birth_date.nullable(),
             ))
             .load(c)
     })?;
-    let Some((role, verified_at, disabled_at, person_id, _, _)) = rows.first() else {
+    let Some((role, verified_at, disabled_at, person_id, _, _, birth_date)) = rows.first() else {
         return Ok((Viewer::Anonymous, HashMap::new()));
     };
-    let viewer = match (disabled_at, Role::parse(role), person_id) {
-        (Some(_), _, _) => Viewer::Anonymous,
-        (None, Some(Role::Citizen), Some(_)) if verified_at.is_none() => Viewer::Unverified,
-        (None, Some(Role::Citizen), Some(person_id)) => Viewer::Citizen {
+    let viewer = match (disabled_at, Role::parse(role), person_id, birth_date) {
+        (Some(_), _, _, _) => Viewer::Anonymous,
+        (None, Some(Role::Citizen), Some(_), _) if verified_at.is_none() => Viewer::Unverified,
+        (None, Some(Role::Citizen), Some(person_id), Some(born)) => Viewer::Citizen {
             person_id: *person_id,
+            birth_year: rules::birth_year(*born),
         },
         _ => Viewer::Staff,
     };
@@ -229,6 +242,7 @@ fn viewer(
     Ok((viewer, used))
 }
 
+/// One pickup window on the page.
 /// One pickup window on the page.
 pub struct WindowView {
     pub id: i64,
@@ -242,6 +256,9 @@ pub struct WindowView {
     pub reason_key: &'static str,
     /// The reserve form, for a citizen who may reserve here.
     pub form: Option<FormView>,
+    /// Said instead of a form when the citizen's quota for the window's
+    /// week is used up.
+    pub no_quota: Option<String>,
     /// A refusal of the form sent for this window.
     pub error: Option<(String, &'static str)>,
 }
@@ -258,7 +275,6 @@ pub struct FormView {
     pub dependants_note: String,
     pub label: String,
     pub request_id: String,
-    pub quota_note: String,
 }
 
 /// One choice of the form's `person` field.
@@ -269,10 +285,40 @@ pub struct PersonOption {
     pub selected: bool,
 }
 
+/// One day of the day picker.
+pub struct DayLink {
+    pub iso: String,
+    pub label: String,
+    pub href: String,
+    /// "2곳 예약 가능" or "예약 불가".
+    pub note: String,
+    pub chosen: bool,
+}
+
+/// The chosen day, with its windows.
 pub struct DayView {
     pub date: String,
     pub iso: String,
     pub windows: Vec<WindowView>,
+}
+
+/// A refused booking, said once at the top of the page.
+pub struct RefusalView {
+    pub message: String,
+    /// `data-refusal`.
+    pub kind: &'static str,
+    pub suggestion: Option<Suggestion>,
+}
+
+/// The nearest window the refused citizen can still book at this store, as a
+/// one-tap form.
+pub struct Suggestion {
+    pub window_id: i64,
+    pub quantity: i32,
+    /// `self` or a dependant's link id: the person of the refused form.
+    pub person: String,
+    pub request_id: String,
+    pub label: String,
 }
 
 #[derive(Template)]
@@ -289,29 +335,50 @@ struct StorePage {
     status_text: String,
     /// Today's figures, and their words.
     figures: Option<(Figures, String)>,
-    days: Vec<DayView>,
+    day_links: Vec<DayLink>,
+    day: Option<DayView>,
     /// `anonymous`, `staff`, `unverified` or `citizen`.
     viewer: &'static str,
-    unlisted_error: Option<(String, &'static str)>,
+    refusal: Option<RefusalView>,
+    /// The summary's wording: the form's summary, with the refusal as its
+    /// message for the whole form.
+    errors: FieldErrors,
+    /// "회원님의 구매 요일: 수요일", when the rotation rule is on.
+    rotation_line: Option<String>,
     /// For a citizen, what is left in each period they can book for.
     quota_lines: Vec<QuotaLine>,
     login_href: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DayQuery {
+    day: Option<String>,
 }
 
 async fn show(
     state: web::Data<AppState>,
     page: PageCtx,
     path: web::Path<String>,
+    query: web::Query<DayQuery>,
 ) -> Result<HttpResponse, AppError> {
-    store_page(&state, page, path.into_inner(), None, StatusCode::OK).await
+    let day = match query.into_inner().day.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| AppError::BadRequest("day is not a date (YYYY-MM-DD)".into()))?,
+        ),
+    };
+    store_page(&state, page, path.into_inner(), day, None, StatusCode::OK).await
 }
 
-/// The store page for `code` (404 when no store has it), with `retry` shown
-/// next to its window's form.
+/// The store page for `code` (404 when no store has it) on `day` (or the
+/// first day with a window to book), with `retry` said at the top and next to
+/// its window's form.
 pub async fn store_page(
     state: &AppState,
     page: PageCtx,
     code: String,
+    day: Option<NaiveDate>,
     retry: Option<Retry>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
@@ -327,7 +394,7 @@ pub async fn store_page(
         .run(move |conn| load(conn, &for_load, &lookup, now, user_id))
         .await?
         .ok_or(AppError::NotFound)?;
-    let view = build(&page, &policy, now, loaded, retry);
+    let view = build(&page, &policy, now, loaded, day, retry);
     render(&view.into_page(page, code), status)
 }
 
@@ -342,10 +409,11 @@ struct Built {
     status_text: String,
     /// Today's figures, and their words.
     figures: Option<(Figures, String)>,
-    days: Vec<DayView>,
+    days: Vec<(NaiveDate, DayView)>,
+    chosen: Option<NaiveDate>,
     viewer: &'static str,
-    /// A refusal for a window the page does not list (beyond the horizon).
-    unlisted_error: Option<(String, &'static str)>,
+    refusal: Option<RefusalView>,
+    rotation_line: Option<String>,
     quota_lines: Vec<QuotaLine>,
 }
 
@@ -356,8 +424,36 @@ impl Built {
             "/login?next={}",
             form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
         );
+        let t = &page.t;
+        let day_links = self
+            .days
+            .iter()
+            .map(|(date, d)| {
+                let open = d.windows.iter().filter(|w| w.form.is_some()).count();
+                let bookable = d.windows.iter().filter(|w| w.reason_key.is_empty()).count();
+                let note = match (self.viewer, open, bookable) {
+                    ("citizen", 0, _) | (_, _, 0) => t.get("store_page.day_none").to_owned(),
+                    ("citizen", n, _) | (_, _, n) => t.fmt("store_page.day_open", &[("count", &n)]),
+                };
+                DayLink {
+                    iso: d.iso.clone(),
+                    label: t.date(*date),
+                    href: format!("{here}?day={}", d.iso),
+                    note,
+                    chosen: Some(*date) == self.chosen,
+                }
+            })
+            .collect();
+        let day = self
+            .days
+            .into_iter()
+            .find(|(date, _)| Some(*date) == self.chosen)
+            .map(|(_, d)| d);
+        let mut errors = FieldErrors::default();
+        if let Some(r) = &self.refusal {
+            errors.set_general(r.message.clone());
+        }
         StorePage {
-            page,
             code,
             name: self.name,
             addr: self.addr,
@@ -367,11 +463,15 @@ impl Built {
             remain_stat: self.remain_stat,
             status_text: self.status_text,
             figures: self.figures,
-            days: self.days,
+            day_links,
+            day,
             viewer: self.viewer,
-            unlisted_error: self.unlisted_error,
+            refusal: self.refusal,
+            errors,
+            rotation_line: self.rotation_line,
             quota_lines: self.quota_lines,
             login_href,
+            page,
         }
     }
 }
@@ -423,11 +523,50 @@ fn dependants_note(t: &Tr, dependants: &[(&Dependant, i32)]) -> String {
     t.fmt("store_page.dependants_left", &[("list", &list)])
 }
 
+/// Someone the citizen books for, as the page weighs a window for them.
+struct Booker<'a> {
+    /// The form's `person` value: `self` or a dependant's link id.
+    value: String,
+    birth_year: i32,
+    periods: &'a [PeriodLeft],
+}
+
+impl Booker<'_> {
+    /// What they have left in the period that starts on `period`.
+    fn left_in(&self, policy: &Policy, period: NaiveDate) -> i32 {
+        self.periods
+            .iter()
+            .find(|p| p.first == period)
+            .map_or(policy.quota_per_period, |p| p.left)
+    }
+
+    fn may_come_on(&self, policy: &Policy, day: NaiveDate) -> bool {
+        policy.rotation.allows(self.birth_year, day)
+    }
+}
+
+/// What the form for a window offers before anything is typed: all that the
+/// person may still take there, however few places or masks remain (at
+/// least 1, the least a form can ask for).
+pub fn preset_quantity(left_in_period: i32, free_places: i32) -> i32 {
+    left_in_period.min(free_places).clamp(1, MAX_QUANTITY)
+}
+
+/// The refusals after which another window may do: not those about the
+/// account, the form itself or a store that sells nothing.
+fn worth_suggesting(kind: &str) -> bool {
+    matches!(
+        kind,
+        "full" | "closed" | "horizon" | "rotation" | "quota" | "sold_out"
+    )
+}
+
 fn build(
     page: &PageCtx,
     policy: &Policy,
     now: DateTime<Utc>,
     loaded: Loaded,
+    asked_day: Option<NaiveDate>,
     retry: Option<Retry>,
 ) -> Built {
     let t = &page.t;
@@ -461,14 +600,51 @@ fn build(
         }),
         _ => Vec::new(),
     };
-    let quota_lines = quota_view::lines(t, policy, rules::today(policy, now), &periods);
-    let mut days: Vec<DayView> = Vec::new();
-    let listed = |id| loaded.windows.iter().any(|w: &WindowRow| w.id == id);
-    let unlisted_error = retry
+    let quota_lines = quota_view::lines(t, policy, today, &periods);
+    let me = match loaded.viewer {
+        Viewer::Citizen { birth_year, .. } => Some(Booker {
+            value: "self".to_owned(),
+            birth_year,
+            periods: &periods,
+        }),
+        _ => None,
+    };
+    let others: Vec<Booker> = loaded
+        .dependants
+        .iter()
+        .map(|(d, periods)| Booker {
+            value: d.id.to_string(),
+            birth_year: rules::birth_year(d.birth_date),
+            periods,
+        })
+        .collect();
+    let rotation_line = match (&me, policy.rotation) {
+        (Some(me), Rotation::BirthYear) => Some(t.fmt(
+            "store_page.rotation_line",
+            &[(
+                "weekday",
+                &t.get(rules::weekday_key(rotation_weekday(me.birth_year))),
+            )],
+        )),
+        _ => None,
+    };
+    let retried_window = retry
         .as_ref()
-        .filter(|r| !listed(r.window_id))
-        .map(|r| (r.message.clone(), r.kind));
-    for w in loaded.windows {
+        .and_then(|r| loaded.windows.iter().find(|w| w.id == r.window_id));
+    // The refused form's person (the citizen when it named no one known).
+    let refused_for = retry
+        .as_ref()
+        .and_then(|r| others.iter().find(|b| b.value == r.person))
+        .or(me.as_ref());
+    let asked_quantity = retry
+        .as_ref()
+        .and_then(|r| r.quantity.parse::<i32>().ok())
+        .filter(|q| (1..=MAX_QUANTITY).contains(q));
+    let mut suggestion: Option<Suggestion> = None;
+
+    let mut days: Vec<(NaiveDate, DayView)> = Vec::new();
+    let ended = |w: &WindowRow| w.ends_at <= now.naive_utc();
+    for w in loaded.windows.iter().filter(|w| !ended(w)) {
         let left = w.stock().remaining();
         let time = rules::time_range(tz, w.starts_at, w.ends_at);
         let facts = WindowFacts {
@@ -476,44 +652,87 @@ fn build(
             ends_at: w.ends_at,
             store_suspended: store.suspended,
         };
+        let period = rules::period_of(policy, w.day);
+        let nobody_may_come = me.as_ref().is_some_and(|me| {
+            !me.may_come_on(policy, w.day) && !others.iter().any(|o| o.may_come_on(policy, w.day))
+        });
         let (reason_key, reason) = match rules::check_window(policy, now, &facts) {
-            Err(Refusal::StoreSuspended) => ("suspended", t.get("store_page.reason.suspended")),
-            Err(Refusal::BookingClosed) => ("closed", t.get("store_page.reason.closed")),
-            Err(_) => ("horizon", t.get("store_page.reason.horizon")),
-            Ok(()) if left == 0 => ("full", t.get("store_page.reason.full")),
-            Ok(()) => ("", ""),
+            Err(Refusal::StoreSuspended) => {
+                ("suspended", t.get("store_page.reason.suspended").to_owned())
+            }
+            Err(Refusal::BookingClosed) => ("closed", t.get("store_page.reason.closed").to_owned()),
+            Err(_) => ("horizon", t.get("store_page.reason.horizon").to_owned()),
+            Ok(()) if left == 0 => ("full", t.get("store_page.reason.full").to_owned()),
+            Ok(()) if nobody_may_come => (
+                "rotation",
+                t.fmt(
+                    "store_page.reason.rotation",
+                    &[(
+                        "weekday",
+                        &t.get(rules::weekday_key(rotation_weekday(
+                            me.as_ref().map_or(0, |m| m.birth_year),
+                        ))),
+                    )],
+                ),
+            ),
+            Ok(()) => ("", String::new()),
         };
+        if let (Some(r), Some(person), None) = (&retry, refused_for, &suggestion) {
+            let person_left = person.left_in(policy, period);
+            if worth_suggesting(r.kind)
+                && r.window_id != w.id
+                && reason_key.is_empty()
+                && person.may_come_on(policy, w.day)
+                && person_left > 0
+            {
+                let quantity = asked_quantity
+                    .unwrap_or(1)
+                    .min(preset_quantity(person_left, left));
+                suggestion = Some(Suggestion {
+                    window_id: w.id,
+                    quantity,
+                    person: person.value.clone(),
+                    request_id: crate::random::token(),
+                    label: t.fmt(
+                        "store_page.suggest_button",
+                        &[
+                            ("date", &t.date(w.day)),
+                            ("time", &time),
+                            ("quantity", &quantity),
+                        ],
+                    ),
+                });
+            }
+        }
         let retried = retry.as_ref().filter(|r| r.window_id == w.id);
-        let form = match loaded.viewer {
-            Viewer::Citizen { .. } if reason_key.is_empty() => {
-                let period = rules::period_of(policy, w.day);
-                let quota_left = periods
-                    .iter()
-                    .find(|p| p.first == period)
-                    .map_or(policy.quota_per_period, |p| p.left);
-                let period_text = t.fmt(
-                    "store_page.period",
-                    &[("range", &t.date_range(period, policy.period.end_of(w.day)))],
-                );
+        let (form, no_quota) = match &me {
+            Some(me) if reason_key.is_empty() => {
+                let quota_left = me.left_in(policy, period);
                 let dependants_left: Vec<(&Dependant, i32)> = loaded
                     .dependants
                     .iter()
-                    .map(|(d, periods)| {
-                        let left = periods
-                            .iter()
-                            .find(|p| p.first == period)
-                            .map_or(policy.quota_per_period, |p| p.left);
-                        (d, left)
-                    })
+                    .zip(&others)
+                    .map(|((d, _), b)| (d, b.left_in(policy, period)))
                     .collect();
                 let most_left = dependants_left
                     .iter()
                     .map(|(_, left)| *left)
                     .fold(quota_left, i32::max);
+                let max = most_left.min(left).min(MAX_QUANTITY);
                 let chosen = retried.map_or("self", |r| r.person.as_str());
-                Some(FormView {
-                    max: most_left.min(left).min(MAX_QUANTITY),
-                    quantity: retried.map_or_else(|| "1".to_owned(), |r| r.quantity.clone()),
+                let no_quota = (quota_left == 0).then(|| {
+                    let period_text = t.fmt(
+                        "store_page.period",
+                        &[("range", &t.date_range(period, policy.period.end_of(w.day)))],
+                    );
+                    t.fmt("store_page.no_quota", &[("period", &period_text)])
+                });
+                let form = (max > 0).then(|| FormView {
+                    max,
+                    quantity: retried.map_or_else(
+                        || preset_quantity(quota_left, left).to_string(),
+                        |r| r.quantity.clone(),
+                    ),
                     people: person_options(t, &dependants_left, chosen),
                     dependants_note: dependants_note(t, &dependants_left),
                     label: t.fmt(
@@ -521,17 +740,10 @@ fn build(
                         &[("date", &t.date(w.day)), ("time", &time)],
                     ),
                     request_id: crate::random::token(),
-                    quota_note: if quota_left == 0 {
-                        t.fmt("store_page.no_quota", &[("period", &period_text)])
-                    } else {
-                        t.fmt(
-                            "store_page.quota_left",
-                            &[("left", &quota_left), ("period", &period_text)],
-                        )
-                    },
-                })
+                });
+                (form, no_quota)
             }
-            _ => None,
+            _ => (None, None),
         };
         let view = WindowView {
             id: w.id,
@@ -542,20 +754,43 @@ fn build(
                 "store_page.window_left",
                 &[("left", &left), ("capacity", &w.capacity)],
             ),
-            reason: reason.to_owned(),
+            reason,
             reason_key,
             form,
+            no_quota,
             error: retried.map(|r| (r.message.clone(), r.kind)),
         };
         match days.last_mut() {
-            Some(d) if d.iso == w.day.to_string() => d.windows.push(view),
-            _ => days.push(DayView {
-                date: t.date(w.day),
-                iso: w.day.to_string(),
-                windows: vec![view],
-            }),
+            Some((day, d)) if *day == w.day => d.windows.push(view),
+            _ => days.push((
+                w.day,
+                DayView {
+                    date: t.date(w.day),
+                    iso: w.day.to_string(),
+                    windows: vec![view],
+                },
+            )),
         }
     }
+    let listed = |day: NaiveDate| days.iter().any(|(d, _)| *d == day);
+    let first_where = |open: fn(&WindowView) -> bool| {
+        days.iter()
+            .find(|(_, d)| d.windows.iter().any(open))
+            .map(|(day, _)| *day)
+    };
+    // The day asked for; after a refusal, the day of the refused form; else
+    // the first day this visitor can book, or anyone can, or any day at all.
+    let chosen = asked_day
+        .filter(|d| listed(*d))
+        .or(retried_window.map(|w| w.day).filter(|d| listed(*d)))
+        .or_else(|| first_where(|w| w.form.is_some()))
+        .or_else(|| first_where(|w| w.reason_key.is_empty()))
+        .or_else(|| days.first().map(|(day, _)| *day));
+    let refusal = retry.map(|r| RefusalView {
+        message: r.message,
+        kind: r.kind,
+        suggestion,
+    });
     Built {
         name: store.name,
         addr: store.addr,
@@ -566,8 +801,23 @@ fn build(
         status_text,
         figures,
         days,
+        chosen,
         viewer,
-        unlisted_error,
+        refusal,
+        rotation_line,
         quota_lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preset_quantity_is_what_the_person_may_still_take_there_but_at_least_one() {
+        assert_eq!(preset_quantity(2, 30), 2);
+        assert_eq!(preset_quantity(2, 1), 1, "one place left");
+        assert_eq!(preset_quantity(0, 30), 1, "a form asks for one at least");
+        assert_eq!(preset_quantity(500, 500), MAX_QUANTITY);
     }
 }

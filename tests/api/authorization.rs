@@ -109,6 +109,7 @@ fn table() -> Vec<Row> {
         post("/reservations",                 [Login,      Status(400),  Status(400),  FORBIDDEN,              FORBIDDEN]),
         get("/reservations/999999",           [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         get("/reservations/abc",              [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        get("/reservations/999999/cancel",    [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         post("/reservations/999999/cancel",   [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         get("/dependants",                    [Login,      OK,           OK,           FORBIDDEN,              FORBIDDEN]),
         // No field: an unverified citizen is refused first, a verified one

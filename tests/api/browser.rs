@@ -379,6 +379,11 @@ async fn citizen_journey(now: DateTime<Utc>, day: NaiveDate) {
         .click()
         .await
         .unwrap();
+    wait_for(c, "[data-cancel-link]")
+        .await
+        .click()
+        .await
+        .unwrap();
     wait_for(c, "[data-cancel-form]").await;
     c.find(Locator::Css("[data-cancel-form] button[type='submit']"))
         .await

@@ -22,6 +22,7 @@ mod booking_races;
 mod booking_steps;
 mod browser;
 mod bulk_writes;
+mod citizen_pages;
 mod cli;
 mod dependants;
 mod expiry;

@@ -149,7 +149,7 @@ async fn booking_takes_stock_and_quota_records_it_mails_and_shows_the_code_and_q
     assert!(html.contains(&format!("{}-{}", &code[..4], &code[4..])));
     assert!(html.contains("<svg") && html.contains("role=\"img\""));
     assert!(html.contains("data-flash=\"reservation.flash.booked\""));
-    assert!(html.contains("data-cancel-form"));
+    assert!(html.contains(&format!("href=\"/reservations/{id}/cancel\"")));
 
     let mail = app
         .smtp
@@ -392,15 +392,21 @@ async fn the_store_page_counts_each_windows_quota_in_the_week_of_its_date() {
     let v = citizen(&app, "kim@example.com").await;
     book(&v, this_week[0], "2").await;
 
-    let page = v.html(&format!("/stores/{STORE}")).await;
+    let day = |d: NaiveDate| format!("/stores/{STORE}?day={d}");
+    let page = v.html(&day(tuesday())).await;
     let form = |w: &i64| format!("data-reserve-form=\"{w}\"");
     for w in &this_week[1..] {
         assert!(!page.contains(&form(w)), "this week's quota is used up");
         assert!(page.contains(&format!("id=\"quota-{w}\"")));
     }
+    let page = v.html(&day(tuesday() + chrono::Days::new(7))).await;
     for w in &next_week {
         assert!(page.contains(&form(w)), "next week's quota is whole");
     }
+    // With nothing left this week, the page opens on the first day that can
+    // still be booked.
+    let page = v.html(&format!("/stores/{STORE}")).await;
+    assert!(page.contains(&form(&next_week[0])), "{page}");
 }
 
 #[tokio::test]
@@ -469,7 +475,7 @@ async fn cancelling_gives_stock_and_quota_back_once_and_only_before_the_cutoff()
     }
     let html = v.html(&format!("/reservations/{id}")).await;
     assert!(html.contains("data-status=\"cancelled\""));
-    assert!(!html.contains("data-cancel-form"));
+    assert!(!html.contains("data-cancel-link"));
     let mails = app.smtp.wait_for(2).await;
     assert!(mails.iter().any(|m| m.subject().contains("취소")));
 
@@ -482,7 +488,7 @@ async fn cancelling_gives_stock_and_quota_back_once_and_only_before_the_cutoff()
     let late = book(&v, windows[1], "1").await;
     app.state.clock.advance(chrono::TimeDelta::hours(3)); // 11:00
     let html = v.html(&format!("/reservations/{late}")).await;
-    assert!(!html.contains("data-cancel-form"));
+    assert!(!html.contains("data-cancel-link"));
     let res = v
         .post_form(&format!("/reservations/{late}/cancel"), &[])
         .await;
@@ -598,4 +604,200 @@ async fn verify_names_a_reservation_counted_in_another_period() {
         (findings[0].what.as_str(), findings[0].id),
         ("reservation", id)
     );
+}
+
+#[tokio::test]
+async fn the_cancel_page_names_what_it_would_cancel_and_offers_no_button_once_too_late() {
+    let (app, _, windows) = app_with_supply(30).await;
+    let v = citizen(&app, "kim@example.com").await;
+    let other = citizen(&app, "other@example.com").await;
+    // 12:00–15:00: cancellable until 11:00.
+    let kept = book(&v, windows[1], "1").await;
+    let cancelled = book(&v, windows[2], "1").await;
+    let page = |id: i64| format!("/reservations/{id}/cancel");
+
+    let res = v.get(&page(kept)).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("중앙약국"), "{html}");
+    assert!(html.contains("12:00–15:00"), "{html}");
+    assert!(html.contains("data-quantity=\"1\"") && html.contains("마스크 1개"));
+    assert!(html.contains(&format!("action=\"/reservations/{kept}/cancel\"")));
+    assert!(html.contains(&format!("href=\"/reservations/{kept}\"")));
+    assert!(html.contains("11:00까지 취소할 수 있습니다"), "{html}");
+
+    // Someone else's reservation is as absent as one that does not exist.
+    assert_eq!(other.get(&page(kept)).await.status(), 404);
+    assert_eq!(v.get("/reservations/abc/cancel").await.status(), 404);
+    // A post without the form's token changes nothing.
+    let res = v.post_form_raw(&page(kept), &[]).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(reserved(&app.db, windows[1]), (1, 2));
+
+    // Cancelled already: the page says so, with no button.
+    let res = v.post_form(&page(cancelled), &[]).await;
+    assert_eq!(res.status(), 303);
+    let html = v.html(&page(cancelled)).await;
+    assert!(html.contains("data-cancel-closed"), "{html}");
+    assert!(html.contains("취소됨"), "{html}");
+    assert!(!html.contains("data-cancel-form"));
+
+    // Past the cut-off: the page says until when it could have been done.
+    app.state.clock.advance(chrono::TimeDelta::hours(3)); // 11:00
+    let res = v.get(&page(kept)).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-cancel-closed"), "{html}");
+    assert!(html.contains("취소 가능 시간이 지났습니다"), "{html}");
+    assert!(!html.contains("data-cancel-form"));
+    let english = v
+        .get_with_lang(&page(kept), "en")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(english.contains("data-cancel-closed"), "{english}");
+    assert_eq!(reserved(&app.db, windows[1]), (1, 1));
+    assert_invariants(&app.db);
+}
+
+/// The whole tag around byte `at` of `html`.
+fn tag_at(html: &str, at: usize) -> &str {
+    let start = html[..at].rfind('<').unwrap();
+    &html[start..at + html[at..].find('>').unwrap() + 1]
+}
+
+/// The `data-suggested-window` of a refused booking's page, if any.
+fn suggested(html: &str) -> Option<i64> {
+    let marker = "data-suggested-window=\"";
+    let at = html.find(marker)? + marker.len();
+    html[at..html[at..].find('"')? + at].parse().ok()
+}
+
+#[tokio::test]
+async fn a_refused_booking_is_said_at_the_top_with_the_nearest_window_that_can_be_booked() {
+    let (app, store, windows) = app_with_supply(30).await;
+    let next_week = fixtures::supply(&app.db, store, tuesday() + chrono::Days::new(7), 30);
+    // Each window holds 7 (30 less the walk-in share, in three): six taken.
+    for (i, q) in ["2", "2", "2"].iter().enumerate() {
+        let rival = citizen(&app, &format!("rival{i}@example.com")).await;
+        book(&rival, windows[0], q).await;
+    }
+    let v = citizen(&app, "kim@example.com").await;
+
+    // Lost race: the window has one place, two asked. The summary comes
+    // first, takes the focus, and offers the next window for the two.
+    let res = reserve(&v, windows[0], "2").await;
+    assert_eq!(res.status(), 409);
+    let html = res.text().await.unwrap();
+    let summary = html.find("data-error-summary").unwrap();
+    assert!(
+        summary < html.find("<h1").unwrap(),
+        "the refusal comes first"
+    );
+    assert!(html[..summary].contains("data-refusal=\"full\""));
+    assert!(tag_at(&html, summary).contains("autofocus"));
+    assert!(html.contains("이 수령 시간은 마감되었습니다"), "{html}");
+    assert_eq!(suggested(&html), Some(windows[1]), "{html}");
+    let form = &html[html.find("data-suggested-window").unwrap()..];
+    assert!(form.contains("name=\"quantity\" value=\"2\""), "{form}");
+    assert!(form.contains("name=\"csrf_token\""));
+
+    // Over the quota: the nearest window is in the week that has some left.
+    book(&v, windows[1], "2").await;
+    let res = reserve(&v, windows[2], "1").await;
+    assert_eq!(res.status(), 409);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-refusal=\"quota\""));
+    assert_eq!(suggested(&html), Some(next_week[0]), "{html}");
+
+    // A mistake in the form itself is not answered with another window.
+    let res = reserve(&v, next_week[0], "0").await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-summary") && html.contains("data-refusal=\"quantity\""));
+    assert_eq!(suggested(&html), None);
+
+    // In English too.
+    let res = v
+        .client
+        .post(v.url("/reservations"))
+        .header("accept-language", "en")
+        .form(&[
+            ("window_id", windows[2].to_string().as_str()),
+            ("quantity", "1"),
+            ("csrf_token", &v.csrf_token().await),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("You have no masks left in this window"),
+        "{html}"
+    );
+    assert_eq!(suggested(&html), Some(next_week[0]));
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn the_store_page_shows_one_day_without_ended_windows_the_quota_once_and_the_rotation_day() {
+    let (app, store, tuesday_windows) = app_with_supply(30).await;
+    let wednesday = tuesday() + chrono::Days::new(1);
+    let wednesday_windows = fixtures::supply(&app.db, store, wednesday, 30);
+    let v = citizen(&app, "kim@example.com").await;
+    app.state.clock.advance(chrono::TimeDelta::minutes(270)); // 12:30
+    let html = v.html(&format!("/stores/{STORE}")).await;
+    let window = |w: &i64| format!("data-window=\"{w}\"");
+    assert!(!html.contains(&window(&tuesday_windows[0])), "ended");
+    assert!(html.contains(&window(&tuesday_windows[1])));
+    assert!(
+        !html.contains(&window(&wednesday_windows[0])),
+        "another day"
+    );
+    assert!(html.contains(&format!(
+        "data-day-link=\"{}\" aria-current=\"true\"",
+        tuesday()
+    )));
+    assert!(html.contains(&format!(
+        "href=\"/stores/{STORE}?day={wednesday}#windows-title\""
+    )));
+    // The quota once, at the top; the quantity preset to all of it.
+    assert_eq!(html.matches("data-quota>").count(), 1, "{html}");
+    assert_eq!(
+        html.matches("data-quota-left=").count(),
+        2,
+        "this week and next"
+    );
+    assert!(!html.contains("더 예약할 수 있습니다"));
+    let input = tag_at(
+        &html,
+        html.find(&format!("id=\"q-{}\"", tuesday_windows[1]))
+            .unwrap(),
+    );
+    assert!(input.contains("value=\"2\""), "{input}");
+
+    let html = v.html(&format!("/stores/{STORE}?day={wednesday}")).await;
+    assert!(html.contains(&window(&wednesday_windows[0])));
+    assert!(!html.contains(&window(&tuesday_windows[1])));
+    assert!(html.contains(&format!(
+        "data-day-link=\"{wednesday}\" aria-current=\"true\""
+    )));
+    let res = v.get(&format!("/stores/{STORE}?day=tomorrow")).await;
+    assert_eq!(res.status(), 400);
+    let res = v.get(&format!("/stores/{STORE}?day=2030-01-01")).await;
+    assert_eq!(res.status(), 200, "a day without windows shows the first");
+
+    // Rotation: born in 1985, the citizen buys on Fridays (and weekends).
+    app.set_setting("rotation", "birth_year");
+    let html = v.html(&format!("/stores/{STORE}?day={wednesday}")).await;
+    assert!(html.contains("data-rotation-line"), "{html}");
+    assert!(html.contains("회원님의 구매 요일: 금요일"), "{html}");
+    assert_eq!(html.matches("data-not-bookable=\"rotation\"").count(), 3);
+    assert!(!html.contains("data-reserve-form"));
+    // Anyone not logged in sees no rotation line: it is about a person.
+    let html = app.new_visitor().html(&format!("/stores/{STORE}")).await;
+    assert!(!html.contains("data-rotation-line"));
+    assert!(!html.contains("data-not-bookable=\"rotation\""));
 }
