@@ -15,6 +15,9 @@
 //! audited (`pickup.lookup`) and counts against the same limit as a walk-in
 //! look-up. The number is typed into a password field and never shown back.
 //!
+//! With JavaScript, a "scan with the camera" button fills the code field from
+//! the camera (`static/js/camera-scan.js`); without it the page is unchanged.
+//!
 //! A proxy reservation (SPEC §12) says who collects for whom, and its confirm
 //! button comes with the box "family documents seen" (`proxy_checked=1`),
 //! without which it is not handed over — not even at the first scan of a
