@@ -296,6 +296,69 @@ async fn the_walk_in_look_up_is_limited_per_pharmacist() {
 }
 
 #[tokio::test]
+async fn a_sales_banner_shows_to_its_seller_only_while_it_can_be_undone() {
+    let c = counter(30, 10).await;
+    let key = c.app.state.keys.national_id.clone();
+    fixtures::user(
+        &c.app.db,
+        Role::Pharmacist,
+        "p2@example.com",
+        Some(c.store),
+        true,
+        &key,
+    );
+    let colleague = c.app.new_visitor();
+    colleague.login("p2@example.com", fixtures::PASSWORD).await;
+
+    assert_eq!(sell(&c.pharmacist, &id_1985(), "1").await.status(), 303);
+    let first = last_sale(&c.app.db);
+    let banner = |sale: i64| format!("/pharmacy/walk-in?sold={sale}");
+    let html = c.pharmacist.html(&banner(first)).await;
+    assert!(
+        html.contains("판매 완료 · 이번 주 2개 중 1개 사용"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("action=\"/pharmacy/walk-in/{first}/undo\"")));
+    assert!(html.contains("data-undo-last"));
+    // The week's use is the answer to one's own sale, not a way to read it:
+    // not for a colleague, not for a sale undone, not after the undo minutes,
+    // not for what is not a sale id.
+    let html = colleague.html(&banner(first)).await;
+    assert!(
+        !html.contains("data-result") && !html.contains("이번 주"),
+        "{html}"
+    );
+    for nonsense in ["abc", "-1", "999999", ""] {
+        let html = c
+            .pharmacist
+            .html(&format!("/pharmacy/walk-in?sold={nonsense}"))
+            .await;
+        assert!(!html.contains("data-result"), "{nonsense}");
+    }
+    assert_eq!(sell(&c.pharmacist, &id_1987(), "1").await.status(), 303);
+    let second = last_sale(&c.app.db);
+    let res = c
+        .pharmacist
+        .post_form(&format!("/pharmacy/walk-in/{second}/undo"), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(
+        !c.pharmacist
+            .html(&banner(second))
+            .await
+            .contains("data-result")
+    );
+    c.app.state.clock.advance(TimeDelta::minutes(6));
+    assert!(
+        !c.pharmacist
+            .html(&banner(first))
+            .await
+            .contains("data-result")
+    );
+    assert_invariants(&c.app.db);
+}
+
+#[tokio::test]
 async fn the_seller_undoes_within_five_minutes_and_nobody_else_or_later() {
     let c = counter(30, 10).await;
     let key = c.app.state.keys.national_id.clone();
