@@ -394,6 +394,16 @@ const STATIC_FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../static/js/map.js"),
     ),
     (
+        "js/camera-scan.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/js/camera-scan.js"),
+    ),
+    (
+        "vendor/jsqr/jsQR.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/vendor/jsqr/jsQR.js"),
+    ),
+    (
         "vendor/leaflet/leaflet.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/vendor/leaflet/leaflet.js"),

@@ -13,7 +13,9 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::Bool;
+use serde_json::json;
 
+use crate::audit::{self, Entry};
 use crate::db::schema::{
     dependants, people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
 };
@@ -380,6 +382,65 @@ pub fn confirm(
             stock_ledger::created_at.eq(at),
         ))
         .execute(tx.conn())?;
+    Ok(found)
+}
+
+/// The audit log's `action` of a look-up by national ID at the pickup counter.
+pub const LOOKUP_ACTION: &str = "pickup.lookup";
+
+/// A look-up by national ID at the pickup counter, for someone without their
+/// code (SPEC §7): the reservations *for* the person whose number has the
+/// keyed hash `national_id_hash` — booked by them or by their guardian — that
+/// are active at `store_id` on a window of today, in window order. Nothing of
+/// another store or another day is read. Each look-up leaves an audit entry
+/// in the same transaction, as a walk-in look-up does: who looked, at which
+/// store, when, whom (the keyed hash, never the number) and how many were
+/// found.
+pub fn for_person_today(
+    tx: &mut Tx<'_>,
+    pharmacist_id: i64,
+    store_id: i64,
+    national_id_hash: &str,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> QueryResult<Vec<Facts>> {
+    let today = rules::today(policy, now);
+    let codes: Vec<String> = reservations::table
+        .inner_join(pickup_windows::table)
+        .inner_join(people::table)
+        .filter(people::national_id_hash.eq(national_id_hash))
+        .filter(reservations::store_id.eq(store_id))
+        .filter(pickup_windows::day.eq(today))
+        .filter(reservations::status.eq(ReservationStatus::Active))
+        .order((pickup_windows::starts_at, reservations::id))
+        .select(reservations::pickup_code)
+        .load(tx.conn())?;
+    let mut found = Vec::with_capacity(codes.len());
+    for code in codes {
+        if let Some(facts) = find(tx.conn(), &code)? {
+            found.push(facts);
+        }
+    }
+    let store_code: Option<String> = stores::table
+        .find(store_id)
+        .select(stores::code)
+        .first(tx.conn())
+        .optional()?;
+    audit::record_at(
+        tx,
+        Entry {
+            actor: Some(pharmacist_id),
+            action: LOOKUP_ACTION,
+            entity: "person",
+            entity_id: national_id_hash.to_owned(),
+            before: None,
+            after: Some(json!({
+                "store": store_code,
+                "found": found.len(),
+            })),
+        },
+        now.naive_utc(),
+    )?;
     Ok(found)
 }
 

@@ -7,6 +7,17 @@
 //! cannot be one is kept in the field (shortened), to be corrected by hand,
 //! and a code posted over the look-up limit, to be sent again after the wait.
 //!
+//! Someone without their code (a lost phone) is found by national ID: a post
+//! of `national_id` instead of `code` lists the reservations *for* that
+//! person to collect at this store today, each with the usual confirm button
+//! (so a proxy reservation still needs its box). Nothing about other stores
+//! or days is read, and "none" is one neutral sentence. Each look-up is
+//! audited (`pickup.lookup`) and counts against the same limit as a walk-in
+//! look-up. The number is typed into a password field and never shown back.
+//!
+//! With JavaScript, a "scan with the camera" button fills the code field from
+//! the camera (`static/js/camera-scan.js`); without it the page is unchanged.
+//!
 //! A proxy reservation (SPEC §12) says who collects for whom, and its confirm
 //! button comes with the box "family documents seen" (`proxy_checked=1`),
 //! without which it is not handed over — not even at the first scan of a
@@ -22,9 +33,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::accounts::email::mask_name;
+use crate::accounts::national_id::NationalId;
 use crate::db::DbError;
 use crate::dependants::rules::proxy_line;
-use crate::pharmacy::pickup::{self, Facts, PickupError, Refusal};
+use crate::pharmacy::pickup::{self, Facts, Intent, PickupError, Refusal};
+use crate::pharmacy::walk_in;
 use crate::policy::Policy;
 use crate::rate_limit::Decision;
 use crate::reservations::{code, rules};
@@ -32,7 +45,7 @@ use crate::state::AppState;
 use crate::web::auth::Pharmacist;
 use crate::web::errors::AppError;
 use crate::web::form::{FieldErrors, FormData, truncate};
-use crate::web::limits;
+use crate::web::limits::{self, wait_message};
 use crate::web::page::PageCtx;
 use crate::web::{render, see_other, session};
 
@@ -149,6 +162,23 @@ fn refusal(r: &Refusal, typed: &str, page: &PageCtx, tz: Tz) -> (StatusCode, Ref
     )
 }
 
+/// The answer to a look-up by national ID.
+pub struct ByIdAnswer {
+    /// "850101-1****** 님의 오늘 예약".
+    pub heading: String,
+    pub entries: Vec<ByIdEntry>,
+    /// Nothing to confirm: the answer itself takes the focus, so that on a
+    /// phone it is what the screen shows (the code field lies below it).
+    pub takes_focus: bool,
+}
+
+/// One reservation of a look-up by national ID: with its confirm button, or,
+/// when it can no longer be handed over (its pickup closed), why not.
+pub struct ByIdEntry {
+    pub shown: Shown,
+    pub refusal: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "pharmacy/pickup.html")]
 struct PickupPage {
@@ -164,6 +194,9 @@ struct PickupPage {
     /// Just handed over.
     handed: Option<Shown>,
     refused: Option<Refused>,
+    by_id: Option<ByIdAnswer>,
+    /// The code field takes the focus: nothing else on the page asks for it.
+    scan_focus: bool,
 }
 
 struct Answer {
@@ -173,6 +206,7 @@ struct Answer {
     proxy_needed: bool,
     handed: Option<Shown>,
     refused: Option<Refused>,
+    by_id: Option<ByIdAnswer>,
 }
 
 impl Answer {
@@ -184,6 +218,7 @@ impl Answer {
             proxy_needed: false,
             handed: None,
             refused: None,
+            by_id: None,
         }
     }
 }
@@ -203,6 +238,9 @@ async fn pickup_page(
     render(
         &PickupPage {
             page,
+            scan_focus: answer.found.is_none()
+                && answer.errors.is_empty()
+                && answer.by_id.is_none(),
             value: answer.value,
             errors: answer.errors,
             confirm_on_scan,
@@ -210,6 +248,7 @@ async fn pickup_page(
             proxy_needed: answer.proxy_needed,
             handed: answer.handed,
             refused: answer.refused,
+            by_id: answer.by_id,
         },
         status,
     )
@@ -236,6 +275,9 @@ pub async fn post(
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
+    if !form.has("code") && form.has("national_id") {
+        return by_national_id(&state, &pharmacist, page, &form).await;
+    }
     let typed = form.get("code");
     let bucket = format!("pickup:account:{}", pharmacist.user.id);
     let limit = state.rate_limits.pickup_per_account;
@@ -320,6 +362,64 @@ pub async fn post(
         }
     };
     pickup_page(&state, &pharmacist, page, answer, status).await
+}
+
+/// A post of `national_id` instead of `code`: that person's reservations to
+/// collect here today ([`pickup::for_person_today`], audited). Over the
+/// look-up limit shared with walk-in sales, 429 with the wait next to the
+/// field; a number that cannot be one, 422 saying which part failed.
+async fn by_national_id(
+    state: &AppState,
+    pharmacist: &Pharmacist,
+    page: PageCtx,
+    form: &FormData,
+) -> Result<HttpResponse, AppError> {
+    let mut answer = Answer::empty();
+    let bucket = walk_in::lookup_bucket(pharmacist.user.id);
+    let limit = state.rate_limits.walk_in_per_account;
+    if let Decision::Limited { retry_after_secs } = limits::hit(state, bucket, limit).await? {
+        answer
+            .errors
+            .add("national_id", wait_message(&page.t, retry_after_secs));
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let page = pickup_page(state, pharmacist, page, answer, status).await;
+        return limits::with_retry_after(page, retry_after_secs);
+    }
+    let policy = state.policy().await?;
+    let (now, tz) = (state.clock.now(), policy.timezone);
+    let id = match NationalId::parse(form.get("national_id"), rules::today(&policy, now)) {
+        Ok(id) => id,
+        Err(e) => {
+            answer
+                .errors
+                .add("national_id", page.t.get(e.message_key()));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return pickup_page(state, pharmacist, page, answer, status).await;
+        }
+    };
+    let (hash, masked) = (id.keyed_hash(&state.keys.national_id), id.masked());
+    let (by, store_id, for_tx) = (pharmacist.user.id, pharmacist.store_id, policy.clone());
+    let found = state
+        .db
+        .write(move |tx| pickup::for_person_today(tx, by, store_id, &hash, now, &for_tx))
+        .await?;
+    let entries = found
+        .iter()
+        .map(|f| ByIdEntry {
+            shown: Shown::new(f, &page, tz, now),
+            refusal: pickup::judge(f, store_id, now, &policy, Intent::LookUp)
+                .err()
+                .map(|r| refusal(&r, &f.code, &page, tz).1.message),
+        })
+        .collect::<Vec<ByIdEntry>>();
+    answer.by_id = Some(ByIdAnswer {
+        takes_focus: entries.iter().all(|e| e.refusal.is_some()),
+        heading: page
+            .t
+            .fmt("pharmacy.pickup.by_id_found", &[("id", &masked)]),
+        entries,
+    });
+    pickup_page(state, pharmacist, page, answer, StatusCode::OK).await
 }
 
 /// The reservation a code names, if this store may see it now.

@@ -47,6 +47,14 @@ use crate::supply::release;
 /// How long after a sale its pharmacist may undo it.
 pub const UNDO_MINUTES: i64 = 5;
 
+/// The rate-limit bucket of a pharmacist's look-ups by national ID: one
+/// limit (`walk_in_per_account`) for the walk-in sale and the pickup
+/// counter's look-up alike, so that having two pages to type numbers into
+/// does not double how fast numbers can be tried.
+pub fn lookup_bucket(pharmacist_id: i64) -> String {
+    format!("walk-in:account:{pharmacist_id}")
+}
+
 /// The audit log's `action` of a walk-in look-up.
 pub const LOOKUP_ACTION: &str = "walk_in.lookup";
 
@@ -684,6 +692,64 @@ pub fn sales_on(
             },
         )
         .collect())
+}
+
+/// What the counter says right after a sale: to whom (masked), how many, and
+/// how much of the person's quota the period now holds — the pharmacist is
+/// about to hand the masks to that person, who may ask. Only to the seller,
+/// and only while the sale may still be undone: the answer to one's own sale,
+/// not a way to read anyone's usage later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoldResult {
+    pub sale_id: i64,
+    pub national_id_masked: String,
+    pub quantity: i32,
+    pub used: i32,
+}
+
+/// The [`SoldResult`] of `sale_id`, if `seller` sold it at this store, it is
+/// not undone and the undo minutes have not run out.
+pub fn sold_result(
+    conn: &mut DbConnection,
+    store_id: i64,
+    seller: i64,
+    sale_id: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<SoldResult>> {
+    let row: Option<(i64, String, i32, NaiveDate, NaiveDateTime)> = walk_in_sales::table
+        .inner_join(people::table)
+        .filter(walk_in_sales::id.eq(sale_id))
+        .filter(walk_in_sales::store_id.eq(store_id))
+        .filter(walk_in_sales::sold_by.eq(seller))
+        .filter(walk_in_sales::undone_at.is_null())
+        .select((
+            walk_in_sales::person_id,
+            people::national_id_masked,
+            walk_in_sales::quantity,
+            walk_in_sales::period_start,
+            walk_in_sales::created_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((person_id, national_id_masked, quantity, period_start, created_at)) = row else {
+        return Ok(None);
+    };
+    if now.naive_utc() > undo_deadline(created_at) {
+        return Ok(None);
+    }
+    let used: i32 = quota_usage::table
+        .filter(quota_usage::person_id.eq(person_id))
+        .filter(quota_usage::period_start.eq(period_start))
+        .select(quota_usage::used)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0);
+    Ok(Some(SoldResult {
+        sale_id,
+        national_id_masked,
+        quantity,
+        used,
+    }))
 }
 
 #[cfg(test)]

@@ -2,10 +2,20 @@
 //! to someone without a reservation, the day's sales, undoing one's own within
 //! minutes. The work is in [`walk_in`].
 //!
-//! The national ID typed is parsed, hashed and dropped: the page never shows
-//! it back, not even after a mistake — a valid number is shown masked, and the
-//! pharmacist is asked to type it again. The same for the second number of
-//! a proxy purchase (`for_national_id`, with `proxy_checked=1`).
+//! The page is built for a queue: the ID field has the focus on arrival and
+//! after every sale, and each sale's answer is one full-width banner — green
+//! with the period's use after a sale, red with the reason (for a spent
+//! quota, the date from which the person may buy) after a refusal.
+//!
+//! The national ID typed is parsed, hashed and dropped: it is never written
+//! into the page as text. The fields are `type=password`, so what is typed is
+//! masked on the screen of a counter in front of a queue. Only when both
+//! numbers were valid and the quantity alone was wrong are they put back into
+//! those same password fields — masked, never stored (pages are `no-store`),
+//! so the pharmacist corrects the quantity without asking for the card
+//! again; after any other answer the fields are empty for the next person.
+//! The same for the second number of a proxy purchase (`for_national_id`,
+//! with `proxy_checked=1`).
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -16,7 +26,7 @@ use crate::accounts::national_id::NationalId;
 use crate::db::DbError;
 use crate::i18n::Tr;
 use crate::pharmacy::queries;
-use crate::pharmacy::walk_in::{self, Identity, Refusal, Sale, UndoError, UndoRefusal};
+use crate::pharmacy::walk_in::{self, Identity, Refusal, Sale, SoldResult, UndoError, UndoRefusal};
 use crate::quantity::Quantity;
 use crate::rate_limit::Decision;
 use crate::reservations::rules::{self, MAX_QUANTITY, weekday_key};
@@ -28,6 +38,23 @@ use crate::web::form::{FieldErrors, FormData, truncate};
 use crate::web::limits::{self, wait_message};
 use crate::web::page::PageCtx;
 use crate::web::{render, see_other, session};
+
+/// The answer to a sale, in one full-width banner.
+pub struct ResultBanner {
+    /// Green (`role=status`) for a sale, red (`role=alert`) for a refusal.
+    pub sold: bool,
+    /// "판매 완료 · 이번 주 2개 중 2개 사용" / "구매 불가 · 12월 7일(월)부터 가능".
+    pub headline: String,
+    /// Whose number, masked.
+    pub who: String,
+    /// The masks sold ("마스크 2개").
+    pub masks: Option<String>,
+    /// The reason of a refusal.
+    pub detail: Option<String>,
+    /// The sale just made, to undo from the banner: on a phone the list's
+    /// own button is far below.
+    pub undo_id: Option<i64>,
+}
 
 pub struct SaleRow {
     pub id: i64,
@@ -50,9 +77,12 @@ struct WalkInPage {
     walk_in_left: Option<i32>,
     walk_in_sold: i32,
     quantity: String,
+    /// The numbers put back into their password fields: only when they were
+    /// valid and the quantity alone was wrong.
+    national_id: String,
+    for_national_id: String,
     errors: FieldErrors,
-    /// Which masked number a refused sale was for, and to type it again.
-    masked: Option<String>,
+    result: Option<ResultBanner>,
     refusal: Option<&'static str>,
     /// After a quota refusal: the date (`YYYY-MM-DD`) from which the person
     /// may buy again.
@@ -65,8 +95,10 @@ struct WalkInPage {
 #[derive(Default)]
 struct Back {
     quantity: String,
+    national_id: String,
+    for_national_id: String,
     errors: FieldErrors,
-    masked: Option<String>,
+    result: Option<ResultBanner>,
     refusal: Option<&'static str>,
     may_buy_from: Option<String>,
 }
@@ -127,10 +159,10 @@ async fn walk_in_page(
             walk_in_left,
             walk_in_sold,
             quantity,
+            national_id: back.national_id,
+            for_national_id: back.for_national_id,
             errors: back.errors,
-            masked: back
-                .masked
-                .map(|id| page.t.fmt("pharmacy.walk_in.for_masked", &[("id", &id)])),
+            result: back.result,
             refusal: back.refusal,
             may_buy_from: back.may_buy_from,
             sales,
@@ -144,12 +176,72 @@ async fn walk_in_page(
     )
 }
 
+#[derive(serde::Deserialize)]
+pub struct ShowQuery {
+    /// The sale just made, whose banner the page shows (see [`sell`]).
+    sold: Option<String>,
+}
+
+/// `GET /pharmacy/walk-in`, and after a sale `?sold={id}`: the same page with
+/// the green banner of that sale, if it is the pharmacist's own and can
+/// still be undone; any other `sold` shows the plain page.
 pub async fn show(
     state: web::Data<AppState>,
     pharmacist: Pharmacist,
     page: PageCtx,
+    query: web::Query<ShowQuery>,
 ) -> Result<HttpResponse, AppError> {
-    walk_in_page(&state, &pharmacist, page, Back::default(), StatusCode::OK).await
+    let mut back = Back::default();
+    if let Some(sale_id) = query.sold.as_deref().and_then(|s| s.parse::<i64>().ok()) {
+        let (store_id, me, now) = (pharmacist.store_id, pharmacist.user.id, state.clock.now());
+        let sold = state
+            .db
+            .run(move |conn| walk_in::sold_result(conn, store_id, me, sale_id, now))
+            .await?;
+        if let Some(sold) = sold {
+            let policy = state.policy().await?;
+            back.result = Some(sold_banner(&page.t, &sold, policy.quota_per_period));
+        }
+    }
+    walk_in_page(&state, &pharmacist, page, back, StatusCode::OK).await
+}
+
+fn sold_banner(t: &Tr, sold: &SoldResult, quota: i32) -> ResultBanner {
+    ResultBanner {
+        sold: true,
+        headline: t.fmt(
+            "pharmacy.walk_in.result.sold",
+            &[("quota", &quota), ("used", &sold.used)],
+        ),
+        who: sold.national_id_masked.clone(),
+        masks: Some(t.fmt("pharmacy.pickup.masks", &[("quantity", &sold.quantity)])),
+        detail: None,
+        undo_id: Some(sold.sale_id),
+    }
+}
+
+fn refused_banner(t: &Tr, refusal: &Refusal, who: String) -> ResultBanner {
+    match refusal {
+        Refusal::NotAllowedUntil { from } => ResultBanner {
+            sold: false,
+            headline: t.fmt(
+                "pharmacy.walk_in.result.refused_until",
+                &[("date", &t.date(*from))],
+            ),
+            who,
+            masks: None,
+            detail: None,
+            undo_id: None,
+        },
+        other => ResultBanner {
+            sold: false,
+            headline: t.get("pharmacy.walk_in.result.refused").to_owned(),
+            who,
+            masks: None,
+            detail: Some(refusal_message(t, other)),
+            undo_id: None,
+        },
+    }
 }
 
 /// Sells after the checks of [`walk_in::sell`]; every look-up counts against
@@ -158,7 +250,6 @@ pub async fn show(
 pub async fn sell(
     state: web::Data<AppState>,
     pharmacist: Pharmacist,
-    session: Session,
     page: PageCtx,
     form: FormData,
 ) -> Result<HttpResponse, AppError> {
@@ -166,7 +257,7 @@ pub async fn sell(
         quantity: truncate(form.get("quantity").trim(), 10),
         ..Back::default()
     };
-    let bucket = format!("walk-in:account:{}", pharmacist.user.id);
+    let bucket = walk_in::lookup_bucket(pharmacist.user.id);
     let limit = state.rate_limits.walk_in_per_account;
     if let Decision::Limited { retry_after_secs } = limits::hit(&state, bucket, limit).await? {
         back.errors
@@ -202,7 +293,15 @@ pub async fn sell(
             .ok()
             .map(Some),
     };
+    let typed = (
+        truncate(form.get("national_id").trim(), 20),
+        truncate(form.get("for_national_id").trim(), 20),
+    );
+    let numbers_valid = id.is_some() && for_person.is_some();
     let (Some(id), Some(quantity), Some(for_person)) = (id, quantity, for_person) else {
+        if numbers_valid {
+            (back.national_id, back.for_national_id) = typed;
+        }
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return walk_in_page(&state, &pharmacist, page, back, status).await;
     };
@@ -234,12 +333,10 @@ pub async fn sell(
         None => sale.national_id_masked.clone(),
     };
     let refusal = match walk_in::sell_recorded(&state.db, sale, policy).await? {
-        Ok(_) => {
-            session::set_flash(&session, "pharmacy.walk_in.flash.sold");
-            return Ok(see_other("/pharmacy/walk-in"));
-        }
+        Ok(sale_id) => return Ok(see_other(&format!("/pharmacy/walk-in?sold={sale_id}"))),
         Err(Refusal::BadQuantity { max }) => {
             back.errors.add("quantity", quantity_message(&page.t, max));
+            (back.national_id, back.for_national_id) = typed;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return walk_in_page(&state, &pharmacist, page, back, status).await;
         }
@@ -259,8 +356,7 @@ pub async fn sell(
         }
         Err(r) => r,
     };
-    back.errors.set_general(refusal_message(&page.t, &refusal));
-    back.masked = Some(masked);
+    back.result = Some(refused_banner(&page.t, &refusal, masked));
     back.may_buy_from = match refusal {
         Refusal::NotAllowedUntil { from } => Some(from.to_string()),
         _ => None,

@@ -28,6 +28,12 @@ impl FormData {
         self.0.get(name).map_or("", String::as_str)
     }
 
+    /// Whether the form has the field at all, even empty: which of a page's
+    /// forms was sent.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
     /// The fields given as pairs (the first value of a repeated name wins).
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> FormData {
         let mut map = HashMap::new();

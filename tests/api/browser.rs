@@ -486,7 +486,7 @@ async fn a_pharmacist_scans_a_code_hands_it_over_and_sells_to_a_walk_in_customer
     fill(c, "national_id", &fixtures::national_id("850101123456")).await;
     fill(c, "quantity", "2").await;
     submit(c, "/pharmacy/walk-in").await;
-    wait_for(c, "[data-flash='pharmacy.walk_in.flash.sold']").await;
+    wait_for(c, "[data-result='sold']").await;
     wait_for(c, "[data-walk-in-left='3']").await;
     wait_for(c, "tr[data-sale-id] button[data-undo]").await;
     crate::common::assert_invariants(&app.db);

@@ -39,6 +39,7 @@ mod mail;
 mod map_browser;
 mod opendata;
 mod pages;
+mod pharmacy_pages;
 mod pharmacy_pickup;
 mod pharmacy_walk_in;
 mod quota;

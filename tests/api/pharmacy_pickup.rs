@@ -650,3 +650,237 @@ fn the_pickup_look_up_limit_is_120_a_minute() {
     let limit = RateLimits::default().pickup_per_account;
     assert_eq!((limit.max, limit.window_secs), (120, 60));
 }
+
+/// A look-up by national ID at the pickup counter (no code, lost phone).
+pub async fn by_id(v: &Visitor, number: &str) -> reqwest::Response {
+    v.post_form("/pharmacy/pickup", &[("national_id", number)])
+        .await
+}
+
+/// The codes a look-up by national ID lists, as shown.
+fn listed_codes(html: &str) -> Vec<String> {
+    let marker = "data-by-id-code=\"";
+    html.match_indices(marker)
+        .map(|(i, _)| {
+            let rest = &html[i + marker.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+/// Every pickup look-up by national ID in the audit log, oldest first:
+/// (actor, entity id, after).
+fn pickup_lookups(db: &Db) -> Vec<(Option<i64>, String, serde_json::Value)> {
+    use mask_reservation::db::schema::audit_log;
+    let mut conn = db.get().unwrap();
+    let rows: Vec<(Option<i64>, String, Option<String>)> = audit_log::table
+        .filter(audit_log::action.eq("pickup.lookup"))
+        .order(audit_log::id)
+        .select((
+            audit_log::actor_user_id,
+            audit_log::entity_id,
+            audit_log::after_json,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    rows.into_iter()
+        .map(|(actor, id, after)| (actor, id, serde_json::from_str(&after.unwrap()).unwrap()))
+        .collect()
+}
+
+fn code_of(db: &Db, id: i64) -> String {
+    let mut conn = db.get().unwrap();
+    reservations::table
+        .find(id)
+        .select(reservations::pickup_code)
+        .first(&mut conn)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_look_up_by_national_id_lists_only_that_persons_active_reservations_here_today() {
+    use crate::pharmacy_walk_in::{citizen_with_id, hash_of, id_1987};
+    use mask_reservation::reservations::code::display as display_code;
+
+    let c = counter(30, 10).await;
+    c.app.set_setting("quota_per_period", "10");
+    let number = id_1987();
+    let kim = citizen_with_id(&c.app, "kim@example.com", &number).await;
+    // Two to collect here today, in two windows.
+    let first = fixtures::reservation(&c.app.db, c.windows[0], kim, 1);
+    let second = fixtures::reservation(&c.app.db, c.windows[1], kim, 2);
+    // Not listed: another store today, this store tomorrow, one already
+    // collected, and someone else's here today.
+    let other = fixtures::store(&c.app.db, OTHER_STORE, "시청약국");
+    let other_windows = fixtures::supply(&c.app.db, other, tuesday(), 30);
+    let elsewhere = fixtures::reservation(&c.app.db, other_windows[0], kim, 1);
+    let tomorrow = fixtures::supply(&c.app.db, c.store, tuesday() + TimeDelta::days(1), 30);
+    let later = fixtures::reservation(&c.app.db, tomorrow[0], kim, 1);
+    let collected = fixtures::reservation(&c.app.db, c.windows[2], kim, 1);
+    assert_eq!(
+        confirm(&c.pharmacist, &code_of(&c.app.db, collected))
+            .await
+            .status(),
+        200
+    );
+    let lee = crate::pharmacy_walk_in::citizen_with_id(
+        &c.app,
+        "lee@example.com",
+        &fixtures::national_id("850101123456"),
+    )
+    .await;
+    let someone_else = fixtures::reservation(&c.app.db, c.windows[0], lee, 1);
+
+    let res = by_id(&c.pharmacist, &number).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert_eq!(
+        listed_codes(&html),
+        [
+            display_code(&code_of(&c.app.db, first)),
+            display_code(&code_of(&c.app.db, second)),
+        ],
+        "{html}"
+    );
+    for not_listed in [elsewhere, later, collected, someone_else] {
+        let code = code_of(&c.app.db, not_listed);
+        assert!(!html.contains(&code) && !html.contains(&display_code(&code)));
+    }
+    assert!(!html.contains("시청약국"), "nothing about another store");
+    assert!(html.contains("870202-2******"), "{html}");
+    assert!(!html.contains(&number) && !html.contains(&number[7..]));
+    assert_eq!(html.matches("data-confirm-form").count(), 2);
+
+    // Each entry hands over through the usual confirm.
+    let code = code_of(&c.app.db, second);
+    let res = confirm(&c.pharmacist, &code).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("data-handed"));
+    assert_eq!(status_of(&c.app.db, second).0, "picked_up");
+    let html = by_id(&c.pharmacist, &number).await.text().await.unwrap();
+    assert_eq!(listed_codes(&html).len(), 1);
+
+    // A person with nothing here today: one neutral sentence.
+    let stranger = fixtures::national_id("900303123456");
+    let html = by_id(&c.pharmacist, &stranger).await.text().await.unwrap();
+    assert!(html.contains("data-by-id-none"), "{html}");
+    assert!(html.contains("오늘 이 약국에서 받을 예약이 없습니다."));
+    assert!(listed_codes(&html).is_empty());
+    let lee_number = fixtures::national_id("850101123456");
+    let lee_html = by_id(&c.pharmacist, &lee_number)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(listed_codes(&lee_html).len(), 1);
+
+    // Every look-up on record: who, where, whom by keyed hash, how many.
+    let seen = pickup_lookups(&c.app.db);
+    let found: Vec<(String, i64)> = seen
+        .iter()
+        .map(|(_, id, after)| (id.clone(), after["found"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (hash_of(&c.app, &number), 2),
+            (hash_of(&c.app, &number), 1),
+            (hash_of(&c.app, &stranger), 0),
+            (hash_of(&c.app, &lee_number), 1),
+        ]
+    );
+    for (actor, _, after) in &seen {
+        assert_eq!(*actor, Some(c.pharmacist_id));
+        assert_eq!(after["store"], STORE);
+        assert!(!after.to_string().contains(&number[..6]));
+    }
+
+    // In English too.
+    c.pharmacist
+        .post_form("/language", &[("lang", "en"), ("next", "/")])
+        .await;
+    let html = by_id(&c.pharmacist, &stranger).await.text().await.unwrap();
+    assert!(
+        html.contains("No reservation to collect at this pharmacy today."),
+        "{html}"
+    );
+    assert_invariants(&c.app.db);
+}
+
+#[tokio::test]
+async fn a_look_up_by_national_id_refuses_bad_numbers_other_roles_and_posts_without_csrf() {
+    use crate::pharmacy_walk_in::CHECK_DIGIT_WORDS;
+
+    let c = counter(30, 10).await;
+    let good = fixtures::national_id("850101123456");
+    let mut wrong_check = good.clone();
+    let last = wrong_check.pop().unwrap().to_digit(10).unwrap();
+    wrong_check.push(char::from_digit((last + 1) % 10, 10).unwrap());
+
+    let res = by_id(&c.pharmacist, &wrong_check).await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-for=\"national_id\""), "{html}");
+    assert!(html.contains(CHECK_DIGIT_WORDS), "{html}");
+    assert!(!html.contains(&wrong_check) && !html.contains(&wrong_check[7..]));
+    assert!(!html.contains("data-by-id="));
+    for (typed, words) in [
+        ("", "필수 입력 항목"),
+        ("12345", "YYMMDD-SNNNNNC 형식"),
+        ("851301-1234567", "실제 생년월일이 아닙니다"),
+    ] {
+        let res = by_id(&c.pharmacist, typed).await;
+        assert_eq!(res.status(), 422, "{typed}");
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("data-error-for=\"national_id\""),
+            "{typed}: {html}"
+        );
+        assert!(html.contains(words), "{typed}: {html}");
+    }
+
+    // Not a pharmacist; no CSRF token.
+    let kim = citizen(&c.app, "kim@example.com", "김지수").await;
+    assert_eq!(by_id(&kim, &good).await.status(), 403);
+    let res = c
+        .pharmacist
+        .post_form_raw("/pharmacy/pickup", &[("national_id", &good)])
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(
+        pickup_lookups(&c.app.db).is_empty(),
+        "nothing was looked up"
+    );
+}
+
+#[tokio::test]
+async fn look_ups_by_national_id_share_the_walk_in_limit() {
+    let app = spawn_app_with(Spawn {
+        clock: Some(Clock::manual(seoul(tuesday(), 8, 0))),
+        rate_limits: Some(RateLimits {
+            walk_in_per_account: mask_reservation::rate_limit::Limit::per_minutes(2, 10),
+            ..generous_limits()
+        }),
+        ..Spawn::default()
+    })
+    .await;
+    let c = counter_on(app, 30, 10).await;
+    let number = fixtures::national_id("850101123456");
+    let sold = c
+        .pharmacist
+        .post_form(
+            "/pharmacy/walk-in",
+            &[("national_id", &number), ("quantity", "1")],
+        )
+        .await;
+    assert_eq!(sold.status(), 303);
+    assert_eq!(by_id(&c.pharmacist, &number).await.status(), 200);
+    let res = by_id(&c.pharmacist, &number).await;
+    assert_eq!(res.status(), 429);
+    assert!(retry_after(&res) > 0);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-error-for=\"national_id\""), "{html}");
+    assert_eq!(pickup_lookups(&c.app.db).len(), 1, "the refused one is not");
+    // Codes are limited apart: scanning still works.
+    assert_eq!(scan(&c.pharmacist, "ABCD2345").await.status(), 404);
+}

@@ -33,7 +33,7 @@ use crate::pharmacy_pickup::{
 use crate::reservations::{seoul, tuesday};
 
 /// Part of the message that says the check digit failed.
-const CHECK_DIGIT_WORDS: &str = "마지막 확인 숫자가 맞지 않습니다";
+pub const CHECK_DIGIT_WORDS: &str = "마지막 확인 숫자가 맞지 않습니다";
 
 /// Born 1 January 1985 (rotation: Friday).
 fn id_1985() -> String {
@@ -41,7 +41,7 @@ fn id_1985() -> String {
 }
 
 /// Born 2 February 1987 (rotation: Tuesday, as 1 December 2026 is).
-fn id_1987() -> String {
+pub fn id_1987() -> String {
     fixtures::national_id("870202223456")
 }
 
@@ -102,9 +102,21 @@ async fn a_sale_within_the_quota_takes_stock_and_quota_and_never_shows_the_numbe
     let number = id_1985();
     let res = sell(&c.pharmacist, &number, "2").await;
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/pharmacy/walk-in");
+    let sale = last_sale(&c.app.db);
+    assert_eq!(
+        res.headers()["location"],
+        format!("/pharmacy/walk-in?sold={sale}").as_str()
+    );
     assert_eq!(figures(&c.app.db), (2, 2, 1, 2));
-    let html = c.pharmacist.html("/pharmacy/walk-in").await;
+    let html = c
+        .pharmacist
+        .html(&format!("/pharmacy/walk-in?sold={sale}"))
+        .await;
+    assert!(html.contains("data-result=\"sold\""), "{html}");
+    assert!(
+        html.contains("판매 완료 · 이번 주 2개 중 2개 사용"),
+        "{html}"
+    );
     assert!(html.contains("data-walk-in-left=\"8\""));
     assert!(html.contains("850101-1******"), "{html}");
     assert!(html.contains("data-undo"));
@@ -118,7 +130,7 @@ async fn a_sale_within_the_quota_takes_stock_and_quota_and_never_shows_the_numbe
     assert_eq!((status, kind.as_str()), (409, "quota"));
     assert!(html.contains("850101-1******"));
     assert!(!html.contains(&number));
-    assert!(html.contains("name=\"national_id\" type=\"text\" value=\"\""));
+    assert!(html.contains("name=\"national_id\" type=\"password\" value=\"\""));
     assert_eq!(figures(&c.app.db), (2, 2, 1, 2));
     let mut conn = c.app.db.get().unwrap();
     let kept: Vec<String> = people::table
@@ -224,7 +236,17 @@ async fn bad_input_is_refused_next_to_its_field_and_changes_nothing() {
             html.contains(&format!("data-error-for=\"{field}\"")),
             "{id:.20} {quantity}: {html}"
         );
-        assert!(!html.contains(&good) && !html.contains("xxxxxxxxxx"));
+        assert!(!html.contains("xxxxxxxxxx"));
+        // A valid number with a wrong quantity is kept, in its password
+        // field and nowhere else; a number that failed is not kept at all.
+        let kept = format!("name=\"national_id\" type=\"password\" value=\"{good}\"");
+        if *field == "quantity" {
+            assert!(html.contains(&kept), "{quantity}: {html}");
+            assert_eq!(html.matches(good.as_str()).count(), 1, "{html}");
+            assert!(html.contains("data-id-kept"));
+        } else {
+            assert!(!html.contains(&good) && !html.contains("data-id-kept"));
+        }
     }
     // The check digit is named as what failed.
     let html = sell(&c.pharmacist, &wrong_check, "1")
@@ -270,6 +292,69 @@ async fn the_walk_in_look_up_is_limited_per_pharmacist() {
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
     assert_eq!(figures(&c.app.db), (1, 1, 1, 1));
+    assert_invariants(&c.app.db);
+}
+
+#[tokio::test]
+async fn a_sales_banner_shows_to_its_seller_only_while_it_can_be_undone() {
+    let c = counter(30, 10).await;
+    let key = c.app.state.keys.national_id.clone();
+    fixtures::user(
+        &c.app.db,
+        Role::Pharmacist,
+        "p2@example.com",
+        Some(c.store),
+        true,
+        &key,
+    );
+    let colleague = c.app.new_visitor();
+    colleague.login("p2@example.com", fixtures::PASSWORD).await;
+
+    assert_eq!(sell(&c.pharmacist, &id_1985(), "1").await.status(), 303);
+    let first = last_sale(&c.app.db);
+    let banner = |sale: i64| format!("/pharmacy/walk-in?sold={sale}");
+    let html = c.pharmacist.html(&banner(first)).await;
+    assert!(
+        html.contains("판매 완료 · 이번 주 2개 중 1개 사용"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("action=\"/pharmacy/walk-in/{first}/undo\"")));
+    assert!(html.contains("data-undo-last"));
+    // The week's use is the answer to one's own sale, not a way to read it:
+    // not for a colleague, not for a sale undone, not after the undo minutes,
+    // not for what is not a sale id.
+    let html = colleague.html(&banner(first)).await;
+    assert!(
+        !html.contains("data-result") && !html.contains("이번 주"),
+        "{html}"
+    );
+    for nonsense in ["abc", "-1", "999999", ""] {
+        let html = c
+            .pharmacist
+            .html(&format!("/pharmacy/walk-in?sold={nonsense}"))
+            .await;
+        assert!(!html.contains("data-result"), "{nonsense}");
+    }
+    assert_eq!(sell(&c.pharmacist, &id_1987(), "1").await.status(), 303);
+    let second = last_sale(&c.app.db);
+    let res = c
+        .pharmacist
+        .post_form(&format!("/pharmacy/walk-in/{second}/undo"), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(
+        !c.pharmacist
+            .html(&banner(second))
+            .await
+            .contains("data-result")
+    );
+    c.app.state.clock.advance(TimeDelta::minutes(6));
+    assert!(
+        !c.pharmacist
+            .html(&banner(first))
+            .await
+            .contains("data-result")
+    );
     assert_invariants(&c.app.db);
 }
 
@@ -525,7 +610,7 @@ async fn on_postgres_two_instances_selling_to_one_person_sell_only_the_quota() {
 }
 
 /// The keyed hash the app keeps of `number`.
-fn hash_of(app: &TestApp, number: &str) -> String {
+pub fn hash_of(app: &TestApp, number: &str) -> String {
     let today = chrono::Utc::now().date_naive();
     NationalId::parse(number, today)
         .unwrap()
@@ -533,7 +618,7 @@ fn hash_of(app: &TestApp, number: &str) -> String {
 }
 
 /// A citizen whose person is the holder of `number`; the account's id.
-async fn citizen_with_id(app: &TestApp, email: &str, number: &str) -> i64 {
+pub async fn citizen_with_id(app: &TestApp, email: &str, number: &str) -> i64 {
     citizen(app, email, "김지수").await;
     let hash = hash_of(app, number);
     let mut conn = app.db.get().unwrap();
@@ -597,8 +682,12 @@ async fn without_walk_in_stock_nobody_is_looked_up_and_the_answer_is_the_same_fo
             "{html}"
         );
         assert!(!html.contains(who.as_str()));
-        let start = html.find("data-error-summary").unwrap();
-        let message = &html[start..start + html[start..].find("</div>").unwrap()];
+        assert!(
+            html.contains("role=\"alert\" data-result=\"refused\""),
+            "{html}"
+        );
+        let start = html.find("data-result-detail").unwrap();
+        let message = &html[start..start + html[start..].find("</p>").unwrap()];
         answers.push(message.to_owned());
     }
     assert_eq!(
@@ -647,8 +736,9 @@ async fn a_spent_quota_is_refused_with_the_day_it_comes_back_never_the_count() {
     fixtures::reservation(&c.app.db, c.windows[0], kim, 1);
     let (status, kind, html) = refused(sell(&c.pharmacist, &number, "2").await).await;
     assert_eq!((status, kind.as_str()), (409, "quota"), "{html}");
+    assert!(html.contains("구매 불가 · 12월 7일(월)부터 가능"), "{html}");
     assert!(
-        html.contains("판매할 수 없습니다. 이분은 12월 7일(월)부터 다시 구매할 수 있습니다."),
+        html.contains("role=\"alert\" data-result=\"refused\""),
         "{html}"
     );
     assert!(html.contains("data-may-buy-from=\"2026-12-07\""));
@@ -675,7 +765,7 @@ async fn a_spent_quota_is_refused_with_the_day_it_comes_back_never_the_count() {
         .await
         .unwrap();
     assert!(
-        html.contains("Not allowed: this person can buy again from Mon 14 Dec."),
+        html.contains("Not allowed · can buy from Mon 14 Dec"),
         "{html}"
     );
 
