@@ -712,7 +712,7 @@ async fn check_reset_token(
         .db
         .run(
             move |conn| match tokens::peek(conn, &token, Purpose::PasswordReset)? {
-                Ok(user_id) => crate::admin::accounts::awaits_first_password(conn, user_id).map(Ok),
+                Ok(user_id) => tokens::awaits_first_password(conn, user_id).map(Ok),
                 Err(e) => Ok(Err(e)),
             },
         )
