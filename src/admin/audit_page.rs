@@ -77,6 +77,18 @@ struct AuditPage {
     older: Option<String>,
 }
 
+impl AuditPage {
+    /// A kind of thing as the filter names it, in the reader's language; a
+    /// kind without a name of its own stays as it is.
+    fn entity_label(&self, entity: &str) -> String {
+        let key = format!("admin.audit.entity_name.{entity}");
+        match self.page.t.get(&key) {
+            text if text == key => entity.to_owned(),
+            text => text.to_owned(),
+        }
+    }
+}
+
 fn is_entity_name(s: &str) -> bool {
     s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
