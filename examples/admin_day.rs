@@ -5,7 +5,8 @@
 //! 1. `POST /admin/stores/import` with `--stores` stores (25,000 by default,
 //!    spread over the 17 provinces): all created; then the same file again
 //!    (all unchanged); then with one store in ten renamed (an upsert).
-//! 2. `POST /admin/supply/import` with one row per store for `--date`: every
+//! 2. `POST /admin/supply/import` with one row per store for `--date`, then its
+//!    confirmation (`confirm=1` with the preview's `file_hash`): every
 //!    store-day and its pickup windows created.
 //! 3. `GET` of the store list, a search, a deep page, and the supply page for
 //!    that date, `--page-loads` times each, one at a time: latency percentiles.
@@ -164,15 +165,43 @@ async fn import(
         .send()
         .await?;
     let status = res.status();
-    let body = res.text().await?;
-    let elapsed = started.elapsed();
+    let mut body = res.text().await?;
     if !status.is_success() && !status.is_redirection() {
         bail!(
             "{path} answered {status}: {}",
             &body[..body.len().min(2000)]
         );
     }
-    Ok(elapsed)
+    // A supply file answers its preview; it applies once confirmed, as the
+    // preview's button does. The time is the two requests together.
+    if let Some(hash) = hidden_value(&body, "file_hash") {
+        let token = csrf_token(c, base, "/admin/stores").await?;
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", token)
+            .text("file_hash", hash)
+            .text("confirm", "1");
+        let res = c
+            .post(format!("{base}{path}"))
+            .multipart(form)
+            .send()
+            .await?;
+        let status = res.status();
+        body = res.text().await?;
+        if !status.is_success() {
+            bail!(
+                "{path} (confirm) answered {status}: {}",
+                &body[..body.len().min(2000)]
+            );
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// The value of the hidden input named `name`, if the page has one.
+fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &html[at + name.len() + 15..];
+    rest.split('"').next().map(str::to_owned)
 }
 
 async fn time_page(c: &reqwest::Client, base: &str, path: &str, n: usize) -> anyhow::Result<()> {

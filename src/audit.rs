@@ -70,6 +70,7 @@ pub struct Listed {
     pub actor_id: Option<i64>,
     pub actor_name: Option<String>,
     pub actor_email: Option<String>,
+    pub actor_role: Option<String>,
     pub action: String,
     pub entity: String,
     pub entity_id: String,
@@ -117,6 +118,7 @@ pub fn list(conn: &mut DbConnection, filter: &Filter, page: i64) -> QueryResult<
             audit_log::actor_user_id,
             users::name.nullable(),
             users::email.nullable(),
+            users::role.nullable(),
             audit_log::action,
             audit_log::entity,
             audit_log::entity_id,
@@ -131,6 +133,19 @@ pub fn list(conn: &mut DbConnection, filter: &Filter, page: i64) -> QueryResult<
     Ok(Page { entries, total })
 }
 
+/// The names of the accounts `ids` (those that exist), for entries about
+/// accounts.
+pub fn account_names(
+    conn: &mut DbConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, String>> {
+    let found: Vec<(i64, String)> = users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::name))
+        .load(conn)?;
+    Ok(found.into_iter().collect())
+}
+
 /// The kinds of things the log has entries about, for the filter.
 pub fn entities(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     audit_log::table
@@ -138,48 +153,4 @@ pub fn entities(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         .distinct()
         .order(audit_log::entity)
         .load(conn)
-}
-
-/// A JSON value of an entry as `key: value` lines to read: an object's members
-/// (by name), anything else as one line with an empty key.
-pub fn readable(json_text: Option<&str>) -> Vec<(String, String)> {
-    let Some(text) = json_text else {
-        return Vec::new();
-    };
-    let plain = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "—".to_owned(),
-        other => other.to_string(),
-    };
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(map)) => {
-            map.iter().map(|(k, v)| (k.clone(), plain(v))).collect()
-        }
-        Ok(other) => vec![(String::new(), plain(&other))],
-        Err(_) => vec![(String::new(), text.to_owned())],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::readable;
-
-    #[test]
-    fn json_values_read_as_key_value_lines() {
-        assert_eq!(
-            readable(Some(
-                r#"{"quota_per_period":"2","store_code":null,"disabled":true}"#
-            )),
-            [
-                ("disabled".to_owned(), "true".to_owned()),
-                ("quota_per_period".to_owned(), "2".to_owned()),
-                ("store_code".to_owned(), "—".to_owned()),
-            ]
-        );
-        assert_eq!(readable(None), []);
-        assert_eq!(
-            readable(Some("not json")),
-            [(String::new(), "not json".to_owned())]
-        );
-    }
 }

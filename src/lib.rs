@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod dependants;
 pub mod i18n;
+pub mod import_preview;
 pub mod logging;
 pub mod mail;
 pub mod opendata;

@@ -678,19 +678,46 @@ struct ResetPage {
     page: PageCtx,
     token: String,
     errors: FieldErrors,
+    /// The link is a new staff account's invitation: the password is set
+    /// for the first time, not changed.
+    first: bool,
 }
 
-/// Whether a reset link is still good, without using it.
+impl ResetPage {
+    fn title_key(&self) -> &'static str {
+        if self.first {
+            "reset.first_title"
+        } else {
+            "reset.title"
+        }
+    }
+
+    fn submit_key(&self) -> &'static str {
+        if self.first {
+            "reset.first_submit"
+        } else {
+            "reset.submit"
+        }
+    }
+}
+
+/// Whether a reset link is still good, without using it; when it is, whether
+/// it sets a new staff account's first password.
 async fn check_reset_token(
     state: &AppState,
     token: &str,
-) -> Result<Result<(), TokenError>, AppError> {
+) -> Result<Result<bool, TokenError>, AppError> {
     let token = token.to_owned();
     let status = state
         .db
-        .run(move |conn| tokens::peek(conn, &token, Purpose::PasswordReset))
+        .run(
+            move |conn| match tokens::peek(conn, &token, Purpose::PasswordReset)? {
+                Ok(user_id) => tokens::awaits_first_password(conn, user_id).map(Ok),
+                Err(e) => Ok(Err(e)),
+            },
+        )
         .await?;
-    Ok(status.map(drop))
+    Ok(status)
 }
 
 async fn reset_form(
@@ -700,11 +727,12 @@ async fn reset_form(
 ) -> Result<HttpResponse, AppError> {
     let token = query.into_inner().token;
     match check_reset_token(&state, &token).await? {
-        Ok(()) => render(
+        Ok(first) => render(
             &ResetPage {
                 page,
                 token,
                 errors: FieldErrors::default(),
+                first,
             },
             StatusCode::OK,
         ),
@@ -721,9 +749,10 @@ async fn reset(
     let token = truncate(form.get("token"), 200);
     // A dead link is refused before the costly hashing: the form cannot
     // succeed, and this route is open to anyone.
-    if let Err(e) = check_reset_token(&state, &token).await? {
-        return token_problem(page, e);
-    }
+    let first = match check_reset_token(&state, &token).await? {
+        Ok(first) => first,
+        Err(e) => return token_problem(page, e),
+    };
     let mut errors = FieldErrors::default();
     let password = new_password(&page.t, &form, &mut errors);
     let (Some(password), true) = (password, errors.is_empty()) else {
@@ -732,6 +761,7 @@ async fn reset(
                 page,
                 token,
                 errors,
+                first,
             },
             StatusCode::UNPROCESSABLE_ENTITY,
         );
@@ -744,6 +774,7 @@ async fn reset(
                 page,
                 token,
                 errors,
+                first,
             };
             return waiting(render(&page, StatusCode::SERVICE_UNAVAILABLE), busy);
         }
@@ -756,7 +787,12 @@ async fn reset(
         Ok(_) => {
             // Whoever was logged in here is logged out with every other session.
             session::reset(&session);
-            session::set_flash(&session, "reset.done");
+            let done = if first {
+                "reset.first_done"
+            } else {
+                "reset.done"
+            };
+            session::set_flash(&session, done);
             Ok(see_other("/login"))
         }
         Err(crate::db::DbError::Work(AccountError::Token(e))) => token_problem(page, e),

@@ -89,6 +89,34 @@ pub fn issue_valid_for(
     Ok(raw)
 }
 
+/// Whether `user_id` is a staff account an administrator created that has
+/// not set its password yet: its invitation link then opens a page that sets
+/// a first password rather than one that changes it. Read from what happened
+/// (the account's creation in the audit log, no reset link ever used), so an
+/// account made on the command line, or one that has set its password once,
+/// is not mistaken for a new one.
+pub fn awaits_first_password(conn: &mut DbConnection, user_id: i64) -> QueryResult<bool> {
+    use crate::db::schema::audit_log;
+    let invited = diesel::select(diesel::dsl::exists(
+        audit_log::table
+            .filter(audit_log::action.eq("user.create"))
+            .filter(audit_log::entity.eq("user"))
+            .filter(audit_log::entity_id.eq(user_id.to_string())),
+    ))
+    .get_result::<bool>(conn)?;
+    if !invited {
+        return Ok(false);
+    }
+    let used = diesel::select(diesel::dsl::exists(
+        account_tokens::table
+            .filter(account_tokens::user_id.eq(user_id))
+            .filter(account_tokens::purpose.eq(Purpose::PasswordReset.as_str()))
+            .filter(account_tokens::used_at.is_not_null()),
+    ))
+    .get_result::<bool>(conn)?;
+    Ok(!used)
+}
+
 /// Checks a token without using it (to show the reset form).
 pub fn peek(
     conn: &mut DbConnection,

@@ -16,6 +16,9 @@ use serde::Deserialize;
 
 use chrono_tz::Tz;
 
+use std::collections::HashMap;
+
+use crate::admin::audit_words::{self, Said, ValueChange, Who};
 use crate::audit::{self, Actor, Filter, PAGE_SIZE};
 use crate::i18n::Tr;
 use crate::state::AppState;
@@ -46,14 +49,16 @@ pub struct EntryView {
     /// The actor's name and e-mail, or empty when no account made the change.
     pub actor: String,
     pub action: String,
+    /// What happened, as one sentence in the reader's language.
+    pub sentence: String,
+    /// The values the entry speaks about, by their names.
+    pub values: Vec<ValueChange>,
     pub entity: String,
     pub entity_id: String,
     /// The id as the table shows it: a long one (the keyed hash that names a
     /// person) cut to its first characters, the whole in `data-entity-id`.
     pub entity_label: String,
     pub when: String,
-    pub before: Vec<(String, String)>,
-    pub after: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -70,6 +75,18 @@ struct AuditPage {
     heading: String,
     newer: Option<String>,
     older: Option<String>,
+}
+
+impl AuditPage {
+    /// A kind of thing as the filter names it, in the reader's language; a
+    /// kind without a name of its own stays as it is.
+    fn entity_label(&self, entity: &str) -> String {
+        let key = format!("admin.audit.entity_name.{entity}");
+        match self.page.t.get(&key) {
+            text if text == key => entity.to_owned(),
+            text => text.to_owned(),
+        }
+    }
 }
 
 fn is_entity_name(s: &str) -> bool {
@@ -106,9 +123,37 @@ fn parse_query(query: Query) -> Result<(i64, String, String, Filter), AppError> 
 }
 
 /// An entry as people read it: the actor by name and e-mail, the time in the
-/// service zone, the values as `key: value` lines.
-fn view(e: audit::Listed, t: &Tr, tz: Tz) -> EntryView {
+/// service zone, what happened as a sentence, the values by their names.
+/// `names` are the accounts' names for entries about accounts.
+fn view(e: audit::Listed, t: &Tr, tz: Tz, names: &HashMap<i64, String>) -> EntryView {
     let local = e.created_at.and_utc().with_timezone(&tz);
+    let (before, after) = (
+        audit_words::object(e.before_json.as_deref()),
+        audit_words::object(e.after_json.as_deref()),
+    );
+    let subject = match e.entity.as_str() {
+        "user" => e
+            .entity_id
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| names.get(&id)),
+        _ => None,
+    };
+    let said = Said {
+        action: &e.action,
+        entity: &e.entity,
+        entity_id: &e.entity_id,
+        before: &before,
+        after: &after,
+        subject: subject.map(String::as_str),
+    };
+    let who = Who {
+        role: e.actor_role.as_deref(),
+        name: e.actor_name.as_deref(),
+        id: e.actor_id,
+    };
+    let sentence = audit_words::sentence(t, &who, &said);
+    let values = audit_words::values(t, &said);
     EntryView {
         id: e.id,
         actor: match (e.actor_name, e.actor_email, e.actor_id) {
@@ -117,8 +162,8 @@ fn view(e: audit::Listed, t: &Tr, tz: Tz) -> EntryView {
             _ => String::new(),
         },
         when: format!("{} {}", t.date(local.date_naive()), local.format("%H:%M")),
-        before: audit::readable(e.before_json.as_deref()),
-        after: audit::readable(e.after_json.as_deref()),
+        sentence,
+        values,
         action: e.action,
         entity: e.entity,
         entity_label: short_id(&e.entity_id),
@@ -147,11 +192,18 @@ async fn list(
     query: web::Query<Query>,
 ) -> Result<HttpResponse, AppError> {
     let (number, entity, actor, filter) = parse_query(query.into_inner())?;
-    let (found, mut entities) = state
+    let (found, mut entities, names) = state
         .db
         .run(move |conn| {
             let found = audit::list(conn, &filter, number)?;
-            Ok::<_, diesel::result::Error>((found, audit::entities(conn)?))
+            let accounts: Vec<i64> = found
+                .entries
+                .iter()
+                .filter(|e| e.entity == "user")
+                .filter_map(|e| e.entity_id.parse().ok())
+                .collect();
+            let names = audit::account_names(conn, &accounts)?;
+            Ok::<_, diesel::result::Error>((found, audit::entities(conn)?, names))
         })
         .await?;
     // A filter by an entity with no entries yet still shows as chosen.
@@ -162,7 +214,7 @@ async fn list(
     let entries = found
         .entries
         .into_iter()
-        .map(|e| view(e, &page.t, tz))
+        .map(|e| view(e, &page.t, tz, &names))
         .collect();
     let (total, pages) = (found.total, (found.total + PAGE_SIZE - 1) / PAGE_SIZE);
     let newer = (number > 1).then(|| page_link(&entity, &actor, number - 1));

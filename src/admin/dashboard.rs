@@ -128,7 +128,7 @@ fn region_svg(page: &PageCtx, regions: &[RegionRow]) -> String {
                 values: column(|r| r.supply),
             },
             Series {
-                label: t.get("pharmacy.reserved").into(),
+                label: t.get("admin.reserved_waiting").into(),
                 values: column(|r| r.reserved),
             },
             Series {

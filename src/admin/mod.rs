@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit_page;
+pub mod audit_words;
 pub mod charts;
 pub mod dashboard;
 pub mod overview;

@@ -69,6 +69,11 @@ impl ValidPolicy {
         })
     }
 
+    /// Every setting in its stored form, in the form's order.
+    pub fn pairs(&self) -> &[(&'static str, String)] {
+        &self.pairs
+    }
+
     fn get(&self, key: &str) -> &str {
         self.pairs
             .iter()
@@ -98,6 +103,31 @@ fn stored_form(p: &Policy) -> Vec<(&'static str, String)> {
         ("proxy_born_from", p.proxy_born_from.to_string()),
         ("proxy_born_until", p.proxy_born_until.to_string()),
     ]
+}
+
+/// One setting a change would give a new value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub key: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+/// The settings of `policy` that differ from `current` (the values in force),
+/// in the form's order: what the review before a save lists.
+pub fn differences(current: &HashMap<String, String>, policy: &ValidPolicy) -> Vec<Difference> {
+    policy
+        .pairs
+        .iter()
+        .filter_map(|(key, value)| {
+            let before = current.get(*key).map_or("", String::as_str);
+            (before != value).then(|| Difference {
+                key,
+                before: before.to_owned(),
+                after: value.clone(),
+            })
+        })
+        .collect()
 }
 
 /// A change as the form asks for it.
@@ -191,6 +221,23 @@ mod tests {
         values.remove("rotation");
         let errors = ValidPolicy::parse(&values).unwrap_err();
         assert_eq!(errors[0].key, "rotation");
+    }
+
+    #[test]
+    fn differences_list_only_the_changed_settings_in_the_forms_order() {
+        let current: HashMap<String, String> = stored_form(&Policy::default())
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let same = ValidPolicy::parse(&form(&[])).unwrap();
+        assert!(differences(&current, &same).is_empty());
+        let changed =
+            ValidPolicy::parse(&form(&[("max_dependants", "3"), ("quota_per_period", "5")]))
+                .unwrap();
+        let d = differences(&current, &changed);
+        let keys: Vec<&str> = d.iter().map(|d| d.key).collect();
+        assert_eq!(keys, ["quota_per_period", "max_dependants"]);
+        assert_eq!((d[0].before.as_str(), d[0].after.as_str()), ("2", "5"));
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! `/admin/settings`: the policy of SPEC §3 as a form. The work is in
 //! [`crate::admin::policy_changes`].
+//!
+//! A valid form is not saved at once: it answers a review listing each value
+//! that would change, old → new, because a setting changes the whole country
+//! at once. The review's form carries the values (hidden), the version of the
+//! settings it was made against, and `confirm=1`; only that post saves. If the
+//! settings changed between the review and the confirmation (another
+//! administrator), nothing is saved and a fresh review against the values now
+//! in force is shown.
 
 use std::collections::HashMap;
 
@@ -8,7 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use crate::admin::policy_changes::{self, Change, KEYS, Saved, ValidPolicy};
+use crate::admin::policy_changes::{self, Change, Difference, KEYS, Saved, ValidPolicy};
 use crate::settings;
 use crate::state::AppState;
 use crate::web::auth::Admin;
@@ -47,6 +55,83 @@ struct SettingsPage {
     version: String,
     errors: FieldErrors,
     confirm: Option<TimezoneChange>,
+}
+
+/// One line of the review: a setting by its label, its value now and after.
+pub struct ReviewLine {
+    pub key: &'static str,
+    pub label: String,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/settings_review.html")]
+struct ReviewPage {
+    page: PageCtx,
+    /// Every value of the form, in its stored form, for the hidden fields.
+    values: Vec<(&'static str, String)>,
+    version: String,
+    lines: Vec<ReviewLine>,
+    /// What a new time zone changes, when the review has one.
+    timezone: Option<String>,
+    /// Why the review is shown again (the settings changed meanwhile).
+    stale: bool,
+}
+
+/// A value as the form's choices name it (`birth_year` → the rotation by birth
+/// year), other values as they are.
+fn shown_value(page: &PageCtx, key: &str, value: &str) -> String {
+    let choice = match (key, value) {
+        ("rotation", "off") => "admin.settings.rotation_off",
+        ("rotation", "birth_year") => "admin.settings.rotation_birth_year",
+        ("period", "iso_week") => "admin.settings.period_iso_week",
+        _ => return value.to_owned(),
+    };
+    page.t.get(choice).to_owned()
+}
+
+/// The review of `policy` against the settings in force (`current`, of
+/// `version`).
+fn review_page(
+    page: PageCtx,
+    policy: &ValidPolicy,
+    (current, version): (&HashMap<String, String>, String),
+    stale: bool,
+) -> Result<HttpResponse, AppError> {
+    let differences = policy_changes::differences(current, policy);
+    let timezone = differences.iter().find(|d| d.key == "timezone").map(|d| {
+        page.t.fmt(
+            "admin.settings.timezone_confirm_body",
+            &[("from", &d.before), ("to", &d.after)],
+        )
+    });
+    let lines = differences
+        .into_iter()
+        .map(|Difference { key, before, after }| ReviewLine {
+            key,
+            label: page
+                .t
+                .get(&format!("admin.settings.label.{key}"))
+                .to_owned(),
+            before: shown_value(&page, key, &before),
+            after: shown_value(&page, key, &after),
+        })
+        .collect();
+    let status = if stale {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    let p = ReviewPage {
+        page,
+        values: policy.pairs().to_vec(),
+        version,
+        lines,
+        timezone,
+        stale,
+    };
+    render(&p, status)
 }
 
 /// The message next to a field whose value broke the policy's rules.
@@ -143,10 +228,29 @@ async fn save(
             return settings_page(page, (values, version), errors, None, status);
         }
     };
+    // Back from the review to the form, with the values as they were.
+    if form.get("edit") == "1" {
+        let status = StatusCode::OK;
+        return settings_page(
+            page,
+            (values, version),
+            FieldErrors::default(),
+            None,
+            status,
+        );
+    }
+    if form.get("confirm") != "1" {
+        let current = state.db.run(settings::snapshot).await?;
+        if current.version != version {
+            return stale_form(&state, page).await;
+        }
+        return review_page(page, &policy, (&current.values, version), false);
+    }
     let change = Change {
-        policy,
+        policy: policy.clone(),
         version: version.clone(),
-        timezone_confirmed: form.get("confirm_timezone") == "1",
+        // The review showed the new time zone with what it changes.
+        timezone_confirmed: true,
     };
     let actor = admin.user.id;
     let saved = state
@@ -175,10 +279,17 @@ async fn save(
             settings_page(page, form, FieldErrors::default(), confirm, StatusCode::OK)
         }
         Saved::Stale => {
-            let mut errors = FieldErrors::default();
-            errors.set_general(page.t.get("admin.settings.stale"));
-            let current = stored(&state).await?;
-            settings_page(page, current, errors, None, StatusCode::CONFLICT)
+            let current = state.db.run(settings::snapshot).await?;
+            review_page(page, &policy, (&current.values, current.version), true)
         }
     }
+}
+
+/// The form with the values in force, and why nothing was saved: the
+/// settings changed since this form was opened.
+async fn stale_form(state: &AppState, page: PageCtx) -> Result<HttpResponse, AppError> {
+    let mut errors = FieldErrors::default();
+    errors.set_general(page.t.get("admin.settings.stale"));
+    let current = stored(state).await?;
+    settings_page(page, current, errors, None, StatusCode::CONFLICT)
 }

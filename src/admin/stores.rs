@@ -238,14 +238,22 @@ async fn store_page(
     let horizon = u64::try_from(policy.booking_horizon_days).unwrap_or(0);
     let last = today + chrono::Days::new(horizon);
     let wanted = code.clone();
-    let windows = state
+    let (name, windows) = state
         .db
         .run(move |conn| match admin::get(conn, &wanted)? {
-            Some(store) => store_windows(conn, store.id, today, last),
-            None => Ok(Vec::new()),
+            Some(store) => Ok::<_, diesel::result::Error>((
+                store.name.clone(),
+                store_windows(conn, store.id, today, last)?,
+            )),
+            None => Ok((String::new(), Vec::new())),
         })
         .await?;
-    let heading = page.t.fmt("admin.store.edit_heading", &[("code", &code)]);
+    // The name as stored, not as typed: a form sent back with errors keeps
+    // the typed values, and the heading still says which store this is.
+    let heading = page.t.fmt(
+        "admin.store.edit_heading",
+        &[("name", &name), ("code", &code)],
+    );
     let p = StorePage {
         page,
         code,

@@ -1,5 +1,7 @@
 //! `/admin/supply`: each store's supply on a date, edited in place; copying the
-//! previous day; importing a CSV file. The work is in [`crate::supply`]. Each
+//! previous day; importing a CSV file, previewed first (old → new per
+//! store-day, totals, refusals) and applied only when confirmed
+//! ([`crate::import_preview`]). The work is in [`crate::supply`]. Each
 //! of the three refuses a date outside [`SupplyDates`] of today (by the app's
 //! clock, in the service time zone), naming the range.
 
@@ -12,12 +14,15 @@ use serde::Deserialize;
 
 use crate::db::DbError;
 use crate::i18n::Tr;
+use crate::import_preview::{self, Kind, NewPreview};
 use crate::policy::Policy;
 use crate::reservations::rules;
 use crate::state::AppState;
 use crate::stores::is_store_code;
 use crate::supply::changes::{self, ChangeError, Copied};
-use crate::supply::import::{self, ImportError, Imported, MAX_QUANTITY};
+use crate::supply::import::{
+    self, Effect, ImportError, Imported, MAX_QUANTITY, Preview, PreviewLine, PreviewTotals,
+};
 use crate::supply::queries::{self, StoreSupply, Totals};
 use crate::supply::rules::{Refusal, SupplyDates};
 use crate::web::auth::Admin;
@@ -399,6 +404,135 @@ impl ImportPage {
 /// Bad lines listed on the answer page; the rest are counted.
 const SHOWN_ERRORS: usize = 50;
 
+/// Lines a preview lists (refused ones first, then new and changed ones);
+/// the totals count every line.
+const SHOWN_LINES: usize = 200;
+
+/// One line of the preview as the page shows it.
+pub struct PreviewRow {
+    pub code: String,
+    pub name: String,
+    pub date: String,
+    /// The supply now, or empty when the store-day has none yet.
+    pub before: String,
+    pub after: i32,
+    /// `create`, `change` or `unchanged`, for the page's marks.
+    pub effect: &'static str,
+    pub refusal: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/supply_import_preview.html")]
+struct PreviewPage {
+    page: PageCtx,
+    file_name: String,
+    file_hash: String,
+    totals: PreviewTotals,
+    rows: Vec<PreviewRow>,
+    /// Lines not listed.
+    more: usize,
+    /// Why the preview is shown again instead of applied.
+    changed_meanwhile: bool,
+}
+
+impl PreviewPage {
+    fn file_label(&self) -> String {
+        let name: &str = &self.file_name;
+        self.page
+            .t
+            .fmt("admin.supply.import.file_name", &[("name", &name)])
+    }
+
+    fn lines_text(&self) -> String {
+        let t = &self.totals;
+        self.page.t.fmt(
+            "admin.supply.preview.lines",
+            &[
+                ("lines", &t.lines),
+                ("stores", &t.stores),
+                ("created", &t.created),
+                ("changed", &t.changed),
+                ("unchanged", &t.unchanged),
+            ],
+        )
+    }
+
+    fn refused_text(&self) -> String {
+        self.page.t.fmt(
+            "admin.supply.preview.refused",
+            &[("count", &self.totals.refused)],
+        )
+    }
+
+    fn more_text(&self) -> String {
+        self.page
+            .t
+            .fmt("admin.supply.preview.more", &[("count", &self.more)])
+    }
+}
+
+/// The preview page of `preview`, for the file `file_hash`.
+fn preview_page(
+    page: PageCtx,
+    (file_name, file_hash): (String, String),
+    preview: &Preview,
+    changed_meanwhile: bool,
+) -> Result<HttpResponse, AppError> {
+    let t = &page.t;
+    let effect = |l: &PreviewLine| match l.effect() {
+        Effect::Create => "create",
+        Effect::Change => "change",
+        Effect::Unchanged => "unchanged",
+    };
+    let mut listed: Vec<&PreviewLine> = preview
+        .lines
+        .iter()
+        .filter(|l| l.refusal.is_some())
+        .collect();
+    listed.extend(
+        preview
+            .lines
+            .iter()
+            .filter(|l| l.refusal.is_none() && l.effect() != Effect::Unchanged),
+    );
+    let more = preview
+        .lines
+        .len()
+        .saturating_sub(listed.len().min(SHOWN_LINES));
+    let rows = listed
+        .into_iter()
+        .take(SHOWN_LINES)
+        .map(|l| PreviewRow {
+            code: l.store_code.clone(),
+            name: l.store_name.clone(),
+            date: t.date(l.day),
+            before: l.before.map_or_else(String::new, |b| b.to_string()),
+            after: l.after,
+            effect: effect(l),
+            refusal: l.refusal.as_ref().map(|r| refusal_message(t, r, "")),
+        })
+        .collect();
+    let status = if preview.totals.refused > 0 || changed_meanwhile {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    render(
+        &PreviewPage {
+            page,
+            file_name,
+            file_hash,
+            totals: preview.totals,
+            rows,
+            more,
+            changed_meanwhile,
+        },
+        status,
+    )
+}
+
+/// `POST /admin/supply/import`: a file answers its preview; `confirm=1` with
+/// the preview's `file_hash` applies the file kept by that preview.
 async fn import_file(
     state: web::Data<AppState>,
     admin: Admin,
@@ -406,35 +540,145 @@ async fn import_file(
     upload: Upload,
 ) -> Result<HttpResponse, AppError> {
     let upload = upload.read().await?;
+    if upload.fields.get("confirm") == "1" {
+        let hash = upload.fields.get("file_hash").trim().to_owned();
+        return confirm_file(&state, &admin, page, hash).await;
+    }
     let file_name = truncate(&upload.file_name, 200);
-    let answer = |page: PageCtx, errors: Vec<String>, result, status| {
-        let more = errors.len().saturating_sub(SHOWN_ERRORS);
-        let errors = errors.into_iter().take(SHOWN_ERRORS).collect();
-        render(
-            &ImportPage {
-                page,
-                file_name: file_name.clone(),
-                errors,
-                more,
-                result,
-            },
-            status,
-        )
-    };
-    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     if upload.file.is_empty() {
         let message = page.t.get("admin.supply.import.error.no_file").to_owned();
-        return answer(page, vec![message], None, unprocessable);
+        return import_answer(page, file_name, vec![message], None);
     }
     let policy = state.policy().await?;
     let (rows, problems) = import::parse_csv(&upload.file, supply_dates(&state, &policy));
+    let previewed = state
+        .db
+        .run(move |conn| import::preview(conn, &rows, &problems))
+        .await;
+    let preview = match previewed {
+        Ok(p) => p,
+        Err(DbError::Work(ImportError::Invalid(errors))) => {
+            let messages = errors.iter().map(|e| e.message(&page.t)).collect();
+            return import_answer(page, file_name, messages, None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // A file that parsed has no line that is not UTF-8.
+    let content = String::from_utf8(upload.file).map_err(|_| AppError::UnreadableForm)?;
+    let hash = import_preview::file_hash(content.as_bytes());
+    if preview.totals.refused == 0 {
+        keep_preview(&state, &admin, (&file_name, &hash, &content), &preview).await?;
+    }
+    preview_page(page, (file_name, hash), &preview, false)
+}
+
+/// Stores the file of a preview that can be applied, for its confirmation.
+async fn keep_preview(
+    state: &AppState,
+    admin: &Admin,
+    (file_name, hash, content): (&str, &str, &str),
+    preview: &Preview,
+) -> Result<(), AppError> {
+    let (admin_id, now) = (admin.user.id, state.clock.now().naive_utc());
+    let (file_name, hash, content, seen) = (
+        file_name.to_owned(),
+        hash.to_owned(),
+        content.to_owned(),
+        preview.seen.clone(),
+    );
+    state
+        .db
+        .write(move |tx| {
+            import_preview::keep(
+                tx,
+                &NewPreview {
+                    admin_id,
+                    kind: Kind::Supply,
+                    file_hash: &hash,
+                    file_name: &file_name,
+                    content: &content,
+                    seen: &seen,
+                },
+                now,
+            )
+        })
+        .await?;
+    Ok(())
+}
+
+/// Applies the file the administrator's preview `hash` kept, if the
+/// store-days it names still hold what the preview showed; otherwise nothing
+/// is applied and a fresh preview is shown (409). An unknown, expired, used
+/// or another administrator's preview is a 404 with a message.
+async fn confirm_file(
+    state: &AppState,
+    admin: &Admin,
+    page: PageCtx,
+    hash: String,
+) -> Result<HttpResponse, AppError> {
+    let (admin_id, now) = (admin.user.id, state.clock.now().naive_utc());
+    let wanted = hash.clone();
+    let kept = match import_preview::is_file_hash(&hash) {
+        true => {
+            state
+                .db
+                .write(move |tx| import_preview::take(tx, admin_id, Kind::Supply, &wanted, now))
+                .await?
+        }
+        false => None,
+    };
+    let Some(kept) = kept else {
+        let message = page.t.get("admin.supply.preview.gone").to_owned();
+        return render(
+            &ImportPage {
+                page,
+                file_name: String::new(),
+                errors: vec![message],
+                more: 0,
+                result: None,
+            },
+            StatusCode::NOT_FOUND,
+        );
+    };
+    let policy = state.policy().await?;
+    let bytes = kept.content.as_bytes();
+    let (rows, problems) = import::parse_csv(bytes, supply_dates(state, &policy));
+    let (check_rows, check_problems) = (rows.clone(), problems.clone());
+    let previewed = state
+        .db
+        .run(move |conn| import::preview(conn, &check_rows, &check_problems))
+        .await;
+    let file_name = kept.file_name.clone();
+    let preview = match previewed {
+        Ok(p) => p,
+        Err(DbError::Work(ImportError::Invalid(errors))) => {
+            let messages = errors.iter().map(|e| e.message(&page.t)).collect();
+            return import_answer(page, file_name, messages, None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if preview.seen != kept.seen || preview.totals.refused > 0 {
+        if preview.totals.refused == 0 {
+            keep_preview(state, admin, (&file_name, &hash, &kept.content), &preview).await?;
+        }
+        return preview_page(page, (file_name, hash), &preview, true);
+    }
     let (actor, now) = (admin.user.id, state.clock.now().naive_utc());
     let result = import::import(&state.db, policy, rows, problems, Some(actor), now).await;
     match result {
-        Ok(done) => answer(page, Vec::new(), Some(done), StatusCode::OK),
+        Ok(done) => render(
+            &ImportPage {
+                page,
+                file_name,
+                errors: Vec::new(),
+                more: 0,
+                result: Some(done),
+            },
+            StatusCode::OK,
+        ),
         Err(DbError::Work(ImportError::Invalid(errors))) => {
             let messages = errors.iter().map(|e| e.message(&page.t)).collect();
-            answer(page, messages, None, unprocessable)
+            import_answer(page, file_name, messages, None)
         }
         Err(DbError::Work(ImportError::Refused {
             line,
@@ -463,10 +707,31 @@ async fn import_file(
                     ],
                 ));
             }
-            answer(page, messages, None, StatusCode::CONFLICT)
+            import_answer(page, file_name, messages, Some(StatusCode::CONFLICT))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The answer listing what is wrong with a file: 422, or `status`.
+fn import_answer(
+    page: PageCtx,
+    file_name: String,
+    errors: Vec<String>,
+    status: Option<StatusCode>,
+) -> Result<HttpResponse, AppError> {
+    let more = errors.len().saturating_sub(SHOWN_ERRORS);
+    let errors = errors.into_iter().take(SHOWN_ERRORS).collect();
+    render(
+        &ImportPage {
+            page,
+            file_name,
+            errors,
+            more,
+            result: None,
+        },
+        status.unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+    )
 }
 
 #[cfg(test)]

@@ -39,6 +39,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    import_previews (admin_id, kind, file_hash) {
+        admin_id -> BigInt,
+        kind -> Text,
+        file_hash -> Text,
+        file_name -> Text,
+        content -> Text,
+        seen -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     mail_outbox (id) {
         id -> BigInt,
         recipient -> Text,
@@ -231,6 +243,7 @@ diesel::joinable!(reservations -> dependants (dependant_id));
 diesel::joinable!(reservations -> pickup_windows (window_id));
 diesel::joinable!(reservations -> people (person_id));
 diesel::joinable!(reservations -> stores (store_id));
+diesel::joinable!(import_previews -> users (admin_id));
 diesel::joinable!(signup_notices -> people (person_id));
 diesel::joinable!(store_days -> stores (store_id));
 diesel::joinable!(users -> people (person_id));
@@ -243,6 +256,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_tokens,
     audit_log,
     dependants,
+    import_previews,
     mail_outbox,
     people,
     pickup_windows,

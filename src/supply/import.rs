@@ -369,6 +369,174 @@ pub fn plan(
     Ok(planned)
 }
 
+/// One store-day of a preview: its supply now (none when not allocated yet)
+/// and in the file, what it holds taken, and the refusal the change would
+/// meet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewLine {
+    pub line: u64,
+    pub store_code: String,
+    pub store_name: String,
+    pub day: NaiveDate,
+    pub before: Option<i32>,
+    pub after: i32,
+    pub taken: i32,
+    pub refusal: Option<Refusal>,
+}
+
+impl PreviewLine {
+    /// What the line does: allocate, change, or nothing.
+    pub fn effect(&self) -> Effect {
+        match self.before {
+            None => Effect::Create,
+            Some(b) if b == self.after => Effect::Unchanged,
+            Some(_) => Effect::Change,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Create,
+    Change,
+    Unchanged,
+}
+
+/// The file's totals: supply now and after over the store-days it names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PreviewTotals {
+    pub lines: usize,
+    pub stores: usize,
+    pub before: i64,
+    pub after: i64,
+    pub created: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub refused: usize,
+}
+
+/// What a checked file would do, without doing it: every line old → new,
+/// the totals, the refusals, and a digest of the "old" values shown
+/// ([`crate::import_preview::digest_of`]), by which the confirmation sees
+/// whether the store-days changed meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// In the file's order.
+    pub lines: Vec<PreviewLine>,
+    pub totals: PreviewTotals,
+    pub seen: String,
+}
+
+/// Reads what the file's store-days hold now and previews the file against
+/// it. Bad lines and unknown stores refuse the file as [`plan`] does
+/// ([`ImportError::Invalid`]); a change the rule refuses
+/// ([`rules::check_supply`]) is a line of the preview with its refusal.
+pub fn preview(
+    conn: &mut DbConnection,
+    rows: &[SupplyRow],
+    problems: &[LineError],
+) -> Result<Preview, ImportError> {
+    let codes: Vec<String> = rows
+        .iter()
+        .map(|r| r.store_code.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut found_stores: HashMap<String, (i64, String)> = HashMap::new();
+    for chunk in codes.chunks(1000) {
+        let found: Vec<(String, i64, String)> = stores::table
+            .filter(stores::code.eq_any(chunk))
+            .select((stores::code, stores::id, stores::name))
+            .load(conn)?;
+        found_stores.extend(found.into_iter().map(|(c, id, n)| (c, (id, n))));
+    }
+    let mut errors = problems.to_vec();
+    for r in rows
+        .iter()
+        .filter(|r| !found_stores.contains_key(&r.store_code))
+    {
+        errors.push(LineError {
+            line: r.line,
+            problem: Problem::UnknownStore(r.store_code.clone()),
+        });
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(ImportError::Invalid(errors));
+    }
+    let days: Vec<NaiveDate> = rows
+        .iter()
+        .map(|r| r.day)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut held: HashMap<(i64, NaiveDate), (i32, i32)> = HashMap::new();
+    for chunk in days.chunks(500) {
+        let found: Vec<(i64, NaiveDate, i32, i32, i32, i32)> = store_days::table
+            .filter(store_days::day.eq_any(chunk))
+            .select((
+                store_days::store_id,
+                store_days::day,
+                store_days::supply,
+                store_days::reserved,
+                store_days::picked_up,
+                store_days::walk_in,
+            ))
+            .load(conn)?;
+        held.extend(
+            found
+                .into_iter()
+                .map(|(store, day, s, r, p, w)| ((store, day), (s, r + p + w))),
+        );
+    }
+    let mut totals = PreviewTotals {
+        lines: rows.len(),
+        stores: codes.len(),
+        ..PreviewTotals::default()
+    };
+    let mut lines = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (store_id, store_name) = found_stores.get(&r.store_code).cloned().unwrap_or_default();
+        let now = held.get(&(store_id, r.day)).copied();
+        let taken = now.map_or(0, |(_, t)| t);
+        let line = PreviewLine {
+            line: r.line,
+            store_code: r.store_code.clone(),
+            store_name,
+            day: r.day,
+            before: now.map(|(s, _)| s),
+            after: r.quantity,
+            taken,
+            refusal: rules::check_supply(taken, r.quantity).err(),
+        };
+        totals.before += i64::from(line.before.unwrap_or(0));
+        totals.after += i64::from(line.after);
+        match line.effect() {
+            Effect::Create => totals.created += 1,
+            Effect::Change => totals.changed += 1,
+            Effect::Unchanged => totals.unchanged += 1,
+        }
+        if line.refusal.is_some() {
+            totals.refused += 1;
+        }
+        lines.push(line);
+    }
+    let mut shown: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let before = l.before.map_or("-".to_owned(), |b| b.to_string());
+            format!("{}/{}={before}", l.store_code, l.day)
+        })
+        .collect();
+    shown.sort();
+    let seen = crate::import_preview::digest_of(shown.iter().map(String::as_str));
+    Ok(Preview {
+        lines,
+        totals,
+        seen,
+    })
+}
+
 /// Imports a parsed file: [`plan`], then [`apply`] in chunks of [`CHUNK`]
 /// lines, one bulk write each, so that bookings go on between them. The file
 /// is refused whole for anything the check finds; a refusal that appears only

@@ -883,7 +883,12 @@ async fn admins_create_pharmacist_and_admin_accounts_with_checked_input() {
     assert!(body.contains("약사 계정"), "{body}");
     assert!(body.contains("72시간"), "{body}");
     let link = path_of(&link_in(&body));
-    assert_eq!(v.get(&link).await.status(), 200);
+    let res = v.get(&link).await;
+    assert_eq!(res.status(), 200);
+    // A new account sets its first password; it has none to change.
+    let page = res.text().await.unwrap();
+    assert!(page.contains("<h1>비밀번호 설정</h1>"), "{page}");
+    assert!(!page.contains("비밀번호 변경"), "{page}");
     let token = link.split("token=").nth(1).unwrap();
     let res = v
         .post_form(

@@ -59,7 +59,10 @@ async fn user_and_setting_changes_appear_with_their_actor_and_values() {
         .post_form(&format!("/admin/users/{pharmacist}/disable"), &[])
         .await;
     assert_eq!(res.status(), 303);
-    let form = with(form_of(&admin).await, &[("quota_per_period", "3")]);
+    let form = with(
+        form_of(&admin).await,
+        &[("quota_per_period", "3"), ("confirm", "1")],
+    );
     let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(
         admin.post_form("/admin/settings", &fields).await.status(),
@@ -76,12 +79,24 @@ async fn user_and_setting_changes_appear_with_their_actor_and_values() {
     let create = html.find("data-action=\"user.create\"").unwrap();
     assert!(setting < disable && disable < create);
     assert!(html.contains("a (a@example.com)"));
-    assert!(html.contains("quota_per_period: 2"));
-    assert!(html.contains("quota_per_period: 3"));
-    assert!(html.contains("disabled: false"));
-    assert!(html.contains("disabled: true"));
-    assert!(html.contains("email: p@example.com"));
-    assert!(html.contains("store_code: 11800001"));
+    // Each entry in words, in the reader's language, with its values by name.
+    for sentence in [
+        "Administrator a changed the policy setting “Quota per person per period (masks)” from 2 to 3.",
+        &format!("Administrator a disabled the account 김약사 (#{pharmacist})."),
+        "Administrator a created an account for 김약사 (p@example.com), role: Pharmacist.",
+    ] {
+        assert!(html.contains(sentence), "{sentence} missing from {html}");
+    }
+    assert!(html.contains("Disabled: <span data-before>no</span> → <span data-after>yes</span>"));
+    assert!(html.contains("E-mail: <span data-after>p@example.com</span>"));
+    assert!(!html.contains(">setting.update<") && !html.contains("quota_per_period:"));
+    let ko = admin.html("/admin/audit").await;
+    assert!(
+        ko.contains(
+            "관리자 a 님이 운영 정책의 ‘1인당 기간 한도 (개)’ 값을 2에서 3(으)로 바꿨습니다."
+        ),
+        "{ko}"
+    );
     assert!(html.contains(&format!("data-entity-id=\"{pharmacist}\"")));
 }
 

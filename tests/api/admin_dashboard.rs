@@ -298,6 +298,27 @@ async fn the_dashboard_region_chart_and_table_sum_the_stores_of_each_region() {
 }
 
 #[tokio::test]
+async fn the_dashboard_names_masks_waiting_for_pickup_and_reservations_made_apart() {
+    let app = spawn_app().await;
+    let store = fixtures::store(&app.db, "11800001", "중앙약국");
+    fixtures::supply(&app.db, store, app.today(), 30);
+    let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
+    let html = admin.html("/admin").await;
+    // Two different counts, two different names: never a bare "예약" twice.
+    assert!(html.contains(">예약(수령 전)</th>"), "{html}");
+    assert!(html.contains(">새로 들어온 예약(건)</th>"), "{html}");
+    assert!(!html.contains(">예약</th>"), "{html}");
+    let en = admin
+        .get_with_lang("/admin", "en")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(en.contains(">Reserved, not yet collected</th>"), "{en}");
+    assert!(en.contains(">New reservations (count)</th>"), "{en}");
+}
+
+#[tokio::test]
 async fn the_dashboard_without_any_activity_draws_charts_that_say_so() {
     let app = spawn_app().await;
     let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;

@@ -1,7 +1,8 @@
-//! `/admin/settings`: the form shows the policy in force; a valid change is
-//! saved with one audit entry per changed setting and applies at once; an
-//! invalid one changes nothing; a new time zone needs a confirmation; a form
-//! rendered before someone else's save is refused with 409.
+//! `/admin/settings`: the form shows the policy in force; a valid change
+//! answers a review of each changed value, old → new, and is saved only when
+//! confirmed, with one audit entry per changed setting, applying at once; an
+//! invalid one changes nothing; a form or review rendered before someone
+//! else's save is refused with 409.
 
 use std::collections::HashMap;
 
@@ -66,9 +67,15 @@ pub fn with(
     form
 }
 
+/// Posts the form as its button does: the answer is a review.
 async fn post(admin: &Visitor, form: &[(&'static str, String)]) -> reqwest::Response {
     let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     admin.post_form("/admin/settings", &fields).await
+}
+
+/// Posts the form as the review's confirmation does.
+pub async fn save(admin: &Visitor, form: &[(&'static str, String)]) -> reqwest::Response {
+    post(admin, &with(form.to_vec(), &[("confirm", "1")])).await
 }
 
 fn stored(app: &TestApp) -> HashMap<String, String> {
@@ -147,7 +154,7 @@ async fn a_valid_change_is_saved_audited_per_key_and_applies_on_the_home_page_at
             ("window_template", "09:00–12:00, 13:00-16:00"),
         ],
     );
-    let res = post(&admin, &form).await;
+    let res = save(&admin, &form).await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/admin/settings");
 
@@ -197,7 +204,7 @@ async fn a_valid_change_is_saved_audited_per_key_and_applies_on_the_home_page_at
 
     // Saving the same values again writes nothing.
     let again = form_of(&admin).await;
-    assert_eq!(post(&admin, &again).await.status(), 303);
+    assert_eq!(save(&admin, &again).await.status(), 303);
     assert_eq!(setting_entries(&app).len(), 3);
 }
 
@@ -257,7 +264,7 @@ async fn each_invalid_field_gets_its_message_and_nothing_changes() {
 }
 
 #[tokio::test]
-async fn a_new_time_zone_is_saved_only_once_confirmed() {
+async fn a_change_answers_a_review_of_each_changed_value_and_is_saved_only_once_confirmed() {
     let app = spawn_app().await;
     let admin = admin(&app).await;
     let form = with(
@@ -267,15 +274,37 @@ async fn a_new_time_zone_is_saved_only_once_confirmed() {
     let res = post(&admin, &form).await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
+    assert!(html.contains("data-settings-review"), "{html}");
+    let listed: Vec<&str> = html
+        .split("<li data-key=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert_eq!(listed, ["quota_per_period", "timezone"], "{html}");
+    assert!(html.contains("<span data-before>2</span> → <strong data-after>4</strong>"));
+    assert!(html.contains(
+        "<span data-before>Asia/Seoul</span> → <strong data-after>Europe/London</strong>"
+    ));
+    // A new time zone says what it changes.
     assert!(html.contains("data-confirm-timezone"));
-    assert!(html.contains("name=\"confirm_timezone\" value=\"1\""));
-    assert_eq!(input_value(&html, "timezone"), "Europe/London");
+    assert!(html.contains("name=\"confirm\" value=\"1\""));
     assert_eq!(input_value(&html, "quota_per_period"), "4");
     assert_eq!(stored(&app)["timezone"], "Asia/Seoul");
     assert_eq!(stored(&app)["quota_per_period"], "2");
+    assert!(
+        setting_entries(&app).is_empty(),
+        "the review writes nothing"
+    );
 
-    let confirmed = with(form, &[("confirm_timezone", "1")]);
-    assert_eq!(post(&admin, &confirmed).await.status(), 303);
+    // Back to the form from the review: the values as they were typed.
+    let res = post(&admin, &with(form.clone(), &[("edit", "1")])).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-settings-form"));
+    assert_eq!(input_value(&html, "timezone"), "Europe/London");
+    assert_eq!(stored(&app)["timezone"], "Asia/Seoul");
+
+    assert_eq!(save(&admin, &form).await.status(), 303);
     assert_eq!(stored(&app)["timezone"], "Europe/London");
     assert_eq!(stored(&app)["quota_per_period"], "4");
     let entries = setting_entries(&app);
@@ -289,6 +318,49 @@ async fn a_new_time_zone_is_saved_only_once_confirmed() {
 }
 
 #[tokio::test]
+async fn a_review_with_nothing_changed_says_so_and_offers_nothing_to_apply() {
+    let app = spawn_app().await;
+    let admin = admin(&app).await;
+    let res = post(&admin, &form_of(&admin).await).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-review-nothing"), "{html}");
+    assert!(html.contains("바뀐 값이 없습니다"), "{html}");
+    assert!(!html.contains("data-confirm-settings"));
+}
+
+#[tokio::test]
+async fn a_confirmation_after_another_save_applies_nothing_and_shows_a_fresh_review() {
+    let app = spawn_app().await;
+    let first = admin(&app).await;
+    let second = app.logged_in_as(Role::Admin, "b@example.com", None).await;
+    // The second administrator reviews a change of the grace period...
+    let reviewed = with(form_of(&second).await, &[("pickup_grace_minutes", "45")]);
+    let html = post(&second, &reviewed).await.text().await.unwrap();
+    let confirm_form = with(
+        reviewed.clone(),
+        &[("version", &input_value(&html, "version"))],
+    );
+    // ...while the first saves a new quota.
+    let first_form = with(form_of(&first).await, &[("quota_per_period", "3")]);
+    assert_eq!(save(&first, &first_form).await.status(), 303);
+
+    let res = save(&second, &confirm_form).await;
+    assert_eq!(res.status(), 409);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-settings-stale"), "{html}");
+    // The fresh review shows that this form would put the quota back.
+    assert!(
+        html.contains("<li data-key=\"quota_per_period\">"),
+        "{html}"
+    );
+    assert!(html.contains("<span data-before>3</span> → <strong data-after>2</strong>"));
+    assert_eq!(stored(&app)["quota_per_period"], "3");
+    assert_eq!(stored(&app)["pickup_grace_minutes"], "30");
+    assert_eq!(setting_entries(&app).len(), 1);
+}
+
+#[tokio::test]
 async fn a_form_rendered_before_another_save_is_refused_with_the_values_in_force() {
     let app = spawn_app().await;
     let first = admin(&app).await;
@@ -296,7 +368,7 @@ async fn a_form_rendered_before_another_save_is_refused_with_the_values_in_force
     let first_form = form_of(&first).await;
     let second_form = form_of(&second).await;
 
-    let res = post(&first, &with(first_form, &[("quota_per_period", "3")])).await;
+    let res = save(&first, &with(first_form, &[("quota_per_period", "3")])).await;
     assert_eq!(res.status(), 303);
     // The second administrator only meant to change the grace period, but the
     // form still says quota 2: saving it must not put quota back to 2.
@@ -315,7 +387,7 @@ async fn a_form_rendered_before_another_save_is_refused_with_the_values_in_force
 
     // The page it answered with carries the new version: saving from it works.
     let fresh = with(form_of(&second).await, &[("pickup_grace_minutes", "45")]);
-    assert_eq!(post(&second, &fresh).await.status(), 303);
+    assert_eq!(save(&second, &fresh).await.status(), 303);
     assert_eq!(stored(&app)["quota_per_period"], "3");
     assert_eq!(stored(&app)["pickup_grace_minutes"], "45");
 }
@@ -327,7 +399,7 @@ async fn two_saves_at_once_from_the_same_version_are_one_success_and_one_conflic
     let second = app.logged_in_as(Role::Admin, "b@example.com", None).await;
     let a = with(form_of(&first).await, &[("quota_per_period", "3")]);
     let b = with(form_of(&second).await, &[("booking_horizon_days", "14")]);
-    let (ra, rb) = tokio::join!(post(&first, &a), post(&second, &b));
+    let (ra, rb) = tokio::join!(save(&first, &a), save(&second, &b));
     let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [303, 409]);
@@ -367,7 +439,7 @@ async fn the_walk_in_share_booking_close_and_dependant_rules_are_settings_with_t
             ("max_dependants", "3"),
         ],
     );
-    assert_eq!(post(&admin, &form).await.status(), 303);
+    assert_eq!(save(&admin, &form).await.status(), 303);
     let now = stored(&app);
     assert_eq!(
         (

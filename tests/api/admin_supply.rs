@@ -450,12 +450,189 @@ async fn copying_the_previous_day_gives_stores_without_supply_the_same_quantity(
     assert_invariants(&app.db);
 }
 
-async fn import(admin: &Visitor, content: impl Into<Vec<u8>>) -> (u16, String) {
+/// Sends a file: the answer is its preview (or what is wrong with it).
+async fn preview(admin: &Visitor, content: impl Into<Vec<u8>>) -> (u16, String) {
     let res = admin
         .post_file("/admin/supply/import", &[], "supply.csv", content.into())
         .await;
     let status = res.status().as_u16();
     (status, res.text().await.unwrap())
+}
+
+/// Confirms the preview of the file whose hash is `hash`, as the preview's
+/// button does (a multipart form without a file).
+async fn confirm(admin: &Visitor, hash: &str) -> (u16, String) {
+    let fields = [("confirm", "1"), ("file_hash", hash)];
+    let res = admin
+        .post_file("/admin/supply/import", &fields, "", Vec::new())
+        .await;
+    let status = res.status().as_u16();
+    (status, res.text().await.unwrap())
+}
+
+/// The `file_hash` a preview's confirmation carries.
+fn file_hash(html: &str) -> String {
+    crate::admin_settings::input_value(html, "file_hash")
+}
+
+/// Sends a file and confirms its preview: what an administrator does to
+/// import it. A file refused at its preview answers that.
+async fn import(admin: &Visitor, content: impl Into<Vec<u8>>) -> (u16, String) {
+    let (status, html) = preview(admin, content).await;
+    if status != 200 {
+        return (status, html);
+    }
+    confirm(admin, &file_hash(&html)).await
+}
+
+fn supply_imports(app: &TestApp) -> i64 {
+    let mut conn = app.db.get().unwrap();
+    audit_log::table
+        .filter(audit_log::action.eq("supply.import"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_supply_file_answers_a_preview_old_to_new_and_writes_nothing_until_confirmed() {
+    let Scene {
+        app,
+        admin,
+        store,
+        day,
+    } = scene().await;
+    let busan = fixtures::busan_store(&app.db);
+    assert_eq!(set_supply(&admin, CODE, day, "90").await.status(), 303);
+    let file = format!("store_code,date,quantity\n{CODE},{day},120\n21000001,{day},60\n");
+    let (status, html) = preview(&admin, file.clone()).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("data-preview-lines=\"2\""), "{html}");
+    assert!(html.contains("data-total-before=\"90\""), "{html}");
+    assert!(html.contains("data-total-after=\"180\""), "{html}");
+    let row = |code: &str| {
+        let at = html.find(&format!("data-store=\"{code}\"")).unwrap();
+        html[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    assert!(row(CODE).contains("data-effect=\"change\""));
+    assert!(row(CODE).contains("data-before=\"90\"") && row(CODE).contains("data-after=\"120\""));
+    assert!(row("21000001").contains("data-effect=\"create\""));
+    assert!(row("21000001").contains("data-before=\"\""));
+    let hash = file_hash(&html);
+    assert_eq!(hash.len(), 64);
+    // The preview wrote nothing.
+    assert_eq!(store_day(&app, store, day), Some((90, 90)));
+    assert_eq!(store_day(&app, busan, day), None);
+    assert_eq!(supply_imports(&app), 0);
+
+    let (status, html) = confirm(&admin, &hash).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"data-created="1" data-changed="1" data-unchanged="0""#));
+    assert_eq!(store_day(&app, store, day), Some((120, 120)));
+    assert_eq!(store_day(&app, busan, day), Some((60, 60)));
+    assert_eq!(supply_imports(&app), 1);
+
+    // The confirmation again (a reload, a double click) applies nothing more.
+    let (status, html) = confirm(&admin, &hash).await;
+    assert_eq!(status, 404, "{html}");
+    assert!(html.contains("파일을 다시 올려 주세요"), "{html}");
+    assert_eq!(supply_imports(&app), 1);
+    assert_invariants(&app.db);
+}
+
+#[tokio::test]
+async fn a_confirmation_with_an_unknown_or_malformed_hash_or_another_admins_preview_applies_nothing()
+ {
+    let Scene {
+        app,
+        admin,
+        store,
+        day,
+    } = scene().await;
+    let other = app.logged_in_as(Role::Admin, "b@example.com", None).await;
+    let (status, html) = preview(
+        &admin,
+        format!("store_code,date,quantity\n{CODE},{day},50\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let hash = file_hash(&html);
+    for wrong in [
+        "0".repeat(64),
+        "not a hash".to_owned(),
+        hash.to_uppercase(),
+        String::new(),
+    ] {
+        let (status, _) = confirm(&admin, &wrong).await;
+        assert_eq!(status, 404, "{wrong}");
+    }
+    // A preview belongs to the administrator who saw it.
+    let (status, _) = confirm(&other, &hash).await;
+    assert_eq!(status, 404);
+    assert_eq!(store_day(&app, store, day), None);
+    // Without the CSRF token, the confirmation is refused before anything.
+    let form = reqwest::multipart::Form::new()
+        .text("confirm", "1")
+        .text("file_hash", hash.clone());
+    let res = admin
+        .client
+        .post(admin.url("/admin/supply/import"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // A pharmacist may not confirm either.
+    let pharmacist = app
+        .logged_in_as(Role::Pharmacist, "p@example.com", Some(store))
+        .await;
+    let res = pharmacist
+        .post_file(
+            "/admin/supply/import",
+            &[("confirm", "1"), ("file_hash", &hash)],
+            "",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(store_day(&app, store, day), None);
+    // The owner's own preview still applies.
+    let (status, _) = confirm(&admin, &hash).await;
+    assert_eq!(status, 200);
+    assert_eq!(store_day(&app, store, day), Some((50, 50)));
+}
+
+#[tokio::test]
+async fn a_confirmation_after_the_supply_changed_meanwhile_applies_nothing_and_previews_again() {
+    let Scene {
+        app,
+        admin,
+        store,
+        day,
+    } = scene().await;
+    assert_eq!(set_supply(&admin, CODE, day, "90").await.status(), 303);
+    let file = format!("store_code,date,quantity\n{CODE},{day},120\n");
+    let (_, html) = preview(&admin, file).await;
+    let hash = file_hash(&html);
+    // Someone changes the store-day after the preview showed 90.
+    assert_eq!(set_supply(&admin, CODE, day, "100").await.status(), 303);
+
+    let (status, html) = confirm(&admin, &hash).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("data-changed-meanwhile"), "{html}");
+    assert!(
+        html.contains("data-before=\"100\""),
+        "the fresh preview: {html}"
+    );
+    assert_eq!(store_day(&app, store, day), Some((100, 100)));
+    assert_eq!(supply_imports(&app), 0);
+
+    // The fresh preview can be confirmed.
+    let (status, _) = confirm(&admin, &file_hash(&html)).await;
+    assert_eq!(status, 200);
+    assert_eq!(store_day(&app, store, day), Some((120, 120)));
+    assert_eq!(supply_imports(&app), 1);
+    assert_invariants(&app.db);
 }
 
 fn count_store_days(app: &TestApp) -> i64 {
@@ -494,13 +671,7 @@ async fn importing_a_good_file_allocates_several_dates_and_changes_existing_ones
     let (status, html) = import(&admin, file).await;
     assert_eq!(status, 200);
     assert!(html.contains(r#"data-created="0" data-changed="0" data-unchanged="4""#));
-    let mut conn = app.db.get().unwrap();
-    let imports: i64 = audit_log::table
-        .filter(audit_log::action.eq("supply.import"))
-        .count()
-        .get_result(&mut conn)
-        .unwrap();
-    assert_eq!(imports, 2);
+    assert_eq!(supply_imports(&app), 2);
 }
 
 #[tokio::test]
@@ -592,11 +763,15 @@ async fn an_import_that_would_lower_supply_below_reservations_is_refused_whole()
     let file = format!("store_code,date,quantity\n21000001,{day},50\n{CODE},{day},8\n");
     let (status, html) = import(&admin, file).await;
     assert_eq!(status, 409);
+    // The preview names the refused store-day and offers no confirmation.
+    assert!(html.contains("data-preview-refused=\"1\""), "{html}");
+    let at = html.find(&format!("data-store=\"{CODE}\"")).unwrap();
     assert!(
-        html.contains("3번째 줄(판매처 11800001")
+        html[at..].contains("data-refused")
             && html.contains("이미 9개가 예약·판매되어 공급량을 8개로"),
         "{html}"
     );
+    assert!(!html.contains("data-confirm-import"));
     assert_eq!(count_store_days(&app), 1, "the Busan line was rolled back");
     assert_eq!(store_day(&app, store, day), Some((60, 60)));
     assert_invariants(&app.db);

@@ -206,6 +206,9 @@ async fn an_administrator_imports_stores_allocates_supply_by_file_edits_a_window
         .await
         .unwrap();
     upload(c, "/admin/supply/import", &supply_csv).await;
+    // The preview first; the file applies once confirmed.
+    wait_for(c, "[data-confirm-import]").await;
+    submit(c, "/admin/supply/import").await;
     let done = wait_for(c, "[data-import-result]").await;
     assert_eq!(
         done.attr("data-created").await.unwrap().as_deref(),

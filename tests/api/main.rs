@@ -13,6 +13,7 @@ mod account_probing;
 mod accounts;
 mod admin_audit;
 mod admin_dashboard;
+mod admin_pages;
 mod admin_settings;
 mod admin_stores;
 mod admin_supply;

@@ -235,7 +235,10 @@ async fn the_reminder_lead_is_a_setting_from_0_to_1440_shown_on_the_home_page() 
         );
     }
     assert_eq!(policy(&app).reminder_lead_minutes, 60);
-    let form = with(form_of(&admin).await, &[("reminder_lead_minutes", "0")]);
+    let form = with(
+        form_of(&admin).await,
+        &[("reminder_lead_minutes", "0"), ("confirm", "1")],
+    );
     let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let res = admin.post_form("/admin/settings", &fields).await;
     assert_eq!(res.status(), 303);

@@ -1,0 +1,2 @@
+DROP INDEX import_previews_created;
+DROP TABLE import_previews;
