@@ -40,6 +40,7 @@ mod opendata;
 mod pages;
 mod pharmacy_pickup;
 mod pharmacy_walk_in;
+mod public_pages;
 mod quota;
 mod rate_limit;
 mod release;
