@@ -265,6 +265,33 @@ impl Tr {
         self.lang.code()
     }
 
+    /// The string for `key` in the form the language uses for `n` things
+    /// (`key.one`, `key.other`), its placeholders filled: "1 second",
+    /// "2 seconds". Both forms exist in every locale file (the key test wants
+    /// the same keys everywhere); a language with one form reads `key.other`.
+    pub fn count<N: Copy + PartialEq + From<u8>>(
+        &self,
+        key: &str,
+        n: N,
+        args: &[(&str, &dyn std::fmt::Display)],
+    ) -> String {
+        let form = format!("{key}.{}", plural_form(self.lang, n == N::from(1)));
+        match self.catalog.get(self.lang, &form) {
+            Some(text) => fill(text, args),
+            None => form,
+        }
+    }
+
+    /// Both forms of `key` for a script that counts by itself, `(one, other)`.
+    pub fn count_forms<'a>(&'a self, key: &'a str) -> (&'a str, &'a str) {
+        let get = |form: &str| {
+            self.catalog
+                .get(self.lang, &format!("{key}.{form}"))
+                .unwrap_or(key)
+        };
+        (get("one"), get("other"))
+    }
+
     /// A day as people write it: `11월 26일(목)`, `Thu 26 Nov`, `11月26日(週四)`.
     pub fn date(&self, day: NaiveDate) -> String {
         self.fmt(
@@ -309,6 +336,15 @@ impl Tr {
 
     fn month(&self, day: NaiveDate) -> &str {
         self.get(MONTHS[day.month0() as usize])
+    }
+}
+
+/// CLDR's plural category of a whole number: English says "1 second" and
+/// "0 seconds"; Korean and Chinese have a single form for every number.
+fn plural_form(lang: Lang, is_one: bool) -> &'static str {
+    match lang {
+        Lang::En if is_one => "one",
+        _ => "other",
     }
 }
 
@@ -544,7 +580,9 @@ mod tests {
                 let text = std::fs::read_to_string(&path).unwrap();
                 for key in quoted_keys(&text) {
                     let section = key.split('.').next().unwrap_or("");
-                    if sections.contains(section) && c.get(Lang::Ko, &key).is_none() {
+                    // A counted string is used by its stem (`t.count("x", n, …)`).
+                    let counted = c.get(Lang::Ko, &format!("{key}.other")).is_some();
+                    if sections.contains(section) && c.get(Lang::Ko, &key).is_none() && !counted {
                         missing.push(format!("{}: {key}", path.display()));
                     }
                 }
@@ -657,6 +695,49 @@ mod tests {
         for lang in Lang::ALL {
             assert_eq!(Lang::from_code(lang.code()), Some(lang));
         }
+    }
+
+    #[test]
+    fn counts_take_the_form_their_language_uses_for_the_number() {
+        let (ko, en) = (tr(Lang::Ko), tr(Lang::En));
+        let retry = |t: &Tr, n: u64| t.count("waiting_room.retry_in", n, &[("seconds", &n)]);
+        assert_eq!(retry(&en, 1), "Trying again in 1 second.");
+        assert_eq!(retry(&en, 0), "Trying again in 0 seconds.");
+        assert_eq!(retry(&en, 2), "Trying again in 2 seconds.");
+        assert_eq!(retry(&en, 21), "Trying again in 21 seconds.");
+        assert_eq!(retry(&ko, 1), "1초 뒤에 다시 시도합니다.");
+        assert_eq!(retry(&ko, 2), "2초 뒤에 다시 시도합니다.");
+        assert_eq!(plural_form(Lang::Ko, true), "other");
+        assert_eq!(
+            en.count_forms("waiting_room.retry_in"),
+            (
+                "Trying again in {seconds} second.",
+                "Trying again in {seconds} seconds."
+            )
+        );
+    }
+
+    #[test]
+    fn every_counted_string_has_both_forms_and_no_english_string_hedges_with_s() {
+        let c = Catalog::load().unwrap();
+        for lang in Lang::ALL {
+            for key in c.keys(lang) {
+                // `admin.windows.one` ("Pickup window") is a word, not a form.
+                let counted = c.get(lang, key).is_some_and(|s| s.contains('{'));
+                if let Some(stem) = key.strip_suffix(".one").filter(|_| counted) {
+                    assert!(
+                        c.get(lang, &format!("{stem}.other")).is_some(),
+                        "{lang:?}: {stem}.one without {stem}.other"
+                    );
+                }
+            }
+        }
+        let hedged: Vec<&str> = c
+            .keys(Lang::En)
+            .into_iter()
+            .filter(|k| c.get(Lang::En, k).is_some_and(|s| s.contains("(s)")))
+            .collect();
+        assert!(hedged.is_empty(), "say it with t.count: {hedged:?}");
     }
 
     #[test]

@@ -68,7 +68,11 @@ pub struct Busy {
 impl Busy {
     /// What a form sent back says above its fields.
     pub fn message(self, t: &Tr) -> String {
-        t.fmt("busy.message", &[("seconds", &self.retry_after_secs)])
+        t.count(
+            "busy.message",
+            self.retry_after_secs,
+            &[("seconds", &self.retry_after_secs)],
+        )
     }
 }
 

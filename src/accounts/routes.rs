@@ -82,6 +82,8 @@ pub struct SignupValues {
     pub national_id_front: String,
     pub name: String,
     pub email: String,
+    /// The consent box, ticked.
+    pub consent: bool,
 }
 
 impl SignupValues {
@@ -152,7 +154,16 @@ async fn signup(
         national_id_front: truncate(&SignupValues::front_of(&typed_id), 6),
         name: truncate(form.get("name"), 200),
         email: truncate(form.get("email"), 300),
+        consent: form.get("consent") == "on",
     };
+    errors.label_fields(&[
+        ("national_id", t.get("signup.national_id")),
+        ("name", t.get("signup.name")),
+        ("email", t.get("signup.email")),
+        ("password", t.get("signup.password")),
+        ("password_confirm", t.get("signup.password_confirm")),
+        ("consent", t.get("signup.consent.heading")),
+    ]);
     let policy = state.policy().await?;
     let today = rules::today(&policy, state.clock.now());
     let national_id = match NationalId::parse(&typed_id, today) {
@@ -169,6 +180,9 @@ async fn signup(
         .map_err(|e| errors.add("email", t.get(Email::message_key(e))))
         .ok();
     let password = new_password(t, &form, &mut errors);
+    if !values.consent {
+        errors.add("consent", t.get("signup.consent.missing"));
+    }
     let (Some(national_id), Some(name), Some(email), Some(password), true) =
         (national_id, name, email, password, errors.is_empty())
     else {

@@ -59,10 +59,9 @@ struct View {
 struct MapPage {
     page: PageCtx,
     address: String,
-    lat: String,
-    lng: String,
-    m: String,
-    /// Next to the address field, or next to the point's fields.
+    /// Next to the address field, or above the list for a point in the
+    /// address bar that is not one (the page has no fields for it: the
+    /// "near me" button fills it in).
     address_error: Option<String>,
     point_error: Option<String>,
     /// The API question the script draws markers from (none after an error).
@@ -96,7 +95,7 @@ pub async fn map_page(
             .unwrap_or_default()
     };
     let t = &page.t;
-    let (address, lat, lng, m) = (raw("address"), raw("lat"), raw("lng"), raw("m"));
+    let (address, lat, lng) = (raw("address"), raw("lat"), raw("lng"));
     let mut view = View {
         address_error: None,
         point_error: None,
@@ -200,9 +199,6 @@ pub async fn map_page(
         tile_url: state.config.map_tile_url.clone(),
         page,
         address,
-        lat,
-        lng,
-        m,
         address_error,
         point_error,
         api_url,

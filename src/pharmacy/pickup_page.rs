@@ -283,8 +283,9 @@ pub async fn post(
     let limit = state.rate_limits.pickup_per_account;
     if let Decision::Limited { retry_after_secs } = limits::hit(&state, bucket, limit).await? {
         let mut answer = Answer::empty();
-        let wait = page.t.fmt(
+        let wait = page.t.count(
             "pharmacy.pickup.error.too_many",
+            retry_after_secs,
             &[("seconds", &retry_after_secs)],
         );
         answer.errors.add("code", wait);

@@ -102,7 +102,7 @@ impl Refusal {
                 t.get("reservation.refusal.quota_none").to_owned()
             }
             Refusal::QuotaExceeded { left } => {
-                t.fmt("reservation.refusal.quota", &[("left", left)])
+                t.count("reservation.refusal.quota", *left, &[("left", left)])
             }
             Refusal::WindowFull { open } if open.is_empty() => {
                 t.get("reservation.refusal.full").to_owned()

@@ -160,7 +160,7 @@ impl Problem {
                     ("admin.store.problem.header_repeated", repeated),
                 ] {
                     if !names.is_empty() {
-                        parts.push(t.fmt(key, &[("columns", &names.join(", "))]));
+                        parts.push(t.count(key, names.len(), &[("columns", &names.join(", "))]));
                     }
                 }
                 parts.push(t.fmt(

@@ -3,8 +3,8 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
@@ -12,6 +12,7 @@ use askama::Template;
 use crate::db::DbError;
 use crate::db::storage::storage_full_in_chain;
 use crate::web::page::PageCtx;
+use crate::web::waiting_room::countdown::Countdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -173,6 +174,10 @@ struct ErrorPage {
     reason: &'static str,
     title_key: &'static str,
     message_key: &'static str,
+    /// On the 429 page: the wait its `Retry-After` set, counted down, and
+    /// where "try again" leads.
+    countdown: Option<Countdown>,
+    again_href: String,
 }
 
 fn keys_for(status: StatusCode, kind: Option<ErrorKind>) -> (&'static str, &'static str) {
@@ -200,17 +205,36 @@ fn keys_for(status: StatusCode, kind: Option<ErrorKind>) -> (&'static str, &'sta
 
 /// Renders the error page for `status` in the request's language.
 pub fn error_page(req: &HttpRequest, status: StatusCode) -> HttpResponse {
-    render_error(req, status, None)
+    render_error(req, status, None, None)
 }
 
-fn render_error(req: &HttpRequest, status: StatusCode, kind: Option<ErrorKind>) -> HttpResponse {
+fn render_error(
+    req: &HttpRequest,
+    status: StatusCode,
+    kind: Option<ErrorKind>,
+    retry_after_secs: Option<u64>,
+) -> HttpResponse {
     let (title_key, message_key) = keys_for(status, kind);
+    let page = PageCtx::from_request(req);
+    let countdown = match retry_after_secs {
+        Some(seconds) if status == StatusCode::TOO_MANY_REQUESTS => {
+            Some(too_many_countdown(&page, req.method(), seconds))
+        }
+        _ => None,
+    };
+    let again_href = if req.method() == Method::GET || req.method() == Method::HEAD {
+        page.here.clone()
+    } else {
+        form_page(req)
+    };
     let page = ErrorPage {
-        page: PageCtx::from_request(req),
+        page,
         status: status.as_u16(),
         reason: ErrorKind::reason(kind),
         title_key,
         message_key,
+        countdown,
+        again_href,
     };
     let mut res = match page.render() {
         Ok(html) => HttpResponse::build(status)
@@ -245,13 +269,44 @@ pub async fn error_pages(
     }
     let kind = res.response().extensions().get::<ErrorKind>().copied();
     let (req, old) = res.into_parts();
-    let mut page = render_error(&req, status, kind);
+    let retry_after_secs = old
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut page = render_error(&req, status, kind, retry_after_secs);
     for name in [header::RETRY_AFTER, header::SET_COOKIE, header::ALLOW] {
         for value in old.headers().get_all(&name) {
             page.headers_mut().append(name.clone(), value.clone());
         }
     }
     Ok(ServiceResponse::new(req, page))
+}
+
+/// A page that was only read opens itself again when the wait is over; a
+/// refused form cannot be sent again from here (its fields are gone), so the
+/// page says when its sender may try again.
+fn too_many_countdown(page: &PageCtx, method: &Method, seconds: u64) -> Countdown {
+    if method == Method::GET || method == Method::HEAD {
+        Countdown::retry(&page.t, seconds, Some(page.here.clone()))
+    } else {
+        Countdown::by_hand(&page.t, seconds)
+    }
+}
+
+/// The page a refused form was sent from, when the browser said so and it is
+/// one of ours; the home page otherwise.
+fn form_page(req: &HttpRequest) -> String {
+    let host = req.connection_info().host().to_owned();
+    req.headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://"))
+        .and_then(|(_, rest)| rest.strip_prefix(host.as_str()))
+        .map_or_else(
+            || "/".to_owned(),
+            |path| crate::web::safe_next(path).to_owned(),
+        )
 }
 
 fn is_json(res: &HttpResponse) -> bool {

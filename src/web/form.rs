@@ -218,6 +218,22 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_line_names_its_field_when_the_form_labels_them() {
+        let mut errors = FieldErrors::default();
+        errors.add("national_id", "필수 입력 항목입니다.");
+        assert_eq!(
+            errors.summary_line("national_id", "필수 입력 항목입니다."),
+            "필수 입력 항목입니다."
+        );
+        errors.label_fields(&[("national_id", "주민등록번호")]);
+        assert_eq!(
+            errors.summary_line("national_id", "필수 입력 항목입니다."),
+            "주민등록번호: 필수 입력 항목입니다."
+        );
+        assert_eq!(errors.summary_line("name", "x"), "x");
+    }
+
+    #[test]
     fn the_first_of_repeated_fields_wins() {
         assert_eq!(form(b"a=1&a=2").get("a"), "1");
     }
@@ -229,6 +245,8 @@ mod tests {
 pub struct FieldErrors {
     fields: Vec<(&'static str, String)>,
     general: Option<String>,
+    /// Each field's label, for a summary that names the fields it lists.
+    labels: Vec<(&'static str, String)>,
 }
 
 impl FieldErrors {
@@ -256,6 +274,25 @@ impl FieldErrors {
 
     pub fn general(&self) -> Option<&str> {
         self.general.as_deref()
+    }
+
+    /// Names the form's fields, so that the summary above the form says
+    /// which field each message is about ("주민등록번호: 필수 입력 항목입니다.")
+    /// where the same words fit several fields.
+    pub fn label_fields(&mut self, labels: &[(&'static str, &str)]) {
+        self.labels = labels
+            .iter()
+            .map(|(field, label)| (*field, (*label).to_owned()))
+            .collect();
+    }
+
+    /// The summary's line for a field: its label and its message, or the
+    /// message alone on a form whose fields are not named.
+    pub fn summary_line(&self, field: &str, message: &str) -> String {
+        match self.labels.iter().find(|(f, _)| *f == field) {
+            Some((_, label)) => format!("{label}: {message}"),
+            None => message.to_owned(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -71,7 +71,11 @@ fn rules_in_force(t: &Tr, p: &Policy) -> Vec<Rule> {
         rule(
             "quota_per_period",
             "home.rules.quota",
-            t.fmt("home.rules.quota_value", &[("quota", &p.quota_per_period)]),
+            t.count(
+                "home.rules.quota_value",
+                p.quota_per_period,
+                &[("quota", &p.quota_per_period)],
+            ),
         ),
         rule(
             "period",
@@ -96,16 +100,18 @@ fn rules_in_force(t: &Tr, p: &Policy) -> Vec<Rule> {
         rule(
             "booking_horizon_days",
             "home.rules.horizon",
-            t.fmt(
+            t.count(
                 "home.rules.horizon_value",
+                p.booking_horizon_days,
                 &[("days", &p.booking_horizon_days)],
             ),
         ),
         rule(
             "booking_close_minutes",
             "home.rules.booking_close",
-            t.fmt(
+            t.count(
                 "home.rules.booking_close_value",
+                p.booking_close_minutes,
                 &[("minutes", &p.booking_close_minutes)],
             ),
         ),
@@ -120,16 +126,18 @@ fn rules_in_force(t: &Tr, p: &Policy) -> Vec<Rule> {
         rule(
             "cancel_cutoff_minutes",
             "home.rules.cancel",
-            t.fmt(
+            t.count(
                 "home.rules.cancel_value",
+                p.cancel_cutoff_minutes,
                 &[("minutes", &p.cancel_cutoff_minutes)],
             ),
         ),
         rule(
             "pickup_grace_minutes",
             "home.rules.grace",
-            t.fmt(
+            t.count(
                 "home.rules.grace_value",
+                p.pickup_grace_minutes,
                 &[("minutes", &p.pickup_grace_minutes)],
             ),
         ),
@@ -138,7 +146,11 @@ fn rules_in_force(t: &Tr, p: &Policy) -> Vec<Rule> {
             "home.rules.reminder",
             match p.reminder_lead_minutes {
                 0 => t.get("home.rules.reminder_off").to_owned(),
-                minutes => t.fmt("home.rules.reminder_value", &[("minutes", &minutes)]),
+                minutes => t.count(
+                    "home.rules.reminder_value",
+                    minutes,
+                    &[("minutes", &minutes)],
+                ),
             },
         ),
         rule(

@@ -1,38 +1,67 @@
-// The waiting page tries again by itself when the wait that `Retry-After` set
-// is over: it opens the page again, or sends the kept booking form again (a
-// reload would turn the post into a GET). A button stops it, for whoever needs
-// more time to read (a page that moves on by itself must let its reader stop
-// it). Without JavaScript the "try again" button does the same by hand.
+// The countdown of a page that made its visitor wait (templates/countdown.html):
+// the seconds left, said each second in the page's words for one and for
+// several, and when they are over the page tries again by itself: it opens the
+// address again, or sends the kept booking form again (a reload would turn the
+// post into a GET). A button stops it, for whoever needs more time to read (a
+// page that moves on by itself must let its reader stop it). Without
+// JavaScript the page's words ask for the "try again" button instead.
 (function () {
   "use strict";
-  var room = document.querySelector("[data-waiting-retry]");
-  if (!room) {
+  var box = document.querySelector("[data-countdown]");
+  if (!box) {
     return;
   }
-  var seconds = parseInt(room.getAttribute("data-waiting-retry"), 10);
+  var seconds = parseInt(box.getAttribute("data-countdown"), 10);
   if (!(seconds >= 1)) {
     seconds = 1;
   }
-  var url = room.getAttribute("data-waiting-url");
-  var form = room.querySelector("form[data-waiting-form]");
-  var timer = window.setTimeout(function () {
+  var url = box.getAttribute("data-countdown-url");
+  var form = document.querySelector("form[data-waiting-form]");
+  var status = document.querySelector("[data-countdown-status]");
+  var pause = document.querySelector("[data-waiting-pause]");
+
+  function say(n) {
+    var words = box.getAttribute(n === 1 ? "data-countdown-one" : "data-countdown-other");
+    box.textContent = words.split("{seconds}").join(String(n));
+  }
+
+  function done() {
     if (form) {
       form.submit();
     } else if (url) {
       window.location.assign(url);
+    } else {
+      box.textContent = box.getAttribute("data-countdown-done");
+      if (status) {
+        status.textContent = box.getAttribute("data-countdown-done");
+      }
     }
-  }, seconds * 1000);
-  var pause = room.querySelector("[data-waiting-pause]");
-  var status = room.querySelector("[data-waiting-status]");
-  if (!pause) {
+  }
+
+  say(seconds);
+  var timer = window.setInterval(function () {
+    seconds -= 1;
+    if (seconds >= 1) {
+      say(seconds);
+      return;
+    }
+    window.clearInterval(timer);
+    if (pause) {
+      pause.hidden = true;
+    }
+    done();
+  }, 1000);
+
+  if (!pause || !(form || url)) {
     return;
   }
   pause.hidden = false;
   pause.addEventListener("click", function () {
-    window.clearTimeout(timer);
+    window.clearInterval(timer);
     pause.hidden = true;
+    box.hidden = true;
     if (status) {
-      status.textContent = status.getAttribute("data-paused-text");
+      status.textContent = pause.getAttribute("data-paused-text");
     }
   });
 })();

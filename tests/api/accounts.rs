@@ -115,6 +115,7 @@ async fn every_field_is_checked_and_reported_in_english_too() {
                 ("email", "not-an-address"),
                 ("password", "short"),
                 ("password_confirm", "different"),
+                ("consent", "on"),
             ],
         )
         .await;
@@ -678,6 +679,7 @@ async fn hostile_input_gets_a_4xx_and_is_rendered_escaped() {
                 ("email", "a@example.com"),
                 ("password", PASSWORD),
                 ("password_confirm", PASSWORD),
+                ("consent", "on"),
             ],
         )
         .await;
@@ -692,7 +694,7 @@ async fn hostile_input_gets_a_4xx_and_is_rendered_escaped() {
     // Invalid UTF-8 in a form body.
     let token = app.csrf_token().await;
     let body = format!(
-        "national_id=%FF%FE&name=%C3%28&email=x%40example.com&password=x&password_confirm=x&csrf_token={token}"
+        "national_id=%FF%FE&name=%C3%28&email=x%40example.com&password=x&password_confirm=x&consent=on&csrf_token={token}"
     );
     let res = app
         .post_bytes(
@@ -718,6 +720,7 @@ async fn hostile_input_gets_a_4xx_and_is_rendered_escaped() {
                 ("email", "x@example.com"),
                 ("password", PASSWORD),
                 ("password_confirm", PASSWORD),
+                ("consent", "on"),
             ],
         )
         .await;
@@ -743,6 +746,7 @@ async fn hostile_input_gets_a_4xx_and_is_rendered_escaped() {
                 ("email", "y@example.com"),
                 ("password", PASSWORD),
                 ("password_confirm", PASSWORD),
+                ("consent", "on"),
             ],
         )
         .await;
@@ -1039,6 +1043,7 @@ async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_i
                 ("email", "c@example.com"),
                 ("password", PASSWORD),
                 ("password_confirm", PASSWORD),
+                ("consent", "on"),
             ],
         )
         .await;
@@ -1066,6 +1071,7 @@ async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_i
                 ("email", "c@example.com"),
                 ("password", PASSWORD),
                 ("password_confirm", PASSWORD),
+                ("consent", "on"),
             ],
         )
         .await;
@@ -1087,6 +1093,7 @@ async fn the_sign_up_page_takes_the_national_id_in_two_fields_and_an_empty_one_i
                 ("email", "c@example.com"),
                 ("password", PASSWORD),
                 ("password_confirm", PASSWORD),
+                ("consent", "on"),
             ],
         )
         .await;
@@ -1112,6 +1119,7 @@ async fn a_sign_up_page_sent_back_keeps_only_the_front_six_digits_of_the_nationa
             ("email", "c@example.com"),
             ("password", PASSWORD),
             ("password_confirm", "a different password"),
+            ("consent", "on"),
         ]);
         let res = app.post_form("/signup", &fields).await;
         assert_eq!(res.status(), 422);
@@ -1152,6 +1160,7 @@ async fn a_common_password_is_refused_at_sign_up_with_the_other_values_kept() {
                 ("email", "c@example.com"),
                 ("password", "qwerty123"),
                 ("password_confirm", "qwerty123"),
+                ("consent", "on"),
             ],
         )
         .await;

@@ -2,7 +2,9 @@
 
 use fantoccini::Locator;
 
-use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for, wait_for_text};
+use crate::common::browser::{
+    Browser, fill, fill_national_id, submit, tick, wait_for, wait_for_text,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
@@ -93,6 +95,7 @@ async fn a_citizen_signs_up_verifies_by_mail_and_logs_in() {
     fill(c, "email", "minji@example.com").await;
     fill(c, "password", password).await;
     fill(c, "password_confirm", "not the same").await;
+    tick(c, "consent").await;
     submit(c, "/signup").await;
     // A mistake brings the form back with the values kept and the error by its field.
     wait_for(c, "[data-error-for='password_confirm']").await;
@@ -108,6 +111,7 @@ async fn a_citizen_signs_up_verifies_by_mail_and_logs_in() {
     fill_national_id(c, &national_id).await;
     fill(c, "password", password).await;
     fill(c, "password_confirm", password).await;
+    tick(c, "consent").await;
     submit(c, "/signup").await;
     // Not logged in yet: the page says a mail went to the address.
     wait_for(c, "[data-signup-sent]").await;

@@ -107,6 +107,7 @@ async fn a_sign_up_while_hashing_is_saturated_keeps_every_value_but_the_password
         ("email", "hong@example.com"),
         ("password", password),
         ("password_confirm", password),
+        ("consent", "on"),
     ];
 
     let full = FullPool::take(&app);

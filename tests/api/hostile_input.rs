@@ -46,6 +46,7 @@ fn signup_fields<'a>(
         ("email", email),
         ("password", PASSWORD),
         ("password_confirm", PASSWORD),
+        ("consent", "on"),
     ]
 }
 
@@ -221,12 +222,12 @@ async fn a_form_field_that_is_not_utf8_is_a_400_page_saying_so_and_nothing_is_wr
         for body in [
             format!(
                 "national_id={national_id}&name=%FF&email=a%40example.com\
-                 &password=correct+horse+battery&password_confirm=correct+horse+battery\
+                 &password=correct+horse+battery&password_confirm=correct+horse+battery&consent=on\
                  &csrf_token={token}"
             ),
             format!(
                 "national_id={national_id}&name=%ED%99%8D&email=a%40example.com%C3%28\
-                 &password=correct+horse+battery&password_confirm=correct+horse+battery\
+                 &password=correct+horse+battery&password_confirm=correct+horse+battery&consent=on\
                  &csrf_token={token}"
             ),
         ] {

@@ -764,6 +764,7 @@ async fn once_delivered_verification_and_reset_links_are_gone_from_the_outbox_an
                 ("email", "hong@example.com"),
                 ("password", fixtures::PASSWORD),
                 ("password_confirm", fixtures::PASSWORD),
+                ("consent", "on"),
             ],
         )
         .await;

@@ -43,6 +43,7 @@ mod pages;
 mod pharmacy_pages;
 mod pharmacy_pickup;
 mod pharmacy_walk_in;
+mod public_pages;
 mod quota;
 mod rate_limit;
 mod release;

@@ -8,7 +8,7 @@ use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
 use mask_reservation::supply::allocation::allocate_new_day;
 
-use crate::common::browser::{Browser, fill, fill_national_id, submit, wait_for};
+use crate::common::browser::{Browser, fill, fill_national_id, submit, tick, wait_for};
 use mask_reservation::clock::Clock;
 
 use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
@@ -190,6 +190,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     fill(c, "email", "minji@example.com").await;
     fill(c, "password", fixtures::PASSWORD).await;
     fill(c, "password_confirm", fixtures::PASSWORD).await;
+    tick(c, "consent").await;
     submit(c, "/signup").await;
     wait_for(c, "[data-signup-sent]").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/signup/sent");

@@ -68,6 +68,7 @@
 //! the login form, keeping the place in line, and asks for the password again
 //! there.
 
+pub mod countdown;
 pub mod line;
 pub mod page;
 pub mod ticket;

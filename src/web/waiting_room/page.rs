@@ -7,6 +7,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpResponse};
 use askama::Template;
 
+use super::countdown::Countdown;
 use super::{Held, Wait};
 use crate::state::AppState;
 use crate::web::errors::AppError;
@@ -71,10 +72,9 @@ fn login_again(form: &FormData) -> String {
 #[template(path = "waiting_room.html")]
 struct WaitingPage {
     page: PageCtx,
-    retry_after_secs: u64,
     position_text: String,
     wait_text: String,
-    retry_text: String,
+    countdown: Countdown,
     again: Again,
 }
 
@@ -97,17 +97,18 @@ pub async fn waiting_page(
         0 | 1 => t.get("waiting_room.wait_soon").to_owned(),
         minutes => t.fmt("waiting_room.wait_minutes", &[("minutes", &minutes)]),
     };
-    let retry_text = t.fmt(
-        "waiting_room.retry_in",
-        &[("seconds", &wait.retry_after_secs)],
-    );
+    let url = match &again {
+        Again::Reload => Some(page.here.clone()),
+        Again::Open(url) => Some(url.clone()),
+        Again::Post(_) => None,
+    };
+    let countdown = Countdown::retry(t, wait.retry_after_secs, url);
     let mut res = render(
         &WaitingPage {
             page,
-            retry_after_secs: wait.retry_after_secs,
             position_text,
             wait_text,
-            retry_text,
+            countdown,
             again,
         },
         StatusCode::SERVICE_UNAVAILABLE,

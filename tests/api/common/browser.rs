@@ -269,3 +269,17 @@ pub async fn submit(c: &Client, form_action: &str) {
     .await
     .unwrap();
 }
+
+/// Ticks the checkbox named `name` unless it is ticked already (a form sent
+/// back keeps it ticked).
+pub async fn tick(c: &Client, name: &str) {
+    let boxed = c
+        .find(Locator::Css(&format!(
+            "input[type='checkbox'][name='{name}']"
+        )))
+        .await
+        .unwrap();
+    if boxed.prop("checked").await.unwrap().as_deref() != Some("true") {
+        boxed.click().await.unwrap();
+    }
+}

@@ -396,6 +396,7 @@ pub async fn sign_up(v: &Visitor, national_id: &str, email: &str) -> reqwest::Re
             ("email", email),
             ("password", fixtures::PASSWORD),
             ("password_confirm", fixtures::PASSWORD),
+            ("consent", "on"),
         ],
     )
     .await
