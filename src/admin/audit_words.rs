@@ -61,6 +61,20 @@ pub fn plain(t: &Tr, v: Option<&Value>) -> String {
     }
 }
 
+/// A value as people read it, by its key: a walk-in look-up's outcome
+/// (`sold`, or the refusal's kind) in words; any other value as [`plain`].
+pub fn worded(t: &Tr, key: &str, v: Option<&Value>) -> String {
+    let text = plain(t, v);
+    if key == "outcome" {
+        let wanted = format!("admin.audit.outcome.{text}");
+        let word = t.get(&wanted);
+        if word != wanted {
+            return word.to_owned();
+        }
+    }
+    text
+}
+
 /// The name a page gives a value's key: a policy setting by its label on the
 /// settings page, a store's field by its label on the store form; a key with
 /// no name of its own stays as it is.
@@ -100,9 +114,9 @@ pub fn values(t: &Tr, said: &Said<'_>) -> Vec<ValueChange> {
             name: field_name(t, k),
             before: match said.before.is_empty() {
                 true => String::new(),
-                false => plain(t, said.before.get(k)),
+                false => worded(t, k, said.before.get(k)),
             },
-            after: plain(t, said.after.get(k)),
+            after: worded(t, k, said.after.get(k)),
         })
         .collect()
 }
@@ -256,7 +270,7 @@ pub fn sentence(t: &Tr, who: &Who<'_>, said: &Said<'_>) -> String {
                 ("actor", actor),
                 ("store", &after("store")),
                 ("quantity", &after("quantity")),
-                ("outcome", &after("outcome")),
+                ("outcome", &worded(t, "outcome", said.after.get("outcome"))),
             ],
         ),
         "dependant.add" => t.fmt(
@@ -377,6 +391,44 @@ mod tests {
             en.contains("thing.frobnicate") && en.contains("김민지"),
             "{en}"
         );
+    }
+
+    #[test]
+    fn a_walk_in_look_up_says_its_outcome_in_words_and_an_unknown_one_as_stored() {
+        let after = json!({"store": "11800001", "quantity": 2, "outcome": "rotation"});
+        let ko = say(
+            Lang::Ko,
+            "walk_in.lookup",
+            "hash",
+            json!(null),
+            after.clone(),
+        );
+        assert!(ko.contains("구매 요일이 아님"), "{ko}");
+        assert!(!ko.contains("rotation"), "{ko}");
+        let en = say(Lang::En, "walk_in.lookup", "hash", json!(null), after);
+        assert!(en.contains("not their buying day"), "{en}");
+        let later = json!({"outcome": "some_later_kind"});
+        let ko = say(Lang::Ko, "walk_in.lookup", "hash", json!(null), later);
+        assert!(ko.contains("some_later_kind"), "{ko}");
+        for lang in Lang::ALL {
+            let t = tr(lang);
+            for kind in [
+                "sold",
+                "quantity",
+                "proxy_oneself",
+                "proxy_years",
+                "proxy_unchecked",
+                "no_supply",
+                "suspended",
+                "stock",
+                "above_quota",
+                "rotation",
+                "quota",
+            ] {
+                let key = format!("admin.audit.outcome.{kind}");
+                assert_ne!(t.get(&key), key, "{lang:?} has no word for {kind}");
+            }
+        }
     }
 
     #[test]

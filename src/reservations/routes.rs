@@ -449,7 +449,11 @@ async fn confirm_cancel(
             store_name: format!("{} ({})", r.store_name, r.store_code),
             when,
             quantity: r.quantity,
-            quantity_text: t.fmt("reservation.cancel_quantity", &[("quantity", &r.quantity)]),
+            quantity_text: t.count(
+                "reservation.cancel_quantity",
+                r.quantity,
+                &[("quantity", &r.quantity)],
+            ),
             for_whom,
             cancel_until,
             refused,

@@ -433,7 +433,9 @@ impl Built {
                 let bookable = d.windows.iter().filter(|w| w.reason_key.is_empty()).count();
                 let note = match (self.viewer, open, bookable) {
                     ("citizen", 0, _) | (_, _, 0) => t.get("store_page.day_none").to_owned(),
-                    ("citizen", n, _) | (_, _, n) => t.fmt("store_page.day_open", &[("count", &n)]),
+                    ("citizen", n, _) | (_, _, n) => {
+                        t.count("store_page.day_open", n, &[("count", &n)])
+                    }
                 };
                 DayLink {
                     iso: d.iso.clone(),

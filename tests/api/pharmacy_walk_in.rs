@@ -820,9 +820,22 @@ async fn a_sale_is_audited_with_it_and_the_audit_page_shows_the_look_up() {
     let html = admin.html("/admin/audit?entity=person").await;
     assert!(html.contains("data-action=\"walk_in.lookup\""), "{html}");
     assert!(html.contains(&format!("data-entity-id=\"{id}\"")), "{html}");
-    assert!(html.contains("outcome: sold"), "{html}");
-    assert!(html.contains(&format!("sale: {sale}")), "{html}");
-    assert!(html.contains("store: 11800001"), "{html}");
+    assert!(
+        html.contains("결과: <span data-after>판매함</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("판매 번호: <span data-after>{sale}</span>")),
+        "{html}"
+    );
+    assert!(
+        html.contains("판매처: <span data-after>11800001</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("(판매처 11800001, 2개, 결과 판매함)"),
+        "{html}"
+    );
     assert!(
         !html.contains(&number) && !html.contains("850101"),
         "{html}"

@@ -186,6 +186,7 @@ async fn error_pages_and_form_errors_speak_chinese() {
             ("email", "xiaoming@example.com"),
             ("password", fixtures::PASSWORD),
             ("password_confirm", fixtures::PASSWORD),
+            ("consent", "on"),
             ("csrf_token", &app.csrf_token().await),
         ])
         .send()
@@ -230,6 +231,7 @@ async fn a_visitor_signing_up_in_chinese_gets_the_confirmation_mail_in_chinese()
             ("email", "xiaoming@example.com"),
             ("password", fixtures::PASSWORD),
             ("password_confirm", fixtures::PASSWORD),
+            ("consent", "on"),
             ("csrf_token", &app.csrf_token().await),
         ])
         .send()
