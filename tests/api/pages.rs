@@ -1,6 +1,7 @@
-//! Every page there is, seen in a Korean-language browser at desktop and phone
-//! width: each passes axe-core's serious and critical rules, fits the phone's
-//! width, and leaves a screenshot under `target/screenshots/` for review.
+//! Every page there is, seen in a Korean-, an English- and a Chinese-language
+//! browser at desktop and phone width: each passes axe-core's serious and
+//! critical rules, fits the phone's width, and leaves a screenshot under
+//! `target/screenshots/` for review.
 
 use fantoccini::Locator;
 use mask_reservation::accounts::Role;
@@ -58,8 +59,31 @@ async fn check(app: &TestApp, browser: &Browser, name: &str, path: &str, ready: 
     browser.check_page(name).await;
 }
 
+/// The name a page's screenshot is saved under: Korean pages as they are
+/// named, the other languages' with their tag after.
+fn shot(lang: &str, name: &str) -> String {
+    match lang {
+        "ko-KR" => name.to_owned(),
+        _ => format!("{name}-{lang}"),
+    }
+}
+
 #[tokio::test]
-async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() {
+async fn every_page_passes_the_accessibility_check_in_korean() {
+    every_page_passes_the_accessibility_check_at_desktop_and_phone_width("ko-KR").await;
+}
+
+#[tokio::test]
+async fn every_page_passes_the_accessibility_check_in_english() {
+    every_page_passes_the_accessibility_check_at_desktop_and_phone_width("en-US").await;
+}
+
+#[tokio::test]
+async fn every_page_passes_the_accessibility_check_in_traditional_chinese() {
+    every_page_passes_the_accessibility_check_at_desktop_and_phone_width("zh-TW").await;
+}
+
+async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width(lang: &str) {
     use crate::reservations::{seoul, tuesday};
     let app = spawn_app_with(Spawn::at(seoul(tuesday(), 10, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
@@ -81,24 +105,38 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         &key,
     );
     fixtures::user(&app.db, Role::Admin, "admin@example.com", None, true, &key);
-    let browser = Browser::start_in("ko-KR").await;
+    let browser = Browser::start_in(lang).await;
     let c = &browser.client;
 
     // Anyone.
-    check(&app, &browser, "home", "/", "form[data-store-search]").await;
     check(
         &app,
         &browser,
-        "signup",
+        &shot(lang, "home"),
+        "/",
+        "form[data-store-search]",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        &shot(lang, "signup"),
         "/signup",
         "form[action='/signup']",
     )
     .await;
-    check(&app, &browser, "login", "/login", "form[action='/login']").await;
     check(
         &app,
         &browser,
-        "forgot",
+        &shot(lang, "login"),
+        "/login",
+        "form[action='/login']",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        &shot(lang, "forgot"),
         "/password/forgot",
         "form[action='/password/forgot']",
     )
@@ -106,13 +144,27 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "token-unknown",
+        &shot(lang, "token-unknown"),
         "/verify-email?token=nothing",
         "h1",
     )
     .await;
-    check(&app, &browser, "not-found", "/no-such-page", "h1").await;
-    check(&app, &browser, "status", "/status", "[data-status]").await;
+    check(
+        &app,
+        &browser,
+        &shot(lang, "not-found"),
+        "/no-such-page",
+        "h1",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        &shot(lang, "status"),
+        "/status",
+        "[data-status]",
+    )
+    .await;
     // Supply tomorrow, so that its windows can be reserved whatever the time.
     {
         let mut conn = app.db.get().unwrap();
@@ -126,12 +178,12 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "store-anonymous",
+        &shot(lang, "store-anonymous"),
         "/stores/11800001",
         "[data-login-to-reserve]",
     )
     .await;
-    check(&app, &browser, "map", "/map", "[data-markers]").await;
+    check(&app, &browser, &shot(lang, "map"), "/map", "[data-markers]").await;
 
     // Forms sent back with mistakes.
     c.goto(&app.url("/login")).await.unwrap();
@@ -143,7 +195,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         focused_on_error_summary(c).await,
         "after a failed post the focus is on the error summary"
     );
-    browser.check_page("login-failed").await;
+    browser.check_page(&shot(lang, "login-failed")).await;
 
     c.goto(&app.url("/signup")).await.unwrap();
     fill_national_id(c, "850101-1234567").await;
@@ -182,7 +234,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
             "{field}: {described}"
         );
     }
-    browser.check_page("signup-errors").await;
+    browser.check_page(&shot(lang, "signup-errors")).await;
 
     // The same form put right: "check your e-mail".
     fill_national_id(c, &fixtures::national_id("900215154321")).await;
@@ -194,14 +246,14 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     submit(c, "/signup").await;
     wait_for(c, "[data-signup-sent]").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/signup/sent");
-    browser.check_page("signup-sent").await;
+    browser.check_page(&shot(lang, "signup-sent")).await;
 
     // A forgotten password: the request, then the form the mailed link opens.
     c.goto(&app.url("/password/forgot")).await.unwrap();
     fill(c, "email", "citizen@example.com").await;
     submit(c, "/password/forgot").await;
     wait_for(c, "[data-forgot-sent]").await;
-    browser.check_page("forgot-sent").await;
+    browser.check_page(&shot(lang, "forgot-sent")).await;
     let mail = app
         .smtp
         .wait_for(2)
@@ -217,23 +269,23 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         .to_owned();
     c.goto(&link).await.unwrap();
     wait_for(c, "form[action='/password/reset']").await;
-    browser.check_page("reset").await;
+    browser.check_page(&shot(lang, "reset")).await;
 
     // A citizen.
     log_in(&app, &browser, "citizen@example.com").await;
     check(
         &app,
         &browser,
-        "reservations",
+        &shot(lang, "reservations"),
         "/reservations",
         "[data-quota-left]",
     )
     .await;
-    check(&app, &browser, "home-citizen", "/", "h1").await;
+    check(&app, &browser, &shot(lang, "home-citizen"), "/", "h1").await;
     check(
         &app,
         &browser,
-        "store-citizen",
+        &shot(lang, "store-citizen"),
         "/stores/11800001",
         "form[data-reserve-form]",
     )
@@ -249,20 +301,20 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     fill(c, "quantity", "0").await;
     submit(c, "/reservations").await;
     wait_for(c, "[data-refusal='quantity']").await;
-    browser.check_page("store-refused").await;
+    browser.check_page(&shot(lang, "store-refused")).await;
     fill(c, "quantity", "1").await;
     submit(c, "/reservations").await;
     wait_for(c, "[data-pickup-code]").await;
-    browser.check_page("reservation").await;
+    browser.check_page(&shot(lang, "reservation")).await;
     log_out(&browser).await;
 
     // A pharmacist.
     log_in(&app, &browser, "pharmacist@example.com").await;
-    check(&app, &browser, "pharmacy", "/pharmacy", "h1").await;
+    check(&app, &browser, &shot(lang, "pharmacy"), "/pharmacy", "h1").await;
     check(
         &app,
         &browser,
-        "pharmacy-walk-in",
+        &shot(lang, "pharmacy-walk-in"),
         "/pharmacy/walk-in",
         "form[data-walk-in-form]",
     )
@@ -277,11 +329,13 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     fill(c, "quantity", "0").await;
     submit(c, "/pharmacy/walk-in").await;
     wait_for(c, "[data-error-for='national_id']").await;
-    browser.check_page("pharmacy-walk-in-refused").await;
+    browser
+        .check_page(&shot(lang, "pharmacy-walk-in-refused"))
+        .await;
     check(
         &app,
         &browser,
-        "pharmacy-summary-none",
+        &shot(lang, "pharmacy-summary-none"),
         "/pharmacy/summary",
         "[data-no-supply]",
     )
@@ -342,7 +396,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "pickup",
+        &shot(lang, "pickup"),
         "/pharmacy/pickup",
         "form[data-scan-form]",
     )
@@ -350,11 +404,11 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     fill(c, "code", "AB").await;
     submit(c, "/pharmacy/pickup").await;
     wait_for(c, "[data-error-for='code']").await;
-    browser.check_page("pickup-invalid").await;
+    browser.check_page(&shot(lang, "pickup-invalid")).await;
     fill(c, "code", &code).await;
     submit(c, "/pharmacy/pickup").await;
     wait_for(c, "[data-found]").await;
-    browser.check_page("pickup-found").await;
+    browser.check_page(&shot(lang, "pickup-found")).await;
     c.find(Locator::Css("button[data-confirm]"))
         .await
         .unwrap()
@@ -362,7 +416,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         .await
         .unwrap();
     wait_for(c, "[data-handed]").await;
-    browser.check_page("pickup-handed").await;
+    browser.check_page(&shot(lang, "pickup-handed")).await;
     fill(c, "code", &code).await;
     c.find(Locator::Css("form[data-scan-form] button[type='submit']"))
         .await
@@ -371,11 +425,11 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         .await
         .unwrap();
     wait_for(c, "[data-refusal='picked_up']").await;
-    browser.check_page("pickup-refused").await;
+    browser.check_page(&shot(lang, "pickup-refused")).await;
     check(
         &app,
         &browser,
-        "pharmacy-summary",
+        &shot(lang, "pharmacy-summary"),
         "/pharmacy/summary",
         "[data-summary]",
     )
@@ -397,7 +451,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "stores-search",
+        &shot(lang, "stores-search"),
         "/stores?q=%EC%A4%91%EC%95%99",
         "[data-search-results] [data-remain-stat='plenty']",
     )
@@ -405,7 +459,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "stores-near",
+        &shot(lang, "stores-near"),
         "/stores?lat=37.5600&lng=126.9700",
         "[data-search-results] [data-distance]",
     )
@@ -413,19 +467,33 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "stores-prompt",
+        &shot(lang, "stores-prompt"),
         "/stores",
         "[data-search-prompt]",
     )
     .await;
     wait_for(c, "button[data-near-me]").await;
     log_in(&app, &browser, "admin@example.com").await;
-    check(&app, &browser, "admin", "/admin", "[data-region-chart] svg").await;
-    check(&app, &browser, "admin-users", "/admin/users", "table").await;
     check(
         &app,
         &browser,
-        "admin-stores",
+        &shot(lang, "admin"),
+        "/admin",
+        "[data-region-chart] svg",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        &shot(lang, "admin-users"),
+        "/admin/users",
+        "table",
+    )
+    .await;
+    check(
+        &app,
+        &browser,
+        &shot(lang, "admin-stores"),
         "/admin/stores",
         "table[data-stores]",
     )
@@ -439,11 +507,11 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         .unwrap();
     wait_for(c, "[data-error-for='code']").await;
     assert!(focused_on_error_summary(c).await);
-    browser.check_page("admin-stores-errors").await;
+    browser.check_page(&shot(lang, "admin-stores-errors")).await;
     check(
         &app,
         &browser,
-        "admin-store",
+        &shot(lang, "admin-store"),
         "/admin/stores/11800001",
         "[data-store-form]",
     )
@@ -466,11 +534,13 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     submit(c, "/admin/stores/import").await;
     wait_for(c, "[data-import-errors]").await;
     assert!(focused_on_error_summary(c).await);
-    browser.check_page("admin-stores-import-errors").await;
+    browser
+        .check_page(&shot(lang, "admin-stores-import-errors"))
+        .await;
     check(
         &app,
         &browser,
-        "admin-supply",
+        &shot(lang, "admin-supply"),
         "/admin/supply",
         "table[data-supply]",
     )
@@ -490,7 +560,9 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
         .unwrap();
     submit(c, "/admin/supply/import").await;
     wait_for(c, "[data-import-errors]").await;
-    browser.check_page("admin-supply-import-errors").await;
+    browser
+        .check_page(&shot(lang, "admin-supply-import-errors"))
+        .await;
     let window: i64 = {
         use diesel::prelude::*;
         use mask_reservation::db::schema::pickup_windows;
@@ -504,7 +576,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "admin-window",
+        &shot(lang, "admin-window"),
         &format!("/admin/stores/11800001/windows/{window}"),
         "[data-window-form]",
     )
@@ -512,7 +584,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "admin-settings",
+        &shot(lang, "admin-settings"),
         "/admin/settings",
         "[data-settings-form]",
     )
@@ -521,12 +593,16 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     submit(c, "/admin/settings").await;
     wait_for(c, "[data-error-for='quota_per_period']").await;
     assert!(focused_on_error_summary(c).await);
-    browser.check_page("admin-settings-errors").await;
+    browser
+        .check_page(&shot(lang, "admin-settings-errors"))
+        .await;
     fill(c, "quota_per_period", "3").await;
     fill(c, "timezone", "Asia/Tokyo").await;
     submit(c, "/admin/settings").await;
     wait_for(c, "[data-confirm-timezone]").await;
-    browser.check_page("admin-settings-confirm-timezone").await;
+    browser
+        .check_page(&shot(lang, "admin-settings-confirm-timezone"))
+        .await;
     submit(c, "/admin/settings").await;
     wait_for(
         c,
@@ -537,7 +613,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "admin-audit",
+        &shot(lang, "admin-audit"),
         "/admin/audit",
         "table[data-audit]",
     )
@@ -546,7 +622,7 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
     check(
         &app,
         &browser,
-        "admin-confirm-disable",
+        &shot(lang, "admin-confirm-disable"),
         &confirm,
         "[data-confirm-disable]",
     )
@@ -560,7 +636,13 @@ async fn every_page_passes_the_accessibility_check_at_desktop_and_phone_width() 
 /// held and 200 tickets ahead (so the page waits 30 seconds before it
 /// refreshes, long enough to be checked).
 #[tokio::test]
-async fn the_waiting_page_passes_the_accessibility_check() {
+async fn the_waiting_page_passes_the_accessibility_check_in_every_language() {
+    for lang in ["ko-KR", "en-US", "zh-TW"] {
+        the_waiting_page_passes_the_accessibility_check(lang).await;
+    }
+}
+
+async fn the_waiting_page_passes_the_accessibility_check(lang: &str) {
     let app = spawn_app_with(Spawn {
         clock: Some(Clock::manual(chrono::Utc::now())),
         configure: Some(Box::new(|c| c.waiting_room_capacity = 1)),
@@ -586,7 +668,7 @@ async fn the_waiting_page_passes_the_accessibility_check() {
         })
         .unwrap();
     }
-    let browser = Browser::start_in("ko-KR").await;
+    let browser = Browser::start_in(lang).await;
     let c = &browser.client;
     log_in(&app, &browser, "citizen@example.com").await;
     c.goto(&app.url("/stores/11800001")).await.unwrap();
@@ -599,11 +681,13 @@ async fn the_waiting_page_passes_the_accessibility_check() {
     }
     submit(c, "/reservations").await;
     wait_for(c, "form[data-waiting-form]").await;
-    browser.check_page("waiting-room-booking").await;
+    browser
+        .check_page(&shot(lang, "waiting-room-booking"))
+        .await;
     check(
         &app,
         &browser,
-        "waiting-room",
+        &shot(lang, "waiting-room"),
         "/stores/11800001",
         "[data-waiting-room]",
     )
