@@ -551,17 +551,9 @@ async fn import_file(
     }
     let policy = state.policy().await?;
     let (rows, problems) = import::parse_csv(&upload.file, supply_dates(&state, &policy));
-    let previewed = state
-        .db
-        .run(move |conn| import::preview(conn, &rows, &problems))
-        .await;
-    let preview = match previewed {
+    let preview = match preview_file(&state, rows, problems, &page.t).await? {
         Ok(p) => p,
-        Err(DbError::Work(ImportError::Invalid(errors))) => {
-            let messages = errors.iter().map(|e| e.message(&page.t)).collect();
-            return import_answer(page, file_name, messages, None);
-        }
-        Err(e) => return Err(e.into()),
+        Err(messages) => return import_answer(page, file_name, messages, None),
     };
     // A file that parsed has no line that is not UTF-8.
     let content = String::from_utf8(upload.file).map_err(|_| AppError::UnreadableForm)?;
@@ -643,19 +635,11 @@ async fn confirm_file(
     let policy = state.policy().await?;
     let bytes = kept.content.as_bytes();
     let (rows, problems) = import::parse_csv(bytes, supply_dates(state, &policy));
-    let (check_rows, check_problems) = (rows.clone(), problems.clone());
-    let previewed = state
-        .db
-        .run(move |conn| import::preview(conn, &check_rows, &check_problems))
-        .await;
     let file_name = kept.file_name.clone();
+    let previewed = preview_file(state, rows.clone(), problems.clone(), &page.t).await?;
     let preview = match previewed {
         Ok(p) => p,
-        Err(DbError::Work(ImportError::Invalid(errors))) => {
-            let messages = errors.iter().map(|e| e.message(&page.t)).collect();
-            return import_answer(page, file_name, messages, None);
-        }
-        Err(e) => return Err(e.into()),
+        Err(messages) => return import_answer(page, file_name, messages, None),
     };
     if preview.seen != kept.seen || preview.totals.refused > 0 {
         if preview.totals.refused == 0 {
@@ -708,6 +692,27 @@ async fn confirm_file(
                 ));
             }
             import_answer(page, file_name, messages, Some(StatusCode::CONFLICT))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A parsed file previewed against the store-days now, or, when a line is
+/// bad or names no store, the messages naming those lines.
+async fn preview_file(
+    state: &AppState,
+    rows: Vec<import::SupplyRow>,
+    problems: Vec<import::LineError>,
+    t: &Tr,
+) -> Result<Result<import::Preview, Vec<String>>, AppError> {
+    let previewed = state
+        .db
+        .run(move |conn| import::preview(conn, &rows, &problems))
+        .await;
+    match previewed {
+        Ok(p) => Ok(Ok(p)),
+        Err(DbError::Work(ImportError::Invalid(errors))) => {
+            Ok(Err(errors.iter().map(|e| e.message(t)).collect()))
         }
         Err(e) => Err(e.into()),
     }

@@ -14,8 +14,9 @@ use crate::policy::Policy;
 use crate::reservations::rules::{self, PeriodLeft};
 use crate::reservations::status::ReservationStatus;
 
-/// One reservation as its owner sees it in the list.
-#[derive(Debug, Clone)]
+/// One reservation as its owner sees it in the list, its fields in the order
+/// [`for_user`] selects them.
+#[derive(Debug, Clone, Queryable)]
 pub struct ReservationSummary {
     pub id: i64,
     pub store_name: String,
@@ -29,25 +30,13 @@ pub struct ReservationSummary {
     pub dependant_name: Option<String>,
 }
 
-type SummaryRow = (
-    i64,
-    String,
-    String,
-    NaiveDateTime,
-    NaiveDateTime,
-    i32,
-    ReservationStatus,
-    String,
-    Option<String>,
-);
-
 /// The user's reservations, newest first.
 pub fn for_user(
     conn: &mut DbConnection,
     user_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<ReservationSummary>> {
-    let rows: Vec<SummaryRow> = reservations::table
+    reservations::table
         .inner_join(pickup_windows::table)
         .inner_join(stores::table)
         .left_join(dependants::table)
@@ -65,33 +54,7 @@ pub fn for_user(
             reservations::pickup_code,
             dependants::name.nullable(),
         ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                store_name,
-                store_code,
-                starts_at,
-                ends_at,
-                quantity,
-                status,
-                pickup_code,
-                dependant_name,
-            )| ReservationSummary {
-                id,
-                store_name,
-                store_code,
-                starts_at,
-                ends_at,
-                quantity,
-                status,
-                pickup_code,
-                dependant_name,
-            },
-        )
-        .collect())
+        .load(conn)
 }
 
 /// What the person may still receive in each period a booking made at `now`

@@ -5,6 +5,8 @@
 //! before it is done) and `POST /reservations/{id}/cancel`. The work is in
 //! [`booking`] and [`cancel`].
 
+use std::sync::Arc;
+
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,6 +15,7 @@ use chrono::NaiveDateTime;
 
 use crate::db::DbError;
 use crate::dependants::rules::proxy_line;
+use crate::policy::Policy;
 use crate::quantity::Quantity;
 use crate::reservations::booking::{self, BookError, ForWhom, Request};
 use crate::reservations::cancel::{self, CancelError};
@@ -289,6 +292,23 @@ async fn show(
     reservation_page(&state, &citizen, page, id, None, StatusCode::OK).await
 }
 
+/// The citizen's own reservation `id`, with the policy in force; anyone
+/// else's, or none, is not found.
+async fn own_reservation(
+    state: &AppState,
+    citizen: &Citizen,
+    id: i64,
+) -> Result<(Arc<Policy>, queries::Detail), AppError> {
+    let policy = state.policy().await?;
+    let user_id = citizen.user.id;
+    let r = state
+        .db
+        .run(move |conn| queries::detail(conn, user_id, id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok((policy, r))
+}
+
 async fn reservation_page(
     state: &AppState,
     citizen: &Citizen,
@@ -297,13 +317,7 @@ async fn reservation_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let policy = state.policy().await?;
-    let user_id = citizen.user.id;
-    let r = state
-        .db
-        .run(move |conn| queries::detail(conn, user_id, id))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (policy, r) = own_reservation(state, citizen, id).await?;
     let t = &page.t;
     let tz = policy.timezone;
     let now = state.clock.now();
@@ -397,13 +411,7 @@ async fn confirm_cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = reservation_id(&path)?;
-    let policy = state.policy().await?;
-    let user_id = citizen.user.id;
-    let r = state
-        .db
-        .run(move |conn| queries::detail(conn, user_id, id))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (policy, r) = own_reservation(&state, &citizen, id).await?;
     let t = &page.t;
     let tz = policy.timezone;
     let now = state.clock.now();

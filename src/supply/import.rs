@@ -287,6 +287,89 @@ pub struct Planned {
     pub quantity: i32,
 }
 
+/// What a file's lines find in the database: each store code's store (id and
+/// name), and each of its store-days' supply and what it has taken (reserved,
+/// picked up and sold). Read in chunks, so that a national file stays within
+/// the backends' limits on bound values.
+struct StoreDays {
+    stores: HashMap<String, (i64, String)>,
+    days: HashMap<(i64, NaiveDate), (i32, i32)>,
+}
+
+impl StoreDays {
+    /// Reads the stores and store-days of `rows`; bad lines (`problems`) and
+    /// unknown store codes refuse the file whole, each named by its line.
+    fn read(
+        conn: &mut DbConnection,
+        rows: &[SupplyRow],
+        problems: &[LineError],
+    ) -> Result<StoreDays, ImportError> {
+        let codes: Vec<&str> = rows
+            .iter()
+            .map(|r| r.store_code.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut stores = HashMap::new();
+        for chunk in codes.chunks(1000) {
+            let found: Vec<(String, i64, String)> = stores::table
+                .filter(stores::code.eq_any(chunk))
+                .select((stores::code, stores::id, stores::name))
+                .load(conn)?;
+            stores.extend(found.into_iter().map(|(c, id, n)| (c, (id, n))));
+        }
+        let mut errors = problems.to_vec();
+        for r in rows.iter().filter(|r| !stores.contains_key(&r.store_code)) {
+            errors.push(LineError {
+                line: r.line,
+                problem: Problem::UnknownStore(r.store_code.clone()),
+            });
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line);
+            return Err(ImportError::Invalid(errors));
+        }
+        let days: Vec<NaiveDate> = rows
+            .iter()
+            .map(|r| r.day)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut held = HashMap::new();
+        for chunk in days.chunks(500) {
+            let found: Vec<(i64, NaiveDate, i32, i32, i32, i32)> = store_days::table
+                .filter(store_days::day.eq_any(chunk))
+                .select((
+                    store_days::store_id,
+                    store_days::day,
+                    store_days::supply,
+                    store_days::reserved,
+                    store_days::picked_up,
+                    store_days::walk_in,
+                ))
+                .load(conn)?;
+            held.extend(
+                found
+                    .into_iter()
+                    .map(|(store, day, s, r, p, w)| ((store, day), (s, r + p + w))),
+            );
+        }
+        Ok(StoreDays { stores, days: held })
+    }
+
+    /// The store of a code that [`StoreDays::read`] found: its id and name.
+    fn store(&self, code: &str) -> (i64, &str) {
+        self.stores
+            .get(code)
+            .map_or((0, ""), |(id, name)| (*id, name.as_str()))
+    }
+
+    /// A store-day's supply and what it has taken, if it has been allocated.
+    fn now(&self, store_id: i64, day: NaiveDate) -> Option<(i32, i32)> {
+        self.days.get(&(store_id, day)).copied()
+    }
+}
+
 /// Checks a parsed file against the database without writing: every store
 /// code exists, and no line would lower a store-day's supply below what it
 /// has reserved, picked up and sold ([`rules::check_supply`], the rule the
@@ -296,60 +379,12 @@ pub fn plan(
     rows: &[SupplyRow],
     problems: &[LineError],
 ) -> Result<Vec<Planned>, ImportError> {
-    let codes: Vec<String> = rows
-        .iter()
-        .map(|r| r.store_code.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut ids: HashMap<String, i64> = HashMap::new();
-    for chunk in codes.chunks(1000) {
-        let found: Vec<(String, i64)> = stores::table
-            .filter(stores::code.eq_any(chunk))
-            .select((stores::code, stores::id))
-            .load(conn)?;
-        ids.extend(found);
-    }
-    let mut errors = problems.to_vec();
-    for r in rows.iter().filter(|r| !ids.contains_key(&r.store_code)) {
-        errors.push(LineError {
-            line: r.line,
-            problem: Problem::UnknownStore(r.store_code.clone()),
-        });
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
-        return Err(ImportError::Invalid(errors));
-    }
-    let days: Vec<NaiveDate> = rows
-        .iter()
-        .map(|r| r.day)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut taken: HashMap<(i64, NaiveDate), i32> = HashMap::new();
-    for chunk in days.chunks(500) {
-        let found: Vec<(i64, NaiveDate, i32, i32, i32)> = store_days::table
-            .filter(store_days::day.eq_any(chunk))
-            .select((
-                store_days::store_id,
-                store_days::day,
-                store_days::reserved,
-                store_days::picked_up,
-                store_days::walk_in,
-            ))
-            .load(conn)?;
-        taken.extend(
-            found
-                .into_iter()
-                .map(|(store, day, r, p, w)| ((store, day), r + p + w)),
-        );
-    }
+    let held = StoreDays::read(conn, rows, problems)?;
     let mut planned = Vec::with_capacity(rows.len());
     for r in rows {
-        let store_id = ids.get(&r.store_code).copied().unwrap_or_default();
-        let held = taken.get(&(store_id, r.day)).copied().unwrap_or(0);
-        if let Err(refusal) = rules::check_supply(held, r.quantity) {
+        let store_id = held.store(&r.store_code).0;
+        let taken = held.now(store_id, r.day).map_or(0, |(_, t)| t);
+        if let Err(refusal) = rules::check_supply(taken, r.quantity) {
             return Err(ImportError::Refused {
                 line: r.line,
                 store_code: r.store_code.clone(),
@@ -436,73 +471,21 @@ pub fn preview(
     rows: &[SupplyRow],
     problems: &[LineError],
 ) -> Result<Preview, ImportError> {
-    let codes: Vec<String> = rows
-        .iter()
-        .map(|r| r.store_code.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut found_stores: HashMap<String, (i64, String)> = HashMap::new();
-    for chunk in codes.chunks(1000) {
-        let found: Vec<(String, i64, String)> = stores::table
-            .filter(stores::code.eq_any(chunk))
-            .select((stores::code, stores::id, stores::name))
-            .load(conn)?;
-        found_stores.extend(found.into_iter().map(|(c, id, n)| (c, (id, n))));
-    }
-    let mut errors = problems.to_vec();
-    for r in rows
-        .iter()
-        .filter(|r| !found_stores.contains_key(&r.store_code))
-    {
-        errors.push(LineError {
-            line: r.line,
-            problem: Problem::UnknownStore(r.store_code.clone()),
-        });
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
-        return Err(ImportError::Invalid(errors));
-    }
-    let days: Vec<NaiveDate> = rows
-        .iter()
-        .map(|r| r.day)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut held: HashMap<(i64, NaiveDate), (i32, i32)> = HashMap::new();
-    for chunk in days.chunks(500) {
-        let found: Vec<(i64, NaiveDate, i32, i32, i32, i32)> = store_days::table
-            .filter(store_days::day.eq_any(chunk))
-            .select((
-                store_days::store_id,
-                store_days::day,
-                store_days::supply,
-                store_days::reserved,
-                store_days::picked_up,
-                store_days::walk_in,
-            ))
-            .load(conn)?;
-        held.extend(
-            found
-                .into_iter()
-                .map(|(store, day, s, r, p, w)| ((store, day), (s, r + p + w))),
-        );
-    }
+    let held = StoreDays::read(conn, rows, problems)?;
     let mut totals = PreviewTotals {
         lines: rows.len(),
-        stores: codes.len(),
+        stores: held.stores.len(),
         ..PreviewTotals::default()
     };
     let mut lines = Vec::with_capacity(rows.len());
     for r in rows {
-        let (store_id, store_name) = found_stores.get(&r.store_code).cloned().unwrap_or_default();
-        let now = held.get(&(store_id, r.day)).copied();
+        let (store_id, store_name) = held.store(&r.store_code);
+        let now = held.now(store_id, r.day);
         let taken = now.map_or(0, |(_, t)| t);
         let line = PreviewLine {
             line: r.line,
             store_code: r.store_code.clone(),
-            store_name,
+            store_name: store_name.to_owned(),
             day: r.day,
             before: now.map(|(s, _)| s),
             after: r.quantity,
