@@ -453,6 +453,7 @@ impl Built {
             .map(|(_, d)| d);
         let mut errors = FieldErrors::default();
         if let Some(r) = &self.refusal {
+            errors.set_title(t.get("store_page.refused_title"));
             errors.set_general(r.message.clone());
         }
         StorePage {

@@ -245,6 +245,9 @@ mod tests {
 pub struct FieldErrors {
     fields: Vec<(&'static str, String)>,
     general: Option<String>,
+    /// The summary's heading, where the form's usual one ("입력 내용을 확인해
+    /// 주세요") would not fit what happened (a booking refused, not mistyped).
+    title: Option<String>,
     /// Each field's label, for a summary that names the fields it lists.
     labels: Vec<(&'static str, String)>,
 }
@@ -274,6 +277,15 @@ impl FieldErrors {
 
     pub fn general(&self) -> Option<&str> {
         self.general.as_deref()
+    }
+
+    pub fn set_title(&mut self, title: impl Into<String>) {
+        self.title = Some(title.into());
+    }
+
+    /// The summary's own heading, if it has one.
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
     }
 
     /// Names the form's fields, so that the summary above the form says

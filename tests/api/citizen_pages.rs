@@ -170,11 +170,14 @@ async fn a_booking_lost_to_another_is_said_at_the_top_with_focus_and_the_nearest
         .await;
         let summary = on_screen(c, "[data-error-summary]").await;
         assert_in_view("the refusal", &summary);
-        let said = if korean(lang) {
-            "마감되었습니다"
+        let (heading, said) = if korean(lang) {
+            ("예약하지 못했습니다", "마감되었습니다")
         } else {
-            "is full"
+            ("Not booked", "is full")
         };
+        // Its heading says what happened, not "check what you typed".
+        let title = on_screen(c, "[data-error-summary] h2").await;
+        assert_eq!(text(&title).trim(), heading, "{lang}: {title}");
         assert!(text(&summary).contains(said), "{lang}: {summary}");
         let button = on_screen(c, "[data-suggest-button]").await;
         assert_in_view("the suggested window", &button);
