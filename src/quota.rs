@@ -8,9 +8,9 @@
 use chrono::NaiveDate;
 use diesel::prelude::*;
 
-use crate::db::Tx;
 use crate::db::schema::quota_usage;
 use crate::db::statement::{Arg, Statement};
+use crate::db::{DbConnection, Tx};
 use crate::quantity::Quantity;
 
 /// Taking more than the quota allows; `left` is what the person may still take.
@@ -82,7 +82,7 @@ pub fn exceeded(
     period_start: NaiveDate,
     quota: i32,
 ) -> QueryResult<QuotaExceeded> {
-    let used = used(tx, person_id, period_start)?;
+    let used = used(tx.conn(), person_id, period_start)?;
     Ok(QuotaExceeded {
         left: left(quota, used),
     })
@@ -112,11 +112,13 @@ pub fn give_back(
     Ok(changed == 1)
 }
 
-fn used(tx: &mut Tx<'_>, person_id: i64, period_start: NaiveDate) -> QueryResult<i32> {
+/// What the person has used of the period starting `period_start`: reserved,
+/// picked up and bought at a counter, together.
+pub fn used(conn: &mut DbConnection, person_id: i64, period_start: NaiveDate) -> QueryResult<i32> {
     Ok(quota_usage::table
         .find((person_id, period_start))
         .select(quota_usage::used)
-        .first(tx.conn())
+        .first(conn)
         .optional()?
         .unwrap_or(0))
 }

@@ -421,11 +421,7 @@ pub fn for_person_today(
             found.push(facts);
         }
     }
-    let store_code: Option<String> = stores::table
-        .find(store_id)
-        .select(stores::code)
-        .first(tx.conn())
-        .optional()?;
+    let store_code = crate::stores::code_of(tx.conn(), store_id)?;
     audit::record_at(
         tx,
         Entry {

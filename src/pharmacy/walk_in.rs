@@ -388,11 +388,7 @@ fn record_lookup(
     outcome: &str,
     sale_id: Option<i64>,
 ) -> QueryResult<()> {
-    let store_code: Option<String> = stores::table
-        .find(sale.store_id)
-        .select(stores::code)
-        .first(tx.conn())
-        .optional()?;
+    let store_code = crate::stores::code_of(tx.conn(), sale.store_id)?;
     audit::record_at(
         tx,
         Entry {
@@ -737,13 +733,7 @@ pub fn sold_result(
     if now.naive_utc() > undo_deadline(created_at) {
         return Ok(None);
     }
-    let used: i32 = quota_usage::table
-        .filter(quota_usage::person_id.eq(person_id))
-        .filter(quota_usage::period_start.eq(period_start))
-        .select(quota_usage::used)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0);
+    let used = quota::used(conn, person_id, period_start)?;
     Ok(Some(SoldResult {
         sale_id,
         national_id_masked,

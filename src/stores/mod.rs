@@ -10,6 +10,7 @@ pub mod status;
 use chrono::NaiveDate;
 use diesel::prelude::*;
 
+use crate::db::DbConnection;
 use crate::db::schema::{store_days, stores};
 
 /// A store code: exactly 8 ASCII digits, as in the 2020 data (`31802095`).
@@ -25,6 +26,16 @@ pub fn type_key(store_type: &str) -> &'static str {
         "02" => "admin.store.type_02",
         _ => "admin.store.type_03",
     }
+}
+
+/// The code of the store `store_id`, if there is one: what audit entries and
+/// refusals name a store by.
+pub fn code_of(conn: &mut DbConnection, store_id: i64) -> QueryResult<Option<String>> {
+    stores::table
+        .find(store_id)
+        .select(stores::code)
+        .first(conn)
+        .optional()
 }
 
 /// Every store beside its store-day on `day`, if it has one (a left join on

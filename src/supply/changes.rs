@@ -81,12 +81,7 @@ pub fn set_supply(
     actor: Option<i64>,
     now: NaiveDateTime,
 ) -> Result<SupplyOutcome, ChangeError> {
-    let code: String = stores::table
-        .find(store_id)
-        .select(stores::code)
-        .first(tx.conn())
-        .optional()?
-        .ok_or(ChangeError::NoSuchStore)?;
+    let code = crate::stores::code_of(tx.conn(), store_id)?.ok_or(ChangeError::NoSuchStore)?;
     let existing = store_day_of(tx.conn(), store_id, day)?;
     let store_day_id = match existing {
         Some((_, supply)) if supply == quantity => return Ok(SupplyOutcome::Unchanged),
