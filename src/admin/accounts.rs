@@ -6,7 +6,7 @@
 //! a mail with a link to set its own (a password-reset token that lasts
 //! [`INVITATION_HOURS`]), written to the outbox in the creating transaction.
 
-use chrono::{NaiveDateTime, TimeDelta, Utc};
+use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
@@ -238,12 +238,13 @@ pub enum Toggled {
 
 /// Disables (`disable = true`) or re-enables an account. Disabling also moves
 /// the account's session epoch on, so its live sessions stop working at their
-/// next request.
+/// next request. `now` is the app's clock, stamped on the change.
 pub fn set_disabled(
     tx: &mut Tx<'_>,
     actor: i64,
     user_id: i64,
     disable: bool,
+    now: NaiveDateTime,
 ) -> QueryResult<Toggled> {
     if user_id == actor {
         return Ok(Toggled::OwnAccount);
@@ -256,7 +257,6 @@ pub fn set_disabled(
     if !exists {
         return Ok(Toggled::NoSuchUser);
     }
-    let now = Utc::now().naive_utc();
     let changed = if disable {
         diesel::update(
             users::table

@@ -267,9 +267,10 @@ async fn set_disabled(
     disable: bool,
 ) -> Result<HttpResponse, AppError> {
     let actor = admin.user.id;
+    let now = state.clock.now().naive_utc();
     let toggled = state
         .db
-        .write(move |tx| accounts::set_disabled(tx, actor, user_id, disable))
+        .write(move |tx| accounts::set_disabled(tx, actor, user_id, disable, now))
         .await?;
     let flash = match toggled {
         Toggled::NoSuchUser => return Err(AppError::NotFound),

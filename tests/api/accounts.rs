@@ -322,7 +322,8 @@ async fn logout_ends_the_session_and_a_copied_cookie_stops_working() {
 
 #[tokio::test]
 async fn a_disabled_account_cannot_log_in_and_its_live_sessions_stop() {
-    let app = spawn_app().await;
+    use crate::reservations::{seoul, tuesday};
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 10, 0))).await;
     let key = app.state.keys.national_id.clone();
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let pharmacist = fixtures::user(
@@ -365,6 +366,13 @@ async fn a_disabled_account_cannot_log_in_and_its_live_sessions_stop() {
         .load(&mut conn)
         .unwrap();
     assert_eq!(actions, vec!["user.disable".to_owned()]);
+    // Stamped by the app's clock, not the machine's.
+    let disabled_at: Option<chrono::NaiveDateTime> = mask_reservation::db::schema::users::table
+        .find(pharmacist)
+        .select(mask_reservation::db::schema::users::disabled_at)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(disabled_at, Some(seoul(tuesday(), 10, 0).naive_utc()));
 
     app.post_form(&format!("/admin/users/{pharmacist}/enable"), &[])
         .await;

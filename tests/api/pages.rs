@@ -643,8 +643,9 @@ async fn the_waiting_page_passes_the_accessibility_check_in_every_language() {
 }
 
 async fn the_waiting_page_passes_the_accessibility_check(lang: &str) {
+    use crate::reservations::{seoul, tuesday};
     let app = spawn_app_with(Spawn {
-        clock: Some(Clock::manual(chrono::Utc::now())),
+        clock: Some(Clock::manual(seoul(tuesday(), 10, 0))),
         configure: Some(Box::new(|c| c.waiting_room_capacity = 1)),
         ..Spawn::default()
     })
