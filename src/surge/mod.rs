@@ -127,8 +127,13 @@ fn scratch_database(server: &str) -> anyhow::Result<(DatabaseUrl, DatabaseUrl, S
     admin
         .connect()?
         .batch_execute(&format!("CREATE DATABASE {name}"))?;
+    // Keep the parameters (`?sslmode=…`) and replace only the database name.
+    let (base, query) = match base.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (base.as_str(), String::new()),
+    };
     let (prefix, _) = base.rsplit_once('/').context("URL without a database")?;
-    let url = DatabaseUrl::Postgres(format!("{prefix}/{name}"));
+    let url = DatabaseUrl::Postgres(format!("{prefix}/{name}{query}"));
     Ok((url, admin, name))
 }
 

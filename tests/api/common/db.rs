@@ -24,11 +24,19 @@ pub enum TestDatabase {
 /// The PostgreSQL server to test against, if any.
 pub fn postgres_server() -> Option<url::Url> {
     let raw = std::env::var("TEST_DATABASE_URL").ok()?;
-    let url = url::Url::parse(&raw).expect("TEST_DATABASE_URL is a postgres:// URL");
+    let mut url = url::Url::parse(&raw).expect("TEST_DATABASE_URL is a postgres:// URL");
     assert!(
         matches!(url.scheme(), "postgres" | "postgresql"),
         "TEST_DATABASE_URL must be a postgres:// URL"
     );
+    // The test server is local and TLS is not what these tests check. Left at
+    // libpq's default (`prefer`), every connection speaks TLS, and when the test
+    // process ends, OpenSSL's exit-time clean-up frees its state while servers
+    // left running in other threads still close their connections: the process
+    // then aborts ("double free or corruption") after every test has passed.
+    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+    }
     Some(url)
 }
 
