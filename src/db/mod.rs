@@ -229,6 +229,14 @@ pub struct MigrationError(String);
 /// busy timeout).
 const WRITE_ATTEMPTS: u32 = 5;
 
+/// How a write on the pool runs: in a transaction ([`write_tx`]) or one
+/// self-contained statement at a time ([`write_statements`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Transaction,
+    Statements,
+}
+
 /// A write transaction in progress. Only [`write_tx`] and the SQLite writer
 /// ([`Writer`], where it is a savepoint of a group) make one, so a function that
 /// takes `&mut Tx` can only be called inside a transaction: every function that
@@ -262,12 +270,38 @@ pub fn write_tx<T, E>(
 where
     E: From<DieselError> + AsRetryable,
 {
-    let mut attempt = 1;
+    retried(|| try_write_tx(conn, &mut f))
+}
+
+/// Runs `f` with each of its statements committed on its own (PostgreSQL's
+/// autocommit), retried as [`write_tx`] retries. Only for work whose every
+/// write is one self-contained statement that changes all it means to or
+/// nothing — the booking's one statement — so that the rows it locks are held
+/// for that statement, not across round trips until a `COMMIT`. On SQLite,
+/// where a statement is a function call in the process and the writer
+/// groups transactions, it is [`write_tx`].
+pub fn write_statements<T, E>(
+    conn: &mut DbConnection,
+    mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError> + AsRetryable,
+{
+    match conn.backend() {
+        Backend::Sqlite => write_tx(conn, f),
+        Backend::Postgres => retried(|| f(&mut Tx { conn: &mut *conn })),
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or has been tried
+/// [`WRITE_ATTEMPTS`] times.
+fn retried<T, E: AsRetryable>(mut attempt: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let mut tried = 1;
     loop {
-        match try_write_tx(conn, &mut f) {
-            Err(e) if attempt < WRITE_ATTEMPTS && e.is_retryable() => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+        match attempt() {
+            Err(e) if tried < WRITE_ATTEMPTS && e.is_retryable() => {
+                tried += 1;
+                std::thread::sleep(Duration::from_millis(5 * u64::from(tried)));
             }
             other => return other,
         }
@@ -732,32 +766,63 @@ impl Db {
         .await
     }
 
-    /// A write in [`write_tx`] on a pooled connection (PostgreSQL), told to
-    /// [`Storage`] as the SQLite writer tells it: an error for lack of room
-    /// is answered [`DbError::StorageFull`] and counted; while writes are
-    /// refused so, one that changed something ends the episode.
-    async fn write_through_pool<T, E, F>(&self, mut f: F) -> Result<T, DbError<E>>
+    /// As [`Db::write`], for work whose every write is one self-contained
+    /// statement ([`write_statements`]): on PostgreSQL without an explicit
+    /// transaction, so that the rows a statement locks are held for that
+    /// statement only. While the volume is full it runs as [`Db::write`]
+    /// does, where what a write changed can be told.
+    pub async fn write_statements<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
     {
-        let refusing = self.storage.is_full();
+        if self.writer.is_some() || self.storage.is_full() {
+            return self.write(f).await;
+        }
+        self.write_through_pool_as(Door::Statements, f).await
+    }
+
+    /// A write in [`write_tx`] on a pooled connection (PostgreSQL), told to
+    /// [`Storage`] as the SQLite writer tells it: an error for lack of room
+    /// is answered [`DbError::StorageFull`] and counted; while writes are
+    /// refused so, one that changed something ends the episode.
+    async fn write_through_pool<T, E, F>(&self, f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
+    {
+        self.write_through_pool_as(Door::Transaction, f).await
+    }
+
+    async fn write_through_pool_as<T, E, F>(&self, door: Door, mut f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
+    {
+        // Only a transaction can tell what it wrote (`write_statements` takes
+        // the transaction's door while refusing).
+        let refusing = self.storage.is_full() && door == Door::Transaction;
         // Whether the work changed something (asked only while refusing).
         let changed = Arc::new(AtomicBool::new(false));
         let seen = changed.clone();
         let answer = self
             .run(move |conn| {
-                let result = write_tx(conn, |tx| {
-                    if !refusing {
-                        return f(tx);
-                    }
-                    let before = write_mark(tx)?;
-                    let value = f(tx)?;
-                    let after = write_mark(tx)?;
-                    seen.store(after != before, Ordering::SeqCst);
-                    Ok(value)
-                });
+                let result = match door {
+                    Door::Statements => write_statements(conn, &mut f),
+                    Door::Transaction => write_tx(conn, |tx| {
+                        if !refusing {
+                            return f(tx);
+                        }
+                        let before = write_mark(tx)?;
+                        let value = f(tx)?;
+                        let after = write_mark(tx)?;
+                        seen.store(after != before, Ordering::SeqCst);
+                        Ok(value)
+                    }),
+                };
                 if let Err(e) = &result
                     && lost_connection_in_chain(e)
                 {

@@ -23,6 +23,8 @@
 //! the dependant's, its `user_id` the guardian's and its `dependant_id` the
 //! link it was made under.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
@@ -30,7 +32,7 @@ use diesel::result::Error as DieselError;
 use crate::accounts::SessionClaim;
 use crate::db::schema::{people, pickup_windows, reservations, stock_ledger, stores, users};
 use crate::db::statement::{Arg, Statement};
-use crate::db::{self, AsRetryable, Backend, LockMode, Locked, Tx, is_retryable};
+use crate::db::{self, AsRetryable, Backend, Db, DbError, LockMode, Locked, Tx, is_retryable};
 use crate::dependants::queries::{Current, current_one};
 use crate::dependants::rules::proxy_line;
 use crate::i18n::Tr;
@@ -263,11 +265,27 @@ pub fn book(
     t: &Tr,
     base_url: &str,
 ) -> Result<Booked, BookError> {
-    let form = match tx.backend() {
-        Backend::Postgres => Form::OneStatement,
-        Backend::Sqlite => Form::StepByStep,
-    };
-    book_in(form, tx, req, policy, t, base_url)
+    book_in(Form::of(tx.backend()), tx, req, policy, t, base_url)
+}
+
+/// Books `req` as a page does: in `form`, through the door that form needs.
+/// The one-statement form runs without an explicit transaction
+/// ([`Db::write_statements`]), so that the rows its writes lock are held for
+/// that one statement; the step-by-step form runs in a transaction
+/// ([`Db::write`]), whose rollback undoes a refusal.
+pub async fn book_through(
+    db: &Db,
+    form: Form,
+    req: Request,
+    policy: Arc<Policy>,
+    t: Tr,
+    base_url: String,
+) -> Result<Booked, DbError<BookError>> {
+    let work = move |tx: &mut Tx<'_>| book_in(form, tx, &req, &policy, &t, &base_url);
+    match form {
+        Form::OneStatement => db.write_statements(work).await,
+        Form::StepByStep => db.write(work).await,
+    }
 }
 
 /// The two forms of the booking: the same steps and the same answers.
@@ -280,6 +298,14 @@ pub enum Form {
 }
 
 impl Form {
+    /// The form `backend` books in.
+    pub fn of(backend: Backend) -> Form {
+        match backend {
+            Backend::Postgres => Form::OneStatement,
+            Backend::Sqlite => Form::StepByStep,
+        }
+    }
+
     /// The forms that run on `backend`: every one of them must pass the
     /// booking scenarios there.
     pub fn on(backend: Backend) -> &'static [Form] {

@@ -17,7 +17,7 @@ use crate::db::DbError;
 use crate::dependants::rules::proxy_line;
 use crate::policy::Policy;
 use crate::quantity::Quantity;
-use crate::reservations::booking::{self, BookError, ForWhom, Request};
+use crate::reservations::booking::{self, BookError, ForWhom, Form, Request};
 use crate::reservations::cancel::{self, CancelError};
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, Refusal};
@@ -207,11 +207,8 @@ async fn create(
                 session: citizen.claim,
             };
             let (t, base_url, policy) = (page.t.clone(), state.base_url.clone(), policy.clone());
-            match state
-                .db
-                .write(move |tx| booking::book(tx, &asked, &policy, &t, &base_url))
-                .await
-            {
+            let form = Form::of(state.db.backend());
+            match booking::book_through(&state.db, form, asked, policy, t, base_url).await {
                 Ok(booked) => {
                     state.mail_wake.notify_one();
                     let flash = if booked.replayed {

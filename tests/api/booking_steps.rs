@@ -1,11 +1,14 @@
-//! The booking function itself, called as the pages call it (`Db::write`), on
+//! The booking function itself, called as the pages call it (`book_through`), on
 //! both backends: a refusal at each of its conditional writes leaves nothing
 //! written, many bookings of one window at once never oversell and each
 //! refusal names the windows still open, the confirmation mail's outbox row
 //! is the one `enqueue` writes, and on PostgreSQL the sequence its reservation
 //! ids are drawn from is the table's own.
 
+use std::sync::{Arc, Mutex};
+
 use chrono::{NaiveDate, NaiveDateTime};
+use diesel::connection::InstrumentationEvent;
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use mask_reservation::accounts::national_id::NationalId;
@@ -15,12 +18,12 @@ use mask_reservation::accounts::{Role, SessionClaim};
 use mask_reservation::db::schema::{
     mail_outbox, pickup_windows, quota_usage, reservations, stock_ledger, store_days,
 };
-use mask_reservation::db::{Backend, DbError, write_tx};
+use mask_reservation::db::{Backend, DbConnection, DbError, write_statements, write_tx};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::mail::outbox::{OutgoingMail, enqueue};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, BookError, Booked, ForWhom, Request};
+use mask_reservation::reservations::booking::{self, BookError, Booked, ForWhom, Form, Request};
 use mask_reservation::reservations::rules::{OpenWindow, Refusal};
 
 use crate::common::{TestApp, assert_invariants, fixtures};
@@ -66,7 +69,7 @@ pub fn citizens(app: &TestApp, prefix: &str, n: usize) -> Vec<i64> {
     .unwrap()
 }
 
-/// Books through `Db::write` at 08:00 on Tuesday, as the page does; a refusal
+/// Books through `book_through` at 08:00 on Tuesday, as the page does; a refusal
 /// comes back as the value, any other failure fails the test.
 async fn book(
     app: &TestApp,
@@ -85,11 +88,8 @@ async fn book(
         now: seoul(tuesday(), 8, 0),
         session: SessionClaim::FIRST_CITIZEN_LOGIN,
     };
-    match app
-        .db
-        .write(move |tx| booking::book(tx, &req, &policy, &t, "https://masks.example"))
-        .await
-    {
+    let (form, base_url) = (Form::of(app.backend()), "https://masks.example".to_owned());
+    match booking::book_through(&app.db, form, req, Arc::new(policy), t, base_url).await {
         Ok(booked) => Ok(booked),
         Err(DbError::Work(BookError::Refused(r))) => Err(r),
         Err(e) => panic!("booking failed: {e:?}"),
@@ -349,8 +349,12 @@ async fn reservation_ids_are_drawn_from_the_tables_own_sequence() {
     assert_invariants(&app.db);
 }
 
+/// On PostgreSQL, a booking through its door is two statements and no
+/// transaction around them: the read of its facts, then the one statement
+/// that writes, which is a transaction of its own. Each connection prepares
+/// the two once.
 #[tokio::test]
-async fn on_postgresql_a_connection_prepares_bookings_two_statements_once() {
+async fn on_postgresql_a_booking_is_two_statements_without_a_transaction_prepared_once() {
     let (app, windows) = app_with_supply(30).await;
     if app.backend() != Backend::Postgres {
         return;
@@ -359,6 +363,16 @@ async fn on_postgresql_a_connection_prepares_bookings_two_statements_once() {
     let policy = Policy::load(&mut app.db.get().unwrap()).unwrap();
     let t = Tr::new(app.state.catalog.clone(), Lang::Ko);
     let mut conn = app.db.get().unwrap();
+    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
+    let DbConnection::Postgres(pg) = &mut *conn else {
+        unreachable!("a PostgreSQL app hands out PostgreSQL connections");
+    };
+    let seen = statements.clone();
+    pg.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            seen.lock().unwrap().push(query.to_string());
+        }
+    });
     for user_id in users {
         let req = Request {
             user_id,
@@ -369,10 +383,17 @@ async fn on_postgresql_a_connection_prepares_bookings_two_statements_once() {
             now: seoul(tuesday(), 8, 0),
             session: SessionClaim::FIRST_CITIZEN_LOGIN,
         };
-        write_tx(&mut conn, |tx| {
+        write_statements(&mut conn, |tx| {
             booking::book(tx, &req, &policy, &t, "https://masks.example")
         })
         .unwrap();
+        let sent: Vec<String> = std::mem::take(&mut *statements.lock().unwrap());
+        assert_eq!(sent.len(), 2, "{sent:#?}");
+        assert!(sent[0].starts_with("SELECT r.id AS replay_id"), "{sent:#?}");
+        assert!(sent[1].starts_with("WITH taken AS ("), "{sent:#?}");
+    }
+    if let DbConnection::Postgres(pg) = &mut *conn {
+        pg.set_instrumentation(|_: InstrumentationEvent<'_>| {});
     }
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Prepared {

@@ -17,6 +17,7 @@
 use std::sync::LazyLock;
 
 use chrono::{NaiveDate, NaiveDateTime, Utc};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Bool, Date, Nullable, Text, Timestamp};
@@ -184,6 +185,10 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH taken AS ({take} RETURNING 1), \
          win AS ({window_take} AND EXISTS (SELECT 1 FROM taken) RETURNING 1), \
          store_day AS ({day_take} AND EXISTS (SELECT 1 FROM win) RETURNING 1), \
+         link AS ( \
+             SELECT 1 FROM dependants \
+             WHERE id = $20 AND guardian_user_id = $9 AND ended_at IS NULL \
+             FOR SHARE), \
          booked AS ( \
              INSERT INTO reservations (id, user_id, person_id, window_id, store_id, quantity, \
                  period_start, status, pickup_code, created_at, updated_at, request_id, mail_lang, \
@@ -191,6 +196,7 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
              OVERRIDING SYSTEM VALUE \
              SELECT $8, $9, $1, $5, $10, $3, $2, '{active}', $11, $6, $6, $12, $13, $20 \
              FROM store_day \
+             WHERE $20 IS NULL OR EXISTS (SELECT 1 FROM link) \
              ON CONFLICT DO NOTHING \
              RETURNING id), \
          ledger AS ( \
@@ -203,12 +209,16 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
                  next_attempt_at, created_at) \
              SELECT $14, $15, $16, $17, $18, 0, $19, $19 FROM ledger \
              RETURNING 1) \
-         SELECT (SELECT count(*) FROM taken) AS taken, \
-                (SELECT count(*) FROM win) AS win, \
-                (SELECT count(*) FROM store_day) AS store_day, \
-                (SELECT count(*) FROM booked) AS booked, \
-                (SELECT count(*) FROM ledger) AS ledger, \
-                (SELECT count(*) FROM mail) AS mail",
+         SELECT * FROM ( \
+             SELECT (SELECT count(*) FROM taken) AS taken, \
+                    (SELECT count(*) FROM win) AS win, \
+                    (SELECT count(*) FROM store_day) AS store_day, \
+                    (SELECT count(*) FROM booked) AS booked, \
+                    (SELECT count(*) FROM ledger) AS ledger, \
+                    (SELECT count(*) FROM mail) AS mail) AS steps \
+         WHERE CASE WHEN taken = 1 AND win + store_day + booked + ledger + mail < 5 \
+                    THEN booking_rolled_back(taken, win, store_day, booked, ledger, mail) \
+                    ELSE true END",
         take = quota::TAKE_SQL,
         window_take = WINDOW_TAKE_SQL,
         day_take = DAY_TAKE_SQL,
@@ -231,6 +241,59 @@ struct Steps {
     ledger: i64,
     #[diesel(sql_type = BigInt)]
     mail: i64,
+}
+
+/// The message of the error [`BOOK_SQL`] ends with when a step after the
+/// quota's take wrote nothing (the function `booking_rolled_back`, created by
+/// a migration): the whole statement is undone, and the error's detail holds
+/// the rows each step wrote.
+const ROLLED_BACK: &str = "booking rolled back";
+
+impl Steps {
+    /// Runs [`BOOK_SQL`] with `args`. Without a transaction around it (the
+    /// booking's door on PostgreSQL, `Db::write_statements`) the statement is
+    /// a transaction of its own, and its rows are locked for that statement
+    /// only. Inside one (a batch, a test holding it open) it runs in a
+    /// savepoint, so that a statement the database undid leaves the
+    /// transaction usable for the refusal's reads.
+    fn written_by(conn: &mut PgConnection, args: Vec<Arg<'_>>) -> QueryResult<Steps> {
+        let run = |c: &mut PgConnection| Statement::new(BOOK_SQL.as_str(), args).get_result(c);
+        let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(conn)
+            .transaction_depth()?
+            .is_some();
+        let result = if in_transaction {
+            conn.transaction(run)
+        } else {
+            run(conn)
+        };
+        match result {
+            Err(DieselError::DatabaseError(kind, info)) if info.message() == ROLLED_BACK => {
+                Steps::parse(info.details().unwrap_or_default())
+                    .ok_or_else(|| DieselError::DatabaseError(kind, info))
+            }
+            other => other,
+        }
+    }
+
+    /// The rows each step wrote, from the detail of [`ROLLED_BACK`]: six
+    /// numbers in the steps' order.
+    fn parse(detail: &str) -> Option<Steps> {
+        let counts: Vec<i64> = detail
+            .split(' ')
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        let [taken, win, store_day, booked, ledger, mail] = counts[..] else {
+            return None;
+        };
+        Some(Steps {
+            taken,
+            win,
+            store_day,
+            booked,
+            ledger,
+            mail,
+        })
+    }
 }
 
 pub(super) fn book(
@@ -300,8 +363,8 @@ pub(super) fn book(
         reservation_id,
         &pickup_code,
     );
-    let steps: Steps = Statement::new(
-        BOOK_SQL.as_str(),
+    let steps = Steps::written_by(
+        pg(tx)?,
         [
             takes.args(),
             vec![
@@ -321,8 +384,7 @@ pub(super) fn book(
             ],
         ]
         .concat(),
-    )
-    .get_result(pg(tx)?)?;
+    )?;
 
     let taken = Taken {
         quota: steps.taken == 1,
@@ -333,8 +395,9 @@ pub(super) fn book(
     if steps.booked != 1 {
         // Either unique key matched: a concurrent request with this request
         // id committed first (its retry answers it), or, about once in 10^12,
-        // the pickup code was taken: the retry draws another. Either way the
-        // counters this statement raised are rolled back first.
+        // the pickup code was taken: the retry draws another. Or the
+        // dependant's link ended since the facts were read: the retry finds
+        // no link. Either way the statement undid the counters it raised.
         if replay(tx, req)?.is_some() {
             return Err(BookError::Raced);
         }
