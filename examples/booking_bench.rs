@@ -5,10 +5,11 @@
 //! own. Prints reservations per second and latency percentiles, then runs the
 //! invariant check.
 //!
-//! With `--through-db`, the bookings go through `Db::write` instead, the door
-//! every request's write takes, from `--tasks` concurrent tasks: on SQLite that
-//! is the one writer committing queued bookings in groups, on PostgreSQL the
-//! pool (of `--threads` connections).
+//! With `--through-db`, the bookings go through `booking::book_through`
+//! instead, the door the page's booking takes, from `--tasks` concurrent
+//! tasks: on SQLite that is the one writer committing queued bookings in
+//! groups, on PostgreSQL the pool (of `--threads` connections), each booking's
+//! writes one statement outside a transaction.
 //!
 //! With `--import-lines N` (and `--through-db`), an administrator's supply
 //! file of N lines (the first N stores, the day after the bookings' day) is
@@ -44,7 +45,9 @@ use mask_reservation::db::{DatabaseUrl, Db, DbConnection, DbError, PoolOptions, 
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{BookError, ForWhom, Request, book};
+use mask_reservation::reservations::booking::{
+    BookError, ForWhom, Form, Request, book, book_through,
+};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::{NewDay, allocate_days};
 use mask_reservation::supply::import::{SupplyRow, apply, import, plan};
@@ -255,10 +258,9 @@ fn through_db(
                         let req = request(i, user_id, &windows);
                         let (policy, tr) = (policy.clone(), tr.clone());
                         let one = Instant::now();
-                        match db
-                            .write(move |tx| book(tx, &req, &policy, &tr, "http://127.0.0.1:8080"))
-                            .await
-                        {
+                        let (form, base_url) =
+                            (Form::of(db.backend()), "http://127.0.0.1:8080".to_owned());
+                        match book_through(&db, form, req, policy, tr, base_url).await {
                             Ok(_) => {}
                             Err(DbError::Work(BookError::Refused(_))) => refused += 1,
                             Err(e) => return Err(anyhow::anyhow!("booking failed: {e}")),

@@ -217,7 +217,8 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
                     (SELECT count(*) FROM ledger) AS ledger, \
                     (SELECT count(*) FROM mail) AS mail) AS steps \
          WHERE CASE WHEN taken = 1 AND win + store_day + booked + ledger + mail < 5 \
-                    THEN booking_rolled_back(taken, win, store_day, booked, ledger, mail) \
+                    THEN statement_rolled_back('booking', \
+                         ARRAY[taken, win, store_day, booked, ledger, mail]) \
                     ELSE true END",
         take = quota::TAKE_SQL,
         window_take = WINDOW_TAKE_SQL,
@@ -244,9 +245,9 @@ struct Steps {
 }
 
 /// The message of the error [`BOOK_SQL`] ends with when a step after the
-/// quota's take wrote nothing (the function `booking_rolled_back`, created by
-/// a migration): the whole statement is undone, and the error's detail holds
-/// the rows each step wrote.
+/// quota's take wrote nothing (the function `statement_rolled_back`, created
+/// by a migration): the whole statement is undone, and the error's detail
+/// holds the rows each step wrote.
 const ROLLED_BACK: &str = "booking rolled back";
 
 impl Steps {
@@ -421,5 +422,23 @@ fn pg<'t>(tx: &'t mut Tx<'_>) -> Result<&'t mut PgConnection, BookError> {
         DbConnection::Sqlite(_) => Err(BookError::Db(DieselError::QueryBuilderError(
             "PostgreSQL booking on an SQLite connection".into(),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Steps;
+
+    #[test]
+    fn the_rows_each_step_wrote_are_read_from_the_rolled_back_detail() {
+        let steps = Steps::parse("1 1 0 0 0 0").unwrap();
+        assert_eq!(
+            (steps.taken, steps.win, steps.store_day, steps.booked),
+            (1, 1, 0, 0)
+        );
+        assert_eq!((steps.ledger, steps.mail), (0, 0));
+        for detail in ["", "1 1 0", "1 1 0 0 0 0 0", "1 x 0 0 0 0"] {
+            assert!(Steps::parse(detail).is_none(), "{detail:?}");
+        }
     }
 }

@@ -1,0 +1,1 @@
+DROP FUNCTION statement_rolled_back(TEXT, BIGINT[]);
