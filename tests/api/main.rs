@@ -38,6 +38,7 @@ mod hostile_input;
 mod layout;
 mod mail;
 mod map_browser;
+mod nginx;
 mod opendata;
 mod pages;
 mod pharmacy_pages;

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod db;
+pub mod nginx;
 pub mod proxy;
 pub mod server;
 pub mod smtp;
