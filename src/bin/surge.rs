@@ -15,10 +15,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mask_reservation::app::{Application, open_db};
 use mask_reservation::config::{Config, ConfigArgs, SecretKey};
+use mask_reservation::logging;
 use mask_reservation::surge::phases::Limit;
 use mask_reservation::surge::prepare::Sizes;
 use mask_reservation::surge::{self, Options, Target};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -124,14 +124,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The server, as `mask-reservation serve` runs it, on the database surge
-/// prepared (migrated already).
+/// The server, as `mask-reservation serve` runs it (its log included), on the
+/// database surge prepared (migrated already).
 fn serve_child(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    let filter = EnvFilter::try_from_env("LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // Logged as `mask-reservation serve` logs (`LOG`, set by surge).
+    let _log_writer = logging::init();
     let config = Config::from_args(args)?;
     let db = open_db(&config);
     actix_web::rt::System::new().block_on(async move {

@@ -198,6 +198,10 @@ fn run_child(
         data_dir: &data_dir,
         workers,
         db_pool_size,
+        // As production: the access log on, written where surge's terminal
+        // does not see it.
+        log: "info",
+        log_file: &dir.path().join("server.log"),
     })?;
     let pid = child.pid();
     let shared = Arc::new(Shared::new(child.addr, keys.cookie.clone(), prepared));
@@ -206,6 +210,13 @@ fn run_child(
     let peak = server::sample(pid).map(|s| s.hwm_kib as f64 / 1024.0);
     // Acknowledged means durable: no shutdown, no flush, just gone.
     child.kill()?;
+    let (count, first) = server::log_problems(&dir.path().join("server.log"), 5);
+    if count > 0 {
+        eprintln!("the server logged {count} warning(s) or error(s); the first:");
+        for line in first {
+            eprintln!("  {line}");
+        }
+    }
     let checks = {
         let mut conn = url.connect()?;
         runtime.block_on(check(&shared, &mut conn))?
@@ -310,9 +321,10 @@ impl Watch {
         self.done.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         let peak = self.peak_kib.load(Ordering::Relaxed).max(end.rss_kib);
+        let cpu = server::cpu_seconds(self.start.cpu_ticks, end.cpu_ticks);
         Some(ServerUse {
             peak_rss_mib: peak as f64 / 1024.0,
-            cpu_percent: server::cpu_percent(self.start, end, elapsed),
+            cpu_percent: server::cpu_percent(cpu, elapsed),
         })
     }
 }
