@@ -154,6 +154,7 @@ fn bench(a: &RunArgs) -> anyhow::Result<ExitCode> {
             citizens: a.citizens,
             pickup_stores: a.pickup_stores.min(a.stores),
             pickups_per_store: usize::try_from(per_store)?,
+            freshness_probes: 0,
         },
         connections: a.connections.max(1),
         read_connections: a.read_connections.max(1),

@@ -28,6 +28,7 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
             citizens: 200,
             pickup_stores: 2,
             pickups_per_store: 10,
+            freshness_probes: 0,
         },
         connections: 8,
         read_connections: 4,
