@@ -5,8 +5,10 @@
 //! `\r`) inside an event; `LOG_FORMAT=json` already does.
 
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// `event` (one formatted log event, ending in a line break) with every line
@@ -55,6 +57,32 @@ impl<W: Write> Write for OneLineWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
+}
+
+/// Logs go to standard error through a thread of their own that writes them in
+/// batches: with one access line per request, a system call per line would cost
+/// more than serving a static file. Nothing is dropped; a full queue makes the
+/// logging thread wait. `LOG` filters (default `info`, which includes the
+/// access log), `LOG_FORMAT=json` writes JSON. `mask-reservation serve` and the
+/// server `surge` starts both log through this, so the benchmark pays what
+/// production pays.
+pub fn init() -> WorkerGuard {
+    let filter = EnvFilter::try_from_env("LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal());
+    if json {
+        builder.with_writer(writer).json().init();
+    } else {
+        // One line per event, whatever its message holds (logging::one_line).
+        builder.with_writer(OneLine(writer)).init();
+    }
+    guard
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The command line: `serve` (default), `migrate`, `create-admin`,
 //! `import-stores`, `seed-demo`, `verify`, `expire`.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,15 +17,13 @@ use mask_reservation::clock::Clock;
 use mask_reservation::config::{Config, ConfigArgs};
 use mask_reservation::db::{Db, database_now, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
-use mask_reservation::logging::{OneLine, one_line};
+use mask_reservation::logging::{self, one_line};
 use mask_reservation::policy::Policy;
 use mask_reservation::reservations::expiry;
 use mask_reservation::state::Keys;
 use mask_reservation::stores::import::{parse_csv_reporting, upsert_all_reporting};
 use mask_reservation::supply::release;
 use mask_reservation::{demo, settings, verify};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -78,7 +76,7 @@ enum Command {
 
 fn main() -> ExitCode {
     // Held to the end, so that the lines still queued are written out.
-    let _log_writer = init_tracing();
+    let _log_writer = logging::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -89,29 +87,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to standard error through a thread of their own that writes them in
-/// batches: with one access line per request, a system call per line would cost
-/// more than serving a static file. Nothing is dropped; a full queue makes the
-/// logging thread wait.
-fn init_tracing() -> WorkerGuard {
-    let filter = EnvFilter::try_from_env("LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        builder.with_writer(writer).json().init();
-    } else {
-        // One line per event, whatever its message holds (logging::one_line).
-        builder.with_writer(OneLine(writer)).init();
-    }
-    guard
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --bin surge
-//! cargo run --release --bin surge -- --database-url postgres://postgres@127.0.0.1:5432/postgres
+//! cargo run --release --bin surge -- --database-url postgres://postgres@127.0.0.1:5432/postgres --instances 2
 //! cargo run --release --bin surge -- --stores 25000 --citizens 1000000
 //! ```
 
@@ -15,10 +15,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mask_reservation::app::{Application, open_db};
 use mask_reservation::config::{Config, ConfigArgs, SecretKey};
+use mask_reservation::logging;
 use mask_reservation::surge::phases::Limit;
 use mask_reservation::surge::prepare::Sizes;
 use mask_reservation::surge::{self, Options, Target};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -88,10 +88,21 @@ struct RunArgs {
     #[arg(long)]
     database_url: Option<String>,
     /// Load a server already running at this http:// URL instead of starting
-    /// one (then no server memory or CPU is reported). Needs --database-url
-    /// and --secret-key of that server; its database is prepared first.
+    /// one; repeat it for several instances on one database (users are spread
+    /// over them round-robin). Needs --database-url and --secret-key of those
+    /// servers; the database is prepared first. Server memory and CPU are
+    /// reported only with --server-pid.
     #[arg(long, requires_all = ["database_url", "secret_key"])]
-    url: Option<String>,
+    url: Vec<String>,
+    /// The process id of a server given by --url, on this machine, whose
+    /// memory and CPU to report (repeat it for each instance).
+    #[arg(long, requires = "url")]
+    server_pid: Vec<u32>,
+    /// App instances on the same PostgreSQL database: with 2 or more, the
+    /// rush is run once more over that many instances started by surge, to
+    /// set beside the rush on one.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     /// The SECRET_KEY of the server given by --url (base64).
     #[arg(long, env = "SURGE_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
@@ -124,14 +135,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The server, as `mask-reservation serve` runs it, on the database surge
-/// prepared (migrated already).
+/// The server, as `mask-reservation serve` runs it (its log included), on the
+/// database surge prepared (migrated already).
 fn serve_child(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    let filter = EnvFilter::try_from_env("LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // Logged as `mask-reservation serve` logs (`LOG`, set by surge).
+    let _log_writer = logging::init();
     let config = Config::from_args(args)?;
     let db = open_db(&config);
     actix_web::rt::System::new().block_on(async move {
@@ -147,16 +155,21 @@ fn bench(a: &RunArgs) -> anyhow::Result<ExitCode> {
         max_ops: None,
     };
     let every = Duration::from_millis(a.pickup_every_ms.max(1));
-    // Enough codes at every counter for both rushes (and an overload and the
-    // rush after it) at its pace.
-    let rushes = 2 + 2 * u64::from(a.overload.is_some());
+    // Enough codes at every counter for every rush (the two, the one over
+    // several instances, the one logging warnings only, and an overload and
+    // the rush after it) at its pace.
+    let rushes = 4 + 2 * u64::from(a.overload.is_some());
     let per_store = (phase.duration.as_millis() as u64 * rushes / every.as_millis() as u64) + 10;
+    // A freshness probe takes about a second (the open data is refreshed every
+    // second): plenty of citizens for it in every rush.
+    let probes = usize::try_from(phase.duration.as_secs() * rushes * 4)? + 20;
     let options = Options {
         sizes: Sizes {
             stores: a.stores.max(1),
             citizens: a.citizens,
             pickup_stores: a.pickup_stores.min(a.stores),
             pickups_per_store: usize::try_from(per_store)?,
+            freshness_probes: probes,
         },
         connections: a.connections.max(1),
         read_connections: a.read_connections.max(1),
@@ -168,26 +181,32 @@ fn bench(a: &RunArgs) -> anyhow::Result<ExitCode> {
         min_pickups: 0,
         overload: a.overload,
     };
-    let target = match &a.url {
-        Some(url) => {
-            let secret = a
-                .secret_key
-                .as_deref()
-                .context("--url needs --secret-key")?;
-            Target::Url {
-                base_url: url.clone(),
-                database_url: a
-                    .database_url
-                    .clone()
-                    .context("--url needs --database-url")?,
-                secret: SecretKey::from_base64(secret)?.bytes().to_vec(),
-            }
-        }
-        None => Target::Child {
+    if !a.url.is_empty() && a.instances > 1 {
+        anyhow::bail!(
+            "--instances starts servers; to load instances already running, repeat --url"
+        );
+    }
+    let target = if a.url.is_empty() {
+        Target::Child {
             postgres: a.database_url.clone(),
             workers: a.workers,
             db_pool_size: a.db_pool_size,
-        },
+            instances: a.instances.max(1),
+        }
+    } else {
+        let secret = a
+            .secret_key
+            .as_deref()
+            .context("--url needs --secret-key")?;
+        Target::Url {
+            base_urls: a.url.clone(),
+            database_url: a
+                .database_url
+                .clone()
+                .context("--url needs --database-url")?,
+            secret: SecretKey::from_base64(secret)?.bytes().to_vec(),
+            server_pids: a.server_pid.clone(),
+        }
     };
     let report = surge::run(&options, target)?;
     println!("{}", report.table());

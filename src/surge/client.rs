@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{
-    CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
+    CONTENT_TYPE, COOKIE, ETAG, HOST, HeaderName, HeaderValue, IF_NONE_MATCH, LOCATION,
+    RETRY_AFTER, SET_COOKIE,
 };
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -39,6 +40,7 @@ pub struct Answer {
     pub status: StatusCode,
     pub location: Option<String>,
     pub retry_after: Option<Duration>,
+    pub etag: Option<String>,
     pub body: Bytes,
 }
 
@@ -121,7 +123,16 @@ impl Connection {
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Answer, ClientError> {
-        self.send(Method::GET, path, None).await
+        self.send(Method::GET, path, None, None).await
+    }
+
+    /// A conditional GET: `304` with no body while the answer still has `etag`.
+    pub async fn get_if_none_match(
+        &mut self,
+        path: &str,
+        etag: Option<&str>,
+    ) -> Result<Answer, ClientError> {
+        self.send(Method::GET, path, None, etag).await
     }
 
     /// Posts a urlencoded form.
@@ -133,7 +144,7 @@ impl Connection {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        self.send(Method::POST, path, Some(body)).await
+        self.send(Method::POST, path, Some(body), None).await
     }
 
     async fn send(
@@ -141,6 +152,7 @@ impl Connection {
         method: Method,
         path: &str,
         body: Option<String>,
+        if_none_match: Option<&str>,
     ) -> Result<Answer, ClientError> {
         let mut builder = Request::builder()
             .method(method)
@@ -154,6 +166,9 @@ impl Connection {
         }
         if let Some(address) = &self.forwarded_for {
             builder = builder.header(X_FORWARDED_FOR, address);
+        }
+        if let Some(etag) = if_none_match {
+            builder = builder.header(IF_NONE_MATCH, etag);
         }
         let request = builder.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let sender = self.sender().await?;
@@ -179,6 +194,7 @@ impl Connection {
         };
         let location = header(&LOCATION);
         let retry_after = header(&RETRY_AFTER).and_then(|v| parse_retry_after(&v));
+        let etag = header(&ETAG);
         let body = match body.collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
@@ -190,6 +206,7 @@ impl Connection {
             status: parts.status,
             location,
             retry_after,
+            etag,
             body,
         })
     }

@@ -1,13 +1,18 @@
 //! `surge`, the launch-morning benchmark (`src/bin/surge.rs` is its command
 //! line): prepares a fresh database of the size asked for in bulk
-//! ([`prepare`]), starts the release server on it as a child process
-//! ([`server`]) or targets one already running, runs the phases of a launch
-//! morning over keep-alive connections ([`phases`], [`client`]) — /healthz as
-//! the reference rate, open-data reads, a login storm of real logins, the
-//! reservation rush with pickups at pharmacy counters alongside, the rush again
-//! with paced open-data reads — then kills the server with SIGKILL and checks
-//! that every acknowledged reservation is in the database, that none is there
-//! unacknowledged, and that `verify` holds ([`report`] prints it all).
+//! ([`prepare`]), starts the release server on it as a child process logging
+//! as production does ([`server`]) or targets instances already running, runs
+//! the phases of a launch morning over keep-alive connections ([`phases`],
+//! [`client`]) — /healthz as the reference rate, open-data reads over the
+//! whole country, a login storm of real logins, the reservation rush with
+//! pickups at pharmacy counters and a probe of the open data's freshness
+//! alongside, the rush again with paced open-data reads, on PostgreSQL the
+//! rush over several instances — then kills the servers with SIGKILL, runs the
+//! rush once more on a server that logs warnings only (the log's cost), kills
+//! it too and checks that every acknowledged reservation is in the database,
+//! that none is there unacknowledged, and that `verify` holds. Each rush is
+//! also reported as a whole: CPU per reservation of the app and of
+//! PostgreSQL, mail sent, freshness ([`report`] prints it all).
 //!
 //! Rush and pickup users start logged in: their session cookies are minted
 //! with the server's cookie key (a million argon2 logins would take hours);
@@ -30,13 +35,14 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::config::SecretKey;
-use crate::db::schema::{pickup_windows, reservations};
+use crate::db::schema::{mail_outbox, pickup_windows, reservations};
 use crate::db::{DatabaseUrl, DbConnection};
+use crate::mail::outbox;
 use crate::reservations::status::ReservationStatus;
 use crate::state::Keys;
 use phases::{Limit, Measured, Rush, Shared};
 use prepare::{Prepared, Sizes};
-use report::{Checks, Report, Row, ServerUse};
+use report::{Checks, Outbox, Report, Row, RushFigures, ServerUse};
 
 /// Everything a run can be asked for.
 #[derive(Debug, Clone)]
@@ -63,6 +69,20 @@ pub struct Options {
     pub overload: Option<usize>,
 }
 
+impl Options {
+    /// The plain rush these options ask for.
+    fn rush(&self) -> Rush {
+        Rush {
+            connections: self.connections,
+            limit: self.phase,
+            reads_alongside: None,
+            read_connections: self.read_connections,
+            pickup_every: self.pickup_every,
+            min_pickups: self.min_pickups,
+        }
+    }
+}
+
 /// Where the server is.
 pub enum Target {
     /// Start one of our own on a fresh database: SQLite in a temporary
@@ -71,12 +91,18 @@ pub enum Target {
         postgres: Option<String>,
         workers: Option<usize>,
         db_pool_size: Option<usize>,
+        /// Instances on the same database for the rush over several (only
+        /// on PostgreSQL); 1: none.
+        instances: usize,
     },
-    /// A server already running on `database_url` with `secret`.
+    /// Instances already running on `database_url` with `secret` (users
+    /// spread over them round-robin); their process ids, if they are on this
+    /// machine, for their CPU.
     Url {
-        base_url: String,
+        base_urls: Vec<String>,
         database_url: String,
         secret: Vec<u8>,
+        server_pids: Vec<u32>,
     },
 }
 
@@ -85,20 +111,31 @@ pub fn run(options: &Options, target: Target) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     match target {
         Target::Url {
-            base_url,
+            base_urls,
             database_url,
             secret,
+            server_pids,
         } => {
             let url = DatabaseUrl::parse(&database_url)?;
-            let addr = socket_addr(&base_url)?;
+            let addrs = base_urls
+                .iter()
+                .map(|u| socket_addr(u))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let runtime = runtime()?;
-            runtime.block_on(run_against(addr, &url, &secret, options))
+            runtime.block_on(run_against(&addrs, &url, &secret, options, &server_pids))
         }
         Target::Child {
             postgres,
             workers,
             db_pool_size,
+            instances,
         } => {
+            if instances > 1 && postgres.is_none() {
+                bail!(
+                    "--instances above 1 needs PostgreSQL (--database-url): \
+                     SQLite is one machine's database, for one instance"
+                );
+            }
             let (url, scratch) = match &postgres {
                 None => (DatabaseUrl::Sqlite(dir.path().join("surge.db")), None),
                 Some(server) => {
@@ -106,7 +143,13 @@ pub fn run(options: &Options, target: Target) -> anyhow::Result<Report> {
                     (url, Some((admin, name)))
                 }
             };
-            let result = run_child(options, &url, &dir, workers, db_pool_size);
+            let children = Children {
+                dir: dir.path().to_owned(),
+                workers,
+                db_pool_size,
+                instances: instances.max(1),
+            };
+            let result = run_child(options, &url, &children);
             if let Some((admin, name)) = scratch {
                 admin
                     .connect()?
@@ -161,13 +204,75 @@ fn socket_addr(base_url: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{host} resolves to no address"))
 }
 
-fn run_child(
-    options: &Options,
-    url: &DatabaseUrl,
-    dir: &tempfile::TempDir,
+/// The servers surge starts: each in a directory of its own under `dir`
+/// (data, mail, log).
+struct Children {
+    dir: PathBuf,
     workers: Option<usize>,
     db_pool_size: Option<usize>,
-) -> anyhow::Result<Report> {
+    instances: usize,
+}
+
+impl Children {
+    fn start(
+        &self,
+        n: usize,
+        url: &DatabaseUrl,
+        secret: &SecretKey,
+        log: &str,
+    ) -> anyhow::Result<server::ServerChild> {
+        let dir = self.dir.join(format!("server-{n}"));
+        let (mail_dir, data_dir) = (dir.join("mail"), dir.join("data"));
+        std::fs::create_dir_all(&mail_dir)?;
+        std::fs::create_dir_all(&data_dir)?;
+        server::ServerChild::start(&server::ChildOptions {
+            database_url: &database_url_text(url),
+            secret_base64: &secret.to_base64(),
+            mail_dir: &mail_dir,
+            data_dir: &data_dir,
+            workers: self.workers,
+            db_pool_size: self.db_pool_size,
+            log,
+            log_file: &dir.join("server.log"),
+        })
+    }
+
+    /// Each server's warnings and errors on standard error (the first few):
+    /// its log, access lines and all, is in the run's temporary directory,
+    /// which goes at the end.
+    fn report_log_problems(&self) {
+        for n in 1..=self.instances + 1 {
+            let log = self.dir.join(format!("server-{n}")).join("server.log");
+            let (count, first) = server::log_problems(&log, 5);
+            if count > 0 {
+                eprintln!("server {n} logged {count} warning(s) or error(s); the first:");
+                for line in first {
+                    eprintln!("  {line}");
+                }
+            }
+        }
+    }
+}
+
+/// The database name in a PostgreSQL URL (whose processes' CPU is counted).
+fn postgres_database(url: &DatabaseUrl) -> Option<String> {
+    let DatabaseUrl::Postgres(u) = url else {
+        return None;
+    };
+    let path = u.split('?').next()?;
+    let (_, name) = path.rsplit_once('/')?;
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+fn peak_of(children: &[server::ServerChild]) -> Option<f64> {
+    children
+        .iter()
+        .filter_map(|c| server::sample(c.pid()))
+        .map(|s| s.hwm_kib as f64 / 1024.0)
+        .reduce(f64::max)
+}
+
+fn run_child(options: &Options, url: &DatabaseUrl, children: &Children) -> anyhow::Result<Report> {
     let secret = SecretKey::generate();
     let keys = Keys::derive(secret.bytes());
     let started = Instant::now();
@@ -187,40 +292,79 @@ fn run_child(
         prepared.pharmacists.len(),
         started.elapsed().as_secs_f64()
     );
-    let mail_dir = dir.path().join("mail");
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir_all(&mail_dir)?;
-    std::fs::create_dir_all(&data_dir)?;
-    let mut child = server::ServerChild::start(&server::ChildOptions {
-        database_url: &database_url_text(url),
-        secret_base64: &secret.to_base64(),
-        mail_dir: &mail_dir,
-        data_dir: &data_dir,
-        workers,
-        db_pool_size,
-    })?;
-    let pid = child.pid();
-    let shared = Arc::new(Shared::new(child.addr, keys.cookie.clone(), prepared));
+    let first = children.start(1, url, &secret, "info")?;
+    let shared = Arc::new(Shared::new(first.addr, keys.cookie.clone(), prepared));
+    let mut watched = Watched {
+        pids: vec![first.pid()],
+        postgres_database: postgres_database(url),
+    };
+    let mut running = vec![first];
     let runtime = runtime()?;
-    let (rows, healthz) = runtime.block_on(measure(shared.clone(), options, Some(pid)));
-    let peak = server::sample(pid).map(|s| s.hwm_kib as f64 / 1024.0);
+    let mut m = runtime.block_on(measure(shared.clone(), options, &watched, Some("info")));
+    if children.instances > 1 {
+        for n in 2..=children.instances {
+            running.push(children.start(n, url, &secret, "info")?);
+        }
+        let addrs: Vec<SocketAddr> = running.iter().map(|c| c.addr).collect();
+        shared.set_addrs(&addrs);
+        watched.pids = running.iter().map(server::ServerChild::pid).collect();
+        let name = format!("rush, {} instances", children.instances);
+        eprintln!("phase: {name}");
+        let (rows, figures) = runtime.block_on(rush_phase(
+            shared.clone(),
+            &name,
+            options.rush(),
+            &watched,
+            Some("info"),
+        ));
+        m.rows.extend(rows);
+        m.rushes.push(figures);
+    }
+    let mut peak = peak_of(&running);
     // Acknowledged means durable: no shutdown, no flush, just gone.
-    child.kill()?;
+    for child in &mut running {
+        child.kill()?;
+    }
+    // What the access log costs: the rush again on a server (restarted on the
+    // same database) that logs warnings only.
+    let mut quiet = children.start(children.instances + 1, url, &secret, "warn")?;
+    shared.set_addrs(&[quiet.addr]);
+    watched.pids = vec![quiet.pid()];
+    eprintln!("phase: rush, LOG=warn");
+    let (rows, figures) = runtime.block_on(rush_phase(
+        shared.clone(),
+        "rush, LOG=warn",
+        options.rush(),
+        &watched,
+        Some("warn"),
+    ));
+    m.rows.extend(rows);
+    m.rushes.push(figures);
+    peak = match (peak, peak_of(std::slice::from_ref(&quiet))) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    quiet.kill()?;
+    children.report_log_problems();
     let checks = {
         let mut conn = url.connect()?;
-        runtime.block_on(check(&shared, &mut conn))?
+        runtime.block_on(check(&shared, &mut conn, &mut m.rushes))?
     };
-    Ok(finish(rows, healthz, peak, checks, url, options))
+    Ok(finish(m, peak, checks, url, options))
 }
 
 /// The phases and the checks against a server that is already running (the
 /// integration test's, or `--url`); the database is prepared first.
 pub async fn run_against(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     url: &DatabaseUrl,
     secret: &[u8],
     options: &Options,
+    server_pids: &[u32],
 ) -> anyhow::Result<Report> {
+    let Some(&first) = addrs.first() else {
+        bail!("no server to load");
+    };
     let keys = Keys::derive(secret);
     let (prep_url, sizes, key) = (url.clone(), options.sizes, keys.national_id.clone());
     let prepared: Prepared = tokio::task::spawn_blocking(move || {
@@ -228,22 +372,32 @@ pub async fn run_against(
         prepare::prepare(&mut conn, sizes, &key, chrono_tz::Asia::Seoul)
     })
     .await??;
-    let shared = Arc::new(Shared::new(addr, keys.cookie.clone(), prepared));
-    let (rows, healthz) = measure(shared.clone(), options, None).await;
+    let shared = Arc::new(Shared::new(first, keys.cookie.clone(), prepared));
+    shared.set_addrs(addrs);
+    let watched = Watched {
+        pids: server_pids.to_vec(),
+        postgres_database: postgres_database(url),
+    };
+    let mut m = measure(shared.clone(), options, &watched, None).await;
     let check_url = url.clone();
     let mut conn = tokio::task::spawn_blocking(move || check_url.connect()).await??;
-    let checks = check(&shared, &mut conn).await?;
-    Ok(finish(rows, healthz, None, checks, url, options))
+    let checks = check(&shared, &mut conn, &mut m.rushes).await?;
+    let peak = server_pids
+        .iter()
+        .filter_map(|&pid| server::sample(pid))
+        .map(|s| s.hwm_kib as f64 / 1024.0)
+        .reduce(f64::max);
+    Ok(finish(m, peak, checks, url, options))
 }
 
 fn finish(
-    rows: Vec<Row>,
-    healthz: f64,
+    m: Measurement,
     peak: Option<f64>,
-    checks: Checks,
+    checks: (Checks, Outbox),
     url: &DatabaseUrl,
     options: &Options,
 ) -> Report {
+    let (checks, outbox) = checks;
     let s = options.sizes;
     let mut report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -257,20 +411,55 @@ fn finish(
             options.connections,
             options.phase.duration.as_secs_f64()
         ),
-        healthz_per_second: healthz,
-        rows,
+        healthz_per_second: m.healthz,
+        rows: m.rows,
         server_peak_rss_mib: peak,
         checks,
+        rushes: m.rushes,
+        outbox: Some(outbox),
     };
     report.set_ratios();
     report
 }
 
-/// Watches the server over one phase: peak resident size sampled every
-/// 100 ms, CPU time from start to end.
+/// What is watched during a phase: the app's processes (none when they are
+/// not ours to see) and PostgreSQL's processes serving `postgres_database`.
+#[derive(Debug, Clone, Default)]
+struct Watched {
+    pids: Vec<u32>,
+    postgres_database: Option<String>,
+}
+
+/// The app's processes summed: resident size and CPU ticks.
+fn sample_all(pids: &[u32]) -> Option<server::Sample> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut sum = server::Sample::default();
+    for &pid in pids {
+        let s = server::sample(pid)?;
+        sum.rss_kib += s.rss_kib;
+        sum.hwm_kib += s.hwm_kib;
+        sum.cpu_ticks += s.cpu_ticks;
+    }
+    Some(sum)
+}
+
+/// What one phase used.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    server: Option<ServerUse>,
+    app_cpu_seconds: Option<f64>,
+    postgres_cpu_seconds: Option<f64>,
+}
+
+/// Watches the servers over one phase: peak resident size (of all the app's
+/// processes together) sampled every 100 ms, CPU time from start to end, of
+/// the app and of PostgreSQL.
 struct Watch {
-    pid: u32,
-    start: server::Sample,
+    watched: Watched,
+    start: Option<server::Sample>,
+    postgres_start: Option<u64>,
     started: Instant,
     peak_kib: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
@@ -278,128 +467,191 @@ struct Watch {
 }
 
 impl Watch {
-    fn start(pid: Option<u32>) -> Option<Watch> {
-        let pid = pid?;
-        let start = server::sample(pid)?;
-        let peak_kib = Arc::new(AtomicU64::new(start.rss_kib));
+    fn start(watched: &Watched) -> Watch {
+        let start = sample_all(&watched.pids);
+        let postgres_start = watched
+            .postgres_database
+            .as_deref()
+            .and_then(server::postgres_cpu_ticks);
+        let peak_kib = Arc::new(AtomicU64::new(start.map_or(0, |s| s.rss_kib)));
         let done = Arc::new(AtomicBool::new(false));
         let task = {
-            let (peak, done) = (peak_kib.clone(), done.clone());
+            let (peak, done, pids) = (peak_kib.clone(), done.clone(), watched.pids.clone());
             tokio::spawn(async move {
                 while !done.load(Ordering::Relaxed) {
-                    if let Some(s) = server::sample(pid) {
+                    if let Some(s) = sample_all(&pids) {
                         peak.fetch_max(s.rss_kib, Ordering::Relaxed);
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             })
         };
-        Some(Watch {
-            pid,
+        Watch {
+            watched: watched.clone(),
             start,
+            postgres_start,
             started: Instant::now(),
             peak_kib,
             done,
             task,
-        })
+        }
     }
 
-    async fn stop(self) -> Option<ServerUse> {
-        let end = server::sample(self.pid)?;
+    async fn stop(self) -> Usage {
+        let end = sample_all(&self.watched.pids);
+        let postgres_end = self
+            .watched
+            .postgres_database
+            .as_deref()
+            .and_then(server::postgres_cpu_ticks);
         let elapsed = self.started.elapsed();
         self.done.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        let peak = self.peak_kib.load(Ordering::Relaxed).max(end.rss_kib);
-        Some(ServerUse {
-            peak_rss_mib: peak as f64 / 1024.0,
-            cpu_percent: server::cpu_percent(self.start, end, elapsed),
-        })
+        let app_cpu_seconds = match (self.start, end) {
+            (Some(a), Some(b)) => Some(server::cpu_seconds(a.cpu_ticks, b.cpu_ticks)),
+            _ => None,
+        };
+        let server = match (end, app_cpu_seconds) {
+            (Some(end), Some(cpu)) => Some(ServerUse {
+                peak_rss_mib: self.peak_kib.load(Ordering::Relaxed).max(end.rss_kib) as f64
+                    / 1024.0,
+                cpu_percent: server::cpu_percent(cpu, elapsed),
+            }),
+            _ => None,
+        };
+        Usage {
+            server,
+            app_cpu_seconds,
+            postgres_cpu_seconds: match (self.postgres_start, postgres_end) {
+                (Some(a), Some(b)) => Some(server::cpu_seconds(a, b)),
+                _ => None,
+            },
+        }
     }
 }
 
 async fn watched<F: std::future::Future<Output = Vec<Measured>>>(
-    pid: Option<u32>,
+    watched: &Watched,
     phase: F,
 ) -> Vec<Row> {
-    let watch = Watch::start(pid);
+    let watch = Watch::start(watched);
     let measured = phase.await;
-    let server = match watch {
-        Some(w) => w.stop().await,
-        None => None,
-    };
+    let usage = watch.stop().await;
     measured
         .into_iter()
-        .map(|m| Row::from_measured(m, server))
+        .map(|m| Row::from_measured(m, usage.server))
         .collect()
 }
 
-/// Runs every phase in order; the rows and the /healthz rate.
-async fn measure(shared: Arc<Shared>, o: &Options, pid: Option<u32>) -> (Vec<Row>, f64) {
-    let addr = shared.addr;
+/// One rush, watched: its rows, and its line of figures (the mail sent
+/// during it is counted after the run, from the outbox).
+async fn rush_phase(
+    shared: Arc<Shared>,
+    name: &str,
+    rush: Rush,
+    watched: &Watched,
+    log: Option<&str>,
+) -> (Vec<Row>, RushFigures) {
+    let instances = shared.addrs().len();
+    let from = chrono::Utc::now().naive_utc();
+    let watch = Watch::start(watched);
+    let outcome = phases::rush(shared, name, rush).await;
+    let usage = watch.stop().await;
+    let to = chrono::Utc::now().naive_utc();
+    let rows = outcome
+        .rows
+        .into_iter()
+        .map(|m| Row::from_measured(m, usage.server))
+        .collect();
+    let figures = RushFigures {
+        name: name.to_owned(),
+        instances,
+        log: log.map(str::to_owned),
+        reservations: outcome.reservations,
+        seconds: outcome.elapsed.as_secs_f64(),
+        freshness_ms: outcome
+            .freshness
+            .iter()
+            .map(|d| d.map(|d| d.as_secs_f64() * 1000.0))
+            .collect(),
+        app_cpu_seconds: usage.app_cpu_seconds,
+        postgres_cpu_seconds: usage.postgres_cpu_seconds,
+        from,
+        to,
+        mails_sent: None,
+    };
+    (rows, figures)
+}
+
+/// What the phases measured.
+struct Measurement {
+    rows: Vec<Row>,
+    healthz: f64,
+    rushes: Vec<RushFigures>,
+}
+
+/// Runs every phase in order, against the instances `shared` names.
+async fn measure(shared: Arc<Shared>, o: &Options, w: &Watched, log: Option<&str>) -> Measurement {
+    let addrs = shared.addrs();
+    let stores = shared.prepared.store_codes.len();
     let mut rows = Vec::new();
+    let mut rushes = Vec::new();
     eprintln!("phase: client ceiling");
     match phases::client_ceiling(o.read_connections, o.phase).await {
         Ok(m) => rows.push(Row::from_measured(m, None)),
         Err(e) => eprintln!("the stub server did not start: {e}"),
     }
     eprintln!("phase: healthz");
-    let healthz = watched(pid, async {
-        vec![phases::healthz(addr, o.read_connections, o.phase).await]
+    let healthz = watched(w, async {
+        vec![phases::healthz(addrs.clone(), o.read_connections, o.phase).await]
     })
     .await;
     let healthz_rate = healthz.first().map_or(0.0, |r| r.per_second);
     rows.extend(healthz);
     eprintln!("phase: open-data reads");
     rows.extend(
-        watched(pid, async {
-            vec![phases::opendata(addr, o.read_connections, o.phase).await]
+        watched(w, async {
+            vec![phases::opendata(addrs.clone(), stores, o.read_connections, o.phase).await]
         })
         .await,
     );
     eprintln!("phase: login storm");
     rows.extend(
         watched(
-            pid,
+            w,
             phases::login_storm(shared.clone(), o.login_connections, o.login_phase),
         )
         .await,
     );
-    let rush = Rush {
-        connections: o.connections,
-        limit: o.phase,
-        reads_alongside: None,
-        read_connections: o.read_connections,
-        pickup_every: o.pickup_every,
-        min_pickups: o.min_pickups,
+    let rush = o.rush();
+    let mut run = async |name: &str, rush: Rush| {
+        eprintln!("phase: {name}");
+        let (r, figures) = rush_phase(shared.clone(), name, rush, w, log).await;
+        rows.extend(r);
+        rushes.push(figures);
     };
-    eprintln!("phase: reservation rush");
-    rows.extend(watched(pid, phases::rush(shared.clone(), "rush", rush)).await);
+    run("rush", rush).await;
     if o.reads_alongside > 0 {
-        eprintln!("phase: rush with reads alongside");
         let with_reads = Rush {
             reads_alongside: Some(o.reads_alongside),
             ..rush
         };
-        rows.extend(
-            watched(
-                pid,
-                phases::rush(shared.clone(), "rush + reads", with_reads),
-            )
-            .await,
-        );
+        run("rush + reads", with_reads).await;
     }
     if let Some(connections) = o.overload {
-        eprintln!("phase: overload");
         let overload = Rush {
             connections,
             ..rush
         };
-        rows.extend(watched(pid, phases::rush(shared.clone(), "overload", overload)).await);
+        run("overload", overload).await;
         // The same rush as before the overload: back at full speed at once?
-        eprintln!("phase: rush after the overload");
-        rows.extend(watched(pid, phases::rush(shared.clone(), "after overload", rush)).await);
+        run("after overload", rush).await;
     }
-    (rows, healthz_rate)
+    Measurement {
+        rows,
+        healthz: healthz_rate,
+        rushes,
+    }
 }
 
 /// The states an acknowledged reservation may be in after the load.
@@ -408,7 +660,11 @@ const STORED: [ReservationStatus; 2] = [ReservationStatus::Active, ReservationSt
 /// After the load: every acknowledged reservation is stored, for its user,
 /// active or picked up; the rush day holds no reservation nobody was told of
 /// (beyond those whose answer never came); and `verify` finds nothing.
-async fn check(shared: &Shared, conn: &mut DbConnection) -> anyhow::Result<Checks> {
+async fn check(
+    shared: &Shared,
+    conn: &mut DbConnection,
+    rushes: &mut [RushFigures],
+) -> anyhow::Result<(Checks, Outbox)> {
     let acknowledged = shared.acknowledged.lock().await.clone();
     let mut checks = Checks {
         acknowledged: acknowledged.len(),
@@ -450,7 +706,27 @@ async fn check(shared: &Shared, conn: &mut DbConnection) -> anyhow::Result<Check
         .iter()
         .map(ToString::to_string)
         .collect();
-    Ok(checks)
+    let count = |conn: &mut DbConnection, status: &str| -> QueryResult<i64> {
+        mail_outbox::table
+            .filter(mail_outbox::status.eq(status))
+            .count()
+            .get_result(conn)
+    };
+    let mail = Outbox {
+        pending: count(conn, outbox::PENDING)?,
+        sent: count(conn, outbox::SENT)?,
+        failed: count(conn, outbox::FAILED)?,
+    };
+    for rush in rushes {
+        rush.mails_sent = Some(
+            mail_outbox::table
+                .filter(mail_outbox::status.eq(outbox::SENT))
+                .filter(mail_outbox::sent_at.between(rush.from, rush.to))
+                .count()
+                .get_result(conn)?,
+        );
+    }
+    Ok((checks, mail))
 }
 
 /// Where `--markdown` writes, created with its parent directories.

@@ -2,7 +2,8 @@
 //! one keep-alive connection each) that run until the phase's time is up or
 //! its operation budget is spent. A 503 or 429 is a planned answer: the user
 //! waits what `Retry-After` says (keeping its cookies, such as a waiting-room
-//! ticket) and asks again.
+//! ticket) and asks again. With several instances, users are spread over
+//! them round-robin (a load balancer's simplest rule).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::accounts::Role;
 use crate::surge::client::{self, Answer, Connection, Recorder};
-use crate::surge::prepare::{self, Prepared};
+use crate::surge::prepare::{self, Citizen, PROBE_QUANTITY, Prepared};
 use crate::web::session::SessionUser;
 
 /// The name of the session cookie the server reads.
@@ -34,6 +35,17 @@ pub struct Limit {
     pub duration: Duration,
     pub max_ops: Option<u64>,
 }
+
+/// How long a booking may take to show in the open data before the
+/// freshness probe gives up on it (SPEC §6 asks for at most 1 s).
+pub const FRESHNESS_LIMIT: Duration = Duration::from_secs(10);
+
+/// How often the freshness probe reads the open data (a conditional GET:
+/// `304` until the snapshot changes).
+const FRESHNESS_POLL: Duration = Duration::from_millis(10);
+
+/// Where the freshness probe reads a store's exact `remain`.
+const STOCK_JSON: &str = "/opendata/stock.json";
 
 /// A shared stop condition.
 #[derive(Clone)]
@@ -107,7 +119,8 @@ impl Measured {
 /// cookie key to give prepared users their sessions, and what was
 /// acknowledged so far.
 pub struct Shared {
-    pub addr: SocketAddr,
+    /// The instances under load (never empty: [`Shared::new`] is given one).
+    addrs: std::sync::Mutex<Arc<[SocketAddr]>>,
     pub cookie_key: Key,
     pub prepared: Prepared,
     next_citizen: AtomicUsize,
@@ -119,6 +132,10 @@ pub struct Shared {
     /// Rush users whose reservation's outcome stayed unknown (no answer, or
     /// still 503/429 when the grace ran out).
     pub unresolved: AtomicU64,
+    /// The next of the freshness store's citizens, and the masks its probes
+    /// booked so far.
+    next_probe: AtomicUsize,
+    probe_booked: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
@@ -129,7 +146,7 @@ impl Shared {
             .map(|_| AtomicUsize::new(0))
             .collect();
         Shared {
-            addr,
+            addrs: std::sync::Mutex::new(Arc::from([addr])),
             cookie_key,
             prepared,
             next_citizen: AtomicUsize::new(0),
@@ -137,7 +154,32 @@ impl Shared {
             next_code,
             acknowledged: Mutex::new(Vec::new()),
             unresolved: AtomicU64::new(0),
+            next_probe: AtomicUsize::new(0),
+            probe_booked: std::sync::atomic::AtomicI64::new(0),
         }
+    }
+
+    /// The instances the next phase loads.
+    pub fn addrs(&self) -> Arc<[SocketAddr]> {
+        self.addrs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Loads these instances from the next phase on; an empty list is ignored.
+    pub fn set_addrs(&self, addrs: &[SocketAddr]) {
+        if !addrs.is_empty() {
+            *self
+                .addrs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::from(addrs);
+        }
+    }
+
+    /// The instance of the `n`-th user: round-robin.
+    pub fn addr_for(&self, n: usize) -> SocketAddr {
+        pick(&self.addrs(), n)
     }
 
     /// Rush citizens not yet used.
@@ -163,6 +205,15 @@ pub fn session_cookie(key: &Key, user: &SessionUser) -> Result<String, serde_jso
         .get(SESSION_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default())
+}
+
+/// The `n`-th of `addrs`, round-robin (the unspecified address, which
+/// answers nothing, for an empty list).
+fn pick(addrs: &[SocketAddr], n: usize) -> SocketAddr {
+    addrs
+        .get(n % addrs.len().max(1))
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// Sends one request, recording it; `None` when there was no answer.
@@ -226,21 +277,41 @@ where
     merged
 }
 
-/// GET `path()` as fast as `connections` users can, until `stop`.
+/// What a reading user asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Reads {
+    Healthz,
+    /// The 2020 API's reads over a country of `stores` stores.
+    OpenData {
+        stores: usize,
+    },
+}
+
+impl Reads {
+    pub fn path(self, rng: &mut StdRng) -> String {
+        match self {
+            Reads::Healthz => "/healthz".to_owned(),
+            Reads::OpenData { stores } => opendata_path(rng, stores),
+        }
+    }
+}
+
+/// GET what `reads` says as fast as `connections` users can, until `stop`.
 async fn closed_loop_gets(
-    addr: SocketAddr,
+    addrs: Arc<[SocketAddr]>,
     connections: usize,
     stop: Stop,
-    path: fn(&mut StdRng, usize) -> String,
+    reads: Reads,
 ) -> Recorder {
     let recs = run_users(connections, |u| {
         let stop = stop.clone();
+        let addr = pick(&addrs, u);
         async move {
             let mut conn = Connection::new(addr);
             let mut rec = Recorder::default();
             let mut rng = StdRng::seed_from_u64(u as u64);
             while stop.claim() {
-                let p = path(&mut rng, u);
+                let p = reads.path(&mut rng);
                 if let Some(a) = timed(&mut rec, || conn.get(&p)).await
                     && let Some(wait) = planned_wait(&a)
                 {
@@ -254,26 +325,37 @@ async fn closed_loop_gets(
     recs.into_iter().next().unwrap_or_default()
 }
 
-fn healthz_path(_: &mut StdRng, _: usize) -> String {
-    "/healthz".to_owned()
-}
+/// Items per page of the paged open-data reads.
+const PER_PAGE: usize = 100;
 
-/// One of the open-data JSON reads: nearest stores, or a page of sales or stores.
-pub fn opendata_path(rng: &mut StdRng, _: usize) -> String {
+/// One of the open-data JSON reads, spread over the whole country: the
+/// stores near a point (half of them near a store, where people ask from;
+/// half anywhere within Korea's bounds, sea and mountains included), or a
+/// random page of sales or stores among all the pages there are.
+pub fn opendata_path(rng: &mut StdRng, stores: usize) -> String {
     let prefix = crate::opendata::api::API_PREFIX;
+    let pages = stores.div_ceil(PER_PAGE).max(1);
+    let geo =
+        |lat: f64, lng: f64| format!("{prefix}/storesByGeo/json?lat={lat:.4}&lng={lng:.4}&m=1000");
     match rng.random_range(0..4) {
-        0 | 1 => {
-            let lat = 37.45 + rng.random_range(0..25) as f64 / 100.0;
-            let lng = 126.80 + rng.random_range(0..35) as f64 / 100.0;
-            format!("{prefix}/storesByGeo/json?lat={lat:.2}&lng={lng:.2}&m=1000")
+        0 => {
+            let (_, _, lat, lng) = prepare::store_place(rng.random_range(0..stores.max(1)));
+            geo(
+                lat + rng.random_range(-0.02..0.02),
+                lng + rng.random_range(-0.02..0.02),
+            )
         }
+        1 => geo(
+            rng.random_range(prepare::LAT_RANGE),
+            rng.random_range(prepare::LNG_RANGE),
+        ),
         2 => format!(
-            "{prefix}/sales/json?page={}&perPage=100",
-            rng.random_range(1..=5)
+            "{prefix}/sales/json?page={}&perPage={PER_PAGE}",
+            rng.random_range(1..=pages)
         ),
         _ => format!(
-            "{prefix}/stores/json?page={}&perPage=100",
-            rng.random_range(1..=5)
+            "{prefix}/stores/json?page={}&perPage={PER_PAGE}",
+            rng.random_range(1..=pages)
         ),
     }
 }
@@ -330,7 +412,13 @@ pub async fn stub_server() -> std::io::Result<SocketAddr> {
 pub async fn client_ceiling(connections: usize, limit: Limit) -> std::io::Result<Measured> {
     let addr = stub_server().await?;
     let started = Instant::now();
-    let rec = closed_loop_gets(addr, connections, Stop::new(limit), healthz_path).await;
+    let rec = closed_loop_gets(
+        Arc::from([addr]),
+        connections,
+        Stop::new(limit),
+        Reads::Healthz,
+    )
+    .await;
     Ok(Measured {
         name: "client ceiling (stub server in surge)".into(),
         recorder: rec,
@@ -341,9 +429,9 @@ pub async fn client_ceiling(connections: usize, limit: Limit) -> std::io::Result
     })
 }
 
-pub async fn healthz(addr: SocketAddr, connections: usize, limit: Limit) -> Measured {
+pub async fn healthz(addrs: Arc<[SocketAddr]>, connections: usize, limit: Limit) -> Measured {
     let started = Instant::now();
-    let rec = closed_loop_gets(addr, connections, Stop::new(limit), healthz_path).await;
+    let rec = closed_loop_gets(addrs, connections, Stop::new(limit), Reads::Healthz).await;
     Measured {
         name: "healthz".into(),
         recorder: rec,
@@ -354,9 +442,15 @@ pub async fn healthz(addr: SocketAddr, connections: usize, limit: Limit) -> Meas
     }
 }
 
-pub async fn opendata(addr: SocketAddr, connections: usize, limit: Limit) -> Measured {
+pub async fn opendata(
+    addrs: Arc<[SocketAddr]>,
+    stores: usize,
+    connections: usize,
+    limit: Limit,
+) -> Measured {
     let started = Instant::now();
-    let rec = closed_loop_gets(addr, connections, Stop::new(limit), opendata_path).await;
+    let reads = Reads::OpenData { stores };
+    let rec = closed_loop_gets(addrs, connections, Stop::new(limit), reads).await;
     Measured {
         name: "open-data reads".into(),
         recorder: rec,
@@ -371,7 +465,8 @@ pub async fn opendata(addr: SocketAddr, connections: usize, limit: Limit) -> Mea
 /// its latency counts from then, so a slow server shows as latency, not as a
 /// lower rate the client quietly settled for.
 async fn paced_reads(
-    addr: SocketAddr,
+    addrs: Arc<[SocketAddr]>,
+    reads: Reads,
     per_second: u64,
     connections: usize,
     stop: Stop,
@@ -380,6 +475,7 @@ async fn paced_reads(
     let next = Arc::new(AtomicU64::new(0));
     let recs = run_users(connections, |u| {
         let (stop, next) = (stop.clone(), next.clone());
+        let addr = pick(&addrs, u);
         async move {
             let mut conn = Connection::new(addr);
             let mut rec = Recorder::default();
@@ -394,7 +490,7 @@ async fn paced_reads(
                 if stop.is_over() {
                     break;
                 }
-                let p = opendata_path(&mut rng, u);
+                let p = reads.path(&mut rng);
                 let answer = conn.get(&p).await;
                 let took = due.elapsed();
                 match answer {
@@ -418,10 +514,10 @@ pub async fn login_storm(shared: Arc<Shared>, connections: usize, limit: Limit) 
     let stop = Stop::new(limit);
     let logged_in = Arc::new(AtomicU64::new(0));
     let citizens = shared.prepared.citizens.len().max(1);
-    let recs = run_users(connections, |_| {
+    let recs = run_users(connections, |u| {
         let (stop, shared, logged_in) = (stop.clone(), shared.clone(), logged_in.clone());
         async move {
-            let mut conn = Connection::new(shared.addr);
+            let mut conn = Connection::new(shared.addr_for(u));
             let (mut forms, mut posts) = (Recorder::default(), Recorder::default());
             'user: while stop.claim() {
                 let n = shared.next_login.fetch_add(1, Ordering::Relaxed);
@@ -506,8 +602,9 @@ pub struct Rush {
 /// would, and posts the reservation form of one of its windows with the page's
 /// CSRF token and a fresh request id. A 303 to `/reservations/{id}` is an
 /// acknowledged reservation. Pharmacists hand over prepared pickups alongside,
-/// and, when asked, paced open-data reads run too.
-pub async fn rush(shared: Arc<Shared>, name: &str, rush: Rush) -> Vec<Measured> {
+/// the freshness probe books and watches the open data, and, when asked,
+/// paced open-data reads run too.
+pub async fn rush(shared: Arc<Shared>, name: &str, rush: Rush) -> RushOutcome {
     let started = Instant::now();
     let stop = Stop::new(rush.limit);
     let reservations = Arc::new(AtomicU64::new(0));
@@ -527,9 +624,15 @@ pub async fn rush(shared: Arc<Shared>, name: &str, rush: Rush) -> Vec<Measured> 
         })
     };
     let reads_task = rush.reads_alongside.map(|rate| {
-        let (addr, stop) = (shared.addr, stop.clone());
-        tokio::spawn(async move { paced_reads(addr, rate, rush.read_connections, stop).await })
+        let (addrs, stop) = (shared.addrs(), stop.clone());
+        let reads = Reads::OpenData {
+            stores: shared.prepared.store_codes.len(),
+        };
+        tokio::spawn(
+            async move { paced_reads(addrs, reads, rate, rush.read_connections, stop).await },
+        )
     });
+    let probe_task = tokio::spawn(freshness_probe(shared.clone(), stop.clone()));
 
     let recs = run_users(rush.connections, |u| {
         let (shared, stop, reservations) = (shared.clone(), stop.clone(), reservations.clone());
@@ -545,12 +648,13 @@ pub async fn rush(shared: Arc<Shared>, name: &str, rush: Rush) -> Vec<Measured> 
         recs.next().unwrap_or_default(),
         recs.next().unwrap_or_default(),
     );
+    let reserved = reservations.load(Ordering::Relaxed);
     let mut rows = vec![
         Measured {
             name: format!("{name}: reserve (POST)"),
             recorder: posts,
             expected: vec![303],
-            ops: Some(reservations.load(Ordering::Relaxed)),
+            ops: Some(reserved),
             elapsed,
             paced_at: None,
         },
@@ -585,7 +689,220 @@ pub async fn rush(shared: Arc<Shared>, name: &str, rush: Rush) -> Vec<Measured> 
             paced_at: rush.reads_alongside,
         });
     }
-    rows
+    let freshness = probe_task.await.unwrap_or_default();
+    RushOutcome {
+        rows,
+        reservations: reserved,
+        elapsed,
+        freshness,
+    }
+}
+
+/// What one rush measured.
+#[derive(Debug)]
+pub struct RushOutcome {
+    pub rows: Vec<Measured>,
+    /// Acknowledged reservations (the rush's, not the probe's).
+    pub reservations: u64,
+    pub elapsed: Duration,
+    /// Per probe and instance, the time from the booking's acknowledgement
+    /// until that instance's open data showed it; `None`: not within
+    /// [`FRESHNESS_LIMIT`].
+    pub freshness: Vec<Option<Duration>>,
+}
+
+/// How a probe's booking ended.
+enum Probe {
+    /// Answered 303, at this instant.
+    Acknowledged(Instant),
+    /// Answered otherwise (the window closed, say): nothing booked.
+    Refused,
+    /// No answer in time: booked or not, nobody knows.
+    Unknown,
+}
+
+/// The open-data freshness probe: one at a time, a citizen of the freshness
+/// store books one mask there (today's window, so today's stock moves) on one
+/// instance after the other; then every instance's `/opendata/stock.json` is
+/// read (conditionally, every 10 ms) until it shows that store's `remain`
+/// lowered by every probe so far. Runs until the rush ends (at least one
+/// probe).
+async fn freshness_probe(shared: Arc<Shared>, stop: Stop) -> Vec<Option<Duration>> {
+    let mut samples = Vec::new();
+    let Some(store) = &shared.prepared.freshness else {
+        return samples;
+    };
+    let addrs = shared.addrs();
+    let mut readers: Vec<StockReader> = addrs.iter().map(|a| StockReader::new(*a)).collect();
+    // At least one probe, however short the rush.
+    let mut tried = 0;
+    while tried == 0 || !stop.is_over() {
+        tried += 1;
+        let n = shared.next_probe.fetch_add(1, Ordering::Relaxed);
+        let Some(citizen) = store.citizens.get(n) else {
+            break;
+        };
+        let at = match probe_booking(&shared, pick(&addrs, n), n, citizen, &store.code).await {
+            Probe::Acknowledged(at) => at,
+            Probe::Refused => continue,
+            // What the store's remain should be is no longer known.
+            Probe::Unknown => break,
+        };
+        let booked = shared
+            .probe_booked
+            .fetch_add(PROBE_QUANTITY, Ordering::Relaxed)
+            + PROBE_QUANTITY;
+        let expected = store.supply - booked;
+        for reader in &mut readers {
+            samples.push(reader.wait_until(&store.code, expected, at).await);
+        }
+    }
+    samples
+}
+
+/// One probe's booking, as the rush books: the store page for the form's
+/// token and window, then the form, asked again after a 503/429 or no answer.
+async fn probe_booking(
+    shared: &Shared,
+    addr: SocketAddr,
+    n: usize,
+    citizen: &Citizen,
+    code: &str,
+) -> Probe {
+    let user = SessionUser::new(
+        citizen.id,
+        Role::Citizen,
+        citizen.name.clone(),
+        0,
+        chrono::Utc::now(),
+    );
+    let Ok(cookie) = session_cookie(&shared.cookie_key, &user) else {
+        return Probe::Refused;
+    };
+    let mut conn = Connection::new(addr);
+    conn.jar.insert(SESSION_COOKIE, &cookie);
+    conn.forwarded_for = Some(client::address(12, n));
+    let give_up = Instant::now() + RESOLVE_GRACE;
+    let path = format!("/stores/{code}");
+    let page = loop {
+        let wait = match conn.get(&path).await {
+            Ok(a) if a.status == StatusCode::OK => break a,
+            Ok(a) => match planned_wait(&a) {
+                Some(wait) => wait,
+                None => {
+                    tracing::warn!(status = %a.status, "the freshness store's page");
+                    return Probe::Refused;
+                }
+            },
+            Err(_) => Duration::from_millis(100),
+        };
+        if Instant::now() + wait > give_up {
+            return Probe::Refused;
+        }
+        tokio::time::sleep(wait).await;
+    };
+    let text = page.text();
+    let (Some(token), Some(window)) = (
+        client::csrf_token(text).map(str::to_owned),
+        client::hidden_values(text, "window_id")
+            .next()
+            .map(str::to_owned),
+    ) else {
+        tracing::warn!("the freshness store's page has no reserve form");
+        return Probe::Refused;
+    };
+    let request_id = format!("surge-probe-{}", citizen.id);
+    let quantity = PROBE_QUANTITY.to_string();
+    loop {
+        let fields = [
+            ("csrf_token", token.as_str()),
+            ("window_id", window.as_str()),
+            ("request_id", request_id.as_str()),
+            ("quantity", quantity.as_str()),
+        ];
+        let wait = match conn.post_form("/reservations", &fields).await {
+            Ok(a) if a.status == StatusCode::SEE_OTHER => {
+                return Probe::Acknowledged(Instant::now());
+            }
+            Ok(a) => match planned_wait(&a) {
+                Some(wait) => wait,
+                None => {
+                    tracing::warn!(status = %a.status, "a freshness probe's booking was refused");
+                    return Probe::Refused;
+                }
+            },
+            Err(_) => Duration::from_millis(100),
+        };
+        if Instant::now() + wait > give_up {
+            return Probe::Unknown;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One instance's `/opendata/stock.json`, read conditionally (`ETag`).
+struct StockReader {
+    conn: Connection,
+    etag: Option<String>,
+    body: Option<hyper::body::Bytes>,
+}
+
+#[derive(serde::Deserialize)]
+struct StockJson {
+    stores: Vec<StockStore>,
+}
+
+#[derive(serde::Deserialize)]
+struct StockStore {
+    code: String,
+    remain: Option<i64>,
+}
+
+impl StockReader {
+    fn new(addr: SocketAddr) -> StockReader {
+        StockReader {
+            conn: Connection::new(addr),
+            etag: None,
+            body: None,
+        }
+    }
+
+    /// The time from `since` until an answer showed `code` with `remain` at
+    /// most `expected`; `None` past [`FRESHNESS_LIMIT`].
+    async fn wait_until(&mut self, code: &str, expected: i64, since: Instant) -> Option<Duration> {
+        let deadline = since + FRESHNESS_LIMIT;
+        loop {
+            let answer = self
+                .conn
+                .get_if_none_match(STOCK_JSON, self.etag.as_deref())
+                .await;
+            let answered = Instant::now();
+            if let Ok(a) = answer
+                && a.status == StatusCode::OK
+            {
+                self.etag = a.etag;
+                self.body = Some(a.body);
+            }
+            if self
+                .body
+                .as_deref()
+                .and_then(|b| remain_of(b, code))
+                .is_some_and(|r| r <= expected)
+            {
+                return Some(answered.saturating_duration_since(since));
+            }
+            if answered >= deadline {
+                return None;
+            }
+            tokio::time::sleep(FRESHNESS_POLL).await;
+        }
+    }
+}
+
+/// The `remain` of store `code` in a `stock.json` answer.
+fn remain_of(body: &[u8], code: &str) -> Option<i64> {
+    let stock: StockJson = serde_json::from_slice(body).ok()?;
+    stock.stores.into_iter().find(|s| s.code == code)?.remain
 }
 
 /// One rush user: [store page GETs, reservation POSTs].
@@ -595,7 +912,7 @@ async fn rush_user(
     stop: Stop,
     reservations: Arc<AtomicU64>,
 ) -> Vec<Recorder> {
-    let mut conn = Connection::new(shared.addr);
+    let mut conn = Connection::new(shared.addr_for(u));
     let (mut pages, mut posts) = (Recorder::default(), Recorder::default());
     let mut rng = StdRng::seed_from_u64(10_000 + u as u64);
     let stores = &shared.prepared.store_codes;
@@ -715,7 +1032,7 @@ async fn pharmacist(
     else {
         return vec![rec];
     };
-    let mut conn = Connection::new(shared.addr);
+    let mut conn = Connection::new(shared.addr_for(p));
     let user = SessionUser::new(
         who.id,
         Role::Pharmacist,
@@ -808,6 +1125,46 @@ mod tests {
         let back: SessionUser = serde_json::from_str(&state["user"]).unwrap();
         assert_eq!(back, user);
         assert!(jar.private(&Key::generate()).get(SESSION_COOKIE).is_none());
+    }
+
+    #[test]
+    fn open_data_reads_cover_every_page_and_the_whole_country() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let paths: Vec<String> = (0..4_000)
+            .map(|_| opendata_path(&mut rng, 25_000))
+            .collect();
+        assert!(
+            paths.iter().any(|p| p.contains("page=250&")),
+            "the last page"
+        );
+        assert!(!paths.iter().any(|p| p.contains("page=251&")));
+        let far_south = paths.iter().any(|p| {
+            p.split("lat=")
+                .nth(1)
+                .and_then(|l| l.split('&').next()?.parse::<f64>().ok())
+                .is_some_and(|lat| lat < 34.0)
+        });
+        assert!(far_south, "Jeju's latitudes are asked for too");
+    }
+
+    #[test]
+    fn a_store_remain_is_read_from_stock_json() {
+        let body = br#"{"created_at":"2026/12/01 10:00:00","count":2,"stores":[
+            {"code":"20000000","name":"a","remain":250,"reservable":175,"walk_in":75},
+            {"code":"20000001","name":"b","remain":null}]}"#;
+        assert_eq!(remain_of(body, "20000000"), Some(250));
+        assert_eq!(remain_of(body, "20000001"), None);
+        assert_eq!(remain_of(body, "20000002"), None);
+        assert_eq!(remain_of(b"not json", "20000000"), None);
+    }
+
+    #[test]
+    fn users_are_spread_over_the_instances_round_robin() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        assert_eq!(pick(&[a, b], 0), a);
+        assert_eq!(pick(&[a, b], 3), b);
+        assert_eq!(pick(&[], 3).port(), 0);
     }
 
     #[test]

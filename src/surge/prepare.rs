@@ -1,8 +1,11 @@
 //! A fresh database of the size asked for, written in bulk before the server
-//! starts: stores, verified citizens (one argon2id hash shared by all, the real
+//! starts: stores over the whole country (around its cities, as many as their
+//! people), verified citizens (one argon2id hash shared by all, the real
 //! keyed hash of a generated valid resident registration number each),
 //! tomorrow's supply for every store, and for the pickup phase a pharmacist per
-//! pickup store with reservations for today already booked. Everything that
+//! pickup store with reservations for today already booked, and a store with
+//! today's supply and citizens of its own for the open-data freshness probe.
+//! Everything that
 //! touches stock goes through the library's own functions (`insert_all`,
 //! `allocate_days`, `book`), so `verify` holds on the result.
 
@@ -49,6 +52,8 @@ pub struct Sizes {
     pub pickup_stores: usize,
     /// Reservations for today booked at each pickup store.
     pub pickups_per_store: usize,
+    /// Bookings the open-data freshness probe may make (0: no probe).
+    pub freshness_probes: usize,
 }
 
 /// A citizen who can be given a session.
@@ -75,7 +80,22 @@ pub struct Prepared {
     pub pharmacists: Vec<Pharmacist>,
     /// The date the rush books (tomorrow in the service time zone).
     pub rush_day: NaiveDate,
+    pub freshness: Option<FreshnessStore>,
 }
+
+/// The store the freshness probe books at: today's supply in one window open
+/// all day (so that the booking changes today's open data, which the rush's
+/// bookings for tomorrow do not), and citizens of its own.
+#[derive(Debug, Clone)]
+pub struct FreshnessStore {
+    pub code: String,
+    /// Today's supply, all of it reservable: `remain` before any probe.
+    pub supply: i64,
+    pub citizens: Vec<Citizen>,
+}
+
+/// Masks each freshness probe books.
+pub const PROBE_QUANTITY: i64 = 1;
 
 /// The e-mail address of the `i`-th rush citizen (also who the login storm logs in).
 pub fn citizen_email(i: usize) -> String {
@@ -143,11 +163,27 @@ pub fn prepare(
 
     let citizens = citizens(conn, 0..sizes.citizens, &hash, national_id_key, today)?;
     let pharmacists = pickups(conn, &policy, sizes, &store_ids, &hash, national_id_key)?;
+    let freshness = freshness_store(conn, &policy, sizes, &hash, national_id_key)?;
     Ok(Prepared {
         store_codes,
         citizens,
         pharmacists,
         rush_day,
+        freshness,
+    })
+}
+
+/// Today's stock at one store for whatever hour the benchmark runs: one
+/// window from 00:00 to 23:59 and no walk-in share.
+fn whole_day(policy: &Policy) -> anyhow::Result<Policy> {
+    Ok(Policy {
+        window_template: vec![WindowSpec {
+            start: NaiveTime::MIN,
+            end: NaiveTime::from_hms_opt(23, 59, 0)
+                .ok_or_else(|| anyhow::anyhow!("23:59 is a time"))?,
+        }],
+        walk_in_share_percent: 0,
+        ..policy.clone()
     })
 }
 
@@ -155,28 +191,72 @@ fn store_code(i: usize) -> String {
     format!("{:08}", 20_000_000 + i)
 }
 
-const DISTRICTS: [&str; 5] = ["중구", "종로구", "마포구", "강남구", "송파구"];
+/// Korea's bounds, Jeju to the DMZ, Baengnyeong to Ulleung: where apps ask
+/// for the stores near a point.
+pub const LAT_RANGE: std::ops::Range<f64> = 33.1..38.6;
+pub const LNG_RANGE: std::ops::Range<f64> = 124.6..131.0;
+
+/// Where the stores are: around these cities (region, district, centre), in
+/// proportion to the weight (about their people, in hundred thousands), as
+/// pharmacies are.
+const CITIES: [(&str, &str, f64, f64, u32); 16] = [
+    ("서울특별시", "중구", 37.5665, 126.9780, 94),
+    ("부산광역시", "부산진구", 35.1796, 129.0756, 33),
+    ("인천광역시", "남동구", 37.4563, 126.7052, 29),
+    ("대구광역시", "중구", 35.8714, 128.6014, 24),
+    ("대전광역시", "서구", 36.3504, 127.3845, 15),
+    ("광주광역시", "서구", 35.1595, 126.8526, 15),
+    ("울산광역시", "남구", 35.5384, 129.3114, 11),
+    ("경기도", "수원시", 37.2636, 127.0286, 50),
+    ("경기도", "성남시", 37.4200, 127.1267, 40),
+    ("경기도", "고양시", 37.6584, 126.8320, 45),
+    ("충청북도", "청주시", 36.6424, 127.4890, 16),
+    ("전라북도", "전주시", 35.8242, 127.1480, 18),
+    ("경상남도", "창원시", 35.2280, 128.6811, 33),
+    ("경상북도", "포항시", 36.0190, 129.3435, 26),
+    ("강원도", "원주시", 37.3422, 127.9202, 15),
+    ("제주특별자치도", "제주시", 33.4996, 126.5312, 7),
+];
+
+/// The `i`-th store's place: a city drawn by weight, then a point within
+/// about 15 km of its centre (the same for every run).
+pub fn store_place(i: usize) -> (&'static str, &'static str, f64, f64) {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(i as u64);
+    let total: u32 = CITIES.iter().map(|c| c.4).sum();
+    let mut pick = rng.random_range(0..total.max(1));
+    let mut city = CITIES[0];
+    for c in CITIES {
+        if pick < c.4 {
+            city = c;
+            break;
+        }
+        pick -= c.4;
+    }
+    let (region, district, lat, lng, _) = city;
+    let lat = (lat + rng.random_range(-0.13..0.13)).clamp(LAT_RANGE.start, LAT_RANGE.end);
+    let lng = (lng + rng.random_range(-0.17..0.17)).clamp(LNG_RANGE.start, LNG_RANGE.end);
+    (region, district, lat, lng)
+}
+
+fn store_row(i: usize, name: String) -> StoreRow {
+    let (region, district, lat, lng) = store_place(i);
+    StoreRow {
+        code: store_code(i),
+        name,
+        addr: format!("{region} {district} 서지로 {}", i + 1),
+        store_type: "01".into(),
+        lat,
+        lng,
+        phone: None,
+        region: region.into(),
+    }
+}
 
 fn stores(conn: &mut DbConnection, n: usize) -> anyhow::Result<Vec<i64>> {
     let rows: Vec<StoreRow> = (0..n)
-        .map(|i| {
-            // Spread over Seoul, so that geographic reads find a few each.
-            let (a, b) = ((i * 7919) % 1000, (i * 104_729) % 1000);
-            StoreRow {
-                code: store_code(i),
-                name: format!("서지약국 {i}"),
-                addr: format!(
-                    "서울특별시 {} 세종대로 {}",
-                    DISTRICTS[i % DISTRICTS.len()],
-                    i + 1
-                ),
-                store_type: "01".into(),
-                lat: 37.45 + 0.25 * a as f64 / 1000.0,
-                lng: 126.80 + 0.35 * b as f64 / 1000.0,
-                phone: None,
-                region: "서울특별시".into(),
-            }
-        })
+        .map(|i| store_row(i, format!("서지약국 {i}")))
         .collect();
     let mut ids = Vec::with_capacity(n);
     for chunk in rows.chunks(5_000) {
@@ -318,15 +398,7 @@ fn pickups(
         return Ok(Vec::new());
     }
     let today = rules::today(policy, chrono::Utc::now());
-    let whole_day = Policy {
-        window_template: vec![WindowSpec {
-            start: NaiveTime::MIN,
-            end: NaiveTime::from_hms_opt(23, 59, 0)
-                .ok_or_else(|| anyhow::anyhow!("23:59 is a time"))?,
-        }],
-        walk_in_share_percent: 0,
-        ..policy.clone()
-    };
+    let whole_day = whole_day(policy)?;
     let supply = i32::try_from(sizes.pickups_per_store)?;
     let days: Vec<NewDay> = stores
         .iter()
@@ -411,6 +483,51 @@ fn pickups(
     Ok(pharmacists.into_iter().map(|(_, p)| p).collect())
 }
 
+/// The freshness probe's store (the store numbered after the rush's), today's
+/// supply there (enough for every probe, all of it reservable), and a citizen
+/// per probe, numbered after the pickup holders.
+fn freshness_store(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    sizes: Sizes,
+    hash: &str,
+    key: &[u8],
+) -> anyhow::Result<Option<FreshnessStore>> {
+    if sizes.freshness_probes == 0 {
+        return Ok(None);
+    }
+    let code = store_code(sizes.stores);
+    let row = store_row(sizes.stores, "서지 신선도 약국".to_owned());
+    let store_id = write_tx(conn, |tx| insert_all(tx, std::slice::from_ref(&row)))?
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("the freshness store was not written"))?;
+    let supply = i64::try_from(sizes.freshness_probes)? * PROBE_QUANTITY + 100;
+    let today = rules::today(policy, chrono::Utc::now());
+    let whole_day = whole_day(policy)?;
+    let day = NewDay {
+        store_id,
+        day: today,
+        supply: i32::try_from(supply)?,
+    };
+    write_tx(conn, |tx| {
+        allocate_days(tx, &whole_day, &[day], None, Utc::now().naive_utc())
+    })?;
+    let first = sizes.citizens + sizes.pickup_stores * sizes.pickups_per_store;
+    let citizens = citizens(
+        conn,
+        first..first + sizes.freshness_probes,
+        hash,
+        key,
+        today,
+    )?;
+    Ok(Some(FreshnessStore {
+        code,
+        supply,
+        citizens,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +542,17 @@ mod tests {
             assert!(seen.insert(n), "{i} repeats a number");
         }
         assert!(resident_number(18_000 * 100_000).is_none());
+    }
+
+    #[test]
+    fn stores_are_spread_over_the_country_the_same_way_every_run() {
+        let places: Vec<_> = (0..2_000).map(store_place).collect();
+        assert_eq!(places, (0..2_000).map(store_place).collect::<Vec<_>>());
+        for (_, _, lat, lng) in &places {
+            assert!(LAT_RANGE.contains(lat) && LNG_RANGE.contains(lng));
+        }
+        let regions: std::collections::HashSet<_> = places.iter().map(|p| p.0).collect();
+        assert!(regions.len() > 10, "{regions:?}");
     }
 
     #[test]

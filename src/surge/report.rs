@@ -1,5 +1,7 @@
-//! The figures of a run: one row per measured load, as a plain-text table for
-//! the terminal and as Markdown for `docs/benchmarks.md`.
+//! The figures of a run: one row per measured load, then one line per rush
+//! (what a reservation cost: CPU of the app and of PostgreSQL, mail, how soon
+//! the open data showed a booking), as a plain-text table for the terminal
+//! and as Markdown for `docs/benchmarks.md`.
 
 use std::fmt::Write as _;
 
@@ -80,6 +82,154 @@ impl Row {
     }
 }
 
+/// One rush as a whole: its rate, what its reservations cost, and how soon
+/// the open data showed a booking meanwhile.
+#[derive(Debug, Clone)]
+pub struct RushFigures {
+    pub name: String,
+    /// App instances the users were spread over.
+    pub instances: usize,
+    /// The servers' `LOG` (unknown for a server surge did not start).
+    pub log: Option<String>,
+    /// Acknowledged reservations of the rush's users.
+    pub reservations: u64,
+    pub seconds: f64,
+    /// Per freshness probe and instance: milliseconds from the booking's
+    /// acknowledgement until the instance's open data showed it; `None`: not
+    /// within `phases::FRESHNESS_LIMIT`.
+    pub freshness_ms: Vec<Option<f64>>,
+    /// CPU time (user + system) over the rush of the app's processes, and of
+    /// PostgreSQL's processes serving its database.
+    pub app_cpu_seconds: Option<f64>,
+    pub postgres_cpu_seconds: Option<f64>,
+    /// When the rush ran (UTC, the app's clock), for the mail sent meanwhile.
+    pub from: chrono::NaiveDateTime,
+    pub to: chrono::NaiveDateTime,
+    /// Messages the outbox marked sent while the rush ran.
+    pub mails_sent: Option<i64>,
+}
+
+/// The two figures of a set of freshness samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Freshness {
+    pub samples: usize,
+    /// Samples not seen within the limit (counted in neither figure).
+    pub unseen: usize,
+    pub p50_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Freshness {
+    pub fn of(samples: &[Option<f64>]) -> Option<Freshness> {
+        let mut seen: Vec<f64> = samples.iter().flatten().copied().collect();
+        if samples.is_empty() {
+            return None;
+        }
+        seen.sort_by(f64::total_cmp);
+        let p50 = match seen.len() {
+            0 => f64::NAN,
+            n => seen[(n.div_ceil(2)).clamp(1, n) - 1],
+        };
+        Some(Freshness {
+            samples: samples.len(),
+            unseen: samples.len() - seen.len(),
+            p50_ms: p50,
+            max_ms: seen.last().copied().unwrap_or(f64::NAN),
+        })
+    }
+}
+
+impl RushFigures {
+    pub fn per_second(&self) -> f64 {
+        self.reservations as f64 / self.seconds.max(1e-9)
+    }
+
+    pub fn freshness(&self) -> Option<Freshness> {
+        Freshness::of(&self.freshness_ms)
+    }
+
+    fn per_reservation_ms(&self, cpu_seconds: Option<f64>) -> Option<f64> {
+        (self.reservations > 0).then_some(())?;
+        Some(cpu_seconds? * 1000.0 / self.reservations as f64)
+    }
+
+    /// Milliseconds of the app's CPU per reservation (everything its
+    /// processes did during the rush: store pages, pickups, reads alongside,
+    /// mail, the log).
+    pub fn app_ms_per_reservation(&self) -> Option<f64> {
+        self.per_reservation_ms(self.app_cpu_seconds)
+    }
+
+    pub fn postgres_ms_per_reservation(&self) -> Option<f64> {
+        self.per_reservation_ms(self.postgres_cpu_seconds)
+    }
+
+    /// Reservations per second one PostgreSQL of `cores` cores would carry
+    /// at this CPU cost per reservation (cores ÷ CPU-seconds per
+    /// reservation: as if it scaled to every core, with nothing else).
+    pub fn postgres_carries(&self, cores: f64) -> Option<f64> {
+        let ms = self.postgres_ms_per_reservation()?;
+        (ms > 0.0).then(|| cores * 1000.0 / ms)
+    }
+
+    pub fn mails_per_second(&self) -> Option<f64> {
+        self.mails_sent.map(|n| n as f64 / self.seconds.max(1e-9))
+    }
+
+    /// The line's figures, in the order of [`RUSH_COLUMNS`].
+    fn figures(&self) -> [String; 12] {
+        let fresh = self.freshness();
+        let fresh_max = match fresh {
+            Some(f) if f.unseen > 0 => format!(
+                "{} > {} s",
+                f.unseen,
+                crate::surge::phases::FRESHNESS_LIMIT.as_secs()
+            ),
+            Some(f) => format!("{:.0}", f.max_ms),
+            None => "–".to_owned(),
+        };
+        [
+            self.instances.to_string(),
+            self.log.clone().unwrap_or_else(|| "–".to_owned()),
+            format!("{:.0}", self.per_second()),
+            fresh.map_or_else(|| "–".to_owned(), |f| f.samples.to_string()),
+            opt(fresh.map(|f| f.p50_ms).filter(|v| v.is_finite()), 0),
+            fresh_max,
+            self.mails_sent
+                .map_or_else(|| "–".to_owned(), |n| n.to_string()),
+            opt(self.mails_per_second(), 0),
+            opt(self.app_ms_per_reservation(), 3),
+            opt(self.postgres_ms_per_reservation(), 3),
+            opt(self.postgres_carries(8.0), 0),
+            opt(self.postgres_carries(32.0), 0),
+        ]
+    }
+}
+
+/// The rush lines' columns: the Markdown heading, the terminal's and its width.
+const RUSH_COLUMNS: [(&str, &str, usize); 12] = [
+    ("instances", "inst", 4),
+    ("LOG", "LOG", 4),
+    ("reservations/s", "res/s", 7),
+    ("freshness samples", "fresh n", 7),
+    ("freshness p50 ms", "p50 ms", 7),
+    ("freshness max ms", "max ms", 9),
+    ("mails sent", "mails", 7),
+    ("mails/s", "mails/s", 7),
+    ("app CPU ms/res", "app ms", 7),
+    ("PostgreSQL CPU ms/res", "PG ms", 7),
+    ("PostgreSQL 8 cores res/s", "PG 8c/s", 8),
+    ("PostgreSQL 32 cores res/s", "PG 32c/s", 8),
+];
+
+/// The outbox after the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outbox {
+    pub pending: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
 /// What was checked after the server was killed.
 #[derive(Debug, Clone, Default)]
 pub struct Checks {
@@ -130,11 +280,92 @@ pub struct Report {
     /// Peak resident size of the server over the whole run (VmHWM).
     pub server_peak_rss_mib: Option<f64>,
     pub checks: Checks,
+    pub rushes: Vec<RushFigures>,
+    /// The outbox once the servers were killed.
+    pub outbox: Option<Outbox>,
 }
 
 impl Report {
     pub fn unplanned(&self) -> u64 {
         self.rows.iter().map(|r| r.unplanned).sum()
+    }
+
+    /// Freshness over every rush.
+    pub fn freshness(&self) -> Option<Freshness> {
+        let all: Vec<Option<f64>> = self
+            .rushes
+            .iter()
+            .flat_map(|r| r.freshness_ms.iter().copied())
+            .collect();
+        Freshness::of(&all)
+    }
+
+    /// The lines under the tables: the outbox, freshness, and how CPU was counted.
+    fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(o) = self.outbox {
+            out.push(format!(
+                "outbox at the end: {} pending, {} sent, {} failed",
+                o.pending, o.sent, o.failed
+            ));
+        }
+        if let Some(f) = self.freshness() {
+            out.push(format!(
+                "open-data freshness (booking acknowledged → {STOCK} shows it): p50 {} ms, max {} ms over {} reads{} (SPEC: ≤ 1 s)",
+                opt(Some(f.p50_ms).filter(|v| v.is_finite()), 0),
+                opt(Some(f.max_ms).filter(|v| v.is_finite()), 0),
+                f.samples,
+                if f.unseen > 0 {
+                    format!(", {} not seen within the limit", f.unseen)
+                } else {
+                    String::new()
+                },
+                STOCK = "/opendata/stock.json",
+            ));
+        }
+        if !self.rushes.is_empty() {
+            out.push(format!(
+                "CPU: user + system time from /proc/<pid>/stat ({:.0} clock ticks/s) of the app's processes, \
+                 and of PostgreSQL's processes on this machine that serve the run's database; \
+                 PostgreSQL N cores res/s = N ÷ its CPU-seconds per reservation",
+                crate::surge::server::clock_ticks()
+            ));
+        }
+        out
+    }
+
+    fn rush_table(&self) -> String {
+        let mut out = String::new();
+        if self.rushes.is_empty() {
+            return out;
+        }
+        let _ = write!(out, "{:<42}", "rush");
+        for (_, heading, width) in RUSH_COLUMNS {
+            let _ = write!(out, " {heading:>width$}");
+        }
+        let _ = writeln!(out);
+        for r in &self.rushes {
+            let _ = write!(out, "{:<42}", r.name);
+            for (figure, (_, _, width)) in r.figures().iter().zip(RUSH_COLUMNS) {
+                let _ = write!(out, " {figure:>width$}");
+            }
+            let _ = writeln!(out);
+        }
+        out
+    }
+
+    fn rush_markdown(&self) -> String {
+        let mut out = String::new();
+        if self.rushes.is_empty() {
+            return out;
+        }
+        let headings: Vec<&str> = RUSH_COLUMNS.iter().map(|c| c.0).collect();
+        let _ = writeln!(out, "| rush | {} |", headings.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(RUSH_COLUMNS.len()));
+        for r in &self.rushes {
+            let _ = writeln!(out, "| {} | {} |", r.name, r.figures().join(" | "));
+        }
+        out
     }
 
     /// Sets every row's ratio to the /healthz rate.
@@ -166,6 +397,13 @@ impl Report {
             let _ = writeln!(out, "  {}{unplanned}", r.statuses);
         }
         let _ = writeln!(out, "{}", self.summary());
+        let rushes = self.rush_table();
+        if !rushes.is_empty() {
+            let _ = write!(out, "\n{rushes}");
+        }
+        for note in self.notes() {
+            let _ = writeln!(out, "{note}");
+        }
         out
     }
 
@@ -216,6 +454,17 @@ impl Report {
             );
         }
         let _ = writeln!(out, "\n{}", self.summary());
+        let rushes = self.rush_markdown();
+        if !rushes.is_empty() {
+            let _ = write!(out, "\n{rushes}");
+        }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            let _ = writeln!(out);
+        }
+        for note in notes {
+            let _ = writeln!(out, "{note}\n");
+        }
         out
     }
 }
@@ -323,6 +572,52 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("| healthz | 4 | 2 |"), "{md}");
         assert!(report.table().contains("rush"));
+    }
+
+    fn rush(reservations: u64, freshness: Vec<Option<f64>>) -> RushFigures {
+        let t = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        RushFigures {
+            name: "rush".into(),
+            instances: 1,
+            log: Some("info".into()),
+            reservations,
+            seconds: 2.0,
+            freshness_ms: freshness,
+            app_cpu_seconds: Some(1.0),
+            postgres_cpu_seconds: Some(0.5),
+            from: t,
+            to: t,
+            mails_sent: Some(10),
+        }
+    }
+
+    #[test]
+    fn a_rush_line_says_what_a_reservation_cost() {
+        let r = rush(1000, vec![Some(300.0), Some(900.0), Some(500.0), None]);
+        assert!((r.per_second() - 500.0).abs() < 1e-9);
+        assert!((r.app_ms_per_reservation().unwrap() - 1.0).abs() < 1e-9);
+        assert!((r.postgres_ms_per_reservation().unwrap() - 0.5).abs() < 1e-9);
+        // 8 cores ÷ 0.5 ms per reservation.
+        assert!((r.postgres_carries(8.0).unwrap() - 16_000.0).abs() < 1e-6);
+        assert!((r.mails_per_second().unwrap() - 5.0).abs() < 1e-9);
+        let f = r.freshness().unwrap();
+        assert_eq!((f.samples, f.unseen), (4, 1));
+        assert!((f.p50_ms - 500.0).abs() < 1e-9 && (f.max_ms - 900.0).abs() < 1e-9);
+        assert_eq!(rush(0, vec![]).app_ms_per_reservation(), None);
+        assert_eq!(rush(0, vec![]).freshness(), None);
+        let report = Report {
+            rushes: vec![r],
+            outbox: Some(Outbox {
+                pending: 1,
+                sent: 2,
+                failed: 0,
+            }),
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(md.contains("| rush | 1 | info | 500 | 4 | 500 | 1 > 10 s | 10 | 5 | 1.000 | 0.500 | 16000 | 64000 |"), "{md}");
+        assert!(md.contains("1 pending, 2 sent, 0 failed"), "{md}");
+        assert!(report.table().contains("PG 32c/s"));
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl Crowd {
             citizens,
             pickup_stores: 0,
             pickups_per_store: 0,
+            freshness_probes: 0,
         };
         let prepared =
             prepare::prepare(&mut conn, sizes, &keys.national_id, chrono_tz::Asia::Seoul).unwrap();

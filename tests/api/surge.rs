@@ -1,7 +1,8 @@
 //! The launch-morning benchmark in a tiny configuration against the test's own
 //! server: no figure is asserted, only what must hold whatever the speed —
 //! no unplanned answer, every acknowledged reservation stored (and nothing
-//! more), the invariants, and that each kind of work really happened.
+//! more), the invariants, and that each kind of work really happened — the
+//! freshness probe and the outbox included.
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
             citizens: 200,
             pickup_stores: 2,
             pickups_per_store: 10,
+            freshness_probes: 20,
         },
         connections: 8,
         read_connections: 4,
@@ -40,11 +42,14 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
         overload: None,
     };
     let addr = app.address.trim_start_matches("http://").parse().unwrap();
+    // The app runs inside this process: its CPU is the test's (the load
+    // generator's included), enough to see the figures exist.
     let report = surge::run_against(
-        addr,
+        &[addr],
         &app.database.url(),
         app.state.config.secret.bytes(),
         &options,
+        &[std::process::id()],
     )
     .await
     .unwrap();
@@ -82,5 +87,28 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
             .iter()
             .any(|r| r.name == "rush + reads: open-data reads alongside"),
         "{table}"
+    );
+
+    // Each rush as a whole: a probe's booking seen in the open data, the CPU
+    // it took, and every reservation's confirmation in the outbox.
+    let names: Vec<&str> = report.rushes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["rush", "rush + reads"], "{table}");
+    let freshness = report.freshness().unwrap_or_else(|| panic!("{table}"));
+    assert!(freshness.samples >= 2, "{table}");
+    assert_eq!(freshness.unseen, 0, "{table}");
+    assert!(freshness.max_ms >= freshness.p50_ms, "{table}");
+    for rush in &report.rushes {
+        assert!(rush.reservations > 0, "{table}");
+        assert!(
+            rush.app_ms_per_reservation().is_some_and(|ms| ms > 0.0),
+            "{table}"
+        );
+        assert!(rush.mails_sent.is_some(), "{table}");
+    }
+    let outbox = report.outbox.unwrap_or_else(|| panic!("{table}"));
+    let mails = outbox.pending + outbox.sent + outbox.failed;
+    assert!(
+        mails >= i64::try_from(report.checks.acknowledged).unwrap() + 2,
+        "a confirmation per reservation and per probe: {outbox:?}\n{table}"
     );
 }
