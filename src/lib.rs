@@ -28,6 +28,5 @@ pub mod state;
 pub mod stock;
 pub mod stores;
 pub mod supply;
-pub mod surge;
 pub mod verify;
 pub mod web;

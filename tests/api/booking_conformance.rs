@@ -177,8 +177,7 @@ impl Scene {
         let (policy, form) = (Arc::new(self.policy()), self.form);
         let t = Tr::new(self.app.state.catalog.clone(), Lang::En);
         let base_url = "https://m.example".to_owned();
-        let result =
-            booking::book_through(&self.app.db, form, req, policy, t, base_url).await;
+        let result = booking::book_through(&self.app.db, form, req, policy, t, base_url).await;
         match result {
             Ok(b) => Answer::of(Ok(b)),
             Err(DbError::Work(e)) => Answer::of(Err(e)),

@@ -28,6 +28,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ::surge::phases::{SESSION_COOKIE, session_cookie};
+use ::surge::prepare::{self, Prepared, Sizes};
 use actix_web::cookie::Key;
 use diesel::prelude::*;
 use futures_util::StreamExt;
@@ -36,8 +38,6 @@ use mask_reservation::config::SecretKey;
 use mask_reservation::db::schema::{mail_outbox, pickup_windows, reservations};
 use mask_reservation::db::{DatabaseUrl, Db, DbConnection, PoolOptions};
 use mask_reservation::state::Keys;
-use mask_reservation::surge::phases::{SESSION_COOKIE, session_cookie};
-use mask_reservation::surge::prepare::{self, Prepared, Sizes};
 use mask_reservation::web::session::SessionUser;
 use tokio::sync::Notify;
 

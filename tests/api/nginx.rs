@@ -18,6 +18,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use ::surge::phases::{SESSION_COOKIE, session_cookie};
+use ::surge::prepare::{self, Prepared, Sizes};
 use clap::{CommandFactory, Parser};
 use diesel::prelude::*;
 use futures_util::future::join_all;
@@ -26,8 +28,6 @@ use mask_reservation::config::{Config, ConfigArgs, SecretKey, TrustedProxies};
 use mask_reservation::db::schema::{pickup_windows, rate_limits, reservations};
 use mask_reservation::db::{Db, PoolOptions};
 use mask_reservation::state::Keys;
-use mask_reservation::surge::phases::{SESSION_COOKIE, session_cookie};
-use mask_reservation::surge::prepare::{self, Prepared, Sizes};
 use mask_reservation::web::session::SessionUser;
 use mask_reservation::web::waiting_room::ticket::{self, Ticket};
 use reqwest::redirect::Policy;
@@ -67,6 +67,7 @@ impl Fleet {
             citizens,
             pickup_stores: 0,
             pickups_per_store: 0,
+            freshness_probes: 0,
         };
         let prepared = prepare::prepare(
             &mut database.connect(),

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use mask_reservation::surge::phases::Limit;
-use mask_reservation::surge::prepare::Sizes;
-use mask_reservation::surge::{self, Options};
+use ::surge::phases::Limit;
+use ::surge::prepare::Sizes;
+use ::surge::{self, Options};
 
 use crate::common::spawn_app;
 

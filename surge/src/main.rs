@@ -1,10 +1,10 @@
-//! `surge`: the launch-morning benchmark (see `mask_reservation::surge` and
+//! `surge`: the launch-morning benchmark (see the `surge` library beside it and
 //! docs/benchmarks.md).
 //!
 //! ```text
-//! cargo run --release --bin surge
-//! cargo run --release --bin surge -- --database-url postgres://postgres@127.0.0.1:5432/postgres --instances 2
-//! cargo run --release --bin surge -- --stores 25000 --citizens 1000000
+//! cargo run --release -p surge
+//! cargo run --release -p surge -- --database-url postgres://postgres@127.0.0.1:5432/postgres --instances 2
+//! cargo run --release -p surge -- --stores 25000 --citizens 1000000
 //! ```
 
 use std::path::PathBuf;
@@ -16,9 +16,9 @@ use clap::{Parser, Subcommand};
 use mask_reservation::app::{Application, open_db};
 use mask_reservation::config::{Config, ConfigArgs, SecretKey};
 use mask_reservation::logging;
-use mask_reservation::surge::phases::Limit;
-use mask_reservation::surge::prepare::Sizes;
-use mask_reservation::surge::{self, Options, Target};
+use surge::phases::Limit;
+use surge::prepare::Sizes;
+use surge::{self, Options, Target};
 
 #[derive(Parser)]
 #[command(

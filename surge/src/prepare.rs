@@ -16,20 +16,20 @@ use chrono::{Duration as TimeDelta, NaiveDate, NaiveTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Nullable, Text, Timestamp};
 
-use crate::accounts::national_id::{NationalId, with_check_digit};
-use crate::accounts::password::{self, NewPassword};
-use crate::accounts::queries::{NewUser, insert_user};
-use crate::accounts::{Role, SessionClaim};
-use crate::db::schema::pickup_windows;
-use crate::db::{Backend, DbConnection, write_tx};
-use crate::i18n::{Catalog, Lang, Tr};
-use crate::policy::{Policy, WindowSpec};
-use crate::quantity::Quantity;
-use crate::reservations::booking::{ForWhom, Request, book};
-use crate::reservations::rules;
-use crate::settings;
-use crate::stores::import::{StoreRow, insert_all};
-use crate::supply::allocation::{NewDay, allocate_days};
+use mask_reservation::accounts::national_id::{NationalId, with_check_digit};
+use mask_reservation::accounts::password::{self, NewPassword};
+use mask_reservation::accounts::queries::{NewUser, insert_user};
+use mask_reservation::accounts::{Role, SessionClaim};
+use mask_reservation::db::schema::pickup_windows;
+use mask_reservation::db::{Backend, DbConnection, write_tx};
+use mask_reservation::i18n::{Catalog, Lang, Tr};
+use mask_reservation::policy::{Policy, WindowSpec};
+use mask_reservation::quantity::Quantity;
+use mask_reservation::reservations::booking::{ForWhom, Request, book};
+use mask_reservation::reservations::rules;
+use mask_reservation::settings;
+use mask_reservation::stores::import::{StoreRow, insert_all};
+use mask_reservation::supply::allocation::{NewDay, allocate_days};
 
 type DieselBackend = <DbConnection as Connection>::Backend;
 

@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
-use crate::surge::client::percentile;
-use crate::surge::phases::Measured;
+use crate::client::percentile;
+use crate::phases::Measured;
 
 /// The server's memory and CPU over one phase (absent when the server is not
 /// ours to watch).
@@ -183,7 +183,7 @@ impl RushFigures {
             Some(f) if f.unseen > 0 => format!(
                 "{} > {} s",
                 f.unseen,
-                crate::surge::phases::FRESHNESS_LIMIT.as_secs()
+                crate::phases::FRESHNESS_LIMIT.as_secs()
             ),
             Some(f) => format!("{:.0}", f.max_ms),
             None => "–".to_owned(),
@@ -328,7 +328,7 @@ impl Report {
                 "CPU: user + system time from /proc/<pid>/stat ({:.0} clock ticks/s) of the app's processes, \
                  and of PostgreSQL's processes on this machine that serve the run's database; \
                  PostgreSQL N cores res/s = N ÷ its CPU-seconds per reservation",
-                crate::surge::server::clock_ticks()
+                crate::server::clock_ticks()
             ));
         }
         out
@@ -531,7 +531,7 @@ mod tests {
     use hyper::StatusCode;
 
     use super::*;
-    use crate::surge::client::Recorder;
+    use crate::client::Recorder;
 
     fn measured(name: &str, statuses: &[u16], ops: Option<u64>) -> Measured {
         let mut recorder = Recorder::default();

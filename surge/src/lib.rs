@@ -1,5 +1,6 @@
-//! `surge`, the launch-morning benchmark (`src/bin/surge.rs` is its command
-//! line): prepares a fresh database of the size asked for in bulk
+//! `surge`, the launch-morning benchmark, a crate of the workspace of its own
+//! so that the product does not carry a load generator (`src/main.rs` is its
+//! command line): prepares a fresh database of the size asked for in bulk
 //! ([`prepare`]), starts the release server on it as a child process logging
 //! as production does ([`server`]) or targets instances already running, runs
 //! the phases of a launch morning over keep-alive connections ([`phases`],
@@ -34,12 +35,12 @@ use anyhow::{Context, bail};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use crate::config::SecretKey;
-use crate::db::schema::{mail_outbox, pickup_windows, reservations};
-use crate::db::{DatabaseUrl, DbConnection};
-use crate::mail::outbox;
-use crate::reservations::status::ReservationStatus;
-use crate::state::Keys;
+use mask_reservation::config::SecretKey;
+use mask_reservation::db::schema::{mail_outbox, pickup_windows, reservations};
+use mask_reservation::db::{DatabaseUrl, DbConnection};
+use mask_reservation::mail::outbox;
+use mask_reservation::reservations::status::ReservationStatus;
+use mask_reservation::state::Keys;
 use phases::{Limit, Measured, Rush, Shared};
 use prepare::{Prepared, Sizes};
 use report::{Checks, Outbox, Report, Row, RushFigures, ServerUse};
@@ -702,7 +703,7 @@ async fn check(
         .filter(reservations::status.eq_any(STORED))
         .count()
         .get_result(conn)?;
-    checks.verify_findings = crate::verify::run(conn)?
+    checks.verify_findings = mask_reservation::verify::run(conn)?
         .iter()
         .map(ToString::to_string)
         .collect();

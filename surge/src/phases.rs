@@ -16,10 +16,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 
-use crate::accounts::Role;
-use crate::surge::client::{self, Answer, Connection, Recorder};
-use crate::surge::prepare::{self, Citizen, PROBE_QUANTITY, Prepared};
-use crate::web::session::SessionUser;
+use crate::client::{self, Answer, Connection, Recorder};
+use crate::prepare::{self, Citizen, PROBE_QUANTITY, Prepared};
+use mask_reservation::accounts::Role;
+use mask_reservation::web::session::SessionUser;
 
 /// The name of the session cookie the server reads.
 pub const SESSION_COOKIE: &str = "mr_session";
@@ -333,7 +333,7 @@ const PER_PAGE: usize = 100;
 /// half anywhere within Korea's bounds, sea and mountains included), or a
 /// random page of sales or stores among all the pages there are.
 pub fn opendata_path(rng: &mut StdRng, stores: usize) -> String {
-    let prefix = crate::opendata::api::API_PREFIX;
+    let prefix = mask_reservation::opendata::api::API_PREFIX;
     let pages = stores.div_ceil(PER_PAGE).max(1);
     let geo =
         |lat: f64, lng: f64| format!("{prefix}/storesByGeo/json?lat={lat:.4}&lng={lng:.4}&m=1000");
