@@ -229,6 +229,41 @@ pub struct MigrationError(String);
 /// busy timeout).
 const WRITE_ATTEMPTS: u32 = 5;
 
+/// The two forms of a write of several steps — a booking, a handover at the
+/// counter: the same steps, in the same order, with the same answers, and one
+/// table of scenarios per write that runs against every form on each backend,
+/// so that the forms cannot drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A statement per step inside a transaction: SQLite's form, and valid on
+    /// PostgreSQL too.
+    StepByStep,
+    /// The reads in one statement and the writes in another that is a
+    /// transaction of its own ([`write_statements`]): PostgreSQL's, where each
+    /// statement is a round trip and a row locked stays locked until the
+    /// commit.
+    OneStatement,
+}
+
+impl Form {
+    /// The form the pages use on `backend`.
+    pub fn of(backend: Backend) -> Form {
+        match backend {
+            Backend::Postgres => Form::OneStatement,
+            Backend::Sqlite => Form::StepByStep,
+        }
+    }
+
+    /// The forms that run on `backend`: every one of them must pass the
+    /// write's scenarios there.
+    pub fn on(backend: Backend) -> &'static [Form] {
+        match backend {
+            Backend::Sqlite => &[Form::StepByStep],
+            Backend::Postgres => &[Form::StepByStep, Form::OneStatement],
+        }
+    }
+}
+
 /// How a write on the pool runs: in a transaction ([`write_tx`]) or one
 /// self-contained statement at a time ([`write_statements`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +326,56 @@ where
         Backend::Sqlite => write_tx(conn, f),
         Backend::Postgres => retried(|| f(&mut Tx { conn: &mut *conn })),
     }
+}
+
+/// Runs a write of several steps in one statement on PostgreSQL — one that,
+/// when a step after the first writes nothing, calls
+/// `statement_rolled_back(name, ARRAY[rows each step wrote])` (a function made
+/// by a migration), whose error undoes every step of it. Without a
+/// transaction around it ([`write_statements`]) the statement is a
+/// transaction of its own; inside one it runs in a savepoint, so that its
+/// error leaves the transaction usable for the reads that explain a refusal.
+/// Answers the statement's row, or the rows each step wrote if it was undone.
+pub fn rolled_back_steps<T, const N: usize>(
+    tx: &mut Tx<'_>,
+    name: &str,
+    statement: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<Result<T, [i64; N]>> {
+    let DbConnection::Postgres(conn) = tx.conn() else {
+        return Err(DieselError::QueryBuilderError(
+            "a one-statement write on an SQLite connection".into(),
+        ));
+    };
+    let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some();
+    let result = if in_transaction {
+        conn.transaction(statement)
+    } else {
+        statement(conn)
+    };
+    match result {
+        Ok(row) => Ok(Ok(row)),
+        Err(DieselError::DatabaseError(kind, info))
+            if info.message() == format!("{name} rolled back") =>
+        {
+            match rolled_back_counts(info.details().unwrap_or_default()) {
+                Some(counts) => Ok(Err(counts)),
+                None => Err(DieselError::DatabaseError(kind, info)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The rows each step wrote, from the detail of `statement_rolled_back`'s
+/// error: `N` numbers separated by spaces.
+fn rolled_back_counts<const N: usize>(detail: &str) -> Option<[i64; N]> {
+    let counts: Vec<i64> = detail
+        .split(' ')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    counts.try_into().ok()
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or has been tried
@@ -783,6 +868,20 @@ impl Db {
         self.write_through_pool_as(Door::Statements, f).await
     }
 
+    /// Runs `f` through the door `form` needs: [`Db::write_statements`] for
+    /// the one-statement form, [`Db::write`] for the step-by-step form.
+    pub async fn write_in<T, E, F>(&self, form: Form, f: F) -> Result<T, DbError<E>>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DieselError> + AsRetryable + std::error::Error + Send + 'static,
+    {
+        match form {
+            Form::OneStatement => self.write_statements(f).await,
+            Form::StepByStep => self.write(f).await,
+        }
+    }
+
     /// A write in [`write_tx`] on a pooled connection (PostgreSQL), told to
     /// [`Storage`] as the SQLite writer tells it: an error for lack of room
     /// is answered [`DbError::StorageFull`] and counted; while writes are
@@ -968,6 +1067,18 @@ pub fn health_check_fresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rows_each_step_wrote_are_read_from_a_rolled_back_statements_detail() {
+        assert_eq!(rolled_back_counts::<4>("1 1 0 0"), Some([1, 1, 0, 0]));
+        assert_eq!(
+            rolled_back_counts::<6>("1 0 0 0 0 0"),
+            Some([1, 0, 0, 0, 0, 0])
+        );
+        for detail in ["", "1 1 0", "1 1 0 0 0", "1 x 0 0"] {
+            assert_eq!(rolled_back_counts::<4>(detail), None, "{detail:?}");
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("booking failed")]

@@ -32,6 +32,7 @@ pub enum Arg<'a> {
     Integer(i32),
     Date(NaiveDate),
     Timestamp(NaiveDateTime),
+    NullableTimestamp(Option<NaiveDateTime>),
     Text(&'a str),
     NullableText(Option<&'a str>),
 }
@@ -102,6 +103,9 @@ macro_rules! walk_statement {
                         Arg::Integer(v) => out.push_bind_param::<Integer, _>(v)?,
                         Arg::Date(v) => out.push_bind_param::<Date, _>(v)?,
                         Arg::Timestamp(v) => out.push_bind_param::<Timestamp, _>(v)?,
+                        Arg::NullableTimestamp(v) => {
+                            out.push_bind_param::<Nullable<Timestamp>, _>(v)?
+                        }
                         Arg::Text(v) => out.push_bind_param::<Text, _>(v)?,
                         Arg::NullableText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
                     }

@@ -1,7 +1,7 @@
 //! Handing over a reserved mask (SPEC §3, §4 invariant 3): looking a
 //! reservation up by its pickup code, the rules of whether this pharmacist may
-//! hand it over now ([`judge`], pure), and the one transaction that does it
-//! ([`confirm`]) — decided by a conditional update of the reservation, so that
+//! hand it over now ([`judge`], pure), and the one write that does it
+//! ([`confirm_in`]) — decided by a conditional update of the reservation, so that
 //! two scans of one code hand over once, on any number of app instances.
 //!
 //! A reservation made for a dependant (SPEC §12) is collected by their
@@ -9,17 +9,18 @@
 //! with `proxy_checked` — the pharmacist saw the family documents — which is
 //! recorded with the handover (`proxy_checked_at`).
 
+use std::sync::{Arc, LazyLock};
+
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel::sql_types::Bool;
+use diesel::sql_types::BigInt;
 use serde_json::json;
 
 use crate::audit::{self, Entry};
-use crate::db::schema::{
-    dependants, people, pickup_windows, reservations, stock_ledger, store_days, stores, users,
-};
-use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
+use crate::db::schema::{dependants, people, pickup_windows, reservations, stores, users};
+use crate::db::statement::{Arg, Statement};
+use crate::db::{self, AsRetryable, Db, DbConnection, DbError, Form, Tx, is_retryable};
 use crate::policy::Policy;
 use crate::reservations::rules;
 use crate::reservations::status::ReservationStatus;
@@ -285,6 +286,41 @@ impl AsRetryable for PickupError {
     }
 }
 
+/// What the counter asks of [`confirm_in`].
+#[derive(Debug, Clone, Copy)]
+pub struct Handover<'a> {
+    pub by: i64,
+    pub store_id: i64,
+    pub code: &'a str,
+    pub now: DateTime<Utc>,
+    pub proxy_checked: bool,
+}
+
+/// [`confirm_in`] through the door `form` needs, as the counter's page does:
+/// the one-statement form without an explicit transaction, so that the
+/// window's and store-day's rows are locked for that one statement.
+pub async fn confirm_through(
+    db: &Db,
+    form: Form,
+    handover: Handover<'_>,
+    policy: Arc<Policy>,
+) -> Result<Facts, DbError<PickupError>> {
+    let (code, asked) = (handover.code.to_owned(), handover);
+    let (by, store_id, now, proxy_checked) =
+        (asked.by, asked.store_id, asked.now, asked.proxy_checked);
+    db.write_in(form, move |tx| {
+        let handover = Handover {
+            by,
+            store_id,
+            code: &code,
+            now,
+            proxy_checked,
+        };
+        confirm_in(form, tx, handover, &policy)
+    })
+    .await
+}
+
 /// Hands over the reservation with pickup code `code` at the store
 /// `store_id`, by the pharmacist `by`, at `now`, with the family documents of
 /// a proxy reservation seen or not (`proxy_checked`); answers it as it was.
@@ -292,97 +328,169 @@ impl AsRetryable for PickupError {
 /// window today and not yet closed, not a proxy one unless checked — so of two
 /// confirmations of one code one hands over and the other is told when and by
 /// whom it was.
-pub fn confirm(
+///
+/// The same steps in either form, with the same answers: a table of
+/// scenarios holds every form to them (`tests/api/pickup_conformance.rs`).
+pub fn confirm_in(
+    form: Form,
     tx: &mut Tx<'_>,
-    by: i64,
-    store_id: i64,
-    code: &str,
-    now: DateTime<Utc>,
+    h: Handover<'_>,
     policy: &Policy,
-    proxy_checked: bool,
 ) -> Result<Facts, PickupError> {
-    let intent = Intent::HandOver { proxy_checked };
-    let found = find(tx.conn(), code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
-    judge(&found, store_id, now, policy, intent).map_err(PickupError::Refused)?;
+    let intent = Intent::HandOver {
+        proxy_checked: h.proxy_checked,
+    };
+    let found = find(tx.conn(), h.code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
+    judge(&found, h.store_id, h.now, policy, intent).map_err(PickupError::Refused)?;
 
-    let at = now.naive_utc();
-    let today = rules::today(policy, now);
-    let open_since = rules::earliest_open_end(policy.pickup_grace_minutes, now);
-    // The reservation's own window, if it is still open for pickup: looked up
-    // by its key, not by scanning every window of the day in the country.
-    let open_windows = pickup_windows::table
-        .filter(pickup_windows::id.eq(found.window_id))
-        .filter(pickup_windows::day.eq(today))
-        .filter(pickup_windows::ends_at.ge(open_since))
-        .select(pickup_windows::id);
-    let handed = diesel::update(
-        reservations::table
-            .filter(reservations::id.eq(found.id))
-            .filter(reservations::status.eq(ReservationStatus::Active))
-            .filter(reservations::store_id.eq(store_id))
-            .filter(reservations::window_id.eq_any(open_windows))
-            .filter(
-                reservations::dependant_id
-                    .is_null()
-                    .or(proxy_checked.into_sql::<Bool>()),
-            ),
-    )
-    .set((
-        reservations::status.eq(ReservationStatus::PickedUp),
-        reservations::picked_up_at.eq(at),
-        reservations::picked_up_by.eq(by),
-        reservations::updated_at.eq(at),
+    let at = h.now.naive_utc();
+    let args = vec![
+        Arg::Timestamp(at),
+        Arg::BigInt(h.by),
         // The tick, kept only where it means something (a CHECK holds it so).
-        reservations::proxy_checked_at.eq(found.proxy.as_ref().map(|_| at)),
-    ))
-    .execute(tx.conn())?;
-    if handed != 1 {
+        Arg::NullableTimestamp(found.proxy.as_ref().map(|_| at)),
+        Arg::BigInt(found.id),
+        Arg::BigInt(h.store_id),
+        Arg::BigInt(found.window_id),
+        Arg::Date(rules::today(policy, h.now)),
+        Arg::Timestamp(rules::earliest_open_end(policy.pickup_grace_minutes, h.now)),
+        Arg::Integer(i32::from(h.proxy_checked)),
+        Arg::Integer(found.quantity),
+        Arg::BigInt(found.store_day_id),
+    ];
+    let steps = match form {
+        Form::StepByStep => HandedSteps::each(tx, &args)?,
+        Form::OneStatement => HandedSteps::in_one(tx, args)?,
+    };
+    if steps.handed != 1 {
         // Someone else changed it since the read: say what it is now.
-        let now_is = find(tx.conn(), code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
-        return Err(match judge(&now_is, store_id, now, policy, intent) {
+        let now_is = find(tx.conn(), h.code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
+        return Err(match judge(&now_is, h.store_id, h.now, policy, intent) {
             Err(refusal) => PickupError::Refused(refusal),
             Ok(()) => PickupError::Inconsistent(found.id),
         });
     }
-
-    let q = found.quantity;
-    let window = diesel::update(
-        pickup_windows::table
-            .filter(pickup_windows::id.eq(found.window_id))
-            .filter(pickup_windows::reserved.ge(q)),
-    )
-    .set((
-        pickup_windows::reserved.eq(pickup_windows::reserved - q),
-        pickup_windows::picked_up.eq(pickup_windows::picked_up + q),
-    ))
-    .execute(tx.conn())?;
-    let day = diesel::update(
-        store_days::table
-            .filter(store_days::id.eq(found.store_day_id))
-            .filter(store_days::reserved.ge(q)),
-    )
-    .set((
-        store_days::reserved.eq(store_days::reserved - q),
-        store_days::picked_up.eq(store_days::picked_up + q),
-        store_days::stock_changed_at.eq(at),
-    ))
-    .execute(tx.conn())?;
-    if window != 1 || day != 1 {
+    if steps.win != 1 || steps.day != 1 || steps.ledger != 1 {
         return Err(PickupError::Inconsistent(found.id));
     }
-    diesel::insert_into(stock_ledger::table)
-        .values((
-            stock_ledger::store_day_id.eq(found.store_day_id),
-            stock_ledger::window_id.eq(found.window_id),
-            stock_ledger::reservation_id.eq(found.id),
-            stock_ledger::kind.eq("pickup"),
-            stock_ledger::reserved_delta.eq(-q),
-            stock_ledger::picked_up_delta.eq(q),
-            stock_ledger::actor_user_id.eq(by),
-            stock_ledger::created_at.eq(at),
-        ))
-        .execute(tx.conn())?;
     Ok(found)
+}
+
+/// The reservation's conditional handover, the first step of both forms:
+/// `$1` now, `$2` the pharmacist, `$3` the tick's time (null for one's own
+/// reservation), `$4` the reservation, `$5` the store, `$6` its window, `$7`
+/// today, `$8` the earliest end of a window still open for pickup, `$9` 1 if
+/// the family documents were seen. Its own window, if still open for pickup,
+/// is looked up by its key, not by scanning every window of the day in the
+/// country.
+static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE reservations SET status = '{picked_up}', picked_up_at = $1, picked_up_by = $2, \
+             updated_at = $1, proxy_checked_at = $3 \
+         WHERE id = $4 AND status = '{active}' AND store_id = $5 \
+           AND window_id IN (SELECT id FROM pickup_windows \
+                             WHERE id = $6 AND day = $7 AND ends_at >= $8) \
+           AND (dependant_id IS NULL OR $9 = 1)",
+        picked_up = ReservationStatus::PickedUp.as_str(),
+        active = ReservationStatus::Active.as_str(),
+    )
+});
+
+/// The window gives up `$10` reserved places to picked up ones: `$6` the
+/// window. The reservation took them, so they must be there.
+const WINDOW_GIVE_SQL: &str = "UPDATE pickup_windows \
+     SET reserved = reserved - $10, picked_up = picked_up + $10 \
+     WHERE id = $6 AND reserved >= $10";
+
+/// The same on the store-day `$11`, whose stock changed at `$1`.
+const DAY_GIVE_SQL: &str = "UPDATE store_days \
+     SET reserved = reserved - $10, picked_up = picked_up + $10, stock_changed_at = $1 \
+     WHERE id = $11 AND reserved >= $10";
+
+/// The ledger's row of a pickup (invariant 4).
+const LEDGER_SQL: &str = "INSERT INTO stock_ledger (store_day_id, window_id, reservation_id, \
+         kind, reserved_delta, picked_up_delta, actor_user_id, created_at) \
+     SELECT $11, $6, $4, 'pickup', -$10, $10, $2, $1";
+
+/// The handover's writes as one statement (PostgreSQL's form), each step
+/// reading the row of the one before it; a step after the handover that
+/// writes nothing undoes the whole statement (`statement_rolled_back`).
+static HAND_OVER_IN_ONE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH handed AS ({hand_over} RETURNING 1), \
+         win AS ({window_give} AND EXISTS (SELECT 1 FROM handed) RETURNING 1), \
+         day AS ({day_give} AND EXISTS (SELECT 1 FROM win) RETURNING 1), \
+         ledger AS ({ledger} FROM day RETURNING 1) \
+         SELECT * FROM ( \
+             SELECT (SELECT count(*) FROM handed) AS handed, \
+                    (SELECT count(*) FROM win) AS win, \
+                    (SELECT count(*) FROM day) AS day, \
+                    (SELECT count(*) FROM ledger) AS ledger) AS steps \
+         WHERE CASE WHEN handed = 1 AND win + day + ledger < 3 \
+                    THEN statement_rolled_back('{PICKUP_STATEMENT}', \
+                         ARRAY[handed, win, day, ledger]) \
+                    ELSE true END",
+        hand_over = HAND_OVER_SQL.as_str(),
+        window_give = WINDOW_GIVE_SQL,
+        day_give = DAY_GIVE_SQL,
+        ledger = LEDGER_SQL,
+    )
+});
+
+/// The name the one statement gives `statement_rolled_back`.
+const PICKUP_STATEMENT: &str = "pickup";
+
+/// Rows written by each step of a handover.
+#[derive(Debug, QueryableByName)]
+struct HandedSteps {
+    #[diesel(sql_type = BigInt)]
+    handed: i64,
+    #[diesel(sql_type = BigInt)]
+    win: i64,
+    #[diesel(sql_type = BigInt)]
+    day: i64,
+    #[diesel(sql_type = BigInt)]
+    ledger: i64,
+}
+
+impl HandedSteps {
+    /// A statement per step, each only if the one before it wrote its row.
+    fn each(tx: &mut Tx<'_>, args: &[Arg<'_>]) -> QueryResult<HandedSteps> {
+        let mut steps = HandedSteps {
+            handed: 0,
+            win: 0,
+            day: 0,
+            ledger: 0,
+        };
+        let mut run = |sql: &'static str| Statement::new(sql, args.to_vec()).run(tx.conn());
+        steps.handed = run(HAND_OVER_SQL.as_str())? as i64;
+        if steps.handed == 1 {
+            steps.win = run(WINDOW_GIVE_SQL)? as i64;
+        }
+        if steps.win == 1 {
+            steps.day = run(DAY_GIVE_SQL)? as i64;
+        }
+        if steps.day == 1 {
+            steps.ledger = run(LEDGER_SQL)? as i64;
+        }
+        Ok(steps)
+    }
+
+    /// The steps in one statement (PostgreSQL).
+    fn in_one(tx: &mut Tx<'_>, args: Vec<Arg<'_>>) -> QueryResult<HandedSteps> {
+        let counts = db::rolled_back_steps(tx, PICKUP_STATEMENT, |c| {
+            Statement::new(HAND_OVER_IN_ONE_SQL.as_str(), args).get_result::<HandedSteps>(c)
+        })?;
+        Ok(match counts {
+            Ok(steps) => steps,
+            Err([handed, win, day, ledger]) => HandedSteps {
+                handed,
+                win,
+                day,
+                ledger,
+            },
+        })
+    }
 }
 
 /// The audit log's `action` of a look-up by national ID at the pickup counter.

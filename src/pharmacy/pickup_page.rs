@@ -34,9 +34,9 @@ use chrono_tz::Tz;
 
 use crate::accounts::email::mask_name;
 use crate::accounts::national_id::NationalId;
-use crate::db::DbError;
+use crate::db::{DbError, Form};
 use crate::dependants::rules::proxy_line;
-use crate::pharmacy::pickup::{self, Facts, Intent, PickupError, Refusal};
+use crate::pharmacy::pickup::{self, Facts, Handover, Intent, PickupError, Refusal};
 use crate::pharmacy::walk_in;
 use crate::policy::Policy;
 use crate::rate_limit::Decision;
@@ -318,14 +318,15 @@ pub async fn post(
             .await?;
     let mut answer = Answer::empty();
     let result = if confirm {
-        let (for_tx, policy_tx) = (code.clone(), policy.clone());
-        match state
-            .db
-            .write(move |tx| {
-                pickup::confirm(tx, by, store_id, &for_tx, now, &policy_tx, proxy_checked)
-            })
-            .await
-        {
+        let handover = Handover {
+            by,
+            store_id,
+            code: &code,
+            now,
+            proxy_checked,
+        };
+        let form = Form::of(state.db.backend());
+        match pickup::confirm_through(&state.db, form, handover, policy.clone()).await {
             Ok(facts) => {
                 answer.handed = Some(Shown::new(&facts, &page, tz, now));
                 Ok(())

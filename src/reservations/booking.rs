@@ -32,7 +32,7 @@ use diesel::result::Error as DieselError;
 use crate::accounts::SessionClaim;
 use crate::db::schema::{people, pickup_windows, reservations, stock_ledger, stores, users};
 use crate::db::statement::{Arg, Statement};
-use crate::db::{self, AsRetryable, Backend, Db, DbError, LockMode, Locked, Tx, is_retryable};
+use crate::db::{self, AsRetryable, Db, DbError, LockMode, Locked, Tx, is_retryable};
 use crate::dependants::queries::{Current, current_one};
 use crate::dependants::rules::proxy_line;
 use crate::i18n::Tr;
@@ -46,6 +46,7 @@ use crate::reservations::status::ReservationStatus;
 use crate::stock;
 
 mod pg;
+pub use crate::db::Form;
 pub use pg::RESERVATION_ID_SEQUENCE;
 
 /// A reservation asked for.
@@ -281,39 +282,10 @@ pub async fn book_through(
     t: Tr,
     base_url: String,
 ) -> Result<Booked, DbError<BookError>> {
-    let work = move |tx: &mut Tx<'_>| book_in(form, tx, &req, &policy, &t, &base_url);
-    match form {
-        Form::OneStatement => db.write_statements(work).await,
-        Form::StepByStep => db.write(work).await,
-    }
-}
-
-/// The two forms of the booking: the same steps and the same answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
-    /// A statement per step: SQLite's form, and valid on PostgreSQL too.
-    StepByStep,
-    /// The reads in one statement and the writes in another: PostgreSQL's.
-    OneStatement,
-}
-
-impl Form {
-    /// The form `backend` books in.
-    pub fn of(backend: Backend) -> Form {
-        match backend {
-            Backend::Postgres => Form::OneStatement,
-            Backend::Sqlite => Form::StepByStep,
-        }
-    }
-
-    /// The forms that run on `backend`: every one of them must pass the
-    /// booking scenarios there.
-    pub fn on(backend: Backend) -> &'static [Form] {
-        match backend {
-            Backend::Sqlite => &[Form::StepByStep],
-            Backend::Postgres => &[Form::StepByStep, Form::OneStatement],
-        }
-    }
+    db.write_in(form, move |tx| {
+        book_in(form, tx, &req, &policy, &t, &base_url)
+    })
+    .await
 }
 
 /// [`book`] in the form asked for, whatever the backend's own: for the table

@@ -44,6 +44,7 @@ mod pages;
 mod pharmacy_pages;
 mod pharmacy_pickup;
 mod pharmacy_walk_in;
+mod pickup_conformance;
 mod public_pages;
 mod quota;
 mod rate_limit;

@@ -17,7 +17,6 @@
 use std::sync::LazyLock;
 
 use chrono::{NaiveDate, NaiveDateTime, Utc};
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Bool, Date, Nullable, Text, Timestamp};
@@ -27,7 +26,7 @@ use super::{
     MAIL_KIND, Request, TakeArgs, Taken, WINDOW_TAKE_SQL, Window, check, refusal, replay, settle,
 };
 use crate::db::statement::{Arg, Statement};
-use crate::db::{DbConnection, Tx};
+use crate::db::{self, DbConnection, Tx};
 use crate::dependants::queries::Current;
 use crate::i18n::Tr;
 use crate::mail::outbox;
@@ -217,7 +216,7 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
                     (SELECT count(*) FROM ledger) AS ledger, \
                     (SELECT count(*) FROM mail) AS mail) AS steps \
          WHERE CASE WHEN taken = 1 AND win + store_day + booked + ledger + mail < 5 \
-                    THEN statement_rolled_back('booking', \
+                    THEN statement_rolled_back('{BOOKING_STATEMENT}', \
                          ARRAY[taken, win, store_day, booked, ledger, mail]) \
                     ELSE true END",
         take = quota::TAKE_SQL,
@@ -244,55 +243,27 @@ struct Steps {
     mail: i64,
 }
 
-/// The message of the error [`BOOK_SQL`] ends with when a step after the
-/// quota's take wrote nothing (the function `statement_rolled_back`, created
-/// by a migration): the whole statement is undone, and the error's detail
-/// holds the rows each step wrote.
-const ROLLED_BACK: &str = "booking rolled back";
+/// The name [`BOOK_SQL`] gives `statement_rolled_back`.
+const BOOKING_STATEMENT: &str = "booking";
 
 impl Steps {
-    /// Runs [`BOOK_SQL`] with `args`. Without a transaction around it (the
-    /// booking's door on PostgreSQL, `Db::write_statements`) the statement is
-    /// a transaction of its own, and its rows are locked for that statement
-    /// only. Inside one (a batch, a test holding it open) it runs in a
-    /// savepoint, so that a statement the database undid leaves the
-    /// transaction usable for the refusal's reads.
-    fn written_by(conn: &mut PgConnection, args: Vec<Arg<'_>>) -> QueryResult<Steps> {
-        let run = |c: &mut PgConnection| Statement::new(BOOK_SQL.as_str(), args).get_result(c);
-        let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(conn)
-            .transaction_depth()?
-            .is_some();
-        let result = if in_transaction {
-            conn.transaction(run)
-        } else {
-            run(conn)
-        };
-        match result {
-            Err(DieselError::DatabaseError(kind, info)) if info.message() == ROLLED_BACK => {
-                Steps::parse(info.details().unwrap_or_default())
-                    .ok_or_else(|| DieselError::DatabaseError(kind, info))
-            }
-            other => other,
-        }
-    }
-
-    /// The rows each step wrote, from the detail of [`ROLLED_BACK`]: six
-    /// numbers in the steps' order.
-    fn parse(detail: &str) -> Option<Steps> {
-        let counts: Vec<i64> = detail
-            .split(' ')
-            .map(|n| n.parse().ok())
-            .collect::<Option<_>>()?;
-        let [taken, win, store_day, booked, ledger, mail] = counts[..] else {
-            return None;
-        };
-        Some(Steps {
-            taken,
-            win,
-            store_day,
-            booked,
-            ledger,
-            mail,
+    /// Runs [`BOOK_SQL`] with `args` (see [`db::rolled_back_steps`]): a
+    /// transaction of its own on the booking's door, so that its rows are
+    /// locked for that statement only.
+    fn written_by(tx: &mut Tx<'_>, args: Vec<Arg<'_>>) -> QueryResult<Steps> {
+        let counts = db::rolled_back_steps(tx, BOOKING_STATEMENT, |c| {
+            Statement::new(BOOK_SQL.as_str(), args).get_result::<Steps>(c)
+        })?;
+        Ok(match counts {
+            Ok(steps) => steps,
+            Err([taken, win, store_day, booked, ledger, mail]) => Steps {
+                taken,
+                win,
+                store_day,
+                booked,
+                ledger,
+                mail,
+            },
         })
     }
 }
@@ -365,7 +336,7 @@ pub(super) fn book(
         &pickup_code,
     );
     let steps = Steps::written_by(
-        pg(tx)?,
+        tx,
         [
             takes.args(),
             vec![
@@ -422,23 +393,5 @@ fn pg<'t>(tx: &'t mut Tx<'_>) -> Result<&'t mut PgConnection, BookError> {
         DbConnection::Sqlite(_) => Err(BookError::Db(DieselError::QueryBuilderError(
             "PostgreSQL booking on an SQLite connection".into(),
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Steps;
-
-    #[test]
-    fn the_rows_each_step_wrote_are_read_from_the_rolled_back_detail() {
-        let steps = Steps::parse("1 1 0 0 0 0").unwrap();
-        assert_eq!(
-            (steps.taken, steps.win, steps.store_day, steps.booked),
-            (1, 1, 0, 0)
-        );
-        assert_eq!((steps.ledger, steps.mail), (0, 0));
-        for detail in ["", "1 1 0", "1 1 0 0 0 0 0", "1 x 0 0 0 0"] {
-            assert!(Steps::parse(detail).is_none(), "{detail:?}");
-        }
     }
 }
