@@ -287,11 +287,12 @@ impl AsRetryable for PickupError {
 }
 
 /// What the counter asks of [`confirm_in`].
-#[derive(Debug, Clone, Copy)]
-pub struct Handover<'a> {
+#[derive(Debug, Clone)]
+pub struct Handover {
     pub by: i64,
     pub store_id: i64,
-    pub code: &'a str,
+    /// The pickup code, normalised.
+    pub code: String,
     pub now: DateTime<Utc>,
     pub proxy_checked: bool,
 }
@@ -302,23 +303,11 @@ pub struct Handover<'a> {
 pub async fn confirm_through(
     db: &Db,
     form: Form,
-    handover: Handover<'_>,
+    handover: Handover,
     policy: Arc<Policy>,
 ) -> Result<Facts, DbError<PickupError>> {
-    let (code, asked) = (handover.code.to_owned(), handover);
-    let (by, store_id, now, proxy_checked) =
-        (asked.by, asked.store_id, asked.now, asked.proxy_checked);
-    db.write_in(form, move |tx| {
-        let handover = Handover {
-            by,
-            store_id,
-            code: &code,
-            now,
-            proxy_checked,
-        };
-        confirm_in(form, tx, handover, &policy)
-    })
-    .await
+    db.write_in(form, move |tx| confirm_in(form, tx, &handover, &policy))
+        .await
 }
 
 /// Hands over the reservation with pickup code `code` at the store
@@ -334,13 +323,13 @@ pub async fn confirm_through(
 pub fn confirm_in(
     form: Form,
     tx: &mut Tx<'_>,
-    h: Handover<'_>,
+    h: &Handover,
     policy: &Policy,
 ) -> Result<Facts, PickupError> {
     let intent = Intent::HandOver {
         proxy_checked: h.proxy_checked,
     };
-    let found = find(tx.conn(), h.code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
+    let found = find(tx.conn(), &h.code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
     judge(&found, h.store_id, h.now, policy, intent).map_err(PickupError::Refused)?;
 
     let at = h.now.naive_utc();
@@ -364,7 +353,7 @@ pub fn confirm_in(
     };
     if steps.handed != 1 {
         // Someone else changed it since the read: say what it is now.
-        let now_is = find(tx.conn(), h.code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
+        let now_is = find(tx.conn(), &h.code)?.ok_or(PickupError::Refused(Refusal::UnknownCode))?;
         return Err(match judge(&now_is, h.store_id, h.now, policy, intent) {
             Err(refusal) => PickupError::Refused(refusal),
             Ok(()) => PickupError::Inconsistent(found.id),

@@ -321,7 +321,7 @@ pub async fn post(
         let handover = Handover {
             by,
             store_id,
-            code: &code,
+            code: code.clone(),
             now,
             proxy_checked,
         };

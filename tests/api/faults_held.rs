@@ -43,7 +43,9 @@ use tokio::sync::Notify;
 
 use crate::common::proxy::DbProxy;
 use crate::common::server::{Binary, Server};
-use crate::common::{SmtpSink, TestDatabase, Visitor, eventually, extract_csrf, fixtures};
+use crate::common::{
+    SmtpSink, TestDatabase, Visitor, assert_window_went_to, eventually, extract_csrf, fixtures,
+};
 
 /// A database ready for a rush: verified citizens, tomorrow's supply at a
 /// few stores (more than the crowd can take), and the key the server seals
@@ -835,21 +837,8 @@ async fn two_instances_racing_for_ten_places_take_exactly_ten_and_refuse_the_res
         );
     }
     let mut conn = database.connect();
-    let (reserved, capacity): (i32, i32) = pickup_windows::table
-        .find(window)
-        .select((pickup_windows::reserved, pickup_windows::capacity))
-        .first(&mut conn)
-        .unwrap();
-    assert_eq!((reserved, capacity), (10, 10));
-    let holders: HashSet<i64> = reservations::table
-        .filter(reservations::window_id.eq(window))
-        .select(reservations::user_id)
-        .load::<i64>(&mut conn)
-        .unwrap()
-        .into_iter()
-        .collect();
     let winners: HashSet<i64> = booked.iter().map(|&i| bookers[i].user_id).collect();
-    assert_eq!(holders, winners);
+    assert_window_went_to(&mut conn, window, 10, &winners);
     verify_clean(&binary);
     eprintln!(
         "two instances on {:?}: {CITIZENS} citizens, 10 places: {} booked ({} through the \

@@ -25,7 +25,7 @@ use diesel::prelude::*;
 use futures_util::future::join_all;
 use mask_reservation::accounts::Role;
 use mask_reservation::config::{Config, ConfigArgs, SecretKey, TrustedProxies};
-use mask_reservation::db::schema::{pickup_windows, rate_limits, reservations};
+use mask_reservation::db::schema::rate_limits;
 use mask_reservation::db::{Db, PoolOptions};
 use mask_reservation::state::Keys;
 use mask_reservation::web::session::SessionUser;
@@ -38,8 +38,8 @@ use crate::common::db::postgres_server;
 use crate::common::nginx::Nginx;
 use crate::common::server::{Binary, Server};
 use crate::common::{
-    TestDatabase, Visitor, assert_invariants, eventually, extract_csrf, fixtures, repo_path,
-    retry_after,
+    TestDatabase, Visitor, assert_invariants, assert_window_went_to, eventually, extract_csrf,
+    fixtures, repo_path, retry_after,
 };
 
 /// Two instances and nginx in front, on a database prepared with citizens
@@ -566,21 +566,8 @@ async fn a_rush_for_ten_places_through_nginx_books_ten_across_both_instances() {
     );
 
     let mut conn = f.db.get().unwrap();
-    let (reserved, capacity): (i32, i32) = pickup_windows::table
-        .find(window)
-        .select((pickup_windows::reserved, pickup_windows::capacity))
-        .first(&mut conn)
-        .unwrap();
-    assert_eq!((reserved, capacity), (10, 10));
-    let holders: HashSet<i64> = reservations::table
-        .filter(reservations::window_id.eq(window))
-        .select(reservations::user_id)
-        .load::<i64>(&mut conn)
-        .unwrap()
-        .into_iter()
-        .collect();
     let winners: HashSet<i64> = booked.iter().map(|&i| f.prepared.citizens[i].id).collect();
-    assert_eq!(holders, winners);
+    assert_window_went_to(&mut conn, window, 10, &winners);
     drop(conn);
     assert_invariants(&f.db);
 }

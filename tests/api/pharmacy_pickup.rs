@@ -174,7 +174,7 @@ fn status_of(db: &Db, id: i64) -> (String, Option<NaiveDateTime>, Option<i64>) {
 }
 
 /// (window reserved, window picked up, day reserved, day picked up).
-fn counters(db: &Db, window: i64) -> (i32, i32, i32, i32) {
+pub fn counters(db: &Db, window: i64) -> (i32, i32, i32, i32) {
     let mut conn = db.get().unwrap();
     pickup_windows::table
         .inner_join(store_days::table)

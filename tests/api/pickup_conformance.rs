@@ -18,7 +18,7 @@ use mask_reservation::pharmacy::pickup::{self, Facts, Handover, PickupError, Ref
 use mask_reservation::policy::Policy;
 
 use crate::common::{assert_invariants, fixtures};
-use crate::pharmacy_pickup::{Counter, OTHER_STORE, book, citizen, counter};
+use crate::pharmacy_pickup::{Counter, OTHER_STORE, book, citizen, counter, counters};
 use crate::reservations::tuesday;
 
 /// The handover scenarios. Every form must answer each as described at its
@@ -79,7 +79,7 @@ async fn confirm(c: &Counter, form: Form, code: &str) -> Result<Facts, PickupErr
     let handover = Handover {
         by: c.pharmacist_id,
         store_id: c.store,
-        code,
+        code: code.to_owned(),
         now: c.app.state.clock.now(),
         proxy_checked: false,
     };
@@ -106,7 +106,7 @@ async fn play(c: &Counter, form: Form, scenario: Scenario) {
     match scenario {
         Scenario::TenAtOnce => {
             let (id, code) = book(app, &kim, c.windows[0], 2).await;
-            let before = counters(c, c.windows[0]);
+            let before = counters(&c.app.db, c.windows[0]);
             let answers = join_all((0..10).map(|_| confirm(c, form, &code))).await;
             let handed: Vec<_> = answers.iter().filter(|a| a.is_ok()).collect();
             assert_eq!(handed.len(), 1, "{form:?}: {answers:?}");
@@ -121,7 +121,7 @@ async fn play(c: &Counter, form: Form, scenario: Scenario) {
             }
             let (w_res, w_up, d_res, d_up) = before;
             assert_eq!(
-                counters(c, c.windows[0]),
+                counters(&c.app.db, c.windows[0]),
                 (w_res - 2, w_up + 2, d_res - 2, d_up + 2),
                 "{form:?}"
             );
@@ -171,7 +171,7 @@ async fn play(c: &Counter, form: Form, scenario: Scenario) {
                     .execute(&mut app.db.get().unwrap())
                     .unwrap();
             };
-            let (reserved, ..) = counters(c, c.windows[0]);
+            let (reserved, ..) = counters(&c.app.db, c.windows[0]);
             fake_reserved(1);
             let before = written(c);
             match confirm(c, form, &code).await {
@@ -218,22 +218,6 @@ fn written(c: &Counter) -> Written {
             .unwrap(),
         ledger: stock_ledger::table.count().get_result(&mut conn).unwrap(),
     }
-}
-
-/// (window reserved, window picked up, day reserved, day picked up).
-fn counters(c: &Counter, window: i64) -> (i32, i32, i32, i32) {
-    let mut conn = c.app.db.get().unwrap();
-    pickup_windows::table
-        .inner_join(store_days::table)
-        .filter(pickup_windows::id.eq(window))
-        .select((
-            pickup_windows::reserved,
-            pickup_windows::picked_up,
-            store_days::reserved,
-            store_days::picked_up,
-        ))
-        .first(&mut conn)
-        .unwrap()
 }
 
 fn pickups_in_ledger(c: &Counter, reservation: i64) -> i64 {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use mask_reservation::app::{Application, Overrides, open_db};
 use mask_reservation::clock::Clock;
 use mask_reservation::config::{AppEnv, Config, MailTransport, SecretKey};
-use mask_reservation::db::{Backend, Db};
+use mask_reservation::db::{Backend, Db, DbConnection};
 use mask_reservation::rate_limit::{Limit, RateLimits};
 use mask_reservation::state::AppState;
 use reqwest::redirect::Policy;
@@ -417,6 +417,33 @@ pub fn assert_invariants(db: &Db) {
     let mut conn = db.get().unwrap();
     let findings = mask_reservation::verify::run(&mut conn).unwrap();
     assert!(findings.is_empty(), "invariants violated: {findings:?}");
+}
+
+/// A race for the `places` of `window` ended as its answers said: the window
+/// is full, and its reservations are those of exactly the `winners` (user
+/// ids) told they had booked.
+pub fn assert_window_went_to(
+    conn: &mut DbConnection,
+    window: i64,
+    places: i32,
+    winners: &std::collections::HashSet<i64>,
+) {
+    use diesel::prelude::*;
+    use mask_reservation::db::schema::{pickup_windows, reservations};
+    let (reserved, capacity): (i32, i32) = pickup_windows::table
+        .find(window)
+        .select((pickup_windows::reserved, pickup_windows::capacity))
+        .first(conn)
+        .unwrap();
+    assert_eq!((reserved, capacity), (places, places));
+    let holders: std::collections::HashSet<i64> = reservations::table
+        .filter(reservations::window_id.eq(window))
+        .select(reservations::user_id)
+        .load::<i64>(conn)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(&holders, winners);
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {
