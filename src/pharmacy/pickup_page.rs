@@ -230,11 +230,26 @@ async fn pickup_page(
     answer: Answer,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
+    let confirm_on_scan = confirm_on_scan(state, pharmacist).await?;
+    pickup_page_as(page, answer, status, confirm_on_scan)
+}
+
+/// The pharmacist's "confirm on scan" preference.
+async fn confirm_on_scan(state: &AppState, pharmacist: &Pharmacist) -> Result<bool, AppError> {
     let user_id = pharmacist.user.id;
-    let confirm_on_scan = state
+    Ok(state
         .db
         .run(move |conn| pickup::confirm_on_scan(conn, user_id))
-        .await?;
+        .await?)
+}
+
+/// The counter page, its "confirm on scan" preference already read.
+fn pickup_page_as(
+    page: PageCtx,
+    answer: Answer,
+    status: StatusCode,
+    confirm_on_scan: bool,
+) -> Result<HttpResponse, AppError> {
     render(
         &PickupPage {
             page,
@@ -311,11 +326,9 @@ pub async fn post(
     let (by, store_id) = (pharmacist.user.id, pharmacist.store_id);
     let asked = form.get("confirm") == "1";
     let proxy_checked = form.get("proxy_checked") == "1";
-    let confirm = asked
-        || state
-            .db
-            .run(move |conn| pickup::confirm_on_scan(conn, by))
-            .await?;
+    // Read once: it decides whether a scan hands over, and the page shows it.
+    let on_scan = confirm_on_scan(&state, &pharmacist).await?;
+    let confirm = asked || on_scan;
     let mut answer = Answer::empty();
     let result = if confirm {
         let handover = Handover {
@@ -363,7 +376,7 @@ pub async fn post(
             status
         }
     };
-    pickup_page(&state, &pharmacist, page, answer, status).await
+    pickup_page_as(page, answer, status, on_scan)
 }
 
 /// A post of `national_id` instead of `code`: that person's reservations to

@@ -24,9 +24,10 @@ pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> String {
 /// Counts one hit on `bucket` now.
 pub async fn hit(state: &AppState, bucket: String, limit: Limit) -> Result<Decision, AppError> {
     let now = state.clock.now();
+    // One self-contained statement: no transaction around it on PostgreSQL.
     Ok(state
         .db
-        .write(move |tx| rate_limit::hit(tx, &bucket, limit, now))
+        .write_statements(move |tx| rate_limit::hit(tx, &bucket, limit, now))
         .await?)
 }
 
