@@ -4,10 +4,18 @@
 //! and for a citizen.
 
 use crate::common::fixtures;
-use crate::common::{TestApp, spawn_app};
+use crate::common::{Spawn, TestApp, spawn_app, spawn_app_with};
+use crate::reservations::{seoul, tuesday};
 use mask_reservation::accounts::Role;
 
 /// Allocates `supply` to `store_id` for today in the service zone.
+/// The app at 08:00 on a Tuesday, before any window of the day has started:
+/// what a page counts as bookable or left for walk-ins depends on the hour,
+/// never the hour the test runs at.
+async fn morning_app() -> TestApp {
+    spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await
+}
+
 fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
     let today = app.today();
     fixtures::supply(&app.db, store_id, today, supply);
@@ -26,7 +34,7 @@ fn attr_values(html: &str, attr: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_pharmacist_sees_todays_windows_and_walk_in_stock_of_their_own_store_only() {
-    let app = spawn_app().await;
+    let app = morning_app().await;
     let mine = fixtures::store(&app.db, "11800001", "중앙약국");
     let other = fixtures::busan_store(&app.db);
     allocate_today(&app, mine, 301);
@@ -65,7 +73,7 @@ async fn a_pharmacist_whose_store_has_no_supply_today_is_told_so() {
 
 #[tokio::test]
 async fn the_admin_dashboard_totals_today_by_region_and_nationally() {
-    let app = spawn_app().await;
+    let app = morning_app().await;
     let seoul_a = fixtures::store(&app.db, "11800001", "중앙약국");
     let seoul_b = fixtures::store(&app.db, "11800002", "시청약국");
     let busan = fixtures::busan_store(&app.db);
