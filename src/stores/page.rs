@@ -14,12 +14,12 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Date, Integer, Nullable, Text, Timestamp};
 use serde::Deserialize;
 
 use crate::accounts::Role;
 use crate::db::DbConnection;
-use crate::db::schema::{people, pickup_windows, quota_usage, store_days, stores, users};
-use crate::dependants::queries::{Dependant, with_quota};
+use crate::db::statement::{Arg, Statement};
 use crate::i18n::Tr;
 use crate::policy::{Policy, Rotation, rotation_weekday};
 use crate::reservations::quota_view::{self, QuotaLine};
@@ -62,9 +62,8 @@ enum Viewer {
     },
 }
 
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 struct StoreRow {
-    id: i64,
     name: String,
     addr: String,
     store_type: String,
@@ -72,7 +71,7 @@ struct StoreRow {
     suspended: bool,
 }
 
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 struct WindowRow {
     id: i64,
     day: NaiveDate,
@@ -93,7 +92,17 @@ impl WindowRow {
     }
 }
 
-struct Loaded {
+/// A current dependant of the citizen, as the reserve form offers them.
+#[derive(Debug, Clone)]
+struct PageDependant {
+    /// The link's id: what the form's `person` field names.
+    id: i64,
+    name: String,
+    birth_date: NaiveDate,
+}
+
+/// What the store page read, as [`load`] found it.
+pub struct Loaded {
     store: StoreRow,
     /// Today's counters; `None` without supply today.
     today: Option<StockDay>,
@@ -101,16 +110,158 @@ struct Loaded {
     viewer: Viewer,
     /// Masks used per period start, for a citizen.
     used: HashMap<NaiveDate, i32>,
-    /// A citizen's dependants, with what each has left per period.
-    dependants: Vec<(Dependant, Vec<PeriodLeft>)>,
+    /// A citizen's dependants, in the order they were added, with what each
+    /// has left per period.
+    dependants: Vec<(PageDependant, Vec<PeriodLeft>)>,
 }
 
-/// The page's reads, three statements on the connection: the store with
-/// today's stock, its windows over the horizon, and — for a logged-in
-/// visitor — the account with what it used of the quota in the periods those
-/// windows fall in; for a citizen, a fourth for their dependants, and for
-/// each of them what they used.
-fn load(
+/// Everything the page reads, in one statement: a row of each kind the
+/// `kind` column names, the columns of the other kinds null.
+///
+/// - `store`: the store (`$1` its code) with today's (`$2`) counters, null
+///   without supply today;
+/// - `window`: each of its windows from today to the last bookable day (`$3`);
+/// - `account`: the visitor's account (`$6`, null for nobody), once per
+///   period from `$4` to `$5` its person used some quota in (or once, with
+///   no period);
+/// - `dependant`: each current dependant of that account, in the same way.
+///
+/// Its arms stand side by side so that each is planned with its own index;
+/// the `CAST`s give every column one type across them, as PostgreSQL asks.
+const LOAD_SQL: &str = "\
+SELECT 'store' AS kind, s.id AS id, s.name AS name, s.addr AS addr, \
+       s.store_type AS store_type, s.phone AS phone, s.suspended AS suspended, \
+       d.supply AS supply, d.walk_in AS walk_in, CAST(NULL AS INTEGER) AS capacity, \
+       d.reserved AS reserved, d.picked_up AS picked_up, \
+       CAST(NULL AS DATE) AS day, CAST(NULL AS TIMESTAMP) AS starts_at, \
+       CAST(NULL AS TIMESTAMP) AS ends_at, \
+       CAST(NULL AS TEXT) AS role, CAST(NULL AS BOOLEAN) AS verified, \
+       CAST(NULL AS BOOLEAN) AS disabled, CAST(NULL AS BIGINT) AS person_id, \
+       CAST(NULL AS DATE) AS birth_date, CAST(NULL AS DATE) AS period_start, \
+       CAST(NULL AS INTEGER) AS used, CAST(NULL AS TIMESTAMP) AS added_at \
+FROM stores s LEFT JOIN store_days d ON d.store_id = s.id AND d.day = $2 \
+WHERE s.code = $1 \
+UNION ALL \
+SELECT 'window', w.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, w.capacity, \
+       w.reserved, w.picked_up, w.day, w.starts_at, w.ends_at, \
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+FROM stores s JOIN pickup_windows w ON w.store_id = s.id \
+WHERE s.code = $1 AND w.day BETWEEN $2 AND $3 \
+UNION ALL \
+SELECT 'account', u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+       NULL, NULL, NULL, \
+       u.role, u.email_verified_at IS NOT NULL, u.disabled_at IS NOT NULL, u.person_id, \
+       p.birth_date, q.period_start, q.used, NULL \
+FROM users u \
+LEFT JOIN people p ON p.id = u.person_id \
+LEFT JOIN quota_usage q ON q.person_id = u.person_id AND q.period_start BETWEEN $4 AND $5 \
+WHERE u.id = $6 \
+UNION ALL \
+SELECT 'dependant', d.id, d.name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+       NULL, NULL, NULL, NULL, NULL, NULL, d.person_id, \
+       p.birth_date, q.period_start, q.used, d.created_at \
+FROM dependants d \
+JOIN people p ON p.id = d.person_id \
+LEFT JOIN quota_usage q ON q.person_id = d.person_id AND q.period_start BETWEEN $4 AND $5 \
+WHERE d.guardian_user_id = $6 AND d.ended_at IS NULL";
+
+/// One row of [`LOAD_SQL`].
+#[derive(Debug, QueryableByName)]
+struct LoadRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    /// The store's, or the dependant's.
+    #[diesel(sql_type = Nullable<Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    addr: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    store_type: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    phone: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    suspended: Option<bool>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    supply: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    walk_in: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    capacity: Option<i32>,
+    /// The store-day's, or the window's.
+    #[diesel(sql_type = Nullable<Integer>)]
+    reserved: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    picked_up: Option<i32>,
+    #[diesel(sql_type = Nullable<Date>)]
+    day: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    starts_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    ends_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    role: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    verified: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    disabled: Option<bool>,
+    /// The account's, or the dependant's.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    person_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Date>)]
+    birth_date: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<Date>)]
+    period_start: Option<NaiveDate>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    used: Option<i32>,
+    /// When the dependant was added (the order of the form's choices).
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    added_at: Option<NaiveDateTime>,
+}
+
+impl LoadRow {
+    fn store(&mut self) -> Option<(StoreRow, Option<StockDay>)> {
+        let store = StoreRow {
+            name: self.name.take()?,
+            addr: self.addr.take()?,
+            store_type: self.store_type.take()?,
+            phone: self.phone.take(),
+            suspended: self.suspended?,
+        };
+        let today = match (self.supply, self.reserved, self.picked_up, self.walk_in) {
+            (Some(supply), Some(reserved), Some(picked_up), Some(walk_in)) => Some(StockDay {
+                supply,
+                reserved,
+                picked_up,
+                walk_in,
+            }),
+            _ => None,
+        };
+        Some((store, today))
+    }
+
+    fn window(&self) -> Option<WindowRow> {
+        Some(WindowRow {
+            id: self.id,
+            day: self.day?,
+            starts_at: self.starts_at?,
+            ends_at: self.ends_at?,
+            capacity: self.capacity?,
+            reserved: self.reserved?,
+            picked_up: self.picked_up?,
+        })
+    }
+
+    /// The quota this row's person used in its period, if it names one.
+    fn period_used(&self) -> Option<(NaiveDate, i32)> {
+        Some((self.period_start?, self.used?))
+    }
+}
+
+/// The page's reads: [`LOAD_SQL`], one statement on the connection whoever
+/// looks; `None` when no store has `code`.
+pub fn load(
     conn: &mut DbConnection,
     policy: &Policy,
     code: &str,
@@ -118,66 +269,75 @@ fn load(
     user_id: Option<i64>,
 ) -> QueryResult<Option<Loaded>> {
     let today = rules::today(policy, now);
-    type Today = Option<(i32, i32, i32, i32)>;
-    let found: Option<(StoreRow, Today)> = crate::on_each_backend!(conn, |c| {
-        crate::stores::with_day(today)
-            .filter(stores::code.eq(code))
-            .select((
-                (
-                    stores::id,
-                    stores::name,
-                    stores::addr,
-                    stores::store_type,
-                    stores::phone,
-                    stores::suspended,
-                ),
-                (
-                    store_days::supply,
-                    store_days::reserved,
-                    store_days::picked_up,
-                    store_days::walk_in,
-                )
-                    .nullable(),
-            ))
-            .first(c)
-            .optional()
+    let periods = rules::bookable_periods(policy, now);
+    let rows: Vec<LoadRow> = crate::on_each_backend!(conn, |c| {
+        Statement::new(
+            LOAD_SQL,
+            vec![
+                Arg::Text(code),
+                Arg::Date(today),
+                Arg::Date(rules::last_bookable_day(policy, now)),
+                Arg::Date(periods.0),
+                Arg::Date(periods.1),
+                Arg::NullableBigInt(user_id),
+            ],
+        )
+        .load(c)
     })?;
-    let Some((store, today_stock)) = found else {
+    let mut found = None;
+    let mut windows = Vec::new();
+    let mut account: Option<LoadRow> = None;
+    let mut used = HashMap::new();
+    // Each dependant's link id, person, name, birth date and when added, with
+    // what they used per period.
+    let mut dependants: Vec<(LoadRow, HashMap<NaiveDate, i32>)> = Vec::new();
+    for mut row in rows {
+        match row.kind.as_str() {
+            "store" => found = row.store(),
+            "window" => windows.extend(row.window()),
+            "account" => {
+                used.extend(row.period_used());
+                account.get_or_insert(row);
+            }
+            "dependant" => match dependants.iter_mut().find(|(d, _)| d.id == row.id) {
+                Some((_, used)) => used.extend(row.period_used()),
+                None => {
+                    let used = row.period_used().into_iter().collect();
+                    dependants.push((row, used));
+                }
+            },
+            _ => {}
+        }
+    }
+    let Some((store, today)) = found else {
         return Ok(None);
     };
-    let last_day = rules::last_bookable_day(policy, now);
-    let windows: Vec<WindowRow> = crate::on_each_backend!(conn, |c| {
-        pickup_windows::table
-            .filter(pickup_windows::store_id.eq(store.id))
-            .filter(pickup_windows::day.between(today, last_day))
-            .order((pickup_windows::day, pickup_windows::starts_at))
-            .select((
-                pickup_windows::id,
-                pickup_windows::day,
-                pickup_windows::starts_at,
-                pickup_windows::ends_at,
-                pickup_windows::capacity,
-                pickup_windows::reserved,
-                pickup_windows::picked_up,
-            ))
-            .load(c)
-    })?;
-    let (viewer, used) = match user_id {
-        None => (Viewer::Anonymous, HashMap::new()),
-        Some(id) => viewer(conn, id, rules::bookable_periods(policy, now))?,
-    };
-    let dependants = match (viewer, user_id) {
-        (Viewer::Citizen { .. }, Some(id)) => with_quota(conn, policy, id, now)?,
-        _ => Vec::new(),
+    windows.sort_by_key(|w| (w.day, w.starts_at, w.id));
+    let viewer = account.as_ref().map_or(Viewer::Anonymous, viewer_of);
+    let (used, dependants) = match viewer {
+        Viewer::Citizen { .. } => {
+            dependants.sort_by_key(|(d, _)| (d.added_at, d.id));
+            let dependants = dependants
+                .into_iter()
+                .filter_map(|(mut d, used)| {
+                    let dependant = PageDependant {
+                        id: d.id,
+                        name: d.name.take()?,
+                        birth_date: d.birth_date?,
+                    };
+                    let periods = rules::periods_left(policy, now, |first| {
+                        used.get(&first).copied().unwrap_or(0)
+                    });
+                    Some((dependant, periods))
+                })
+                .collect();
+            (used, dependants)
+        }
+        _ => (HashMap::new(), Vec::new()),
     };
     Ok(Some(Loaded {
         store,
-        today: today_stock.map(|(supply, reserved, picked_up, walk_in)| StockDay {
-            supply,
-            reserved,
-            picked_up,
-            walk_in,
-        }),
+        today,
         windows,
         viewer,
         used,
@@ -185,64 +345,27 @@ fn load(
     }))
 }
 
-/// Who the account `user_id` is, as far as reserving goes, and what its
-/// person used of the quota in each period from `periods.0` to `periods.1`
-/// (a period with no row used nothing): one statement, a row per period used.
-fn viewer(
-    conn: &mut DbConnection,
-    user_id: i64,
-    periods: (NaiveDate, NaiveDate),
-) -> QueryResult<(Viewer, HashMap<NaiveDate, i32>)> {
-    type Row = (
-        String,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        Option<i64>,
-        Option<NaiveDate>,
-        Option<i32>,
-        Option<NaiveDate>,
-    );
-    let rows: Vec<Row> = crate::on_each_backend!(conn, |c| {
-        users::table
-            .left_join(people::table)
-            .left_join(
-                quota_usage::table.on(quota_usage::person_id
-                    .nullable()
-                    .eq(users::person_id)
-                    .and(quota_usage::period_start.between(periods.0, periods.1))),
-            )
-            .filter(users::id.eq(user_id))
-            .select((
-                users::role,
-                users::email_verified_at,
-                users::disabled_at,
-                users::person_id,
-                quota_usage::period_start.nullable(),
-                quota_usage::used.nullable(),
-                people::birth_date.nullable(),
-            ))
-            .load(c)
-    })?;
-    let Some((role, verified_at, disabled_at, person_id, _, _, birth_date)) = rows.first() else {
-        return Ok((Viewer::Anonymous, HashMap::new()));
-    };
-    let viewer = match (disabled_at, Role::parse(role), person_id, birth_date) {
-        (Some(_), _, _, _) => Viewer::Anonymous,
-        (None, Some(Role::Citizen), Some(_), _) if verified_at.is_none() => Viewer::Unverified,
-        (None, Some(Role::Citizen), Some(person_id), Some(born)) => Viewer::Citizen {
-            person_id: *person_id,
-            birth_year: rules::birth_year(*born),
+/// Who an account is, as far as reserving goes.
+fn viewer_of(account: &LoadRow) -> Viewer {
+    let role = account.role.as_deref().and_then(Role::parse);
+    match (
+        account.disabled,
+        role,
+        account.person_id,
+        account.birth_date,
+    ) {
+        (Some(true), _, _, _) => Viewer::Anonymous,
+        (_, Some(Role::Citizen), Some(_), _) if account.verified != Some(true) => {
+            Viewer::Unverified
+        }
+        (_, Some(Role::Citizen), Some(person_id), Some(born)) => Viewer::Citizen {
+            person_id,
+            birth_year: rules::birth_year(born),
         },
         _ => Viewer::Staff,
-    };
-    let used = match viewer {
-        Viewer::Citizen { .. } => rows.iter().filter_map(|r| Some((r.4?, r.5?))).collect(),
-        _ => HashMap::new(),
-    };
-    Ok((viewer, used))
+    }
 }
 
-/// One pickup window on the page.
 /// One pickup window on the page.
 pub struct WindowView {
     pub id: i64,
@@ -481,7 +604,7 @@ impl Built {
 
 /// The form's choices of whom for: the citizen, then each dependant with
 /// their birth year; none when there are no dependants.
-fn person_options(t: &Tr, dependants: &[(&Dependant, i32)], chosen: &str) -> Vec<PersonOption> {
+fn person_options(t: &Tr, dependants: &[(&PageDependant, i32)], chosen: &str) -> Vec<PersonOption> {
     if dependants.is_empty() {
         return Vec::new();
     }
@@ -509,7 +632,7 @@ fn person_options(t: &Tr, dependants: &[(&Dependant, i32)], chosen: &str) -> Vec
 
 /// "홍길동 2개, 김영희 0개 남음": what each dependant has left in a window's
 /// period; empty without dependants.
-fn dependants_note(t: &Tr, dependants: &[(&Dependant, i32)]) -> String {
+fn dependants_note(t: &Tr, dependants: &[(&PageDependant, i32)]) -> String {
     if dependants.is_empty() {
         return String::new();
     }
@@ -711,7 +834,7 @@ fn build(
         let (form, no_quota) = match &me {
             Some(me) if reason_key.is_empty() => {
                 let quota_left = me.left_in(policy, period);
-                let dependants_left: Vec<(&Dependant, i32)> = loaded
+                let dependants_left: Vec<(&PageDependant, i32)> = loaded
                     .dependants
                     .iter()
                     .zip(&others)

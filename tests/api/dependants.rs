@@ -23,7 +23,7 @@ use mask_reservation::db::schema::{
     audit_log, dependants, mail_outbox, people, quota_usage, reservations, settings, users,
     walk_in_sales,
 };
-use mask_reservation::db::{AsRetryable, Backend, Db, Tx, write_tx};
+use mask_reservation::db::{AsRetryable, Backend, Db, DbConnection, Tx, write_tx};
 use mask_reservation::dependants::rules::{Refusal, RemoveRefusal};
 use mask_reservation::dependants::service::{self, AddError, NewDependant, RemoveError};
 use mask_reservation::i18n::{Lang, Tr};
@@ -497,6 +497,61 @@ async fn a_dependant_with_an_active_reservation_stays_and_only_their_guardian_re
         .unwrap();
     assert_eq!(under, Some(link));
     assert_invariants(&app.db);
+}
+
+/// The store page reads what it shows in one statement, whoever looks:
+/// nobody, the store's pharmacist, a citizen with two dependants of whom one
+/// has used the week's quota — and the page says what that statement read.
+#[tokio::test]
+async fn the_store_page_reads_in_one_statement_whoever_looks() {
+    let c = counter(30, 0).await;
+    let app = &c.app;
+    let kim = citizen(app, "kim@example.com", "김민지").await;
+    let link = added(app, &kim, "홍길동", &child_id()).await;
+    added(app, &kim, "김하나", &second_child_id()).await;
+    booked(&reserve_for(&kim, c.windows[1], "2", &link.to_string()).await);
+    let page = kim.html("/stores/11800001").await;
+    assert!(page.contains("홍길동 0개, 김하나 2개"), "{page}");
+
+    let policy = Policy::load(&mut app.db.get().unwrap()).unwrap();
+    let kim_id = user_id(&app.db, "kim@example.com");
+    for (who, user) in [
+        ("nobody", None),
+        ("the pharmacist", Some(c.pharmacist_id)),
+        ("a citizen with dependants", Some(kim_id)),
+    ] {
+        let mut conn = app.db.get().unwrap();
+        let statements = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = statements.clone();
+        let count = move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+                seen.lock().unwrap().push(query.to_string());
+            }
+        };
+        match &mut *conn {
+            DbConnection::Postgres(c) => c.set_instrumentation(count),
+            DbConnection::Sqlite(c) => c.set_instrumentation(count),
+        }
+        let loaded = mask_reservation::stores::page::load(
+            &mut conn,
+            &policy,
+            "11800001",
+            seoul(tuesday(), 8, 0),
+            user,
+        )
+        .unwrap();
+        match &mut *conn {
+            DbConnection::Postgres(c) => {
+                c.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {})
+            }
+            DbConnection::Sqlite(c) => {
+                c.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {})
+            }
+        }
+        assert!(loaded.is_some(), "{who}");
+        let sent = statements.lock().unwrap();
+        assert_eq!(sent.len(), 1, "{who}: {sent:#?}");
+    }
 }
 
 #[tokio::test]
