@@ -68,7 +68,13 @@ pub struct Options {
     /// Runs one more rush with `overload_connections` users, for the waiting
     /// room: 503 and 429 are planned answers there.
     pub overload: Option<usize>,
+    /// Runs one more phase where this many users all book the hot store's one
+    /// window, posting only (needs `sizes.hot_window`).
+    pub hot_window: Option<usize>,
 }
+
+/// The name of the phase where everyone books one window.
+pub const HOT_WINDOW: &str = "everyone on one window";
 
 impl Options {
     /// The plain rush these options ask for.
@@ -312,9 +318,9 @@ fn run_child(options: &Options, url: &DatabaseUrl, children: &Children) -> anyho
         let name = format!("rush, {} instances", children.instances);
         eprintln!("phase: {name}");
         let (rows, figures) = runtime.block_on(rush_phase(
-            shared.clone(),
             &name,
-            options.rush(),
+            phases::rush(shared.clone(), &name, options.rush()),
+            running.len(),
             &watched,
             Some("info"),
         ));
@@ -333,9 +339,9 @@ fn run_child(options: &Options, url: &DatabaseUrl, children: &Children) -> anyho
     watched.pids = vec![quiet.pid()];
     eprintln!("phase: rush, LOG=warn");
     let (rows, figures) = runtime.block_on(rush_phase(
-        shared.clone(),
         "rush, LOG=warn",
-        options.rush(),
+        phases::rush(shared.clone(), "rush, LOG=warn", options.rush()),
+        1,
         &watched,
         Some("warn"),
     ));
@@ -412,6 +418,8 @@ fn finish(
             options.connections,
             options.phase.duration.as_secs_f64()
         ),
+        stores: s.stores,
+        citizens: s.citizens,
         healthz_per_second: m.healthz,
         rows: m.rows,
         server_peak_rss_mib: peak,
@@ -545,18 +553,18 @@ async fn watched<F: std::future::Future<Output = Vec<Measured>>>(
 }
 
 /// One rush, watched: its rows, and its line of figures (the mail sent
-/// during it is counted after the run, from the outbox).
+/// during it is counted after the run, from the outbox). `rush` is the load,
+/// over `instances` instances.
 async fn rush_phase(
-    shared: Arc<Shared>,
     name: &str,
-    rush: Rush,
+    rush: impl std::future::Future<Output = phases::RushOutcome>,
+    instances: usize,
     watched: &Watched,
     log: Option<&str>,
 ) -> (Vec<Row>, RushFigures) {
-    let instances = shared.addrs().len();
     let from = chrono::Utc::now().naive_utc();
     let watch = Watch::start(watched);
-    let outcome = phases::rush(shared, name, rush).await;
+    let outcome = rush.await;
     let usage = watch.stop().await;
     let to = chrono::Utc::now().naive_utc();
     let rows = outcome
@@ -625,9 +633,11 @@ async fn measure(shared: Arc<Shared>, o: &Options, w: &Watched, log: Option<&str
         .await,
     );
     let rush = o.rush();
+    let instances = addrs.len();
     let mut run = async |name: &str, rush: Rush| {
         eprintln!("phase: {name}");
-        let (r, figures) = rush_phase(shared.clone(), name, rush, w, log).await;
+        let outcome = phases::rush(shared.clone(), name, rush);
+        let (r, figures) = rush_phase(name, outcome, instances, w, log).await;
         rows.extend(r);
         rushes.push(figures);
     };
@@ -647,6 +657,14 @@ async fn measure(shared: Arc<Shared>, o: &Options, w: &Watched, log: Option<&str
         run("overload", overload).await;
         // The same rush as before the overload: back at full speed at once?
         run("after overload", rush).await;
+    }
+    if let Some(connections) = o.hot_window {
+        let name = HOT_WINDOW;
+        eprintln!("phase: {name}");
+        let outcome = phases::hot_window(shared.clone(), name, connections, o.phase);
+        let (r, figures) = rush_phase(name, outcome, instances, w, log).await;
+        rows.extend(r);
+        rushes.push(figures);
     }
     Measurement {
         rows,

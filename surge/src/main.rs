@@ -82,6 +82,11 @@ struct RunArgs {
     /// back at its speed once the crowd is gone.
     #[arg(long)]
     overload: Option<usize>,
+    /// One more phase where this many users all book one window (of a store
+    /// of its own, big enough for everyone), posting only: the booking when
+    /// every request wants the same rows.
+    #[arg(long)]
+    hot_window: Option<usize>,
     /// A PostgreSQL server to run on (a scratch database `surge_<pid>` is
     /// created there and dropped at the end); with --url, the database of that
     /// server. Without either, a fresh SQLite file.
@@ -170,6 +175,7 @@ fn bench(a: &RunArgs) -> anyhow::Result<ExitCode> {
             pickup_stores: a.pickup_stores.min(a.stores),
             pickups_per_store: usize::try_from(per_store)?,
             freshness_probes: probes,
+            hot_window: a.hot_window.is_some(),
         },
         connections: a.connections.max(1),
         read_connections: a.read_connections.max(1),
@@ -180,6 +186,7 @@ fn bench(a: &RunArgs) -> anyhow::Result<ExitCode> {
         pickup_every: every,
         min_pickups: 0,
         overload: a.overload,
+        hot_window: a.hot_window.map(|n| n.max(1)),
     };
     if !a.url.is_empty() && a.instances > 1 {
         anyhow::bail!(

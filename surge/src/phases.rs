@@ -196,8 +196,21 @@ impl Shared {
 /// in actix-web's private (encrypted and authenticated) cookie under the
 /// server's cookie key.
 pub fn session_cookie(key: &Key, user: &SessionUser) -> Result<String, serde_json::Error> {
+    session_cookie_with(key, user, None)
+}
+
+/// [`session_cookie`], holding `csrf` as the session's CSRF token when given
+/// (as the server stores the one it puts in a page's forms).
+pub fn session_cookie_with(
+    key: &Key,
+    user: &SessionUser,
+    csrf: Option<&str>,
+) -> Result<String, serde_json::Error> {
     let mut state = std::collections::HashMap::new();
     state.insert("user".to_owned(), serde_json::to_string(user)?);
+    if let Some(token) = csrf {
+        state.insert("csrf".to_owned(), serde_json::to_string(token)?);
+    }
     let mut jar = CookieJar::new();
     jar.private_mut(key)
         .add(Cookie::new(SESSION_COOKIE, serde_json::to_string(&state)?));
@@ -698,6 +711,93 @@ pub async fn rush(shared: Arc<Shared>, name: &str, rush: Rush) -> RushOutcome {
     }
 }
 
+/// Everyone on one window: each user takes the next unused citizen and posts
+/// the reservation form of the hot store's one window straight away, with
+/// the CSRF token its session was given (no page first), then the next
+/// citizen, until the phase ends. It measures the booking where every
+/// request wants the same rows.
+pub async fn hot_window(
+    shared: Arc<Shared>,
+    name: &str,
+    connections: usize,
+    limit: Limit,
+) -> RushOutcome {
+    let started = Instant::now();
+    let stop = Stop::new(limit);
+    let reservations = Arc::new(AtomicU64::new(0));
+    let Some(window) = shared.prepared.hot_window else {
+        return RushOutcome {
+            rows: Vec::new(),
+            reservations: 0,
+            elapsed: started.elapsed(),
+            freshness: Vec::new(),
+        };
+    };
+    let recs = run_users(connections, |u| {
+        let (shared, stop, reservations) = (shared.clone(), stop.clone(), reservations.clone());
+        async move { hot_user(shared, u, window, stop, reservations).await }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let reserved = reservations.load(Ordering::Relaxed);
+    RushOutcome {
+        rows: vec![Measured {
+            name: format!("{name}: reserve (POST)"),
+            recorder: recs.into_iter().next().unwrap_or_default(),
+            expected: vec![303],
+            ops: Some(reserved),
+            elapsed,
+            paced_at: None,
+        }],
+        reservations: reserved,
+        elapsed,
+        freshness: Vec::new(),
+    }
+}
+
+async fn hot_user(
+    shared: Arc<Shared>,
+    u: usize,
+    window: i64,
+    stop: Stop,
+    reservations: Arc<AtomicU64>,
+) -> Vec<Recorder> {
+    let mut conn = Connection::new(shared.addr_for(u));
+    let mut posts = Recorder::default();
+    let window = window.to_string();
+    let token = format!("surge-hot-{u}");
+    while !stop.is_over() {
+        let i = shared.next_citizen.fetch_add(1, Ordering::Relaxed);
+        let Some(citizen) = shared.prepared.citizens.get(i) else {
+            break;
+        };
+        if !stop.claim() {
+            break;
+        }
+        let user = SessionUser::new(
+            citizen.id,
+            Role::Citizen,
+            citizen.name.clone(),
+            0,
+            chrono::Utc::now(),
+        );
+        let Ok(cookie) = session_cookie_with(&shared.cookie_key, &user, Some(&token)) else {
+            break;
+        };
+        conn.jar.clear();
+        conn.jar.insert(SESSION_COOKIE, &cookie);
+        conn.forwarded_for = Some(client::address(12, i));
+        let booking = Booking {
+            citizen_id: citizen.id,
+            window: &window,
+            token: &token,
+            hard_deadline: stop.deadline + RESOLVE_GRACE,
+        };
+        post_booking(&shared, &mut conn, &mut posts, &booking, &reservations).await;
+    }
+    vec![posts]
+}
+
 /// What one rush measured.
 #[derive(Debug)]
 pub struct RushOutcome {
@@ -968,46 +1068,78 @@ async fn rush_user(
         else {
             continue;
         };
-        let request_id = format!("surge-{}", citizen.id);
-        let quantity = prepare::RUSH_QUANTITY.to_string();
-        // Asked again with the same request id until it has an answer: a
-        // second post of a booked request answers the same reservation.
-        loop {
-            let fields = [
-                ("csrf_token", token.as_str()),
-                ("window_id", window.as_str()),
-                ("request_id", request_id.as_str()),
-                ("quantity", quantity.as_str()),
-            ];
-            let answer = timed(&mut posts, || conn.post_form("/reservations", &fields)).await;
-            let wait = match &answer {
-                Some(a) if a.status == StatusCode::SEE_OTHER => {
-                    match a.location.as_deref().and_then(client::reservation_id) {
-                        Some(id) => {
-                            reservations.fetch_add(1, Ordering::Relaxed);
-                            shared.acknowledged.lock().await.push((citizen.id, id));
-                        }
-                        None => {
-                            tracing::warn!(location = ?a.location, "a 303 not to a reservation");
-                        }
-                    }
-                    break;
-                }
-                Some(a) => match planned_wait(a) {
-                    Some(wait) => wait,
-                    // A refusal: an answer, nothing booked.
-                    None => break,
-                },
-                None => Duration::from_millis(100),
-            };
-            if Instant::now() + wait > hard_deadline {
-                shared.unresolved.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-            tokio::time::sleep(wait).await;
-        }
+        let booking = Booking {
+            citizen_id: citizen.id,
+            window: &window,
+            token: &token,
+            hard_deadline,
+        };
+        post_booking(&shared, &mut conn, &mut posts, &booking, &reservations).await;
     }
     vec![pages, posts]
+}
+
+/// One booking a virtual user posts.
+struct Booking<'a> {
+    citizen_id: i64,
+    window: &'a str,
+    /// The session's CSRF token.
+    token: &'a str,
+    /// When to stop asking for an answer (then the booking is unresolved).
+    hard_deadline: Instant,
+}
+
+/// Posts `booking`'s reservation form with a fresh request id, again with the
+/// same id until it has an answer (a second post of a booked request answers
+/// the same reservation), or until its deadline; an acknowledged reservation
+/// is counted and kept for the checks.
+async fn post_booking(
+    shared: &Shared,
+    conn: &mut Connection,
+    posts: &mut Recorder,
+    booking: &Booking<'_>,
+    reservations: &AtomicU64,
+) {
+    let request_id = format!("surge-{}", booking.citizen_id);
+    let quantity = prepare::RUSH_QUANTITY.to_string();
+    loop {
+        let fields = [
+            ("csrf_token", booking.token),
+            ("window_id", booking.window),
+            ("request_id", request_id.as_str()),
+            ("quantity", quantity.as_str()),
+        ];
+        let answer = timed(posts, || conn.post_form("/reservations", &fields)).await;
+        let wait = match &answer {
+            Some(a) if a.status == StatusCode::SEE_OTHER => {
+                match a.location.as_deref().and_then(client::reservation_id) {
+                    Some(id) => {
+                        reservations.fetch_add(1, Ordering::Relaxed);
+                        shared
+                            .acknowledged
+                            .lock()
+                            .await
+                            .push((booking.citizen_id, id));
+                    }
+                    None => {
+                        tracing::warn!(location = ?a.location, "a 303 not to a reservation");
+                    }
+                }
+                return;
+            }
+            Some(a) => match planned_wait(a) {
+                Some(wait) => wait,
+                // A refusal: an answer, nothing booked.
+                None => return,
+            },
+            None => Duration::from_millis(100),
+        };
+        if Instant::now() + wait > booking.hard_deadline {
+            shared.unresolved.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// How a pharmacist's counter works during a rush.

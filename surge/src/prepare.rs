@@ -54,6 +54,9 @@ pub struct Sizes {
     pub pickups_per_store: usize,
     /// Bookings the open-data freshness probe may make (0: no probe).
     pub freshness_probes: usize,
+    /// Whether to prepare the hot store: one window that every citizen could
+    /// book, for the phase where everyone books it.
+    pub hot_window: bool,
 }
 
 /// A citizen who can be given a session.
@@ -81,6 +84,8 @@ pub struct Prepared {
     /// The date the rush books (tomorrow in the service time zone).
     pub rush_day: NaiveDate,
     pub freshness: Option<FreshnessStore>,
+    /// The hot store's one window on the rush day, if prepared.
+    pub hot_window: Option<i64>,
 }
 
 /// The store the freshness probe books at: today's supply in one window open
@@ -164,12 +169,18 @@ pub fn prepare(
     let citizens = citizens(conn, 0..sizes.citizens, &hash, national_id_key, today)?;
     let pharmacists = pickups(conn, &policy, sizes, &store_ids, &hash, national_id_key)?;
     let freshness = freshness_store(conn, &policy, sizes, &hash, national_id_key)?;
+    let hot_window = if sizes.hot_window {
+        Some(hot_window(conn, &policy, sizes, rush_day)?)
+    } else {
+        None
+    };
     Ok(Prepared {
         store_codes,
         citizens,
         pharmacists,
         rush_day,
         freshness,
+        hot_window,
     })
 }
 
@@ -526,6 +537,36 @@ fn freshness_store(
         supply,
         citizens,
     }))
+}
+
+/// The hot store (after the freshness store) and its one window on the rush
+/// day, open all day and big enough for every citizen; its id.
+fn hot_window(
+    conn: &mut DbConnection,
+    policy: &Policy,
+    sizes: Sizes,
+    rush_day: NaiveDate,
+) -> anyhow::Result<i64> {
+    let row = store_row(sizes.stores + 1, "서지 한 창구 약국".to_owned());
+    let store_id = write_tx(conn, |tx| insert_all(tx, std::slice::from_ref(&row)))?
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("the hot store was not written"))?;
+    let supply = i64::try_from(sizes.citizens)? * i64::from(RUSH_QUANTITY) + 100;
+    let day = NewDay {
+        store_id,
+        day: rush_day,
+        supply: i32::try_from(supply)?,
+    };
+    let whole_day = whole_day(policy)?;
+    write_tx(conn, |tx| {
+        allocate_days(tx, &whole_day, &[day], None, Utc::now().naive_utc())
+    })?;
+    let window = pickup_windows::table
+        .filter(pickup_windows::store_id.eq(store_id))
+        .select(pickup_windows::id)
+        .first(conn)?;
+    Ok(window)
 }
 
 #[cfg(test)]

@@ -267,6 +267,65 @@ impl Checks {
     }
 }
 
+/// The size of the country the targets are set at.
+pub const COUNTRY_STORES: usize = 25_000;
+pub const COUNTRY_CITIZENS: usize = 1_000_000;
+
+/// PostgreSQL's CPU per reservation in the first run that measured it (the
+/// rush at 20 stores, the booking as one statement, access log on:
+/// docs/benchmarks.md), which the target halves.
+pub const FIRST_POSTGRES_MS_PER_RESERVATION: f64 = 2.76;
+
+/// One target of the run's backend.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub figure: String,
+    pub target: String,
+    pub measured: String,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Met,
+    NotMet,
+    /// A figure to give, with no bound.
+    Reported,
+    /// Measured, but on a smaller database than the target is set at.
+    NotAtSize,
+    NotMeasured,
+}
+
+impl Verdict {
+    fn of(met: bool) -> Verdict {
+        if met { Verdict::Met } else { Verdict::NotMet }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::NotMet => "**not met**",
+            Verdict::Reported => "reported",
+            Verdict::NotAtSize => "not at the target's size",
+            Verdict::NotMeasured => "not measured",
+        }
+    }
+}
+
+/// `12345.6` as `12,346`.
+fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -275,6 +334,9 @@ pub struct Report {
     pub machine: String,
     pub backend: String,
     pub setup: String,
+    /// Stores and citizens prepared (the sizes some targets are set at).
+    pub stores: usize,
+    pub citizens: usize,
     pub healthz_per_second: f64,
     pub rows: Vec<Row>,
     /// Peak resident size of the server over the whole run (VmHWM).
@@ -401,6 +463,17 @@ impl Report {
         if !rushes.is_empty() {
             let _ = write!(out, "\n{rushes}");
         }
+        let _ = writeln!(out);
+        for t in self.targets() {
+            let _ = writeln!(
+                out,
+                "target: {} — {} (wanted {}): {}",
+                t.figure,
+                t.measured,
+                t.target,
+                t.verdict.as_str()
+            );
+        }
         for note in self.notes() {
             let _ = writeln!(out, "{note}");
         }
@@ -422,6 +495,182 @@ impl Report {
             },
             self.unplanned()
         )
+    }
+
+    /// The row named `name`, if the run had it.
+    fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+
+    fn rush_named(&self, name: &str) -> Option<&RushFigures> {
+        self.rushes.iter().find(|r| r.name == name)
+    }
+
+    /// The targets this run's backend is held to, each with what the run
+    /// measured and whether that meets it (`reported` where the target is a
+    /// figure to give, `–` where the run did not measure it).
+    pub fn targets(&self) -> Vec<Target> {
+        let postgres = self.backend == "postgres";
+        let country = self.stores >= COUNTRY_STORES && self.citizens >= COUNTRY_CITIZENS;
+        let at_size = |met: bool| {
+            if !country {
+                Verdict::NotAtSize
+            } else if met {
+                Verdict::Met
+            } else {
+                Verdict::NotMet
+            }
+        };
+        let mut out = Vec::new();
+        let (rate, p99) = if postgres {
+            (3_000.0, Some(100.0))
+        } else {
+            (10_000.0, None)
+        };
+        let rush = self.row("rush: reserve (POST)");
+        out.push(Target {
+            figure: "rush (store page + post), reservations/s and post p99".into(),
+            target: match p99 {
+                Some(p) => format!("≥ {} /s, p99 ≤ {p:.0} ms", thousands(rate)),
+                None => format!("≥ {} /s", thousands(rate)),
+            },
+            measured: rush.map_or("–".into(), |r| {
+                format!("{} /s, p99 {:.0} ms", thousands(r.rate()), r.p99_ms)
+            }),
+            verdict: rush.map_or(Verdict::NotMeasured, |r| {
+                Verdict::of(r.rate() >= rate && p99.is_none_or(|p| r.p99_ms <= p))
+            }),
+        });
+        let hot = self.row(&format!("{}: reserve (POST)", crate::HOT_WINDOW));
+        out.push(Target {
+            figure: "everyone on one window (post only), reservations/s and p99".into(),
+            target: if postgres {
+                "≥ 2,000 /s, p99 ≤ 100 ms".into()
+            } else {
+                "reported".into()
+            },
+            measured: hot.map_or("–".into(), |r| {
+                format!("{} /s, p99 {:.0} ms", thousands(r.rate()), r.p99_ms)
+            }),
+            verdict: match hot {
+                None => Verdict::NotMeasured,
+                Some(_) if !postgres => Verdict::Reported,
+                Some(r) => Verdict::of(r.rate() >= 2_000.0 && r.p99_ms <= 100.0),
+            },
+        });
+        let pickups = self.row("rush: pickups alongside");
+        out.push(Target {
+            figure: "pickups p99 during the rush".into(),
+            target: "≤ 50 ms".into(),
+            measured: pickups.map_or("–".into(), |r| format!("{:.0} ms", r.p99_ms)),
+            verdict: pickups.map_or(Verdict::NotMeasured, |r| Verdict::of(r.p99_ms <= 50.0)),
+        });
+        if postgres {
+            let one = self.rush_named("rush");
+            let several = self.rushes.iter().find(|r| r.instances > 1);
+            out.push(Target {
+                figure: "rush over several instances ÷ one, with CPU per reservation".into(),
+                target: "reported".into(),
+                measured: match (one, several) {
+                    (Some(a), Some(b)) => format!(
+                        "{} instances {:.2} ({} ÷ {} /s); app {} → {} ms, PostgreSQL {} → {} ms per reservation",
+                        b.instances,
+                        b.per_second() / a.per_second().max(1e-9),
+                        thousands(b.per_second()),
+                        thousands(a.per_second()),
+                        opt(a.app_ms_per_reservation(), 2),
+                        opt(b.app_ms_per_reservation(), 2),
+                        opt(a.postgres_ms_per_reservation(), 2),
+                        opt(b.postgres_ms_per_reservation(), 2),
+                    ),
+                    _ => "–".into(),
+                },
+                verdict: if one.is_some() && several.is_some() {
+                    Verdict::Reported
+                } else {
+                    Verdict::NotMeasured
+                },
+            });
+            let cpu = one.and_then(RushFigures::postgres_ms_per_reservation);
+            out.push(Target {
+                figure: "PostgreSQL CPU per reservation (its processes), in the rush".into(),
+                target: format!(
+                    "halved from the first measurement ({FIRST_POSTGRES_MS_PER_RESERVATION} ms): ≤ {:.2} ms",
+                    FIRST_POSTGRES_MS_PER_RESERVATION / 2.0
+                ),
+                measured: cpu.map_or("–".into(), |ms| format!("{ms:.2} ms")),
+                verdict: cpu.map_or(Verdict::NotMeasured, |ms| {
+                    Verdict::of(ms <= FIRST_POSTGRES_MS_PER_RESERVATION / 2.0)
+                }),
+            });
+        }
+        let reads = self.row("open-data reads");
+        let fresh = self.freshness();
+        out.push(Target {
+            figure: format!(
+                "open data, country-wide random reads ÷ /healthz, at {} stores; freshness",
+                thousands(COUNTRY_STORES as f64)
+            ),
+            target: "≥ 0.8; ≤ 1 s".into(),
+            measured: format!(
+                "{} ({} /s at {} stores); {}",
+                opt(reads.and_then(|r| r.ratio), 2),
+                reads.map_or("–".into(), |r| thousands(r.rate())),
+                thousands(self.stores as f64),
+                fresh.map_or("–".into(), |f| format!(
+                    "max {:.0} ms over {} bookings{}",
+                    f.max_ms,
+                    f.samples,
+                    if f.unseen > 0 {
+                        format!(", {} not seen within the limit", f.unseen)
+                    } else {
+                        String::new()
+                    }
+                )),
+            ),
+            verdict: match (reads.and_then(|r| r.ratio), fresh) {
+                (Some(ratio), Some(f)) => {
+                    at_size(ratio >= 0.8 && f.unseen == 0 && f.max_ms <= 1000.0)
+                }
+                _ => Verdict::NotMeasured,
+            },
+        });
+        out.push(Target {
+            figure: format!(
+                "server peak RSS, {} stores + {} citizens",
+                thousands(COUNTRY_STORES as f64),
+                thousands(COUNTRY_CITIZENS as f64)
+            ),
+            target: "≤ 150 MB".into(),
+            measured: self.server_peak_rss_mib.map_or("–".into(), |mb| {
+                format!(
+                    "{mb:.0} MB at {} stores + {} citizens",
+                    thousands(self.stores as f64),
+                    thousands(self.citizens as f64)
+                )
+            }),
+            verdict: self
+                .server_peak_rss_mib
+                .map_or(Verdict::NotMeasured, |mb| at_size(mb <= 150.0)),
+        });
+        out
+    }
+
+    fn targets_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "| target | measured | wanted | |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for t in self.targets() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                t.figure,
+                t.measured,
+                t.target,
+                t.verdict.as_str()
+            );
+        }
+        out
     }
 
     pub fn markdown(&self) -> String {
@@ -458,6 +707,7 @@ impl Report {
         if !rushes.is_empty() {
             let _ = write!(out, "\n{rushes}");
         }
+        let _ = write!(out, "\n{}", self.targets_markdown());
         let notes = self.notes();
         if !notes.is_empty() {
             let _ = writeln!(out);
@@ -618,6 +868,47 @@ mod tests {
         assert!(md.contains("| rush | 1 | info | 500 | 4 | 500 | 1 > 10 s | 10 | 5 | 1.000 | 0.500 | 16000 | 64000 |"), "{md}");
         assert!(md.contains("1 pending, 2 sent, 0 failed"), "{md}");
         assert!(report.table().contains("PG 32c/s"));
+    }
+
+    #[test]
+    fn targets_say_what_was_met_at_which_size() {
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.6), "1,000");
+        let mut rush_post =
+            Row::from_measured(measured("rush: reserve (POST)", &[303], Some(1)), None);
+        rush_post.ops_per_second = Some(3_500.0);
+        rush_post.p99_ms = 80.0;
+        let mut reads = Row::from_measured(measured("open-data reads", &[200], None), None);
+        reads.ratio = Some(0.9);
+        let report = |backend: &str, stores: usize| Report {
+            backend: backend.into(),
+            stores,
+            citizens: COUNTRY_CITIZENS,
+            rows: vec![rush_post.clone(), reads.clone()],
+            rushes: vec![rush(1000, vec![Some(300.0)])],
+            server_peak_rss_mib: Some(140.0),
+            ..Report::default()
+        };
+        let verdict = |r: &Report, figure: &str| {
+            r.targets()
+                .into_iter()
+                .find(|t| t.figure.starts_with(figure))
+                .map(|t| t.verdict)
+        };
+        let pg = report("postgres", COUNTRY_STORES);
+        assert_eq!(verdict(&pg, "rush ("), Some(Verdict::Met));
+        assert_eq!(verdict(&pg, "everyone"), Some(Verdict::NotMeasured));
+        // 0.5 ms per reservation: under half of the first measurement.
+        assert_eq!(verdict(&pg, "PostgreSQL CPU"), Some(Verdict::Met));
+        assert_eq!(verdict(&pg, "open data"), Some(Verdict::Met));
+        assert_eq!(verdict(&pg, "server peak RSS"), Some(Verdict::Met));
+        // The same figures on SQLite miss its rate; at 20 stores the
+        // country's targets are not judged.
+        let small = report("sqlite", 20);
+        assert_eq!(verdict(&small, "rush ("), Some(Verdict::NotMet));
+        assert_eq!(verdict(&small, "PostgreSQL CPU"), None);
+        assert_eq!(verdict(&small, "server peak RSS"), Some(Verdict::NotAtSize));
+        assert!(small.markdown().contains("| server peak RSS, 25,000 stores + 1,000,000 citizens | 140 MB at 20 stores + 1,000,000 citizens | ≤ 150 MB | not at the target's size |"), "{}", small.markdown());
     }
 
     #[test]

@@ -67,6 +67,7 @@ impl Crowd {
             pickup_stores: 0,
             pickups_per_store: 0,
             freshness_probes: 0,
+            hot_window: false,
         };
         let prepared =
             prepare::prepare(&mut conn, sizes, &keys.national_id, chrono_tz::Asia::Seoul).unwrap();

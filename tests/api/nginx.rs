@@ -68,6 +68,7 @@ impl Fleet {
             pickup_stores: 0,
             pickups_per_store: 0,
             freshness_probes: 0,
+            hot_window: false,
         };
         let prepared = prepare::prepare(
             &mut database.connect(),

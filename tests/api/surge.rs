@@ -30,6 +30,7 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
             pickup_stores: 2,
             pickups_per_store: 10,
             freshness_probes: 20,
+            hot_window: true,
         },
         connections: 8,
         read_connections: 4,
@@ -40,6 +41,7 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
         pickup_every: Duration::from_millis(5),
         min_pickups: 1,
         overload: None,
+        hot_window: Some(4),
     };
     let addr = app.address.trim_start_matches("http://").parse().unwrap();
     // The app runs inside this process: its CPU is the test's (the load
@@ -79,6 +81,10 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
     };
     assert!(ops("rush: reserve (POST)") > 0.0, "{table}");
     assert!(ops("rush: pickups alongside") > 0.0, "{table}");
+    assert!(
+        ops(&format!("{}: reserve (POST)", surge::HOT_WINDOW)) > 0.0,
+        "{table}"
+    );
     assert!(ops("login storm: log in (POST)") > 0.0, "{table}");
     assert!(report.healthz_per_second > 0.0, "{table}");
     assert!(
@@ -92,7 +98,11 @@ async fn a_small_launch_morning_stores_every_acknowledged_reservation_and_keeps_
     // Each rush as a whole: a probe's booking seen in the open data, the CPU
     // it took, and every reservation's confirmation in the outbox.
     let names: Vec<&str> = report.rushes.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["rush", "rush + reads"], "{table}");
+    assert_eq!(
+        names,
+        ["rush", "rush + reads", surge::HOT_WINDOW],
+        "{table}"
+    );
     let freshness = report.freshness().unwrap_or_else(|| panic!("{table}"));
     assert!(freshness.samples >= 2, "{table}");
     assert_eq!(freshness.unseen, 0, "{table}");
