@@ -12,7 +12,8 @@ use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
 use mask_reservation::supply::allocation::allocate_new_day;
 
-use crate::common::{TestApp, assert_invariants, fixtures, spawn_app};
+use crate::common::{Spawn, TestApp, assert_invariants, fixtures, spawn_app_with};
+use crate::reservations::{seoul, tuesday};
 
 struct Day {
     policy: Policy,
@@ -184,7 +185,7 @@ struct Scene {
 /// Three stores in two regions with supply today, and reservations made and
 /// picked up at known local hours (one made yesterday for today's window).
 async fn scene() -> Scene {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 12, 0))).await;
     let day = Day::load(&app);
     let seoul_a = fixtures::store(&app.db, "11800001", "중앙약국");
     let seoul_b = fixtures::store(&app.db, "11800002", "시청약국");
@@ -299,7 +300,7 @@ async fn the_dashboard_region_chart_and_table_sum_the_stores_of_each_region() {
 
 #[tokio::test]
 async fn the_dashboard_names_masks_waiting_for_pickup_and_reservations_made_apart() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 12, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     fixtures::supply(&app.db, store, app.today(), 30);
     let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
@@ -320,7 +321,7 @@ async fn the_dashboard_names_masks_waiting_for_pickup_and_reservations_made_apar
 
 #[tokio::test]
 async fn the_dashboard_without_any_activity_draws_charts_that_say_so() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 12, 0))).await;
     let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
     let html = admin.html("/admin").await;
     let chart = section(&html, "data-chart=\"chart-hourly\"", "</svg>");
@@ -411,7 +412,7 @@ async fn the_csv_export_lists_each_store_with_supply_that_day_and_adds_up() {
 
 #[tokio::test]
 async fn the_csv_export_refuses_a_date_that_is_not_one() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 12, 0))).await;
     let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
     for bad in ["2026-13-01", "yesterday", "2026-02-30", "26-11-26"] {
         let res = admin.get(&format!("/admin/export.csv?date={bad}")).await;

@@ -8,9 +8,7 @@ use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{audit_log, pickup_windows, stock_ledger, store_days, stores};
 
-use crate::common::{
-    Spawn, TestApp, Visitor, assert_invariants, fixtures, spawn_app, spawn_app_with,
-};
+use crate::common::{Spawn, TestApp, Visitor, assert_invariants, fixtures, spawn_app_with};
 use crate::reservations::{seoul, tuesday};
 
 const CODE: &str = "11800001";
@@ -24,7 +22,7 @@ struct Scene {
 }
 
 async fn scene() -> Scene {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let store = fixtures::store(&app.db, CODE, "중앙약국");
     // Large reservations by one citizen in these tests stay within the quota.
     app.set_setting("quota_per_period", "100");

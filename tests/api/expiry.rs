@@ -19,6 +19,7 @@ use crate::common::server::Binary;
 use crate::common::{
     Spawn, TestApp, assert_invariants, eventually, fixtures, spawn_app, spawn_app_with,
 };
+use crate::reservations::{seoul, tuesday};
 
 /// A new verified citizen.
 pub fn citizen(app: &TestApp, email: &str) -> i64 {
@@ -92,7 +93,7 @@ async fn expire(app: &TestApp, now: DateTime<Utc>, grace: i32) -> usize {
 
 #[tokio::test]
 async fn a_no_show_expires_after_the_grace_and_gives_back_its_stock_and_quota() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let day = today(&app) - TimeDelta::days(1);
     let windows = fixtures::supply(&app.db, store, day, 100);
@@ -143,7 +144,7 @@ async fn a_no_show_expires_after_the_grace_and_gives_back_its_stock_and_quota() 
 
 #[tokio::test]
 async fn only_active_reservations_whose_grace_is_over_expire() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let day = today(&app) - TimeDelta::days(1);
     let windows = fixtures::supply(&app.db, store, day, 90);
@@ -163,7 +164,7 @@ async fn only_active_reservations_whose_grace_is_over_expire() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_instances_expiring_at_once_expire_each_reservation_once() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let other = fixtures::busan_store(&app.db);
     let day = today(&app) - TimeDelta::days(2);
@@ -180,7 +181,7 @@ async fn several_instances_expiring_at_once_expire_each_reservation_once() {
             ));
         }
     }
-    let now = Utc::now();
+    let now = app.state.clock.now();
     let runs: Vec<_> = (0..6)
         .map(|_| {
             let db = app.db.clone();
@@ -229,6 +230,9 @@ async fn the_server_expires_no_shows_in_the_background() {
 
 #[tokio::test]
 async fn the_expire_command_expires_what_is_due_and_says_how_many() {
+    // The command runs as its own process, on the machine's clock: the days
+    // are set around the machine's today (yesterday, tomorrow), whatever the
+    // hour, so the outcome does not depend on when it runs.
     let app = spawn_app().await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let past = fixtures::supply(&app.db, store, today(&app) - TimeDelta::days(1), 30);
@@ -272,7 +276,7 @@ async fn a_cancel_racing_the_expiry_of_the_same_reservation_settles_it_once() {
     use mask_reservation::i18n::{Catalog, Lang, Tr};
     use mask_reservation::reservations::cancel::cancel;
 
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "중앙약국");
     let tomorrow = today(&app) + TimeDelta::days(1);
     let windows = fixtures::supply(&app.db, store, tomorrow, 300);
@@ -286,13 +290,14 @@ async fn a_cancel_racing_the_expiry_of_the_same_reservation_settles_it_once() {
     let expiry_now = window_end(&app, windows[0]) + TimeDelta::hours(1);
     let policy = Policy::load(&mut app.db.get().unwrap()).unwrap();
     let t = Tr::new(Catalog::fallback(), Lang::Ko);
+    let cancel_now = app.state.clock.now();
     let mut tasks = Vec::new();
     for (user, id) in booked.clone() {
         let (db, policy, t) = (app.db.clone(), policy.clone(), t.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
             let mut conn = db.get().unwrap();
             let cancelled = write_tx(&mut conn, |tx| {
-                cancel(tx, user, id, Utc::now(), &policy, &t, "http://localhost")
+                cancel(tx, user, id, cancel_now, &policy, &t, "http://localhost")
             });
             usize::from(cancelled.is_ok())
         }));

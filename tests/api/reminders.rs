@@ -13,8 +13,9 @@ use mask_reservation::policy::Policy;
 use mask_reservation::reservations::reminders::send_all;
 
 use crate::admin_settings::{form_of, with};
-use crate::common::{Spawn, TestApp, fixtures, spawn_app, spawn_app_with};
+use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
 use crate::expiry::citizen;
+use crate::reservations::{seoul, tuesday};
 
 pub fn window_start(app: &TestApp, window: i64) -> DateTime<Utc> {
     let start: chrono::NaiveDateTime = pickup_windows::table
@@ -57,7 +58,7 @@ struct Scene {
 /// Tomorrow's windows at a store, a reservation in the first by
 /// first@example.com and one in the second by second@example.com.
 async fn scene() -> Scene {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "성모약국");
     let windows = fixtures::supply(&app.db, store, app.today() + TimeDelta::days(1), 90);
     let first = fixtures::reservation(&app.db, windows[0], citizen(&app, "first@example.com"), 2);
@@ -174,7 +175,7 @@ async fn no_reminder_when_reminders_are_off_or_the_reservation_was_cancelled() {
         .set(settings::value.eq("60"))
         .execute(&mut conn)
         .unwrap();
-    let now = Utc::now().naive_utc();
+    let now = app.state.clock.now().naive_utc();
     diesel::update(reservations::table.find(first))
         .set((
             reservations::status.eq("cancelled"),
@@ -217,7 +218,7 @@ fn policy_start(day: chrono::NaiveDate) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn the_reminder_lead_is_a_setting_from_0_to_1440_shown_on_the_home_page() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let admin = app
         .logged_in_as(Role::Admin, "admin@example.com", None)
         .await;
@@ -255,7 +256,7 @@ async fn the_reminder_lead_is_a_setting_from_0_to_1440_shown_on_the_home_page() 
 /// too.
 #[tokio::test]
 async fn a_reservation_made_in_english_is_reminded_in_english() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let store = fixtures::store(&app.db, "11800001", "성모약국");
     let tomorrow = app.today() + TimeDelta::days(1);
     let windows = fixtures::supply(&app.db, store, tomorrow, 90);

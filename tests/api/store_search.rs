@@ -8,7 +8,8 @@ use mask_reservation::db::schema::stores;
 use mask_reservation::db::write_tx;
 use mask_reservation::stores::import::{StoreRow, insert_all};
 
-use crate::common::{TestApp, fixtures, spawn_app};
+use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
+use crate::reservations::{seoul, tuesday};
 
 fn store_at(app: &TestApp, code: &str, name: &str, addr: &str, lat: f64, lng: f64) -> i64 {
     let region = addr.split_whitespace().next().unwrap().to_owned();
@@ -84,7 +85,7 @@ fn three_stores(app: &TestApp) {
 
 #[tokio::test]
 async fn stores_are_found_by_any_part_of_name_address_or_region() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     three_stores(&app);
     assert_eq!(codes(&ok(&app, &q("성모")).await), ["11800001"]);
     assert_eq!(codes(&ok(&app, &q("성모약국")).await), ["11800001"]);
@@ -118,7 +119,7 @@ async fn stores_are_found_by_any_part_of_name_address_or_region() {
 
 #[tokio::test]
 async fn an_empty_search_asks_for_words_instead_of_listing_every_store() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     three_stores(&app);
     for path in ["/stores", "/stores?q=", "/stores?q=++"] {
         let html = ok(&app, path).await;
@@ -136,7 +137,7 @@ async fn an_empty_search_asks_for_words_instead_of_listing_every_store() {
 
 #[tokio::test]
 async fn results_come_20_a_page_with_links_that_keep_the_search() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     for n in 0..45 {
         store_at(
             &app,
@@ -165,7 +166,7 @@ async fn results_come_20_a_page_with_links_that_keep_the_search() {
 
 #[tokio::test]
 async fn each_result_shows_today_s_remaining_and_status_by_the_public_thresholds() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let day = today(&app);
     let mut codes_by_stat = Vec::new();
     for (i, (supply, stat)) in [
@@ -285,7 +286,7 @@ fn near(extra: &str) -> String {
 
 #[tokio::test]
 async fn near_me_lists_stores_within_5_km_nearest_first_with_their_distance() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     store_at(
         &app,
         "11800003",
@@ -349,7 +350,7 @@ async fn near_me_lists_stores_within_5_km_nearest_first_with_their_distance() {
 
 #[tokio::test]
 async fn a_place_that_is_not_one_is_refused() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     for bad in [
         "/stores?lat=abc&lng=126.9",
         "/stores?lat=37.5&lng=",
@@ -368,7 +369,7 @@ async fn a_place_that_is_not_one_is_refused() {
 
 #[tokio::test]
 async fn the_home_page_has_the_search_form_and_keeps_the_citizen_s_quota() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     let html = ok(&app, "/").await;
     assert!(html.contains("action=\"/stores\""));
     assert!(html.contains("name=\"q\""));
@@ -390,7 +391,7 @@ async fn the_home_page_has_the_search_form_and_keeps_the_citizen_s_quota() {
 
 #[tokio::test]
 async fn at_most_four_words_are_searched_for_and_the_page_says_which_were_left_out() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     three_stores(&app);
     // Five words: the first four are searched for, the fifth is named as left out.
     let html = ok(&app, &q("서울특별시 중구 세종대로 110 온누리약국")).await;
@@ -443,7 +444,7 @@ async fn at_most_four_words_are_searched_for_and_the_page_says_which_were_left_o
 
 #[tokio::test]
 async fn a_store_is_found_by_its_text_as_written_last_by_any_path() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     three_stores(&app);
     let admin = app
         .logged_in_as(
@@ -520,7 +521,7 @@ async fn a_store_is_found_by_its_text_as_written_last_by_any_path() {
 
 #[tokio::test]
 async fn the_migration_fills_the_search_text_of_the_stores_there_are() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Spawn::at(seoul(tuesday(), 8, 0))).await;
     three_stores(&app);
     let mut conn = app.db.get().unwrap();
     // As a store written before the column existed.
