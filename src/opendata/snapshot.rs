@@ -61,8 +61,12 @@ pub const TIME_FORMAT: &str = "%Y/%m/%d %H:%M:%S";
 /// latitude): a 5 km radius covers at most about 10 × 12 cells.
 const CELL_DEGREES: f64 = 0.01;
 
-/// Bytes of answers kept per snapshot (pages, address searches).
-const ANSWER_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of answers kept per snapshot (pages, address searches, the stock
+/// files). Every page of both paged lists at one page size is about 15 MB at
+/// 25,000 stores, the stock files 8 MB; a snapshot lives a second while the
+/// stock moves, and an older one until its last answer is sent, so the
+/// caches of two snapshots may be alive at once.
+const ANSWER_CACHE_BYTES: usize = 24 * 1024 * 1024;
 
 /// One store as the open data shows it, with its JSON fragments.
 #[derive(Debug)]
@@ -205,6 +209,16 @@ pub enum AnswerKey {
     Geo(u64, u64, u64),
     StockCsv,
     StockJson,
+}
+
+impl AnswerKey {
+    /// Whether the answer is worth keeping for the next asker. The stores
+    /// near a point are asked from where each phone is, to a few metres:
+    /// hardly ever twice, so keeping them only filled the cache (64 MB of
+    /// answers nobody asked for again, in a run of country-wide reads).
+    fn is_kept(&self) -> bool {
+        !matches!(self, AnswerKey::Geo(..))
+    }
 }
 
 /// A serialised answer and its entity tag.
@@ -368,9 +382,10 @@ impl Snapshot {
     }
 
     /// The cached answer for `key`, or the one `build` makes, kept while the
-    /// cache has room.
+    /// cache has room if it is worth keeping ([`AnswerKey::is_kept`]).
     pub fn answer(&self, key: AnswerKey, build: impl FnOnce(&Snapshot) -> String) -> Answer {
-        if let Some(found) = self.lock_answers().answers.get(&key) {
+        let kept = key.is_kept();
+        if kept && let Some(found) = self.lock_answers().answers.get(&key) {
             return found.clone();
         }
         let body = Bytes::from(build(self));
@@ -378,6 +393,9 @@ impl Snapshot {
             etag: self.etag_of(&key),
             body,
         };
+        if !kept {
+            return answer;
+        }
         let mut cache = self.lock_answers();
         if cache.bytes + answer.body.len() <= ANSWER_CACHE_BYTES {
             cache.bytes += answer.body.len();
@@ -909,6 +927,34 @@ mod tests {
         assert_eq!(codes(200.0), ["11111111", "44444444", "22222222"]);
         assert_eq!(codes(5000.0).len(), 4);
         assert!(codes(1.0) == ["11111111"]);
+    }
+
+    #[test]
+    fn pages_are_kept_for_the_next_asker_and_the_stores_near_a_point_are_not() {
+        let mut loader = Loader::default();
+        let tz = chrono_tz::Asia::Seoul;
+        let rows = vec![store(1, "11111111", 37.5, 127.0)];
+        let s = loader
+            .apply(true, at(0).date_naive(), tz, at(0), rows, vec![])
+            .unwrap();
+        let builds = std::cell::Cell::new(0);
+        let build = |_: &Snapshot| {
+            builds.set(builds.get() + 1);
+            "{}".to_owned()
+        };
+        let page = || AnswerKey::Stores {
+            page: 1,
+            per_page: 500,
+        };
+        let first = s.answer(page(), build);
+        let again = s.answer(page(), build);
+        assert_eq!((builds.get(), &first.etag), (1, &again.etag));
+        let geo = || AnswerKey::Geo(37.5f64.to_bits(), 127.0f64.to_bits(), 500f64.to_bits());
+        let first = s.answer(geo(), build);
+        let again = s.answer(geo(), build);
+        // Built each time, under the same tag.
+        assert_eq!((builds.get(), &first.etag), (3, &again.etag));
+        assert_eq!(s.lock_answers().answers.len(), 1);
     }
 
     #[test]
