@@ -165,8 +165,8 @@ fn bench(a: &RunArgs) -> anyhow::Result<ExitCode> {
     // the rush after it) at its pace.
     let rushes = 4 + 2 * u64::from(a.overload.is_some());
     let per_store = (phase.duration.as_millis() as u64 * rushes / every.as_millis() as u64) + 10;
-    // A freshness probe takes about a second (the open data is refreshed every
-    // second): plenty of citizens for it in every rush.
+    // A freshness probe takes up to a second (the open data is refreshed
+    // twice a second): plenty of citizens for it in every rush.
     let probes = usize::try_from(phase.duration.as_secs() * rushes * 4)? + 20;
     let options = Options {
         sizes: Sizes {
