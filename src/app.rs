@@ -9,7 +9,7 @@ use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::SameSite;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServiceRequest};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -290,7 +290,7 @@ fn server(
         // Inside the request log and the headers, every body is read through
         // the body timeout, whose 408 they then log and dress like any answer;
         // innermost, the request's one deadline for the database
-        // (`db::deadline`). Outermost, every answer in memory is handed to the
+        // (`db::deadline`), and the lane its database work waits in (`db::lane`). Outermost, every answer in memory is handed to the
         // connection in slices (`connections::pace`).
         App::new()
             .app_data(state.clone())
@@ -298,8 +298,16 @@ fn server(
             .app_data(metrics_access.clone())
             .app_data(stock.clone())
             .app_data(web::FormConfig::default().limit(csrf::MAX_FORM_BYTES))
-            .wrap(from_fn(|req, next: Next<_>| {
-                crate::db::deadline::scoped(next.call(req))
+            .wrap(from_fn(|req: ServiceRequest, next: Next<_>| {
+                // The pharmacy's pages wait in the counter's lane (`db::lane`).
+                let counter = crate::db::lane::is_counter_path(req.path());
+                crate::db::deadline::scoped(async move {
+                    if counter {
+                        crate::db::lane::counter(next.call(req)).await
+                    } else {
+                        next.call(req).await
+                    }
+                })
             }))
             .wrap(from_fn(move |req, next| {
                 body_timeout::guard(body_read_timeout, req, next)

@@ -2,6 +2,7 @@
 //! the embedded migrations, and the one helper every write goes through.
 
 pub mod deadline;
+pub mod lane;
 pub mod schema;
 pub mod statement;
 pub mod storage;
@@ -647,6 +648,9 @@ pub enum DbError<E> {
 pub struct Db {
     pool: Pool,
     permits: Arc<Semaphore>,
+    /// What the public lane may hold of `permits` at once: all but the
+    /// counter's share ([`lane`]).
+    public_permits: Arc<Semaphore>,
     acquire_timeout: Duration,
     backend: Backend,
     writer: Option<Writer>,
@@ -683,6 +687,9 @@ impl Db {
         Db {
             pool,
             permits: Arc::new(Semaphore::new(options.max_size as usize)),
+            public_permits: Arc::new(Semaphore::new(
+                options.max_size as usize - lane::reserved_for_counter(options.max_size as usize),
+            )),
             acquire_timeout: options.acquire_timeout,
             backend: url.backend(),
             writer: start_writer(url, &storage),
@@ -739,14 +746,19 @@ impl Db {
         }
         let pool = self.pool.clone();
         let permits = self.permits.clone();
+        let public = (lane::current() == lane::Lane::Public).then(|| self.public_permits.clone());
         let lost = self.lost.clone();
         let work = async move {
-            let permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|_| DbError::Unavailable("pool closed".into()))?;
+            let closed = |_| DbError::Unavailable("pool closed".into());
+            // The public lane's permit first: a crowd waits there, not in
+            // front of the counter.
+            let public = match public {
+                Some(permits) => Some(permits.acquire_owned().await.map_err(closed)?),
+                None => None,
+            };
+            let permit = permits.acquire_owned().await.map_err(closed)?;
             actix_web::web::block(move || {
-                let _permit = permit;
+                let _permits = (permit, public);
                 let mut conn = live_connection(&pool, &lost, deadline)?;
                 // Its caller has been answered 503 by now: a write must not
                 // happen after that answer.

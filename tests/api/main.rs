@@ -35,6 +35,7 @@ mod foundation;
 mod hashing;
 mod health;
 mod hostile_input;
+mod lanes;
 mod layout;
 mod mail;
 mod map_browser;
