@@ -8,8 +8,9 @@
 //! the pharmacy's pages run in the [`Lane::Counter`] ([`counter`], put around
 //! them by the server), and the rest ([`Lane::Public`]) may hold all but
 //! [`reserved_for_counter`] of the permits: a counter's work waits only for
-//! other counters' while the crowd waits for its own. (On SQLite the writes
-//! go through the one writer, whose queue is first come first served.)
+//! other counters' while the crowd waits for its own. On SQLite, whose writes
+//! go through the one writer, the counter's writes wait in a queue of their
+//! own that the writer empties first (`writer::Kind::Counter`).
 
 use std::future::Future;
 

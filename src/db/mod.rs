@@ -825,9 +825,12 @@ impl Db {
         let write = async {
             match &self.writer {
                 Some(writer) => {
-                    writer
-                        .write(Kind::Interactive, deadline, Some(deadline), f)
-                        .await
+                    // The pharmacy counter's writes are taken first (`lane`).
+                    let kind = match lane::current() {
+                        lane::Lane::Counter => Kind::Counter,
+                        lane::Lane::Public => Kind::Interactive,
+                    };
+                    writer.write(kind, deadline, Some(deadline), f).await
                 }
                 None => self.write_through_pool(f).await,
             }

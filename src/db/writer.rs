@@ -66,6 +66,12 @@
 //!   queued behind it go in the next group, before the next chunk, which its
 //!   caller sends only once this one is answered.
 //!
+//! - A job of the pharmacy counter ([`Kind::Counter`], `db::lane`) waits in a
+//!   queue of its own, which the writer empties first: into the group being
+//!   filled, or as the first job of the next one. In a rush a handover waits
+//!   for the group being committed, not behind every booking queued before
+//!   it.
+//!
 //! The thread ends when every sender is gone (every clone of the `Db` dropped)
 //! and the queue is drained; a job is never dropped unanswered by design, and
 //! if it were (a bug), its caller's receiver would see the sender gone and
@@ -98,6 +104,9 @@ pub const MAX_GROUP: usize = 128;
 /// bounded by the acquire timeout, as a full pool does on the pool path.
 pub const QUEUE: usize = 1024;
 
+/// Counter jobs that may wait for the writer ([`Kind::Counter`]).
+pub const COUNTER_QUEUE: usize = 64;
+
 /// The idle writer empties the WAL at most this often.
 pub const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
@@ -117,6 +126,8 @@ type Reply<T, E> = oneshot::Sender<Result<T, DbError<E>>>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    /// The pharmacy counter's jobs, taken before `jobs`.
+    counter_jobs: mpsc::Sender<Box<dyn Job>>,
     /// When the writer last took jobs off the queue: the jobs still queued
     /// have waited at most since then.
     took_at: Arc<TookAt>,
@@ -129,6 +140,9 @@ pub enum Kind {
     Interactive,
     /// One piece of a bulk change: committed in a group of its own.
     Bulk,
+    /// A request of the pharmacy counter: committed with the others, but
+    /// taken from a queue of its own before theirs.
+    Counter,
 }
 
 /// A moment as milliseconds since the writer started.
@@ -172,12 +186,18 @@ impl Writer {
         every: Duration,
     ) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel(QUEUE);
+        let (counter_jobs, counter) = mpsc::channel(COUNTER_QUEUE);
         let took_at = Arc::new(TookAt::new());
         let took = took_at.clone();
+        let queues = Queues { jobs: rx, counter };
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || serve(&url, rx, &took, &storage, every))?;
-        Ok(Writer { jobs, took_at })
+            .spawn(move || serve(&url, queues, &took, &storage, every))?;
+        Ok(Writer {
+            jobs,
+            counter_jobs,
+            took_at,
+        })
     }
 
     /// Queues `f` and waits for its answer, which comes after the commit of its
@@ -206,7 +226,11 @@ impl Writer {
             lost: None,
             reply,
         });
-        match tokio::time::timeout_at(queue_until.into(), self.jobs.send(job)).await {
+        let queue = match kind {
+            Kind::Counter => &self.counter_jobs,
+            Kind::Interactive | Kind::Bulk => &self.jobs,
+        };
+        match tokio::time::timeout_at(queue_until.into(), queue.send(job)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(DbError::Unavailable("the database writer stopped".into())),
             Err(_) => {
@@ -224,7 +248,8 @@ impl Writer {
 
     /// Jobs waiting in the queue (not counting the group being committed).
     pub fn queued(&self) -> usize {
-        self.jobs.max_capacity() - self.jobs.capacity()
+        let waiting = |q: &mpsc::Sender<Box<dyn Job>>| q.max_capacity() - q.capacity();
+        waiting(&self.jobs) + waiting(&self.counter_jobs)
     }
 
     /// How long the oldest queued job has waited at most; `None` when nothing
@@ -400,7 +425,7 @@ where
 /// Between groups it keeps the WAL small ([`Checkpoints`]).
 fn serve(
     url: &DatabaseUrl,
-    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    mut queues: Queues,
     took_at: &TookAt,
     storage: &Storage,
     every: Duration,
@@ -419,13 +444,13 @@ fn serve(
     // A bulk job met while a group was being filled: the next group.
     let mut next: Option<Box<dyn Job>> = None;
     loop {
-        let first = match next.take() {
+        let first = match queues.counter.try_recv().ok().or_else(|| next.take()) {
             Some(job) => job,
-            None => match rx.try_recv() {
+            None => match queues.jobs.try_recv() {
                 Ok(job) => job,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
-                    match wait(&mut rx, clock.as_ref(), wal.wake_in(storage.is_full())) {
+                    match wait(&mut queues, clock.as_ref(), wal.wake_in(storage.is_full())) {
                         Wait::Job(job) => job,
                         Wait::Closed => break,
                         Wait::Elapsed => {
@@ -441,7 +466,11 @@ fn serve(
         let alone = first.bulk();
         group.push(first);
         while !alone && group.len() < MAX_GROUP {
-            match rx.try_recv() {
+            if let Ok(job) = queues.counter.try_recv() {
+                group.push(job);
+                continue;
+            }
+            match queues.jobs.try_recv() {
                 Ok(job) if job.bulk() => {
                     next = Some(job);
                     break;
@@ -458,7 +487,7 @@ fn serve(
                 if settled.committed {
                     wal.committed();
                 }
-                let idle = next.is_none() && rx.is_empty();
+                let idle = next.is_none() && queues.is_empty();
                 if (settled.no_room && wal.due_after_no_room()) || (idle && wal.due_when_idle()) {
                     wal.checkpoint(url, &mut conn, storage);
                 }
@@ -480,21 +509,57 @@ enum Wait {
     Closed,
 }
 
+/// The writer's two queues: the counter's, taken first, and everyone else's.
+struct Queues {
+    jobs: mpsc::Receiver<Box<dyn Job>>,
+    counter: mpsc::Receiver<Box<dyn Job>>,
+}
+
+impl Queues {
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.counter.is_empty()
+    }
+
+    /// The next job of either queue, the counter's first; `None` once both
+    /// are closed and empty.
+    async fn recv(&mut self) -> Option<Box<dyn Job>> {
+        tokio::select! {
+            biased;
+            Some(job) = self.counter.recv() => Some(job),
+            job = self.jobs.recv() => job,
+        }
+    }
+}
+
+/// How often the writer looks at its queues when it has no clock to wait
+/// with (its runtime could not be built).
+const POLL_WITHOUT_CLOCK: Duration = Duration::from_millis(2);
+
 /// Waits for the next job, at most `within` when it is given (and a clock is).
 fn wait(
-    rx: &mut mpsc::Receiver<Box<dyn Job>>,
+    queues: &mut Queues,
     clock: Option<&tokio::runtime::Runtime>,
     within: Option<Duration>,
 ) -> Wait {
     let job = match (clock, within) {
+        // The timer is made inside the runtime, whose clock it needs.
         (Some(clock), Some(within)) => {
-            // The timer is made inside the runtime, whose clock it needs.
-            match clock.block_on(async { tokio::time::timeout(within, rx.recv()).await }) {
+            match clock.block_on(async { tokio::time::timeout(within, queues.recv()).await }) {
                 Ok(job) => job,
                 Err(_) => return Wait::Elapsed,
             }
         }
-        _ => rx.blocking_recv(),
+        (Some(clock), None) => clock.block_on(queues.recv()),
+        (None, _) => loop {
+            if let Ok(job) = queues.counter.try_recv() {
+                break Some(job);
+            }
+            match queues.jobs.try_recv() {
+                Ok(job) => break Some(job),
+                Err(TryRecvError::Disconnected) => break None,
+                Err(TryRecvError::Empty) => std::thread::sleep(POLL_WITHOUT_CLOCK),
+            }
+        },
     };
     job.map_or(Wait::Closed, Wait::Job)
 }
@@ -1119,9 +1184,10 @@ mod tests {
         }
         drop(tx);
         // Everything is queued before the writer takes the first job.
+        let (_, counter) = mpsc::channel::<Box<dyn Job>>(COUNTER_QUEUE);
         serve(
             &url,
-            rx,
+            Queues { jobs: rx, counter },
             &TookAt::new(),
             &storage(&url),
             IDLE_CHECKPOINT_EVERY,
@@ -1134,6 +1200,54 @@ mod tests {
         // after that group's commit, alone; 4 after 3's commit.
         assert_eq!(seen, vec![1, 0, 2, 3]);
         assert_eq!(rows(&url), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_counter_job_is_taken_before_the_jobs_queued_ahead_of_it() {
+        let (_dir, url) = scratch();
+        let (jobs_tx, jobs) = mpsc::channel::<Box<dyn Job>>(QUEUE);
+        let (counter_tx, counter) = mpsc::channel::<Box<dyn Job>>(COUNTER_QUEUE);
+        let sees = |url: &DatabaseUrl, v: i64| -> Work {
+            let url = url.clone();
+            Box::new(move |tx: &mut Tx<'_>| {
+                let before = committed(&url);
+                diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})")).execute(tx.conn())?;
+                Ok(before)
+            })
+        };
+        let mut answers = Vec::new();
+        for (kind, work) in [
+            (Kind::Bulk, sees(&url, 1)),
+            (Kind::Interactive, sees(&url, 2)),
+            (Kind::Counter, sees(&url, 3)),
+        ] {
+            let (mut job, answer) = job(work);
+            job.set_kind(kind);
+            let queue = if kind == Kind::Counter {
+                &counter_tx
+            } else {
+                &jobs_tx
+            };
+            queue.try_send(job).map_err(|_| "queued").unwrap();
+            answers.push(answer);
+        }
+        drop((jobs_tx, counter_tx));
+        serve(
+            &url,
+            Queues { jobs, counter },
+            &TookAt::new(),
+            &storage(&url),
+            IDLE_CHECKPOINT_EVERY,
+        );
+        let seen: Vec<i64> = answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap().unwrap())
+            .collect();
+        // The counter's job, queued last, is committed first (alone: the
+        // bulk job behind it goes in a group of its own); then the bulk job,
+        // then the booking that was queued before the counter's.
+        assert_eq!(seen, vec![1, 2, 0]);
+        assert_eq!(rows(&url), vec![1, 2, 3]);
     }
 
     #[test]
