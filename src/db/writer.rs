@@ -67,10 +67,10 @@
 //!   caller sends only once this one is answered.
 //!
 //! - A job of the pharmacy counter ([`Kind::Counter`], `db::lane`) waits in a
-//!   queue of its own, which the writer empties first: into the group being
-//!   filled, or as the first job of the next one. In a rush a handover waits
-//!   for the group being committed, not behind every booking queued before
-//!   it.
+//!   queue of its own, which the writer empties first, into a group of
+//!   counter jobs only. In a rush a handover waits for the group being
+//!   committed and then for its own small one, not behind every booking
+//!   queued before it, nor for the commit of a hundred of them.
 //!
 //! The thread ends when every sender is gone (every clone of the `Db` dropped)
 //! and the queue is drained; a job is never dropped unanswered by design, and
@@ -140,8 +140,8 @@ pub enum Kind {
     Interactive,
     /// One piece of a bulk change: committed in a group of its own.
     Bulk,
-    /// A request of the pharmacy counter: committed with the others, but
-    /// taken from a queue of its own before theirs.
+    /// A request of the pharmacy counter: taken from a queue of its own
+    /// before the others, and committed in a group of counter jobs.
     Counter,
 }
 
@@ -286,6 +286,8 @@ trait Job: Send {
     fn panicked(&self) -> bool;
     /// Committed in a group of its own.
     fn bulk(&self) -> bool;
+    /// The pharmacy counter's: committed in a group of counter jobs only.
+    fn counter(&self) -> bool;
     /// The database's words when the work failed for lack of room.
     fn no_room(&self, storage: &Storage) -> Option<String>;
     /// Delivers the kept result: only once it is committed (or was an error).
@@ -386,6 +388,10 @@ where
         self.kind == Kind::Bulk
     }
 
+    fn counter(&self) -> bool {
+        self.kind == Kind::Counter
+    }
+
     fn no_room(&self, storage: &Storage) -> Option<String> {
         match &self.kept {
             Some(Err(e)) => storage.full_error_in(e).map(ToString::to_string),
@@ -464,13 +470,17 @@ fn serve(
         took_at.now();
         let mut group = Vec::with_capacity(MAX_GROUP);
         let alone = first.bulk();
+        // A counter's group holds counter jobs only: small, so that its
+        // commit is not a rush's worth of bookings away.
+        let counter = first.counter();
         group.push(first);
         while !alone && group.len() < MAX_GROUP {
-            if let Ok(job) = queues.counter.try_recv() {
-                group.push(job);
-                continue;
-            }
-            match queues.jobs.try_recv() {
+            let queue = if counter {
+                &mut queues.counter
+            } else {
+                &mut queues.jobs
+            };
+            match queue.try_recv() {
                 Ok(job) if job.bulk() => {
                     next = Some(job);
                     break;
@@ -1203,7 +1213,7 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_job_is_taken_before_the_jobs_queued_ahead_of_it() {
+    fn counter_jobs_are_committed_first_in_a_group_of_their_own() {
         let (_dir, url) = scratch();
         let (jobs_tx, jobs) = mpsc::channel::<Box<dyn Job>>(QUEUE);
         let (counter_tx, counter) = mpsc::channel::<Box<dyn Job>>(COUNTER_QUEUE);
@@ -1220,6 +1230,7 @@ mod tests {
             (Kind::Bulk, sees(&url, 1)),
             (Kind::Interactive, sees(&url, 2)),
             (Kind::Counter, sees(&url, 3)),
+            (Kind::Counter, sees(&url, 4)),
         ] {
             let (mut job, answer) = job(work);
             job.set_kind(kind);
@@ -1243,11 +1254,11 @@ mod tests {
             .into_iter()
             .map(|mut a| a.try_recv().unwrap().unwrap())
             .collect();
-        // The counter's job, queued last, is committed first (alone: the
-        // bulk job behind it goes in a group of its own); then the bulk job,
-        // then the booking that was queued before the counter's.
-        assert_eq!(seen, vec![1, 2, 0]);
-        assert_eq!(rows(&url), vec![1, 2, 3]);
+        // The counter's jobs, queued last, are committed first, together and
+        // alone; then the bulk job, alone; then the booking that was queued
+        // before them.
+        assert_eq!(seen, vec![2, 3, 0, 0]);
+        assert_eq!(rows(&url), vec![1, 2, 3, 4]);
     }
 
     #[test]
