@@ -4,9 +4,11 @@
 //! rush: in 2020 it was the counters that stood still. Every request's reads
 //! (and, on PostgreSQL, its writes) wait for one of the pool's permits, first
 //! come first served; during a rush a handover waited behind a hundred
-//! bookings for one (its p99 was 360 ms on PostgreSQL). Now the requests of
+//! bookings for one (its p99 was 415 ms on PostgreSQL). Now the requests of
 //! the pharmacy's pages run in the [`Lane::Counter`] ([`counter`], put around
-//! them by the server), and the rest ([`Lane::Public`]) may hold all but
+//! them by the server), and so does the open data's refresh, whose one read
+//! every half second keeps the stock people see within a second of the
+//! database (SPEC §6); the rest ([`Lane::Public`]) may hold all but
 //! [`reserved_for_counter`] of the permits: a counter's work waits only for
 //! other counters' while the crowd waits for its own. On SQLite, whose writes
 //! go through the one writer, the counter's writes wait in a queue of their

@@ -781,19 +781,20 @@ pub async fn refresh_loop(
         tick.tick().await;
         let now = clock.now();
         let (loader, policy) = (loader.clone(), policy.clone());
-        let result = db
-            .run(move |conn| -> Result<_, anyhow::Error> {
-                let policy = match policy.cached() {
-                    Some(p) => p,
-                    None => policy.refresh(conn)?,
-                };
-                let mut loader = match loader.lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                Ok(loader.refresh(conn, now, policy.timezone, policy.booking_close_minutes)?)
-            })
-            .await;
+        // In the counter's lane (`db::lane`): the stock people see must not
+        // wait behind the crowd that moves it.
+        let result = crate::db::lane::counter(db.run(move |conn| -> Result<_, anyhow::Error> {
+            let policy = match policy.cached() {
+                Some(p) => p,
+                None => policy.refresh(conn)?,
+            };
+            let mut loader = match loader.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            Ok(loader.refresh(conn, now, policy.timezone, policy.booking_close_minutes)?)
+        }))
+        .await;
         match result {
             Ok(fresh) => {
                 if let Some(snapshot) = fresh {
