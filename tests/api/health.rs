@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use mask_reservation::config::MetricsToken;
-use mask_reservation::db::{Backend, DatabaseUrl};
+use mask_reservation::db::{Backend, DatabaseUrl, lane};
 use serde_json::json;
 
 use crate::common::{Spawn, TestApp, eventually, spawn_app, spawn_app_with};
@@ -143,21 +143,27 @@ async fn healthz_is_busy_but_200_while_every_pooled_connection_is_in_use() {
     assert_eq!((status, &body["database"]["state"]), (200, &"up".into()));
 
     // Requests hold every connection, as in a rush: each waits on a gate.
+    // The crowd may hold all but the counter's share (`db::lane`); the
+    // counters hold the rest.
     let size = app.state.config.db_pool_size;
+    let public = size - lane::reserved_for_counter(size as usize) as u32;
     let (open, gate) = std::sync::mpsc::channel::<()>();
     let gate = Arc::new(Mutex::new(gate));
     let running = Arc::new(AtomicU32::new(0));
     let held: Vec<_> = (0..size)
-        .map(|_| {
+        .map(|i| {
             let (db, gate, running) = (app.db.clone(), gate.clone(), running.clone());
             tokio::spawn(async move {
-                db.run(move |_conn| {
+                let hold = db.run(move |_conn| {
                     running.fetch_add(1, Ordering::SeqCst);
                     let _ = gate.lock().unwrap().recv();
                     Ok::<(), Infallible>(())
-                })
-                .await
-                .unwrap();
+                });
+                if i < public {
+                    hold.await.unwrap();
+                } else {
+                    lane::counter(hold).await.unwrap();
+                }
             })
         })
         .collect();
