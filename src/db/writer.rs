@@ -1168,18 +1168,20 @@ mod tests {
         rows(url).len() as i64
     }
 
+    /// Inserts `v`, answering how many rows were committed before it ran.
+    fn sees(url: &DatabaseUrl, v: i64) -> Work {
+        let url = url.clone();
+        Box::new(move |tx: &mut Tx<'_>| {
+            let before = committed(&url);
+            diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})")).execute(tx.conn())?;
+            Ok(before)
+        })
+    }
+
     #[test]
     fn a_bulk_job_is_committed_in_a_group_of_its_own() {
         let (_dir, url) = scratch();
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(QUEUE);
-        let sees = |url: &DatabaseUrl, v: i64| -> Work {
-            let url = url.clone();
-            Box::new(move |tx: &mut Tx<'_>| {
-                let before = committed(&url);
-                diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})")).execute(tx.conn())?;
-                Ok(before)
-            })
-        };
         let mut answers = Vec::new();
         for (kind, work) in [
             (Kind::Interactive, insert(1)),
@@ -1217,14 +1219,6 @@ mod tests {
         let (_dir, url) = scratch();
         let (jobs_tx, jobs) = mpsc::channel::<Box<dyn Job>>(QUEUE);
         let (counter_tx, counter) = mpsc::channel::<Box<dyn Job>>(COUNTER_QUEUE);
-        let sees = |url: &DatabaseUrl, v: i64| -> Work {
-            let url = url.clone();
-            Box::new(move |tx: &mut Tx<'_>| {
-                let before = committed(&url);
-                diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})")).execute(tx.conn())?;
-                Ok(before)
-            })
-        };
         let mut answers = Vec::new();
         for (kind, work) in [
             (Kind::Bulk, sees(&url, 1)),

@@ -767,28 +767,11 @@ async fn hot_user(
     let window = window.to_string();
     let token = format!("surge-hot-{u}");
     while !stop.is_over() {
-        let i = shared.next_citizen.fetch_add(1, Ordering::Relaxed);
-        let Some(citizen) = shared.prepared.citizens.get(i) else {
+        let Some(citizen) = log_in_next(&shared, &stop, &mut conn, 12, Some(&token)) else {
             break;
         };
-        if !stop.claim() {
-            break;
-        }
-        let user = SessionUser::new(
-            citizen.id,
-            Role::Citizen,
-            citizen.name.clone(),
-            0,
-            chrono::Utc::now(),
-        );
-        let Ok(cookie) = session_cookie_with(&shared.cookie_key, &user, Some(&token)) else {
-            break;
-        };
-        conn.jar.clear();
-        conn.jar.insert(SESSION_COOKIE, &cookie);
-        conn.forwarded_for = Some(client::address(12, i));
         let booking = Booking {
-            citizen_id: citizen.id,
+            citizen_id: citizen,
             window: &window,
             token: &token,
             hard_deadline: stop.deadline + RESOLVE_GRACE,
@@ -1017,27 +1000,9 @@ async fn rush_user(
     let mut rng = StdRng::seed_from_u64(10_000 + u as u64);
     let stores = &shared.prepared.store_codes;
     while !stop.is_over() {
-        let i = shared.next_citizen.fetch_add(1, Ordering::Relaxed);
-        let Some(citizen) = shared.prepared.citizens.get(i) else {
+        let Some(citizen) = log_in_next(&shared, &stop, &mut conn, 11, None) else {
             break;
         };
-        if !stop.claim() {
-            // Not taken after all: nobody else will either (the phase is over).
-            break;
-        }
-        let user = SessionUser::new(
-            citizen.id,
-            Role::Citizen,
-            citizen.name.clone(),
-            0,
-            chrono::Utc::now(),
-        );
-        let Ok(cookie) = session_cookie(&shared.cookie_key, &user) else {
-            break;
-        };
-        conn.jar.clear();
-        conn.jar.insert(SESSION_COOKIE, &cookie);
-        conn.forwarded_for = Some(client::address(11, i));
         let Some(code) = stores.get(rng.random_range(0..stores.len().max(1))) else {
             break;
         };
@@ -1069,7 +1034,7 @@ async fn rush_user(
             continue;
         };
         let booking = Booking {
-            citizen_id: citizen.id,
+            citizen_id: citizen,
             window: &window,
             token: &token,
             hard_deadline,
@@ -1077,6 +1042,38 @@ async fn rush_user(
         post_booking(&shared, &mut conn, &mut posts, &booking, &reservations).await;
     }
     vec![pages, posts]
+}
+
+/// Takes the next unused citizen for a user of `stop`'s phase and gives
+/// `conn` their session (with `csrf` as its token when given), speaking from
+/// an address of their own (`first.…`: one citizen is one person, so the
+/// per-address limits do not take the crowd for one client); their id, or
+/// `None` when no citizen is left or the phase is over.
+fn log_in_next(
+    shared: &Shared,
+    stop: &Stop,
+    conn: &mut Connection,
+    first: u8,
+    csrf: Option<&str>,
+) -> Option<i64> {
+    let i = shared.next_citizen.fetch_add(1, Ordering::Relaxed);
+    let citizen = shared.prepared.citizens.get(i)?;
+    if !stop.claim() {
+        // Not taken after all: nobody else will either (the phase is over).
+        return None;
+    }
+    let user = SessionUser::new(
+        citizen.id,
+        Role::Citizen,
+        citizen.name.clone(),
+        0,
+        chrono::Utc::now(),
+    );
+    let cookie = session_cookie_with(&shared.cookie_key, &user, csrf).ok()?;
+    conn.jar.clear();
+    conn.jar.insert(SESSION_COOKIE, &cookie);
+    conn.forwarded_for = Some(client::address(first, i));
+    Some(citizen.id)
 }
 
 /// One booking a virtual user posts.
