@@ -1178,54 +1178,13 @@ mod tests {
         })
     }
 
-    #[test]
-    fn a_bulk_job_is_committed_in_a_group_of_its_own() {
-        let (_dir, url) = scratch();
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(QUEUE);
+    /// Queues `jobs` (each in the queue its kind goes to) before the writer
+    /// starts, serves them all, and answers each one's result in order.
+    fn served_all(url: &DatabaseUrl, jobs: Vec<(Kind, Work)>) -> Vec<i64> {
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Box<dyn Job>>(QUEUE);
+        let (counter_tx, counter_rx) = mpsc::channel::<Box<dyn Job>>(COUNTER_QUEUE);
         let mut answers = Vec::new();
-        for (kind, work) in [
-            (Kind::Interactive, insert(1)),
-            (Kind::Interactive, sees(&url, 2)),
-            (Kind::Bulk, sees(&url, 3)),
-            (Kind::Interactive, sees(&url, 4)),
-        ] {
-            let (mut job, answer) = job(work);
-            job.set_kind(kind);
-            tx.try_send(job).map_err(|_| "queued").unwrap();
-            answers.push(answer);
-        }
-        drop(tx);
-        // Everything is queued before the writer takes the first job.
-        let (_, counter) = mpsc::channel::<Box<dyn Job>>(COUNTER_QUEUE);
-        serve(
-            &url,
-            Queues { jobs: rx, counter },
-            &TookAt::new(),
-            &storage(&url),
-            IDLE_CHECKPOINT_EVERY,
-        );
-        let seen: Vec<i64> = answers
-            .into_iter()
-            .map(|mut a| a.try_recv().unwrap().unwrap())
-            .collect();
-        // 2 is grouped with 1 (nothing committed yet); the bulk job 3 runs
-        // after that group's commit, alone; 4 after 3's commit.
-        assert_eq!(seen, vec![1, 0, 2, 3]);
-        assert_eq!(rows(&url), vec![1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn counter_jobs_are_committed_first_in_a_group_of_their_own() {
-        let (_dir, url) = scratch();
-        let (jobs_tx, jobs) = mpsc::channel::<Box<dyn Job>>(QUEUE);
-        let (counter_tx, counter) = mpsc::channel::<Box<dyn Job>>(COUNTER_QUEUE);
-        let mut answers = Vec::new();
-        for (kind, work) in [
-            (Kind::Bulk, sees(&url, 1)),
-            (Kind::Interactive, sees(&url, 2)),
-            (Kind::Counter, sees(&url, 3)),
-            (Kind::Counter, sees(&url, 4)),
-        ] {
+        for (kind, work) in jobs {
             let (mut job, answer) = job(work);
             job.set_kind(kind);
             let queue = if kind == Kind::Counter {
@@ -1238,16 +1197,51 @@ mod tests {
         }
         drop((jobs_tx, counter_tx));
         serve(
-            &url,
-            Queues { jobs, counter },
+            url,
+            Queues {
+                jobs: jobs_rx,
+                counter: counter_rx,
+            },
             &TookAt::new(),
-            &storage(&url),
+            &storage(url),
             IDLE_CHECKPOINT_EVERY,
         );
-        let seen: Vec<i64> = answers
+        answers
             .into_iter()
             .map(|mut a| a.try_recv().unwrap().unwrap())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_bulk_job_is_committed_in_a_group_of_its_own() {
+        let (_dir, url) = scratch();
+        let seen = served_all(
+            &url,
+            vec![
+                (Kind::Interactive, insert(1)),
+                (Kind::Interactive, sees(&url, 2)),
+                (Kind::Bulk, sees(&url, 3)),
+                (Kind::Interactive, sees(&url, 4)),
+            ],
+        );
+        // 2 is grouped with 1 (nothing committed yet); the bulk job 3 runs
+        // after that group's commit, alone; 4 after 3's commit.
+        assert_eq!(seen, vec![1, 0, 2, 3]);
+        assert_eq!(rows(&url), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn counter_jobs_are_committed_first_in_a_group_of_their_own() {
+        let (_dir, url) = scratch();
+        let seen = served_all(
+            &url,
+            vec![
+                (Kind::Bulk, sees(&url, 1)),
+                (Kind::Interactive, sees(&url, 2)),
+                (Kind::Counter, sees(&url, 3)),
+                (Kind::Counter, sees(&url, 4)),
+            ],
+        );
         // The counter's jobs, queued last, are committed first, together and
         // alone; then the bulk job, alone; then the booking that was queued
         // before them.
