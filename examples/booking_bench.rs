@@ -46,7 +46,7 @@ use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
 use mask_reservation::reservations::booking::{
-    BookError, ForWhom, Form, Request, book, book_through,
+    BookError, ForWhom, Form, Hold, Request, book, book_through,
 };
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::allocation::{NewDay, allocate_days};
@@ -177,7 +177,8 @@ fn request(i: usize, user_id: i64, windows: &[i64]) -> Request {
         request_id: Some(format!("bench-{i}")),
         person: ForWhom::Own,
         now: Utc::now(),
-        session: SessionClaim::FIRST_CITIZEN_LOGIN,
+        session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+        hold: Hold::Booking,
     }
 }
 

@@ -150,6 +150,17 @@ impl Application {
                 mail_wake: state.mail_wake.clone(),
             },
         ));
+        let waitlist = tokio::spawn(crate::waitlist::offers::run_every(
+            every.unwrap_or(crate::waitlist::offers::EVERY),
+            reminders::Job {
+                db: state.db.clone(),
+                clock: state.clock.clone(),
+                policy: state.policy.clone(),
+                catalog: state.catalog.clone(),
+                base_url: state.base_url.clone(),
+                mail_wake: state.mail_wake.clone(),
+            },
+        ));
         let freshness = match self.metrics.stock_freshness() {
             Ok(gauges) => Some(gauges),
             Err(e) => {
@@ -170,6 +181,7 @@ impl Application {
         policy.abort();
         expiry.abort();
         reminders.abort();
+        waitlist.abort();
         stock.abort();
         result
     }
@@ -361,6 +373,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::accounts::routes::routes)
         .configure(crate::stores::page::routes)
         .configure(crate::reservations::routes::routes)
+        .configure(crate::waitlist::routes::routes)
         .configure(crate::dependants::routes::routes)
         .configure(crate::stores::search::routes)
         .configure(crate::pharmacy::routes::routes)

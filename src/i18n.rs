@@ -265,6 +265,12 @@ impl Tr {
         self.lang.code()
     }
 
+    /// The same catalog in `lang`: for a mail written to someone other than
+    /// the visitor, in the language they chose.
+    pub fn in_lang(&self, lang: Lang) -> Tr {
+        Tr::new(self.catalog.clone(), lang)
+    }
+
     /// The string for `key` in the form the language uses for `n` things
     /// (`key.one`, `key.other`), its placeholders filled: "1 second",
     /// "2 seconds". Both forms exist in every locale file (the key test wants

@@ -29,4 +29,5 @@ pub mod stock;
 pub mod stores;
 pub mod supply;
 pub mod verify;
+pub mod waitlist;
 pub mod web;

@@ -110,6 +110,9 @@ pub struct Policy {
     pub proxy_born_from: i32,
     /// …or in or before this one.
     pub proxy_born_until: i32,
+    /// How long a place freed in a full window is held for the first in its
+    /// waiting list (SPEC §13).
+    pub waitlist_hold_minutes: i32,
 }
 
 impl Default for Policy {
@@ -129,6 +132,7 @@ impl Default for Policy {
             max_dependants: 4,
             proxy_born_from: 2010,
             proxy_born_until: 1940,
+            waitlist_hold_minutes: 30,
         }
     }
 }
@@ -214,6 +218,9 @@ impl Policy {
                 "proxy_born_until" => {
                     p.proxy_born_until = int_in(v, 1900, 2100).ok_or(err("a year, 1900–2100"))?
                 }
+                "waitlist_hold_minutes" => {
+                    p.waitlist_hold_minutes = int_in(v, 1, 1440).ok_or(err("1–1440"))?
+                }
                 "window_template" => {
                     p.window_template =
                         parse_window_template(v).ok_or(err("HH:MM-HH:MM, comma-separated"))?
@@ -292,6 +299,7 @@ mod tests {
         assert_eq!(p.booking_close_minutes, 30);
         assert_eq!(p.max_dependants, 4);
         assert_eq!((p.proxy_born_from, p.proxy_born_until), (2010, 1940));
+        assert_eq!(p.waitlist_hold_minutes, 30);
         assert_eq!(
             p.window_template_text(),
             "09:00-12:00,12:00-15:00,15:00-18:00"
@@ -315,6 +323,7 @@ mod tests {
             ("max_dependants", "4"),
             ("proxy_born_from", "2010"),
             ("proxy_born_until", "1940"),
+            ("waitlist_hold_minutes", "30"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -339,6 +348,8 @@ mod tests {
             ("max_dependants", "21"),
             ("proxy_born_from", "20"),
             ("proxy_born_until", "2101"),
+            ("waitlist_hold_minutes", "0"),
+            ("waitlist_hold_minutes", "1441"),
         ] {
             let pairs = HashMap::from([(k.to_owned(), v.to_owned())]);
             let e = Policy::from_pairs(&pairs).unwrap_err();

@@ -30,10 +30,13 @@ struct Check {
     sql: String,
 }
 
-const ACTIVE: &str = ReservationStatus::Active.as_str();
 const PICKED_UP: &str = ReservationStatus::PickedUp.as_str();
 
-static CHECKS: LazyLock<[Check; 15]> = LazyLock::new(|| {
+static CHECKS: LazyLock<[Check; 17]> = LazyLock::new(|| {
+    // The states that hold places and quota: active, and offered from a
+    // waiting list (SPEC §13).
+    let holding = ReservationStatus::holding_sql();
+    let offered = ReservationStatus::Offered.as_str();
     [
         // 1. No oversell.
         Check {
@@ -50,7 +53,7 @@ static CHECKS: LazyLock<[Check; 15]> = LazyLock::new(|| {
             name: "window counters differ from reservations",
             sql: format!("SELECT 'window' AS what, w.id FROM pickup_windows w
                   LEFT JOIN (SELECT window_id,
-                                    SUM(CASE WHEN status = '{ACTIVE}' THEN quantity ELSE 0 END) AS active,
+                                    SUM(CASE WHEN status IN ({holding}) THEN quantity ELSE 0 END) AS active,
                                     SUM(CASE WHEN status = '{PICKED_UP}' THEN quantity ELSE 0 END) AS picked
                              FROM reservations GROUP BY window_id) r ON r.window_id = w.id
                   WHERE w.reserved <> COALESCE(r.active, 0) OR w.picked_up <> COALESCE(r.picked, 0)"),
@@ -74,7 +77,7 @@ static CHECKS: LazyLock<[Check; 15]> = LazyLock::new(|| {
             name: "quota usage differs from reservations and walk-in sales",
             sql: format!("SELECT 'person' AS what, q.person_id AS id FROM quota_usage q
                   LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM reservations
-                             WHERE status IN ('{ACTIVE}', '{PICKED_UP}')
+                             WHERE status IN ({holding}, '{PICKED_UP}')
                              GROUP BY person_id, period_start) r
                     ON r.person_id = q.person_id AND r.period_start = q.period_start
                   LEFT JOIN (SELECT person_id, period_start, SUM(quantity) AS qty FROM walk_in_sales
@@ -85,7 +88,7 @@ static CHECKS: LazyLock<[Check; 15]> = LazyLock::new(|| {
         Check {
             name: "quota usage missing for a reservation or sale",
             sql: format!("SELECT 'person' AS what, x.person_id AS id FROM (
-                      SELECT person_id, period_start FROM reservations WHERE status IN ('{ACTIVE}', '{PICKED_UP}')
+                      SELECT person_id, period_start FROM reservations WHERE status IN ({holding}, '{PICKED_UP}')
                       UNION SELECT person_id, period_start FROM walk_in_sales WHERE undone_at IS NULL) x
                   LEFT JOIN quota_usage q ON q.person_id = x.person_id AND q.period_start = x.period_start
                   WHERE q.person_id IS NULL"),
@@ -164,6 +167,21 @@ static CHECKS: LazyLock<[Check; 15]> = LazyLock::new(|| {
                   WHERE w.capacity <> COALESCE(l.capacity, 0)
                      OR w.reserved <> COALESCE(l.reserved, 0)
                      OR w.picked_up <> COALESCE(l.picked, 0)".into(),
+        },
+        // Waiting lists (SPEC §13): an offer and its place in line stand and
+        // go together.
+        Check {
+            name: "offer without its place in a waiting list",
+            sql: format!("SELECT 'reservation' AS what, r.id FROM reservations r
+                  LEFT JOIN waitlist e ON e.offer_id = r.id
+                  WHERE r.status = '{offered}' AND (e.id IS NULL OR e.window_id <> r.window_id
+                                                    OR e.person_id <> r.person_id)"),
+        },
+        Check {
+            name: "place in a waiting list holding a reservation that is no offer",
+            sql: format!("SELECT 'waitlist' AS what, e.id FROM waitlist e
+                  JOIN reservations r ON r.id = e.offer_id
+                  WHERE r.status <> '{offered}'"),
         },
     ]
 });

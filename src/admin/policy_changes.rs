@@ -20,7 +20,7 @@ use crate::policy::{Policy, PolicyError, format_window_template};
 use crate::settings;
 
 /// The settings an administrator edits, in the form's order.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     "quota_per_period",
     "period",
     "timezone",
@@ -35,6 +35,7 @@ pub const KEYS: [&str; 14] = [
     "max_dependants",
     "proxy_born_from",
     "proxy_born_until",
+    "waitlist_hold_minutes",
 ];
 
 /// A complete set of valid values, in their stored form.
@@ -102,6 +103,7 @@ fn stored_form(p: &Policy) -> Vec<(&'static str, String)> {
         ("max_dependants", p.max_dependants.to_string()),
         ("proxy_born_from", p.proxy_born_from.to_string()),
         ("proxy_born_until", p.proxy_born_until.to_string()),
+        ("waitlist_hold_minutes", p.waitlist_hold_minutes.to_string()),
     ]
 }
 

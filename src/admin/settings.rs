@@ -149,6 +149,7 @@ fn error_key(key: &str) -> &'static str {
         "booking_close_minutes" => "admin.settings.error.booking_close_minutes",
         "max_dependants" => "admin.settings.error.max_dependants",
         "proxy_born_from" | "proxy_born_until" => "admin.settings.error.proxy_year",
+        "waitlist_hold_minutes" => "admin.settings.error.waitlist_hold_minutes",
         _ => "admin.settings.error.window_template",
     }
 }

@@ -11,7 +11,7 @@ use askama::Template;
 use crate::admin::supply::{parse_quantity, refusal_message};
 use crate::db::DbError;
 use crate::state::AppState;
-use crate::supply::changes::{self, ChangeError};
+use crate::supply::changes::{self, CapacityOutcome, ChangeError};
 use crate::supply::import::MAX_QUANTITY;
 use crate::supply::queries;
 use crate::web::auth::Admin;
@@ -112,13 +112,25 @@ async fn save(
         errors.add("capacity", message);
         return refused(page, window, value, errors);
     };
-    let (id, actor, now) = (window.id, admin.user.id, state.clock.now().naive_utc());
+    let (id, actor, now) = (window.id, admin.user.id, state.clock.now());
+    let policy = state.policy().await?;
+    let (t, base_url) = (page.t.clone(), state.base_url.clone());
     let result = state
         .db
-        .write(move |tx| changes::set_window_capacity(tx, id, capacity, Some(actor), now))
+        .write(move |tx| {
+            let outcome =
+                changes::set_window_capacity(tx, id, capacity, Some(actor), now.naive_utc())?;
+            // Places added go to the window's waiting list first (SPEC §13),
+            // in the same transaction: no booking takes them in between.
+            if matches!(outcome, CapacityOutcome::Changed { from, to } if to > from) {
+                crate::waitlist::offer_freed(tx, id, now, &policy, &t, &base_url)?;
+            }
+            Ok::<_, ChangeError>(outcome)
+        })
         .await;
     match result {
         Ok(_) => {
+            state.mail_wake.notify_one();
             session::set_flash(&session, "admin.windows.saved");
             Ok(see_other(&format!(
                 "/admin/stores/{}#windows",

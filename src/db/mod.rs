@@ -210,14 +210,49 @@ impl DbConnection {
     }
 
     /// Applies every pending migration of this backend's tree.
+    ///
+    /// On SQLite they run with foreign keys off, as SQLite's own procedure
+    /// for changing a table asks: a CHECK can only change by making the table
+    /// again, and dropping the old one under foreign keys would delete (or
+    /// refuse for) every row that refers to it. Before they are on again,
+    /// `foreign_key_check` must find no row that refers to nothing.
     pub fn run_migrations(&mut self) -> Result<usize, MigrationError> {
+        let failed = |e: &dyn std::fmt::Display| MigrationError(e.to_string());
         let applied = match self {
-            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
-            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+            DbConnection::Sqlite(c) => {
+                c.batch_execute("PRAGMA foreign_keys = OFF")
+                    .map_err(|e| failed(&e))?;
+                let applied = c
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|done| done.len());
+                let dangling = diesel::sql_query("PRAGMA foreign_key_check")
+                    .load::<Dangling>(c)
+                    .map_err(|e| failed(&e))?;
+                c.batch_execute("PRAGMA foreign_keys = ON")
+                    .map_err(|e| failed(&e))?;
+                if let Some(first) = dangling.first() {
+                    return Err(MigrationError(format!(
+                        "{} rows refer to rows that are not there (the first in {})",
+                        dangling.len(),
+                        first.table
+                    )));
+                }
+                applied
+            }
+            DbConnection::Postgres(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|done| done.len()),
         }
-        .map_err(|e| MigrationError(e.to_string()))?;
-        Ok(applied.len())
+        .map_err(|e| failed(&*e))?;
+        Ok(applied)
     }
+}
+
+/// A row of SQLite's `foreign_key_check`: one that refers to nothing.
+#[derive(QueryableByName)]
+struct Dangling {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table: String,
 }
 
 /// A migration that could not be applied.
@@ -307,6 +342,17 @@ where
     E: From<DieselError> + AsRetryable,
 {
     retried(|| try_write_tx(conn, &mut f))
+}
+
+/// Runs `f` in a savepoint of the transaction `tx`: an `Err` undoes what `f`
+/// wrote and leaves the rest of the transaction as it was. For a step that
+/// may be refused halfway (a booking whose quota took but whose window did
+/// not) inside a larger write that goes on either way.
+pub fn savepoint<T, E>(tx: &mut Tx<'_>, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    tx.conn.transaction(|conn| f(&mut Tx { conn }))
 }
 
 /// Runs `f` with each of its statements committed on its own (PostgreSQL's

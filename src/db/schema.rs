@@ -129,6 +129,7 @@ diesel::table! {
         mail_lang -> Text,
         dependant_id -> Nullable<BigInt>,
         proxy_checked_at -> Nullable<Timestamp>,
+        offer_until -> Nullable<Timestamp>,
     }
 }
 
@@ -219,6 +220,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    waitlist (id) {
+        id -> BigInt,
+        window_id -> BigInt,
+        user_id -> BigInt,
+        person_id -> BigInt,
+        dependant_id -> Nullable<BigInt>,
+        quantity -> Integer,
+        mail_lang -> Text,
+        created_at -> Timestamp,
+        offer_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     walk_in_sales (id) {
         id -> BigInt,
         store_day_id -> BigInt,
@@ -248,6 +263,10 @@ diesel::joinable!(signup_notices -> people (person_id));
 diesel::joinable!(store_days -> stores (store_id));
 diesel::joinable!(users -> people (person_id));
 diesel::joinable!(users -> stores (store_id));
+diesel::joinable!(waitlist -> pickup_windows (window_id));
+diesel::joinable!(waitlist -> people (person_id));
+diesel::joinable!(waitlist -> users (user_id));
+diesel::joinable!(waitlist -> dependants (dependant_id));
 diesel::joinable!(walk_in_sales -> people (person_id));
 diesel::joinable!(walk_in_sales -> store_days (store_day_id));
 diesel::joinable!(walk_in_sales -> stores (store_id));
@@ -269,5 +288,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     store_days,
     stores,
     users,
+    waitlist,
     walk_in_sales,
 );

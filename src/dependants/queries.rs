@@ -22,7 +22,8 @@ pub struct Dependant {
     pub name: String,
     pub birth_date: NaiveDate,
     pub national_id_masked: String,
-    /// Reservations made for them that are still active.
+    /// Reservations made for them that still hold masks (active, or offered
+    /// from a waiting list).
     pub active: i64,
 }
 
@@ -47,7 +48,7 @@ pub fn current(conn: &mut DbConnection, guardian: i64) -> QueryResult<Vec<Depend
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let active: HashMap<i64, i64> = reservations::table
         .filter(reservations::dependant_id.eq_any(&ids))
-        .filter(reservations::status.eq(ReservationStatus::Active))
+        .filter(reservations::status.eq_any(ReservationStatus::HOLDING))
         .group_by(reservations::dependant_id)
         .select((reservations::dependant_id, diesel::dsl::count_star()))
         .load::<(Option<i64>, i64)>(conn)?

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::accounts::email::DisplayName;
 use crate::accounts::queries::ensure_person;
 use crate::audit::{self, Entry};
-use crate::db::schema::{dependants, reservations, users};
+use crate::db::schema::{dependants, reservations, users, waitlist};
 use crate::db::{self, AsRetryable, LockMode, Locked, Tx, is_retryable};
 use crate::dependants::rules::{self, Refusal, RemoveRefusal};
 use crate::policy::Policy;
@@ -220,12 +220,19 @@ pub fn remove(
         .ok_or(RemoveError::Refused(RemoveRefusal::NotFound))?;
     let active: i64 = reservations::table
         .filter(reservations::dependant_id.eq(dependant_id))
-        .filter(reservations::status.eq(ReservationStatus::Active))
+        .filter(reservations::status.eq_any(ReservationStatus::HOLDING))
         .count()
         .get_result(tx.conn())?;
     if active > 0 {
         return Err(RemoveError::Refused(RemoveRefusal::ActiveReservation));
     }
+    // Their places in waiting lists go with the link.
+    diesel::delete(
+        waitlist::table
+            .filter(waitlist::dependant_id.eq(dependant_id))
+            .filter(waitlist::offer_id.is_null()),
+    )
+    .execute(tx.conn())?;
     let at = now.naive_utc();
     let ended = diesel::update(
         dependants::table

@@ -85,6 +85,9 @@ pub enum Refusal {
     },
     Cancelled,
     Expired,
+    /// A place offered from a waiting list that its citizen has not accepted
+    /// (yet, or ever): not theirs to collect.
+    NotAccepted,
     AlreadyPickedUp {
         at: NaiveDateTime,
         by: String,
@@ -110,6 +113,7 @@ impl Refusal {
             // A refusal for the reservation's state is named by the state.
             Refusal::Cancelled => ReservationStatus::Cancelled.as_str(),
             Refusal::Expired => ReservationStatus::Expired.as_str(),
+            Refusal::NotAccepted => "not_accepted",
             Refusal::AlreadyPickedUp { .. } => ReservationStatus::PickedUp.as_str(),
             Refusal::OtherDay { .. } => "other_day",
             Refusal::TooLate { .. } => "too_late",
@@ -139,6 +143,9 @@ pub fn judge(
         ReservationStatus::Active => {}
         ReservationStatus::Cancelled => return Err(Refusal::Cancelled),
         ReservationStatus::Expired => return Err(Refusal::Expired),
+        ReservationStatus::Offered | ReservationStatus::Declined | ReservationStatus::Lapsed => {
+            return Err(Refusal::NotAccepted);
+        }
         ReservationStatus::PickedUp => {
             return Err(Refusal::AlreadyPickedUp {
                 at: r.picked_up_at.unwrap_or_default(),

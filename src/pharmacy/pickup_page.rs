@@ -118,6 +118,10 @@ fn refusal(r: &Refusal, typed: &str, page: &PageCtx, tz: Tz) -> (StatusCode, Ref
             StatusCode::CONFLICT,
             t.get("pharmacy.pickup.refusal.expired").to_owned(),
         ),
+        Refusal::NotAccepted => (
+            StatusCode::CONFLICT,
+            t.get("pharmacy.pickup.refusal.not_accepted").to_owned(),
+        ),
         Refusal::AlreadyPickedUp { at, by } => {
             let local = rules::local(tz, *at);
             (

@@ -88,8 +88,11 @@ pub fn tally(
                 match status {
                     ReservationStatus::PickedUp => w.handed_over += q,
                     ReservationStatus::Expired => w.no_show += q,
-                    ReservationStatus::Active => w.still_reserved += q,
-                    ReservationStatus::Cancelled => {}
+                    // An offer holds its places as a reservation does.
+                    ReservationStatus::Active | ReservationStatus::Offered => w.still_reserved += q,
+                    ReservationStatus::Cancelled
+                    | ReservationStatus::Declined
+                    | ReservationStatus::Lapsed => {}
                 }
             }
             w.remaining = StockWindow {

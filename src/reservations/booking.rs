@@ -29,7 +29,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
-use crate::accounts::SessionClaim;
+use crate::accounts::{Role, SessionClaim};
 use crate::db::schema::{people, pickup_windows, reservations, stock_ledger, stores, users};
 use crate::db::statement::{Arg, Statement};
 use crate::db::{self, AsRetryable, Db, DbError, LockMode, Locked, Tx, is_retryable};
@@ -66,7 +66,45 @@ pub struct Request {
     pub now: DateTime<Utc>,
     /// What the login session asking says of its account: held against the
     /// account row read in the transaction, before anything else is answered.
-    pub session: SessionClaim,
+    /// `None` when no session asks: the service acts on what the account
+    /// asked earlier (a waiting list's offer), and the account need only be
+    /// an enabled citizen's.
+    pub session: Option<SessionClaim>,
+    /// Whether the reservation is booked outright, or held as an offer.
+    pub hold: Hold,
+}
+
+/// What a reservation is made as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// `active`, with the confirmation mail: a booking.
+    Booking,
+    /// `offered` until `until`, with the offer's mail: a place freed in a full
+    /// window for the first in its waiting list (SPEC §13).
+    Offer { until: DateTime<Utc> },
+}
+
+impl Hold {
+    fn status(self) -> ReservationStatus {
+        match self {
+            Hold::Booking => ReservationStatus::Active,
+            Hold::Offer { .. } => ReservationStatus::Offered,
+        }
+    }
+
+    fn offer_until(self) -> Option<NaiveDateTime> {
+        match self {
+            Hold::Booking => None,
+            Hold::Offer { until } => Some(until.naive_utc()),
+        }
+    }
+
+    fn mail_kind(self) -> &'static str {
+        match self {
+            Hold::Booking => MAIL_KIND,
+            Hold::Offer { .. } => OFFER_MAIL_KIND,
+        }
+    }
 }
 
 /// Whom a reservation is for: the form's `person` field.
@@ -176,10 +214,14 @@ struct Citizen {
 }
 
 impl Account {
-    /// Whether `session` still speaks for the account; `None` is no account.
-    fn held_by(account: Option<&Account>, session: &SessionClaim) -> Result<(), BookError> {
-        match account {
-            Some(a) if session.holds(&a.role, a.disabled, a.session_epoch) => Ok(()),
+    /// Whether `session` still speaks for the account (with no session, that
+    /// it is an enabled citizen's); `None` is no account.
+    fn held_by(account: Option<&Account>, session: Option<&SessionClaim>) -> Result<(), BookError> {
+        match (account, session) {
+            (Some(a), Some(session)) if session.holds(&a.role, a.disabled, a.session_epoch) => {
+                Ok(())
+            }
+            (Some(a), None) if !a.disabled && Role::parse(&a.role) == Some(Role::Citizen) => Ok(()),
             _ => Err(BookError::SessionEnded),
         }
     }
@@ -343,7 +385,7 @@ fn book_step_by_step(
             }
         },
     );
-    Account::held_by(account.as_ref(), &req.session)?;
+    Account::held_by(account.as_ref(), req.session.as_ref())?;
     if let Some(existing) = replay(tx, req)? {
         return Ok(existing);
     }
@@ -561,6 +603,8 @@ impl TakeArgs {
 const LEDGER_KIND: &str = "reservation";
 /// The confirmation mail's kind in the outbox.
 const MAIL_KIND: &str = "reservation_confirmed";
+/// The mail of an offer from a waiting list.
+const OFFER_MAIL_KIND: &str = "waitlist_offer";
 
 /// The rules that need no counter ([`rules::check`]); the period the
 /// reservation counts in.
@@ -589,6 +633,7 @@ fn check(
 struct Confirmation {
     subject: String,
     body: String,
+    kind: &'static str,
 }
 
 impl Confirmation {
@@ -615,8 +660,20 @@ impl Confirmation {
             ),
             None => String::new(),
         };
+        let (subject_key, body_key, until) = match req.hold {
+            Hold::Booking => (
+                "mail.reservation_confirmed.subject",
+                "mail.reservation_confirmed.body",
+                String::new(),
+            ),
+            Hold::Offer { until } => (
+                "mail.waitlist_offer.subject",
+                "mail.waitlist_offer.body",
+                rules::local_date_time(t, policy.timezone, until),
+            ),
+        };
         let body = t.fmt(
-            "mail.reservation_confirmed.body",
+            body_key,
             &[
                 ("name", &citizen.name),
                 ("store", &window.store_name),
@@ -631,19 +688,24 @@ impl Confirmation {
                 ("code", &code::display(pickup_code)),
                 ("link", &format!("{base_url}/reservations/{reservation_id}")),
                 ("cutoff", &policy.cancel_cutoff_minutes),
+                ("until", &until),
             ],
         );
         let subject = t.fmt(
-            "mail.reservation_confirmed.subject",
+            subject_key,
             &[("date", &t.date(window.day)), ("store", &window.store_name)],
         );
-        Confirmation { subject, body }
+        Confirmation {
+            subject,
+            body,
+            kind: req.hold.mail_kind(),
+        }
     }
 
     fn outgoing<'a>(&'a self, to: &'a str) -> OutgoingMail<'a> {
         OutgoingMail {
             to,
-            kind: MAIL_KIND,
+            kind: self.kind,
             subject: &self.subject,
             body_text: &self.body,
         }
@@ -706,7 +768,8 @@ fn insert_reservation(
             reservations::store_id.eq(window.store_id),
             reservations::quantity.eq(req.quantity.get()),
             reservations::period_start.eq(period_start),
-            reservations::status.eq(ReservationStatus::Active),
+            reservations::status.eq(req.hold.status()),
+            reservations::offer_until.eq(req.hold.offer_until()),
             reservations::pickup_code.eq(&pickup_code),
             reservations::created_at.eq(now),
             reservations::updated_at.eq(now),

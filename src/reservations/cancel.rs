@@ -1,6 +1,9 @@
 //! Cancelling a reservation (SPEC §3): until the cut-off before its window
 //! starts, the citizen gives back both the stock (to the window it came from)
-//! and the quota, in one transaction with the ledger row and the mail.
+//! and the quota, in one transaction with the ledger row and the mail — and
+//! with the offer of the place to the first in the window's waiting list
+//! (SPEC §13). [`give_back`] is the giving back, shared with the offers
+//! declined or lapsed.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -16,6 +19,7 @@ use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules;
 use crate::reservations::status::ReservationStatus;
+use crate::waitlist;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
@@ -135,38 +139,17 @@ pub fn cancel(
         });
     }
 
-    let window = diesel::update(
-        pickup_windows::table
-            .filter(pickup_windows::id.eq(window_id))
-            .filter(pickup_windows::reserved.ge(q)),
-    )
-    .set(pickup_windows::reserved.eq(pickup_windows::reserved - q))
-    .execute(tx.conn())?;
-    let day_row = diesel::update(
-        store_days::table
-            .filter(store_days::id.eq(store_day_id))
-            .filter(store_days::reserved.ge(q)),
-    )
-    .set((
-        store_days::reserved.eq(store_days::reserved - q),
-        store_days::stock_changed_at.eq(at),
-    ))
-    .execute(tx.conn())?;
-    if window != 1 || day_row != 1 || !quota::give_back(tx, person_id, period_start, quantity)? {
+    let held = Held {
+        reservation_id,
+        window_id,
+        store_day_id,
+        person_id,
+        period_start,
+        quantity,
+    };
+    if !give_back(tx, &held, Some(user_id), at)? {
         return Err(CancelError::Inconsistent(reservation_id));
     }
-
-    diesel::insert_into(stock_ledger::table)
-        .values((
-            stock_ledger::store_day_id.eq(store_day_id),
-            stock_ledger::window_id.eq(window_id),
-            stock_ledger::reservation_id.eq(reservation_id),
-            stock_ledger::kind.eq("cancel"),
-            stock_ledger::reserved_delta.eq(-q),
-            stock_ledger::actor_user_id.eq(user_id),
-            stock_ledger::created_at.eq(at),
-        ))
-        .execute(tx.conn())?;
 
     let body = t.fmt(
         "mail.reservation_cancelled.body",
@@ -195,5 +178,69 @@ pub fn cancel(
             body_text: &body,
         },
     )?;
+    // The place freed goes to the first in the window's waiting list, in
+    // this same transaction: no booking can take it in between.
+    waitlist::offer_freed(tx, window_id, now, policy, t, base_url)?;
     Ok(())
+}
+
+/// What a reservation that holds places holds: what giving it back moves.
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    pub reservation_id: i64,
+    pub window_id: i64,
+    pub store_day_id: i64,
+    pub person_id: i64,
+    pub period_start: NaiveDate,
+    pub quantity: Quantity,
+}
+
+/// Gives back what `held` held — its places to the window and the store-day,
+/// its quota to its person — with the ledger row (`cancel`, by `actor`), at
+/// `at`: a cancel, a declined or lapsed offer. The reservation's own status is
+/// the caller's, changed first by a conditional update that decided the
+/// race. `false` when a counter did not hold the quantity: the data were
+/// already wrong, and the caller's transaction must not go on.
+pub fn give_back(
+    tx: &mut Tx<'_>,
+    held: &Held,
+    actor: Option<i64>,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let q = held.quantity.get();
+    let window = diesel::update(
+        pickup_windows::table
+            .filter(pickup_windows::id.eq(held.window_id))
+            .filter(pickup_windows::reserved.ge(q)),
+    )
+    .set(pickup_windows::reserved.eq(pickup_windows::reserved - q))
+    .execute(tx.conn())?;
+    let day_row = diesel::update(
+        store_days::table
+            .filter(store_days::id.eq(held.store_day_id))
+            .filter(store_days::reserved.ge(q)),
+    )
+    .set((
+        store_days::reserved.eq(store_days::reserved - q),
+        store_days::stock_changed_at.eq(at),
+    ))
+    .execute(tx.conn())?;
+    if window != 1
+        || day_row != 1
+        || !quota::give_back(tx, held.person_id, held.period_start, held.quantity)?
+    {
+        return Ok(false);
+    }
+    diesel::insert_into(stock_ledger::table)
+        .values((
+            stock_ledger::store_day_id.eq(held.store_day_id),
+            stock_ledger::window_id.eq(held.window_id),
+            stock_ledger::reservation_id.eq(held.reservation_id),
+            stock_ledger::kind.eq("cancel"),
+            stock_ledger::reserved_delta.eq(-q),
+            stock_ledger::actor_user_id.eq(actor),
+            stock_ledger::created_at.eq(at),
+        ))
+        .execute(tx.conn())?;
+    Ok(true)
 }

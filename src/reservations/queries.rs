@@ -13,6 +13,7 @@ use crate::dependants::queries::{Dependant, with_quota};
 use crate::policy::Policy;
 use crate::reservations::rules::{self, PeriodLeft};
 use crate::reservations::status::ReservationStatus;
+use crate::waitlist::line::{Waiting, waiting};
 
 /// One reservation as its owner sees it in the list, its fields in the order
 /// [`for_user`] selects them.
@@ -28,6 +29,8 @@ pub struct ReservationSummary {
     pub pickup_code: String,
     /// For a dependant's reservation, the name their guardian gave.
     pub dependant_name: Option<String>,
+    /// Until when an offer from a waiting list is held.
+    pub offer_until: Option<NaiveDateTime>,
 }
 
 /// The user's reservations, newest first.
@@ -53,6 +56,7 @@ pub fn for_user(
             reservations::status,
             reservations::pickup_code,
             dependants::name.nullable(),
+            reservations::offer_until,
         ))
         .load(conn)
 }
@@ -106,6 +110,8 @@ pub struct Overview {
     pub quota: Vec<PeriodLeft>,
     pub reservations: Vec<ReservationSummary>,
     pub dependants: Vec<(Dependant, Vec<PeriodLeft>)>,
+    /// The places the citizen holds in waiting lists (SPEC §13).
+    pub waiting: Vec<Waiting>,
 }
 
 /// How many reservations the citizen's page lists at most.
@@ -122,6 +128,7 @@ pub fn overview(
         quota: quota_by_period(conn, policy, person_id, now)?,
         reservations: for_user(conn, user_id, LIST_LIMIT)?,
         dependants: with_quota(conn, policy, user_id, now)?,
+        waiting: waiting(conn, user_id, now)?,
     })
 }
 
@@ -144,6 +151,8 @@ pub struct Detail {
     pub birth_date: NaiveDate,
     /// For a dependant's reservation, the name their guardian gave.
     pub dependant_name: Option<String>,
+    /// Until when an offer from a waiting list is held.
+    pub offer_until: Option<NaiveDateTime>,
 }
 
 /// Reservation `id` if it belongs to `user_id`: another's is as absent as one
@@ -170,6 +179,7 @@ pub fn detail(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Opt
             reservations::pickup_code,
             people::birth_date,
             dependants::name.nullable(),
+            reservations::offer_until,
         ))
         .first(conn)
         .optional()

@@ -17,7 +17,7 @@ use crate::db::DbError;
 use crate::dependants::rules::proxy_line;
 use crate::policy::Policy;
 use crate::quantity::Quantity;
-use crate::reservations::booking::{self, BookError, ForWhom, Form, Request};
+use crate::reservations::booking::{self, BookError, ForWhom, Form, Hold, Request};
 use crate::reservations::cancel::{self, CancelError};
 use crate::reservations::quota_view::{self, QuotaLine};
 use crate::reservations::rules::{self, Refusal};
@@ -25,6 +25,7 @@ use crate::reservations::status::ReservationStatus;
 use crate::reservations::{code, qr, queries};
 use crate::state::AppState;
 use crate::stores::page::{Retry, store_page};
+use crate::waitlist::offers::{self, OfferError};
 use crate::web::auth::{Citizen, ClaimedCitizen, login_required};
 use crate::web::errors::AppError;
 use crate::web::form::{FormData, truncate};
@@ -36,7 +37,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/reservations", web::post().to(create))
         .route("/reservations/{id}", web::get().to(show))
         .route("/reservations/{id}/cancel", web::get().to(confirm_cancel))
-        .route("/reservations/{id}/cancel", web::post().to(cancel_one));
+        .route("/reservations/{id}/cancel", web::post().to(cancel_one))
+        .route("/reservations/{id}/accept", web::post().to(accept_offer))
+        .route("/reservations/{id}/decline", web::post().to(decline_offer));
 }
 
 pub struct Row {
@@ -48,10 +51,25 @@ pub struct Row {
     pub quantity: i32,
     pub status_key: &'static str,
     pub status: ReservationStatus,
-    /// The pickup code as it is read out (`ABCD-EFGH`).
+    /// The pickup code as it is read out (`ABCD-EFGH`); empty while it is
+    /// only offered from a waiting list.
     pub code: String,
+    /// For an offer: until when it is held.
+    pub offer_note: Option<String>,
     /// The row's one action: where it leads and its words.
     pub action: (String, &'static str),
+}
+
+/// A place the citizen holds in a waiting list, as the list shows it.
+pub struct WaitingRow {
+    pub window_id: i64,
+    pub store_name: String,
+    pub store_code: String,
+    pub when: String,
+    /// "대기 2번째 (마스크 2개)", with whom for.
+    pub text: String,
+    /// The leave form's `person`.
+    pub person: String,
 }
 
 #[derive(Template)]
@@ -64,6 +82,7 @@ struct ListPage {
     /// Each dependant's name with their lines.
     dependant_quota: Vec<(String, Vec<QuotaLine>)>,
     rows: Vec<Row>,
+    waiting: Vec<WaitingRow>,
 }
 
 async fn list(
@@ -78,6 +97,7 @@ async fn list(
         quota,
         reservations,
         dependants,
+        waiting,
     } = state
         .db
         .run(move |conn| queries::overview(conn, &for_policy, user_id, person_id, now))
@@ -103,9 +123,42 @@ async fn list(
                 quantity: r.quantity,
                 status_key: r.status.label_key(),
                 status: r.status,
-                code: code::display(&r.pickup_code),
+                code: if r.status.has_code() {
+                    code::display(&r.pickup_code)
+                } else {
+                    String::new()
+                },
+                offer_note: offer_note(&page.t, &policy, r.status, r.offer_until),
                 action: list_action(r.id, r.status),
             }
+        })
+        .collect();
+    let waiting = waiting
+        .into_iter()
+        .map(|w| WaitingRow {
+            window_id: w.window_id,
+            store_name: w.store_name.clone(),
+            store_code: w.store_code.clone(),
+            when: format!(
+                "{} {}",
+                page.t.date(w.day),
+                rules::time_range(tz, w.starts_at, w.ends_at)
+            ),
+            text: match &w.dependant_name {
+                Some(name) => page.t.fmt(
+                    "waitlist.place_for",
+                    &[
+                        ("position", &w.position),
+                        ("quantity", &w.quantity),
+                        ("name", name),
+                    ],
+                ),
+                None => page.t.fmt(
+                    "waitlist.place",
+                    &[("position", &w.position), ("quantity", &w.quantity)],
+                ),
+            },
+            person: w.person(),
         })
         .collect();
     let day = rules::today(&policy, now);
@@ -126,6 +179,7 @@ async fn list(
             quota_lines,
             dependant_quota,
             rows,
+            waiting,
         },
         StatusCode::OK,
     )
@@ -137,32 +191,33 @@ async fn list(
 fn list_action(id: i64, status: ReservationStatus) -> (String, &'static str) {
     let key = match status {
         ReservationStatus::Active => "reservations.action_show_code",
+        ReservationStatus::Offered => "reservations.action_answer",
         _ => "reservations.action_details",
     };
     (format!("/reservations/{id}"), key)
 }
 
-/// The longest request id a form may carry (the page's are 43 characters).
-const MAX_REQUEST_ID: usize = 64;
-
-/// A refusal's status and its `data-refusal` name.
-fn refusal_status(r: &Refusal) -> (StatusCode, &'static str) {
-    match r {
-        Refusal::Unverified => (StatusCode::FORBIDDEN, "unverified"),
-        Refusal::AccountDisabled => (StatusCode::FORBIDDEN, "disabled"),
-        Refusal::NotCitizen => (StatusCode::FORBIDDEN, "not_citizen"),
-        Refusal::UnknownWindow => (StatusCode::NOT_FOUND, "unknown_window"),
-        Refusal::UnknownPerson => (StatusCode::NOT_FOUND, "unknown_person"),
-        Refusal::StoreSuspended => (StatusCode::CONFLICT, "suspended"),
-        Refusal::BookingClosed => (StatusCode::CONFLICT, "closed"),
-        Refusal::BeyondHorizon { .. } => (StatusCode::CONFLICT, "horizon"),
-        Refusal::Rotation { .. } => (StatusCode::CONFLICT, "rotation"),
-        Refusal::BadQuantity { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "quantity"),
-        Refusal::QuotaExceeded { .. } => (StatusCode::CONFLICT, "quota"),
-        Refusal::WindowFull { .. } => (StatusCode::CONFLICT, "full"),
-        Refusal::SoldOut => (StatusCode::CONFLICT, "sold_out"),
+/// "2026년 3월 10일 (화) 14:30까지 수락하세요": for an offer still held.
+fn offer_note(
+    t: &crate::i18n::Tr,
+    policy: &Policy,
+    status: ReservationStatus,
+    until: Option<NaiveDateTime>,
+) -> Option<String> {
+    match (status, until) {
+        (ReservationStatus::Offered, Some(until)) => Some(t.fmt(
+            "waitlist.offer_until",
+            &[(
+                "until",
+                &rules::local_date_time(t, policy.timezone, until.and_utc()),
+            )],
+        )),
+        _ => None,
     }
 }
+
+/// The longest request id a form may carry (the page's are 43 characters).
+const MAX_REQUEST_ID: usize = 64;
 
 /// `POST /reservations`: books through [`booking::book`]; a refusal shows the
 /// store page again with the message next to the form and the quantity kept.
@@ -204,7 +259,8 @@ async fn create(
                 request_id,
                 person,
                 now: state.clock.now(),
-                session: citizen.claim,
+                session: Some(citizen.claim),
+                hold: Hold::Booking,
             };
             let (t, base_url, policy) = (page.t.clone(), state.base_url.clone(), policy.clone());
             let form = Form::of(state.db.backend());
@@ -234,7 +290,7 @@ async fn create(
     if refusal == Refusal::UnknownWindow {
         return Err(AppError::NotFound);
     }
-    let (status, kind) = refusal_status(&refusal);
+    let (status, kind) = refusal.answer();
     let store_code = state
         .db
         .run(move |conn| queries::store_code_of_window(conn, window_id))
@@ -272,6 +328,11 @@ struct ShowPage {
     error: Option<String>,
     /// "대리 수령: 홍*동(2012년생) 대신 김*지", for a dependant's reservation.
     proxy_line: Option<String>,
+    /// Whether the pickup code is the citizen's yet (not while offered).
+    has_code: bool,
+    /// For an offer still held: until when, with the accept and decline
+    /// forms.
+    offer_note: Option<String>,
 }
 
 /// A reservation id from the path: anything but a number is no reservation.
@@ -362,6 +423,8 @@ async fn reservation_page(
             cancel_until,
             error,
             proxy_line,
+            has_code: r.status.has_code(),
+            offer_note: offer_note(t, &policy, r.status, r.offer_until),
             page,
         },
         status,
@@ -508,4 +571,82 @@ async fn cancel_one(
         StatusCode::CONFLICT,
     )
     .await
+}
+
+/// What to do with an offer from a waiting list.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Accept,
+    Decline,
+}
+
+/// `POST /reservations/{id}/accept` and `/decline`: the citizen's answer to
+/// an offer ([`offers::accept`], [`offers::decline`]); an offer already
+/// settled, or whose hold passed, shows the reservation again with why.
+async fn answer_offer(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    session: Session,
+    page: PageCtx,
+    path: web::Path<String>,
+    answer: Answer,
+) -> Result<HttpResponse, AppError> {
+    let id = reservation_id(&path)?;
+    let policy = state.policy().await?;
+    let (user_id, now) = (citizen.user.id, state.clock.now());
+    let (t, base_url, for_tx) = (page.t.clone(), state.base_url.clone(), policy.clone());
+    let result = state
+        .db
+        .write(move |tx| match answer {
+            Answer::Accept => offers::accept(tx, user_id, id, now, &for_tx, &t, &base_url),
+            Answer::Decline => offers::decline(tx, user_id, id, now, &for_tx, &t, &base_url),
+        })
+        .await;
+    let message = match result {
+        Ok(()) => {
+            state.mail_wake.notify_one();
+            let flash = match answer {
+                Answer::Accept => "waitlist.flash.accepted",
+                Answer::Decline => "waitlist.flash.declined",
+            };
+            session::set_flash(&session, flash);
+            return Ok(see_other(&format!("/reservations/{id}")));
+        }
+        Err(DbError::Work(OfferError::NotFound)) => return Err(AppError::NotFound),
+        Err(DbError::Work(OfferError::NotOffered { status })) => page.t.fmt(
+            "waitlist.refused.not_offered",
+            &[("status", &page.t.get(status.label_key()))],
+        ),
+        Err(DbError::Work(OfferError::Lapsed)) => page.t.get("waitlist.refused.lapsed").to_owned(),
+        Err(e) => return Err(e.into()),
+    };
+    reservation_page(
+        &state,
+        &citizen,
+        page,
+        id,
+        Some(message),
+        StatusCode::CONFLICT,
+    )
+    .await
+}
+
+async fn accept_offer(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    session: Session,
+    page: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    answer_offer(state, citizen, session, page, path, Answer::Accept).await
+}
+
+async fn decline_offer(
+    state: web::Data<AppState>,
+    citizen: Citizen,
+    session: Session,
+    page: PageCtx,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    answer_offer(state, citizen, session, page, path, Answer::Decline).await
 }

@@ -5,6 +5,7 @@
 //! reservation is a no-show; and every reason a reservation is refused, with
 //! its words.
 
+use actix_web::http::StatusCode;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
@@ -79,6 +80,26 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Its HTTP status and its `data-refusal` name, for every page that
+    /// answers it (booking, joining a waiting list).
+    pub fn answer(&self) -> (StatusCode, &'static str) {
+        match self {
+            Refusal::Unverified => (StatusCode::FORBIDDEN, "unverified"),
+            Refusal::AccountDisabled => (StatusCode::FORBIDDEN, "disabled"),
+            Refusal::NotCitizen => (StatusCode::FORBIDDEN, "not_citizen"),
+            Refusal::UnknownWindow => (StatusCode::NOT_FOUND, "unknown_window"),
+            Refusal::UnknownPerson => (StatusCode::NOT_FOUND, "unknown_person"),
+            Refusal::StoreSuspended => (StatusCode::CONFLICT, "suspended"),
+            Refusal::BookingClosed => (StatusCode::CONFLICT, "closed"),
+            Refusal::BeyondHorizon { .. } => (StatusCode::CONFLICT, "horizon"),
+            Refusal::Rotation { .. } => (StatusCode::CONFLICT, "rotation"),
+            Refusal::BadQuantity { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "quantity"),
+            Refusal::QuotaExceeded { .. } => (StatusCode::CONFLICT, "quota"),
+            Refusal::WindowFull { .. } => (StatusCode::CONFLICT, "full"),
+            Refusal::SoldOut => (StatusCode::CONFLICT, "sold_out"),
+        }
+    }
+
     /// What the citizen reads next to the form, in `t`'s language, times in `tz`.
     pub fn message(&self, t: &Tr, tz: Tz) -> String {
         match self {
@@ -153,6 +174,13 @@ pub fn time_range(tz: Tz, starts_at: NaiveDateTime, ends_at: NaiveDateTime) -> S
         local(tz, starts_at).format("%H:%M"),
         local(tz, ends_at).format("%H:%M")
     )
+}
+
+/// `2026년 3월 10일 (화) 14:30`: a moment in the service zone, in `t`'s
+/// words for the date.
+pub fn local_date_time(t: &crate::i18n::Tr, tz: Tz, at: DateTime<Utc>) -> String {
+    let local = at.with_timezone(&tz);
+    format!("{} {}", t.date(local.date_naive()), local.format("%H:%M"))
 }
 
 /// The date at `now` in the service time zone.

@@ -23,15 +23,39 @@ pub enum ReservationStatus {
     Cancelled,
     /// Not picked up by the window's end plus the grace: a no-show.
     Expired,
+    /// A place freed in a full window, held for the first in its waiting list
+    /// until `offer_until` (SPEC §13): counted as taken, like `Active`, until
+    /// it is accepted (then `Active`), declined or lapses.
+    Offered,
+    /// An offer its citizen declined: the place and the quota went back.
+    Declined,
+    /// An offer not accepted in time: the place and the quota went back.
+    Lapsed,
 }
 
 impl ReservationStatus {
-    pub const ALL: [ReservationStatus; 4] = [
+    pub const ALL: [ReservationStatus; 7] = [
         ReservationStatus::Active,
         ReservationStatus::PickedUp,
         ReservationStatus::Cancelled,
         ReservationStatus::Expired,
+        ReservationStatus::Offered,
+        ReservationStatus::Declined,
+        ReservationStatus::Lapsed,
     ];
+
+    /// The states that hold a window's places and their person's quota: the
+    /// window's `reserved` and the quota's `used` count these.
+    pub const HOLDING: [ReservationStatus; 2] =
+        [ReservationStatus::Active, ReservationStatus::Offered];
+
+    /// [`Self::HOLDING`] as an SQL list, `'active', 'offered'`, for the
+    /// statements written as text.
+    pub fn holding_sql() -> String {
+        Self::HOLDING
+            .map(|s| format!("'{}'", s.as_str()))
+            .join(", ")
+    }
 
     /// The stored value, also the pages' `data-status`.
     pub const fn as_str(self) -> &'static str {
@@ -40,6 +64,9 @@ impl ReservationStatus {
             ReservationStatus::PickedUp => "picked_up",
             ReservationStatus::Cancelled => "cancelled",
             ReservationStatus::Expired => "expired",
+            ReservationStatus::Offered => "offered",
+            ReservationStatus::Declined => "declined",
+            ReservationStatus::Lapsed => "lapsed",
         }
     }
 
@@ -50,6 +77,15 @@ impl ReservationStatus {
             .find(|s| s.as_str() == text)
     }
 
+    /// Whether its pickup code is the citizen's to show: not for a place
+    /// only offered from a waiting list, or one never accepted.
+    pub fn has_code(self) -> bool {
+        !matches!(
+            self,
+            ReservationStatus::Offered | ReservationStatus::Declined | ReservationStatus::Lapsed
+        )
+    }
+
     /// The locale key of its words ("예약됨", "Picked up", …).
     pub fn label_key(self) -> &'static str {
         match self {
@@ -57,6 +93,9 @@ impl ReservationStatus {
             ReservationStatus::PickedUp => "reservation.status.picked_up",
             ReservationStatus::Cancelled => "reservation.status.cancelled",
             ReservationStatus::Expired => "reservation.status.expired",
+            ReservationStatus::Offered => "reservation.status.offered",
+            ReservationStatus::Declined => "reservation.status.declined",
+            ReservationStatus::Lapsed => "reservation.status.lapsed",
         }
     }
 }
@@ -110,17 +149,29 @@ mod tests {
     #[test]
     fn the_stored_names_are_those_the_migrations_admit() {
         let names: Vec<&str> = ReservationStatus::ALL.map(|s| s.as_str()).to_vec();
-        assert_eq!(names, ["active", "picked_up", "cancelled", "expired"]);
+        assert_eq!(
+            names,
+            [
+                "active",
+                "picked_up",
+                "cancelled",
+                "expired",
+                "offered",
+                "declined",
+                "lapsed"
+            ]
+        );
         let listed = ReservationStatus::ALL.map(|s| format!("'{s}'")).join(", ");
-        let check = format!("status TEXT NOT NULL CHECK (status IN ({listed}))");
+        let check = format!("CHECK (status IN ({listed}))");
         for backend in ["sqlite", "postgres"] {
             let path = format!(
-                "{}/migrations/{backend}/2026-11-25-000001_initial/up.sql",
+                "{}/migrations/{backend}/2026-12-07-100000_waitlist/up.sql",
                 env!("CARGO_MANIFEST_DIR")
             );
             let sql = std::fs::read_to_string(&path).unwrap();
             assert!(sql.contains(&check), "{path} has no {check}");
         }
+        assert_eq!(ReservationStatus::holding_sql(), "'active', 'offered'");
     }
 
     #[test]
@@ -133,6 +184,9 @@ mod tests {
                 "reservation.status.picked_up",
                 "reservation.status.cancelled",
                 "reservation.status.expired",
+                "reservation.status.offered",
+                "reservation.status.declined",
+                "reservation.status.lapsed",
             ]
         );
     }

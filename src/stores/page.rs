@@ -101,6 +101,17 @@ struct PageDependant {
     birth_date: NaiveDate,
 }
 
+/// A place the visitor holds in a window's waiting list.
+#[derive(Debug, Clone)]
+struct PageWaiting {
+    window_id: i64,
+    quantity: i32,
+    /// The dependant's link; `None` for the citizen's own place.
+    dependant_id: Option<i64>,
+    /// 1 for the first in line.
+    position: i32,
+}
+
 /// What the store page read, as [`load`] found it.
 pub struct Loaded {
     store: StoreRow,
@@ -113,6 +124,8 @@ pub struct Loaded {
     /// A citizen's dependants, in the order they were added, with what each
     /// has left per period.
     dependants: Vec<(PageDependant, Vec<PeriodLeft>)>,
+    /// The citizen's places in these windows' waiting lists.
+    waiting: Vec<PageWaiting>,
 }
 
 /// Everything the page reads, in one statement: a row of each kind the
@@ -124,7 +137,11 @@ pub struct Loaded {
 /// - `account`: the visitor's account (`$6`, null for nobody), once per
 ///   period from `$4` to `$5` its person used some quota in (or once, with
 ///   no period);
-/// - `dependant`: each current dependant of that account, in the same way.
+/// - `dependant`: each current dependant of that account, in the same way;
+/// - `waiting`: each place that account holds in the waiting list of one of
+///   these windows (SPEC §13): the window as `id`, the quantity as
+///   `reserved`, the dependant's link (null for the citizen) as `person_id`
+///   and the place in line as `used`.
 ///
 /// Its arms stand side by side so that each is planned with its own index;
 /// the `CAST`s give every column one type across them, as PostgreSQL asks.
@@ -163,7 +180,17 @@ SELECT 'dependant', d.id, d.name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM dependants d \
 JOIN people p ON p.id = d.person_id \
 LEFT JOIN quota_usage q ON q.person_id = d.person_id AND q.period_start BETWEEN $4 AND $5 \
-WHERE d.guardian_user_id = $6 AND d.ended_at IS NULL";
+WHERE d.guardian_user_id = $6 AND d.ended_at IS NULL \
+UNION ALL \
+SELECT 'waiting', e.window_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.quantity, NULL, \
+       NULL, NULL, NULL, NULL, NULL, NULL, e.dependant_id, NULL, NULL, \
+       CAST((SELECT COUNT(*) FROM waitlist f \
+             WHERE f.window_id = e.window_id AND f.offer_id IS NULL AND f.id <= e.id) AS INTEGER), \
+       NULL \
+FROM waitlist e \
+JOIN pickup_windows w ON w.id = e.window_id \
+JOIN stores s ON s.id = w.store_id \
+WHERE e.user_id = $6 AND e.offer_id IS NULL AND s.code = $1 AND w.day BETWEEN $2 AND $3";
 
 /// One row of [`LOAD_SQL`].
 #[derive(Debug, QueryableByName)]
@@ -291,6 +318,7 @@ pub fn load(
     // Each dependant's link id, person, name, birth date and when added, with
     // what they used per period.
     let mut dependants: Vec<(LoadRow, HashMap<NaiveDate, i32>)> = Vec::new();
+    let mut waiting = Vec::new();
     for mut row in rows {
         match row.kind.as_str() {
             "store" => found = row.store(),
@@ -306,6 +334,18 @@ pub fn load(
                     dependants.push((row, used));
                 }
             },
+            "waiting" => {
+                waiting.extend(
+                    row.reserved
+                        .zip(row.used)
+                        .map(|(quantity, position)| PageWaiting {
+                            window_id: row.id,
+                            quantity,
+                            dependant_id: row.person_id,
+                            position,
+                        }),
+                )
+            }
             _ => {}
         }
     }
@@ -314,6 +354,9 @@ pub fn load(
     };
     windows.sort_by_key(|w| (w.day, w.starts_at, w.id));
     let viewer = account.as_ref().map_or(Viewer::Anonymous, viewer_of);
+    if !matches!(viewer, Viewer::Citizen { .. }) {
+        waiting.clear();
+    }
     let (used, dependants) = match viewer {
         Viewer::Citizen { .. } => {
             dependants.sort_by_key(|(d, _)| (d.added_at, d.id));
@@ -342,6 +385,7 @@ pub fn load(
         viewer,
         used,
         dependants,
+        waiting,
     }))
 }
 
@@ -384,6 +428,19 @@ pub struct WindowView {
     pub no_quota: Option<String>,
     /// A refusal of the form sent for this window.
     pub error: Option<(String, &'static str)>,
+    /// The visitor's places in this window's waiting list.
+    pub waiting: Vec<WaitingView>,
+    /// The form to join its waiting list, for a full window that someone
+    /// the citizen books for may still wait for.
+    pub join: Option<FormView>,
+}
+
+/// A place the visitor holds in a window's waiting list, with its leave form.
+pub struct WaitingView {
+    /// "대기 2번째 (마스크 2개)" or the same for a dependant.
+    pub text: String,
+    /// The form's `person`: `self` or the dependant's link id.
+    pub person: String,
 }
 
 pub struct FormView {
@@ -871,6 +928,89 @@ fn build(
             }
             _ => (None, None),
         };
+        let waiting: Vec<WaitingView> = loaded
+            .waiting
+            .iter()
+            .filter(|e| e.window_id == w.id)
+            .map(|e| {
+                let name = e.dependant_id.and_then(|id| {
+                    loaded
+                        .dependants
+                        .iter()
+                        .find(|(d, _)| d.id == id)
+                        .map(|(d, _)| d.name.as_str())
+                });
+                let text = match name {
+                    Some(name) => t.fmt(
+                        "waitlist.place_for",
+                        &[
+                            ("position", &e.position),
+                            ("quantity", &e.quantity),
+                            ("name", &name),
+                        ],
+                    ),
+                    None => t.fmt(
+                        "waitlist.place",
+                        &[("position", &e.position), ("quantity", &e.quantity)],
+                    ),
+                };
+                WaitingView {
+                    text,
+                    person: e
+                        .dependant_id
+                        .map_or_else(|| "self".to_owned(), |id| id.to_string()),
+                }
+            })
+            .collect();
+        let join = match &me {
+            Some(me) if reason_key == "full" && w.starts_at > now.naive_utc() => {
+                let waits = |value: &str| waiting.iter().any(|e| e.person == value);
+                // Whoever the citizen books for who may still wait here: the
+                // rotation day allows, quota is left, not already in line.
+                let may_wait = |b: &Booker| {
+                    let left = b.left_in(policy, period);
+                    (b.may_come_on(policy, w.day) && left > 0 && !waits(&b.value)).then_some(left)
+                };
+                let own = may_wait(me);
+                let dependants_left: Vec<(&PageDependant, i32)> = loaded
+                    .dependants
+                    .iter()
+                    .zip(&others)
+                    .filter_map(|((d, _), b)| may_wait(b).map(|left| (d, left)))
+                    .collect();
+                let most = dependants_left
+                    .iter()
+                    .map(|(_, left)| *left)
+                    .chain(own)
+                    .max();
+                most.map(|most| {
+                    let first = own.or(dependants_left.first().map(|(_, left)| *left));
+                    let chosen = if own.is_some() {
+                        "self".to_owned()
+                    } else {
+                        dependants_left
+                            .first()
+                            .map_or_else(|| "self".to_owned(), |(d, _)| d.id.to_string())
+                    };
+                    let mut people = person_options(t, &dependants_left, &chosen);
+                    if own.is_none() {
+                        people.retain(|p| p.value != "self");
+                    }
+                    FormView {
+                        max: most.min(MAX_QUANTITY),
+                        quantity: first.unwrap_or(1).clamp(1, MAX_QUANTITY).to_string(),
+                        people,
+                        dependants_note: String::new(),
+                        label: t.fmt(
+                            "waitlist.quantity_for",
+                            &[("date", &t.date(w.day)), ("time", &time)],
+                        ),
+                        request_id: String::new(),
+                    }
+                })
+            }
+            _ => None,
+        };
         let view = WindowView {
             id: w.id,
             time,
@@ -885,6 +1025,8 @@ fn build(
             form,
             no_quota,
             error: retried.map(|r| (r.message.clone(), r.kind)),
+            waiting,
+            join,
         };
         match days.last_mut() {
             Some((day, d)) if *day == w.day => d.windows.push(view),

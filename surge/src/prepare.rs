@@ -25,7 +25,7 @@ use mask_reservation::db::{Backend, DbConnection, write_tx};
 use mask_reservation::i18n::{Catalog, Lang, Tr};
 use mask_reservation::policy::{Policy, WindowSpec};
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{ForWhom, Request, book};
+use mask_reservation::reservations::booking::{ForWhom, Hold, Request, book};
 use mask_reservation::reservations::rules;
 use mask_reservation::settings;
 use mask_reservation::stores::import::{StoreRow, insert_all};
@@ -482,7 +482,8 @@ fn pickups(
                             request_id: None,
                             person: ForWhom::Own,
                             now,
-                            session: SessionClaim::FIRST_CITIZEN_LOGIN,
+                            session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+                            hold: Hold::Booking,
                         };
                         book(tx, &req, policy, &tr, "http://127.0.0.1").map(|b| b.pickup_code)
                     })

@@ -39,6 +39,7 @@ pub async fn form_of(admin: &Visitor) -> Vec<(&'static str, String)> {
         "max_dependants",
         "proxy_born_from",
         "proxy_born_until",
+        "waitlist_hold_minutes",
         "version",
     ]
     .into_iter()
@@ -413,7 +414,8 @@ async fn two_saves_at_once_from_the_same_version_are_one_success_and_one_conflic
 }
 
 #[tokio::test]
-async fn the_walk_in_share_booking_close_and_dependant_rules_are_settings_with_their_bounds() {
+async fn the_walk_in_share_booking_close_dependant_and_waitlist_rules_are_settings_with_their_bounds()
+ {
     let app = spawn_app().await;
     let admin = app.logged_in_as(Role::Admin, "a@example.com", None).await;
     for (key, bad) in [
@@ -423,6 +425,8 @@ async fn the_walk_in_share_booking_close_and_dependant_rules_are_settings_with_t
         ("max_dependants", "21"),
         ("proxy_born_from", "10"),
         ("proxy_born_until", "year"),
+        ("waitlist_hold_minutes", "0"),
+        ("waitlist_hold_minutes", "1441"),
     ] {
         let res = post(&admin, &with(form_of(&admin).await, &[(key, bad)])).await;
         assert_eq!(res.status(), 422, "{key}={bad}");
@@ -437,6 +441,7 @@ async fn the_walk_in_share_booking_close_and_dependant_rules_are_settings_with_t
             ("walk_in_share_percent", "25"),
             ("booking_close_minutes", "45"),
             ("max_dependants", "3"),
+            ("waitlist_hold_minutes", "15"),
         ],
     );
     assert_eq!(save(&admin, &form).await.status(), 303);
@@ -445,9 +450,10 @@ async fn the_walk_in_share_booking_close_and_dependant_rules_are_settings_with_t
         (
             now["walk_in_share_percent"].as_str(),
             now["booking_close_minutes"].as_str(),
-            now["max_dependants"].as_str()
+            now["max_dependants"].as_str(),
+            now["waitlist_hold_minutes"].as_str()
         ),
-        ("25", "45", "3")
+        ("25", "45", "3", "15")
     );
     // Each change is audited with its values before and after.
     let audited: Vec<(String, Option<String>, Option<String>)> = audit_log::table

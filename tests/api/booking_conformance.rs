@@ -27,7 +27,9 @@ use mask_reservation::dependants::service::{self, NewDependant};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, BookError, Booked, ForWhom, Form, Request};
+use mask_reservation::reservations::booking::{
+    self, BookError, Booked, ForWhom, Form, Hold, Request,
+};
 use mask_reservation::reservations::rules::Refusal;
 
 use crate::booking_steps::{app_with_supply, citizens, open_besides, written};
@@ -156,7 +158,8 @@ impl Scene {
             request_id: Some(request_id.to_owned()),
             person: ForWhom::Own,
             now: seoul(tuesday(), 8, 0),
-            session: SessionClaim::FIRST_CITIZEN_LOGIN,
+            session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+            hold: Hold::Booking,
         }
     }
 
@@ -253,10 +256,10 @@ impl Scene {
             Scenario::SessionEnded => {
                 let before = written(&self.app);
                 let mut req = self.request(user, w, 1, "ended");
-                req.session = SessionClaim {
+                req.session = Some(SessionClaim {
                     epoch: 1,
                     ..SessionClaim::FIRST_CITIZEN_LOGIN
-                };
+                });
                 assert_eq!(self.book(req).await, Answer::SessionEnded);
                 assert_eq!(written(&self.app), before);
             }

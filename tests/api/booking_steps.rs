@@ -23,7 +23,9 @@ use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::mail::outbox::{OutgoingMail, enqueue};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, BookError, Booked, ForWhom, Form, Request};
+use mask_reservation::reservations::booking::{
+    self, BookError, Booked, ForWhom, Form, Hold, Request,
+};
 use mask_reservation::reservations::rules::{OpenWindow, Refusal};
 
 use crate::common::{TestApp, assert_invariants, fixtures};
@@ -86,7 +88,8 @@ async fn book(
         request_id: Some(mask_reservation::random::token()),
         person: ForWhom::Own,
         now: seoul(tuesday(), 8, 0),
-        session: SessionClaim::FIRST_CITIZEN_LOGIN,
+        session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+        hold: Hold::Booking,
     };
     let (form, base_url) = (Form::of(app.backend()), "https://masks.example".to_owned());
     match booking::book_through(&app.db, form, req, Arc::new(policy), t, base_url).await {
@@ -249,7 +252,8 @@ async fn the_confirmation_is_queued_as_enqueue_queues_a_mail() {
         request_id: None,
         person: ForWhom::Own,
         now: seoul(tuesday(), 8, 0),
-        session: SessionClaim::FIRST_CITIZEN_LOGIN,
+        session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+        hold: Hold::Booking,
     };
     type Shape = (
         String,
@@ -381,7 +385,8 @@ async fn on_postgresql_a_booking_is_two_statements_without_a_transaction_prepare
             request_id: None,
             person: ForWhom::Own,
             now: seoul(tuesday(), 8, 0),
-            session: SessionClaim::FIRST_CITIZEN_LOGIN,
+            session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+            hold: Hold::Booking,
         };
         write_statements(&mut conn, |tx| {
             booking::book(tx, &req, &policy, &t, "https://masks.example")

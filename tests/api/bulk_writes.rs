@@ -15,7 +15,7 @@ use mask_reservation::db::{Backend, DbError};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, ForWhom, Request};
+use mask_reservation::reservations::booking::{self, ForWhom, Hold, Request};
 use mask_reservation::stores::import::{StoreRow, insert_all};
 use mask_reservation::supply::import::{self, CHUNK, ImportError, SupplyRow};
 use mask_reservation::supply::rules::Refusal;
@@ -147,7 +147,8 @@ async fn a_refusal_that_appears_after_the_check_stops_the_import_at_its_line() {
             request_id: Some("between-chunks".into()),
             person: ForWhom::Own,
             now: seoul(tuesday(), 8, 0),
-            session: SessionClaim::FIRST_CITIZEN_LOGIN,
+            session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+            hold: Hold::Booking,
         };
         tokio::spawn(async move {
             db.write(move |tx| booking::book(tx, &req, &policy, &t, "https://m.example"))

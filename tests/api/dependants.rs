@@ -29,7 +29,7 @@ use mask_reservation::dependants::service::{self, AddError, NewDependant, Remove
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, BookError, ForWhom, Request};
+use mask_reservation::reservations::booking::{self, BookError, ForWhom, Hold, Request};
 use mask_reservation::reservations::rules::Refusal as BookRefusal;
 
 use crate::common::{
@@ -1111,7 +1111,8 @@ async fn a_booking_for_a_dependant_and_their_removal_at_once_never_leave_a_reser
             request_id: None,
             person: ForWhom::Dependant(link),
             now: seoul(tuesday(), 8, 0),
-            session: SessionClaim::FIRST_CITIZEN_LOGIN,
+            session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+            hold: Hold::Booking,
         };
         let book = move |tx: &mut Tx<'_>| booking::book(tx, &req, &policy, &t, "http://localhost");
         let now = seoul(tuesday(), 8, 0);

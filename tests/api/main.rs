@@ -58,6 +58,7 @@ mod stock;
 mod store_search;
 mod surge;
 mod waiting_room;
+mod waitlist;
 mod web_stack;
 mod writer;
 mod zh_tw;

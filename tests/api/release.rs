@@ -14,7 +14,7 @@ use mask_reservation::db::{Backend, Db, DbError};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::policy::Policy;
 use mask_reservation::quantity::Quantity;
-use mask_reservation::reservations::booking::{self, ForWhom, Form, Request};
+use mask_reservation::reservations::booking::{self, ForWhom, Form, Hold, Request};
 use mask_reservation::supply::release::{release_all, release_due};
 
 use crate::booking_steps::citizens;
@@ -244,7 +244,8 @@ async fn a_booking_of_the_last_places_racing_the_release_books_or_releases_each_
                 quantity: Quantity::new(1).unwrap(),
                 request_id: Some(format!("r{user_id}")),
                 now: open_at,
-                session: SessionClaim::FIRST_CITIZEN_LOGIN,
+                session: Some(SessionClaim::FIRST_CITIZEN_LOGIN),
+                hold: Hold::Booking,
             };
             let (db, policy, t, form) = (first.db.clone(), policy.clone(), t.clone(), *form);
             async move {

@@ -22,8 +22,8 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Bool, Date, Nullable, Text, Timestamp};
 
 use super::{
-    Account, BookError, Booked, Confirmation, DAY_TAKE_SQL, ForWhom, Holder, LEDGER_KIND,
-    MAIL_KIND, Request, TakeArgs, Taken, WINDOW_TAKE_SQL, Window, check, refusal, replay, settle,
+    Account, BookError, Booked, Confirmation, DAY_TAKE_SQL, ForWhom, Holder, LEDGER_KIND, Request,
+    TakeArgs, Taken, WINDOW_TAKE_SQL, Window, check, refusal, replay, settle,
 };
 use crate::db::statement::{Arg, Statement};
 use crate::db::{self, DbConnection, Tx};
@@ -34,7 +34,6 @@ use crate::policy::Policy;
 use crate::quota;
 use crate::reservations::code;
 use crate::reservations::rules::Refusal;
-use crate::reservations::status::ReservationStatus;
 
 /// The sequence behind `reservations.id` (an identity column; its name is
 /// checked against `pg_get_serial_sequence` by the tests).
@@ -177,7 +176,9 @@ impl Facts {
 /// `$6` now, `$7` store-day (`WINDOW_TAKE_SQL`, `DAY_TAKE_SQL`); then `$8` the reservation's id, `$9` user, `$10` store,
 /// `$11` pickup code, `$12` request id, `$13` mail language, `$14` recipient,
 /// `$15` mail kind, `$16` subject, `$17` body, `$18` mail status, `$19` the
-/// mail's due time, `$20` the dependant's link (null for the citizen's own). The outbox row is the one `mail::outbox::enqueue` writes
+/// mail's due time, `$20` the dependant's link (null for the citizen's own),
+/// `$21` the status (`active`, or `offered` for a waiting list's offer),
+/// `$22` until when an offer is held (null for a booking). The outbox row is the one `mail::outbox::enqueue` writes
 /// (pending, no attempt, due at once).
 static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -191,9 +192,9 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
          booked AS ( \
              INSERT INTO reservations (id, user_id, person_id, window_id, store_id, quantity, \
                  period_start, status, pickup_code, created_at, updated_at, request_id, mail_lang, \
-                 dependant_id) \
+                 dependant_id, offer_until) \
              OVERRIDING SYSTEM VALUE \
-             SELECT $8, $9, $1, $5, $10, $3, $2, '{active}', $11, $6, $6, $12, $13, $20 \
+             SELECT $8, $9, $1, $5, $10, $3, $2, $21, $11, $6, $6, $12, $13, $20, $22 \
              FROM store_day \
              WHERE $20 IS NULL OR EXISTS (SELECT 1 FROM link) \
              ON CONFLICT DO NOTHING \
@@ -222,7 +223,6 @@ static BOOK_SQL: LazyLock<String> = LazyLock::new(|| {
         take = quota::TAKE_SQL,
         window_take = WINDOW_TAKE_SQL,
         day_take = DAY_TAKE_SQL,
-        active = ReservationStatus::Active.as_str(),
     )
 });
 
@@ -289,7 +289,7 @@ pub(super) fn book(
     )
     .get_result(pg(tx)?)?;
     let account = facts.account();
-    Account::held_by(account.as_ref(), &req.session)?;
+    Account::held_by(account.as_ref(), req.session.as_ref())?;
     if let Some(existing) = facts.replayed() {
         return Ok(existing);
     }
@@ -347,12 +347,14 @@ pub(super) fn book(
                 Arg::NullableText(req.request_id.as_deref()),
                 Arg::Text(t.code()),
                 Arg::Text(&citizen.email),
-                Arg::Text(MAIL_KIND),
+                Arg::Text(mail.kind),
                 Arg::Text(&mail.subject),
                 Arg::Text(&mail.body),
                 Arg::Text(outbox::PENDING),
                 Arg::Timestamp(Utc::now().naive_utc()),
                 Arg::NullableBigInt(holder.dependant_id()),
+                Arg::Text(req.hold.status().as_str()),
+                Arg::NullableTimestamp(req.hold.offer_until()),
             ],
         ]
         .concat(),
