@@ -111,6 +111,13 @@ fn table() -> Vec<Row> {
         get("/reservations/abc",              [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         get("/reservations/999999/cancel",    [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         post("/reservations/999999/cancel",   [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        post("/reservations/999999/accept",   [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        post("/reservations/999999/decline",  [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        post("/reservations/abc/accept",      [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        // No such window: nothing to wait for, nothing to leave.
+        post("/windows/999999/waitlist",      [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        post("/windows/abc/waitlist",         [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        post("/windows/999999/waitlist/leave", [Login,     Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         get("/dependants",                    [Login,      OK,           OK,           FORBIDDEN,              FORBIDDEN]),
         // No field: an unverified citizen is refused first, a verified one
         // gets both fields back as missing.

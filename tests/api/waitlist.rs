@@ -593,3 +593,100 @@ async fn an_offer_accepted_as_it_lapses_is_accepted_or_passed_on_never_both() {
             .advance(seoul(tuesday(), 7, 0) - app.state.clock.now());
     }
 }
+
+/// On a phone, in each language: a citizen finds a full window, joins its
+/// line, and when a cancel frees the place, finds the offer on their
+/// reservations page and accepts it for a pickup code.
+#[tokio::test]
+async fn on_a_phone_a_citizen_joins_a_full_windows_line_and_accepts_the_place_in_each_language() {
+    use crate::common::browser::{Browser, fill, submit, wait_for};
+    use fantoccini::Locator;
+
+    const PHONE: (u32, u32) = (390, 844);
+    let (app, windows) = scene(2, 0).await;
+    for ((lang, code), w) in [("ko-KR", "ko"), ("en-US", "en"), ("zh-TW", "zh-TW")]
+        .into_iter()
+        .zip(windows.iter().copied())
+    {
+        // E-mail addresses are stored in lower case.
+        let who = code.to_lowercase();
+        let filler = format!("fills-{who}@example.com");
+        let a = citizen(&app, &filler).await;
+        let booked = booked_id(&reserve(&a, w, "2").await);
+        let email = format!("waits-{who}@example.com");
+        citizen(&app, &email).await;
+
+        let browser = Browser::start_in(lang).await;
+        let c = &browser.client;
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        c.goto(&app.url("/login")).await.unwrap();
+        fill(c, "email", &email).await;
+        fill(c, "password", fixtures::PASSWORD).await;
+        submit(c, "/login").await;
+        wait_for(c, "form[action='/logout']").await;
+        let html_lang = c
+            .find(Locator::Css("html"))
+            .await
+            .unwrap()
+            .attr("lang")
+            .await
+            .unwrap();
+        assert_eq!(html_lang.as_deref(), Some(code));
+
+        // The full window offers its line.
+        c.goto(&app.url(&format!("/stores/{STORE}?day={}", tuesday())))
+            .await
+            .unwrap();
+        let form = wait_for(c, &format!("form[data-waitlist-form='{w}']")).await;
+        browser.check_page(&format!("waitlist-join-{code}")).await;
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        form.find(Locator::Css("button[data-join-waitlist]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(c, &format!("#window-{w} [data-waiting='self']")).await;
+        browser
+            .check_page(&format!("waitlist-waiting-{code}"))
+            .await;
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+
+        // A cancel elsewhere frees the place; the offer waits on the list.
+        let res = a
+            .post_form(&format!("/reservations/{booked}/cancel"), &[])
+            .await;
+        assert_eq!(res.status(), 303);
+        c.goto(&app.url("/reservations")).await.unwrap();
+        let row = wait_for(c, "tr[data-status='offered']").await;
+        wait_for(c, "tr[data-status='offered'] [data-offer-until]").await;
+        browser
+            .check_page(&format!("waitlist-offered-{code}"))
+            .await;
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        row.find(Locator::Css("td.card-action a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(c, "[data-offer] [data-offer-until]").await;
+        browser.check_page(&format!("waitlist-offer-{code}")).await;
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        c.find(Locator::Css("button[data-accept-offer]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(c, "[data-status='active'] [data-pickup-code]").await;
+        let user = user_id(&app, &email);
+        assert!(
+            held_by(&app, user, w)
+                .iter()
+                .any(|(_, status)| status == "active")
+        );
+        browser.close().await;
+    }
+    assert_invariants(&app.db);
+}
