@@ -161,6 +161,17 @@ impl Application {
                 mail_wake: state.mail_wake.clone(),
             },
         ));
+        let draws = tokio::spawn(crate::draws::run::run_every(
+            every.unwrap_or(crate::draws::run::EVERY),
+            reminders::Job {
+                db: state.db.clone(),
+                clock: state.clock.clone(),
+                policy: state.policy.clone(),
+                catalog: state.catalog.clone(),
+                base_url: state.base_url.clone(),
+                mail_wake: state.mail_wake.clone(),
+            },
+        ));
         let freshness = match self.metrics.stock_freshness() {
             Ok(gauges) => Some(gauges),
             Err(e) => {
@@ -182,6 +193,7 @@ impl Application {
         expiry.abort();
         reminders.abort();
         waitlist.abort();
+        draws.abort();
         stock.abort();
         result
     }
@@ -374,6 +386,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::stores::page::routes)
         .configure(crate::reservations::routes::routes)
         .configure(crate::waitlist::routes::routes)
+        .configure(crate::draws::routes::routes)
+        .configure(crate::draws::admin::routes)
         .configure(crate::dependants::routes::routes)
         .configure(crate::stores::search::routes)
         .configure(crate::pharmacy::routes::routes)

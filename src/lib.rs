@@ -11,6 +11,7 @@ pub mod csv_util;
 pub mod db;
 pub mod demo;
 pub mod dependants;
+pub mod draws;
 pub mod i18n;
 pub mod import_preview;
 pub mod logging;

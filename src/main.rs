@@ -72,6 +72,19 @@ enum Command {
     /// of windows whose booking has closed (what each server instance does
     /// every minute); print how many.
     Expire,
+    /// Run draw ID now if its registration has closed (what each server
+    /// instance does every minute): resumes where an earlier run stopped;
+    /// one instance at a time.
+    DrawRun {
+        id: i64,
+        /// Registrations settled per transaction.
+        #[arg(long, default_value_t = mask_reservation::draws::run::BATCH)]
+        batch: usize,
+    },
+    /// Recompute draw ID from its revealed secret and its registrations and
+    /// compare every place and outcome with what was recorded; exits
+    /// non-zero on any difference.
+    DrawVerify { id: i64 },
 }
 
 fn main() -> ExitCode {
@@ -136,6 +149,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             migrate(&db, &config)?;
             expire(&db)
         }
+        Command::DrawRun { id, batch } => draw_run(&db, &config, id, batch),
+        Command::DrawVerify { id } => {
+            let mut conn = db.get()?;
+            let found = mask_reservation::draws::check::differences(&mut conn, id)?;
+            if found.is_empty() {
+                println!("ok: draw {id} recomputes to exactly what was recorded");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for f in &found {
+                    println!("DIFFERENCE {f}");
+                }
+                println!("{} difference(s)", found.len());
+                Ok(ExitCode::from(2))
+            }
+        }
         Command::Verify => {
             let mut conn = db.get()?;
             let findings = verify::run(&mut conn)?;
@@ -149,6 +177,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{} violation(s)", findings.len());
                 Ok(ExitCode::from(2))
             }
+        }
+    }
+}
+
+/// Runs draw `id` to its end, or as far as it can, at the database's time.
+fn draw_run(db: &Db, config: &Config, id: i64, batch: usize) -> anyhow::Result<ExitCode> {
+    use mask_reservation::draws::run::{self, Pace, Ran};
+    let mut conn = db.get()?;
+    let policy = Arc::new(Policy::load(&mut conn)?);
+    if let Err(skew) = Clock::system().trusted(database_now(&mut conn)?) {
+        eprintln!("not drawing: {skew}; fix this machine's clock");
+        return Ok(ExitCode::from(2));
+    }
+    drop(conn);
+    let t = Tr::new(Arc::new(Catalog::load()?), Lang::Ko);
+    let base_url = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.bind));
+    let db = db.clone();
+    let pace = Pace {
+        batch,
+        stop_after: None,
+    };
+    let ran = actix_web::rt::System::new().block_on(async move {
+        run::run(&db, id, &Clock::system(), policy, t, base_url, pace).await
+    })?;
+    match ran {
+        Ran::Done { won, not_drawn } => {
+            println!("draw {id} done: {won} drawn, {not_drawn} not drawn");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ran::Stopped { drawn } => {
+            println!("draw {id} stopped after {drawn} registration(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ran::Busy => {
+            println!("draw {id} is being run by another instance");
+            Ok(ExitCode::from(3))
+        }
+        Ran::NotDue => {
+            println!("draw {id} is not due: registration has not closed, or it is done");
+            Ok(ExitCode::from(3))
         }
     }
 }

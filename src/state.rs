@@ -65,6 +65,9 @@ pub struct Keys {
     pub device: Vec<u8>,
     /// Signs the waiting-room ticket (`web::waiting_room::ticket`).
     pub waiting_room: Vec<u8>,
+    /// Keys the pseudonyms a draw publishes its registrations under
+    /// (`draws::entries::pseudonym`).
+    pub draw_pseudonym: Vec<u8>,
 }
 
 impl Keys {
@@ -85,6 +88,7 @@ impl Keys {
             national_id: derive("national id hash").to_vec(),
             device: derive("device cookie").to_vec(),
             waiting_room: derive("waiting room ticket").to_vec(),
+            draw_pseudonym: derive("draw pseudonym").to_vec(),
         }
     }
 }

@@ -273,6 +273,14 @@ pub fn sentence(t: &Tr, who: &Who<'_>, said: &Said<'_>) -> String {
                 ("outcome", &worded(t, "outcome", said.after.get("outcome"))),
             ],
         ),
+        "draw.create" => t.fmt(
+            "admin.audit.says.draw_create",
+            &[
+                ("actor", actor),
+                ("name", &after("name")),
+                ("windows", &after("windows")),
+            ],
+        ),
         "dependant.add" => t.fmt(
             "admin.audit.says.dependant_add",
             &[("actor", actor), ("person", &after("national_id"))],

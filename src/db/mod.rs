@@ -504,6 +504,8 @@ pub enum Locked {
     Account(i64),
     /// A `dependants` row.
     Dependant(i64),
+    /// A `draws` row.
+    Draw(i64),
 }
 
 /// How a [`Locked`] row is held: `Update` excludes every other holder,
@@ -544,6 +546,10 @@ pub fn lock_row(tx: &mut Tx<'_>, row: Locked, mode: LockMode) -> QueryResult<()>
         (Locked::Dependant(id), LockMode::Share) => {
             ("SELECT id FROM dependants WHERE id = $1 FOR SHARE", id)
         }
+        (Locked::Draw(id), LockMode::Update) => {
+            ("SELECT id FROM draws WHERE id = $1 FOR UPDATE", id)
+        }
+        (Locked::Draw(id), LockMode::Share) => ("SELECT id FROM draws WHERE id = $1 FOR SHARE", id),
     };
     Statement::new(sql, vec![Arg::BigInt(id)])
         .execute(conn)

@@ -39,6 +39,61 @@ diesel::table! {
 }
 
 diesel::table! {
+    draw_entries (id) {
+        id -> BigInt,
+        draw_id -> BigInt,
+        user_id -> BigInt,
+        person_id -> BigInt,
+        dependant_id -> Nullable<BigInt>,
+        quantity -> Integer,
+        choice1 -> BigInt,
+        choice2 -> Nullable<BigInt>,
+        choice3 -> Nullable<BigInt>,
+        pseudonym -> Text,
+        mail_lang -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        position -> Nullable<Integer>,
+        quota_left1 -> Nullable<Integer>,
+        quota_left2 -> Nullable<Integer>,
+        quota_left3 -> Nullable<Integer>,
+        outcome -> Nullable<Text>,
+        won_window_id -> Nullable<BigInt>,
+        reservation_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    draw_windows (draw_id, window_id) {
+        draw_id -> BigInt,
+        window_id -> BigInt,
+        free_at_start -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    draws (id) {
+        id -> BigInt,
+        name -> Text,
+        region -> Nullable<Text>,
+        first_day -> Date,
+        last_day -> Date,
+        opens_at -> Timestamp,
+        closes_at -> Timestamp,
+        results_at -> Timestamp,
+        secret -> Text,
+        commitment -> Text,
+        digest -> Nullable<Text>,
+        seed -> Nullable<Text>,
+        state -> Text,
+        claimed_at -> Nullable<Timestamp>,
+        drawn -> Integer,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     import_previews (admin_id, kind, file_hash) {
         admin_id -> BigInt,
         kind -> Text,
@@ -88,6 +143,7 @@ diesel::table! {
         capacity -> Integer,
         reserved -> Integer,
         picked_up -> Integer,
+        draw_id -> Nullable<BigInt>,
     }
 }
 
@@ -258,6 +314,10 @@ diesel::joinable!(reservations -> dependants (dependant_id));
 diesel::joinable!(reservations -> pickup_windows (window_id));
 diesel::joinable!(reservations -> people (person_id));
 diesel::joinable!(reservations -> stores (store_id));
+diesel::joinable!(draw_entries -> draws (draw_id));
+diesel::joinable!(draw_entries -> people (person_id));
+diesel::joinable!(draw_windows -> draws (draw_id));
+diesel::joinable!(draw_windows -> pickup_windows (window_id));
 diesel::joinable!(import_previews -> users (admin_id));
 diesel::joinable!(signup_notices -> people (person_id));
 diesel::joinable!(store_days -> stores (store_id));
@@ -275,6 +335,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_tokens,
     audit_log,
     dependants,
+    draw_entries,
+    draw_windows,
+    draws,
     import_previews,
     mail_outbox,
     people,

@@ -82,26 +82,30 @@ pub enum Hold {
     /// `offered` until `until`, with the offer's mail: a place freed in a full
     /// window for the first in its waiting list (SPEC §13).
     Offer { until: DateTime<Utc> },
+    /// `active`, with the confirmation mail: a registration drawn in draw
+    /// `draw_id`, the one booking allowed in that draw's windows until it is
+    /// done (SPEC §13).
+    Draw { draw_id: i64 },
 }
 
 impl Hold {
     fn status(self) -> ReservationStatus {
         match self {
-            Hold::Booking => ReservationStatus::Active,
+            Hold::Booking | Hold::Draw { .. } => ReservationStatus::Active,
             Hold::Offer { .. } => ReservationStatus::Offered,
         }
     }
 
     fn offer_until(self) -> Option<NaiveDateTime> {
         match self {
-            Hold::Booking => None,
+            Hold::Booking | Hold::Draw { .. } => None,
             Hold::Offer { until } => Some(until.naive_utc()),
         }
     }
 
     fn mail_kind(self) -> &'static str {
         match self {
-            Hold::Booking => MAIL_KIND,
+            Hold::Booking | Hold::Draw { .. } => MAIL_KIND,
             Hold::Offer { .. } => OFFER_MAIL_KIND,
         }
     }
@@ -290,6 +294,8 @@ struct Window {
     suspended: bool,
     store_name: String,
     store_addr: String,
+    /// The draw that allocates this window, while it is not done.
+    draw_id: Option<i64>,
 }
 
 /// Makes the reservation `req` asks for, or says why not. `policy` is the
@@ -412,6 +418,7 @@ fn book_step_by_step(
                 stores::suspended,
                 stores::name,
                 stores::addr,
+                pickup_windows::draw_id,
             ))
             .first(c)
             .optional()
@@ -614,6 +621,12 @@ fn check(
     holder: &Holder,
     window: &Window,
 ) -> Result<NaiveDate, Refusal> {
+    // A draw's windows take only that draw's bookings until it is done.
+    if let Some(draw_id) = window.draw_id
+        && req.hold != (Hold::Draw { draw_id })
+    {
+        return Err(Refusal::InDraw { draw_id });
+    }
     let facts = WindowFacts {
         day: window.day,
         ends_at: window.ends_at,
@@ -661,7 +674,7 @@ impl Confirmation {
             None => String::new(),
         };
         let (subject_key, body_key, until) = match req.hold {
-            Hold::Booking => (
+            Hold::Booking | Hold::Draw { .. } => (
                 "mail.reservation_confirmed.subject",
                 "mail.reservation_confirmed.body",
                 String::new(),

@@ -77,6 +77,11 @@ pub enum Refusal {
     },
     /// The store-day's supply is used up (walk-in sales took what was left).
     SoldOut,
+    /// The window is allocated by draw `draw_id` (SPEC §13), not first come:
+    /// one registers there until it closes.
+    InDraw {
+        draw_id: i64,
+    },
 }
 
 impl Refusal {
@@ -97,6 +102,7 @@ impl Refusal {
             Refusal::QuotaExceeded { .. } => (StatusCode::CONFLICT, "quota"),
             Refusal::WindowFull { .. } => (StatusCode::CONFLICT, "full"),
             Refusal::SoldOut => (StatusCode::CONFLICT, "sold_out"),
+            Refusal::InDraw { .. } => (StatusCode::CONFLICT, "draw"),
         }
     }
 
@@ -145,6 +151,10 @@ impl Refusal {
                 t.fmt("reservation.refusal.full_open", &[("open", &list)])
             }
             Refusal::SoldOut => t.get("reservation.refusal.sold_out").to_owned(),
+            Refusal::InDraw { draw_id } => t.fmt(
+                "reservation.refusal.in_draw",
+                &[("link", &format!("/draws/{draw_id}"))],
+            ),
         }
     }
 }

@@ -80,6 +80,8 @@ struct WindowRow {
     capacity: i32,
     reserved: i32,
     picked_up: i32,
+    /// The draw that allocates it, while that draw is not done.
+    draw_id: Option<i64>,
 }
 
 impl WindowRow {
@@ -133,7 +135,8 @@ pub struct Loaded {
 ///
 /// - `store`: the store (`$1` its code) with today's (`$2`) counters, null
 ///   without supply today;
-/// - `window`: each of its windows from today to the last bookable day (`$3`);
+/// - `window`: each of its windows from today to the last bookable day (`$3`),
+///   with the draw that allocates it, if any, as `person_id`;
 /// - `account`: the visitor's account (`$6`, null for nobody), once per
 ///   period from `$4` to `$5` its person used some quota in (or once, with
 ///   no period);
@@ -161,7 +164,7 @@ WHERE s.code = $1 \
 UNION ALL \
 SELECT 'window', w.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, w.capacity, \
        w.reserved, w.picked_up, w.day, w.starts_at, w.ends_at, \
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+       NULL, NULL, NULL, w.draw_id, NULL, NULL, NULL, NULL \
 FROM stores s JOIN pickup_windows w ON w.store_id = s.id \
 WHERE s.code = $1 AND w.day BETWEEN $2 AND $3 \
 UNION ALL \
@@ -277,6 +280,7 @@ impl LoadRow {
             capacity: self.capacity?,
             reserved: self.reserved?,
             picked_up: self.picked_up?,
+            draw_id: self.person_id,
         })
     }
 
@@ -433,6 +437,8 @@ pub struct WindowView {
     /// The form to join its waiting list, for a full window that someone
     /// the citizen books for may still wait for.
     pub join: Option<FormView>,
+    /// The page of the draw that allocates it, while that draw is not done.
+    pub draw_href: Option<String>,
 }
 
 /// A place the visitor holds in a window's waiting list, with its leave form.
@@ -574,7 +580,7 @@ pub async fn store_page(
         .run(move |conn| load(conn, &for_load, &lookup, now, user_id))
         .await?
         .ok_or(AppError::NotFound)?;
-    let view = build(&page, &policy, now, loaded, day, retry);
+    let view = build(&page, &policy, now, &code, loaded, day, retry);
     render(&view.into_page(page, code), status)
 }
 
@@ -748,6 +754,7 @@ fn build(
     page: &PageCtx,
     policy: &Policy,
     now: DateTime<Utc>,
+    code: &str,
     loaded: Loaded,
     asked_day: Option<NaiveDate>,
     retry: Option<Retry>,
@@ -840,6 +847,7 @@ fn build(
             !me.may_come_on(policy, w.day) && !others.iter().any(|o| o.may_come_on(policy, w.day))
         });
         let (reason_key, reason) = match rules::check_window(policy, now, &facts) {
+            Ok(()) if w.draw_id.is_some() => ("draw", t.get("store_page.reason.draw").to_owned()),
             Err(Refusal::StoreSuspended) => {
                 ("suspended", t.get("store_page.reason.suspended").to_owned())
             }
@@ -1027,6 +1035,7 @@ fn build(
             error: retried.map(|r| (r.message.clone(), r.kind)),
             waiting,
             join,
+            draw_href: w.draw_id.map(|id| format!("/draws/{id}?store={code}")),
         };
         match days.last_mut() {
             Some((day, d)) if *day == w.day => d.windows.push(view),

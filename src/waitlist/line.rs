@@ -86,12 +86,20 @@ type AccountRow = (
     Option<NaiveDate>,
 );
 
-/// The person a place is for, with the account's checks passed: whose
-/// quota and rotation day, and under which link.
-fn holder(tx: &mut Tx<'_>, j: &Join) -> Result<(i64, NaiveDate, Option<i64>), JoinError> {
+/// The person `user_id` asks for (`person`), with the account's checks
+/// passed: whose quota and rotation day, and under which link. For the
+/// requests that name someone without booking yet (a waiting list, a draw).
+pub fn holder<E>(
+    tx: &mut Tx<'_>,
+    user_id: i64,
+    person: ForWhom,
+) -> Result<(i64, NaiveDate, Option<i64>), E>
+where
+    E: From<Refusal> + From<DieselError>,
+{
     let account: Option<AccountRow> = users::table
         .left_join(people::table)
-        .filter(users::id.eq(j.user_id))
+        .filter(users::id.eq(user_id))
         .select((
             users::role,
             users::email_verified_at,
@@ -113,10 +121,10 @@ fn holder(tx: &mut Tx<'_>, j: &Join) -> Result<(i64, NaiveDate, Option<i64>), Jo
     if verified.is_none() {
         return Err(Refusal::Unverified.into());
     }
-    match j.person {
+    match person {
         ForWhom::Own => Ok((person_id, born, None)),
         ForWhom::Dependant(id) => {
-            let d = current_one(tx.conn(), j.user_id, id)?.ok_or(Refusal::UnknownPerson)?;
+            let d = current_one(tx.conn(), user_id, id)?.ok_or(Refusal::UnknownPerson)?;
             Ok((d.person_id, d.birth_date, Some(id)))
         }
     }
@@ -126,7 +134,7 @@ type WindowRow = (NaiveDate, NaiveDateTime, NaiveDateTime, i32, i32, i32, bool);
 
 /// Queues `j`'s person in the window's line; answers their place in it.
 pub fn join(tx: &mut Tx<'_>, j: &Join, policy: &Policy) -> Result<i64, JoinError> {
-    let (person_id, born, dependant_id) = holder(tx, j)?;
+    let (person_id, born, dependant_id) = holder::<JoinError>(tx, j.user_id, j.person)?;
     let window: WindowRow = pickup_windows::table
         .inner_join(stores::table)
         .filter(pickup_windows::id.eq(j.window_id))

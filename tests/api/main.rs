@@ -26,6 +26,7 @@ mod bulk_writes;
 mod citizen_pages;
 mod cli;
 mod dependants;
+mod draws;
 mod expiry;
 mod faults;
 mod faults_clients;

@@ -52,7 +52,7 @@ static FACTS_SQL: LazyLock<String> = LazyLock::new(|| {
                 u.email_verified_at IS NOT NULL AS verified, \
                 u.disabled_at IS NOT NULL AS disabled, u.person_id, p.birth_date, \
                 w.store_day_id, w.store_id, w.day, w.starts_at, w.ends_at, \
-                s.suspended, s.name AS store_name, s.addr AS store_addr, \
+                s.suspended, s.name AS store_name, s.addr AS store_addr, w.draw_id, \
                 dep.person_id AS dep_person_id, dep.birth_date AS dep_birth_date, \
                 dep.name AS dep_name, \
                 CASE WHEN r.id IS NULL AND u.id IS NOT NULL AND w.id IS NOT NULL \
@@ -110,6 +110,8 @@ struct Facts {
     #[diesel(sql_type = Nullable<Text>)]
     store_addr: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
+    draw_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     dep_person_id: Option<i64>,
     #[diesel(sql_type = Nullable<Date>)]
     dep_birth_date: Option<NaiveDate>,
@@ -162,6 +164,7 @@ impl Facts {
             suspended: self.suspended?,
             store_name: self.store_name.take()?,
             store_addr: self.store_addr.take()?,
+            draw_id: self.draw_id,
         })
     }
 }
