@@ -106,21 +106,43 @@ pub fn window_remaining_sql() -> _ {
 /// bookings, and **walk-in**, what the counter can sell — the walk-in stock,
 /// the places closed windows left unbooked (released to the counter, or about
 /// to be: a sale releases them first) and the masks of no-shows. Their sum is
-/// [`StockDay::remaining`]: nothing in it is out of everyone's reach.
+/// [`Figures::remaining`]: nothing in it is out of everyone's reach. The free
+/// places of windows a draw holds (SPEC §13) are **in the draw**: part of
+/// [`StockDay::remaining`], but nobody's to book or buy until the draw gives
+/// them out, so in neither figure and not in the status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Figures {
     pub reservable: i32,
     pub walk_in: i32,
+    pub in_draw: i32,
+}
+
+/// The free places of a store-day's windows still taking bookings
+/// ([`open_free`]): those anyone may book, and those a draw holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Free {
+    pub open: i32,
+    pub in_draw: i32,
+}
+
+impl std::ops::AddAssign for Free {
+    fn add_assign(&mut self, other: Free) {
+        self.open = self.open.saturating_add(other.open);
+        self.in_draw = self.in_draw.saturating_add(other.in_draw);
+    }
 }
 
 impl Figures {
-    /// The figures of `day` whose open windows have `open_free` places free
+    /// The figures of `day` whose open windows have `free` places free
     /// ([`open_free`]).
-    pub fn of(day: &StockDay, open_free: i32) -> Figures {
-        let (reservable, walk_in) = split_remaining(day.remaining(), open_free);
+    pub fn of(day: &StockDay, free: Free) -> Figures {
+        let remaining = day.remaining();
+        let in_draw = free.in_draw.clamp(0, remaining);
+        let (reservable, walk_in) = split_remaining(remaining - in_draw, free.open);
         Figures {
             reservable,
             walk_in,
+            in_draw,
         }
     }
 
@@ -131,11 +153,20 @@ impl Figures {
     }
 
     /// "예약 가능 N · 현장 구매 M", in `t`'s language: the words every page
-    /// shows the two figures in.
+    /// shows the two figures in (and the places in a draw, while there are).
     pub fn text(&self, t: &Tr) -> String {
+        let key = if self.in_draw > 0 {
+            "stock.figures_with_draw"
+        } else {
+            "stock.figures"
+        };
         t.fmt(
-            "stock.figures",
-            &[("reservable", &self.reservable), ("walk_in", &self.walk_in)],
+            key,
+            &[
+                ("reservable", &self.reservable),
+                ("walk_in", &self.walk_in),
+                ("in_draw", &self.in_draw),
+            ],
         )
     }
 }
@@ -145,15 +176,27 @@ impl Figures {
 /// `now`, `close_minutes` before their end. The page that has the windows in
 /// hand sums them here rather than asking again.
 pub fn open_free_of(
-    windows: impl IntoIterator<Item = (StockWindow, chrono::NaiveDateTime)>,
+    windows: impl IntoIterator<Item = (StockWindow, chrono::NaiveDateTime, bool)>,
     close_minutes: i32,
     now: DateTime<Utc>,
-) -> i32 {
-    windows
-        .into_iter()
-        .filter(|(_, ends_at)| rules::booking_open(close_minutes, *ends_at, now))
-        .map(|(w, _)| w.remaining())
-        .sum()
+) -> Free {
+    let mut free = Free::default();
+    for (w, ends_at, in_draw) in windows {
+        if rules::booking_open(close_minutes, ends_at, now) {
+            free += if in_draw {
+                Free {
+                    open: 0,
+                    in_draw: w.remaining(),
+                }
+            } else {
+                Free {
+                    open: w.remaining(),
+                    in_draw: 0,
+                }
+            };
+        }
+    }
+    free
 }
 
 /// Which store-days [`open_free`] reads.
@@ -179,20 +222,25 @@ where
 
 /// The free places of the windows that still take bookings at `now`
 /// (`close_minutes` before their end, [`rules::booking_open`]), summed by
-/// store-day; a store-day with none is missing from the map. One statement
-/// for a date, one per 10,000 store-days for a list.
+/// store-day, apart for those a draw holds; a store-day with none is missing
+/// from the map. One statement for a date, one per 10,000 store-days for a
+/// list.
 pub fn open_free(
     conn: &mut DbConnection,
     days: Days<'_>,
     close_minutes: i32,
     now: DateTime<Utc>,
-) -> QueryResult<HashMap<i64, i32>> {
+) -> QueryResult<HashMap<i64, Free>> {
     let open_end = rules::earliest_bookable_end(close_minutes, now);
     let rows = |conn: &mut DbConnection, ids: Option<&[i64]>, day: Option<NaiveDate>| {
         let mut q = pickup_windows::table
             .filter(pickup_windows::ends_at.gt(open_end))
             .filter(window_remaining_sql().gt(0))
-            .select((pickup_windows::store_day_id, window_remaining_sql()))
+            .select((
+                pickup_windows::store_day_id,
+                window_remaining_sql(),
+                pickup_windows::draw_id.is_not_null(),
+            ))
             .into_boxed();
         if let Some(ids) = ids {
             q = q.filter(pickup_windows::store_day_id.eq_any(ids.to_vec()));
@@ -207,12 +255,22 @@ pub fn open_free(
                 ),
             );
         }
-        q.load::<(i64, i32)>(conn)
+        q.load::<(i64, i32, bool)>(conn)
     };
-    let mut free = HashMap::new();
-    let mut add = |found: Vec<(i64, i32)>| {
-        for (id, n) in found {
-            *free.entry(id).or_insert(0) += n;
+    let mut free: HashMap<i64, Free> = HashMap::new();
+    let mut add = |found: Vec<(i64, i32, bool)>| {
+        for (id, n, in_draw) in found {
+            *free.entry(id).or_default() += if in_draw {
+                Free {
+                    open: 0,
+                    in_draw: n,
+                }
+            } else {
+                Free {
+                    open: n,
+                    in_draw: 0,
+                }
+            };
         }
     };
     match days {
@@ -256,7 +314,12 @@ pub fn figures_of(
     let free = open_free(conn, Days::Ids(&ids), at.close_minutes, at.now)?;
     Ok(days
         .iter()
-        .map(|(id, day)| (*id, Figures::of(day, free.get(id).copied().unwrap_or(0))))
+        .map(|(id, day)| {
+            (
+                *id,
+                Figures::of(day, free.get(id).copied().unwrap_or_default()),
+            )
+        })
         .collect())
 }
 
@@ -294,24 +357,68 @@ mod tests {
     fn what_is_left_is_either_reservable_now_or_sold_at_the_counter() {
         // 100 supply, 30 reserved, 5 sold: 65 left, of which open windows hold 40.
         let d = day(100, 30, 0, 5);
-        let f = Figures::of(&d, 40);
+        let open = |open| Free { open, in_draw: 0 };
+        let f = Figures::of(&d, open(40));
         assert_eq!((f.reservable, f.walk_in), (40, 25));
         assert_eq!(f.remaining(), d.remaining());
         // Every window closed: all of it at the counter.
-        assert_eq!(Figures::of(&d, 0).walk_in, 65);
+        assert_eq!(Figures::of(&d, open(0)).walk_in, 65);
         // Never more reservable than is left, never negative.
         assert_eq!(
-            Figures::of(&d, 90),
+            Figures::of(&d, open(90)),
             Figures {
                 reservable: 65,
-                walk_in: 0
+                walk_in: 0,
+                in_draw: 0
             }
         );
         assert_eq!(
-            Figures::of(&d, -3),
+            Figures::of(&d, open(-3)),
             Figures {
                 reservable: 0,
-                walk_in: 65
+                walk_in: 65,
+                in_draw: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_places_a_draw_holds_are_in_the_draw_and_nobody_can_get_them_yet() {
+        // 65 left: windows hold 20 free places anyone may book and 30 a draw
+        // holds; the counter has the other 15.
+        let d = day(100, 30, 0, 5);
+        let f = Figures::of(
+            &d,
+            Free {
+                open: 20,
+                in_draw: 30,
+            },
+        );
+        assert_eq!((f.reservable, f.walk_in, f.in_draw), (20, 15, 30));
+        assert_eq!(f.remaining(), 35, "what someone can get now");
+        // Never more in the draw than is left.
+        let f = Figures::of(
+            &d,
+            Free {
+                open: 0,
+                in_draw: 90,
+            },
+        );
+        assert_eq!((f.reservable, f.walk_in, f.in_draw), (0, 0, 65));
+        let mut sum = Free::default();
+        sum += Free {
+            open: 1,
+            in_draw: 2,
+        };
+        sum += Free {
+            open: 3,
+            in_draw: 4,
+        };
+        assert_eq!(
+            sum,
+            Free {
+                open: 4,
+                in_draw: 6
             }
         );
     }

@@ -15,7 +15,7 @@ use diesel::result::Error as DieselError;
 use serde_json::json;
 
 use crate::audit::{self, Entry};
-use crate::db::schema::{draw_windows, draws, pickup_windows, stores};
+use crate::db::schema::{draw_windows, draws, pickup_windows, store_days, stores};
 use crate::db::statement::{Arg, Statement};
 use crate::db::{AsRetryable, Tx, is_retryable};
 use crate::draws::seed::Secret;
@@ -142,6 +142,9 @@ pub fn create(
     if first_start.is_some_and(|start| d.results_at.naive_utc() >= start) {
         return Err(CreateError::Refused(Refusal::TooLate));
     }
+    // Their free places are now the draw's, not anyone's to book: the
+    // figures of their store-days change (`stock::Figures::in_draw`).
+    touch_store_days(tx, id, now)?;
     let held = pickup_windows::table
         .filter(pickup_windows::draw_id.eq(id))
         .select((
@@ -172,6 +175,17 @@ pub fn create(
         now,
     )?;
     Ok(id)
+}
+
+/// Marks the stock of the store-days with windows in draw `draw_id` as
+/// changed at `at`, for the open data's snapshot to read them again.
+pub fn touch_store_days(tx: &mut Tx<'_>, draw_id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    let days = pickup_windows::table
+        .filter(pickup_windows::draw_id.eq(draw_id))
+        .select(pickup_windows::store_day_id);
+    diesel::update(store_days::table.filter(store_days::id.eq_any(days)))
+        .set(store_days::stock_changed_at.eq(at))
+        .execute(tx.conn())
 }
 
 /// A fresh secret from the operating system's CSPRNG.

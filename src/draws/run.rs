@@ -372,6 +372,7 @@ fn finish(
     if done != 1 {
         return Err(RunError::LostLease);
     }
+    crate::draws::admin::touch_store_days(tx, draw_id, token)?;
     diesel::update(pickup_windows::table.filter(pickup_windows::draw_id.eq(draw_id)))
         .set(pickup_windows::draw_id.eq(None::<i64>))
         .execute(tx.conn())?;

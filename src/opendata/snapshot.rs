@@ -504,7 +504,7 @@ struct DayRow {
     stock_changed_at: NaiveDateTime,
     /// Free places of the windows taking bookings when the row was read
     /// ([`stock::open_free`]).
-    open_free: i32,
+    open_free: stock::Free,
 }
 
 /// A `store_days` row as [`DAY_COLUMNS`] reads it.
@@ -512,7 +512,7 @@ type DayTuple = (i64, i64, i32, i32, i32, i32, NaiveDateTime);
 
 impl DayRow {
     /// The rows read, each with its open windows' free places from `free`.
-    fn with_free(rows: Vec<DayTuple>, free: &HashMap<i64, i32>) -> Vec<DayRow> {
+    fn with_free(rows: Vec<DayTuple>, free: &HashMap<i64, stock::Free>) -> Vec<DayRow> {
         rows.into_iter()
             .map(
                 |(id, store_id, supply, reserved, picked_up, walk_in, stock_changed_at)| DayRow {
@@ -523,7 +523,7 @@ impl DayRow {
                     picked_up,
                     walk_in,
                     stock_changed_at,
-                    open_free: free.get(&id).copied().unwrap_or(0),
+                    open_free: free.get(&id).copied().unwrap_or_default(),
                 },
             )
             .collect()
@@ -862,7 +862,10 @@ mod tests {
             picked_up: 0,
             walk_in: 0,
             stock_changed_at: at(1).naive_utc(),
-            open_free: 60,
+            open_free: stock::Free {
+                open: 60,
+                in_draw: 0,
+            },
         };
         let moved = loader
             .apply(false, at(0).date_naive(), tz, at(2), vec![], vec![day])
@@ -872,7 +875,8 @@ mod tests {
             moved.entries()[0].figures,
             Some(Figures {
                 reservable: 60,
-                walk_in: 39
+                walk_in: 39,
+                in_draw: 0
             })
         );
         assert_ne!(moved.version, first.unwrap().version);
@@ -892,7 +896,10 @@ mod tests {
             picked_up: 0,
             walk_in: 0,
             stock_changed_at: at(1).naive_utc(),
-            open_free: 100,
+            open_free: stock::Free {
+                open: 100,
+                in_draw: 0,
+            },
         };
         let today = at(0).date_naive();
         let rows = vec![store(1, "11111111", 37.5, 127.0)];

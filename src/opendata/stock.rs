@@ -3,7 +3,9 @@
 //! both, from the same snapshot. They carry what the 2020 objects do not:
 //! `remain`, the exact number of masks someone can still get today, and its
 //! two parts: `reservable` (free places of the windows still taking bookings)
-//! and `walk_in` (what the counter can sell now).
+//! and `walk_in` (what the counter can sell now); and, while a draw holds some
+//! of today's windows (SPEC §13), `in_draw`: their free places, given out by
+//! the draw and so in neither part.
 
 use std::borrow::Cow;
 
@@ -14,7 +16,7 @@ use crate::opendata::snapshot::{Entry, Snapshot};
 
 /// The columns of `stock.csv`, which are also the keys of each store of
 /// `stock.json`, in this order: [`Row`]'s fields.
-pub const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 12] = [
     "code",
     "name",
     "addr",
@@ -24,6 +26,7 @@ pub const COLUMNS: [&str; 11] = [
     "remain",
     "reservable",
     "walk_in",
+    "in_draw",
     "remain_stat",
     "stock_at",
 ];
@@ -43,6 +46,8 @@ pub struct Row<'a> {
     /// Of `remain`, what can be booked now, and what sold at the counter now.
     reservable: Option<i32>,
     walk_in: Option<i32>,
+    /// Free places of windows a draw holds: not in `remain` until drawn.
+    in_draw: Option<i32>,
     remain_stat: Option<&'static str>,
     stock_at: Option<&'a str>,
 }
@@ -59,6 +64,7 @@ impl<'a> Row<'a> {
             remain: e.remain,
             reservable: e.figures.map(|f| f.reservable),
             walk_in: e.figures.map(|f| f.walk_in),
+            in_draw: e.figures.map(|f| f.in_draw),
             remain_stat: e.stat.map(|s| s.as_str()),
             stock_at: e.stock_at.as_deref(),
         }
@@ -139,6 +145,7 @@ mod tests {
             remain,
             reservable: remain.map(|_| 7),
             walk_in: remain.map(|_| 5),
+            in_draw: remain.map(|_| 0),
             remain_stat: remain.map(|_| "few"),
             stock_at: remain.map(|_| "2020/03/11 10:09:00"),
         }
@@ -165,7 +172,7 @@ mod tests {
         assert_eq!(
             lines.next(),
             Some(
-                "31802095,메디팜우정약국,\"경기도 성남시 분당구 서현로210번길 2, 105호 (서현동)\",01,37.3868395,127.1254838,,,,,"
+                "31802095,메디팜우정약국,\"경기도 성남시 분당구 서현로210번길 2, 105호 (서현동)\",01,37.3868395,127.1254838,,,,,,"
             )
         );
     }

@@ -101,7 +101,9 @@ pub fn store_day(conn: &mut DbConnection, store_id: i64, at: At) -> QueryResult<
         )
         .collect();
     let open_free = stock::open_free_of(
-        windows.iter().map(|w| (w.stock(), w.ends_at)),
+        // Today's windows are in no draw: a draw's results come before its
+        // first window starts, and its windows are ordinary from then on.
+        windows.iter().map(|w| (w.stock(), w.ends_at, false)),
         at.close_minutes,
         at.now,
     );

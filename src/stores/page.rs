@@ -768,7 +768,7 @@ fn build(
             .windows
             .iter()
             .filter(|w| w.day == today)
-            .map(|w| (w.stock(), w.ends_at)),
+            .map(|w| (w.stock(), w.ends_at, w.draw_id.is_some())),
         policy.booking_close_minutes,
         now,
     );

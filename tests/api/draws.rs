@@ -646,3 +646,68 @@ async fn the_draw_run_command_killed_midway_and_run_again_books_everyone_once() 
         .count();
     assert_eq!(usize::try_from(users_won).unwrap(), won);
 }
+
+/// While a draw holds today's windows, the open data counts their free places
+/// as in the draw, not as anything someone can get; once drawn, the stock is
+/// as usual.
+#[tokio::test]
+async fn the_open_data_shows_the_places_in_a_draw_and_after_it_the_stock_as_usual() {
+    use crate::common::eventually;
+    use serde_json::Value;
+
+    let app = spawn_app_with(Spawn::at(seoul(monday(), 6, 0))).await;
+    let store = fixtures::store(&app.db, "11800000", "약국");
+    fixtures::supply_in_windows(&app.db, store, monday(), 30);
+    let d = NewDraw {
+        name: "새벽 추첨".into(),
+        region: None,
+        first_day: monday(),
+        last_day: monday(),
+        opens_at: seoul(monday(), 6, 0),
+        closes_at: seoul(monday(), 7, 0),
+        results_at: seoul(monday(), 7, 30),
+    };
+    let now = app.state.clock.now().naive_utc();
+    let mut conn = app.db.get().unwrap();
+    let draw = write_tx(&mut conn, |tx| create(tx, &d, &fresh_secret(), None, now)).unwrap();
+    drop(conn);
+    let figures = |app: &TestApp| {
+        let url = app.url("/opendata/stock.json");
+        async move {
+            let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            let s = &body["stores"][0];
+            Some((
+                s["remain"].as_i64()?,
+                s["reservable"].as_i64()?,
+                s["in_draw"].as_i64()?,
+            ))
+        }
+    };
+    let during = eventually(Duration::from_secs(10), "the draw's places", || async {
+        figures(&app).await.filter(|f| f.2 == 30)
+    })
+    .await;
+    assert_eq!(during, (0, 0, 30));
+
+    let users = citizens(&app, "o", 4);
+    let windows: Vec<i64> = pickup_windows::table
+        .filter(pickup_windows::store_id.eq(store))
+        .select(pickup_windows::id)
+        .load(&mut app.db.get().unwrap())
+        .unwrap();
+    enter_all(&app, draw, &users, &windows).await;
+    let Ran::Done { .. } = run_at(&app, draw, seoul(monday(), 7, 0), Pace::default()).await else {
+        panic!("drawn");
+    };
+    let won: i64 = reservations::table
+        .select(diesel::dsl::sum(reservations::quantity))
+        .first::<Option<i64>>(&mut app.db.get().unwrap())
+        .unwrap()
+        .unwrap_or(0);
+    let after = eventually(Duration::from_secs(10), "the stock as usual", || async {
+        figures(&app).await.filter(|f| f.2 == 0)
+    })
+    .await;
+    assert_eq!(after, (30 - won, 30 - won, 0));
+    assert_drawn_as_recorded(&app, draw);
+}

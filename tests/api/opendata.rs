@@ -36,7 +36,7 @@ const NINE_KEYS: [&str; 9] = [
 ];
 
 /// The columns of `stock.csv`, and the keys of a store in `stock.json`.
-const STOCK_COLUMNS: [&str; 11] = [
+const STOCK_COLUMNS: [&str; 12] = [
     "code",
     "name",
     "addr",
@@ -46,6 +46,7 @@ const STOCK_COLUMNS: [&str; 11] = [
     "remain",
     "reservable",
     "walk_in",
+    "in_draw",
     "remain_stat",
     "stock_at",
 ];
@@ -424,7 +425,7 @@ async fn a_reservation_and_a_pickup_show_in_the_next_answers_within_a_second() {
     // Reservations written straight into the store-day's counters (not its
     // windows'): the open windows still show room, but never more than is left.
     assert!(
-        csv.contains(&format!(",29,29,0,few,{}", seoul(picked_at))),
+        csv.contains(&format!(",29,29,0,0,few,{}", seoul(picked_at))),
         "{csv}"
     );
 }
@@ -876,8 +877,12 @@ async fn stock_csv_has_every_store_and_keeps_formulas_inert() {
     // 42 left at 10:00: the windows (all still taking bookings) hold 30, the
     // counter the walk-in share, 12.
     assert_eq!(&rows[0][6], "42");
-    assert_eq!((&rows[0][7], &rows[0][8]), ("30", "12"));
-    assert_eq!(&rows[0][9], "some");
+    assert_eq!(
+        (&rows[0][7], &rows[0][8], &rows[0][9]),
+        ("30", "12", "0"),
+        "no draw holds any of it"
+    );
+    assert_eq!(&rows[0][10], "some");
     assert_eq!(&rows[1][2], "'@서울특별시 중구 2");
     assert!(
         rows[1].iter().skip(6).all(str::is_empty),
@@ -968,7 +973,7 @@ async fn stock_json_has_the_csv_columns_and_figures_from_the_same_snapshot() {
                 "lat" | "lng" => {
                     assert_eq!(cell.parse::<f64>().unwrap(), value.as_f64().unwrap())
                 }
-                "remain" | "reservable" | "walk_in" => {
+                "remain" | "reservable" | "walk_in" | "in_draw" => {
                     assert_eq!(cell.parse::<i64>().ok(), value.as_i64(), "{store}")
                 }
                 // The CSV makes formulas inert for spreadsheets; JSON keeps
