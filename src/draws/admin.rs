@@ -236,6 +236,15 @@ pub fn phase_words(phase: Phase) -> (&'static str, &'static str) {
     }
 }
 
+/// A draw's days in `t`'s words: one date, or the range.
+pub fn days_text(t: &Tr, first: NaiveDate, last: NaiveDate) -> String {
+    if first == last {
+        t.date(first)
+    } else {
+        t.date_range(first, last)
+    }
+}
+
 /// `2026년 3월 10일 (화) 09:00` in the service zone.
 pub fn moment(t: &Tr, tz: Tz, at: NaiveDateTime) -> String {
     crate::reservations::rules::local_date_time(t, tz, at.and_utc())
@@ -247,7 +256,7 @@ fn rows(t: &Tr, tz: Tz, now: DateTime<Utc>, all: Vec<Draw>) -> Vec<DrawRow> {
             let (state_key, state) = phase_words(d.phase(now));
             DrawRow {
                 id: d.id,
-                days: t.date_range(d.first_day, d.last_day),
+                days: days_text(t, d.first_day, d.last_day),
                 region: d
                     .region
                     .clone()

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::accounts::Role;
 use crate::db::schema::{dependants, draw_entries, draw_windows, pickup_windows, stores};
 use crate::db::{DbConnection, DbError};
-use crate::draws::admin::{moment, phase_words};
+use crate::draws::admin::{days_text, moment, phase_words};
 use crate::draws::entries::{self, Mine, NotRegistered, Register, RegisterError};
 use crate::draws::{self, Draw, Phase};
 use crate::i18n::Tr;
@@ -452,7 +452,7 @@ async fn draw_page(
     let view = DrawPage {
         id,
         name: d.name.clone(),
-        days: t.date_range(d.first_day, d.last_day),
+        days: days_text(t, d.first_day, d.last_day),
         region: d
             .region
             .clone()

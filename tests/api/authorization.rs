@@ -118,6 +118,12 @@ fn table() -> Vec<Row> {
         post("/windows/999999/waitlist",      [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         post("/windows/abc/waitlist",         [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
         post("/windows/999999/waitlist/leave", [Login,     Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        get("/draws/999999",                  [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
+        get("/draws/abc",                     [Status(404), Status(404), Status(404),  Status(404),            Status(404)]),
+        post("/draws/999999/register",        [Login,      Status(404),  Status(404),  FORBIDDEN,              FORBIDDEN]),
+        get("/admin/draws",                   [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              OK]),
+        // No field: every value is invalid, no draw is made.
+        post("/admin/draws",                  [Login,      FORBIDDEN,    FORBIDDEN,    FORBIDDEN,              Status(422)]),
         get("/dependants",                    [Login,      OK,           OK,           FORBIDDEN,              FORBIDDEN]),
         // No field: an unverified citizen is refused first, a verified one
         // gets both fields back as missing.

@@ -688,6 +688,9 @@ async fn the_open_data_shows_the_places_in_a_draw_and_after_it_the_stock_as_usua
     })
     .await;
     assert_eq!(during, (0, 0, 30));
+    // The map's list says so beside the store.
+    let map = app.new_visitor().html("/map").await;
+    assert!(map.contains("data-in-draw=\"30\""), "{map}");
 
     let users = citizens(&app, "o", 4);
     let windows: Vec<i64> = pickup_windows::table
@@ -709,5 +712,93 @@ async fn the_open_data_shows_the_places_in_a_draw_and_after_it_the_stock_as_usua
     })
     .await;
     assert_eq!(after, (30 - won, 30 - won, 0));
+    assert_drawn_as_recorded(&app, draw);
+}
+
+/// On a phone, in each language: a citizen finds the draw from a store's
+/// page, registers ranked choices, sees their draw number; once drawn, the
+/// page tells them their place and outcome and leads to the pickup code.
+#[tokio::test]
+async fn on_a_phone_a_citizen_registers_for_a_draw_and_reads_the_result_in_each_language() {
+    use crate::common::browser::{Browser, fill, submit, wait_for};
+    use fantoccini::{Client, Locator};
+
+    const PHONE: (u32, u32) = (390, 844);
+    const LANGS: [(&str, &str); 3] = [("ko-KR", "ko"), ("en-US", "en"), ("zh-TW", "zh-tw")];
+    let (app, _windows) = scene(None, 1, 3).await;
+    let draw = new_draw(&app);
+    open_registration(&app);
+    for (_, who) in LANGS {
+        app.logged_in_as(Role::Citizen, &format!("{who}@example.com"), None)
+            .await;
+    }
+    async fn log_in(app: &TestApp, c: &Client, email: &str) {
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        c.goto(&app.url("/login")).await.unwrap();
+        fill(c, "email", email).await;
+        fill(c, "password", fixtures::PASSWORD).await;
+        submit(c, "/login").await;
+        wait_for(c, "form[action='/logout']").await;
+    }
+
+    for (lang, who) in LANGS {
+        let browser = Browser::start_in(lang).await;
+        let c = &browser.client;
+        log_in(&app, c, &format!("{who}@example.com")).await;
+        c.goto(&app.url("/stores/11800000?day=2026-12-01"))
+            .await
+            .unwrap();
+        let link = wait_for(c, "a[data-draw-link]").await;
+        browser.check_page(&format!("draw-store-{who}")).await;
+        link.click().await.unwrap();
+        wait_for(c, "form[data-register-form]").await;
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        browser.check_page(&format!("draw-register-{who}")).await;
+        // The first window first, then the second and the third.
+        for (choice, index) in [("choice2", 2), ("choice3", 3)] {
+            c.find(Locator::Css(&format!("select[name='{choice}']")))
+                .await
+                .unwrap()
+                .select_by_index(index)
+                .await
+                .unwrap();
+        }
+        c.find(Locator::Css("button[data-register-button]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(c, "[data-my-registration]").await;
+        browser.check_page(&format!("draw-registered-{who}")).await;
+        browser.close().await;
+    }
+
+    let (_, closes_at, _) = draw_times();
+    let Ran::Done { won, .. } = run_at(&app, draw, closes_at, Pace::default()).await else {
+        panic!("drawn");
+    };
+    assert_eq!(won, 3, "nine places for three registrations of two");
+    app.state
+        .clock
+        .advance(seoul(monday(), 21, 0) - app.state.clock.now());
+    for (lang, who) in LANGS {
+        let browser = Browser::start_in(lang).await;
+        let c = &browser.client;
+        log_in(&app, c, &format!("{who}@example.com")).await;
+        c.goto(&app.url(&format!("/draws/{draw}"))).await.unwrap();
+        wait_for(c, "[data-draw-result]").await;
+        wait_for(c, "[data-secret]").await;
+        browser.check_page(&format!("draw-result-{who}")).await;
+        c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        c.find(Locator::Css("a[data-won-reservation]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(c, "[data-status='active'] [data-pickup-code]").await;
+        browser.close().await;
+    }
     assert_drawn_as_recorded(&app, draw);
 }
