@@ -141,36 +141,15 @@ impl Application {
         ));
         let reminders = tokio::spawn(reminders::run_every(
             every.unwrap_or(reminders::EVERY),
-            reminders::Job {
-                db: state.db.clone(),
-                clock: state.clock.clone(),
-                policy: state.policy.clone(),
-                catalog: state.catalog.clone(),
-                base_url: state.base_url.clone(),
-                mail_wake: state.mail_wake.clone(),
-            },
+            crate::jobs::Job::of(&state),
         ));
         let waitlist = tokio::spawn(crate::waitlist::offers::run_every(
             every.unwrap_or(crate::waitlist::offers::EVERY),
-            reminders::Job {
-                db: state.db.clone(),
-                clock: state.clock.clone(),
-                policy: state.policy.clone(),
-                catalog: state.catalog.clone(),
-                base_url: state.base_url.clone(),
-                mail_wake: state.mail_wake.clone(),
-            },
+            crate::jobs::Job::of(&state),
         ));
         let draws = tokio::spawn(crate::draws::run::run_every(
             every.unwrap_or(crate::draws::run::EVERY),
-            reminders::Job {
-                db: state.db.clone(),
-                clock: state.clock.clone(),
-                policy: state.policy.clone(),
-                catalog: state.catalog.clone(),
-                base_url: state.base_url.clone(),
-                mail_wake: state.mail_wake.clone(),
-            },
+            crate::jobs::Job::of(&state),
         ));
         let freshness = match self.metrics.stock_freshness() {
             Ok(gauges) => Some(gauges),

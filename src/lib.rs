@@ -14,6 +14,7 @@ pub mod dependants;
 pub mod draws;
 pub mod i18n;
 pub mod import_preview;
+pub mod jobs;
 pub mod logging;
 pub mod mail;
 pub mod opendata;

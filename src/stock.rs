@@ -125,6 +125,23 @@ pub struct Free {
     pub in_draw: i32,
 }
 
+impl Free {
+    /// `n` free places of a window that a draw holds (`in_draw`) or not.
+    pub fn of(n: i32, in_draw: bool) -> Free {
+        if in_draw {
+            Free {
+                open: 0,
+                in_draw: n,
+            }
+        } else {
+            Free {
+                open: n,
+                in_draw: 0,
+            }
+        }
+    }
+}
+
 impl std::ops::AddAssign for Free {
     fn add_assign(&mut self, other: Free) {
         self.open = self.open.saturating_add(other.open);
@@ -183,17 +200,7 @@ pub fn open_free_of(
     let mut free = Free::default();
     for (w, ends_at, in_draw) in windows {
         if rules::booking_open(close_minutes, ends_at, now) {
-            free += if in_draw {
-                Free {
-                    open: 0,
-                    in_draw: w.remaining(),
-                }
-            } else {
-                Free {
-                    open: w.remaining(),
-                    in_draw: 0,
-                }
-            };
+            free += Free::of(w.remaining(), in_draw);
         }
     }
     free
@@ -260,17 +267,7 @@ pub fn open_free(
     let mut free: HashMap<i64, Free> = HashMap::new();
     let mut add = |found: Vec<(i64, i32, bool)>| {
         for (id, n, in_draw) in found {
-            *free.entry(id).or_default() += if in_draw {
-                Free {
-                    open: 0,
-                    in_draw: n,
-                }
-            } else {
-                Free {
-                    open: n,
-                    in_draw: 0,
-                }
-            };
+            *free.entry(id).or_default() += Free::of(n, in_draw);
         }
     };
     match days {

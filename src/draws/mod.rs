@@ -72,25 +72,31 @@ impl Draw {
     }
 }
 
+/// The columns of a [`Draw`], in its fields' order.
+#[diesel::dsl::auto_type]
+fn columns() -> _ {
+    (
+        draws::id,
+        draws::name,
+        draws::region,
+        draws::first_day,
+        draws::last_day,
+        draws::opens_at,
+        draws::closes_at,
+        draws::results_at,
+        draws::commitment,
+        draws::digest,
+        draws::seed,
+        draws::state,
+        draws::drawn,
+    )
+}
+
 /// Draw `id`, if there is one.
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Draw>> {
     draws::table
         .find(id)
-        .select((
-            draws::id,
-            draws::name,
-            draws::region,
-            draws::first_day,
-            draws::last_day,
-            draws::opens_at,
-            draws::closes_at,
-            draws::results_at,
-            draws::commitment,
-            draws::digest,
-            draws::seed,
-            draws::state,
-            draws::drawn,
-        ))
+        .select(columns())
         .first(conn)
         .optional()
 }
@@ -99,20 +105,6 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Draw>> {
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<Draw>> {
     draws::table
         .order(draws::id.desc())
-        .select((
-            draws::id,
-            draws::name,
-            draws::region,
-            draws::first_day,
-            draws::last_day,
-            draws::opens_at,
-            draws::closes_at,
-            draws::results_at,
-            draws::commitment,
-            draws::digest,
-            draws::seed,
-            draws::state,
-            draws::drawn,
-        ))
+        .select(columns())
         .load(conn)
 }

@@ -136,6 +136,23 @@ fn draw_id(path: &str) -> Result<i64, AppError> {
 
 type OptionRow = (i64, NaiveDate, NaiveDateTime, NaiveDateTime, String, String);
 
+/// The columns of an [`OptionRow`]: a window with its store.
+const OPTION_COLUMNS: (
+    pickup_windows::id,
+    pickup_windows::day,
+    pickup_windows::starts_at,
+    pickup_windows::ends_at,
+    stores::name,
+    stores::code,
+) = (
+    pickup_windows::id,
+    pickup_windows::day,
+    pickup_windows::starts_at,
+    pickup_windows::ends_at,
+    stores::name,
+    stores::code,
+);
+
 /// The draw's windows at the store `code` and at the stores of `chosen`.
 fn options(
     conn: &mut DbConnection,
@@ -156,14 +173,7 @@ fn options(
                 .or(pickup_windows::store_id.eq_any(chosen_stores)),
         )
         .order((stores::code, pickup_windows::starts_at))
-        .select((
-            pickup_windows::id,
-            pickup_windows::day,
-            pickup_windows::starts_at,
-            pickup_windows::ends_at,
-            stores::name,
-            stores::code,
-        ))
+        .select(OPTION_COLUMNS)
         .limit(200)
         .load(conn)
 }
@@ -247,14 +257,7 @@ fn load(
     let labels: Vec<OptionRow> = pickup_windows::table
         .inner_join(stores::table)
         .filter(pickup_windows::id.eq_any(won.into_iter().chain(chosen).collect::<Vec<_>>()))
-        .select((
-            pickup_windows::id,
-            pickup_windows::day,
-            pickup_windows::starts_at,
-            pickup_windows::ends_at,
-            stores::name,
-            stores::code,
-        ))
+        .select(OPTION_COLUMNS)
         .load(conn)?;
     Ok(Some(Loaded {
         draw,

@@ -31,6 +31,7 @@ use crate::db::{self, AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
 use crate::draws::order::permutation;
 use crate::draws::seed::{self, Registration, Secret};
 use crate::i18n::{Lang, Tr};
+use crate::jobs::{self, Job};
 use crate::policy::Policy;
 use crate::quantity::Quantity;
 use crate::quota;
@@ -516,25 +517,15 @@ pub const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The background job: every `every`, runs each draw whose registration has
 /// closed ([`run`]: one instance at a time, the others find it busy), at the
-/// time of the application's clock once the database's agrees with it
-/// ([`crate::clock::now_for_job`]).
-pub async fn run_every(every: std::time::Duration, job: crate::reservations::reminders::Job) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(policy) = job.policy.cached() else {
-            continue;
-        };
-        let Some(now) = crate::clock::now_for_job(&job.db, &job.clock, "draws").await else {
-            continue;
-        };
+/// database's time ([`jobs::every`]).
+pub async fn run_every(every: std::time::Duration, job: Job) {
+    jobs::every(every, job, "draws", |job, policy, now| async move {
         let now = now.naive_utc();
         let due = match job.db.run(move |conn| due(conn, now)).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "draws could not be read; trying again in a minute");
-                continue;
+                return;
             }
         };
         for id in due {
@@ -560,5 +551,6 @@ pub async fn run_every(every: std::time::Duration, job: crate::reservations::rem
                 }
             }
         }
-    }
+    })
+    .await;
 }

@@ -15,16 +15,14 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
-use tokio::sync::Notify;
 
-use crate::clock::Clock;
 use crate::db::schema::reservations;
 use crate::db::{Db, DbError, Tx};
 use crate::i18n::{Catalog, Lang, Tr};
+use crate::jobs::{self, Job};
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::reservations::code;
 use crate::reservations::status::ReservationStatus;
-use crate::settings::PolicyCache;
 
 /// Reservations reminded per transaction.
 pub const BATCH: i64 = 200;
@@ -205,32 +203,10 @@ pub async fn send_all(
 /// How often every instance looks for reminders to send.
 pub const EVERY: Duration = Duration::from_secs(60);
 
-/// What the background job needs from the application.
-pub struct Job {
-    pub db: Db,
-    pub clock: Clock,
-    pub policy: Arc<PolicyCache>,
-    pub catalog: Arc<Catalog>,
-    pub base_url: String,
-    /// Woken when mail was queued, so that it goes out at once.
-    pub mail_wake: Arc<Notify>,
-}
-
 /// The background job: [`send_all`] every `every` ([`EVERY`] when serving),
-/// the first time one period after the start, at the database's time
-/// ([`crate::clock::now_for_job`]: not at all while this machine's clock is
-/// off it), until the task is aborted with the server.
+/// at the database's time ([`jobs::every`]).
 pub async fn run_every(every: Duration, job: Job) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(policy) = job.policy.cached() else {
-            continue;
-        };
-        let Some(now) = crate::clock::now_for_job(&job.db, &job.clock, "reminders").await else {
-            continue;
-        };
+    jobs::every(every, job, "reminders", |job, policy, now| async move {
         let sent = send_all(&job.db, now, &policy, job.catalog.clone(), &job.base_url).await;
         match sent {
             Ok(0) => {}
@@ -244,7 +220,8 @@ pub async fn run_every(every: Duration, job: Job) {
                 tracing::warn!(error = %e, "pickup reminders failed; trying again in a minute")
             }
         }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

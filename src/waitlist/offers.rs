@@ -30,13 +30,13 @@ use diesel::sql_types::{BigInt, Timestamp};
 use crate::db::schema::{pickup_windows, reservations, stores, users, waitlist};
 use crate::db::{self, AsRetryable, Db, DbError, Tx, is_retryable};
 use crate::i18n::{Lang, Tr};
+use crate::jobs::{self, Job};
 use crate::mail::outbox::{OutgoingMail, enqueue};
 use crate::policy::Policy;
 use crate::quantity::Quantity;
 use crate::reservations::booking::{self, BookError, ForWhom, Hold, Request};
 use crate::reservations::cancel::{Held, give_back};
 use crate::reservations::code;
-use crate::reservations::reminders::Job;
 use crate::reservations::rules::{self, Refusal};
 use crate::reservations::status::ReservationStatus;
 use crate::stock::StockWindow;
@@ -523,23 +523,11 @@ pub async fn run_once(
 /// How often every instance runs [`run_once`].
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The background job: [`run_once`] every `every`, the first time one
-/// period after the start, at the database's time
-/// ([`crate::clock::now_for_job`]: not at all while this machine's clock is
-/// off it — a clock an hour ahead would lapse every offer at once), until the
-/// task is aborted with the server.
+/// The background job: [`run_once`] every `every` ([`EVERY`] when serving),
+/// at the database's time ([`jobs::every`]: not at all while this machine's
+/// clock is off it — a clock an hour ahead would lapse every offer at once).
 pub async fn run_every(every: std::time::Duration, job: Job) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(policy) = job.policy.cached() else {
-            continue;
-        };
-        let Some(now) = crate::clock::now_for_job(&job.db, &job.clock, "waiting lists").await
-        else {
-            continue;
-        };
+    jobs::every(every, job, "waiting lists", |job, policy, now| async move {
         let t = Tr::new(job.catalog.clone(), Lang::Ko);
         match run_once(&job.db, now, policy, t, job.base_url.clone()).await {
             Ok(round) => {
@@ -555,5 +543,6 @@ pub async fn run_every(every: std::time::Duration, job: Job) {
             Err(DbError::StorageFull(_)) => {}
             Err(e) => tracing::warn!(error = %e, "waiting lists failed; trying again in a minute"),
         }
-    }
+    })
+    .await;
 }

@@ -12,9 +12,6 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use mask_reservation::accounts::Role;
-use mask_reservation::accounts::national_id::NationalId;
-use mask_reservation::accounts::password::{NewPassword, hash};
-use mask_reservation::accounts::queries::{NewUser, find_or_insert_person, insert_user};
 use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{draw_entries, draws, pickup_windows, reservations, users};
 use mask_reservation::db::{Backend, write_tx};
@@ -26,6 +23,7 @@ use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::quantity::Quantity;
 use mask_reservation::reservations::booking::ForWhom;
 
+use crate::booking_steps::citizens;
 use crate::common::server::Binary;
 use crate::common::{Spawn, TestApp, assert_invariants, fixtures, spawn_app_with};
 use crate::reservations::{seoul, tuesday};
@@ -81,38 +79,6 @@ fn new_draw(app: &TestApp) -> i64 {
     let mut conn = app.db.get().unwrap();
     let now = app.state.clock.now().naive_utc();
     write_tx(&mut conn, |tx| create(tx, &d, &fresh_secret(), None, now)).unwrap()
-}
-
-/// `n` verified citizens in one transaction; their account ids.
-fn citizens(app: &TestApp, prefix: &str, n: usize) -> Vec<i64> {
-    let password_hash = hash(&NewPassword::parse(fixtures::PASSWORD).unwrap()).unwrap();
-    let key = app.state.keys.national_id.clone();
-    let today = Utc::now().date_naive();
-    let ids: Vec<NationalId> = (0..n)
-        .map(|_| NationalId::parse(&fixtures::unique_national_id(), today).unwrap())
-        .collect();
-    let mut conn = app.db.get().unwrap();
-    write_tx(&mut conn, |tx| {
-        let mut out = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            let person =
-                find_or_insert_person(tx, &id.keyed_hash(&key), id.birth_date(), &id.masked())?;
-            out.push(insert_user(
-                tx,
-                &NewUser {
-                    role: Role::Citizen,
-                    email: &format!("{prefix}{i}@example.com"),
-                    name: "시민",
-                    password_hash: &password_hash,
-                    person_id: Some(person),
-                    store_id: None,
-                    email_verified: true,
-                },
-            )?);
-        }
-        Ok::<_, diesel::result::Error>(out)
-    })
-    .unwrap()
 }
 
 /// A registration's quantity, choices and pseudonym.
@@ -720,7 +686,7 @@ async fn the_open_data_shows_the_places_in_a_draw_and_after_it_the_stock_as_usua
 /// page tells them their place and outcome and leads to the pickup code.
 #[tokio::test]
 async fn on_a_phone_a_citizen_registers_for_a_draw_and_reads_the_result_in_each_language() {
-    use crate::common::browser::{Browser, fill, submit, wait_for};
+    use crate::common::browser::{self, Browser, wait_for};
     use fantoccini::{Client, Locator};
 
     const PHONE: (u32, u32) = (390, 844);
@@ -734,11 +700,7 @@ async fn on_a_phone_a_citizen_registers_for_a_draw_and_reads_the_result_in_each_
     }
     async fn log_in(app: &TestApp, c: &Client, email: &str) {
         c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
-        c.goto(&app.url("/login")).await.unwrap();
-        fill(c, "email", email).await;
-        fill(c, "password", fixtures::PASSWORD).await;
-        submit(c, "/login").await;
-        wait_for(c, "form[action='/logout']").await;
+        browser::log_in(c, app, email).await;
     }
 
     for (lang, who) in LANGS {

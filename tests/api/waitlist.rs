@@ -159,6 +159,22 @@ async fn job(app: &TestApp, now: DateTime<Utc>) -> Round {
         .unwrap()
 }
 
+/// On PostgreSQL, a second instance of the app on `app`'s database with its
+/// clock at the same moment; on SQLite, whose one writer serves one process,
+/// none.
+async fn second_instance(app: &TestApp) -> Option<TestApp> {
+    if app.backend() != Backend::Postgres {
+        return None;
+    }
+    Some(
+        spawn_app_with(Spawn {
+            database: Some(app.database.clone()),
+            ..Spawn::at(app.state.clock.now())
+        })
+        .await,
+    )
+}
+
 /// `a` fills the first window (2 of 2); `b` then `c` join its line for 2.
 async fn full_window_with_a_line(app: &TestApp, w: i64) -> (Visitor, i64, Visitor, Visitor) {
     let a = citizen(app, "a@example.com").await;
@@ -481,17 +497,7 @@ async fn joining_leaving_and_answering_refuse_what_they_must_and_change_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_offering_the_same_freed_places_make_one_offer_each() {
     let (app, windows) = scene(2, 6).await;
-    let second = if app.backend() == Backend::Postgres {
-        Some(
-            spawn_app_with(Spawn {
-                database: Some(app.database.clone()),
-                ..Spawn::at(seoul(tuesday(), 7, 0))
-            })
-            .await,
-        )
-    } else {
-        None
-    };
+    let second = second_instance(&app).await;
     let other = second.as_ref().unwrap_or(&app);
     for (round, w) in windows.iter().copied().enumerate() {
         let a = citizen(&app, &format!("a{round}@example.com")).await;
@@ -530,17 +536,7 @@ async fn two_instances_offering_the_same_freed_places_make_one_offer_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_accepted_as_it_lapses_is_accepted_or_passed_on_never_both() {
     let (app, windows) = scene(2, 0).await;
-    let second = if app.backend() == Backend::Postgres {
-        Some(
-            spawn_app_with(Spawn {
-                database: Some(app.database.clone()),
-                ..Spawn::at(seoul(tuesday(), 7, 0))
-            })
-            .await,
-        )
-    } else {
-        None
-    };
+    let second = second_instance(&app).await;
     let other = Arc::new(second);
     for (round, w) in windows.iter().copied().enumerate() {
         let a = citizen(&app, &format!("a{round}@example.com")).await;
@@ -599,7 +595,7 @@ async fn an_offer_accepted_as_it_lapses_is_accepted_or_passed_on_never_both() {
 /// reservations page and accepts it for a pickup code.
 #[tokio::test]
 async fn on_a_phone_a_citizen_joins_a_full_windows_line_and_accepts_the_place_in_each_language() {
-    use crate::common::browser::{Browser, fill, submit, wait_for};
+    use crate::common::browser::{Browser, log_in, wait_for};
     use fantoccini::Locator;
 
     const PHONE: (u32, u32) = (390, 844);
@@ -619,11 +615,7 @@ async fn on_a_phone_a_citizen_joins_a_full_windows_line_and_accepts_the_place_in
         let browser = Browser::start_in(lang).await;
         let c = &browser.client;
         c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
-        c.goto(&app.url("/login")).await.unwrap();
-        fill(c, "email", &email).await;
-        fill(c, "password", fixtures::PASSWORD).await;
-        submit(c, "/login").await;
-        wait_for(c, "form[action='/logout']").await;
+        log_in(c, &app, &email).await;
         let html_lang = c
             .find(Locator::Css("html"))
             .await

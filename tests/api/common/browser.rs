@@ -258,6 +258,16 @@ pub async fn fill_national_id(c: &Client, national_id: &str) {
     fill(c, "national_id_back", back).await;
 }
 
+/// Logs `email` in (with [`super::fixtures::PASSWORD`]) from the login page
+/// of the app at `app`, and waits for the page after.
+pub async fn log_in(c: &Client, app: &super::TestApp, email: &str) {
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "email", email).await;
+    fill(c, "password", super::fixtures::PASSWORD).await;
+    submit(c, "/login").await;
+    wait_for(c, "form[action='/logout']").await;
+}
+
 /// Presses the submit button of the form posting to `form_action`.
 pub async fn submit(c: &Client, form_action: &str) {
     c.find(Locator::Css(&format!(
