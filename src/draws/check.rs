@@ -118,6 +118,20 @@ pub fn differences(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Vec<Str
         .into_iter()
         .map(|(w, free)| (w, free.unwrap_or(0)))
         .collect();
+    let quantity: HashMap<i64, i32> = list.iter().map(|r| (r.id, r.quantity)).collect();
+    let won: Vec<i64> = recorded.values().filter_map(|r| r.7).collect();
+    let mut booked: HashMap<i64, (i64, i32)> = HashMap::with_capacity(won.len());
+    for chunk in won.chunks(10_000) {
+        let rows: Vec<(i64, i64, i32)> = reservations::table
+            .filter(reservations::id.eq_any(chunk))
+            .select((
+                reservations::id,
+                reservations::window_id,
+                reservations::quantity,
+            ))
+            .load(conn)?;
+        booked.extend(rows.into_iter().map(|(id, w, q)| (id, (w, q))));
+    }
     for outcome in allocate(&drawn, &capacity) {
         let Some(r) = recorded.get(&outcome.registration_id) else {
             continue;
@@ -135,19 +149,12 @@ pub fn differences(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Vec<Str
             continue;
         }
         if let (Some(window), Some(reservation)) = (recorded_window, r.7) {
-            let booked: Option<(i64, i32)> = reservations::table
-                .find(reservation)
-                .select((reservations::window_id, reservations::quantity))
-                .first(conn)
-                .optional()?;
-            let quantity = drawn
-                .iter()
-                .find(|e| e.registration.id == outcome.registration_id)
-                .map(|e| e.registration.quantity);
-            if booked.map(|b| b.0) != Some(window) || booked.map(|b| b.1) != quantity {
+            let wanted = quantity.get(&outcome.registration_id).copied();
+            let found_booked = booked.get(&reservation).copied();
+            if found_booked.map(|b| b.0) != Some(window) || found_booked.map(|b| b.1) != wanted {
                 found.push(format!(
                     "registration {}'s reservation {reservation} is not of {:?} in window {window}",
-                    outcome.registration_id, quantity
+                    outcome.registration_id, wanted
                 ));
             }
         }

@@ -410,48 +410,38 @@ pub async fn run(
     pace: Pace,
 ) -> Result<Ran, DbError<RunError>> {
     let now = clock.now().naive_utc();
-    let Some(mut token) = db
-        .write(move |tx| claim(tx, draw_id, now).map_err(RunError::from))
-        .await?
-    else {
-        let done: bool = db
-            .run(move |conn| {
-                draws::table
-                    .find(draw_id)
-                    .select(draws::state)
-                    .first::<String>(conn)
-                    .optional()
-                    .map(|s| s.is_none_or(|s| s == "done"))
-                    .map_err(RunError::from)
-            })
-            .await?;
-        let closed_and_open: bool = db
-            .run(move |conn| {
-                draws::table
-                    .find(draw_id)
-                    .select(draws::closes_at)
-                    .first::<NaiveDateTime>(conn)
-                    .optional()
-                    .map(|c| c.is_some_and(|c| c <= now))
-                    .map_err(RunError::from)
-            })
-            .await?;
-        return Ok(if done || !closed_and_open {
-            Ran::NotDue
-        } else {
-            Ran::Busy
-        });
-    };
-    let (order, mut drawn) = db
-        .run(move |conn| {
-            let order = drawn_ids(conn, draw_id)?;
+    // The claim reads and hashes every registration (the freeze, or the
+    // order again on a resumed run): bulk work, not held to a request's
+    // database timeout, as each batch after it.
+    let claimed = db
+        .write_bulk(move |tx| {
+            let Some(token) = claim(tx, draw_id, now)? else {
+                return Ok(None);
+            };
+            let order = drawn_ids(tx.conn(), draw_id)?;
             let drawn: i32 = draws::table
                 .find(draw_id)
                 .select(draws::drawn)
-                .first(conn)?;
-            Ok::<_, RunError>((order, usize::try_from(drawn).unwrap_or(0)))
+                .first(tx.conn())?;
+            Ok::<_, RunError>(Some((token, order, usize::try_from(drawn).unwrap_or(0))))
         })
         .await?;
+    let Some((mut token, order, mut drawn)) = claimed else {
+        let state: Option<(String, NaiveDateTime)> = db
+            .run(move |conn| {
+                draws::table
+                    .find(draw_id)
+                    .select((draws::state, draws::closes_at))
+                    .first(conn)
+                    .optional()
+                    .map_err(RunError::from)
+            })
+            .await?;
+        return Ok(match state {
+            Some((state, closes_at)) if state != "done" && closes_at <= now => Ran::Busy,
+            _ => Ran::NotDue,
+        });
+    };
     let order = Arc::new(order);
     let total = order.len();
     let mut batches = 0;
@@ -464,7 +454,7 @@ pub async fn run(
         let (order, p, t, b) = (order.clone(), policy.clone(), t.clone(), base_url.clone());
         let now = clock.now();
         let (renewed, n) = db
-            .write(move |tx| {
+            .write_bulk(move |tx| {
                 settle_batch(
                     tx,
                     draw_id,
