@@ -492,10 +492,7 @@ async fn draw_page(
 /// A refusal's status, its `data-refusal` name and its words.
 fn not_registered(t: &Tr, tz: Tz, n: &NotRegistered) -> (StatusCode, &'static str, String) {
     match n {
-        NotRegistered::Refused(r) => {
-            let (status, kind) = r.answer();
-            (status, kind, r.message(t, tz))
-        }
+        NotRegistered::Refused(r) => r.answered(t, tz),
         NotRegistered::UnknownDraw => (
             StatusCode::NOT_FOUND,
             "unknown_draw",

@@ -185,15 +185,16 @@ pub fn detail(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Opt
         .optional()
 }
 
-/// The code of the store that window `window_id` belongs to.
+/// The code of the store that window `window_id` belongs to, and the
+/// window's day: where the store page shows it.
 pub fn store_code_of_window(
     conn: &mut DbConnection,
     window_id: i64,
-) -> QueryResult<Option<String>> {
+) -> QueryResult<Option<(String, NaiveDate)>> {
     pickup_windows::table
         .inner_join(stores::table)
         .filter(pickup_windows::id.eq(window_id))
-        .select(stores::code)
+        .select((stores::code, pickup_windows::day))
         .first(conn)
         .optional()
 }

@@ -291,7 +291,7 @@ async fn create(
         return Err(AppError::NotFound);
     }
     let (status, kind) = refusal.answer();
-    let store_code = state
+    let (store_code, _) = state
         .db
         .run(move |conn| queries::store_code_of_window(conn, window_id))
         .await?

@@ -106,6 +106,12 @@ impl Refusal {
         }
     }
 
+    /// [`Self::answer`] with [`Self::message`]: all a page needs to say it.
+    pub fn answered(&self, t: &Tr, tz: Tz) -> (StatusCode, &'static str, String) {
+        let (status, kind) = self.answer();
+        (status, kind, self.message(t, tz))
+    }
+
     /// What the citizen reads next to the form, in `t`'s language, times in `tz`.
     pub fn message(&self, t: &Tr, tz: Tz) -> String {
         match self {

@@ -9,12 +9,11 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chrono::NaiveDate;
-use diesel::prelude::*;
 
-use crate::db::schema::{pickup_windows, stores};
-use crate::db::{DbConnection, DbError};
+use crate::db::DbError;
 use crate::quantity::Quantity;
 use crate::reservations::booking::ForWhom;
+use crate::reservations::queries;
 use crate::reservations::rules::{self, Refusal};
 use crate::state::AppState;
 use crate::stores::page::{Retry, store_page};
@@ -35,21 +34,11 @@ fn window_id(path: &str) -> Result<i64, AppError> {
     path.parse().map_err(|_| AppError::NotFound)
 }
 
-/// The store and the day of `window_id`: where its page shows it.
-fn place_of(conn: &mut DbConnection, window_id: i64) -> QueryResult<Option<(String, NaiveDate)>> {
-    pickup_windows::table
-        .inner_join(stores::table)
-        .filter(pickup_windows::id.eq(window_id))
-        .select((stores::code, pickup_windows::day))
-        .first(conn)
-        .optional()
-}
-
 /// The store page's address showing `window_id`, or 404.
 async fn window_href(state: &AppState, window_id: i64) -> Result<(String, NaiveDate), AppError> {
     state
         .db
-        .run(move |conn| place_of(conn, window_id))
+        .run(move |conn| queries::store_code_of_window(conn, window_id))
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -61,10 +50,7 @@ fn not_joined(
     tz: chrono_tz::Tz,
 ) -> (StatusCode, &'static str, String) {
     match n {
-        NotJoined::Refused(r) => {
-            let (status, kind) = r.answer();
-            (status, kind, r.message(t, tz))
-        }
+        NotJoined::Refused(r) => r.answered(t, tz),
         NotJoined::NotFull => (
             StatusCode::CONFLICT,
             "waitlist_not_full",
