@@ -13,6 +13,13 @@
 //! hand-written SQL does; each occurrence is sent as a parameter of its own
 //! carrying that argument's value, since diesel numbers parameters in the
 //! order they are pushed.
+//!
+//! A text built at run time ([`Statement::built`]: a set of rows written in
+//! one statement, whose length varies) is not kept prepared: each length
+//! would be a statement of its own in the cache. Its cost is paid once for
+//! all the rows it carries.
+
+use std::borrow::Cow;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::pg::{Pg, PgConnection};
@@ -30,6 +37,7 @@ pub enum Arg<'a> {
     BigInt(i64),
     NullableBigInt(Option<i64>),
     Integer(i32),
+    NullableInteger(Option<i32>),
     Date(NaiveDate),
     Timestamp(NaiveDateTime),
     NullableTimestamp(Option<NaiveDateTime>),
@@ -42,14 +50,48 @@ pub enum Arg<'a> {
 /// rows are read by name (`#[derive(QueryableByName)]`).
 #[derive(Debug, Clone)]
 pub struct Statement<'a> {
-    sql: &'static str,
+    sql: Cow<'static, str>,
     args: Vec<Arg<'a>>,
 }
 
 impl<'a> Statement<'a> {
     pub fn new(sql: &'static str, args: Vec<Arg<'a>>) -> Self {
-        Statement { sql, args }
+        Statement {
+            sql: Cow::Borrowed(sql),
+            args,
+        }
     }
+
+    /// A statement whose text was built at run time: run as prepared once,
+    /// not cached.
+    pub fn built(sql: String, args: Vec<Arg<'a>>) -> Self {
+        Statement {
+            sql: Cow::Owned(sql),
+            args,
+        }
+    }
+}
+
+/// `rows` rows of `columns` placeholders each, numbered from `$first`:
+/// `($1, $2), ($3, $4)` — the `VALUES` of a set of rows for
+/// [`Statement::built`], whose arguments are pushed row by row.
+pub fn value_rows(rows: usize, columns: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 7);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(first + row * columns + column).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 impl QueryId for Statement<'_> {
@@ -78,7 +120,10 @@ macro_rules! walk_statement {
     ($backend:ty) => {
         impl QueryFragment<$backend> for Statement<'_> {
             fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, $backend>) -> QueryResult<()> {
-                let mut rest = self.sql;
+                if matches!(self.sql, Cow::Owned(_)) {
+                    out.unsafe_to_cache_prepared();
+                }
+                let mut rest: &str = &self.sql;
                 while let Some(at) = rest.find('$') {
                     out.push_sql(&rest[..at]);
                     let digits = rest[at + 1..]
@@ -101,6 +146,9 @@ macro_rules! walk_statement {
                             out.push_bind_param::<Nullable<BigInt>, _>(v)?
                         }
                         Arg::Integer(v) => out.push_bind_param::<Integer, _>(v)?,
+                        Arg::NullableInteger(v) => {
+                            out.push_bind_param::<Nullable<Integer>, _>(v)?
+                        }
                         Arg::Date(v) => out.push_bind_param::<Date, _>(v)?,
                         Arg::Timestamp(v) => out.push_bind_param::<Timestamp, _>(v)?,
                         Arg::NullableTimestamp(v) => {
@@ -165,6 +213,13 @@ mod tests {
             ),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn value_rows_number_their_placeholders_row_by_row() {
+        assert_eq!(value_rows(2, 3, 2), "($2, $3, $4), ($5, $6, $7)");
+        assert_eq!(value_rows(1, 1, 1), "($1)");
+        assert_eq!(value_rows(0, 2, 1), "");
     }
 
     #[test]
