@@ -45,8 +45,10 @@ use crate::reservations::rules::{self, OpenWindow, Refusal, WindowFacts};
 use crate::reservations::status::ReservationStatus;
 use crate::stock;
 
+mod many;
 mod pg;
 pub use crate::db::Form;
+pub use many::{Facts, book as book_many};
 pub use pg::RESERVATION_ID_SEQUENCE;
 
 /// A reservation asked for.
@@ -160,6 +162,10 @@ pub enum BookError {
     /// random bits each), an error rather than a loop.
     #[error("no free pickup code")]
     NoFreeCode,
+    /// A set of bookings ([`book_many`]) that did not fit whole: what its
+    /// takes wrote must be rolled back, and its requests booked one at a time.
+    #[error("a set of bookings did not fit whole")]
+    NotAll,
     /// Not transparent: the database error stays in the cause chain, where a
     /// lost connection is recognised.
     #[error("database error")]
@@ -177,7 +183,10 @@ impl AsRetryable for BookError {
         match self {
             BookError::Raced | BookError::CodeTaken => true,
             BookError::Db(e) => is_retryable(e),
-            BookError::Refused(_) | BookError::SessionEnded | BookError::NoFreeCode => false,
+            BookError::Refused(_)
+            | BookError::SessionEnded
+            | BookError::NoFreeCode
+            | BookError::NotAll => false,
         }
     }
 }
@@ -187,6 +196,7 @@ impl AsRetryable for BookError {
 const CODE_ATTEMPTS: usize = 5;
 
 /// What booking needs of the account asking.
+#[derive(Clone)]
 struct Account {
     email: String,
     name: String,
@@ -218,6 +228,21 @@ struct Citizen {
 }
 
 impl Account {
+    fn from_row(row: AccountRow) -> Account {
+        let (email, name, role, session_epoch, verified_at, disabled_at, person_id, birth_date) =
+            row;
+        Account {
+            email,
+            name,
+            role,
+            session_epoch,
+            verified: verified_at.is_some(),
+            disabled: disabled_at.is_some(),
+            person_id,
+            birth_date,
+        }
+    }
+
     /// Whether `session` still speaks for the account (with no session, that
     /// it is an enabled citizen's); `None` is no account.
     fn held_by(account: Option<&Account>, session: Option<&SessionClaim>) -> Result<(), BookError> {
@@ -377,20 +402,7 @@ fn book_step_by_step(
             .first::<AccountRow>(c)
             .optional()
     })?
-    .map(
-        |(email, name, role, session_epoch, verified_at, disabled_at, person_id, birth_date)| {
-            Account {
-                email,
-                name,
-                role,
-                session_epoch,
-                verified: verified_at.is_some(),
-                disabled: disabled_at.is_some(),
-                person_id,
-                birth_date,
-            }
-        },
-    );
+    .map(Account::from_row);
     Account::held_by(account.as_ref(), req.session.as_ref())?;
     if let Some(existing) = replay(tx, req)? {
         return Ok(existing);

@@ -180,7 +180,8 @@ pub fn offer_freed(
                 | BookError::SessionEnded
                 | BookError::Raced
                 | BookError::CodeTaken
-                | BookError::NoFreeCode,
+                | BookError::NoFreeCode
+                | BookError::NotAll,
             ) => {}
             Err(BookError::Db(e)) => return Err(e),
         }

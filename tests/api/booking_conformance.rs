@@ -2,7 +2,9 @@
 //! (`booking::Form::on`) on the backend the suite runs on — on SQLite the
 //! step-by-step form, on PostgreSQL that one and the one-statement form —
 //! so that the forms give the same answers and cannot drift. A new form of
-//! the booking joins `Form::on` and is held to this table.
+//! the booking joins `Form::on` and is held to this table. The set form
+//! (`booking::book_many`, a draw's), given a set of one, is held to every
+//! scenario but the double posts: its requests carry no request id.
 //!
 //! Each scenario starts from the same store-day (Tuesday, 6 masks: three
 //! windows of 2) and ends with the invariant check. The double posts run
@@ -120,13 +122,110 @@ const BURST: usize = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_form_of_the_booking_answers_every_scenario_alike() {
     let backend = app_with_supply(6).await.0.backend();
-    for form in Form::on(backend) {
+    let doors = Form::on(backend).iter().map(|f| Door::Form(*f));
+    for door in doors.chain([Door::Set]) {
         for scenario in SCENARIOS {
-            let scene = Scene::new(*form).await;
+            if door == Door::Set && scenario.replays() {
+                continue;
+            }
+            let scene = Scene::new(door).await;
             scene.play(scenario).await;
             assert_invariants(&scene.app.db);
         }
     }
+}
+
+/// A way into the booking: one of its forms, or the set form with a set of
+/// one request (its request id dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Form(Form),
+    Set,
+}
+
+impl Scenario {
+    /// Whether the scenario is about a request id answered again.
+    fn replays(self) -> bool {
+        matches!(
+            self,
+            Scenario::DoublePostAtFullQuota | Scenario::DoublePostAtFullWindow
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_that_does_not_fit_whole_is_refused_whole_and_one_that_fits_is_booked_whole() {
+    let (app, windows) = app_with_supply(6).await;
+    let users = citizens(&app, "s", 3);
+    let policy = Arc::new(Policy::load(&mut app.db.get().unwrap()).unwrap());
+    let t = Tr::new(app.state.catalog.clone(), Lang::En);
+    let ask = |user: i64, window: i64, quantity: i32| {
+        let req = Request {
+            user_id: user,
+            window_id: window,
+            quantity: Quantity::new(quantity).unwrap(),
+            request_id: None,
+            person: ForWhom::Own,
+            now: seoul(tuesday(), 8, 0),
+            session: None,
+            hold: Hold::Booking,
+        };
+        (req, t.clone())
+    };
+    let book_set = |asks: Vec<(Request, Tr)>| {
+        let policy = policy.clone();
+        app.db.write(move |tx| {
+            let facts = booking::Facts::load(tx, &policy, asks.iter().map(|(r, _)| r))?;
+            booking::book_many(tx, &facts, &asks, &policy, "https://m.example")
+        })
+    };
+    // Three masks in a window of two (three windows of two masks each):
+    // nothing of the set is written.
+    let before = written(&app);
+    let too_many = vec![
+        ask(users[0], windows[0], 1),
+        ask(users[1], windows[0], 1),
+        ask(users[2], windows[0], 1),
+    ];
+    match book_set(too_many).await {
+        Err(DbError::Work(BookError::NotAll)) => {}
+        other => panic!("a set over a window's room was answered {other:?}"),
+    }
+    assert_eq!(written(&app), before);
+    // A set over two windows that fits: each booked, each with its own
+    // reservation, ledger row and mail.
+    let fits = vec![
+        ask(users[0], windows[0], 2),
+        ask(users[1], windows[1], 1),
+        ask(users[2], windows[1], 1),
+    ];
+    let booked = book_set(fits).await.unwrap();
+    assert_eq!(booked.len(), 3);
+    let mut conn = app.db.get().unwrap();
+    for (b, (user, window, quantity)) in booked.iter().zip([
+        (users[0], windows[0], 2),
+        (users[1], windows[1], 1),
+        (users[2], windows[1], 1),
+    ]) {
+        let row: (i64, i64, i32, String) = reservations::table
+            .find(b.reservation_id)
+            .select((
+                reservations::user_id,
+                reservations::window_id,
+                reservations::quantity,
+                reservations::pickup_code,
+            ))
+            .first(&mut conn)
+            .unwrap();
+        assert_eq!(row, (user, window, quantity, b.pickup_code.clone()));
+    }
+    let used: Vec<i32> = quota_usage::table
+        .order(quota_usage::person_id)
+        .select(quota_usage::used)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(used, vec![2, 1, 1]);
+    assert_invariants(&app.db);
 }
 
 #[test]
@@ -140,12 +239,12 @@ fn postgresql_runs_both_forms_and_sqlite_its_own() {
 
 struct Scene {
     app: TestApp,
-    form: Form,
+    form: Door,
     windows: Vec<i64>,
 }
 
 impl Scene {
-    async fn new(form: Form) -> Scene {
+    async fn new(form: Door) -> Scene {
         let (app, windows) = app_with_supply(6).await;
         Scene { app, form, windows }
     }
@@ -177,10 +276,31 @@ impl Scene {
     /// Books `req` in this scene's form, through the door the pages use for
     /// it (the one-statement form without an explicit transaction).
     async fn book(&self, req: Request) -> Answer {
-        let (policy, form) = (Arc::new(self.policy()), self.form);
+        let policy = Arc::new(self.policy());
         let t = Tr::new(self.app.state.catalog.clone(), Lang::En);
         let base_url = "https://m.example".to_owned();
-        let result = booking::book_through(&self.app.db, form, req, policy, t, base_url).await;
+        let result = match self.form {
+            Door::Form(form) => {
+                booking::book_through(&self.app.db, form, req, policy, t, base_url).await
+            }
+            Door::Set => {
+                let asks = [(
+                    Request {
+                        request_id: None,
+                        ..req
+                    },
+                    t,
+                )];
+                self.app
+                    .db
+                    .write(move |tx| {
+                        let facts = booking::Facts::load(tx, &policy, asks.iter().map(|(r, _)| r))?;
+                        booking::book_many(tx, &facts, &asks, &policy, &base_url)
+                            .map(|mut booked| booked.remove(0))
+                    })
+                    .await
+            }
+        };
         match result {
             Ok(b) => Answer::of(Ok(b)),
             Err(DbError::Work(e)) => Answer::of(Err(e)),
@@ -403,7 +523,9 @@ impl Scene {
         let before = self.reservations();
         let policy = self.policy();
         let t = Tr::new(self.app.state.catalog.clone(), Lang::En);
-        let form = self.form;
+        let Door::Form(form) = self.form else {
+            panic!("the set form takes no request id to answer again");
+        };
         let (held, go) = (mpsc::channel::<()>(), mpsc::channel::<()>());
         let first = {
             let (mut conn, req, policy, t) = (
