@@ -5,16 +5,23 @@
 //!
 //! Walk the registrations in drawn order (position 1 first). Each gets the
 //! first of its choices, in rank order, whose window still has
-//! `free >= quantity` and for which the person's `quota_left >= quantity`;
+//! `free >= quantity` and for which what the person may take there is `>= quantity`;
 //! that window's `free` drops by `quantity`. A registration with no such
 //! choice is "not drawn" and takes nothing. A registration with
 //! `quantity < 1` is never drawn (it would otherwise take a window for free).
 //!
-//! Quota is given per registration per window rather than looked up per
-//! person: a person has at most one registration per draw and a
-//! registration gets at most one window, so nothing allocated in this draw
-//! changes the quota any registration sees. If a person could ever hold two
+//! What a person may take is given per registration per window
+//! (`draw_entries.quota_left1`…`3`, recorded by the run at the
+//! registration's turn): their quota left for that window's week, or 0 when
+//! the booking's rules refuse them that window at all (the store stopped
+//! sales, the rotation day, an account that can no longer book). It is not
+//! looked up per person: a person has at most one registration per draw and
+//! a registration gets at most one window, so nothing allocated in this draw
+//! changes what any registration may take. If a person could ever hold two
 //! registrations in one draw, this model would be wrong.
+//!
+//! [`Places`] is the rule for one registration at its turn, used by the run
+//! as it settles and by [`allocate`] as `draw-verify` replays it.
 
 use super::seed::Registration;
 use std::collections::HashMap;
@@ -23,10 +30,10 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entrant {
     pub registration: Registration,
-    /// Window id -> the person's remaining quota for that window's week,
-    /// before this draw. A window missing here counts as quota 0, so a gap
-    /// in the data refuses rather than over-allocates.
-    pub quota_left: HashMap<i64, i32>,
+    /// Window id -> what the person may take there at their turn (see the
+    /// module's doc). A window missing here counts as 0, so a gap in the
+    /// data refuses rather than over-allocates.
+    pub may_take: HashMap<i64, i32>,
 }
 
 /// The registration got none of its choices.
@@ -43,34 +50,58 @@ pub struct Outcome {
     pub result: Result<i64, NotDrawn>,
 }
 
+/// The free places of a draw's windows as its registrations take them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Places {
+    free: HashMap<i64, i32>,
+}
+
+impl Places {
+    /// Each window's free places; a window missing has none.
+    pub fn new(free: HashMap<i64, i32>) -> Places {
+        Places { free }
+    }
+
+    /// The rule at a registration's turn, for its `quantity` and its
+    /// `choices` in rank order: the first with room for the quantity and
+    /// where `may_take` (what its person may take at that window) allows
+    /// it; that window's places are taken. `None`: not drawn, nothing taken.
+    pub fn grant(
+        &mut self,
+        quantity: i32,
+        choices: &[i64],
+        may_take: impl Fn(i64) -> i32,
+    ) -> Option<i64> {
+        if quantity < 1 {
+            return None;
+        }
+        let window = choices.iter().copied().find(|window| {
+            self.free.get(window).copied().unwrap_or(0) >= quantity && may_take(*window) >= quantity
+        })?;
+        // `find` checked this entry exists and holds >= quantity, so the
+        // subtraction cannot underflow.
+        if let Some(room) = self.free.get_mut(&window) {
+            *room -= quantity;
+        }
+        Some(window)
+    }
+}
+
 /// Allocates in drawn order. `capacity` is each window's free places at the
 /// start of the draw; a window missing from it has none. Returns one
 /// outcome per entrant, in the same order.
 pub fn allocate(drawn: &[Entrant], capacity: &HashMap<i64, i32>) -> Vec<Outcome> {
-    let mut free = capacity.clone();
+    let mut places = Places::new(capacity.clone());
     drawn
         .iter()
         .enumerate()
         .map(|(k, entrant)| {
             let r = &entrant.registration;
-            let granted = if r.quantity < 1 {
-                None
-            } else {
-                r.choices.iter().copied().find(|window| {
-                    let room = free.get(window).copied().unwrap_or(0);
-                    let quota = entrant.quota_left.get(window).copied().unwrap_or(0);
-                    room >= r.quantity && quota >= r.quantity
-                })
-            };
-            if let Some(window) = granted {
-                // `find` checked this entry exists and holds >= quantity,
-                // so the subtraction cannot underflow.
-                if let Some(room) = free.get_mut(&window) {
-                    *room -= r.quantity;
-                }
-            }
+            let granted = places.grant(r.quantity, &r.choices, |window| {
+                entrant.may_take.get(&window).copied().unwrap_or(0)
+            });
             Outcome {
-                registration_id: r.id,
+                registration_id: entrant.registration.id,
                 position: k + 1,
                 result: granted.ok_or(NotDrawn),
             }
@@ -91,7 +122,7 @@ mod tests {
                 quantity,
                 choices: choices.to_vec(),
             },
-            quota_left: quota.iter().copied().collect(),
+            may_take: quota.iter().copied().collect(),
         }
     }
 
@@ -214,7 +245,7 @@ mod tests {
             assert_eq!(o.position, k + 1);
             let fits = |w: i64, free: &HashMap<i64, i32>| {
                 free.get(&w).copied().unwrap_or(0) >= r.quantity
-                    && e.quota_left.get(&w).copied().unwrap_or(0) >= r.quantity
+                    && e.may_take.get(&w).copied().unwrap_or(0) >= r.quantity
             };
             match o.result {
                 Ok(w) => {
@@ -227,7 +258,7 @@ mod tests {
                         assert!(!fits(better, &free), "{r:?} skipped {better}");
                     }
                     // Quota respected.
-                    assert!(e.quota_left[&w] >= r.quantity);
+                    assert!(e.may_take[&w] >= r.quantity);
                     *free.get_mut(&w).unwrap() -= r.quantity;
                 }
                 Err(NotDrawn) => {

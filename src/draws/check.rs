@@ -3,7 +3,7 @@
 //! revealed secret against the commitment, the registrations' digest, the
 //! seed, each registration's place in the order, each outcome by the rule of
 //! `allocate.rs` (from each window's free places when the draw was frozen and
-//! the quota each person had left at their turn), and each reservation won.
+//! what each person could take at each choice at their turn), and each reservation won.
 //! Any difference is one line of the answer.
 
 use std::collections::HashMap;
@@ -100,7 +100,7 @@ pub fn differences(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Vec<Str
                 k + 1
             ));
         }
-        let quota_left = registration
+        let may_take = registration
             .choices
             .iter()
             .zip([r.2, r.3, r.4])
@@ -108,7 +108,7 @@ pub fn differences(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Vec<Str
             .collect();
         drawn.push(Entrant {
             registration: registration.clone(),
-            quota_left,
+            may_take,
         });
     }
     let capacity: HashMap<i64, i32> = draw_windows::table

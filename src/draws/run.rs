@@ -19,30 +19,31 @@
 //!    goes on from `drawn`, so nobody is booked twice and nobody skipped.
 //! 4. **Done**: the draw's windows are ordinary again (`draw_id` cleared).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
 use crate::clock::Clock;
 use crate::db::schema::{draw_entries, draw_windows, draws, pickup_windows};
+use crate::db::statement::{Arg, Statement, value_rows};
 use crate::db::{self, AsRetryable, Db, DbConnection, DbError, Tx, is_retryable};
+use crate::draws::allocate::Places;
 use crate::draws::order::permutation;
 use crate::draws::seed::{self, Registration, Secret};
 use crate::i18n::{Lang, Tr};
 use crate::jobs::{self, Job};
 use crate::policy::Policy;
 use crate::quantity::Quantity;
-use crate::quota;
-use crate::reservations::booking::{self, BookError, ForWhom, Hold, Request};
-use crate::reservations::rules;
+use crate::reservations::booking::{self, BookError, Facts, ForWhom, Hold, Request};
 
 /// How long a run's claim holds without a batch renewing it.
 pub const LEASE: TimeDelta = TimeDelta::minutes(2);
 
 /// Registrations settled per transaction.
-pub const BATCH: usize = 200;
+pub const BATCH: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -192,26 +193,61 @@ type EntryRow = (
     String,
 );
 
-/// The days of the windows `ids`.
-fn days_of(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<(i64, NaiveDate)>> {
-    pickup_windows::table
-        .filter(pickup_windows::id.eq_any(ids))
-        .select((pickup_windows::id, pickup_windows::day))
-        .load(conn)
+/// The places free in the draw's windows after its first `drawn`
+/// registrations: each window's free places when the draw was frozen, less
+/// what the registrations settled since won there.
+fn places(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Places> {
+    let mut free: HashMap<i64, i32> = draw_windows::table
+        .filter(draw_windows::draw_id.eq(draw_id))
+        .select((draw_windows::window_id, draw_windows::free_at_start))
+        .load::<(i64, Option<i32>)>(conn)?
+        .into_iter()
+        .map(|(window, free)| (window, free.unwrap_or(0)))
+        .collect();
+    let won: Vec<(Option<i64>, Option<i64>)> = draw_entries::table
+        .filter(draw_entries::draw_id.eq(draw_id))
+        .filter(draw_entries::outcome.eq("won"))
+        .group_by(draw_entries::won_window_id)
+        .select((
+            draw_entries::won_window_id,
+            diesel::dsl::sum(draw_entries::quantity),
+        ))
+        .load(conn)?;
+    for (window, taken) in won {
+        if let Some(room) = window.and_then(|w| free.get_mut(&w)) {
+            *room -= i32::try_from(taken.unwrap_or(0)).unwrap_or(i32::MAX);
+        }
+    }
+    Ok(Places::new(free))
 }
 
-/// What one registration came to.
+/// What one registration came to at its turn.
 struct Settled {
-    quota_left: [Option<i32>; 3],
+    id: i64,
+    position: i32,
+    /// What its person could take at each choice (`draw_entries.quota_left1`…).
+    may_take: [Option<i32>; 3],
+    /// The window it was given, and the reservation made there.
     won: Option<(i64, i64)>,
 }
 
 /// Settles registrations `ids` (the next ones in drawn order, from place
-/// `from` + 1) under the lease `token`, and moves the draw's `drawn` on;
-/// answers the renewed token and how many were won.
+/// `from` + 1) under the lease `token`, with `places` the free places before
+/// them, and moves the draw's `drawn` on; answers the renewed token, how
+/// many were won and the places after them.
+///
+/// Each registration is decided by the rule (`Places::grant`) with what the
+/// booking's rules let its person take at each choice (`Facts::may_take`);
+/// those granted are then booked together (`booking::book_many`), in a
+/// savepoint. If the database refuses the set — something changed that the
+/// facts read in this transaction did not show, such as a quota another
+/// instance took meanwhile on PostgreSQL — the batch is decided again from
+/// fresh facts; after [`SET_ATTEMPTS`], its grants are booked one at a time,
+/// and one the database refuses is not drawn, which `draw-verify` reports as
+/// the difference it is.
 #[expect(
     clippy::too_many_arguments,
-    reason = "the draw, the lease, the batch and what booking needs"
+    reason = "the draw, the lease, the batch, its places and what booking needs"
 )]
 fn settle_batch(
     tx: &mut Tx<'_>,
@@ -220,10 +256,11 @@ fn settle_batch(
     now: DateTime<Utc>,
     from: usize,
     ids: &[i64],
+    places: &Places,
     policy: &Policy,
     t: &Tr,
     base_url: &str,
-) -> Result<(NaiveDateTime, usize), RunError> {
+) -> Result<(NaiveDateTime, usize, Places), RunError> {
     let renewed = now.naive_utc().max(token);
     let held = diesel::update(
         draws::table
@@ -239,120 +276,249 @@ fn settle_batch(
     if held != 1 {
         return Err(RunError::LostLease);
     }
-    let rows: Vec<EntryRow> = draw_entries::table
-        .filter(draw_entries::id.eq_any(ids))
-        .select((
-            draw_entries::id,
-            draw_entries::user_id,
-            draw_entries::person_id,
-            draw_entries::dependant_id,
-            draw_entries::quantity,
-            draw_entries::choice1,
-            draw_entries::choice2,
-            draw_entries::choice3,
-            draw_entries::mail_lang,
-        ))
-        .load(tx.conn())?;
-    let windows: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| std::iter::once(r.5).chain(r.6).chain(r.7))
-        .collect();
-    let days = days_of(tx.conn(), &windows)?;
-    let mut won = 0;
-    for (k, id) in ids.iter().enumerate() {
-        let Some(row) = rows.iter().find(|r| r.0 == *id) else {
-            continue;
-        };
-        let settled = settle_one(tx, draw_id, row, &days, now, policy, t, base_url)?;
-        let [q1, q2, q3] = settled.quota_left;
-        let position = i32::try_from(from + k + 1).unwrap_or(i32::MAX);
-        diesel::update(draw_entries::table.find(*id))
-            .set((
-                draw_entries::position.eq(position),
-                draw_entries::quota_left1.eq(q1),
-                draw_entries::quota_left2.eq(q2),
-                draw_entries::quota_left3.eq(q3),
-                draw_entries::outcome.eq(if settled.won.is_some() {
-                    "won"
-                } else {
-                    "not_drawn"
-                }),
-                draw_entries::won_window_id.eq(settled.won.map(|w| w.0)),
-                draw_entries::reservation_id.eq(settled.won.map(|w| w.1)),
+    let mut rows: HashMap<i64, EntryRow> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(5_000) {
+        let loaded: Vec<EntryRow> = draw_entries::table
+            .filter(draw_entries::id.eq_any(chunk))
+            .select((
+                draw_entries::id,
+                draw_entries::user_id,
+                draw_entries::person_id,
+                draw_entries::dependant_id,
+                draw_entries::quantity,
+                draw_entries::choice1,
+                draw_entries::choice2,
+                draw_entries::choice3,
+                draw_entries::mail_lang,
             ))
-            .execute(tx.conn())?;
-        won += usize::from(settled.won.is_some());
+            .load(tx.conn())?;
+        rows.extend(loaded.into_iter().map(|r| (r.0, r)));
     }
-    Ok((renewed, won))
+    let mut entries = Vec::with_capacity(ids.len());
+    for (k, id) in ids.iter().enumerate() {
+        let row = rows.remove(id).ok_or(RunError::Tampered)?;
+        entries.push(Entry::new(row, from + k + 1, now, draw_id, t));
+    }
+    let mut attempt = 0;
+    let (settled, places) = loop {
+        attempt += 1;
+        let booked = db::savepoint(tx, |tx| {
+            settle_together(tx, &entries, places.clone(), policy, base_url)
+        });
+        match booked {
+            Ok(done) => break done,
+            Err(BookError::Db(e)) => return Err(e.into()),
+            Err(e) if attempt < SET_ATTEMPTS => {
+                tracing::info!(draw = draw_id, error = %e, "a batch did not book whole; deciding it again");
+            }
+            Err(e) => {
+                tracing::warn!(draw = draw_id, error = %e, "a batch did not book whole; booking it one at a time");
+                break settle_each(tx, draw_id, &entries, places.clone(), policy, base_url)?;
+            }
+        }
+    };
+    let won = settled.iter().filter(|s| s.won.is_some()).count();
+    record(tx, &settled)?;
+    Ok((renewed, won, places))
 }
 
-/// One registration at its turn: the quota its person has left for each
-/// choice's week, then each choice in rank order that the quota allows,
-/// booked in a savepoint until one takes.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the registration, its windows' days and what booking needs"
-)]
-fn settle_one(
-    tx: &mut Tx<'_>,
-    draw_id: i64,
-    row: &EntryRow,
-    days: &[(i64, NaiveDate)],
-    now: DateTime<Utc>,
-    policy: &Policy,
-    t: &Tr,
-    base_url: &str,
-) -> Result<Settled, RunError> {
-    let (_, user_id, person_id, dependant_id, quantity, c1, c2, c3, lang) = row;
-    let choices = [Some(*c1), *c2, *c3];
-    let mut quota_left = [None; 3];
-    for (i, choice) in choices.iter().enumerate() {
-        let Some(window) = choice else { continue };
-        let Some((_, day)) = days.iter().find(|(id, _)| id == window) else {
-            quota_left[i] = Some(0);
-            continue;
-        };
-        let used = quota::used(tx.conn(), *person_id, rules::period_of(policy, *day))?;
-        quota_left[i] = Some(quota::left(policy.quota_per_period, used));
+/// How many times a batch is decided and booked as a set before its grants
+/// are booked one at a time.
+const SET_ATTEMPTS: usize = 3;
+
+/// A registration at its turn, as booking requests for each of its choices.
+struct Entry {
+    id: i64,
+    position: i32,
+    quantity: i32,
+    /// The choices in rank order, each with its request.
+    choices: Vec<(i64, Request)>,
+    t: Tr,
+}
+
+impl Entry {
+    fn new(row: EntryRow, position: usize, now: DateTime<Utc>, draw_id: i64, t: &Tr) -> Entry {
+        let (id, user_id, _, dependant_id, quantity, c1, c2, c3, lang) = row;
+        let choices = std::iter::once(c1)
+            .chain(c2)
+            .chain(c3)
+            .map(|window| {
+                let req = Quantity::from_stored(quantity).ok().map(|q| Request {
+                    user_id,
+                    window_id: window,
+                    quantity: q,
+                    request_id: None,
+                    person: dependant_id.map_or(ForWhom::Own, ForWhom::Dependant),
+                    now,
+                    session: None,
+                    hold: Hold::Draw { draw_id },
+                });
+                (window, req)
+            })
+            .filter_map(|(window, req)| Some((window, req?)))
+            .collect();
+        Entry {
+            id,
+            position: i32::try_from(position).unwrap_or(i32::MAX),
+            quantity,
+            choices,
+            t: t.in_lang(Lang::from_code(&lang).unwrap_or(Lang::Ko)),
+        }
     }
-    let Ok(q) = Quantity::from_stored(*quantity) else {
-        return Ok(Settled {
-            quota_left,
+
+    fn windows(&self) -> Vec<i64> {
+        self.choices.iter().map(|(w, _)| *w).collect()
+    }
+}
+
+/// Decides each of `entries` in order by the rule, with what the booking's
+/// rules let its person take at each choice, and books the grants as one set.
+fn settle_together(
+    tx: &mut Tx<'_>,
+    entries: &[Entry],
+    mut places: Places,
+    policy: &Policy,
+    base_url: &str,
+) -> Result<(Vec<Settled>, Places), BookError> {
+    let mut facts = Facts::load(
+        tx,
+        policy,
+        entries
+            .iter()
+            .flat_map(|e| e.choices.iter().map(|(_, r)| r)),
+    )?;
+    let mut settled = Vec::with_capacity(entries.len());
+    let mut asks = Vec::new();
+    let mut askers = Vec::new();
+    for (k, entry) in entries.iter().enumerate() {
+        let (may_take, granted) = decide(entry, &facts, &mut places, policy);
+        if let Some(req) = granted {
+            facts.note_booked(policy, req);
+            asks.push((req.clone(), entry.t.clone()));
+            askers.push(k);
+        }
+        settled.push(Settled {
+            id: entry.id,
+            position: entry.position,
+            may_take,
             won: None,
         });
-    };
-    let t = t.in_lang(Lang::from_code(lang).unwrap_or(Lang::Ko));
-    for (i, choice) in choices.iter().enumerate() {
-        let Some(window) = choice else { continue };
-        if quota_left[i].unwrap_or(0) < q.get() {
-            continue;
-        }
-        let req = Request {
-            user_id: *user_id,
-            window_id: *window,
-            quantity: q,
-            request_id: None,
-            person: dependant_id.map_or(ForWhom::Own, ForWhom::Dependant),
-            now,
-            session: None,
-            hold: Hold::Draw { draw_id },
-        };
-        match db::savepoint(tx, |tx| booking::book(tx, &req, policy, &t, base_url)) {
-            Ok(booked) => {
-                return Ok(Settled {
-                    quota_left,
-                    won: Some((*window, booked.reservation_id)),
-                });
+    }
+    let booked = booking::book_many(tx, &facts, &asks, policy, base_url)?;
+    for ((k, (req, _)), b) in askers.into_iter().zip(&asks).zip(booked) {
+        settled[k].won = Some((req.window_id, b.reservation_id));
+    }
+    Ok((settled, places))
+}
+
+/// What the registration's person may take at each choice, and the request
+/// of the choice the rule grants it, if any.
+fn decide<'e>(
+    entry: &'e Entry,
+    facts: &Facts,
+    places: &mut Places,
+    policy: &Policy,
+) -> ([Option<i32>; 3], Option<&'e Request>) {
+    let mut may_take = [None; 3];
+    for (slot, (_, req)) in may_take.iter_mut().zip(&entry.choices) {
+        // A choice the booking would refuse outright (a store that stopped
+        // sales, not the person's day, an account that can no longer book)
+        // can be taken nowhere: 0.
+        *slot = Some(facts.may_take(policy, req).unwrap_or(0));
+    }
+    let windows = entry.windows();
+    let granted = places.grant(entry.quantity, &windows, |window| {
+        windows
+            .iter()
+            .position(|w| *w == window)
+            .and_then(|i| may_take[i])
+            .unwrap_or(0)
+    });
+    let req = granted.and_then(|window| {
+        entry
+            .choices
+            .iter()
+            .find(|(w, _)| *w == window)
+            .map(|(_, r)| r)
+    });
+    (may_take, req)
+}
+
+/// [`settle_together`], each grant booked on its own in a savepoint: a grant
+/// the database refuses is not drawn.
+fn settle_each(
+    tx: &mut Tx<'_>,
+    draw_id: i64,
+    entries: &[Entry],
+    mut places: Places,
+    policy: &Policy,
+    base_url: &str,
+) -> Result<(Vec<Settled>, Places), RunError> {
+    let mut settled = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let facts = Facts::load(tx, policy, entry.choices.iter().map(|(_, r)| r))?;
+        let (may_take, granted) = decide(entry, &facts, &mut places, policy);
+        let mut won = None;
+        if let Some(req) = granted {
+            let asks = [(req.clone(), entry.t.clone())];
+            match db::savepoint(tx, |tx| {
+                booking::book_many(tx, &facts, &asks, policy, base_url)
+            }) {
+                Ok(booked) => won = booked.first().map(|b| (req.window_id, b.reservation_id)),
+                Err(BookError::Db(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(
+                        draw = draw_id,
+                        registration = entry.id,
+                        window = req.window_id,
+                        error = %e,
+                        "the database refused what the draw's rule granted"
+                    );
+                }
             }
-            Err(BookError::Db(e)) => return Err(e.into()),
-            // No room (or the person can no longer take it): the next choice.
-            Err(_) => {}
+        }
+        settled.push(Settled {
+            id: entry.id,
+            position: entry.position,
+            may_take,
+            won,
+        });
+    }
+    Ok((settled, places))
+}
+
+/// Writes each registration's place, what its person could take at each
+/// choice, and its outcome: a statement per few thousand registrations.
+fn record(tx: &mut Tx<'_>, settled: &[Settled]) -> Result<(), RunError> {
+    const COLUMNS: usize = 8;
+    for chunk in settled.chunks(3_000) {
+        let mut args = Vec::with_capacity(chunk.len() * COLUMNS);
+        for s in chunk {
+            let [q1, q2, q3] = s.may_take;
+            args.extend([
+                Arg::BigInt(s.id),
+                Arg::Integer(s.position),
+                Arg::NullableInteger(q1),
+                Arg::NullableInteger(q2),
+                Arg::NullableInteger(q3),
+                Arg::Text(if s.won.is_some() { "won" } else { "not_drawn" }),
+                Arg::NullableBigInt(s.won.map(|w| w.0)),
+                Arg::NullableBigInt(s.won.map(|w| w.1)),
+            ]);
+        }
+        let sql = format!(
+            "WITH v (id, place, q1, q2, q3, outcome, won, reservation) AS (VALUES {}) \
+             UPDATE draw_entries SET position = v.place, quota_left1 = v.q1, \
+             quota_left2 = v.q2, quota_left3 = v.q3, outcome = v.outcome, \
+             won_window_id = v.won, reservation_id = v.reservation \
+             FROM v WHERE draw_entries.id = v.id",
+            value_rows(chunk.len(), COLUMNS, 1)
+        );
+        if Statement::built(sql, args).run(tx.conn())? != chunk.len() {
+            return Err(RunError::Tampered);
         }
     }
-    Ok(Settled {
-        quota_left,
-        won: None,
-    })
+    Ok(())
 }
 
 /// Ends the run: the draw is done, its windows ordinary again.
@@ -423,10 +589,12 @@ pub async fn run(
                 .find(draw_id)
                 .select(draws::drawn)
                 .first(tx.conn())?;
-            Ok::<_, RunError>(Some((token, order, usize::try_from(drawn).unwrap_or(0))))
+            let places = places(tx.conn(), draw_id)?;
+            let drawn = usize::try_from(drawn).unwrap_or(0);
+            Ok::<_, RunError>(Some((token, order, drawn, places)))
         })
         .await?;
-    let Some((mut token, order, mut drawn)) = claimed else {
+    let Some((mut token, order, mut drawn, places)) = claimed else {
         let state: Option<(String, NaiveDateTime)> = db
             .run(move |conn| {
                 draws::table
@@ -443,6 +611,7 @@ pub async fn run(
         });
     };
     let order = Arc::new(order);
+    let mut places = Arc::new(places);
     let total = order.len();
     let mut batches = 0;
     let mut won = 0;
@@ -452,8 +621,9 @@ pub async fn run(
         }
         let end = (drawn + pace.batch.max(1)).min(total);
         let (order, p, t, b) = (order.clone(), policy.clone(), t.clone(), base_url.clone());
+        let before = places.clone();
         let now = clock.now();
-        let (renewed, n) = db
+        let (renewed, n, after) = db
             .write_bulk(move |tx| {
                 settle_batch(
                     tx,
@@ -462,12 +632,14 @@ pub async fn run(
                     now,
                     drawn,
                     &order[drawn..end],
+                    &before,
                     &p,
                     &t,
                     &b,
                 )
             })
             .await?;
+        places = Arc::new(after);
         token = renewed;
         won += n;
         drawn = end;

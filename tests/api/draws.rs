@@ -13,7 +13,9 @@ use diesel::prelude::*;
 use futures_util::future::join_all;
 use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
-use mask_reservation::db::schema::{draw_entries, draws, pickup_windows, reservations, users};
+use mask_reservation::db::schema::{
+    draw_entries, draws, pickup_windows, reservations, stores, users,
+};
 use mask_reservation::db::{Backend, write_tx};
 use mask_reservation::draws::admin::{NewDraw, create, fresh_secret};
 use mask_reservation::draws::check::differences;
@@ -22,6 +24,7 @@ use mask_reservation::draws::run::{self, LEASE, Pace, Ran};
 use mask_reservation::i18n::{Lang, Tr};
 use mask_reservation::quantity::Quantity;
 use mask_reservation::reservations::booking::ForWhom;
+use mask_reservation::supply::changes::{CapacityOutcome, set_window_capacity};
 
 use crate::booking_steps::citizens;
 use crate::common::server::Binary;
@@ -763,4 +766,77 @@ async fn on_a_phone_a_citizen_registers_for_a_draw_and_reads_the_result_in_each_
         browser.close().await;
     }
     assert_drawn_as_recorded(&app, draw);
+}
+
+/// After the draw is frozen, an administrator stops sales at one store and
+/// cuts a window of another below what the draw counted on. The stopped
+/// store's windows are refused by the booking's own rules at each turn, so
+/// nobody is drawn there and `draw-verify` agrees; the cut window holds less
+/// than the rule grants, so the run books what the database allows — never
+/// more than the window holds — and `draw-verify` names the registrations
+/// the rule would have given it.
+#[tokio::test]
+async fn sales_stopped_and_a_window_cut_after_the_freeze_oversell_nothing() {
+    let (app, windows) = scene(None, 3, 2).await;
+    let draw = new_draw(&app);
+    let users = citizens(&app, "f", 24);
+    open_registration(&app);
+    enter_all(&app, draw, &users, &windows.concat()).await;
+    let (_, closes_at, _) = draw_times();
+    let freeze = Pace {
+        batch: 4,
+        stop_after: Some(0),
+    };
+    assert_eq!(
+        run_at(&app, draw, closes_at, freeze).await,
+        Ran::Stopped { drawn: 0 }
+    );
+    let (stopped, cut) = (windows[0].clone(), windows[1][0]);
+    let mut conn = app.db.get().unwrap();
+    let store: i64 = pickup_windows::table
+        .find(stopped[0])
+        .select(pickup_windows::store_id)
+        .first(&mut conn)
+        .unwrap();
+    diesel::update(stores::table.find(store))
+        .set(stores::suspended.eq(true))
+        .execute(&mut conn)
+        .unwrap();
+    let now = closes_at.naive_utc();
+    let changed = write_tx(&mut conn, |tx| set_window_capacity(tx, cut, 1, None, now)).unwrap();
+    assert_eq!(changed, CapacityOutcome::Changed { from: 2, to: 1 });
+    drop(conn);
+
+    let later = closes_at + LEASE + TimeDelta::seconds(1);
+    let Ran::Done { won, not_drawn } = run_at(&app, draw, later, Pace::default()).await else {
+        panic!("the run finishes");
+    };
+    assert_eq!(won + not_drawn, 24);
+    assert!(won > 0);
+    let mut conn = app.db.get().unwrap();
+    let in_stopped: i64 = reservations::table
+        .filter(reservations::window_id.eq_any(&stopped))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(in_stopped, 0, "nobody is drawn where sales stopped");
+    let (capacity, reserved): (i32, i32) = pickup_windows::table
+        .find(cut)
+        .select((pickup_windows::capacity, pickup_windows::reserved))
+        .first(&mut conn)
+        .unwrap();
+    assert!(
+        reserved <= capacity && capacity == 1,
+        "{reserved} of {capacity}"
+    );
+    let found = differences(&mut conn, draw).unwrap();
+    assert!(!found.is_empty(), "the cut window's difference is reported");
+    for line in &found {
+        assert!(
+            line.ends_with(&format!("the rule gives Some({cut})")),
+            "only the cut window differs: {found:?}"
+        );
+    }
+    drop(conn);
+    assert_invariants(&app.db);
 }
