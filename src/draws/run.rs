@@ -10,13 +10,18 @@
 //!    committed secret give the seed (`seed.rs`); each window's free places
 //!    are recorded (`draw_windows.free_at_start`).
 //! 3. **Settle** in drawn order (`order.rs`), [`BATCH`] registrations per
-//!    transaction: each gets its highest choice that has room and that its
-//!    person's quota allows, booked by the ordinary booking function
-//!    ([`Hold::Draw`], each try in a savepoint), with its place, the quota it
-//!    had left for each choice and its outcome written in the same
-//!    transaction, and the draw's `drawn` moved on under the lease. A run that
-//!    dies loses at most its open batch, which rolled back whole: the next run
-//!    goes on from `drawn`, so nobody is booked twice and nobody skipped.
+//!    transaction. The batch's facts are read once (`booking::Facts`); each
+//!    registration is decided by the rule (`allocate::Places`, from the
+//!    frozen free places less what the draw has granted since), given what
+//!    the booking's own rules let its person take at each choice; the
+//!    winners are booked together by the booking's set form
+//!    (`booking::book_many`, [`Hold::Draw`]: the same rules, conditional
+//!    takes, reservations, ledger rows and mails), in a savepoint. Each
+//!    registration's place, what it could take at each choice and its
+//!    outcome are written in the same transaction, and the draw's `drawn`
+//!    moved on under the lease. A run that dies loses at most its open
+//!    batch, which rolled back whole: the next run goes on from `drawn`, so
+//!    nobody is booked twice and nobody skipped.
 //! 4. **Done**: the draw's windows are ordinary again (`draw_id` cleared).
 
 use std::collections::HashMap;
@@ -42,8 +47,13 @@ use crate::reservations::booking::{self, BookError, Facts, ForWhom, Hold, Reques
 /// How long a run's claim holds without a batch renewing it.
 pub const LEASE: TimeDelta = TimeDelta::minutes(2);
 
-/// Registrations settled per transaction.
-pub const BATCH: usize = 2_000;
+/// Registrations settled per transaction. Each transaction rewrites the
+/// index pages its rows touch, which at country size are most of them, so
+/// that fewer, larger batches write far less: 1,000,000 registrations took
+/// 205 s in batches of 2,000 and 102 s in batches of 20,000 on SQLite
+/// (`docs/benchmarks.md`). A batch holds SQLite's one writer for about a
+/// second or two at that size; other writes queued meanwhile wait that long.
+pub const BATCH: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -54,6 +64,10 @@ pub enum RunError {
     /// is not the one the secret and the list give: nothing more is settled.
     #[error("the frozen registrations no longer give the draw's seed")]
     Tampered,
+    /// The database refused a batch's grants booked as one set: the batch's
+    /// transaction is rolled back and the batch settled again.
+    #[error("a batch's grants did not book as one set: {0}")]
+    SetRefused(BookError),
     #[error("database error")]
     Db(#[from] DieselError),
 }
@@ -237,14 +251,15 @@ struct Settled {
 /// many were won and the places after them.
 ///
 /// Each registration is decided by the rule (`Places::grant`) with what the
-/// booking's rules let its person take at each choice (`Facts::may_take`);
-/// those granted are then booked together (`booking::book_many`), in a
-/// savepoint. If the database refuses the set — something changed that the
-/// facts read in this transaction did not show, such as a quota another
-/// instance took meanwhile on PostgreSQL — the batch is decided again from
-/// fresh facts; after [`SET_ATTEMPTS`], its grants are booked one at a time,
-/// and one the database refuses is not drawn, which `draw-verify` reports as
-/// the difference it is.
+/// booking's rules let its person take at each choice (`Facts::may_take`).
+/// [`Booking::Together`] then books the grants as one set
+/// (`booking::book_many`); if the database refuses the set — something
+/// changed that the facts read did not show, such as a quota another
+/// instance took meanwhile on PostgreSQL — the batch fails with
+/// [`RunError::SetRefused`], its transaction rolls back, and [`run`] settles
+/// it again from fresh facts. [`Booking::EachAlone`] books each grant in a
+/// savepoint of its own; one the database refuses is not drawn, which
+/// `draw-verify` reports as the difference it is.
 #[expect(
     clippy::too_many_arguments,
     reason = "the draw, the lease, the batch, its places and what booking needs"
@@ -257,6 +272,7 @@ fn settle_batch(
     from: usize,
     ids: &[i64],
     places: &Places,
+    booking: Booking,
     policy: &Policy,
     t: &Tr,
     base_url: &str,
@@ -299,31 +315,32 @@ fn settle_batch(
         let row = rows.remove(id).ok_or(RunError::Tampered)?;
         entries.push(Entry::new(row, from + k + 1, now, draw_id, t));
     }
-    let mut attempt = 0;
-    let (settled, places) = loop {
-        attempt += 1;
-        let booked = db::savepoint(tx, |tx| {
-            settle_together(tx, &entries, places.clone(), policy, base_url)
-        });
-        match booked {
-            Ok(done) => break done,
-            Err(BookError::Db(e)) => return Err(e.into()),
-            Err(e) if attempt < SET_ATTEMPTS => {
-                tracing::info!(draw = draw_id, error = %e, "a batch did not book whole; deciding it again");
-            }
-            Err(e) => {
-                tracing::warn!(draw = draw_id, error = %e, "a batch did not book whole; booking it one at a time");
-                break settle_each(tx, draw_id, &entries, places.clone(), policy, base_url)?;
+    let (settled, places) = match booking {
+        Booking::Together => {
+            match settle_together(tx, &entries, places.clone(), policy, base_url) {
+                Ok(done) => done,
+                Err(BookError::Db(e)) => return Err(e.into()),
+                Err(e) => return Err(RunError::SetRefused(e)),
             }
         }
+        Booking::EachAlone => settle_each(tx, draw_id, &entries, places.clone(), policy, base_url)?,
     };
     let won = settled.iter().filter(|s| s.won.is_some()).count();
     record(tx, &settled)?;
     Ok((renewed, won, places))
 }
 
-/// How many times a batch is decided and booked as a set before its grants
-/// are booked one at a time.
+/// How a batch's grants are booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Booking {
+    /// As one set, refused whole if the database refuses any of it.
+    Together,
+    /// Each on its own: the fallback for a batch refused as a set.
+    EachAlone,
+}
+
+/// How many times in a row a batch is decided and booked as a set before its
+/// grants are booked one at a time.
 const SET_ATTEMPTS: usize = 3;
 
 /// A registration at its turn, as booking requests for each of its choices.
@@ -615,6 +632,8 @@ pub async fn run(
     let total = order.len();
     let mut batches = 0;
     let mut won = 0;
+    // Times in a row the current batch was refused as a set.
+    let mut refused = 0;
     while drawn < total {
         if pace.stop_after.is_some_and(|n| batches >= n) {
             return Ok(Ran::Stopped { drawn });
@@ -623,7 +642,12 @@ pub async fn run(
         let (order, p, t, b) = (order.clone(), policy.clone(), t.clone(), base_url.clone());
         let before = places.clone();
         let now = clock.now();
-        let (renewed, n, after) = db
+        let booking = if refused < SET_ATTEMPTS {
+            Booking::Together
+        } else {
+            Booking::EachAlone
+        };
+        let settled = db
             .write_bulk(move |tx| {
                 settle_batch(
                     tx,
@@ -633,19 +657,31 @@ pub async fn run(
                     drawn,
                     &order[drawn..end],
                     &before,
+                    booking,
                     &p,
                     &t,
                     &b,
                 )
             })
-            .await?;
+            .await;
+        let (renewed, n, after) = match settled {
+            Ok(done) => done,
+            Err(DbError::Work(RunError::SetRefused(e))) => {
+                refused += 1;
+                tracing::info!(draw = draw_id, error = %e, refused, "a batch did not book as one set; settling it again");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        refused = 0;
         places = Arc::new(after);
         token = renewed;
         won += n;
         drawn = end;
         batches += 1;
     }
-    db.write(move |tx| finish(tx, draw_id, token, total))
+    // Clearing the windows of a draw over every store is bulk work too.
+    db.write_bulk(move |tx| finish(tx, draw_id, token, total))
         .await?;
     let won_all: i64 = db
         .run(move |conn| {
