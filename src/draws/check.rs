@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{draw_entries, draw_windows, draws, reservations};
+use crate::db::schema::{draw_entries, draws, reservations};
 use crate::draws::allocate::{Entrant, allocate};
 use crate::draws::order::permutation;
-use crate::draws::run::registrations;
+use crate::draws::run::{free_at_start, registrations};
 use crate::draws::seed::{self, Secret};
 
 type Recorded = (
@@ -111,13 +111,7 @@ pub fn differences(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Vec<Str
             may_take,
         });
     }
-    let capacity: HashMap<i64, i32> = draw_windows::table
-        .filter(draw_windows::draw_id.eq(draw_id))
-        .select((draw_windows::window_id, draw_windows::free_at_start))
-        .load::<(i64, Option<i32>)>(conn)?
-        .into_iter()
-        .map(|(w, free)| (w, free.unwrap_or(0)))
-        .collect();
+    let capacity = free_at_start(conn, draw_id)?;
     let quantity: HashMap<i64, i32> = list.iter().map(|r| (r.id, r.quantity)).collect();
     let won: Vec<i64> = recorded.values().filter_map(|r| r.7).collect();
     let mut booked: HashMap<i64, (i64, i32)> = HashMap::with_capacity(won.len());

@@ -207,17 +207,23 @@ type EntryRow = (
     String,
 );
 
-/// The places free in the draw's windows after its first `drawn`
-/// registrations: each window's free places when the draw was frozen, less
-/// what the registrations settled since won there.
-fn places(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Places> {
-    let mut free: HashMap<i64, i32> = draw_windows::table
+/// Each of the draw's windows with its free places when the draw was frozen
+/// (none before).
+pub fn free_at_start(conn: &mut DbConnection, draw_id: i64) -> QueryResult<HashMap<i64, i32>> {
+    Ok(draw_windows::table
         .filter(draw_windows::draw_id.eq(draw_id))
         .select((draw_windows::window_id, draw_windows::free_at_start))
         .load::<(i64, Option<i32>)>(conn)?
         .into_iter()
         .map(|(window, free)| (window, free.unwrap_or(0)))
-        .collect();
+        .collect())
+}
+
+/// The places free in the draw's windows after its first `drawn`
+/// registrations: each window's free places when the draw was frozen, less
+/// what the registrations settled since won there.
+fn places(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Places> {
+    let mut free = free_at_start(conn, draw_id)?;
     let won: Vec<(Option<i64>, Option<i64>)> = draw_entries::table
         .filter(draw_entries::draw_id.eq(draw_id))
         .filter(draw_entries::outcome.eq("won"))

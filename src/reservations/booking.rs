@@ -208,16 +208,22 @@ struct Account {
     birth_date: Option<NaiveDate>,
 }
 
-type AccountRow = (
-    String,
-    String,
-    String,
-    i64,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<i64>,
-    Option<NaiveDate>,
-);
+/// An account as every form reads it with the query DSL
+/// (`AccountRow::as_select()`, from users left-joined with people).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct AccountRow {
+    email: String,
+    name: String,
+    role: String,
+    session_epoch: i64,
+    email_verified_at: Option<NaiveDateTime>,
+    disabled_at: Option<NaiveDateTime>,
+    person_id: Option<i64>,
+    #[diesel(select_expression = people::birth_date.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<people::birth_date>)]
+    birth_date: Option<NaiveDate>,
+}
 
 /// A citizen who may reserve: the account checks passed.
 struct Citizen {
@@ -229,17 +235,15 @@ struct Citizen {
 
 impl Account {
     fn from_row(row: AccountRow) -> Account {
-        let (email, name, role, session_epoch, verified_at, disabled_at, person_id, birth_date) =
-            row;
         Account {
-            email,
-            name,
-            role,
-            session_epoch,
-            verified: verified_at.is_some(),
-            disabled: disabled_at.is_some(),
-            person_id,
-            birth_date,
+            email: row.email,
+            name: row.name,
+            role: row.role,
+            session_epoch: row.session_epoch,
+            verified: row.email_verified_at.is_some(),
+            disabled: row.disabled_at.is_some(),
+            person_id: row.person_id,
+            birth_date: row.birth_date,
         }
     }
 
@@ -309,15 +313,21 @@ impl Holder {
     }
 }
 
-#[derive(Debug, Clone, Queryable)]
+/// A window with its store, read by every form with the query DSL
+/// (`Window::as_select()`, from windows joined with stores).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pickup_windows)]
 struct Window {
     store_day_id: i64,
     store_id: i64,
     day: NaiveDate,
     starts_at: NaiveDateTime,
     ends_at: NaiveDateTime,
+    #[diesel(select_expression = stores::suspended)]
     suspended: bool,
+    #[diesel(select_expression = stores::name)]
     store_name: String,
+    #[diesel(select_expression = stores::addr)]
     store_addr: String,
     /// The draw that allocates this window, while it is not done.
     draw_id: Option<i64>,
@@ -389,16 +399,7 @@ fn book_step_by_step(
         users::table
             .left_join(people::table)
             .filter(users::id.eq(req.user_id))
-            .select((
-                users::email,
-                users::name,
-                users::role,
-                users::session_epoch,
-                users::email_verified_at,
-                users::disabled_at,
-                users::person_id,
-                people::birth_date.nullable(),
-            ))
+            .select(AccountRow::as_select())
             .first::<AccountRow>(c)
             .optional()
     })?
@@ -421,17 +422,7 @@ fn book_step_by_step(
         pickup_windows::table
             .inner_join(stores::table)
             .filter(pickup_windows::id.eq(req.window_id))
-            .select((
-                pickup_windows::store_day_id,
-                pickup_windows::store_id,
-                pickup_windows::day,
-                pickup_windows::starts_at,
-                pickup_windows::ends_at,
-                stores::suspended,
-                stores::name,
-                stores::addr,
-                pickup_windows::draw_id,
-            ))
+            .select(Window::as_select())
             .first(c)
             .optional()
     })?

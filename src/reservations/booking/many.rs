@@ -124,19 +124,7 @@ impl Facts {
                 users::table
                     .left_join(people::table)
                     .filter(users::id.eq_any(chunk))
-                    .select((
-                        users::id,
-                        (
-                            users::email,
-                            users::name,
-                            users::role,
-                            users::session_epoch,
-                            users::email_verified_at,
-                            users::disabled_at,
-                            users::person_id,
-                            people::birth_date.nullable(),
-                        ),
-                    ))
+                    .select((users::id, AccountRow::as_select()))
                     .load(c)
             })?;
             accounts.extend(
@@ -154,20 +142,7 @@ impl Facts {
                 pickup_windows::table
                     .inner_join(stores::table)
                     .filter(pickup_windows::id.eq_any(chunk))
-                    .select((
-                        pickup_windows::id,
-                        (
-                            pickup_windows::store_day_id,
-                            pickup_windows::store_id,
-                            pickup_windows::day,
-                            pickup_windows::starts_at,
-                            pickup_windows::ends_at,
-                            stores::suspended,
-                            stores::name,
-                            stores::addr,
-                            pickup_windows::draw_id,
-                        ),
-                    ))
+                    .select((pickup_windows::id, Window::as_select()))
                     .load(c)
             })?;
             windows.extend(rows);
