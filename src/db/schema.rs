@@ -286,6 +286,7 @@ diesel::table! {
         mail_lang -> Text,
         created_at -> Timestamp,
         offer_id -> Nullable<BigInt>,
+        whole_day -> Bool,
     }
 }
 

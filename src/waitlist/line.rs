@@ -17,7 +17,7 @@ use diesel::sql_types::{BigInt, Date, Integer, Nullable, Text, Timestamp};
 use crate::accounts::Role;
 use crate::db::schema::{people, pickup_windows, stores, users, waitlist};
 use crate::db::statement::{Arg, Statement};
-use crate::db::{AsRetryable, DbConnection, Tx, is_retryable};
+use crate::db::{self, AsRetryable, DbConnection, Tx, is_retryable};
 use crate::dependants::queries::current_one;
 use crate::policy::Policy;
 use crate::quantity::Quantity;
@@ -27,7 +27,7 @@ use crate::reservations::rules::{self, Refusal, WindowFacts};
 use crate::stock::StockWindow;
 
 /// A place in line asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Join {
     pub user_id: i64,
     pub window_id: i64,
@@ -36,6 +36,8 @@ pub struct Join {
     pub now: DateTime<Utc>,
     /// The language the offer's mail will be written in.
     pub mail_lang: &'static str,
+    /// A place that day rather than in this window ([`join_day`]).
+    pub whole_day: bool,
 }
 
 /// Why a place in line was not given.
@@ -187,6 +189,7 @@ pub fn join(tx: &mut Tx<'_>, j: &Join, policy: &Policy) -> Result<i64, JoinError
                 waitlist::quantity.eq(j.quantity.get()),
                 waitlist::mail_lang.eq(j.mail_lang),
                 waitlist::created_at.eq(j.now.naive_utc()),
+                waitlist::whole_day.eq(j.whole_day),
             ))
             .on_conflict_do_nothing()
             .returning(waitlist::id)
@@ -195,6 +198,75 @@ pub fn join(tx: &mut Tx<'_>, j: &Join, policy: &Policy) -> Result<i64, JoinError
     })?;
     let id = id.ok_or(NotJoined::AlreadyWaiting)?;
     Ok(ahead_of(tx.conn(), j.window_id, id)? + 1)
+}
+
+/// Queues `j`'s person in `j`'s window ([`join`]: it must be full for them)
+/// and, with `j.whole_day`, in every other window of the same store-day
+/// that is full for them and has not started: one wish for a place that
+/// day, not one per window. The first offer in any of them withdraws the
+/// others ([`withdraw_rest_of_day`]). Answers how many lines were joined.
+pub fn join_day(tx: &mut Tx<'_>, j: &Join, policy: &Policy) -> Result<usize, JoinError> {
+    join(tx, j, policy)?;
+    if !j.whole_day {
+        return Ok(1);
+    }
+    let store_day_id: i64 = pickup_windows::table
+        .find(j.window_id)
+        .select(pickup_windows::store_day_id)
+        .first(tx.conn())?;
+    let others: Vec<i64> = pickup_windows::table
+        .filter(pickup_windows::store_day_id.eq(store_day_id))
+        .filter(pickup_windows::id.ne(j.window_id))
+        .filter(pickup_windows::starts_at.gt(j.now.naive_utc()))
+        .order(pickup_windows::starts_at)
+        .select(pickup_windows::id)
+        .load(tx.conn())?;
+    let mut joined = 1;
+    for window_id in others {
+        let asked = Join { window_id, ..*j };
+        // A window with room, or one the person already waits in, is left
+        // as it is.
+        match db::savepoint(tx, |tx| join(tx, &asked, policy)) {
+            Ok(_) => joined += 1,
+            Err(JoinError::NotJoined(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(joined)
+}
+
+/// After place `place` was offered its masks: if it was joined for the
+/// whole day, the same person's other whole-day places that day, not
+/// offered, leave their lines. Answers how many left.
+pub fn withdraw_rest_of_day(tx: &mut Tx<'_>, place: i64) -> QueryResult<usize> {
+    let found: Option<(i64, bool, i64)> = waitlist::table
+        .inner_join(pickup_windows::table)
+        .filter(waitlist::id.eq(place))
+        .select((
+            waitlist::person_id,
+            waitlist::whole_day,
+            pickup_windows::store_day_id,
+        ))
+        .first(tx.conn())
+        .optional()?;
+    let Some((person_id, true, store_day_id)) = found else {
+        return Ok(0);
+    };
+    diesel::delete(
+        waitlist::table
+            .filter(waitlist::person_id.eq(person_id))
+            .filter(waitlist::whole_day.eq(true))
+            .filter(waitlist::offer_id.is_null())
+            .filter(waitlist::id.ne(place))
+            .filter(
+                waitlist::window_id.eq_any(
+                    pickup_windows::table
+                        .filter(pickup_windows::store_day_id.eq(store_day_id))
+                        .select(pickup_windows::id),
+                ),
+            ),
+    )
+    .execute(tx.conn())
 }
 
 /// How many wait in `window_id`'s line before the place `id`.

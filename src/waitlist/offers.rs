@@ -40,6 +40,7 @@ use crate::reservations::code;
 use crate::reservations::rules::{self, Refusal};
 use crate::reservations::status::ReservationStatus;
 use crate::stock::StockWindow;
+use crate::waitlist::line;
 
 /// Why an offer could not be accepted or declined.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +161,7 @@ pub fn offer_freed(
             if claimed != 1 {
                 return Err(BookError::Raced);
             }
+            line::withdraw_rest_of_day(tx, place)?;
             Ok(booked)
         });
         match made {

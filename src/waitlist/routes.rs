@@ -1,4 +1,5 @@
-//! `POST /windows/{id}/waitlist` (`person`, `quantity`): a place in a full
+//! `POST /windows/{id}/waitlist` (`person`, `quantity`, and `whole_day=1` to
+//! wait in every full window of that day at once): a place in a full
 //! window's line, then back to the store page, which shows the place; a
 //! refusal shows the store page again with the message next to the window.
 //! `POST /windows/{id}/waitlist/leave` (`person`): out of the line, then back
@@ -95,15 +96,21 @@ async fn join(
                 quantity,
                 now,
                 mail_lang: page.t.code(),
+                whole_day: form.get("whole_day") == "1",
             };
             let for_tx = policy.clone();
             match state
                 .db
-                .write(move |tx| line::join(tx, &asked, &for_tx))
+                .write(move |tx| line::join_day(tx, &asked, &for_tx))
                 .await
             {
-                Ok(_) => {
-                    session::set_flash(&session, "waitlist.flash.joined");
+                Ok(joined) => {
+                    let flash = if joined > 1 {
+                        "waitlist.flash.joined_day"
+                    } else {
+                        "waitlist.flash.joined"
+                    };
+                    session::set_flash(&session, flash);
                     let (code, day) = window_href(&state, window_id).await?;
                     return Ok(see_other(&format!(
                         "/stores/{code}?day={day}#window-{window_id}"

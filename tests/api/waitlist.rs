@@ -491,6 +491,65 @@ async fn joining_leaving_and_answering_refuse_what_they_must_and_change_nothing(
     assert_invariants(&app.db);
 }
 
+/// Waiting for the whole day (`whole_day=1`) queues the person in every
+/// full window of that day that has not started; the first place offered in
+/// any of them withdraws the others, and someone waiting for one window
+/// keeps their place.
+#[tokio::test]
+async fn waiting_for_the_whole_day_joins_each_full_window_and_the_first_offer_withdraws_the_rest() {
+    let (app, windows) = scene(2, 0).await;
+    let mut fillers = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        let v = citizen(&app, &format!("fill{i}@example.com")).await;
+        let id = booked_id(&reserve(&v, *w, "2").await);
+        fillers.push((v, id));
+    }
+    let b = citizen(&app, "b@example.com").await;
+    let res = b
+        .post_form(
+            &format!("/windows/{}/waitlist", windows[0]),
+            &[("quantity", "1"), ("person", "self"), ("whole_day", "1")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    let page = b.html(&back).await;
+    assert!(
+        page.contains("이 날의 만석 시간대에 모두 대기 신청했습니다"),
+        "{page}"
+    );
+    assert_eq!(page.matches("data-waiting=\"self\"").count(), 3, "{page}");
+    let c = citizen(&app, "c@example.com").await;
+    assert_eq!(join(&c, windows[0], "1").await.status(), 303);
+    let (bid, cid) = (
+        user_id(&app, "b@example.com"),
+        user_id(&app, "c@example.com"),
+    );
+    for w in &windows {
+        assert_eq!(line(&app, *w)[0], (bid, false));
+    }
+
+    // A place frees in the last window: it is held for B, whose places in
+    // the other two leave their lines; C keeps theirs.
+    let (v, id) = &fillers[2];
+    let res = v
+        .post_form(&format!("/reservations/{id}/cancel"), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    offer_of(&app, bid, windows[2]);
+    assert_eq!(line(&app, windows[2]), vec![(bid, true)]);
+    assert_eq!(line(&app, windows[1]), vec![]);
+    assert_eq!(line(&app, windows[0]), vec![(cid, false)]);
+    assert_invariants(&app.db);
+
+    // Without the box, one window's line only.
+    let d = citizen(&app, "d@example.com").await;
+    assert_eq!(join(&d, windows[1], "1").await.status(), 303);
+    let did = user_id(&app, "d@example.com");
+    assert_eq!(line(&app, windows[1]), vec![(did, false)]);
+    assert_eq!(line(&app, windows[0]), vec![(cid, false)]);
+}
+
 /// Two instances (on PostgreSQL; two calls at once on SQLite, whose one
 /// writer serialises them) each run the offer step for the same freed
 /// places: each place gets one offer, to the first in line.
@@ -632,6 +691,15 @@ async fn on_a_phone_a_citizen_joins_a_full_windows_line_and_accepts_the_place_in
         let form = wait_for(c, &format!("form[data-waitlist-form='{w}']")).await;
         browser.check_page(&format!("waitlist-join-{code}")).await;
         c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+        // For the whole day: from the second language on, the windows
+        // filled before are full too, and the first place offered withdraws
+        // the others.
+        form.find(Locator::Css("input[data-whole-day]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         form.find(Locator::Css("button[data-join-waitlist]"))
             .await
             .unwrap()
@@ -678,6 +746,12 @@ async fn on_a_phone_a_citizen_joins_a_full_windows_line_and_accepts_the_place_in
                 .iter()
                 .any(|(_, status)| status == "active")
         );
+        for other in windows.iter().filter(|o| **o != w) {
+            assert!(
+                !line(&app, *other).iter().any(|(u, _)| *u == user),
+                "the offer withdrew the other places of the day"
+            );
+        }
         browser.close().await;
     }
     assert_invariants(&app.db);
