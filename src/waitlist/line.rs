@@ -238,6 +238,11 @@ pub fn join_day(tx: &mut Tx<'_>, j: &Join, policy: &Policy) -> Result<usize, Joi
 /// After place `place` was offered its masks: if it was joined for the
 /// whole day, the same person's other whole-day places that day, not
 /// offered, leave their lines. Answers how many left.
+///
+/// Two instances offering one person two of those places at once cannot
+/// both succeed: both offers take that person's quota row for the same week
+/// first (the booking's first conditional write), so the second waits for
+/// the first to commit, and its claim then finds its place gone.
 pub fn withdraw_rest_of_day(tx: &mut Tx<'_>, place: i64) -> QueryResult<usize> {
     let found: Option<(i64, bool, i64)> = waitlist::table
         .inner_join(pickup_windows::table)
