@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 use clap::Parser;
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use mask_reservation::accounts::queries::{NewUser, insert_user};
 use mask_reservation::accounts::{Role, SessionClaim};
@@ -84,34 +83,13 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let (url, scratch) = match &args.database_url {
-        None => (
-            DatabaseUrl::Sqlite(dir.path().join("bench.db")),
-            None::<(DatabaseUrl, String)>,
-        ),
-        Some(server) => {
-            let admin = DatabaseUrl::parse(server)?;
-            let DatabaseUrl::Postgres(base) = &admin else {
-                bail!("--database-url must be a postgres:// URL");
-            };
-            let name = format!("booking_bench_{}", std::process::id());
-            admin
-                .connect()?
-                .batch_execute(&format!("CREATE DATABASE {name}"))?;
-            let (prefix, _) = base.rsplit_once('/').context("URL without a database")?;
-            (
-                DatabaseUrl::Postgres(format!("{prefix}/{name}")),
-                Some((admin, name)),
-            )
-        }
-    };
-    let result = run(&args, &url);
-    if let Some((admin, name)) = scratch {
-        admin
-            .connect()?
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-    }
-    result
+    surge::scratch::Scratch::create(
+        args.database_url.as_deref(),
+        dir.path(),
+        "bench.db",
+        "booking_bench",
+    )?
+    .run(|url| run(&args, url))
 }
 
 fn run(args: &Args, url: &DatabaseUrl) -> anyhow::Result<()> {

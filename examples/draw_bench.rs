@@ -42,7 +42,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use clap::Parser;
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Integer, Nullable, Text, Timestamp};
 use mask_reservation::clock::Clock;
@@ -103,34 +102,13 @@ const STATEMENTS_PER_TX: usize = 50;
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
-    let (url, scratch) = match &args.database_url {
-        None => (
-            DatabaseUrl::Sqlite(dir.path().join("bench.db")),
-            None::<(DatabaseUrl, String)>,
-        ),
-        Some(server) => {
-            let admin = DatabaseUrl::parse(server)?;
-            let DatabaseUrl::Postgres(base) = &admin else {
-                bail!("--database-url must be a postgres:// URL");
-            };
-            let name = format!("draw_bench_{}", std::process::id());
-            admin
-                .connect()?
-                .batch_execute(&format!("CREATE DATABASE {name}"))?;
-            let (prefix, _) = base.rsplit_once('/').context("URL without a database")?;
-            (
-                DatabaseUrl::Postgres(format!("{prefix}/{name}")),
-                Some((admin, name)),
-            )
-        }
-    };
-    let result = bench(&args, &url);
-    if let Some((admin, name)) = scratch {
-        admin
-            .connect()?
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-    }
-    result
+    surge::scratch::Scratch::create(
+        args.database_url.as_deref(),
+        dir.path(),
+        "bench.db",
+        "draw_bench",
+    )?
+    .run(|url| bench(&args, url))
 }
 
 /// The draw's times: registration opens, closes, results.

@@ -23,6 +23,7 @@ pub mod client;
 pub mod phases;
 pub mod prepare;
 pub mod report;
+pub mod scratch;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -32,7 +33,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use mask_reservation::config::SecretKey;
@@ -143,48 +143,17 @@ pub fn run(options: &Options, target: Target) -> anyhow::Result<Report> {
                      SQLite is one machine's database, for one instance"
                 );
             }
-            let (url, scratch) = match &postgres {
-                None => (DatabaseUrl::Sqlite(dir.path().join("surge.db")), None),
-                Some(server) => {
-                    let (url, admin, name) = scratch_database(server)?;
-                    (url, Some((admin, name)))
-                }
-            };
+            let scratch =
+                scratch::Scratch::create(postgres.as_deref(), dir.path(), "surge.db", "surge")?;
             let children = Children {
                 dir: dir.path().to_owned(),
                 workers,
                 db_pool_size,
                 instances: instances.max(1),
             };
-            let result = run_child(options, &url, &children);
-            if let Some((admin, name)) = scratch {
-                admin
-                    .connect()?
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-            }
-            result
+            scratch.run(|url| run_child(options, url, &children))
         }
     }
-}
-
-/// `surge_<pid>` next to the database `server` names.
-fn scratch_database(server: &str) -> anyhow::Result<(DatabaseUrl, DatabaseUrl, String)> {
-    let admin = DatabaseUrl::parse(server)?;
-    let DatabaseUrl::Postgres(base) = &admin else {
-        bail!("--database-url must be a postgres:// URL");
-    };
-    let name = format!("surge_{}", std::process::id());
-    admin
-        .connect()?
-        .batch_execute(&format!("CREATE DATABASE {name}"))?;
-    // Keep the parameters (`?sslmode=…`) and replace only the database name.
-    let (base, query) = match base.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (base.as_str(), String::new()),
-    };
-    let (prefix, _) = base.rsplit_once('/').context("URL without a database")?;
-    let url = DatabaseUrl::Postgres(format!("{prefix}/{name}{query}"));
-    Ok((url, admin, name))
 }
 
 fn database_url_text(url: &DatabaseUrl) -> String {
