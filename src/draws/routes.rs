@@ -134,24 +134,19 @@ fn draw_id(path: &str) -> Result<i64, AppError> {
     path.parse().map_err(|_| AppError::NotFound)
 }
 
-type OptionRow = (i64, NaiveDate, NaiveDateTime, NaiveDateTime, String, String);
-
-/// The columns of an [`OptionRow`]: a window with its store.
-const OPTION_COLUMNS: (
-    pickup_windows::id,
-    pickup_windows::day,
-    pickup_windows::starts_at,
-    pickup_windows::ends_at,
-    stores::name,
-    stores::code,
-) = (
-    pickup_windows::id,
-    pickup_windows::day,
-    pickup_windows::starts_at,
-    pickup_windows::ends_at,
-    stores::name,
-    stores::code,
-);
+/// A window of the draw with its store, as the choices and the results name it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = pickup_windows)]
+struct OptionRow {
+    id: i64,
+    day: NaiveDate,
+    starts_at: NaiveDateTime,
+    ends_at: NaiveDateTime,
+    #[diesel(select_expression = stores::name)]
+    store_name: String,
+    #[diesel(select_expression = stores::code)]
+    store_code: String,
+}
 
 /// The draw's windows at the store `code` and at the stores of `chosen`.
 fn options(
@@ -173,7 +168,7 @@ fn options(
                 .or(pickup_windows::store_id.eq_any(chosen_stores)),
         )
         .order((stores::code, pickup_windows::starts_at))
-        .select(OPTION_COLUMNS)
+        .select(OptionRow::as_select())
         .limit(200)
         .load(conn)
 }
@@ -181,10 +176,10 @@ fn options(
 fn option_label(t: &Tr, tz: Tz, o: &OptionRow) -> String {
     format!(
         "{} ({}) · {} {}",
-        o.4,
-        o.5,
-        t.date(o.1),
-        rules::time_range(tz, o.2, o.3)
+        o.store_name,
+        o.store_code,
+        t.date(o.day),
+        rules::time_range(tz, o.starts_at, o.ends_at)
     )
 }
 
@@ -257,7 +252,7 @@ fn load(
     let labels: Vec<OptionRow> = pickup_windows::table
         .inner_join(stores::table)
         .filter(pickup_windows::id.eq_any(won.into_iter().chain(chosen).collect::<Vec<_>>()))
-        .select(OPTION_COLUMNS)
+        .select(OptionRow::as_select())
         .load(conn)?;
     Ok(Some(Loaded {
         draw,
@@ -331,7 +326,7 @@ async fn draw_page(
             .labels
             .iter()
             .chain(&loaded.options)
-            .find(|o| o.0 == window)
+            .find(|o| o.id == window)
             .map_or_else(|| window.to_string(), |o| option_label(t, tz, o))
     };
     let name_of = |dependant: Option<i64>| match dependant {
@@ -411,9 +406,9 @@ async fn draw_page(
     let options: Vec<WindowOption> = loaded
         .options
         .iter()
-        .filter(|o| seen.insert(o.0))
+        .filter(|o| seen.insert(o.id))
         .map(|o| WindowOption {
-            id: o.0,
+            id: o.id,
             label: option_label(t, tz, o),
         })
         .collect();
