@@ -46,7 +46,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Integer, Nullable, Text, Timestamp};
 use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{draw_entries, pickup_windows, reservations, users};
-use mask_reservation::db::{Backend, DatabaseUrl, Db, DbConnection, PoolOptions, write_tx};
+use mask_reservation::db::{DatabaseUrl, Db, DbConnection, PoolOptions, write_tx};
 use mask_reservation::draws::admin::{self, NewDraw};
 use mask_reservation::draws::run::{self, Pace, Ran};
 use mask_reservation::draws::{check, entries};
@@ -341,23 +341,6 @@ fn stores(
         .collect())
 }
 
-/// `(…), (…)`: `?` on SQLite (which looks each `$N` up among the earlier
-/// ones), `$N` on PostgreSQL.
-fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (1..=per_row)
-                .map(|c| match backend {
-                    Backend::Sqlite => "?".to_owned(),
-                    Backend::Postgres => format!("${}", r * per_row + c),
-                })
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `n` verified citizens (no real password: nobody logs in), people first,
 /// then an account for each; their `(user, person)` ids.
 fn citizens(
@@ -373,7 +356,7 @@ fn citizens(
                 let sql = format!(
                     "INSERT INTO people (national_id_hash, birth_date, national_id_masked, created_at) \
                      VALUES {}",
-                    placeholders(tx.backend(), chunk.len(), 4)
+                    surge::prepare::placeholders(tx.backend(), chunk.len(), 4)
                 );
                 let mut q = diesel::sql_query(sql).into_boxed::<DieselBackend>();
                 for i in chunk {
@@ -492,7 +475,7 @@ fn registrations(
                     "INSERT INTO draw_entries (draw_id, user_id, person_id, quantity, \
                          choice1, choice2, choice3, pseudonym, mail_lang, created_at, updated_at) \
                      VALUES {}",
-                    placeholders(tx.backend(), chunk.len(), 11)
+                    surge::prepare::placeholders(tx.backend(), chunk.len(), 11)
                 );
                 let mut q = diesel::sql_query(sql).into_boxed::<DieselBackend>();
                 for (user, person, quantity, c1, c2, c3, pseudonym) in chunk {

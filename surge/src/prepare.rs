@@ -287,7 +287,7 @@ struct Inserted {
 /// `(…), (…)` for `rows` rows of `per_row` values. SQLite gets anonymous `?`:
 /// it treats `$N` as a named parameter and finds each name by comparing it
 /// with every earlier one, which is quadratic in a statement of 9,000 values.
-fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
+pub fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
     (0..rows)
         .map(|r| {
             let cols: Vec<String> = (1..=per_row)
