@@ -448,7 +448,7 @@ async fn kill_9_in_the_middle_of_a_rush_loses_no_acknowledged_booking_and_stores
     let (sent, acked_at_kill) = tokio::join!(rush.run(&bookers), kill);
     assert!(unexpected(&sent).is_empty(), "{}", tally(&sent));
 
-    let mut conn = database.connect();
+    let mut conn = database.connect_when_alone();
     let rows = stored(&mut conn);
     let by_id: HashMap<i64, &Stored> = rows.iter().map(|r| (r.0, r)).collect();
     let index: HashMap<(i64, &str), usize> = bookers
@@ -512,6 +512,7 @@ async fn kill_9_in_the_middle_of_a_rush_loses_no_acknowledged_booking_and_stores
     );
     // …and a form sent again finds what it made: the first reservation, not
     // a second one, whether its answer came (a resubmitted form) or was lost.
+    // A 503 on the way is sent again, as the waiting page does.
     let resend: Vec<usize> = lost
         .iter()
         .copied()
@@ -524,7 +525,12 @@ async fn kill_9_in_the_middle_of_a_rush_loses_no_acknowledged_booking_and_stores
     let answers = futures_util::future::join_all(resend.iter().map(|&i| {
         let b = bookers[i].on(&again);
         async move {
-            let answer = b.post(2).await;
+            let until = Instant::now() + Duration::from_secs(30);
+            let mut answer = b.post(2).await;
+            while matches!(answer, Answer::Later(_)) && Instant::now() < until {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                answer = b.post(2).await;
+            }
             let flash = match answer {
                 Answer::Booked(id) => b.flash_on(id).await,
                 _ => None,

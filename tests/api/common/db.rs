@@ -216,6 +216,38 @@ impl TestDatabase {
     pub fn connect(&self) -> DbConnection {
         self.url().connect().unwrap()
     }
+
+    /// A connection once every other session on this database has ended.
+    ///
+    /// After `kill -9` of a server on PostgreSQL, a transaction whose COMMIT
+    /// it had sent still commits: its server process ends only when that is
+    /// done. Reads made before then could miss a reservation that is, a
+    /// moment later, stored. An SQLite file has no server: what the killed
+    /// process wrote is there at once.
+    pub fn connect_when_alone(&self) -> DbConnection {
+        let mut conn = self.connect();
+        if let TestDatabase::Postgres { .. } = self {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let others: Count = diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .get_result(&mut conn)
+                .unwrap();
+                if others.n == 0 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} sessions of the killed server still open",
+                    others.n
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        conn
+    }
 }
 
 impl Drop for TestDatabase {
