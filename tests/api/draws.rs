@@ -2,8 +2,9 @@
 //! administrator's draw, registration through its period, the run booking
 //! each registration its highest choice with room in a uniformly random
 //! order, `draw-verify` agreeing with it (and finding a record changed
-//! after), the run stopped midway and resumed, killed and run again, and two
-//! instances running it at once — each ending with the invariant check.
+//! after), the run stopped midway and resumed, killed and run again (the
+//! command as a process of its own, at the real time), and two instances
+//! running it at once — each ending with the invariant check.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -527,31 +528,47 @@ async fn two_instances_running_one_draw_at_once_settle_each_registration_once() 
     assert_drawn_as_recorded(&app, draw);
 }
 
-/// Debian's libfaketime (`faketime`, installed by `.ci/run`).
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
 /// The drill: `draw-run` killed (`kill -9`) midway, run again, then `verify`
-/// and `draw-verify`. The command takes the machine's clock, so it runs under
-/// libfaketime at the draw's close — on SQLite, whose clock is the process's;
-/// PostgreSQL's server keeps the real time, which the command rightly
-/// refuses as a skewed clock (its resumption is the test above).
+/// and `draw-verify`, on both backends.
+///
+/// The command is a process of its own that takes this machine's clock, and
+/// refuses to run when the database's clock (PostgreSQL's server) is off it:
+/// so the drill is set at the real time, not at a test's clock — registration
+/// closed a minute ago, the windows two days on. Nothing in it depends on
+/// the day or hour (rotation is off; the windows are one day's). The killed
+/// run's lease is then moved back by [`LEASE`], as if that long had passed,
+/// for the second run to take it over.
 #[tokio::test]
 async fn the_draw_run_command_killed_midway_and_run_again_books_everyone_once() {
-    let (app, windows) = scene(None, 3, 3).await;
-    if app.backend() != Backend::Sqlite {
-        return;
-    }
-    let draw = new_draw(&app);
+    let now = Utc::now();
+    let day = now.with_timezone(&chrono_tz::Asia::Seoul).date_naive() + TimeDelta::days(2);
+    let app = spawn_app_with(Spawn::at(now - TimeDelta::hours(2))).await;
+    let windows: Vec<i64> = (0..3)
+        .flat_map(|i| {
+            let store = fixtures::store(&app.db, &format!("118{i:05}"), &format!("약국{i}"));
+            fixtures::supply_in_windows(&app.db, store, day, 9)
+        })
+        .collect();
+    let d = NewDraw {
+        name: "이틀 뒤 추첨".into(),
+        region: None,
+        first_day: day,
+        last_day: day,
+        opens_at: now - TimeDelta::hours(1),
+        closes_at: now - TimeDelta::minutes(1),
+        results_at: now,
+    };
+    let created_at = app.state.clock.now().naive_utc();
+    let draw = write_tx(&mut app.db.get().unwrap(), |tx| {
+        create(tx, &d, &fresh_secret(), None, created_at)
+    })
+    .unwrap();
     let users = citizens(&app, "k", 120);
-    open_registration(&app);
-    enter_all(&app, draw, &users, &windows.concat()).await;
+    app.state.clock.advance(TimeDelta::minutes(90));
+    enter_all(&app, draw, &users, &windows).await;
     let binary = Binary::new(&app.database.url());
-    // The process itself under libfaketime (not the `faketime` wrapper,
-    // which would be what the kill hits).
     let mut child = binary
         .command(&["draw-run", &draw.to_string(), "--batch", "1"])
-        .env("LD_PRELOAD", FAKETIME_LIB)
-        .env("FAKETIME", "@2026-11-30 11:05:00")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -584,9 +601,25 @@ async fn the_draw_run_command_killed_midway_and_run_again_books_everyone_once() 
         "killed midway: {drawn} {state}"
     );
 
-    // Run again once the killed run's lease has run out.
+    // Run again once the killed run's lease has run out. On PostgreSQL, a
+    // batch whose COMMIT the killed run had sent may still be committing,
+    // holding the draw's row: the first update waits for it, so that the
+    // lease moved back is the one that batch renewed.
+    write_tx(&mut app.db.get().unwrap(), |tx| {
+        diesel::update(draws::table.find(draw))
+            .set(draws::claimed_at.eq(draws::claimed_at))
+            .execute(tx.conn())?;
+        let claimed: Option<chrono::NaiveDateTime> = draws::table
+            .find(draw)
+            .select(draws::claimed_at)
+            .first(tx.conn())?;
+        diesel::update(draws::table.find(draw))
+            .set(draws::claimed_at.eq(claimed.map(|at| at - LEASE - TimeDelta::seconds(1))))
+            .execute(tx.conn())
+    })
+    .unwrap();
     let out = binary
-        .command_faked("@2026-11-30 11:08:00", &["draw-run", &draw.to_string()])
+        .command(&["draw-run", &draw.to_string()])
         .output()
         .unwrap();
     assert!(
