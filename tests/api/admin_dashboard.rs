@@ -12,7 +12,7 @@ use mask_reservation::db::write_tx;
 use mask_reservation::policy::Policy;
 use mask_reservation::supply::allocation::allocate_new_day;
 
-use crate::common::{Spawn, TestApp, assert_invariants, fixtures, spawn_app_with};
+use crate::common::{Spawn, TestApp, assert_invariants, attr_values, fixtures, spawn_app_with};
 use crate::reservations::{seoul, tuesday};
 
 struct Day {
@@ -148,17 +148,6 @@ fn reservation(
         Ok::<_, diesel::result::Error>(())
     })
     .unwrap();
-}
-
-/// Every value of `attr` on the page, in order.
-fn attr_values(html: &str, attr: &str) -> Vec<String> {
-    let marker = format!(" {attr}=\"");
-    html.match_indices(&marker)
-        .map(|(i, _)| {
-            let rest = &html[i + marker.len()..];
-            rest[..rest.find('"').unwrap()].to_owned()
-        })
-        .collect()
 }
 
 fn numbers(html: &str, attr: &str) -> Vec<i64> {

@@ -44,7 +44,8 @@ use tokio::sync::Notify;
 use crate::common::proxy::DbProxy;
 use crate::common::server::{Binary, Server};
 use crate::common::{
-    SmtpSink, TestDatabase, Visitor, assert_window_went_to, eventually, extract_csrf, fixtures,
+    SmtpSink, TestDatabase, Visitor, assert_window_went_to, attribute, eventually, extract_csrf,
+    fixtures,
 };
 
 /// A database ready for a rush: verified citizens, tomorrow's supply at a
@@ -231,14 +232,6 @@ impl Booker {
             .await;
         attribute(&page, "data-flash")
     }
-}
-
-/// The value of the first `name="…"` attribute in `html`.
-fn attribute(html: &str, name: &str) -> Option<String> {
-    let marker = format!("{name}=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned())
 }
 
 /// Everything one form was answered, in order, and when the last answer came.

@@ -4,7 +4,7 @@
 //! and for a citizen.
 
 use crate::common::fixtures;
-use crate::common::{Spawn, TestApp, spawn_app, spawn_app_with};
+use crate::common::{Spawn, TestApp, attr_values, spawn_app, spawn_app_with};
 use crate::reservations::{seoul, tuesday};
 use mask_reservation::accounts::Role;
 
@@ -19,17 +19,6 @@ async fn morning_app() -> TestApp {
 fn allocate_today(app: &TestApp, store_id: i64, supply: i32) {
     let today = app.today();
     fixtures::supply(&app.db, store_id, today, supply);
-}
-
-/// Every value of `attr` on the page, in order.
-fn attr_values(html: &str, attr: &str) -> Vec<String> {
-    let marker = format!("{attr}=\"");
-    html.match_indices(&marker)
-        .map(|(i, _)| {
-            let rest = &html[i + marker.len()..];
-            rest[..rest.find('"').unwrap()].to_owned()
-        })
-        .collect()
 }
 
 #[tokio::test]

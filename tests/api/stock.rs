@@ -12,7 +12,7 @@ use mask_reservation::stock::{
     StockDay, StockWindow, day_remaining_sql, day_taken_sql, window_remaining_sql,
 };
 
-use crate::common::{Spawn, TestApp, fixtures, spawn_app_with};
+use crate::common::{Spawn, TestApp, attr_values, fixtures, spawn_app_with};
 use crate::reservations::{seoul, tuesday};
 
 /// Supply, then what the counters are set to: window capacity, reserved,
@@ -166,14 +166,4 @@ async fn the_supply_page_total_is_the_sum_of_what_each_store_has_left() {
         [total.to_string()],
         "{html}"
     );
-}
-
-fn attr_values(html: &str, attr: &str) -> Vec<String> {
-    let marker = format!(" {attr}=\"");
-    html.match_indices(&marker)
-        .map(|(i, _)| {
-            let rest = &html[i + marker.len()..];
-            rest[..rest.find('"').unwrap()].to_owned()
-        })
-        .collect()
 }

@@ -371,6 +371,22 @@ pub fn extract_csrf(html: &str) -> Option<String> {
     Some(html[start..end].to_owned())
 }
 
+/// Every value of the attribute `attr` on the page, in order.
+pub fn attr_values(html: &str, attr: &str) -> Vec<String> {
+    let marker = format!(" {attr}=\"");
+    html.match_indices(&marker)
+        .filter_map(|(i, _)| {
+            let rest = &html[i + marker.len()..];
+            Some(rest[..rest.find('"')?].to_owned())
+        })
+        .collect()
+}
+
+/// The value of the first attribute `attr` on the page.
+pub fn attribute(html: &str, attr: &str) -> Option<String> {
+    attr_values(html, attr).into_iter().next()
+}
+
 /// Polls `check` until it returns `Some`, failing after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
