@@ -153,9 +153,8 @@ impl Figures {
     /// The figures of `day` whose open windows have `free` places free
     /// ([`open_free`]).
     pub fn of(day: &StockDay, free: Free) -> Figures {
-        let remaining = day.remaining();
-        let in_draw = free.in_draw.clamp(0, remaining);
-        let (reservable, walk_in) = split_remaining(remaining - in_draw, free.open);
+        let (reservable, walk_in, in_draw) =
+            split_remaining(day.remaining(), free.open, free.in_draw);
         Figures {
             reservable,
             walk_in,
@@ -215,16 +214,20 @@ pub enum Days<'a> {
     On(NaiveDate),
 }
 
-/// What is left (`remaining`) as (reservable, walk-in): the open windows'
-/// free places (`open_free`), never more than is left, and the rest. The rule
-/// of [`Figures::of`], also for sums over many store-days.
-pub fn split_remaining<N>(remaining: N, open_free: N) -> (N, N)
+/// What is left (`remaining`) as (reservable, walk-in, in a draw): the free
+/// places of windows a draw holds (`in_draw`), never more than is left; then
+/// the open windows' free places (`open_free`), never more than is left of
+/// that; and the rest, the counter's. The rule of [`Figures::of`], also for
+/// sums over many store-days.
+pub fn split_remaining<N>(remaining: N, open_free: N, in_draw: N) -> (N, N, N)
 where
     N: Ord + Copy + Default + std::ops::Sub<Output = N>,
 {
     let remaining = remaining.max(N::default());
-    let reservable = open_free.clamp(N::default(), remaining);
-    (reservable, remaining - reservable)
+    let in_draw = in_draw.clamp(N::default(), remaining);
+    let left = remaining - in_draw;
+    let reservable = open_free.clamp(N::default(), left);
+    (reservable, left - reservable, in_draw)
 }
 
 /// The free places of the windows that still take bookings at `now`

@@ -26,17 +26,20 @@ pub struct RegionRow {
     pub no_show: i64,
     #[diesel(sql_type = BigInt)]
     pub walk_in: i64,
-    /// Free places of the windows still taking bookings ([`stock::open_free`]).
+    /// Free places of the windows still taking bookings ([`stock::open_free`]),
+    /// apart for those a draw holds.
     #[diesel(sql_type = BigInt)]
     pub open_free: i64,
+    #[diesel(sql_type = BigInt)]
+    pub in_draw: i64,
 }
 
 impl RegionRow {
-    /// What is left to book now and to sell at the counter now, summed over
-    /// the region's store-days ([`Figures`]).
-    pub fn figures(&self) -> (i64, i64) {
+    /// What is left to book now, to sell at the counter now, and in a draw,
+    /// summed over the region's store-days ([`Figures`]).
+    pub fn figures(&self) -> (i64, i64, i64) {
         let remaining = self.supply - self.reserved - self.picked_up - self.walk_in;
-        stock::split_remaining(remaining, self.open_free)
+        stock::split_remaining(remaining, self.open_free, self.in_draw)
     }
 }
 
@@ -51,9 +54,14 @@ pub fn regions_on(conn: &mut DbConnection, at: At) -> QueryResult<Vec<RegionRow>
                 CAST(COALESCE(SUM(d.picked_up), 0) AS BIGINT) AS picked_up,
                 CAST(COALESCE(SUM(d.no_show), 0) AS BIGINT) AS no_show,
                 CAST(COALESCE(SUM(d.walk_in), 0) AS BIGINT) AS walk_in,
-                CAST(COALESCE(SUM(f.free), 0) AS BIGINT) AS open_free
+                CAST(COALESCE(SUM(f.free), 0) AS BIGINT) AS open_free,
+                CAST(COALESCE(SUM(f.in_draw), 0) AS BIGINT) AS in_draw
          FROM store_days d JOIN stores s ON s.id = d.store_id
-         LEFT JOIN (SELECT w.store_day_id, SUM(w.capacity - w.reserved - w.picked_up) AS free
+         LEFT JOIN (SELECT w.store_day_id,
+                           SUM(CASE WHEN w.draw_id IS NULL
+                                    THEN w.capacity - w.reserved - w.picked_up ELSE 0 END) AS free,
+                           SUM(CASE WHEN w.draw_id IS NULL
+                                    THEN 0 ELSE w.capacity - w.reserved - w.picked_up END) AS in_draw
                     FROM pickup_windows w JOIN store_days wd ON wd.id = w.store_day_id
                     WHERE wd.day = $1 AND w.ends_at > $2 AND w.capacity > w.reserved + w.picked_up
                     GROUP BY w.store_day_id) f ON f.store_day_id = d.id
@@ -201,6 +209,7 @@ pub fn total(regions: &[RegionRow]) -> RegionRow {
         t.no_show += r.no_show;
         t.walk_in += r.walk_in;
         t.open_free += r.open_free;
+        t.in_draw += r.in_draw;
         t
     })
 }
@@ -219,6 +228,7 @@ mod tests {
             no_show: n,
             walk_in: 2 * n,
             open_free: n,
+            in_draw: n,
         }
     }
 
@@ -253,15 +263,17 @@ mod tests {
                 no_show: 3,
                 walk_in: 6,
                 open_free: 3,
+                in_draw: 3,
             }
         );
         // 30 − 15 − 9 − 6 = 0 left: nothing to book, whatever the windows say.
-        assert_eq!(t.figures(), (0, 0));
+        assert_eq!(t.figures(), (0, 0, 0));
         let more = RegionRow {
             supply: 100,
             ..t.clone()
         };
-        assert_eq!(more.figures(), (3, 67));
+        // 70 left: 3 in a draw, 3 to book, the rest at the counter.
+        assert_eq!(more.figures(), (3, 64, 3));
         assert_eq!(total(&[]), RegionRow::default());
     }
 }

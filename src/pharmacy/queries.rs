@@ -17,6 +17,9 @@ pub struct WindowStock {
     /// Still taking bookings; after that, what it does not hold is the
     /// counter's.
     pub booking_open: bool,
+    /// Held by a draw whose results are not out yet (SPEC §13): its free
+    /// places are nobody's to book or buy until then.
+    pub in_draw: bool,
 }
 
 impl WindowStock {
@@ -86,24 +89,26 @@ pub fn store_day(conn: &mut DbConnection, store_id: i64, at: At) -> QueryResult<
             pickup_windows::capacity,
             pickup_windows::reserved,
             pickup_windows::picked_up,
+            pickup_windows::draw_id.is_not_null(),
         ))
-        .load::<(NaiveDateTime, NaiveDateTime, i32, i32, i32)>(conn)?
+        .load::<(NaiveDateTime, NaiveDateTime, i32, i32, i32, bool)>(conn)?
         .into_iter()
         .map(
-            |(starts_at, ends_at, capacity, reserved, picked_up)| WindowStock {
+            |(starts_at, ends_at, capacity, reserved, picked_up, in_draw)| WindowStock {
                 starts_at,
                 ends_at,
                 capacity,
                 reserved,
                 picked_up,
                 booking_open: rules::booking_open(at.close_minutes, ends_at, at.now),
+                in_draw,
             },
         )
         .collect();
+    // A draw over today's own windows holds them until its results, which
+    // come before the first of them starts.
     let open_free = stock::open_free_of(
-        // Today's windows are in no draw: a draw's results come before its
-        // first window starts, and its windows are ordinary from then on.
-        windows.iter().map(|w| (w.stock(), w.ends_at, false)),
+        windows.iter().map(|w| (w.stock(), w.ends_at, w.in_draw)),
         at.close_minutes,
         at.now,
     );

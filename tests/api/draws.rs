@@ -29,7 +29,7 @@ use mask_reservation::supply::changes::{CapacityOutcome, set_window_capacity};
 
 use crate::booking_steps::citizens;
 use crate::common::server::Binary;
-use crate::common::{Spawn, TestApp, assert_invariants, fixtures, spawn_app_with};
+use crate::common::{Spawn, TestApp, assert_invariants, attribute, fixtures, spawn_app_with};
 use crate::reservations::{seoul, tuesday};
 
 fn monday() -> NaiveDate {
@@ -649,11 +649,11 @@ async fn the_draw_run_command_killed_midway_and_run_again_books_everyone_once() 
     assert_eq!(usize::try_from(users_won).unwrap(), won);
 }
 
-/// While a draw holds today's windows, the open data counts their free places
-/// as in the draw, not as anything someone can get; once drawn, the stock is
-/// as usual.
+/// While a draw holds today's windows, the open data, the pharmacist's day
+/// and the administrator's overview count their free places as in the draw,
+/// not as anything someone can get; once drawn, the stock is as usual.
 #[tokio::test]
-async fn the_open_data_shows_the_places_in_a_draw_and_after_it_the_stock_as_usual() {
+async fn the_open_data_and_staff_pages_show_the_places_in_a_draw_and_after_it_the_stock_as_usual() {
     use crate::common::eventually;
     use serde_json::Value;
 
@@ -693,6 +693,28 @@ async fn the_open_data_shows_the_places_in_a_draw_and_after_it_the_stock_as_usua
     // The map's list says so beside the store.
     let map = app.new_visitor().html("/map").await;
     assert!(map.contains("data-in-draw=\"30\""), "{map}");
+    // So do the pharmacist's day and the administrator's overview.
+    let pharmacist = app
+        .logged_in_as(Role::Pharmacist, "pharmacist@example.com", Some(store))
+        .await;
+    let admin = app
+        .logged_in_as(Role::Admin, "admin@example.com", None)
+        .await;
+    let staff_figures = || async {
+        let day = pharmacist.html("/pharmacy").await;
+        let overview = admin.html("/admin").await;
+        let total = &overview[overview.find("data-total").unwrap()..];
+        [
+            attribute(&day, "data-reservable"),
+            attribute(&day, "data-in-draw"),
+            attribute(total, "data-reservable"),
+            attribute(total, "data-in-draw"),
+        ]
+    };
+    assert_eq!(
+        staff_figures().await,
+        ["0", "30", "0", "30"].map(|n| Some(n.to_owned()))
+    );
 
     let users = citizens(&app, "o", 4);
     let windows: Vec<i64> = pickup_windows::table
@@ -714,6 +736,12 @@ async fn the_open_data_shows_the_places_in_a_draw_and_after_it_the_stock_as_usua
     })
     .await;
     assert_eq!(after, (30 - won, 30 - won, 0));
+    let left = Some((30 - won).to_string());
+    let none = Some("0".to_owned());
+    assert_eq!(
+        staff_figures().await,
+        [left.clone(), none.clone(), left, none]
+    );
     assert_drawn_as_recorded(&app, draw);
 }
 
