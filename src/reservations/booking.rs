@@ -526,6 +526,13 @@ impl Taken {
         window: false,
         store_day: false,
     };
+
+    /// All three took: the booking is made.
+    const ALL: Taken = Taken {
+        quota: true,
+        window: true,
+        store_day: true,
+    };
 }
 
 /// Turns what the takes wrote into the booking's outcome, for every form of
@@ -537,7 +544,7 @@ fn settle(
     window: &Window,
     taken: Taken,
 ) -> Result<(), BookError> {
-    if taken.quota && taken.window && taken.store_day {
+    if taken == Taken::ALL {
         return Ok(());
     }
     Err(refusal(tx, req, takes, window, taken)?)

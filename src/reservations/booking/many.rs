@@ -285,7 +285,7 @@ pub fn book(
         return Ok(Vec::new());
     };
     let taken = take(tx, policy, asks, &fits, now)?;
-    if taken != ALL_TAKEN {
+    if taken != Taken::ALL {
         return Err(match (asks, fits.as_slice()) {
             ([(req, _)], [fit]) => {
                 let takes = TakeArgs {
@@ -311,12 +311,6 @@ pub fn book(
     mails(tx, asks, &fits, &booked, policy, base_url)?;
     Ok(booked)
 }
-
-const ALL_TAKEN: Taken = Taken {
-    quota: true,
-    window: true,
-    store_day: true,
-};
 
 /// The three takes over the set, each only if the one before took whole.
 fn take(
