@@ -1106,6 +1106,23 @@ struct DatabaseNow {
     now: chrono::NaiveDateTime,
 }
 
+/// Ids listed in one `IN (…)` of a read by ids ([`read_by_ids`]): well within
+/// the bound parameters of one statement on SQLite (32,766) and PostgreSQL
+/// (65,535), with room for a few more.
+pub const IDS_PER_READ: usize = 5_000;
+
+/// The rows `read` answers for `ids`, asked [`IDS_PER_READ`] ids at a time.
+pub fn read_by_ids<I, T>(
+    ids: &[I],
+    mut read: impl FnMut(&[I]) -> QueryResult<Vec<T>>,
+) -> QueryResult<Vec<T>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_READ) {
+        rows.extend(read(chunk)?);
+    }
+    Ok(rows)
+}
+
 /// The database's clock, in UTC: the one time every instance shares, which
 /// the jobs that act on time take "now" from ([`crate::clock::Clock::trusted`]).
 /// On SQLite it is this machine's clock, read by SQLite; on PostgreSQL the
@@ -1134,6 +1151,21 @@ pub fn health_check_fresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_by_ids_asks_for_each_id_once_a_statements_worth_at_a_time() {
+        let ids: Vec<usize> = (0..2 * IDS_PER_READ + 1).collect();
+        let mut asked = Vec::new();
+        let rows = read_by_ids(&ids, |chunk| {
+            asked.push(chunk.len());
+            Ok(chunk.to_vec())
+        })
+        .unwrap();
+        assert_eq!(asked, [IDS_PER_READ, IDS_PER_READ, 1]);
+        assert_eq!(rows, ids);
+        let none: QueryResult<Vec<i64>> = read_by_ids(&[], |_: &[i64]| unreachable!("no ids"));
+        assert_eq!(none.unwrap(), Vec::<i64>::new());
+    }
 
     #[test]
     fn the_rows_each_step_wrote_are_read_from_a_rolled_back_statements_detail() {

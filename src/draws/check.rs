@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::{draw_entries, draws, reservations};
+use crate::db::{self, DbConnection};
 use crate::draws::allocate::{Entrant, allocate};
 use crate::draws::order::permutation;
 use crate::draws::run::{free_at_start, registrations};
@@ -114,18 +114,19 @@ pub fn differences(conn: &mut DbConnection, draw_id: i64) -> QueryResult<Vec<Str
     let capacity = free_at_start(conn, draw_id)?;
     let quantity: HashMap<i64, i32> = list.iter().map(|r| (r.id, r.quantity)).collect();
     let won: Vec<i64> = recorded.values().filter_map(|r| r.7).collect();
-    let mut booked: HashMap<i64, (i64, i32)> = HashMap::with_capacity(won.len());
-    for chunk in won.chunks(10_000) {
-        let rows: Vec<(i64, i64, i32)> = reservations::table
+    let booked: HashMap<i64, (i64, i32)> = db::read_by_ids(&won, |chunk| {
+        reservations::table
             .filter(reservations::id.eq_any(chunk))
             .select((
                 reservations::id,
                 reservations::window_id,
                 reservations::quantity,
             ))
-            .load(conn)?;
-        booked.extend(rows.into_iter().map(|(id, w, q)| (id, (w, q))));
-    }
+            .load::<(i64, i64, i32)>(conn)
+    })?
+    .into_iter()
+    .map(|(id, w, q)| (id, (w, q)))
+    .collect();
     for outcome in allocate(&drawn, &capacity) {
         let Some(r) = recorded.get(&outcome.registration_id) else {
             continue;

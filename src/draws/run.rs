@@ -298,9 +298,8 @@ fn settle_batch(
     if held != 1 {
         return Err(RunError::LostLease);
     }
-    let mut rows: HashMap<i64, EntryRow> = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(5_000) {
-        let loaded: Vec<EntryRow> = draw_entries::table
+    let mut rows: HashMap<i64, EntryRow> = db::read_by_ids(ids, |chunk| {
+        draw_entries::table
             .filter(draw_entries::id.eq_any(chunk))
             .select((
                 draw_entries::id,
@@ -313,9 +312,11 @@ fn settle_batch(
                 draw_entries::choice3,
                 draw_entries::mail_lang,
             ))
-            .load(tx.conn())?;
-        rows.extend(loaded.into_iter().map(|r| (r.0, r)));
-    }
+            .load::<EntryRow>(tx.conn())
+    })?
+    .into_iter()
+    .map(|r| (r.0, r))
+    .collect();
     let mut entries = Vec::with_capacity(ids.len());
     for (k, id) in ids.iter().enumerate() {
         let row = rows.remove(id).ok_or(RunError::Tampered)?;

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::db::schema::{people, pickup_windows, quota_usage, stores, users};
 use crate::db::statement::{Arg, Statement, value_rows};
-use crate::db::{Backend, Tx};
+use crate::db::{Backend, Tx, read_by_ids};
 use crate::dependants::queries::Current;
 use crate::i18n::Tr;
 use crate::mail::outbox;
@@ -54,9 +54,6 @@ use crate::reservations::rules::Refusal;
 /// Most placeholders one statement of a set carries: under SQLite's limit
 /// (32,766) and PostgreSQL's (65,535).
 const MOST_ARGUMENTS: usize = 30_000;
-
-/// Most ids one `IN` list of a read carries.
-const READ_CHUNK: usize = 5_000;
 
 /// What the rules of a set of requests read, read for the whole set.
 pub struct Facts {
@@ -118,35 +115,33 @@ impl Facts {
             ids.sort_unstable();
             ids.dedup();
         }
-        let mut accounts = HashMap::with_capacity(user_ids.len());
-        for chunk in user_ids.chunks(READ_CHUNK) {
-            let rows: Vec<(i64, AccountRow)> = crate::on_each_backend!(tx.conn(), |c| {
+        let accounts: HashMap<i64, Account> = read_by_ids(&user_ids, |chunk| {
+            crate::on_each_backend!(tx.conn(), |c| {
                 users::table
                     .left_join(people::table)
                     .filter(users::id.eq_any(chunk))
                     .select((users::id, AccountRow::as_select()))
-                    .load(c)
-            })?;
-            accounts.extend(
-                rows.into_iter()
-                    .map(|(id, row)| (id, Account::from_row(row))),
-            );
-        }
-        let mut links = HashMap::with_capacity(link_ids.len());
-        for chunk in link_ids.chunks(READ_CHUNK) {
-            links.extend(current_links(tx, chunk)?);
-        }
-        let mut windows = HashMap::with_capacity(window_ids.len());
-        for chunk in window_ids.chunks(READ_CHUNK) {
-            let rows: Vec<(i64, Window)> = crate::on_each_backend!(tx.conn(), |c| {
+                    .load::<(i64, AccountRow)>(c)
+            })
+        })?
+        .into_iter()
+        .map(|(id, row)| (id, Account::from_row(row)))
+        .collect();
+        let links: HashMap<i64, (i64, Current)> =
+            read_by_ids(&link_ids, |chunk| current_links(tx, chunk))?
+                .into_iter()
+                .collect();
+        let windows: HashMap<i64, Window> = read_by_ids(&window_ids, |chunk| {
+            crate::on_each_backend!(tx.conn(), |c| {
                 pickup_windows::table
                     .inner_join(stores::table)
                     .filter(pickup_windows::id.eq_any(chunk))
                     .select((pickup_windows::id, Window::as_select()))
-                    .load(c)
-            })?;
-            windows.extend(rows);
-        }
+                    .load::<(i64, Window)>(c)
+            })
+        })?
+        .into_iter()
+        .collect();
         let mut persons: Vec<i64> = accounts
             .values()
             .filter_map(|a| a.person_id)
@@ -160,9 +155,8 @@ impl Facts {
             .collect();
         periods.sort_unstable();
         periods.dedup();
-        let mut used = HashMap::new();
-        for chunk in persons.chunks(READ_CHUNK) {
-            let rows: Vec<(i64, NaiveDate, i32)> = quota_usage::table
+        let used: HashMap<(i64, NaiveDate), i32> = read_by_ids(&persons, |chunk| {
+            quota_usage::table
                 .filter(quota_usage::person_id.eq_any(chunk))
                 .filter(quota_usage::period_start.eq_any(&periods))
                 .select((
@@ -170,9 +164,11 @@ impl Facts {
                     quota_usage::period_start,
                     quota_usage::used,
                 ))
-                .load(tx.conn())?;
-            used.extend(rows.into_iter().map(|(p, d, u)| ((p, d), u)));
-        }
+                .load::<(i64, NaiveDate, i32)>(tx.conn())
+        })?
+        .into_iter()
+        .map(|(p, d, u)| ((p, d), u))
+        .collect();
         Ok(Facts {
             accounts,
             links,
