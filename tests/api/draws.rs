@@ -127,6 +127,16 @@ async fn enter_all(app: &TestApp, draw: i64, users: &[i64], all: &[i64]) {
     }
 }
 
+/// A draw of the Tuesday ([`new_draw`]) with `n` new citizens (their e-mails
+/// from `prefix`) registered over all of `windows` ([`enter_all`]); its id.
+async fn registered(app: &TestApp, windows: &[Vec<i64>], prefix: &str, n: usize) -> i64 {
+    let draw = new_draw(app);
+    let users = citizens(app, prefix, n);
+    open_registration(app);
+    enter_all(app, draw, &users, &windows.concat()).await;
+    draw
+}
+
 /// Runs the draw at `at` with `pace`, on `app`'s database.
 async fn run_at(app: &TestApp, draw: i64, at: DateTime<Utc>, pace: Pace) -> Ran {
     let policy = app.state.policy().await.unwrap();
@@ -389,11 +399,7 @@ async fn registration_is_one_per_person_editable_in_its_period_and_refuses_bad_p
 #[tokio::test]
 async fn the_run_books_each_registration_its_highest_choice_with_room_and_draw_verify_agrees() {
     let (app, windows) = scene(None, 2, 2).await;
-    let draw = new_draw(&app);
-    let all: Vec<i64> = windows.concat();
-    let users = citizens(&app, "r", 20);
-    open_registration(&app);
-    enter_all(&app, draw, &users, &all).await;
+    let draw = registered(&app, &windows, "r", 20).await;
 
     // Not before the close.
     let (_, closes_at, _) = draw_times();
@@ -461,10 +467,7 @@ async fn the_run_books_each_registration_its_highest_choice_with_room_and_draw_v
 #[tokio::test]
 async fn a_run_stopped_midway_resumes_where_it_stopped_booking_nobody_twice() {
     let (app, windows) = scene(None, 2, 2).await;
-    let draw = new_draw(&app);
-    let users = citizens(&app, "s", 15);
-    open_registration(&app);
-    enter_all(&app, draw, &users, &windows.concat()).await;
+    let draw = registered(&app, &windows, "s", 15).await;
     let (_, closes_at, _) = draw_times();
     let pace = Pace {
         batch: 4,
@@ -504,10 +507,7 @@ async fn two_instances_running_one_draw_at_once_settle_each_registration_once() 
         None
     };
     let other = second.as_ref().unwrap_or(&app);
-    let draw = new_draw(&app);
-    let users = citizens(&app, "t", 25);
-    open_registration(&app);
-    enter_all(&app, draw, &users, &windows.concat()).await;
+    let draw = registered(&app, &windows, "t", 25).await;
     let (_, closes_at, _) = draw_times();
     let pace = Pace {
         batch: 3,
@@ -839,10 +839,7 @@ async fn on_a_phone_a_citizen_registers_for_a_draw_and_reads_the_result_in_each_
 #[tokio::test]
 async fn sales_stopped_and_a_window_cut_after_the_freeze_oversell_nothing() {
     let (app, windows) = scene(None, 3, 2).await;
-    let draw = new_draw(&app);
-    let users = citizens(&app, "f", 24);
-    open_registration(&app);
-    enter_all(&app, draw, &users, &windows.concat()).await;
+    let draw = registered(&app, &windows, "f", 24).await;
     let (_, closes_at, _) = draw_times();
     let freeze = Pace {
         batch: 4,
