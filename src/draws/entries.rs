@@ -17,9 +17,8 @@ use crate::db::statement::{Arg, Statement};
 use crate::db::{self, AsRetryable, DbConnection, LockMode, Locked, Tx, is_retryable};
 use crate::policy::Policy;
 use crate::quantity::Quantity;
-use crate::reservations::booking::ForWhom;
+use crate::reservations::booking::{ForWhom, holder_named};
 use crate::reservations::rules::{self, Refusal};
-use crate::waitlist::line::holder;
 
 /// A registration asked for.
 #[derive(Debug, Clone)]
@@ -124,7 +123,7 @@ pub fn register(
     policy: &Policy,
     key: &[u8],
 ) -> Result<String, RegisterError> {
-    let (person_id, born, dependant_id) = holder::<RegisterError>(tx, r.user_id, r.person)?;
+    let (person_id, born, dependant_id) = holder_named::<RegisterError>(tx, r.user_id, r.person)?;
     db::lock_row(tx, Locked::Draw(r.draw_id), LockMode::Share)?;
     let draw: Option<(NaiveDateTime, NaiveDateTime, String)> = draws::table
         .find(r.draw_id)

@@ -234,6 +234,19 @@ struct Citizen {
 }
 
 impl Account {
+    /// The account `user_id`, or `None`.
+    fn read(tx: &mut Tx<'_>, user_id: i64) -> QueryResult<Option<Account>> {
+        let row = crate::on_each_backend!(tx.conn(), |c| {
+            users::table
+                .left_join(people::table)
+                .filter(users::id.eq(user_id))
+                .select(AccountRow::as_select())
+                .first::<AccountRow>(c)
+                .optional()
+        })?;
+        Ok(row.map(Account::from_row))
+    }
+
     fn from_row(row: AccountRow) -> Account {
         Account {
             email: row.email,
@@ -311,6 +324,37 @@ impl Holder {
     fn dependant_id(&self) -> Option<i64> {
         self.dependant.as_ref().map(|(id, _)| *id)
     }
+}
+
+/// The person `user_id` asks for (`person`), with the booking's account
+/// checks passed for a citizen and the dependant's link current: whose quota
+/// and rotation day, and under which link. For the requests that name someone
+/// without booking yet (a waiting list, a draw), which have no session claim
+/// to weigh: an account that is not a citizen's is refused.
+pub fn holder_named<E>(
+    tx: &mut Tx<'_>,
+    user_id: i64,
+    person: ForWhom,
+) -> Result<(i64, NaiveDate, Option<i64>), E>
+where
+    E: From<Refusal> + From<DieselError>,
+{
+    let account = Account::read(tx, user_id)?;
+    if account
+        .as_ref()
+        .is_some_and(|a| Role::parse(&a.role) != Some(Role::Citizen))
+    {
+        return Err(Refusal::NotCitizen.into());
+    }
+    let citizen = Account::citizen(account)?;
+    let holder = match person {
+        ForWhom::Own => Holder::own(&citizen),
+        ForWhom::Dependant(id) => {
+            let found = current_one(tx.conn(), user_id, id)?.ok_or(Refusal::UnknownPerson)?;
+            Holder::dependant(id, found)
+        }
+    };
+    Ok((holder.person_id, holder.birth_date, holder.dependant_id()))
 }
 
 /// A window with its store, read by every form with the query DSL
@@ -395,15 +439,7 @@ fn book_step_by_step(
     t: &Tr,
     base_url: &str,
 ) -> Result<Booked, BookError> {
-    let account = crate::on_each_backend!(tx.conn(), |c| {
-        users::table
-            .left_join(people::table)
-            .filter(users::id.eq(req.user_id))
-            .select(AccountRow::as_select())
-            .first::<AccountRow>(c)
-            .optional()
-    })?
-    .map(Account::from_row);
+    let account = Account::read(tx, req.user_id)?;
     Account::held_by(account.as_ref(), req.session.as_ref())?;
     if let Some(existing) = replay(tx, req)? {
         return Ok(existing);

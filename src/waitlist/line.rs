@@ -14,15 +14,13 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Date, Integer, Nullable, Text, Timestamp};
 
-use crate::accounts::Role;
-use crate::db::schema::{people, pickup_windows, stores, users, waitlist};
+use crate::db::schema::{pickup_windows, stores, waitlist};
 use crate::db::statement::{Arg, Statement};
 use crate::db::{self, AsRetryable, DbConnection, Tx, is_retryable};
-use crate::dependants::queries::current_one;
 use crate::policy::Policy;
 use crate::quantity::Quantity;
 use crate::quota;
-use crate::reservations::booking::ForWhom;
+use crate::reservations::booking::{ForWhom, holder_named};
 use crate::reservations::rules::{self, Refusal, WindowFacts};
 use crate::stock::StockWindow;
 
@@ -80,63 +78,11 @@ impl AsRetryable for JoinError {
     }
 }
 
-type AccountRow = (
-    String,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<i64>,
-    Option<NaiveDate>,
-);
-
-/// The person `user_id` asks for (`person`), with the account's checks
-/// passed: whose quota and rotation day, and under which link. For the
-/// requests that name someone without booking yet (a waiting list, a draw).
-pub fn holder<E>(
-    tx: &mut Tx<'_>,
-    user_id: i64,
-    person: ForWhom,
-) -> Result<(i64, NaiveDate, Option<i64>), E>
-where
-    E: From<Refusal> + From<DieselError>,
-{
-    let account: Option<AccountRow> = users::table
-        .left_join(people::table)
-        .filter(users::id.eq(user_id))
-        .select((
-            users::role,
-            users::email_verified_at,
-            users::disabled_at,
-            users::person_id,
-            people::birth_date.nullable(),
-        ))
-        .first(tx.conn())
-        .optional()?;
-    let Some((role, verified, disabled, Some(person_id), Some(born))) = account else {
-        return Err(Refusal::NotCitizen.into());
-    };
-    if Role::parse(&role) != Some(Role::Citizen) {
-        return Err(Refusal::NotCitizen.into());
-    }
-    if disabled.is_some() {
-        return Err(Refusal::AccountDisabled.into());
-    }
-    if verified.is_none() {
-        return Err(Refusal::Unverified.into());
-    }
-    match person {
-        ForWhom::Own => Ok((person_id, born, None)),
-        ForWhom::Dependant(id) => {
-            let d = current_one(tx.conn(), user_id, id)?.ok_or(Refusal::UnknownPerson)?;
-            Ok((d.person_id, d.birth_date, Some(id)))
-        }
-    }
-}
-
 type WindowRow = (NaiveDate, NaiveDateTime, NaiveDateTime, i32, i32, i32, bool);
 
 /// Queues `j`'s person in the window's line; answers their place in it.
 pub fn join(tx: &mut Tx<'_>, j: &Join, policy: &Policy) -> Result<i64, JoinError> {
-    let (person_id, born, dependant_id) = holder::<JoinError>(tx, j.user_id, j.person)?;
+    let (person_id, born, dependant_id) = holder_named::<JoinError>(tx, j.user_id, j.person)?;
     let window: WindowRow = pickup_windows::table
         .inner_join(stores::table)
         .filter(pickup_windows::id.eq(j.window_id))

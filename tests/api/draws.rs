@@ -1,5 +1,6 @@
 //! Draws (SPEC §13) on a fixed Monday for the Tuesday's windows: the
-//! administrator's draw, registration through its period, the run booking
+//! administrator's draw, registration through its period (and the account
+//! checks it shares with the booking and the waiting list), the run booking
 //! each registration its highest choice with room in a uniformly random
 //! order, `draw-verify` agreeing with it (and finding a record changed
 //! after), the run stopped midway and resumed, killed and run again (the
@@ -15,7 +16,7 @@ use futures_util::future::join_all;
 use mask_reservation::accounts::Role;
 use mask_reservation::clock::Clock;
 use mask_reservation::db::schema::{
-    draw_entries, draws, pickup_windows, reservations, stores, users,
+    draw_entries, draws, pickup_windows, reservations, stores, users, waitlist,
 };
 use mask_reservation::db::{Backend, write_tx};
 use mask_reservation::draws::admin::{NewDraw, create, fresh_secret};
@@ -394,6 +395,98 @@ async fn registration_is_one_per_person_editable_in_its_period_and_refuses_bad_p
         .unwrap();
     assert_eq!(unchanged, 1);
     assert_invariants(&app.db);
+}
+
+/// A draw's registration and a waiting list check the account asking as the
+/// booking does (`booking::holder_named`, the booking's own account checks):
+/// an unverified or disabled citizen, an account that is not a citizen's and
+/// a dependant who is not theirs are refused, each with its refusal.
+#[tokio::test]
+async fn a_registration_and_a_place_in_line_check_the_account_as_the_booking_does() {
+    use mask_reservation::draws::entries::{NotRegistered, RegisterError};
+    use mask_reservation::reservations::rules::Refusal;
+    use mask_reservation::waitlist::line::{self, Join, JoinError, NotJoined};
+
+    let (app, windows) = scene(None, 1, 1).await;
+    let draw = new_draw(&app);
+    open_registration(&app);
+    let key = app.state.keys.national_id.clone();
+    let user = |email: &str, role: Role, verified: bool| {
+        fixtures::user(&app.db, role, email, None, verified, &key)
+    };
+    let unverified = user("unverified@example.com", Role::Citizen, false);
+    let disabled = user("disabled@example.com", Role::Citizen, true);
+    let admin = user("admin@example.com", Role::Admin, true);
+    let citizen = user("citizen@example.com", Role::Citizen, true);
+    let now = app.state.clock.now();
+    diesel::update(users::table.find(disabled))
+        .set(users::disabled_at.eq(Some(now.naive_utc())))
+        .execute(&mut app.db.get().unwrap())
+        .unwrap();
+    let policy = app.state.policy().await.unwrap();
+    let pseudonym_key = app.state.keys.draw_pseudonym.clone();
+    let quantity = Quantity::new(1).unwrap();
+    for (user_id, person, refusal) in [
+        (unverified, ForWhom::Own, Refusal::Unverified),
+        (disabled, ForWhom::Own, Refusal::AccountDisabled),
+        (admin, ForWhom::Own, Refusal::NotCitizen),
+        (
+            citizen,
+            ForWhom::Dependant(i64::MAX),
+            Refusal::UnknownPerson,
+        ),
+    ] {
+        let mut conn = app.db.get().unwrap();
+        let registered = write_tx(&mut conn, |tx| {
+            let r = Register {
+                user_id,
+                draw_id: draw,
+                person,
+                quantity,
+                choices: vec![windows[0][0]],
+                now,
+                mail_lang: "ko",
+            };
+            register(tx, &r, &policy, &pseudonym_key)
+        });
+        assert!(
+            matches!(
+                &registered,
+                Err(RegisterError::NotRegistered(NotRegistered::Refused(r))) if *r == refusal
+            ),
+            "{refusal:?}: {registered:?}"
+        );
+        let joined = write_tx(&mut conn, |tx| {
+            let j = Join {
+                user_id,
+                window_id: windows[0][0],
+                person,
+                quantity,
+                now,
+                mail_lang: "ko",
+                whole_day: false,
+            };
+            line::join(tx, &j, &policy)
+        });
+        assert!(
+            matches!(
+                &joined,
+                Err(JoinError::NotJoined(NotJoined::Refused(r))) if *r == refusal
+            ),
+            "{refusal:?}: {joined:?}"
+        );
+    }
+    let nothing: (i64, i64) = (
+        draw_entries::table
+            .count()
+            .get_result(&mut app.db.get().unwrap())
+            .unwrap(),
+        waitlist::table
+            .count()
+            .get_result(&mut app.db.get().unwrap())
+            .unwrap(),
+    );
+    assert_eq!(nothing, (0, 0));
 }
 
 #[tokio::test]
